@@ -1,0 +1,172 @@
+//! What the harness and what a tool may do with a path, and which rule says
+//! so. Lexical: symlinks are not followed (the caller resolves them first if
+//! it wants the kernel's view).
+
+use crate::access::Access;
+use crate::landlock_plan::base_layer;
+use crate::load::Policy;
+use crate::matcher::VaultMatcher;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// One side's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub access: Access,
+    /// The rules that decided, in words.
+    pub reasons: Vec<String>,
+}
+
+/// The verdicts for one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    pub harness: Decision,
+    pub tool: Decision,
+    /// The vault rule that covers the path, if any.
+    pub vault_rule: Option<String>,
+}
+
+/// Explain a clean absolute path.
+pub fn explain(policy: &Policy, path: &Path) -> Explanation {
+    let base = base_layer(policy);
+    let bytes = path.as_os_str().as_bytes();
+    let mut harness = Decision {
+        access: Access::NONE,
+        reasons: Vec::new(),
+    };
+    for r in base.rules.iter().filter(|r| path.starts_with(&r.path)) {
+        harness.access |= r.access;
+        let why = if let Some(e) = policy.vault.iter().find(|e| e.path == r.path) {
+            format!(
+                "vault entry \"{}\" ({}) is read-write for the harness",
+                e.name,
+                e.path.display()
+            )
+        } else {
+            let fs = &policy.filesystem;
+            let mut lists = Vec::new();
+            if fs.read_only.contains(&r.path) {
+                lists.push("read_only");
+            }
+            if fs.read_write.contains(&r.path) {
+                lists.push("read_write");
+            }
+            if fs.executable.contains(&r.path) {
+                lists.push("executable");
+            }
+            format!(
+                "filesystem.{} has {}",
+                lists.join(" and filesystem."),
+                r.path.display()
+            )
+        };
+        harness.reasons.push(why);
+    }
+    if harness.reasons.is_empty() {
+        harness
+            .reasons
+            .push("no filesystem rule covers it: the base layer denies it".into());
+    }
+
+    let matcher = VaultMatcher::new(policy);
+    let mut tool = Decision {
+        access: Access::NONE,
+        reasons: Vec::new(),
+    };
+    let vault_rule = matcher
+        .match_path(bytes)
+        .map(|i| matcher.name(i).to_string());
+    let exception = policy
+        .vault
+        .iter()
+        .flat_map(|e| e.tool_exceptions.iter().map(move |x| (e, x)))
+        .find(|(_, x)| path.starts_with(x));
+    if let Some(rule) = &vault_rule {
+        let i = matcher.match_path(bytes).unwrap_or_default();
+        tool.reasons.push(format!(
+            "vault entry \"{rule}\" ({}) is harness-only: tools get EACCES",
+            String::from_utf8_lossy(matcher.path(i))
+        ));
+    } else {
+        // Base rights, less the vault entries' own grants.
+        for r in base.rules.iter().filter(|r| path.starts_with(&r.path)) {
+            if policy.vault.iter().any(|e| e.path == r.path) {
+                continue;
+            }
+            tool.access |= r.access;
+        }
+        if let Some((e, x)) = exception {
+            tool.reasons.push(format!(
+                "tool exception {} of vault entry \"{}\": tools keep the base rights",
+                x.display(),
+                e.name
+            ));
+        }
+        if matcher.is_ancestor(bytes) {
+            tool.access = tool.access.intersect(Access::READ_DIR);
+            let below: Vec<_> = (0..matcher.len())
+                .filter(|&i| crate::pathbuf::is_within(matcher.path(i), bytes))
+                .map(|i| format!("\"{}\"", matcher.name(i)))
+                .collect();
+            tool.reasons.push(format!(
+                "it holds vault entries {}: tools may only list it",
+                below.join(", ")
+            ));
+        } else if tool.reasons.is_empty() {
+            tool.reasons.push(if tool.access.is_empty() {
+                "no filesystem rule covers it".to_string()
+            } else {
+                "the same base-layer rules as the harness".to_string()
+            });
+        }
+    }
+    Explanation {
+        harness,
+        tool,
+        vault_rule,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expand::ExpandContext;
+    use std::collections::BTreeMap;
+
+    fn policy() -> Policy {
+        let mut env = BTreeMap::new();
+        env.insert("PI_CODING_AGENT_DIR".into(), "/pi-agent".into());
+        let ctx = ExpandContext {
+            home: Some("/home/agent".into()),
+            env,
+        };
+        Policy::builtin(&ctx).unwrap()
+    }
+
+    #[test]
+    fn vault_file_is_harness_only() {
+        let e = explain(&policy(), Path::new("/pi-agent/auth.json"));
+        assert_eq!(e.vault_rule.as_deref(), Some("pi"));
+        assert!(
+            e.harness
+                .access
+                .contains(Access::READ_FILE | Access::WRITE_FILE)
+        );
+        assert_eq!(e.tool.access, Access::NONE);
+        assert!(e.tool.reasons[0].contains("\"pi\""));
+    }
+
+    #[test]
+    fn ancestors_are_list_only_and_exceptions_usable() {
+        let p = policy();
+        let home = explain(&p, Path::new("/home/agent"));
+        assert_eq!(home.tool.access, Access::READ_DIR);
+        assert!(home.harness.access.contains(Access::WRITE_FILE));
+        let snap = explain(&p, Path::new("/claude/shell-snapshots/x.sh"));
+        assert_eq!(snap.vault_rule, None);
+        assert!(snap.tool.access.contains(Access::READ_FILE));
+        let usr = explain(&p, Path::new("/usr/bin/cat"));
+        assert_eq!(usr.tool.access, Access::EXEC);
+        assert_eq!(usr.harness.access, Access::EXEC);
+    }
+}

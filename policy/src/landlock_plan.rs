@@ -1,0 +1,476 @@
+//! The Landlock plans: the base layer that agent-init applies to everything,
+//! and the tool layer that the preload applies to every process the harness
+//! spawns.
+//!
+//! Landlock only grants; it has no deny rule. The tool layer therefore grants
+//! what the base layer grants, except on the way to each vault entry: there it
+//! grants only `read_dir` on each ancestor, and the base rights to every
+//! sibling along the path, leaving out siblings that are symlinks (the rule
+//! would land on their target) and non-directories with more than one link
+//! (possibly a hard link to a vault file: rules attach to inodes).
+//!
+//! The tool-layer walk is allocation-free and generic over the file system
+//! ([`FsView`]) and the rule sink ([`RuleSink`]): the preload runs it with raw
+//! syscalls in a freshly forked child, and the tests here run it on a listing
+//! they make up.
+
+use crate::access::Access;
+use crate::load::{Policy, VaultKind};
+use crate::matcher::FileId;
+use crate::pathbuf::{FixedPath, is_within};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+/// One rule: `access` on `path` and everything beneath it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub path: PathBuf,
+    pub access: Access,
+}
+
+/// The base layer: handled rights and the rules that grant them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseLayer {
+    /// Rights the ruleset handles (denied unless a rule grants them).
+    pub handled: Access,
+    /// One rule per path, rights merged, in path order.
+    pub rules: Vec<Rule>,
+}
+
+/// The base layer of a policy. Vault entries are granted read-write (the
+/// harness keeps its own state); a rule whose path turns out not to be a
+/// directory must be masked with [`Access::FILE_ONLY`] by the applier.
+pub fn base_layer(policy: &Policy) -> BaseLayer {
+    let mut rules: Vec<Rule> = Vec::new();
+    let mut grant =
+        |path: &PathBuf, access: Access| match rules.iter_mut().find(|r| &r.path == path) {
+            Some(r) => r.access |= access,
+            None => rules.push(Rule {
+                path: path.clone(),
+                access,
+            }),
+        };
+    let fs = &policy.filesystem;
+    fs.read_only.iter().for_each(|p| grant(p, Access::READ));
+    fs.read_write
+        .iter()
+        .for_each(|p| grant(p, Access::READ_WRITE));
+    fs.executable.iter().for_each(|p| grant(p, Access::EXEC));
+    for e in &policy.vault {
+        let a = match e.kind {
+            VaultKind::Dir => Access::READ_WRITE,
+            VaultKind::File => Access::READ_WRITE.intersect(Access::FILE_ONLY),
+        };
+        grant(&e.path, a);
+    }
+    rules.sort_by(|a, b| a.path.cmp(&b.path));
+    BaseLayer {
+        handled: Access::ALL,
+        rules,
+    }
+}
+
+/// What a directory entry is, as far as the walk cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    Dir,
+    Symlink,
+    /// Regular files, devices, sockets, fifos.
+    Other,
+}
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone, Copy)]
+pub struct DirEntry<'a> {
+    pub name: &'a [u8],
+    pub kind: EntryKind,
+    pub nlink: u64,
+    pub id: FileId,
+}
+
+/// Directory listings, supplied by the caller.
+pub trait FsView {
+    type Error;
+    /// Call `f` once per entry of the directory `dir` (absolute, clean),
+    /// without `.` and `..`.
+    fn list(
+        &mut self,
+        dir: &[u8],
+        f: &mut dyn FnMut(&DirEntry<'_>) -> Result<(), Self::Error>,
+    ) -> Result<(), Self::Error>;
+}
+
+/// Where the tool layer's rules go (a Landlock ruleset, or a list in tests).
+pub trait RuleSink {
+    type Error;
+    /// Grant `access` on `path`. `is_dir` is `None` when the walk did not look
+    /// (a base rule's own path): the applier masks file-only rights itself.
+    fn add(&mut self, path: &[u8], is_dir: Option<bool>, access: Access)
+    -> Result<(), Self::Error>;
+}
+
+/// The policy in the form the tool-layer walk needs. Built once (allocates);
+/// [`ToolLayerInput::walk`] does not allocate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolLayerInput {
+    base: Vec<(Vec<u8>, Access)>,
+    vault: Vec<(Vec<u8>, VaultKind)>,
+    exceptions: Vec<Vec<u8>>,
+    /// Identities of vault entries (files and dirs), to leave out siblings that are them.
+    vault_ids: Vec<FileId>,
+}
+
+impl ToolLayerInput {
+    pub fn new(policy: &Policy) -> ToolLayerInput {
+        let bytes = |p: &PathBuf| p.as_os_str().as_bytes().to_vec();
+        ToolLayerInput {
+            base: base_layer(policy)
+                .rules
+                .iter()
+                .map(|r| (bytes(&r.path), r.access))
+                .collect(),
+            vault: policy
+                .vault
+                .iter()
+                .map(|e| (bytes(&e.path), e.kind))
+                .collect(),
+            exceptions: policy
+                .vault
+                .iter()
+                .flat_map(|e| e.tool_exceptions.iter().map(bytes))
+                .collect(),
+            vault_ids: Vec::new(),
+        }
+    }
+
+    /// Record the identities of existing vault entries (the caller stats them).
+    pub fn set_vault_ids(&mut self, ids: Vec<FileId>) {
+        self.vault_ids = ids;
+    }
+
+    fn in_vault(&self, path: &[u8]) -> bool {
+        self.vault.iter().any(|(v, _)| is_within(path, v))
+            && !self.exceptions.iter().any(|x| is_within(path, x))
+    }
+
+    fn has_vault_below(&self, dir: &[u8]) -> bool {
+        self.vault
+            .iter()
+            .any(|(v, _)| v.as_slice() != dir && is_within(v, dir))
+    }
+
+    /// Run the walk: every rule of the tool layer goes to `sink`.
+    pub fn walk<E>(
+        &self,
+        fs: &mut impl FsView<Error = E>,
+        sink: &mut impl RuleSink<Error = E>,
+    ) -> Result<(), E> {
+        let mut cur = FixedPath::new();
+        for (path, access) in &self.base {
+            if self.in_vault(path) {
+                continue;
+            }
+            if self.has_vault_below(path) {
+                if cur.set(path) {
+                    self.expand(&mut cur, *access, fs, sink)?;
+                }
+            } else {
+                sink.add(path, None, *access)?;
+            }
+        }
+        for x in &self.exceptions {
+            let access = self
+                .base
+                .iter()
+                .filter(|(b, _)| is_within(x, b) && !self.vault.iter().any(|(v, _)| v == b))
+                .fold(Access::NONE, |a, (_, b)| a | *b);
+            if !access.is_empty() {
+                sink.add(x, None, access)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `cur` is a strict ancestor of at least one vault entry.
+    fn expand<E>(
+        &self,
+        cur: &mut FixedPath,
+        access: Access,
+        fs: &mut impl FsView<Error = E>,
+        sink: &mut impl RuleSink<Error = E>,
+    ) -> Result<(), E> {
+        let list_only = access.intersect(Access::READ_DIR);
+        if !list_only.is_empty() {
+            sink.add(cur.as_bytes(), Some(true), list_only)?;
+        }
+        let mut child = FixedPath::new();
+        {
+            let dir = cur.as_bytes();
+            fs.list(dir, &mut |e: &DirEntry<'_>| {
+                if e.kind == EntryKind::Symlink
+                    || self.vault_ids.contains(&e.id)
+                    || (e.kind != EntryKind::Dir && e.nlink > 1)
+                {
+                    return Ok(());
+                }
+                if !child.set(dir) || !child.push(e.name) {
+                    return Ok(()); // too long to name: no rule, so no access
+                }
+                let p = child.as_bytes();
+                if self.in_vault(p) || self.has_vault_below(p) {
+                    return Ok(()); // the vault entry itself, or the way on to it
+                }
+                let is_dir = e.kind == EntryKind::Dir;
+                let a = if is_dir {
+                    access
+                } else {
+                    access.intersect(Access::FILE_ONLY)
+                };
+                if a.is_empty() {
+                    Ok(())
+                } else {
+                    sink.add(p, Some(is_dir), a)
+                }
+            })?;
+        }
+        // Recurse into each distinct next component on the way to a vault entry.
+        let here = cur.len();
+        for (i, (v, _)) in self.vault.iter().enumerate() {
+            let Some(next) = next_component(v, cur.as_bytes()) else {
+                continue;
+            };
+            let seen = self.vault[..i]
+                .iter()
+                .any(|(w, _)| next_component(w, cur.as_bytes()) == Some(next));
+            if seen || !cur.push(next) {
+                continue;
+            }
+            if !self.in_vault(cur.as_bytes()) && self.has_vault_below(cur.as_bytes()) {
+                self.expand(cur, access, fs, sink)?;
+            }
+            cur.truncate(here);
+        }
+        Ok(())
+    }
+}
+
+/// The component of `path` right below `dir`, if `path` lies strictly under `dir`.
+fn next_component<'a>(path: &'a [u8], dir: &[u8]) -> Option<&'a [u8]> {
+    if path == dir || !is_within(path, dir) {
+        return None;
+    }
+    let rest = if dir == b"/" {
+        &path[1..]
+    } else {
+        &path[dir.len() + 1..]
+    };
+    Some(rest.split(|&b| b == b'/').next().unwrap_or(rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expand::ExpandContext;
+    use std::collections::BTreeMap;
+
+    /// A made-up file system: directory -> entries.
+    struct FakeFs(BTreeMap<&'static str, Vec<(&'static str, EntryKind, u64, u64)>>);
+
+    impl FsView for FakeFs {
+        type Error = String;
+        fn list(
+            &mut self,
+            dir: &[u8],
+            f: &mut dyn FnMut(&DirEntry<'_>) -> Result<(), String>,
+        ) -> Result<(), String> {
+            let d = std::str::from_utf8(dir).unwrap();
+            let entries = self.0.get(d).ok_or_else(|| format!("ENOENT {d}"))?;
+            for &(name, kind, nlink, ino) in entries {
+                f(&DirEntry {
+                    name: name.as_bytes(),
+                    kind,
+                    nlink,
+                    id: FileId { dev: 1, ino },
+                })?;
+            }
+            Ok(())
+        }
+    }
+
+    #[derive(Default)]
+    struct Rules(Vec<(String, Option<bool>, Access)>);
+
+    impl RuleSink for Rules {
+        type Error = String;
+        fn add(&mut self, path: &[u8], is_dir: Option<bool>, access: Access) -> Result<(), String> {
+            self.0
+                .push((String::from_utf8(path.to_vec()).unwrap(), is_dir, access));
+            Ok(())
+        }
+    }
+
+    fn policy(vault: &str, fs: &str) -> Policy {
+        let text =
+            format!("[harness]\nuser = \"1000:1000\"\n[vault]\n{vault}\n[filesystem]\n{fs}\n");
+        let ctx = ExpandContext {
+            home: Some("/home/agent".into()),
+            env: BTreeMap::new(),
+        };
+        crate::load::load_str(&text, "t.toml", &ctx).unwrap()
+    }
+
+    use EntryKind::*;
+
+    fn image_fs() -> FakeFs {
+        let mut m = BTreeMap::new();
+        m.insert(
+            "/",
+            vec![
+                ("usr", Dir, 1, 10),
+                ("etc", Dir, 1, 11),
+                ("pi-agent", Dir, 1, 12),
+                ("pi-agent-ro", Dir, 1, 13),
+                ("claude", Dir, 1, 14),
+                ("tmp", Dir, 1, 15),
+                ("lib", Symlink, 1, 16),
+                ("vmlinuz", Other, 1, 17),
+                ("auth-hardlink", Other, 2, 99),
+                ("home", Dir, 1, 18),
+            ],
+        );
+        m.insert("/home", vec![("agent", Dir, 1, 20), ("other", Dir, 1, 21)]);
+        m.insert(
+            "/home/agent",
+            vec![
+                (".claude", Dir, 1, 30),
+                (".claude.json", Other, 1, 31),
+                (".bashrc", Other, 1, 32),
+                ("project", Dir, 1, 33),
+                ("link-to-claude", Symlink, 1, 34),
+            ],
+        );
+        FakeFs(m)
+    }
+
+    #[test]
+    fn golden_image_layout() {
+        let p = policy(
+            "[[vault.entry]]\nname = \"pi\"\ndir = \"/pi-agent\"\n\
+             [[vault.entry]]\nname = \"claude\"\ndir = \"/claude\"\ntool_exceptions = [\"shell-snapshots\"]\n",
+            "read_only = [\"/\"]\nexecutable = [\"/\"]\nread_write = [\"/tmp\"]\n",
+        );
+        let base = base_layer(&p);
+        let got: Vec<_> = base
+            .rules
+            .iter()
+            .map(|r| (r.path.to_str().unwrap(), r.access))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("/", Access::EXEC),
+                ("/claude", Access::READ_WRITE),
+                ("/pi-agent", Access::READ_WRITE),
+                ("/tmp", Access::READ_WRITE),
+            ]
+        );
+
+        let mut rules = Rules::default();
+        ToolLayerInput::new(&p)
+            .walk(&mut image_fs(), &mut rules)
+            .unwrap();
+        let ro_file = Access::EXEC.intersect(Access::FILE_ONLY);
+        assert_eq!(
+            rules.0,
+            vec![
+                ("/".to_string(), Some(true), Access::READ_DIR),
+                ("/usr".into(), Some(true), Access::EXEC),
+                ("/etc".into(), Some(true), Access::EXEC),
+                ("/pi-agent-ro".into(), Some(true), Access::EXEC),
+                ("/tmp".into(), Some(true), Access::EXEC),
+                ("/vmlinuz".into(), Some(false), ro_file),
+                ("/home".into(), Some(true), Access::EXEC),
+                ("/tmp".into(), None, Access::READ_WRITE),
+                ("/claude/shell-snapshots".into(), None, Access::EXEC),
+            ]
+        );
+    }
+
+    #[test]
+    fn golden_nested_home_layout() {
+        let p = policy(
+            "[[vault.entry]]\nname = \"claude\"\ndir = \"~/.claude\"\n\
+             [[vault.entry]]\nname = \"claude-json\"\nfile = \"~/.claude.json\"\n",
+            "read_only = [\"/\"]\nread_write = [\"~\"]\n",
+        );
+        let mut input = ToolLayerInput::new(&p);
+        input.set_vault_ids(vec![FileId { dev: 1, ino: 30 }, FileId { dev: 1, ino: 31 }]);
+        let mut rules = Rules::default();
+        input.walk(&mut image_fs(), &mut rules).unwrap();
+        let names: Vec<_> = rules
+            .0
+            .iter()
+            .map(|(p, d, a)| (p.as_str(), *d, *a))
+            .collect();
+        let rw_file = Access::READ_WRITE.intersect(Access::FILE_ONLY);
+        let ro_file = Access::READ.intersect(Access::FILE_ONLY);
+        assert_eq!(
+            names,
+            vec![
+                // "/" read-only, expanded down to /home/agent
+                ("/", Some(true), Access::READ_DIR),
+                ("/usr", Some(true), Access::READ),
+                ("/etc", Some(true), Access::READ),
+                ("/pi-agent", Some(true), Access::READ),
+                ("/pi-agent-ro", Some(true), Access::READ),
+                ("/claude", Some(true), Access::READ),
+                ("/tmp", Some(true), Access::READ),
+                ("/vmlinuz", Some(false), ro_file),
+                ("/home", Some(true), Access::READ_DIR),
+                ("/home/other", Some(true), Access::READ),
+                ("/home/agent", Some(true), Access::READ_DIR),
+                ("/home/agent/.bashrc", Some(false), ro_file),
+                ("/home/agent/project", Some(true), Access::READ),
+                // "~" read-write, expanded
+                ("/home/agent", Some(true), Access::READ_DIR),
+                ("/home/agent/.bashrc", Some(false), rw_file),
+                ("/home/agent/project", Some(true), Access::READ_WRITE),
+            ]
+        );
+        // Never a rule on a vault entry, a symlink or a multiply-linked file.
+        for (p, _, _) in &rules.0 {
+            assert!(!p.contains(".claude"), "{p}");
+            assert!(!p.contains("link"), "{p}");
+        }
+    }
+
+    #[test]
+    fn a_base_rule_inside_the_vault_is_dropped_and_one_equal_to_an_exception_kept() {
+        let p = policy(
+            "[[vault.entry]]\nname = \"c\"\ndir = \"/claude\"\ntool_exceptions = [\"shell-snapshots\"]\n",
+            "read_write = [\"/claude/projects\", \"/claude/shell-snapshots\", \"/tmp\"]\n",
+        );
+        let mut rules = Rules::default();
+        ToolLayerInput::new(&p)
+            .walk(&mut image_fs(), &mut rules)
+            .unwrap();
+        let paths: Vec<_> = rules.0.iter().map(|(p, _, _)| p.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec!["/claude/shell-snapshots", "/tmp", "/claude/shell-snapshots"]
+        );
+    }
+
+    #[test]
+    fn listing_errors_reach_the_caller() {
+        let p = policy(
+            "[[vault.entry]]\nname = \"x\"\ndir = \"/nowhere/x\"\n",
+            "read_only = [\"/\"]\n",
+        );
+        let mut rules = Rules::default();
+        let e = ToolLayerInput::new(&p)
+            .walk(&mut image_fs(), &mut rules)
+            .unwrap_err();
+        assert_eq!(e, "ENOENT /nowhere");
+    }
+}

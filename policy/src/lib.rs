@@ -1,0 +1,33 @@
+//! agent-vault's policy: the TOML file, its validation, and the compiled forms
+//! that the two enforcers apply.
+//!
+//! This crate is pure data. It never changes the process: no syscalls that
+//! restrict, no file system writes. Whatever it needs from the machine (the
+//! harness user's home, the environment, a directory listing, inode numbers)
+//! is passed in by the caller, so every plan it computes can be tested on any
+//! machine with golden inputs.
+//!
+//! - [`load`]: parse, validate and expand a policy ([`Policy`]).
+//! - [`matcher`]: "is this path, or this `(dev, ino)`, a vault entry, and which rule".
+//! - [`landlock_plan`]: the base layer (agent-init) and the tool layer (the preload).
+//! - [`seccomp_plan`]: the deny-list as data, per architecture.
+//! - [`explain`]: what the harness and what a tool may do with a path, and why.
+
+pub mod access;
+pub mod error;
+pub mod expand;
+pub mod explain;
+pub mod landlock_plan;
+pub mod load;
+pub mod matcher;
+pub mod model;
+pub mod pathbuf;
+pub mod seccomp_plan;
+pub mod syscalls;
+
+pub use access::Access;
+pub use error::PolicyError;
+pub use expand::ExpandContext;
+pub use load::{DEFAULT_POLICY_PATH, DEFAULT_POLICY_TOML, Policy, load_file, load_str};
+pub use matcher::VaultMatcher;
+pub use model::{AuditSink, EnforceMode, SeedMode};

@@ -1,0 +1,547 @@
+//! Parse, validate and expand a policy into a [`Policy`].
+
+use crate::error::{ErrorKind, PolicyError};
+use crate::expand::{self, ExpandContext};
+use crate::model::{AuditSink, EnforceMode, RawPolicy, SeedMode};
+use crate::syscalls;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// Where agent-init and the preload look for the policy.
+pub const DEFAULT_POLICY_PATH: &str = "/etc/agent-vault/policy.toml";
+
+/// The built-in policy, used when [`DEFAULT_POLICY_PATH`] does not exist.
+pub const DEFAULT_POLICY_TOML: &str = include_str!("../default.toml");
+
+/// The name errors give the built-in policy.
+pub const BUILTIN_NAME: &str = "<built-in policy>";
+
+/// Default audit file (agent-init appends to it).
+pub const DEFAULT_AUDIT_FILE: &str = "/run/agent-vault/audit.jsonl";
+
+/// A validated, expanded policy. Every path is absolute and clean.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// The file it came from (for messages).
+    pub source: String,
+    pub harness: Harness,
+    pub vault: Vec<VaultEntry>,
+    pub secret_env: Vec<String>,
+    pub filesystem: Filesystem,
+    pub landlock: EnforceMode,
+    pub seccomp: Seccomp,
+    pub seeds: Vec<Seed>,
+    pub audit: AuditSink,
+}
+
+/// Who the harness runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Harness {
+    pub user: UserSpec,
+    pub groups: Vec<GroupSpec>,
+    pub env: BTreeMap<String, String>,
+}
+
+/// A user by name or by numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserSpec {
+    Name(String),
+    Ids { uid: u32, gid: u32 },
+}
+
+/// A supplementary group by name or number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupSpec {
+    Name(String),
+    Gid(u32),
+}
+
+/// Whether a vault entry is a directory (and everything under it) or one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VaultKind {
+    Dir,
+    File,
+}
+
+/// One harness-private path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultEntry {
+    pub name: String,
+    pub path: PathBuf,
+    pub kind: VaultKind,
+    /// Absolute paths inside `path` that tools may still use.
+    pub tool_exceptions: Vec<PathBuf>,
+}
+
+/// The base layer's allow-list.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Filesystem {
+    pub read_only: Vec<PathBuf>,
+    pub read_write: Vec<PathBuf>,
+    pub executable: Vec<PathBuf>,
+}
+
+/// `[seccomp]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seccomp {
+    pub mode: EnforceMode,
+    /// Extra syscall names, each known to [`syscalls`].
+    pub extra_deny: Vec<String>,
+}
+
+/// One seed, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seed {
+    pub source: PathBuf,
+    pub target: PathBuf,
+    pub mode: SeedMode,
+    /// For `newest-backup`: the file name prefix (the pattern without `*`).
+    pub prefix: Option<String>,
+}
+
+/// Parse a policy file's text into its raw form (no expansion yet): the
+/// caller reads `harness.user` from it to find the home for `~`.
+pub fn parse_raw(text: &str, file: &str) -> Result<RawPolicy, PolicyError> {
+    toml::from_str::<RawPolicy>(text).map_err(|e| {
+        let offset = e.span().map(|s| s.start).unwrap_or(0);
+        let msg = e.message().trim_end().replace('\n', "; ");
+        PolicyError::at(file, text, offset, ErrorKind::Syntax(msg))
+    })
+}
+
+/// Read and load a policy file.
+pub fn load_file(path: &Path, ctx: &ExpandContext) -> Result<Policy, PolicyError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
+        file: file.clone(),
+        line: 0,
+        column: 0,
+        kind: ErrorKind::Read(e.to_string()),
+    })?;
+    load_str(&text, &file, ctx)
+}
+
+/// Parse, validate and expand a policy's text.
+pub fn load_str(text: &str, file: &str, ctx: &ExpandContext) -> Result<Policy, PolicyError> {
+    let raw = parse_raw(text, file)?;
+    resolve(raw, text, file, ctx)
+}
+
+/// The raw `harness.user` of a policy text, for finding the home before expansion.
+pub fn harness_user(raw: &RawPolicy, text: &str, file: &str) -> Result<UserSpec, PolicyError> {
+    parse_user(&raw.harness.user, text, file)
+}
+
+/// Validate and expand a parsed policy.
+pub fn resolve(
+    raw: RawPolicy,
+    text: &str,
+    file: &str,
+    ctx: &ExpandContext,
+) -> Result<Policy, PolicyError> {
+    let err =
+        |s: &Spanned<String>, kind: ErrorKind| PolicyError::at(file, text, s.span().start, kind);
+    let path = |s: &Spanned<String>| expand::absolute_path(s.get_ref(), ctx).map_err(|k| err(s, k));
+
+    let user = parse_user(&raw.harness.user, text, file)?;
+    let mut groups = Vec::new();
+    for g in &raw.harness.groups {
+        let v = g.get_ref();
+        if v.is_empty() {
+            return Err(err(g, ErrorKind::Empty("group")));
+        }
+        groups.push(match v.parse::<u32>() {
+            Ok(gid) => GroupSpec::Gid(gid),
+            Err(_) => {
+                check_name(v).map_err(|k| err(g, k))?;
+                GroupSpec::Name(v.clone())
+            }
+        });
+    }
+    let mut env = BTreeMap::new();
+    for (k, v) in &raw.harness.env {
+        if !valid_env_name(k) {
+            return Err(err(
+                v,
+                ErrorKind::Invalid(format!(
+                    "environment variable name {k:?} is not valid; expected letters, digits and `_`"
+                )),
+            ));
+        }
+        env.insert(
+            k.clone(),
+            expand::expand_vars(v.get_ref(), ctx).map_err(|kind| err(v, kind))?,
+        );
+    }
+
+    let mut secret_env = Vec::new();
+    for s in &raw.vault.secret_env {
+        if !valid_env_name(s.get_ref()) {
+            return Err(err(
+                s,
+                ErrorKind::Invalid(format!(
+                    "secret_env entry {:?} is not a variable name; expected letters, digits and `_`",
+                    s.get_ref()
+                )),
+            ));
+        }
+        if !secret_env.contains(s.get_ref()) {
+            secret_env.push(s.get_ref().clone());
+        }
+    }
+
+    let mut vault: Vec<VaultEntry> = Vec::new();
+    for e in &raw.vault.entry {
+        let name = e.name.get_ref();
+        if name.is_empty() {
+            return Err(err(&e.name, ErrorKind::Empty("vault entry name")));
+        }
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(err(
+                &e.name,
+                ErrorKind::Invalid(format!(
+                    "vault entry name {name:?}: expected letters, digits, `-`, `_` and `.`"
+                )),
+            ));
+        }
+        if vault.iter().any(|v| &v.name == name) {
+            return Err(err(
+                &e.name,
+                ErrorKind::Invalid(format!("vault entry name {name:?} is used twice")),
+            ));
+        }
+        let (p, kind) = match (&e.dir, &e.file) {
+            (Some(d), None) => (path(d)?, VaultKind::Dir),
+            (None, Some(f)) => (path(f)?, VaultKind::File),
+            _ => {
+                return Err(err(
+                    &e.name,
+                    ErrorKind::Invalid(format!(
+                        "vault entry {name:?} needs exactly one of `dir = \"...\"` or `file = \"...\"`"
+                    )),
+                ));
+            }
+        };
+        if p == Path::new("/") {
+            let s = e.dir.as_ref().or(e.file.as_ref()).expect("one is set");
+            return Err(err(
+                s,
+                ErrorKind::Invalid("a vault entry cannot be `/`".into()),
+            ));
+        }
+        if kind == VaultKind::File && !e.tool_exceptions.is_empty() {
+            return Err(err(
+                &e.tool_exceptions[0],
+                ErrorKind::Invalid("tool_exceptions only go with a `dir` entry".into()),
+            ));
+        }
+        let mut tool_exceptions = Vec::new();
+        for x in &e.tool_exceptions {
+            let rel = expand::relative_inside(x.get_ref()).map_err(|k| err(x, k))?;
+            tool_exceptions.push(p.join(rel));
+        }
+        // Two rules for one path (say $CLAUDE_CONFIG_DIR set to ~/.claude):
+        // keep the first, merge exceptions.
+        if let Some(prev) = vault.iter_mut().find(|v| v.path == p) {
+            prev.tool_exceptions.extend(tool_exceptions);
+            continue;
+        }
+        vault.push(VaultEntry {
+            name: name.clone(),
+            path: p,
+            kind,
+            tool_exceptions,
+        });
+    }
+
+    let list = |v: &[Spanned<String>]| -> Result<Vec<PathBuf>, PolicyError> {
+        let mut out = Vec::new();
+        for s in v {
+            let p = path(s)?;
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    };
+    let filesystem = Filesystem {
+        read_only: list(&raw.filesystem.read_only)?,
+        read_write: list(&raw.filesystem.read_write)?,
+        executable: list(&raw.filesystem.executable)?,
+    };
+
+    let mut extra_deny = Vec::new();
+    for s in &raw.seccomp.deny {
+        let n = s.get_ref();
+        if syscalls::lookup(n).is_none() {
+            return Err(err(
+                s,
+                ErrorKind::Invalid(format!(
+                    "unknown syscall {n:?}; expected one of: {}",
+                    syscalls::names().collect::<Vec<_>>().join(", ")
+                )),
+            ));
+        }
+        if !extra_deny.contains(n) {
+            extra_deny.push(n.clone());
+        }
+    }
+
+    let mut seeds = Vec::new();
+    for s in &raw.seed {
+        let source = path(&s.source)?;
+        let target = path(&s.target)?;
+        if source.starts_with(&target) || target.starts_with(&source) {
+            return Err(err(
+                &s.target,
+                ErrorKind::Invalid(format!(
+                    "seed source {} and target {} overlap; expected two separate trees",
+                    source.display(),
+                    target.display()
+                )),
+            ));
+        }
+        let prefix = match (s.mode, &s.pattern) {
+            (SeedMode::NewestBackup, Some(p)) => {
+                let v = p.get_ref();
+                let Some(prefix) = v.strip_suffix('*') else {
+                    return Err(err(
+                        p,
+                        ErrorKind::Invalid(format!(
+                            "pattern {v:?}: expected a file name prefix followed by `*`, like \".claude.json.backup.*\""
+                        )),
+                    ));
+                };
+                if prefix.is_empty() || prefix.contains(['/', '*', '?', '[']) {
+                    return Err(err(
+                        p,
+                        ErrorKind::Invalid(format!(
+                            "pattern {v:?}: expected a plain file name prefix followed by one `*`"
+                        )),
+                    ));
+                }
+                Some(prefix.to_string())
+            }
+            (SeedMode::NewestBackup, None) => {
+                return Err(err(
+                    &s.source,
+                    ErrorKind::Invalid(
+                        "mode \"newest-backup\" needs `pattern = \"PREFIX*\"`".into(),
+                    ),
+                ));
+            }
+            (SeedMode::CopyMissing, Some(p)) => {
+                return Err(err(
+                    p,
+                    ErrorKind::Invalid("`pattern` only goes with mode \"newest-backup\"".into()),
+                ));
+            }
+            (SeedMode::CopyMissing, None) => None,
+        };
+        seeds.push(Seed {
+            source,
+            target,
+            mode: s.mode,
+            prefix,
+        });
+    }
+
+    let sink = raw.audit.sink.get_ref();
+    let audit = match sink.as_str() {
+        "off" => AuditSink::Off,
+        "stderr" => AuditSink::Stderr,
+        _ => AuditSink::File(path(&raw.audit.sink).map_err(|mut e| {
+            if let ErrorKind::RelativePath(p) = &e.kind {
+                e.kind = ErrorKind::Invalid(format!(
+                    "audit sink {p:?}: expected \"off\", \"stderr\" or an absolute file path"
+                ));
+            }
+            e
+        })?),
+    };
+
+    Ok(Policy {
+        source: file.to_string(),
+        harness: Harness { user, groups, env },
+        vault,
+        secret_env,
+        filesystem,
+        landlock: raw.landlock.mode,
+        seccomp: Seccomp {
+            mode: raw.seccomp.mode,
+            extra_deny,
+        },
+        seeds,
+        audit,
+    })
+}
+
+fn parse_user(s: &Spanned<String>, text: &str, file: &str) -> Result<UserSpec, PolicyError> {
+    let err = |kind| PolicyError::at(file, text, s.span().start, kind);
+    let v = s.get_ref();
+    if v.is_empty() {
+        return Err(err(ErrorKind::Empty("harness.user")));
+    }
+    if let Some((u, g)) = v.split_once(':') {
+        match (u.parse::<u32>(), g.parse::<u32>()) {
+            (Ok(uid), Ok(gid)) => Ok(UserSpec::Ids { uid, gid }),
+            _ => Err(err(ErrorKind::Invalid(format!(
+                "harness.user {v:?}: expected a user name or `uid:gid` with numbers, like \"1000:1000\""
+            )))),
+        }
+    } else {
+        check_name(v).map_err(err)?;
+        Ok(UserSpec::Name(v.clone()))
+    }
+}
+
+fn check_name(v: &str) -> Result<(), ErrorKind> {
+    let ok = v.len() <= 32
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.$".contains(c))
+        && !v.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ErrorKind::Invalid(format!(
+            "{v:?} is not a valid user or group name; expected letters, digits, `-`, `_`, `.`"
+        )))
+    }
+}
+
+fn valid_env_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl Policy {
+    /// The built-in default policy, expanded with `ctx`.
+    pub fn builtin(ctx: &ExpandContext) -> Result<Policy, PolicyError> {
+        load_str(DEFAULT_POLICY_TOML, BUILTIN_NAME, ctx)
+    }
+
+    /// The effective policy as TOML: every path expanded, so that loading it
+    /// again (with any context) gives the same policy. agent-init writes this
+    /// for the preload, so that no process's environment can move the vault.
+    pub fn to_effective_toml(&self) -> String {
+        let q = |s: &str| toml_string(&expand::escape(s));
+        let qp = |p: &Path| q(&p.to_string_lossy());
+        let list = |v: &[PathBuf]| v.iter().map(|p| qp(p)).collect::<Vec<_>>().join(", ");
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "# Effective agent-vault policy, expanded from {}",
+            self.source
+        );
+        let _ = writeln!(o, "[harness]");
+        let user = match &self.harness.user {
+            UserSpec::Name(n) => n.clone(),
+            UserSpec::Ids { uid, gid } => format!("{uid}:{gid}"),
+        };
+        let _ = writeln!(o, "user = {}", toml_string(&user));
+        let groups: Vec<String> = self
+            .harness
+            .groups
+            .iter()
+            .map(|g| match g {
+                GroupSpec::Name(n) => toml_string(n),
+                GroupSpec::Gid(g) => toml_string(&g.to_string()),
+            })
+            .collect();
+        let _ = writeln!(o, "groups = [{}]", groups.join(", "));
+        let _ = writeln!(o, "[harness.env]");
+        for (k, v) in &self.harness.env {
+            let _ = writeln!(o, "{k} = {}", q(v));
+        }
+        let _ = writeln!(o, "\n[vault]");
+        let secrets: Vec<String> = self.secret_env.iter().map(|s| toml_string(s)).collect();
+        let _ = writeln!(o, "secret_env = [{}]", secrets.join(", "));
+        for e in &self.vault {
+            let _ = writeln!(o, "\n[[vault.entry]]\nname = {}", toml_string(&e.name));
+            let key = if e.kind == VaultKind::Dir {
+                "dir"
+            } else {
+                "file"
+            };
+            let _ = writeln!(o, "{key} = {}", qp(&e.path));
+            if !e.tool_exceptions.is_empty() {
+                let rel: Vec<String> = e
+                    .tool_exceptions
+                    .iter()
+                    .map(|x| qp(x.strip_prefix(&e.path).unwrap_or(x)))
+                    .collect();
+                let _ = writeln!(o, "tool_exceptions = [{}]", rel.join(", "));
+            }
+        }
+        let fs = &self.filesystem;
+        let _ = writeln!(o, "\n[filesystem]");
+        let _ = writeln!(o, "read_only = [{}]", list(&fs.read_only));
+        let _ = writeln!(o, "read_write = [{}]", list(&fs.read_write));
+        let _ = writeln!(o, "executable = [{}]", list(&fs.executable));
+        let _ = writeln!(
+            o,
+            "\n[landlock]\nmode = {}",
+            toml_string(self.landlock.as_str())
+        );
+        let deny: Vec<String> = self
+            .seccomp
+            .extra_deny
+            .iter()
+            .map(|s| toml_string(s))
+            .collect();
+        let _ = writeln!(
+            o,
+            "\n[seccomp]\nmode = {}\ndeny = [{}]",
+            toml_string(self.seccomp.mode.as_str()),
+            deny.join(", ")
+        );
+        for s in &self.seeds {
+            let _ = writeln!(
+                o,
+                "\n[[seed]]\nsource = {}\ntarget = {}",
+                qp(&s.source),
+                qp(&s.target)
+            );
+            let _ = writeln!(o, "mode = {}", toml_string(s.mode.as_str()));
+            if let Some(p) = &s.prefix {
+                let _ = writeln!(o, "pattern = {}", toml_string(&format!("{p}*")));
+            }
+        }
+        let sink = match &self.audit {
+            AuditSink::Off => toml_string("off"),
+            AuditSink::Stderr => toml_string("stderr"),
+            AuditSink::File(p) => qp(p),
+        };
+        let _ = writeln!(o, "\n[audit]\nsink = {sink}");
+        o
+    }
+
+    /// The vault entry with this name.
+    pub fn vault_entry(&self, name: &str) -> Option<&VaultEntry> {
+        self.vault.iter().find(|e| e.name == name)
+    }
+}
+
+/// A TOML basic string with everything escaped that needs it.
+fn toml_string(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(o, "\\u{:04X}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}

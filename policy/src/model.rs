@@ -1,0 +1,178 @@
+//! The policy file as written: the TOML schema. Unknown keys are errors
+//! (`deny_unknown_fields`), and every string that will be checked later keeps
+//! its place in the text ([`Spanned`]) so the check can name line and column.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub harness: RawHarness,
+    pub vault: RawVault,
+    pub filesystem: RawFilesystem,
+    #[serde(default)]
+    pub landlock: RawLandlock,
+    #[serde(default)]
+    pub seccomp: RawSeccomp,
+    #[serde(default)]
+    pub seed: Vec<RawSeed>,
+    #[serde(default)]
+    pub audit: RawAudit,
+}
+
+/// `[harness]`: who the harness runs as, and what extra environment it gets.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHarness {
+    /// A user name, or `uid:gid`.
+    pub user: Spanned<String>,
+    /// Supplementary groups: names or numeric gids.
+    #[serde(default)]
+    pub groups: Vec<Spanned<String>>,
+    /// Extra environment variables for the harness (values are expanded).
+    #[serde(default)]
+    pub env: BTreeMap<String, Spanned<String>>,
+}
+
+/// `[vault]`: what only the harness may touch.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVault {
+    /// Environment variables removed from every tool's environment.
+    #[serde(default)]
+    pub secret_env: Vec<Spanned<String>>,
+    /// `[[vault.entry]]`: harness-private directories and files.
+    #[serde(default)]
+    pub entry: Vec<RawVaultEntry>,
+}
+
+/// One `[[vault.entry]]`: exactly one of `dir` or `file`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVaultEntry {
+    /// The rule's name, shown in audit records and `explain`.
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub dir: Option<Spanned<String>>,
+    #[serde(default)]
+    pub file: Option<Spanned<String>>,
+    /// Paths inside `dir`, relative to it, that tools may still use.
+    #[serde(default)]
+    pub tool_exceptions: Vec<Spanned<String>>,
+}
+
+/// `[filesystem]`: the base layer, an allow-list for everything in the container.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFilesystem {
+    #[serde(default)]
+    pub read_only: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub read_write: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub executable: Vec<Spanned<String>>,
+}
+
+/// How hard a kernel layer is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum EnforceMode {
+    /// Refuse to start unless the kernel enforces all of it.
+    #[default]
+    Required,
+    /// Enforce what the kernel can, and log exactly what is not enforced.
+    BestEffort,
+    /// Do not apply this layer.
+    Off,
+}
+
+impl EnforceMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnforceMode::Required => "required",
+            EnforceMode::BestEffort => "best-effort",
+            EnforceMode::Off => "off",
+        }
+    }
+}
+
+/// `[landlock]`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawLandlock {
+    #[serde(default)]
+    pub mode: EnforceMode,
+}
+
+/// `[seccomp]`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawSeccomp {
+    #[serde(default)]
+    pub mode: EnforceMode,
+    /// Extra syscalls to deny with `EPERM`, by name.
+    #[serde(default)]
+    pub deny: Vec<Spanned<String>>,
+}
+
+/// How a seed is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SeedMode {
+    /// Copy the source tree into the target; files that exist are kept.
+    CopyMissing,
+    /// When the target file is missing, restore it from the newest file in the
+    /// source directory whose name starts with `pattern`'s prefix.
+    NewestBackup,
+}
+
+impl SeedMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeedMode::CopyMissing => "copy-missing",
+            SeedMode::NewestBackup => "newest-backup",
+        }
+    }
+}
+
+/// One `[[seed]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSeed {
+    pub source: Spanned<String>,
+    pub target: Spanned<String>,
+    pub mode: SeedMode,
+    /// For `newest-backup`: a file name prefix followed by `*`.
+    #[serde(default)]
+    pub pattern: Option<Spanned<String>>,
+}
+
+/// Where denial records go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditSink {
+    /// Not recorded.
+    Off,
+    /// The denied program's own stderr.
+    Stderr,
+    /// A JSON-lines file, appended by agent-init.
+    File(std::path::PathBuf),
+}
+
+/// `[audit]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// `"off"`, `"stderr"`, or an absolute file path.
+    pub sink: Spanned<String>,
+}
+
+impl Default for RawAudit {
+    fn default() -> Self {
+        RawAudit {
+            sink: Spanned::new(0..0, crate::load::DEFAULT_AUDIT_FILE.to_string()),
+        }
+    }
+}

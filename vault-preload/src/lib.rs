@@ -1,0 +1,1 @@
+//! vault-preload (in progress)
