@@ -56,6 +56,10 @@ pub fn base_layer(policy: &Policy) -> BaseLayer {
         .iter()
         .for_each(|p| grant(p, Access::READ_WRITE));
     fs.executable.iter().for_each(|p| grant(p, Access::EXEC));
+    // Every process appends its denial records to the audit file (and may not read it).
+    if let crate::model::AuditSink::File(f) = &policy.audit {
+        grant(f, Access::WRITE_FILE);
+    }
     for e in &policy.vault {
         let a = match e.kind {
             VaultKind::Dir => Access::READ_WRITE,

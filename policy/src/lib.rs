@@ -28,6 +28,9 @@ pub mod syscalls;
 pub use access::Access;
 pub use error::PolicyError;
 pub use expand::ExpandContext;
-pub use load::{DEFAULT_POLICY_PATH, DEFAULT_POLICY_TOML, Policy, load_file, load_str};
+pub use load::{
+    DEFAULT_POLICY_PATH, DEFAULT_POLICY_TOML, PROBE_ENTRY, Policy, STATE_DIR, host_state_dir,
+    load_file, load_str,
+};
 pub use matcher::VaultMatcher;
 pub use model::{AuditSink, EnforceMode, SeedMode};

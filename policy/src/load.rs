@@ -21,6 +21,18 @@ pub const BUILTIN_NAME: &str = "<built-in policy>";
 /// Default audit file (agent-init appends to it).
 pub const DEFAULT_AUDIT_FILE: &str = "/run/agent-vault/audit.jsonl";
 
+/// The name of the vault entry that agent-init adds as the tool-layer probe.
+pub const PROBE_ENTRY: &str = "agent-vault-probe";
+
+/// Where agent-init keeps its state (harness pid, effective policy, probe,
+/// audit file) when started as root; root-owned, so tools cannot change it.
+pub const STATE_DIR: &str = "/run/agent-vault";
+
+/// The state directory of an agent-init started as `uid` (not root): host mode.
+pub fn host_state_dir(uid: u32) -> PathBuf {
+    PathBuf::from(format!("/tmp/agent-vault-{uid}"))
+}
+
 /// A validated, expanded policy. Every path is absolute and clean.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
@@ -520,6 +532,25 @@ impl Policy {
         };
         let _ = writeln!(o, "\n[audit]\nsink = {sink}");
         o
+    }
+
+    /// Add agent-init's tool-layer probe: an empty directory, made a vault
+    /// entry, that the tool layer denies. A process that can open it is not
+    /// under the tool layer yet (a kernel-held fact no process can forge).
+    pub fn add_probe(&mut self, dir: PathBuf) {
+        if self.vault_entry(PROBE_ENTRY).is_none() {
+            self.vault.push(VaultEntry {
+                name: PROBE_ENTRY.to_string(),
+                path: dir,
+                kind: VaultKind::Dir,
+                tool_exceptions: Vec::new(),
+            });
+        }
+    }
+
+    /// The probe directory, when agent-init added one.
+    pub fn probe_dir(&self) -> Option<&Path> {
+        self.vault_entry(PROBE_ENTRY).map(|e| e.path.as_path())
     }
 
     /// The vault entry with this name.
