@@ -314,8 +314,9 @@ mod tests {
     }
 
     fn policy(vault: &str, fs: &str) -> Policy {
-        let text =
-            format!("[harness]\nuser = \"1000:1000\"\n[vault]\n{vault}\n[filesystem]\n{fs}\n");
+        let text = format!(
+            "[harness]\nuser = \"1000:1000\"\n[vault]\n{vault}\n[filesystem]\n{fs}\n[audit]\nsink = \"off\"\n"
+        );
         let ctx = ExpandContext {
             home: Some("/home/agent".into()),
             env: BTreeMap::new(),
@@ -462,6 +463,19 @@ mod tests {
         assert_eq!(
             paths,
             vec!["/claude/shell-snapshots", "/tmp", "/claude/shell-snapshots"]
+        );
+    }
+
+    #[test]
+    fn the_audit_file_is_write_only_for_everyone() {
+        let text = "[harness]\nuser = \"1000:1000\"\n[vault]\n[filesystem]\n[audit]\nsink = \"/run/av/audit.jsonl\"\n";
+        let p = crate::load::load_str(text, "t", &ExpandContext::default()).unwrap();
+        assert_eq!(
+            base_layer(&p).rules,
+            vec![Rule {
+                path: "/run/av/audit.jsonl".into(),
+                access: Access::WRITE_FILE
+            }]
         );
     }
 

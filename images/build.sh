@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Build the agent-vault images, tagged agent-vault/<name>:latest.
+#
+#   images/build.sh [options] [NAME...]      NAME: base pi claude opencode (default: all)
+#
+# Options:
+#   --offline          build without any container registry: first build local
+#                      Debian base images with mmdebstrap + `<engine> import`
+#                      (cached under $AGENT_VAULT_CACHE), then use them as
+#                      BASE_IMAGE (and BUILDER_IMAGE). Needs mmdebstrap and a
+#                      Debian mirror. Implies --prebuilt unless --from-source.
+#   --prebuilt[=DIR]   do not compile in the image: copy agent-init and
+#                      libvault_preload.so from DIR (default target/release,
+#                      built by `cargo build --release`) into images/.prebuilt/
+#                      and build with BINARIES=prebuilt.
+#   --from-source      compile the workspace inside BUILDER_IMAGE (default
+#                      without --offline; with --offline a local Debian image
+#                      with rustc and cargo is built, and the build step needs
+#                      crates.io).
+#   --build-arg K=V    passed to every build (e.g. INSTALL_CLAUDE_CODE=true,
+#                      PI_VERSION=0.73.1, BASE_IMAGE=...).
+#   --engine E         docker or podman (default: docker when its daemon
+#                      answers, else podman; or $CONTAINER_ENGINE).
+#   -q, --quiet        less build output.
+#
+# Environment:
+#   AGENT_VAULT_CACHE          cache dir for rootfs tarballs
+#                              (default ${XDG_CACHE_HOME:-~/.cache}/agent-vault)
+#   AGENT_VAULT_SUITE          Debian suite for --offline (default trixie)
+#   AGENT_VAULT_MIRROR         Debian mirror for mmdebstrap (default: mmdebstrap's)
+#   AGENT_VAULT_HOST_CERTS     with podman, bind-mount this CA directory into
+#                              RUN steps (default /etc/ssl/certs when --offline),
+#                              for hosts whose egress needs a custom CA; "" to disable
+#
+# Every image is built with the repository root as context and the
+# images/<name>/Dockerfile.dockerignore filter.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ALL=(base pi claude opencode)
+offline=0 prebuilt= from_source=0 quiet=0 engine=${CONTAINER_ENGINE:-}
+build_args=() names=()
+
+die() { echo "build.sh: $*" >&2; exit 1; }
+log() { echo "build.sh: $*" >&2; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --offline) offline=1 ;;
+        --prebuilt) prebuilt="$ROOT/target/release" ;;
+        --prebuilt=*) prebuilt="${1#--prebuilt=}" ;;
+        --from-source) from_source=1 ;;
+        --build-arg) shift; build_args+=(--build-arg "$1") ;;
+        --build-arg=*) build_args+=(--build-arg "${1#--build-arg=}") ;;
+        --engine) shift; engine=$1 ;;
+        --engine=*) engine=${1#--engine=} ;;
+        -q|--quiet) quiet=1 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        -*) die "unknown option $1 (see --help)" ;;
+        *) names+=("$1") ;;
+    esac
+    shift
+done
+[ ${#names[@]} -gt 0 ] || names=("${ALL[@]}")
+for n in "${names[@]}"; do
+    [ -f "$ROOT/images/$n/Dockerfile" ] || die "unknown image '$n' (have: ${ALL[*]})"
+done
+if [ "$offline" = 1 ] && [ "$from_source" = 0 ] && [ -z "$prebuilt" ]; then
+    prebuilt="$ROOT/target/release"
+fi
+
+if [ -z "$engine" ]; then
+    if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+        engine=docker
+    elif command -v podman >/dev/null 2>&1; then
+        engine=podman
+    else
+        die "neither a working docker nor podman found"
+    fi
+fi
+command -v "$engine" >/dev/null 2>&1 || die "$engine not found"
+
+# Build each image once per run, in dependency order (base first).
+ordered=()
+for n in "${ALL[@]}"; do
+    for m in "${names[@]}"; do [ "$m" = "$n" ] && ordered+=("$n") && break; done
+done
+
+common=()
+[ "$quiet" = 1 ] && common+=(-q)
+
+# --- offline base images -----------------------------------------------------
+cache=${AGENT_VAULT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/agent-vault}
+suite=${AGENT_VAULT_SUITE:-trixie}
+
+# local_image NAME PACKAGES: mmdebstrap a rootfs (cached) and import it as
+# localhost/agent-vault/offline-NAME:SUITE unless that image already holds
+# this very tarball.
+local_image() {
+    local name=$1 pkgs=$2 tar tag stamp have
+    tar="$cache/rootfs-$suite-$name.tar"
+    tag="localhost/agent-vault/offline-$name:$suite"
+    mkdir -p "$cache"
+    if [ ! -s "$tar" ]; then
+        command -v mmdebstrap >/dev/null 2>&1 || die "--offline needs mmdebstrap (apt-get install mmdebstrap)"
+        log "mmdebstrap $suite ($pkgs) -> $tar"
+        local t0=$SECONDS
+        # shellcheck disable=SC2086
+        mmdebstrap --quiet --variant=minbase --include="$pkgs" "$suite" "$tar.tmp.tar" ${AGENT_VAULT_MIRROR:-} \
+            || { rm -f "$tar.tmp.tar"; die "mmdebstrap failed"; }
+        mv "$tar.tmp.tar" "$tar"
+        log "rootfs built in $((SECONDS - t0))s"
+    fi
+    stamp="$(stat -c '%s-%Y' "$tar")-$pkgs"
+    have=$("$engine" image inspect --format '{{ index .Config.Labels "agent-vault.rootfs" }}' "$tag" 2>/dev/null || true)
+    if [ "$have" != "$stamp" ]; then
+        log "importing $tar as $tag"
+        "$engine" import --change "LABEL agent-vault.rootfs=\"$stamp\"" \
+            --change 'CMD ["/bin/bash"]' --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+            "$tar" "$tag" >/dev/null
+    fi
+    echo "$tag"
+}
+
+if [ "$offline" = 1 ]; then
+    node_image=$(local_image node "ca-certificates,nodejs,npm")
+    build_args=(--build-arg "BASE_IMAGE=$node_image" "${build_args[@]}")
+    if [ "$from_source" = 1 ]; then
+        rust_image=$(local_image rust "ca-certificates,rustc,cargo,gcc,libc6-dev")
+        build_args=(--build-arg "BUILDER_IMAGE=$rust_image" "${build_args[@]}")
+    else
+        # never used (BINARIES=prebuilt) but keeps every FROM resolvable offline
+        build_args=(--build-arg "BUILDER_IMAGE=$node_image" "${build_args[@]}")
+    fi
+    if [ "$engine" = podman ]; then
+        certs=${AGENT_VAULT_HOST_CERTS-/etc/ssl/certs}
+        [ -n "$certs" ] && [ -d "$certs" ] && common+=(-v "$certs:/etc/ssl/certs:ro")
+    fi
+elif [ "$engine" = podman ] && [ -n "${AGENT_VAULT_HOST_CERTS:-}" ]; then
+    common+=(-v "$AGENT_VAULT_HOST_CERTS:/etc/ssl/certs:ro")
+fi
+
+# --- prebuilt binaries -------------------------------------------------------
+if [ -n "$prebuilt" ]; then
+    for f in agent-init libvault_preload.so; do
+        [ -f "$prebuilt/$f" ] || die "--prebuilt: $prebuilt/$f missing (run: cargo build --release)"
+    done
+    mkdir -p "$ROOT/images/.prebuilt"
+    cp -f "$prebuilt/agent-init" "$prebuilt/libvault_preload.so" "$ROOT/images/.prebuilt/"
+    build_args=(--build-arg BINARIES=prebuilt "${build_args[@]}")
+fi
+
+# --- build -------------------------------------------------------------------
+for n in "${ordered[@]}"; do
+    file="$ROOT/images/$n/Dockerfile"
+    ignore=()
+    if [ "$engine" = podman ] && [ -f "$file.dockerignore" ]; then
+        ignore=(--ignorefile "$file.dockerignore")
+    fi
+    log "building agent-vault/$n:latest with $engine"
+    t0=$SECONDS
+    "$engine" build "${common[@]}" "${ignore[@]}" "${build_args[@]}" \
+        -f "$file" -t "agent-vault/$n:latest" "$ROOT"
+    log "agent-vault/$n:latest built in $((SECONDS - t0))s"
+done
