@@ -1,0 +1,292 @@
+//! Parsing, validation and expansion of whole policy files.
+
+use policy::error::ErrorKind;
+use policy::load::{Policy, UserSpec, VaultKind, load_file, load_str};
+use policy::{AuditSink, EnforceMode, ExpandContext};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn ctx() -> ExpandContext {
+    let mut env = BTreeMap::new();
+    env.insert("PI_CODING_AGENT_DIR".to_string(), "/pi-agent".to_string());
+    env.insert("CLAUDE_CONFIG_DIR".to_string(), "/claude".to_string());
+    ExpandContext {
+        home: Some(PathBuf::from("/home/agent")),
+        env,
+    }
+}
+
+const MINIMAL: &str = "[harness]\nuser = \"1000:1000\"\n[vault]\n[filesystem]\n";
+
+fn err(text: &str) -> policy::PolicyError {
+    load_str(text, "p.toml", &ctx()).unwrap_err()
+}
+
+#[test]
+fn builtin_policy_protects_every_harness() {
+    let p = Policy::builtin(&ctx()).unwrap();
+    let paths: Vec<_> = p
+        .vault
+        .iter()
+        .map(|e| (e.name.as_str(), e.path.clone(), e.kind))
+        .collect();
+    for (name, path, kind) in [
+        ("pi", "/pi-agent", VaultKind::Dir),
+        ("claude-config", "/claude", VaultKind::Dir),
+        ("claude-home", "/home/agent/.claude", VaultKind::Dir),
+        ("claude-json", "/home/agent/.claude.json", VaultKind::File),
+        (
+            "opencode",
+            "/home/agent/.local/share/opencode",
+            VaultKind::Dir,
+        ),
+        ("codex", "/home/agent/.codex", VaultKind::Dir),
+    ] {
+        assert!(
+            paths.contains(&(name, PathBuf::from(path), kind)),
+            "{name} {path}"
+        );
+    }
+    for var in [
+        "ANTHROPIC_API_KEY",
+        "CLAUDE_CODE_OAUTH_TOKEN",
+        "OPENAI_API_KEY",
+        "GEMINI_API_KEY",
+        "GOOGLE_API_KEY",
+    ] {
+        assert!(p.secret_env.iter().any(|s| s == var), "{var}");
+    }
+    let claude = p.vault_entry("claude-config").unwrap();
+    assert_eq!(
+        claude.tool_exceptions,
+        vec![PathBuf::from("/claude/shell-snapshots")]
+    );
+    assert_eq!(
+        p.harness.user,
+        UserSpec::Ids {
+            uid: 1000,
+            gid: 1000
+        }
+    );
+    assert_eq!(p.landlock, EnforceMode::Required);
+    assert_eq!(p.seccomp.mode, EnforceMode::Required);
+    assert_eq!(
+        p.audit,
+        AuditSink::File("/run/agent-vault/audit.jsonl".into())
+    );
+    assert_eq!(p.seeds[0].source, PathBuf::from("/pi-agent-ro"));
+    assert_eq!(p.seeds[0].target, PathBuf::from("/pi-agent"));
+    assert_eq!(p.seeds[1].source, PathBuf::from("/claude/backups"));
+    assert_eq!(p.seeds[1].target, PathBuf::from("/claude/.claude.json"));
+    assert_eq!(p.seeds[1].prefix.as_deref(), Some(".claude.json.backup."));
+}
+
+#[test]
+fn builtin_policy_defaults_without_the_variables() {
+    let bare = ExpandContext {
+        home: Some("/home/agent".into()),
+        env: BTreeMap::new(),
+    };
+    let p = Policy::builtin(&bare).unwrap();
+    assert_eq!(
+        p.vault_entry("pi").unwrap().path,
+        PathBuf::from("/pi-agent")
+    );
+    assert_eq!(
+        p.vault_entry("claude-config").unwrap().path,
+        PathBuf::from("/claude")
+    );
+    assert_eq!(
+        p.seeds[1].source,
+        PathBuf::from("/home/agent/.claude/backups")
+    );
+    assert_eq!(p.seeds[1].target, PathBuf::from("/home/agent/.claude.json"));
+}
+
+#[test]
+fn the_effective_policy_round_trips_whatever_the_environment() {
+    let mut p = Policy::builtin(&ctx()).unwrap();
+    p.add_probe("/run/agent-vault/probe".into());
+    p.harness.env.insert("X".into(), "a$b~c\"\\".into());
+    let text = p.to_effective_toml();
+    // Another environment and home must not move anything.
+    let other = ExpandContext {
+        home: Some("/root".into()),
+        env: BTreeMap::new(),
+    };
+    let mut again = load_str(&text, "effective", &other).unwrap();
+    again.source = p.source.clone();
+    assert_eq!(again, p);
+    assert_eq!(again.probe_dir(), Some(Path::new("/run/agent-vault/probe")));
+}
+
+#[test]
+fn examples_are_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        load_file(&path, &ctx()).unwrap_or_else(|e| panic!("{e}"));
+        n += 1;
+    }
+    assert!(n >= 2);
+    load_file(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("default.toml"),
+        &ctx(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn broken_files_name_file_line_and_column() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/broken");
+    let cases = [
+        ("unknown-key.toml", 3, 1, "unknown field `shell`"),
+        ("relative-path.toml", 7, 7, "is relative"),
+        ("dotdot.toml", 7, 15, "`..` component"),
+        ("bad-mode.toml", 9, 8, "unknown variant `sometimes`"),
+    ];
+    for (file, line, col, needle) in cases {
+        let e = load_file(&dir.join(file), &ctx()).unwrap_err();
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with(&format!("{}:{line}:{col}: ", dir.join(file).display())),
+            "{shown}"
+        );
+        assert!(shown.contains(needle), "{shown}");
+    }
+}
+
+#[test]
+fn unreadable_file_names_the_file() {
+    let e = load_file(Path::new("/nonexistent/policy.toml"), &ctx()).unwrap_err();
+    assert!(matches!(e.kind, ErrorKind::Read(_)));
+    assert!(
+        e.to_string()
+            .starts_with("/nonexistent/policy.toml: cannot read the policy")
+    );
+}
+
+#[test]
+fn validation_errors() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "[harness]\nuser = \"\"\n[vault]\n[filesystem]\n",
+            "empty harness.user",
+        ),
+        (
+            "[harness]\nuser = \"1000:x\"\n[vault]\n[filesystem]\n",
+            "uid:gid",
+        ),
+        (
+            "[harness]\nuser = \"a b\"\n[vault]\n[filesystem]\n",
+            "not a valid user",
+        ),
+        (
+            "[harness]\nuser = \"u\"\ngroups = [\"\"]\n[vault]\n[filesystem]\n",
+            "empty group",
+        ),
+        (
+            "[harness]\nuser = \"u\"\n[harness.env]\n\"A-B\" = \"x\"\n[vault]\n[filesystem]\n",
+            "not valid",
+        ),
+        (
+            "[harness]\nuser = \"u\"\n[vault]\nsecret_env = [\"A=B\"]\n[filesystem]\n",
+            "not a variable name",
+        ),
+        (
+            "[harness]\nuser = \"u\"\n[vault]\n[[vault.entry]]\nname = \"x\"\n[filesystem]\n",
+            "exactly one of",
+        ),
+        (
+            "[harness]\nuser = \"u\"\n[vault]\n[[vault.entry]]\nname = \"x\"\ndir = \"/a\"\nfile = \"/b\"\n[filesystem]\n",
+            "exactly one of",
+        ),
+        (
+            "[harness]\nuser = \"u\"\n[vault]\n[[vault.entry]]\nname = \"\"\ndir = \"/a\"\n[filesystem]\n",
+            "empty vault entry name",
+        ),
+        (
+            "[harness]\nuser = \"u\"\n[vault]\n[[vault.entry]]\nname = \"x\"\ndir = \"/a\"\n[[vault.entry]]\nname = \"x\"\ndir = \"/b\"\n[filesystem]\n",
+            "used twice",
+        ),
+        (
+            "[harness]\nuser = \"u\"\n[vault]\n[[vault.entry]]\nname = \"r\"\ndir = \"/\"\n[filesystem]\n",
+            "cannot be `/`",
+        ),
+        (
+            "[harness]\nuser = \"u\"\n[vault]\n[[vault.entry]]\nname = \"f\"\nfile = \"/a\"\ntool_exceptions = [\"x\"]\n[filesystem]\n",
+            "only go with a `dir`",
+        ),
+        (
+            "[harness]\nuser = \"u\"\n[vault]\n[[vault.entry]]\nname = \"d\"\ndir = \"/a\"\ntool_exceptions = [\"../x\"]\n[filesystem]\n",
+            "`..`",
+        ),
+        (
+            "[harness]\nuser = \"u\"\n[vault]\n[filesystem]\nread_only = [\"\"]\n",
+            "empty path",
+        ),
+        (
+            "[harness]\nuser = \"u\"\n[vault]\n[filesystem]\nread_only = [\"${NOPE}\"]\n",
+            "`NOPE` is not set",
+        ),
+        (
+            "[harness]\nuser = \"u\"\n[vault]\n[filesystem]\nread_only = [\"$HOME\"]\n",
+            "must start",
+        ),
+        (
+            "[harness]\nuser = \"u\"\n[vault]\n[filesystem]\n[seccomp]\ndeny = [\"opne\"]\n",
+            "unknown syscall \"opne\"",
+        ),
+        (
+            "[harness]\nuser = \"u\"\n[vault]\n[filesystem]\n[[seed]]\nsource = \"/a\"\ntarget = \"/a/b\"\nmode = \"copy-missing\"\n",
+            "overlap",
+        ),
+        (
+            "[harness]\nuser = \"u\"\n[vault]\n[filesystem]\n[[seed]]\nsource = \"/a\"\ntarget = \"/b\"\nmode = \"newest-backup\"\n",
+            "needs `pattern",
+        ),
+        (
+            "[harness]\nuser = \"u\"\n[vault]\n[filesystem]\n[[seed]]\nsource = \"/a\"\ntarget = \"/b\"\nmode = \"newest-backup\"\npattern = \"x\"\n",
+            "followed by `*`",
+        ),
+        (
+            "[harness]\nuser = \"u\"\n[vault]\n[filesystem]\n[audit]\nsink = \"audit.log\"\n",
+            "expected \"off\"",
+        ),
+        ("[vault]\n[filesystem]\n", "missing field `harness`"),
+        (
+            "[harness]\nuser = 1000\n[vault]\n[filesystem]\n",
+            "invalid type",
+        ),
+    ];
+    for (text, needle) in cases {
+        let e = err(text);
+        assert!(e.line >= 1 && e.column >= 1, "{text}: no position in {e}");
+        assert!(
+            e.to_string().contains(needle),
+            "{text}\n=> {e}\n(expected {needle:?})"
+        );
+    }
+}
+
+#[test]
+fn error_points_at_the_offending_value() {
+    let text = "[harness]\nuser = \"u\"\n[vault]\n[filesystem]\nread_write = [\"/tmp\", \"rel\"]\n";
+    let e = err(text);
+    assert_eq!((e.line, e.column), (5, 23));
+}
+
+#[test]
+fn duplicates_merge() {
+    let text = "[harness]\nuser = \"u\"\n[vault]\nsecret_env = [\"A\", \"A\"]\n\
+        [[vault.entry]]\nname = \"a\"\ndir = \"/claude\"\n\
+        [[vault.entry]]\nname = \"b\"\ndir = \"${CLAUDE_CONFIG_DIR}\"\ntool_exceptions = [\"s\"]\n\
+        [filesystem]\nread_only = [\"/\", \"//\"]\n";
+    let p = load_str(text, "p", &ctx()).unwrap();
+    assert_eq!(p.secret_env, vec!["A"]);
+    assert_eq!(p.vault.len(), 1);
+    assert_eq!(p.vault[0].tool_exceptions, vec![PathBuf::from("/claude/s")]);
+    assert_eq!(p.filesystem.read_only, vec![PathBuf::from("/")]);
+    let _ = MINIMAL;
+}

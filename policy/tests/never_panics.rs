@@ -1,0 +1,43 @@
+//! No input makes the parser panic: arbitrary text, and arbitrary edits of
+//! the built-in policy (which reach deep into validation).
+
+use policy::{ExpandContext, load_str};
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+fn ctx() -> ExpandContext {
+    let mut env = BTreeMap::new();
+    env.insert("PI_CODING_AGENT_DIR".to_string(), "/pi-agent".to_string());
+    ExpandContext {
+        home: Some("/home/agent".into()),
+        env,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_text(text in "\\PC{0,400}") {
+        let _ = load_str(&text, "fuzz.toml", &ctx());
+    }
+
+    #[test]
+    fn arbitrary_tomlish_text(text in "(\\[[a-z._\\[\\]]{0,12}\\]\\n|[a-z_]{1,10} = (\"[~$/{}a-z:.\\-]{0,20}\"|[0-9]{1,3}|\\[\"[/~a-z${}]{0,10}\"\\])\\n){0,12}") {
+        let _ = load_str(&text, "fuzz.toml", &ctx());
+    }
+
+    #[test]
+    fn edits_of_the_default_policy(pos in 0usize..4000, cut in 0usize..40, insert in "\\PC{0,12}") {
+        let base = policy::DEFAULT_POLICY_TOML;
+        let mut pos = pos.min(base.len());
+        while !base.is_char_boundary(pos) { pos -= 1; }
+        let mut end = (pos + cut).min(base.len());
+        while !base.is_char_boundary(end) { end -= 1; }
+        let text = format!("{}{}{}", &base[..pos], insert, &base[end..]);
+        if let Err(e) = load_str(&text, "fuzz.toml", &ctx()) {
+            // Every error names a place, or is about reading.
+            prop_assert!(e.line >= 1 && e.column >= 1, "{}", e);
+        }
+    }
+}
