@@ -1,0 +1,262 @@
+//! `check` and `explain`: the policy in plain words.
+
+use crate::config::{self, LoadError};
+use policy::access::Access;
+use policy::load::{GroupSpec, UserSpec, VaultKind};
+use policy::model::{AuditSink, SeedMode};
+use policy::seccomp_plan::{ArgTest, plan};
+use policy::syscalls::Arch;
+use policy::{EnforceMode, Policy};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+fn load(p: Option<&Path>) -> Result<config::Loaded, i32> {
+    let root = nix::unistd::geteuid().is_root();
+    config::load(p, None, !root).map_err(|e| {
+        match e {
+            LoadError::Policy(e) => eprintln!("{e}"),
+            LoadError::User(e) => eprintln!("agent-init: error: {e}"),
+        }
+        1
+    })
+}
+
+fn mode_words(m: EnforceMode, what: &str) -> String {
+    match m {
+        EnforceMode::Required => format!(
+            "required: agent-init refuses to start unless the kernel enforces all of {what}"
+        ),
+        EnforceMode::BestEffort => format!(
+            "best-effort: {what} is enforced as far as the kernel can, and agent-init logs what is not"
+        ),
+        EnforceMode::Off => format!("off: no {what}"),
+    }
+}
+
+/// The policy in words.
+pub fn describe(l: &config::Loaded) -> String {
+    let p: &Policy = &l.policy;
+    let mut o = String::new();
+    let _ = writeln!(o, "Policy: {} (valid)", l.source);
+    let user = match &l.spec {
+        UserSpec::Name(n) => format!("user {n:?}"),
+        UserSpec::Ids { uid, gid } => format!("uid {uid}, gid {gid}"),
+    };
+    let _ = writeln!(o, "\nHarness");
+    match &l.identity {
+        Ok(id) => {
+            let _ = writeln!(
+                o,
+                "  runs as {user} (uid {}, gid {}{}) when agent-init starts as root; otherwise as the user that starts it",
+                id.uid,
+                id.gid,
+                id.home
+                    .as_ref()
+                    .map(|h| format!(", home {}", h.display()))
+                    .unwrap_or_default()
+            );
+        }
+        Err(e) => {
+            let _ = writeln!(o, "  runs as {user} -- note: {e}");
+        }
+    }
+    if !p.harness.groups.is_empty() {
+        let g: Vec<String> = p
+            .harness
+            .groups
+            .iter()
+            .map(|g| match g {
+                GroupSpec::Name(n) => n.clone(),
+                GroupSpec::Gid(g) => g.to_string(),
+            })
+            .collect();
+        let _ = writeln!(o, "  supplementary groups: {}", g.join(", "));
+    } else {
+        let _ = writeln!(o, "  no supplementary groups");
+    }
+    for (k, v) in &p.harness.env {
+        let _ = writeln!(o, "  gets environment {k}={v}");
+    }
+
+    let _ = writeln!(
+        o,
+        "\nVault: only the harness may read or write these; tools get EACCES"
+    );
+    for e in &p.vault {
+        let what = match e.kind {
+            VaultKind::Dir => "directory and everything in it",
+            VaultKind::File => "file",
+        };
+        let _ = writeln!(o, "  {:<14} {} ({what})", e.name, e.path.display());
+        for x in &e.tool_exceptions {
+            let _ = writeln!(
+                o,
+                "  {:<14}   except {} (tools may use it)",
+                "",
+                x.display()
+            );
+        }
+    }
+    if !p.secret_env.is_empty() {
+        let _ = writeln!(
+            o,
+            "  environment variables removed from every tool: {}",
+            p.secret_env.join(", ")
+        );
+    }
+
+    let fs = &p.filesystem;
+    let list = |v: &[PathBuf]| {
+        if v.is_empty() {
+            "(none)".to_string()
+        } else {
+            v.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let _ = writeln!(
+        o,
+        "\nFilesystem (Landlock base layer, for the harness and every tool)"
+    );
+    let _ = writeln!(o, "  read-only:  {}", list(&fs.read_only));
+    let _ = writeln!(o, "  read-write: {}", list(&fs.read_write));
+    let _ = writeln!(o, "  executable: {}", list(&fs.executable));
+    let _ = writeln!(o, "  everything else: no access");
+    let _ = writeln!(o, "  Landlock {}", mode_words(p.landlock, "this layer"));
+
+    let _ = writeln!(o, "\nSeccomp");
+    let _ = writeln!(o, "  {}", mode_words(p.seccomp.mode, "the filter"));
+    if let Some(arch) = Arch::host() {
+        let sp = plan(p, arch);
+        let mut names = Vec::new();
+        for d in &sp.denials {
+            let cond = if d.when.is_empty() {
+                String::new()
+            } else {
+                let c: Vec<String> = d
+                    .when
+                    .iter()
+                    .map(|t| match t {
+                        ArgTest::MaskedEq { mask, .. } => format!("{mask:#x}"),
+                        ArgTest::Eq32 { value, .. } => format!("{value:#x}"),
+                    })
+                    .collect();
+                format!(" (when {})", c.join("|"))
+            };
+            names.push(format!(
+                "{}{} -> {}",
+                d.name,
+                cond,
+                if d.errno == policy::seccomp_plan::ENOSYS {
+                    "ENOSYS"
+                } else {
+                    "EPERM"
+                }
+            ));
+        }
+        let _ = writeln!(o, "  denied on {}: {}", arch.name(), names.join(", "));
+    }
+
+    let _ = writeln!(o, "\nSeeds (copied as root before the harness starts)");
+    if p.seeds.is_empty() {
+        let _ = writeln!(o, "  (none)");
+    }
+    for s in &p.seeds {
+        match s.mode {
+            SeedMode::CopyMissing => {
+                let _ = writeln!(
+                    o,
+                    "  copy {} into {}, keeping every file that already exists",
+                    s.source.display(),
+                    s.target.display()
+                );
+            }
+            SeedMode::NewestBackup => {
+                let _ = writeln!(
+                    o,
+                    "  when {} is missing, restore it from the newest {}* in {}",
+                    s.target.display(),
+                    s.prefix.as_deref().unwrap_or_default(),
+                    s.source.display()
+                );
+            }
+        }
+    }
+    let _ = writeln!(o, "\nAudit");
+    let _ = match &p.audit {
+        AuditSink::Off => writeln!(o, "  denials are not recorded"),
+        AuditSink::Stderr => writeln!(o, "  denials go to the denied program's stderr"),
+        AuditSink::File(f) => writeln!(
+            o,
+            "  denials are appended to {} (one JSON object a line)",
+            f.display()
+        ),
+    };
+    o
+}
+
+/// `agent-init check`.
+pub fn check(p: Option<&Path>) -> i32 {
+    match load(p) {
+        Ok(l) => {
+            print!("{}", describe(&l));
+            0
+        }
+        Err(c) => c,
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(p)
+    };
+    let mut out = PathBuf::from("/");
+    for c in joined.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::Normal(n) => out.push(n),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn rights(a: Access) -> String {
+    if a.is_empty() {
+        "nothing".into()
+    } else {
+        a.describe()
+    }
+}
+
+/// `agent-init explain`.
+pub fn explain(p: Option<&Path>, paths: &[PathBuf]) -> i32 {
+    let l = match load(p) {
+        Ok(l) => l,
+        Err(c) => return c,
+    };
+    println!("Policy: {}", l.source);
+    for path in paths {
+        let abs = absolute(path);
+        let e = policy::explain::explain(&l.policy, &abs);
+        println!("\n{}", abs.display());
+        if let Some(r) = &e.vault_rule {
+            println!("  vault entry: {r}");
+        }
+        println!("  harness may: {}", rights(e.harness.access));
+        for r in &e.harness.reasons {
+            println!("    because {r}");
+        }
+        println!("  a tool may:  {}", rights(e.tool.access));
+        for r in &e.tool.reasons {
+            println!("    because {r}");
+        }
+    }
+    0
+}

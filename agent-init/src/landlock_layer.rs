@@ -1,0 +1,253 @@
+//! Step 5, the Landlock base layer ([`policy::landlock_plan::base_layer`]).
+//!
+//! The ruleset is built while agent-init's child is still root ([`prepare`]:
+//! every rule path is opened `O_PATH` then, so a path the harness user cannot
+//! reach still gets its rule) and enforced after the privilege drop
+//! ([`Prepared::enforce`]). Rules attach to inodes, so the order is safe.
+//!
+//! - A path that does not exist is skipped and named in the log line.
+//! - A rule on a non-directory keeps only the file rights (`FILE_ONLY`).
+//! - Terminals stay usable: `/dev/ptmx`, `/dev/pts`, `/dev/tty` and the tty
+//!   behind fds 0 to 2 get read, write and `IoctlDev` (without `IoctlDev`,
+//!   `openpty` fails with "out of pty devices").
+//! - `required` needs ABI 6 (Linux 6.12): every right of the base layer
+//!   (ABI 5 for `IoctlDev`) and the signal/abstract-socket scopes that the
+//!   tool layer adds. `best-effort` enforces what the kernel has and names
+//!   what it does not. `off` skips.
+//! - The base layer itself has no scopes: the harness may signal and connect
+//!   to anything outside (the tool layer, added by the preload, scopes tools).
+
+use crate::log::debug;
+use crate::sys;
+use landlock::{
+    AccessFs, BitFlags, CompatLevel, Compatible, PathBeneath, Ruleset, RulesetAttr, RulesetCreated,
+    RulesetCreatedAttr, RulesetStatus,
+};
+use nix::fcntl::OFlag;
+use nix::sys::stat::{Mode, SFlag, fstat};
+use policy::access::Access;
+use policy::landlock_plan::base_layer;
+use policy::{EnforceMode, Policy};
+use std::fmt;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+/// The ABI `required` asks for.
+pub const REQUIRED_ABI: u32 = 6;
+
+/// What failed.
+#[derive(Debug)]
+pub enum LandlockError {
+    /// `required`, and the kernel's ABI is too old (0: no Landlock).
+    Unsupported { abi: u32 },
+    /// A landlock call failed.
+    Ruleset {
+        call: &'static str,
+        path: Option<PathBuf>,
+        err: String,
+    },
+    /// `required`, and the kernel did not enforce all of it.
+    NotEnforced(String),
+}
+
+impl fmt::Display for LandlockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LandlockError::Unsupported { abi: 0 } => write!(
+                f,
+                "landlock mode \"required\", but this kernel has no Landlock (not built in, or not in the `lsm=` list). Fix: run on Linux 6.12+ with Landlock enabled, or set `[landlock] mode = \"best-effort\"` (the vault preload is then the only file guard)"
+            ),
+            LandlockError::Unsupported { abi } => write!(
+                f,
+                "landlock mode \"required\" needs Landlock ABI {REQUIRED_ABI} (Linux 6.12: IoctlDev and the tool layer's signal and socket scopes); this kernel has ABI {abi}. Fix: a newer kernel, or `[landlock] mode = \"best-effort\"`"
+            ),
+            LandlockError::Ruleset { call, path, err } => match path {
+                Some(p) => write!(f, "{call} {}: {err}", p.display()),
+                None => write!(f, "{call}: {err}"),
+            },
+            LandlockError::NotEnforced(s) => {
+                write!(f, "landlock mode \"required\", but the kernel reports: {s}")
+            }
+        }
+    }
+}
+
+/// A ruleset ready to enforce.
+pub struct Prepared {
+    ruleset: RulesetCreated,
+    mode: EnforceMode,
+    abi: u32,
+    summary: String,
+}
+
+/// The outcome of step 5 for the log line.
+pub enum Outcome {
+    Off,
+    Ready(Box<Prepared>),
+    /// best-effort on a kernel without Landlock.
+    Unavailable,
+}
+
+fn flags(a: Access) -> BitFlags<AccessFs> {
+    BitFlags::<AccessFs>::from_bits_truncate(a.bits())
+}
+
+fn rerr<'a>(
+    call: &'static str,
+    path: Option<&'a Path>,
+) -> impl FnOnce(landlock::RulesetError) -> LandlockError + 'a {
+    move |e| LandlockError::Ruleset {
+        call,
+        path: path.map(Path::to_path_buf),
+        err: e.to_string(),
+    }
+}
+
+/// The terminal devices that must keep working.
+pub fn terminal_paths() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = ["/dev/ptmx", "/dev/pts", "/dev/tty", "/dev/console"]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    for fd in 0..3 {
+        if let Ok(t) = std::fs::read_link(format!("/proc/self/fd/{fd}")) {
+            if t.starts_with("/dev/") && !v.contains(&t) {
+                v.push(t);
+            }
+        }
+    }
+    v
+}
+
+/// `required` needs ABI [`REQUIRED_ABI`].
+pub fn check_abi(mode: EnforceMode, abi: u32) -> Result<(), LandlockError> {
+    if mode == EnforceMode::Required && abi < REQUIRED_ABI {
+        return Err(LandlockError::Unsupported { abi });
+    }
+    Ok(())
+}
+
+/// Build the ruleset (step 5, first half; while still privileged).
+pub fn prepare(policy: &Policy) -> Result<Outcome, LandlockError> {
+    let mode = policy.landlock;
+    if mode == EnforceMode::Off {
+        return Ok(Outcome::Off);
+    }
+    let abi = sys::landlock_abi();
+    check_abi(mode, abi)?;
+    if abi == 0 {
+        return Ok(Outcome::Unavailable);
+    }
+    let supported = Access::supported_by_abi(abi);
+    let plan = base_layer(policy);
+    let handled = plan.handled.intersect(supported);
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(flags(handled))
+        .map_err(rerr("landlock_create_ruleset", None))?
+        .create()
+        .map_err(rerr("landlock_create_ruleset", None))?;
+    let mut skipped = Vec::new();
+    let mut count = 0usize;
+    let mut add = |ruleset: RulesetCreated,
+                   path: &Path,
+                   access: Access|
+     -> Result<RulesetCreated, LandlockError> {
+        let fd: OwnedFd =
+            match nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()) {
+                Ok(fd) => fd,
+                Err(_) => {
+                    skipped.push(path.display().to_string());
+                    return Ok(ruleset);
+                }
+            };
+        let is_dir = fstat(&fd)
+            .map(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
+            .unwrap_or(false);
+        let mut a = access.intersect(handled);
+        if !is_dir {
+            a = a.intersect(Access::FILE_ONLY);
+        }
+        if a.is_empty() {
+            return Ok(ruleset);
+        }
+        debug!("landlock: {} {}", path.display(), a.describe());
+        count += 1;
+        ruleset
+            .add_rule(PathBeneath::new(fd, flags(a)))
+            .map_err(rerr("landlock_add_rule", Some(path)))
+    };
+    for r in &plan.rules {
+        ruleset = add(ruleset, &r.path, r.access)?;
+    }
+    let tty = Access::READ_FILE | Access::WRITE_FILE | Access::IOCTL_DEV | Access::READ_DIR;
+    for t in terminal_paths() {
+        ruleset = add(ruleset, &t, tty)?;
+    }
+    let missing = Access::ALL.without(supported);
+    let mut summary = format!("ABI {abi}, {count} rules");
+    if !skipped.is_empty() {
+        summary.push_str(&format!("; skipped (missing): {}", skipped.join(", ")));
+    }
+    if mode == EnforceMode::BestEffort {
+        if !missing.is_empty() {
+            summary.push_str(&format!(
+                "; NOT enforced on this kernel: {}",
+                missing.names().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if abi < REQUIRED_ABI {
+            summary.push_str(
+                "; NOT available: signal and abstract-socket scopes for the tool layer (ABI 6)",
+            );
+        }
+    }
+    Ok(Outcome::Ready(Box::new(Prepared {
+        ruleset,
+        mode,
+        abi,
+        summary,
+    })))
+}
+
+impl Prepared {
+    /// Enforce (step 5, second half; after the privilege drop). Returns the
+    /// log line.
+    pub fn enforce(self) -> Result<String, LandlockError> {
+        let status = self
+            .ruleset
+            .restrict_self()
+            .map_err(rerr("landlock_restrict_self", None))?;
+        let word = match status.ruleset {
+            RulesetStatus::FullyEnforced => "fully enforced",
+            RulesetStatus::PartiallyEnforced => "partially enforced",
+            RulesetStatus::NotEnforced => "NOT enforced",
+        };
+        if self.mode == EnforceMode::Required && status.ruleset != RulesetStatus::FullyEnforced {
+            return Err(LandlockError::NotEnforced(format!(
+                "ruleset {word} (ABI {})",
+                self.abi
+            )));
+        }
+        Ok(format!("{word}, {}", self.summary))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn required_needs_abi_6_and_says_so() {
+        let e = check_abi(EnforceMode::Required, 5).unwrap_err().to_string();
+        assert!(
+            e.contains("needs Landlock ABI 6") && e.contains("this kernel has ABI 5"),
+            "{e}"
+        );
+        assert!(e.contains("best-effort"), "{e}");
+        let e = check_abi(EnforceMode::Required, 0).unwrap_err().to_string();
+        assert!(e.contains("no Landlock"), "{e}");
+        assert!(check_abi(EnforceMode::Required, 6).is_ok());
+        assert!(check_abi(EnforceMode::BestEffort, 0).is_ok());
+    }
+}

@@ -1,0 +1,232 @@
+//! Step 8, serving as PID 1: forward signals, reap every zombie, and when
+//! the harness exits, stop the remaining processes within a grace period
+//! and exit with the harness's code (or 128+signal).
+//!
+//! Signals are blocked (all but the synchronous ones, as tini does) before
+//! the fork and taken with `sigtimedwait`, so none is lost and PID 1's
+//! "no default action" rule does not matter. When agent-init is not PID 1 it
+//! is a child subreaper, so orphaned descendants are reparented to it.
+
+use crate::log::{debug, info};
+use crate::sys;
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// The signals agent-init forwards to the harness.
+pub const FORWARDED: &[Signal] = &[
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+];
+
+/// Signals left unblocked: the synchronous ones (a fault in agent-init must
+/// still kill it) and the terminal stop signals.
+const UNBLOCKED: &[Signal] = &[
+    Signal::SIGFPE,
+    Signal::SIGILL,
+    Signal::SIGSEGV,
+    Signal::SIGBUS,
+    Signal::SIGABRT,
+    Signal::SIGTRAP,
+    Signal::SIGSYS,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
+];
+
+/// What failed.
+#[derive(Debug)]
+pub enum ServeError {
+    /// A named call failed.
+    Call { call: &'static str, err: Errno },
+}
+
+impl fmt::Display for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServeError::Call { call, err } => write!(f, "{call}: {}", err.desc()),
+        }
+    }
+}
+
+/// The set agent-init blocks and waits for.
+pub fn signal_set() -> SigSet {
+    let mut s = SigSet::all();
+    for sig in UNBLOCKED {
+        s.remove(*sig);
+    }
+    s
+}
+
+/// Block [`signal_set`] (before the fork) and become a subreaper when not PID 1.
+pub fn block_signals() -> Result<SigSet, ServeError> {
+    let set = signal_set();
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).map_err(|err| ServeError::Call {
+        call: "sigprocmask",
+        err,
+    })?;
+    if std::process::id() != 1 {
+        nix::sys::prctl::set_child_subreaper(true).map_err(|err| ServeError::Call {
+            call: "prctl(PR_SET_CHILD_SUBREAPER)",
+            err,
+        })?;
+    }
+    Ok(set)
+}
+
+/// Undo [`block_signals`] in the harness child.
+pub fn unblock_all() {
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+}
+
+/// How to serve.
+#[derive(Debug, Clone, Copy)]
+pub struct Serve {
+    pub harness: Pid,
+    pub process_group: bool,
+    pub grace: Duration,
+}
+
+/// The exit code for a wait status.
+pub fn exit_code(ws: WaitStatus) -> Option<i32> {
+    match ws {
+        WaitStatus::Exited(_, c) => Some(c),
+        WaitStatus::Signaled(_, s, _) => Some(128 + s as i32),
+        _ => None,
+    }
+}
+
+/// Reap every child that has exited. Returns whether children remain.
+fn reap(harness: Pid, code: &mut Option<i32>) -> bool {
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => return true,
+            Ok(ws) => {
+                if ws.pid() == Some(harness) {
+                    if let Some(c) = exit_code(ws) {
+                        *code = Some(c);
+                    }
+                } else {
+                    debug!("reaped {:?}", ws);
+                }
+            }
+            Err(Errno::EINTR) => continue,
+            Err(_) => return false, // ECHILD: none left
+        }
+    }
+}
+
+/// Every descendant of this process (from /proc), or, as PID 1, "all".
+fn signal_rest(sig: Signal) -> usize {
+    if std::process::id() == 1 {
+        // kill(-1) reaches every process of our PID namespace but us.
+        let _ = kill(Pid::from_raw(-1), sig);
+        return descendants().len();
+    }
+    let d = descendants();
+    for p in &d {
+        let _ = kill(*p, sig);
+    }
+    d.len()
+}
+
+fn descendants() -> Vec<Pid> {
+    let me = std::process::id() as i32;
+    let mut parent_of = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // "pid (comm) S ppid ...": comm may hold spaces and parens.
+            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                continue;
+            };
+            let mut f = rest.split_whitespace();
+            let state = f.next();
+            let ppid = f.next().and_then(|s| s.parse::<i32>().ok());
+            if let (Some(ppid), Some(st)) = (ppid, state) {
+                if st != "Z" {
+                    parent_of.push((pid, ppid));
+                }
+            }
+        }
+    }
+    let mut out: Vec<i32> = Vec::new();
+    let mut frontier = vec![me];
+    while let Some(p) = frontier.pop() {
+        for &(c, pp) in &parent_of {
+            if pp == p && c != me && !out.contains(&c) {
+                out.push(c);
+                frontier.push(c);
+            }
+        }
+    }
+    out.into_iter().map(Pid::from_raw).collect()
+}
+
+/// Serve until the harness and every other child are gone. Returns the exit code.
+pub fn serve(set: &SigSet, cfg: Serve) -> Result<i32, ServeError> {
+    let mut code: Option<i32> = None;
+    let mut deadline: Option<Instant> = None;
+    let target = if cfg.process_group {
+        Pid::from_raw(-cfg.harness.as_raw())
+    } else {
+        cfg.harness
+    };
+    loop {
+        let remaining = reap(cfg.harness, &mut code);
+        if let Some(c) = code {
+            if !remaining {
+                info!("exit: harness exited, code {c}");
+                return Ok(c);
+            }
+            let now = Instant::now();
+            match deadline {
+                None => {
+                    let n = signal_rest(Signal::SIGTERM);
+                    info!(
+                        "exit: harness exited (code {c}); SIGTERM to {n} remaining processes, waiting up to {:?}",
+                        cfg.grace
+                    );
+                    deadline = Some(now + cfg.grace);
+                    continue;
+                }
+                Some(d) if now >= d => {
+                    let n = signal_rest(Signal::SIGKILL);
+                    info!("exit: grace period over; SIGKILL to {n} remaining processes");
+                    while let Ok(_) | Err(Errno::EINTR) = waitpid(Pid::from_raw(-1), None) {}
+                    return Ok(c);
+                }
+                Some(_) => {}
+            }
+        }
+        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let sig = sys::sigtimedwait(set, timeout).map_err(|e| ServeError::Call {
+            call: "sigtimedwait",
+            err: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+        })?;
+        let Some(sig) = sig.and_then(|s| Signal::try_from(s).ok()) else {
+            continue;
+        };
+        if sig == Signal::SIGCHLD {
+            continue;
+        }
+        if FORWARDED.contains(&sig) && code.is_none() {
+            debug!("forwarding {sig} to {target}");
+            if let Err(e) = kill(target, sig) {
+                debug!("kill({target}, {sig}): {}", e.desc());
+            }
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Step 4, dropping privileges (in the harness child, before exec), and the
+//! smaller drop agent-init applies to itself once the harness runs.
+//!
+//! Order (verified, crates-and-pitfalls.md section 5): bounding set swept
+//! over `0..=cap_last_cap`, ambient and inheritable cleared; securebits
+//! locked (`NOROOT`, `NO_SETUID_FIXUP`, `KEEP_CAPS` off, `NO_CAP_AMBIENT_RAISE`,
+//! each with its lock); `setgroups`, `setresgid`, `setresuid`; permitted and
+//! effective cleared; `no_new_privs`; `RLIMIT_CORE` 0. Then the result is
+//! read back and checked: every set empty.
+
+use crate::config::Identity;
+use crate::log::debug;
+use crate::sys;
+use caps::CapSet;
+use nix::sys::resource::{Resource, setrlimit};
+use nix::unistd::{Gid, Uid};
+use std::fmt;
+
+const SECBIT_NOROOT: u32 = 1 << 0;
+const SECBIT_NOROOT_LOCKED: u32 = 1 << 1;
+const SECBIT_NO_SETUID_FIXUP: u32 = 1 << 2;
+const SECBIT_NO_SETUID_FIXUP_LOCKED: u32 = 1 << 3;
+const SECBIT_KEEP_CAPS_LOCKED: u32 = 1 << 5;
+const SECBIT_NO_CAP_AMBIENT_RAISE: u32 = 1 << 6;
+const SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED: u32 = 1 << 7;
+
+/// The securebits agent-init sets and locks.
+pub const SECUREBITS: u32 = SECBIT_NOROOT
+    | SECBIT_NOROOT_LOCKED
+    | SECBIT_NO_SETUID_FIXUP
+    | SECBIT_NO_SETUID_FIXUP_LOCKED
+    | SECBIT_KEEP_CAPS_LOCKED
+    | SECBIT_NO_CAP_AMBIENT_RAISE
+    | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+
+/// What failed.
+#[derive(Debug)]
+pub enum PrivError {
+    /// A named call failed.
+    Call {
+        call: &'static str,
+        err: std::io::Error,
+    },
+    /// A capability set is not empty after the drop.
+    Leftover(&'static str),
+}
+
+impl fmt::Display for PrivError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PrivError::Call { call, err } => write!(f, "{call}: {err}"),
+            PrivError::Leftover(set) => {
+                write!(f, "the {set} capability set is not empty after the drop")
+            }
+        }
+    }
+}
+
+fn call(call: &'static str) -> impl FnOnce(std::io::Error) -> PrivError {
+    move |err| PrivError::Call { call, err }
+}
+fn ncall(c: &'static str) -> impl FnOnce(nix::Error) -> PrivError {
+    move |e| call(c)(e.into())
+}
+fn ccall(c: &'static str) -> impl FnOnce(caps::errors::CapsError) -> PrivError {
+    move |e| call(c)(std::io::Error::other(e.to_string()))
+}
+
+/// The highest capability number the kernel knows.
+pub fn cap_last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(63)
+}
+
+fn clear_bounding() -> Result<(), PrivError> {
+    for cap in 0..=cap_last_cap() {
+        match sys::capbset_drop(cap) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
+            Err(e) => return Err(call("prctl(PR_CAPBSET_DROP)")(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Drop to `who` (when `switch`), clear all capabilities, lock securebits,
+/// set `no_new_privs` and `RLIMIT_CORE` 0. Returns the log line.
+pub fn drop_privileges(who: &Identity, switch: bool) -> Result<String, PrivError> {
+    let root = nix::unistd::geteuid().is_root();
+    let mut notes = Vec::new();
+    if root {
+        clear_bounding()?;
+        sys::ambient_clear_all().map_err(call("prctl(PR_CAP_AMBIENT_CLEAR_ALL)"))?;
+        caps::clear(None, CapSet::Inheritable).map_err(ccall("capset(inheritable)"))?;
+        sys::set_securebits(SECUREBITS).map_err(call("prctl(PR_SET_SECUREBITS)"))?;
+    } else {
+        // Without CAP_SETPCAP neither the bounding set nor securebits can
+        // change; with empty permitted/effective sets and no_new_privs, no
+        // exec can grant a capability anyway.
+        let _ = sys::ambient_clear_all();
+        let _ = caps::clear(None, CapSet::Inheritable);
+        notes.push("not root: bounding set and securebits left as they are");
+    }
+    if switch && root {
+        let groups: Vec<Gid> = who.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+        nix::unistd::setgroups(&groups).map_err(ncall("setgroups"))?;
+        let g = Gid::from_raw(who.gid);
+        nix::unistd::setresgid(g, g, g).map_err(ncall("setresgid"))?;
+        let u = Uid::from_raw(who.uid);
+        nix::unistd::setresuid(u, u, u).map_err(ncall("setresuid"))?;
+    }
+    caps::clear(None, CapSet::Permitted).map_err(ccall("capset(permitted)"))?;
+    caps::clear(None, CapSet::Effective).map_err(ccall("capset(effective)"))?;
+    nix::sys::prctl::set_no_new_privs().map_err(ncall("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+    setrlimit(Resource::RLIMIT_CORE, 0, 0).map_err(ncall("setrlimit(RLIMIT_CORE)"))?;
+
+    for (set, name) in [
+        (CapSet::Effective, "effective"),
+        (CapSet::Permitted, "permitted"),
+        (CapSet::Inheritable, "inheritable"),
+        (CapSet::Ambient, "ambient"),
+    ] {
+        if !caps::read(None, set).map_err(ccall("capget"))?.is_empty() {
+            return Err(PrivError::Leftover(name));
+        }
+    }
+    if root && (0..=cap_last_cap()).any(|c| sys::capbset_read(c).unwrap_or(false)) {
+        return Err(PrivError::Leftover("bounding"));
+    }
+    let uid = nix::unistd::getuid().as_raw();
+    let gid = nix::unistd::getgid().as_raw();
+    debug!(
+        "drop: uid {uid} gid {gid} groups {:?} securebits {:#x}",
+        who.groups,
+        sys::get_securebits().unwrap_or(0)
+    );
+    let mut line = format!(
+        "uid {uid} gid {gid}{}, all capabilities cleared, no_new_privs, core dumps off",
+        who.name
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default()
+    );
+    if root {
+        line.push_str(", securebits locked");
+    }
+    for n in notes {
+        line.push_str("; ");
+        line.push_str(n);
+    }
+    Ok(line)
+}
+
+/// agent-init itself, once the harness runs: it only needs to signal and
+/// reap. Keep CAP_KILL (to signal a harness of another uid) and drop every
+/// other capability from all sets; no core dumps; not dumpable (its memory
+/// and `/proc/<pid>/environ` hold the harness's secrets, and in host mode it
+/// runs as the tools' user); `no_new_privs`.
+pub fn restrict_self() {
+    let _ = nix::sys::prctl::set_dumpable(false);
+    let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
+    let _ = nix::sys::prctl::set_no_new_privs();
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let keep = caps::Capability::CAP_KILL;
+    for cap in 0..=cap_last_cap() {
+        if cap != keep.index() as u32 {
+            let _ = sys::capbset_drop(cap);
+        }
+    }
+    let _ = sys::ambient_clear_all();
+    let _ = caps::clear(None, CapSet::Inheritable);
+    let mut only_kill = caps::CapsHashSet::new();
+    only_kill.insert(keep);
+    let _ = caps::set(None, CapSet::Effective, &only_kill);
+    let _ = caps::set(None, CapSet::Permitted, &only_kill);
+}

@@ -1,0 +1,311 @@
+//! Every raw system call agent-init makes that neither `nix`, `caps`,
+//! `landlock` nor `seccompiler` wraps safely lives here, one small safe
+//! function each. Nothing outside this module uses `unsafe`.
+
+use std::ffi::{CStr, CString, OsString};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStringExt;
+use std::time::Duration;
+
+fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// `close_range(first, ~0, 0)`: close every fd from `first` up.
+pub fn close_from(first: u32) -> io::Result<()> {
+    // SAFETY: close_range takes plain integers; closing fds we do not use is
+    // what the caller wants (no Rust object owns an fd >= first at this point:
+    // it runs before agent-init opens anything).
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) }).map(drop)
+}
+
+/// `fork()`. The caller is single-threaded (agent-init never starts a
+/// thread), so the child may allocate and use std freely.
+pub fn fork() -> nix::Result<nix::unistd::ForkResult> {
+    // SAFETY: agent-init is single-threaded when it forks (no thread is ever
+    // spawned), so no lock can be held by a thread that does not exist in
+    // the child.
+    unsafe { nix::unistd::fork() }
+}
+
+/// `prctl(PR_CAPBSET_DROP, cap)`.
+pub fn capbset_drop(cap: u32) -> io::Result<()> {
+    // SAFETY: integer arguments only.
+    check(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } as _)
+        .map(drop)
+}
+
+/// `prctl(PR_CAPBSET_READ, cap)`: true when `cap` is in the bounding set.
+pub fn capbset_read(cap: u32) -> io::Result<bool> {
+    // SAFETY: integer arguments only.
+    check(unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) } as _)
+        .map(|v| v == 1)
+}
+
+/// `prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)`.
+pub fn ambient_clear_all() -> io::Result<()> {
+    // SAFETY: integer arguments only.
+    check(unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    } as _)
+    .map(drop)
+}
+
+/// `prctl(PR_SET_SECUREBITS, bits)`.
+pub fn set_securebits(bits: u32) -> io::Result<()> {
+    // SAFETY: integer arguments only.
+    check(unsafe { libc::prctl(libc::PR_SET_SECUREBITS, bits as libc::c_ulong, 0, 0, 0) } as _)
+        .map(drop)
+}
+
+/// `prctl(PR_GET_SECUREBITS)`.
+pub fn get_securebits() -> io::Result<u32> {
+    // SAFETY: integer arguments only.
+    check(unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) } as _).map(|v| v as u32)
+}
+
+/// The Landlock ABI version of the running kernel: 0 when Landlock is
+/// missing or disabled.
+pub fn landlock_abi() -> u32 {
+    // SAFETY: LANDLOCK_CREATE_RULESET_VERSION with a NULL attr and size 0 is
+    // the documented way to query the ABI; no memory is passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            1u32, // LANDLOCK_CREATE_RULESET_VERSION
+        )
+    };
+    if rc < 0 { 0 } else { rc as u32 }
+}
+
+/// Ignore (`true`) or restore the default action (`false`) of `sig`.
+pub fn ignore_signal(sig: nix::sys::signal::Signal, ignore: bool) -> nix::Result<()> {
+    use nix::sys::signal::{SigHandler, signal};
+    let h = if ignore {
+        SigHandler::SigIgn
+    } else {
+        SigHandler::SigDfl
+    };
+    // SAFETY: SIG_IGN and SIG_DFL are not Rust handlers; nothing can run
+    // concurrently with them.
+    unsafe { signal(sig, h) }.map(drop)
+}
+
+/// `sigtimedwait`: the next pending signal of `set` (which the caller has
+/// blocked), or `None` when `timeout` passes first. `None` timeout: wait
+/// forever.
+pub fn sigtimedwait(
+    set: &nix::sys::signal::SigSet,
+    timeout: Option<Duration>,
+) -> io::Result<Option<i32>> {
+    let ts = timeout.map(|d| libc::timespec {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    loop {
+        // SAFETY: `set` is a valid sigset_t (SigSet is repr(transparent) over
+        // it via AsRef); info may be NULL; ts_ptr is NULL or points to `ts`,
+        // which lives until the end of this function.
+        let rc = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), ts_ptr) };
+        if rc >= 0 {
+            return Ok(Some(rc));
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EAGAIN) => return Ok(None),
+            Some(libc::EINTR) => continue,
+            _ => return Err(e),
+        }
+    }
+}
+
+/// One directory entry: its name.
+pub struct RawDirEntry {
+    pub name: OsString,
+}
+
+/// List the directory open at `dir` (a duplicate is read; `dir` stays open
+/// and its offset is untouched for the caller's purposes), without `.`/`..`.
+pub fn read_dir_fd(dir: BorrowedFd<'_>) -> io::Result<Vec<RawDirEntry>> {
+    let dup = dir.try_clone_to_owned()?;
+    let raw = into_raw(dup);
+    // SAFETY: `raw` is an fd we own (just duplicated); on success fdopendir
+    // takes it over and closedir below closes it.
+    let dp = unsafe { libc::fdopendir(raw) };
+    if dp.is_null() {
+        let e = io::Error::last_os_error();
+        // SAFETY: fdopendir failed, so `raw` is still ours to close.
+        unsafe { libc::close(raw) };
+        return Err(e);
+    }
+    // SAFETY: dp is a valid DIR* from fdopendir; rewind so a duplicated fd
+    // that shares the offset starts at the beginning.
+    unsafe { libc::rewinddir(dp) };
+    let mut out = Vec::new();
+    let result = loop {
+        // SAFETY: errno is thread-local; resetting it distinguishes end of
+        // directory (NULL, errno 0) from an error.
+        unsafe { *libc::__errno_location() = 0 };
+        // SAFETY: dp is a valid, open DIR*.
+        let ent = unsafe { libc::readdir64(dp) };
+        if ent.is_null() {
+            let e = io::Error::last_os_error();
+            break if e.raw_os_error() == Some(0) {
+                Ok(())
+            } else {
+                Err(e)
+            };
+        }
+        // SAFETY: readdir64 returned a valid dirent64 whose d_name is a
+        // NUL-terminated string inside the entry; we copy it before the
+        // next readdir call.
+        let name = unsafe { CStr::from_ptr((*ent).d_name.as_ptr()).to_bytes().to_vec() };
+        if name == b"." || name == b".." {
+            continue;
+        }
+        out.push(RawDirEntry {
+            name: OsString::from_vec(name),
+        });
+    };
+    // SAFETY: dp is valid and closed exactly once here.
+    unsafe { libc::closedir(dp) };
+    result.map(|()| out)
+}
+
+fn into_raw(fd: OwnedFd) -> RawFd {
+    use std::os::fd::IntoRawFd;
+    fd.into_raw_fd()
+}
+
+/// Raw `openat(2)` through `syscall(2)`, bypassing every libc symbol (and so
+/// any preload hook): for self-test attacks.
+pub fn raw_openat(dir: RawFd, path: &CStr, flags: i32) -> io::Result<OwnedFd> {
+    // SAFETY: path is a valid NUL-terminated string that outlives the call.
+    let rc = check(unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            dir,
+            path.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            0,
+        )
+    })?;
+    // SAFETY: the kernel returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(rc as RawFd) })
+}
+
+/// `struct open_how` for openat2.
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// Raw `openat2(2)`.
+pub fn raw_openat2(path: &CStr, flags: i32) -> io::Result<OwnedFd> {
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: 0,
+    };
+    // SAFETY: path is NUL-terminated and `how` is a valid open_how whose size
+    // we pass; both outlive the call.
+    let rc = check(unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    })?;
+    // SAFETY: a new fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(rc as RawFd) })
+}
+
+/// Raw `io_uring_setup(1, params)`: the fd on success.
+pub fn raw_io_uring_setup() -> io::Result<OwnedFd> {
+    let mut params = [0u8; 120]; // struct io_uring_params is 120 bytes
+    // SAFETY: params is a zeroed, writable buffer of the size the kernel
+    // reads and writes for struct io_uring_params.
+    let rc = check(unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, params.as_mut_ptr()) })?;
+    // SAFETY: a new fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(rc as RawFd) })
+}
+
+/// `ptrace(PTRACE_ATTACH, pid)`; on success detaches again.
+pub fn ptrace_attach(pid: i32) -> io::Result<()> {
+    // SAFETY: integer arguments only.
+    check(unsafe { libc::ptrace(libc::PTRACE_ATTACH, pid, 0usize, 0usize) })?;
+    // SAFETY: integer arguments only; undoes the attach above.
+    unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, 0usize, 0usize) };
+    Ok(())
+}
+
+/// `unshare(flags)`.
+pub fn unshare(flags: i32) -> io::Result<()> {
+    // SAFETY: integer argument only; the caller is a throw-away child or
+    // expects the call to fail.
+    check(unsafe { libc::unshare(flags) } as _).map(drop)
+}
+
+/// A raw syscall with up to two integer arguments, for probing the filter
+/// (`getppid`, an x32 number, `clone3` with a NULL pointer...).
+pub fn raw_syscall2(
+    nr: libc::c_long,
+    a: libc::c_long,
+    b: libc::c_long,
+) -> io::Result<libc::c_long> {
+    // SAFETY: callers pass only syscalls whose arguments are integers or
+    // NULL (the kernel rejects a NULL pointer with EFAULT without touching
+    // memory).
+    check(unsafe { libc::syscall(nr, a, b) })
+}
+
+/// `ioctl(fd, request, arg)` with an integer-pointer argument (TIOCSTI probe).
+pub fn ioctl_byte(fd: RawFd, request: libc::c_ulong, byte: u8) -> io::Result<()> {
+    let b = byte;
+    // SAFETY: `b` is a valid byte that outlives the call; TIOCSTI reads one byte.
+    check(unsafe { libc::ioctl(fd, request, &b as *const u8) } as _).map(drop)
+}
+
+/// `syncfs(fd)`: flush the file system that holds `fd`.
+pub fn syncfs(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: integer argument only; the fd is borrowed and open.
+    check(unsafe { libc::syncfs(fd.as_raw_fd()) } as _).map(drop)
+}
+
+/// `linkat(AT_FDCWD, "/proc/self/fd/N", dir, name, AT_SYMLINK_FOLLOW)`:
+/// gives an `O_TMPFILE` file its name without CAP_DAC_READ_SEARCH.
+pub fn link_tmpfile(fd: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    let proc = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL");
+    // SAFETY: both strings are NUL-terminated and outlive the call; the fds
+    // are borrowed and open.
+    check(unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            proc.as_ptr(),
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    } as _)
+    .map(drop)
+}

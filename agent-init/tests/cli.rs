@@ -1,0 +1,257 @@
+//! Bad input (one clear line, the right exit code, nothing started), and
+//! `check`, `explain`, `self-test`, `--help`.
+
+mod common;
+use common::*;
+use std::process::Command;
+
+fn one_error_line(o: &std::process::Output) -> String {
+    let lines = error_lines(o);
+    assert_eq!(lines.len(), 1, "expected one error line: {}", stderr(o));
+    lines[0].clone()
+}
+
+#[test]
+fn broken_policy_is_one_line_exit_2_nothing_started() {
+    let d = Dir::new();
+    let p = d.join("broken.toml");
+    std::fs::write(
+        &p,
+        "[harness]\nuser = \"1000:1000\"\nshell = \"bash\"\n[vault]\n[filesystem]\n",
+    )
+    .unwrap();
+    let marker = d.join("started");
+    let o = output(run_cmd(&p, &[], &["/bin/touch", marker.to_str().unwrap()]));
+    assert_eq!(o.status.code(), Some(2));
+    let line = stderr(&o);
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(
+        line.starts_with(&format!(
+            "agent-init: error: {}:3:1: unknown field `shell`",
+            p.display()
+        )),
+        "{line}"
+    );
+    assert!(!marker.exists());
+    // check says the same and exits 1.
+    let o = Command::new(BIN)
+        .args(["check", "--policy"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).starts_with(&format!("{}:3:1: ", p.display())),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn unknown_user_is_one_line_exit_2() {
+    let d = Dir::new();
+    let p = d.policy("no-such-user-av", "required", "required", "");
+    let marker = d.join("started");
+    let o = output(run_cmd(&p, &[], &["/bin/touch", marker.to_str().unwrap()]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let line = one_error_line(&o);
+    assert!(line.contains("unknown user \"no-such-user-av\""), "{line}");
+    assert!(!marker.exists());
+    let p = d.policy("65534:65534", "required", "required", "");
+    let o = output(run_cmd(
+        &p,
+        &["--user", "nope-nobody-av"],
+        &["/bin/touch", marker.to_str().unwrap()],
+    ));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(one_error_line(&o).contains("unknown user \"nope-nobody-av\""));
+    assert!(!marker.exists());
+}
+
+#[test]
+fn missing_command_is_127_and_starts_nothing() {
+    let d = Dir::new();
+    let seeded = d.join("pi");
+    let p = d.policy(
+        "65534:65534",
+        "required",
+        "required",
+        &format!(
+            "[[vault.entry]]\nname = \"pi\"\ndir = \"{}\"\n",
+            seeded.display()
+        ),
+    );
+    let o = output(run_cmd(&p, &[], &["no-such-command-av"]));
+    assert_eq!(o.status.code(), Some(127));
+    assert!(one_error_line(&o).contains("no-such-command-av: command not found"));
+    assert!(!seeded.exists(), "seeding ran for a missing command");
+    let o = output(run_cmd(&p, &[], &["/no/such/path"]));
+    assert_eq!(o.status.code(), Some(127));
+}
+
+#[test]
+fn not_executable_is_126() {
+    if skip_unless_root("not_executable_is_126") {
+        return;
+    }
+    let d = Dir::new();
+    let f = d.join("script");
+    std::fs::write(&f, "#!/bin/sh\necho hi\n").unwrap();
+    let p = d.policy("65534:65534", "required", "required", "");
+    let o = output(run_cmd(&p, &[], &[f.to_str().unwrap()]));
+    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
+    assert!(
+        one_error_line(&o).contains("cannot execute"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn best_effort_policies_start() {
+    // The refusal on kernels below ABI 6 is a unit test of landlock_layer
+    // (this kernel has ABI 7).
+    let d = Dir::new();
+    let p = d.policy("65534:65534", "best-effort", "best-effort", "");
+    if !is_root() {
+        eprintln!("SKIP: needs root");
+        return;
+    }
+    let o = output(run_cmd(&p, &[], &["/bin/true"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn check_prints_the_builtin_policy_in_words() {
+    let o = Command::new(BIN).arg("check").output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = stdout(&o);
+    for want in [
+        "Policy:",
+        "Vault",
+        "pi ",
+        "ANTHROPIC_API_KEY",
+        "Seccomp",
+        "io_uring_setup",
+        "Seeds",
+        "copy /pi-agent-ro",
+    ] {
+        assert!(s.contains(want), "{want} missing:\n{s}");
+    }
+}
+
+#[test]
+fn explain_names_the_rule() {
+    let o = Command::new(BIN)
+        .args(["explain", "/pi-agent/auth.json", "/usr/bin/cat"])
+        .env("PI_CODING_AGENT_DIR", "/pi-agent")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = stdout(&o);
+    assert!(s.contains("vault entry: pi"), "{s}");
+    assert!(s.contains("a tool may:  nothing"), "{s}");
+    assert!(
+        s.contains("/usr/bin/cat\n  harness may: read, execute"),
+        "{s}"
+    );
+}
+
+#[test]
+fn help_teaches_the_commands() {
+    let o = Command::new(BIN).arg("--help").output().unwrap();
+    let s = stdout(&o);
+    for want in [
+        "run",
+        "check",
+        "explain",
+        "self-test",
+        "AGENT_VAULT_LOG",
+        "ENTRYPOINT",
+    ] {
+        assert!(s.contains(want), "{want} missing:\n{s}");
+    }
+    let o = Command::new(BIN).args(["run", "--help"]).output().unwrap();
+    let s = stdout(&o);
+    for want in [
+        "--policy",
+        "--user",
+        "--process-group",
+        "--grace",
+        "126",
+        "127",
+        "seccomp",
+    ] {
+        assert!(s.contains(want), "{want} missing:\n{s}");
+    }
+}
+
+#[test]
+fn self_test_under_run_reports_the_kernel_layers() {
+    if skip_unless_root("self_test_under_run_reports_the_kernel_layers") {
+        return;
+    }
+    let d = Dir::new();
+    let v = d.join("vault");
+    std::fs::create_dir_all(&v).unwrap();
+    std::fs::write(v.join("auth.json"), "TOPSECRET-VALUE").unwrap();
+    let p = d.policy(
+        "65534:65534",
+        "required",
+        "required",
+        &format!("[[vault.entry]]\nname = \"v\"\ndir = \"{}\"\n", v.display()),
+    );
+    // self-test as a tool: a child of the harness `sh`. A private mount
+    // namespace gives this agent-init its own /run/agent-vault (other tests
+    // running in parallel as root write theirs to the host's).
+    let cmd = format!("{BIN} self-test --json; echo rc=$?");
+    let script = format!(
+        "mkdir -p /run/agent-vault && mount -t tmpfs -o mode=0755 tmpfs /run/agent-vault && exec {BIN} run --policy {} -- /bin/sh -c '{cmd}'",
+        p.display()
+    );
+    let o = Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "/bin/sh",
+            "-c",
+            &script,
+        ])
+        .env("AGENT_VAULT_PRELOAD", "off")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let s = stdout(&o);
+    assert!(!s.contains("TOPSECRET"), "a secret was printed");
+    let row = |check: &str| -> String {
+        let i = s
+            .find(&format!("\"check\":\"{check}"))
+            .unwrap_or_else(|| panic!("{check} missing: {s}"));
+        let j = s[i..].find('}').unwrap();
+        s[i..i + j].to_string()
+    };
+    for ok in [
+        "base layer restricts this process",
+        "filter mode",
+        "capabilities empty",
+        "no_new_privs",
+        "io_uring_setup -> EPERM",
+        "clone3 -> ENOSYS",
+        "ioctl TIOCSTI -> EPERM",
+        "unshare user namespace",
+        "ptrace attach to the harness",
+        "/tmp writable",
+        "harness owns",
+        "secret env AV_TEST_SECRET absent",
+    ] {
+        assert!(row(ok).contains("\"status\":\"pass\""), "{}", row(ok));
+    }
+    // Without the preload there is no tool layer and the harness stays
+    // dumpable: self-test says so (vault readable by raw openat, harness
+    // memory readable) and fails.
+    assert!(row("vault preload loaded").contains("FAIL"));
+    assert!(row("harness non-dumpable").contains("FAIL"));
+    assert!(row("raw openat").contains("FAIL"));
+    assert!(s.contains("rc=1"), "{s}");
+}

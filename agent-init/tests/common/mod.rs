@@ -1,0 +1,112 @@
+//! Helpers for agent-init's integration tests: the binary, test policies in
+//! temporary directories, and runs that do not depend on the vault preload
+//! (`AGENT_VAULT_PRELOAD=off`). The tests run as root on a host with
+//! Landlock and seccomp; a test that needs something missing says why and
+//! returns early.
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_agent-init");
+/// The unprivileged user the harness runs as in these tests.
+pub const NOBODY: u32 = 65534;
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Skip (return true and say why) unless root.
+pub fn skip_unless_root(test: &str) -> bool {
+    if !is_root() {
+        eprintln!("SKIP {test}: needs root (run the tests as root)");
+        return true;
+    }
+    false
+}
+
+pub fn has(cmd: &str) -> bool {
+    Path::new(cmd).exists()
+}
+
+/// A temporary directory every user may enter (the harness runs as nobody).
+pub struct Dir {
+    pub tmp: tempfile::TempDir,
+}
+
+impl Dir {
+    pub fn new() -> Dir {
+        let tmp = tempfile::Builder::new()
+            .prefix("agent-init-test.")
+            .tempdir_in("/tmp")
+            .unwrap();
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        Dir { tmp }
+    }
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.tmp.path().join(p)
+    }
+    /// Write a policy file; `extra` is appended (vault entries, seeds...).
+    pub fn policy(&self, user: &str, landlock: &str, seccomp: &str, extra: &str) -> PathBuf {
+        let p = self.join("policy.toml");
+        std::fs::write(
+            &p,
+            format!(
+                r#"[harness]
+user = "{user}"
+[vault]
+secret_env = ["AV_TEST_SECRET"]
+{extra}
+[filesystem]
+read_only = ["/"]
+executable = ["/"]
+read_write = ["/tmp", "/dev"]
+[landlock]
+mode = "{landlock}"
+[seccomp]
+mode = "{seccomp}"
+[audit]
+sink = "off"
+"#
+            ),
+        )
+        .unwrap();
+        p
+    }
+}
+
+/// `agent-init run --policy P ARGS -- CMD...` with the preload off.
+pub fn run_cmd(policy: &Path, args: &[&str], cmd: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("run").arg("--policy").arg(policy);
+    c.args(args).arg("--").args(cmd);
+    c.env("AGENT_VAULT_PRELOAD", "off")
+        .env("AGENT_VAULT_LOG", "info");
+    c.stdin(Stdio::null());
+    c
+}
+
+pub fn output(mut c: Command) -> Output {
+    c.output().unwrap()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The lines of stderr that are not agent-init's step/info lines nor the
+/// expected preload warning.
+pub fn error_lines(o: &Output) -> Vec<String> {
+    stderr(o)
+        .lines()
+        .filter(|l| l.contains("error"))
+        .map(str::to_string)
+        .collect()
+}

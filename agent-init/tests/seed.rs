@@ -1,0 +1,285 @@
+//! Seeding (step 2), run as root with the harness as nobody.
+
+mod common;
+use common::*;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+fn seed_policy(d: &Dir, src: &Path, dst: &Path) -> std::path::PathBuf {
+    d.policy(
+        "65534:65534",
+        "required",
+        "required",
+        &format!(
+            "[[vault.entry]]\nname = \"pi\"\ndir = \"{}\"\n\n[[seed]]\nsource = \"{}\"\ntarget = \"{}\"\nmode = \"copy-missing\"\n",
+            dst.display(),
+            src.display(),
+            dst.display()
+        ),
+    )
+}
+
+#[test]
+fn copy_missing_never_clobbers_and_owns() {
+    if skip_unless_root("copy_missing_never_clobbers_and_owns") {
+        return;
+    }
+    let d = Dir::new();
+    let src = d.join("seed");
+    let dst = d.join("pi-agent");
+    std::fs::create_dir_all(src.join("extensions")).unwrap();
+    std::fs::write(src.join("auth.json"), "stale-seed").unwrap();
+    std::fs::write(src.join("models.json"), "seed-models").unwrap();
+    std::fs::set_permissions(
+        src.join("models.json"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    std::fs::write(src.join("extensions/x.js"), "ext").unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", src.join("abs-link")).unwrap();
+    std::os::unix::fs::symlink("../../outside", src.join("extensions/rel-out")).unwrap();
+    std::os::unix::fs::symlink("x.js", src.join("extensions/inside")).unwrap();
+    // The target exists, root-owned (the Pi EACCES crash), with a newer token.
+    std::fs::create_dir_all(&dst).unwrap();
+    std::fs::write(dst.join("auth.json"), "refreshed-token").unwrap();
+    let p = seed_policy(&d, &src, &dst);
+    let o = output(run_cmd(
+        &p,
+        &[],
+        &[
+            "/bin/sh",
+            "-c",
+            "mkdir \"$0/extensions2\" && cat \"$0/models.json\" && id -u",
+            dst.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "seed-models65534\n");
+    assert_eq!(
+        std::fs::read_to_string(dst.join("auth.json")).unwrap(),
+        "refreshed-token"
+    );
+    let m = std::fs::metadata(dst.join("models.json")).unwrap();
+    assert_eq!(
+        (m.uid(), m.gid(), m.mode() & 0o7777),
+        (NOBODY, NOBODY, 0o640)
+    );
+    assert_eq!(std::fs::metadata(&dst).unwrap().uid(), NOBODY);
+    assert_eq!(
+        std::fs::metadata(dst.join("extensions")).unwrap().uid(),
+        NOBODY
+    );
+    assert!(
+        std::fs::symlink_metadata(dst.join("abs-link")).is_err(),
+        "absolute symlink copied"
+    );
+    assert!(
+        std::fs::symlink_metadata(dst.join("extensions/rel-out")).is_err(),
+        "escaping symlink copied"
+    );
+    assert_eq!(
+        std::fs::read_link(dst.join("extensions/inside")).unwrap(),
+        Path::new("x.js")
+    );
+    assert!(
+        stderr(&o).contains("points outside the seed"),
+        "{}",
+        stderr(&o)
+    );
+    // A second run keeps everything.
+    std::fs::write(dst.join("models.json"), "edited").unwrap();
+    let o = output(run_cmd(&p, &[], &["/bin/true"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(dst.join("models.json")).unwrap(),
+        "edited"
+    );
+}
+
+#[test]
+fn symlinked_target_is_refused() {
+    if skip_unless_root("symlinked_target_is_refused") {
+        return;
+    }
+    let d = Dir::new();
+    let src = d.join("seed");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), "a").unwrap();
+    std::fs::create_dir_all(d.join("elsewhere")).unwrap();
+    let dst = d.join("target");
+    std::os::unix::fs::symlink(d.join("elsewhere"), &dst).unwrap();
+    let p = seed_policy(&d, &src, &dst);
+    let marker = d.join("started");
+    let o = output(run_cmd(&p, &[], &["/bin/touch", marker.to_str().unwrap()]));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is a symlink"), "{}", stderr(&o));
+    assert!(!marker.exists());
+    assert!(!d.join("elsewhere/a").exists());
+}
+
+#[test]
+fn missing_source_is_fine() {
+    if skip_unless_root("missing_source_is_fine") {
+        return;
+    }
+    let d = Dir::new();
+    let p = seed_policy(&d, &d.join("no-such-seed"), &d.join("pi"));
+    let o = output(run_cmd(&p, &[], &["/bin/true"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("does not exist; nothing to copy"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::metadata(d.join("pi")).unwrap().uid(), NOBODY);
+}
+
+#[test]
+fn read_only_target_stops_before_the_harness() {
+    if skip_unless_root("read_only_target_stops_before_the_harness") {
+        return;
+    }
+    let d = Dir::new();
+    let src = d.join("seed");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("auth.json"), "x").unwrap();
+    let dst = d.join("ro");
+    std::fs::create_dir_all(&dst).unwrap();
+    let p = seed_policy(&d, &src, &dst);
+    let marker = d.join("started");
+    // A private mount namespace with the target bind-mounted read-only.
+    let script = format!(
+        "mount --bind {dst} {dst} && mount -o remount,bind,ro {dst} && exec {bin} run --policy {p} -- /bin/touch {m}",
+        dst = dst.display(),
+        bin = BIN,
+        p = p.display(),
+        m = marker.display()
+    );
+    let o = std::process::Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "/bin/sh",
+            "-c",
+            &script,
+        ])
+        .env("AGENT_VAULT_PRELOAD", "off")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let line = err.lines().find(|l| l.contains("error")).unwrap();
+    assert!(
+        line.contains(dst.to_str().unwrap()) && line.contains("uid 65534") && line.contains("Fix:"),
+        "{line}"
+    );
+    assert!(!marker.exists(), "the harness started");
+}
+
+#[test]
+fn vault_file_with_two_links_is_refused() {
+    if skip_unless_root("vault_file_with_two_links_is_refused") {
+        return;
+    }
+    let d = Dir::new();
+    let v = d.join("vault");
+    std::fs::create_dir_all(&v).unwrap();
+    std::fs::write(v.join("auth.json"), "token").unwrap();
+    std::fs::hard_link(v.join("auth.json"), d.join("innocent")).unwrap();
+    let p = d.policy(
+        "65534:65534",
+        "required",
+        "required",
+        &format!("[[vault.entry]]\nname = \"v\"\ndir = \"{}\"\n", v.display()),
+    );
+    let o = output(run_cmd(&p, &[], &["/bin/true"]));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("has 2 names (hard links)"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn kill_9_mid_seed_leaves_no_partial_file() {
+    if skip_unless_root("kill_9_mid_seed_leaves_no_partial_file") {
+        return;
+    }
+    let d = Dir::new();
+    let src = d.join("seed");
+    let dst = d.join("target");
+    std::fs::create_dir_all(&src).unwrap();
+    let chunk = vec![7u8; 256 << 10];
+    // More than one batch (256 files are synced, then named, at a time).
+    for i in 0..300 {
+        std::fs::write(src.join(format!("f{i:03}")), &chunk).unwrap();
+    }
+    let p = seed_policy(&d, &src, &dst);
+    let mut child = run_cmd(&p, &[], &["/bin/true"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until some files are there, then kill -9 in the middle.
+    let t = std::time::Instant::now();
+    loop {
+        let n = std::fs::read_dir(&dst).map(|r| r.count()).unwrap_or(0);
+        if n >= 1 || t.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let names: Vec<_> = std::fs::read_dir(&dst).unwrap().flatten().collect();
+    assert!(
+        names.len() < 300,
+        "seed finished before the kill; make it bigger"
+    );
+    for e in &names {
+        let len = e.metadata().unwrap().len();
+        assert_eq!(len, 256 << 10, "partial file {:?}", e.file_name());
+        assert!(
+            !e.file_name()
+                .to_string_lossy()
+                .starts_with(".agent-vault-seed.")
+        );
+    }
+    // A second run completes the seed.
+    let o = output(run_cmd(&p, &[], &["/bin/true"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read_dir(&dst).unwrap().count(), 300);
+}
+
+#[test]
+fn newest_backup_restores_claude_json() {
+    if skip_unless_root("newest_backup_restores_claude_json") {
+        return;
+    }
+    let d = Dir::new();
+    let b = d.join("claude/backups");
+    std::fs::create_dir_all(&b).unwrap();
+    std::fs::write(b.join(".claude.json.backup.1"), "old").unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(b.join(".claude.json.backup.2"), "new").unwrap();
+    let target = d.join("claude/.claude.json");
+    let p = d.policy(
+        "65534:65534",
+        "required",
+        "required",
+        &format!(
+            "[[vault.entry]]\nname = \"c\"\ndir = \"{c}\"\n\n[[seed]]\nsource = \"{b}\"\ntarget = \"{t}\"\nmode = \"newest-backup\"\npattern = \".claude.json.backup.*\"\n",
+            c = d.join("claude").display(),
+            b = b.display(),
+            t = target.display()
+        ),
+    );
+    let o = output(run_cmd(&p, &[], &["/bin/cat", target.to_str().unwrap()]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "new");
+    assert_eq!(std::fs::metadata(&target).unwrap().uid(), NOBODY);
+}
