@@ -56,6 +56,8 @@ pub enum UserError {
     BadSpec(String),
     /// Reading /etc/passwd or /etc/group failed.
     Lookup(String, nix::Error),
+    /// The harness would run as root (uid 0) under a root agent-init.
+    RootHarness,
 }
 
 impl fmt::Display for UserError {
@@ -74,6 +76,10 @@ impl fmt::Display for UserError {
                 "--user {s:?}: expected a user name or `uid:gid` with numbers, like \"1000:1000\""
             ),
             UserError::Lookup(what, e) => write!(f, "looking up {what}: {e}"),
+            UserError::RootHarness => write!(
+                f,
+                "the harness user is root (uid 0): its tools would own /run/agent-vault (harness.pid, policy.toml) and could signal agent-init, even without capabilities; use an unprivileged user, like \"1000:1000\""
+            ),
         }
     }
 }

@@ -12,6 +12,7 @@ mod log;
 mod pid1;
 mod privs;
 mod run;
+mod safe_path;
 mod seccomp_layer;
 mod seed;
 mod selftest;

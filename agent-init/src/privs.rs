@@ -153,14 +153,20 @@ pub fn drop_privileges(who: &Identity, switch: bool) -> Result<String, PrivError
     Ok(line)
 }
 
+/// Not dumpable and no core file: `/proc/<pid>/mem`, `environ` and `fd`
+/// become root's, even for processes of the same uid.
+pub fn no_dumps() {
+    let _ = nix::sys::prctl::set_dumpable(false);
+    let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
+}
+
 /// agent-init itself, once the harness runs: it only needs to signal and
 /// reap. Keep CAP_KILL (to signal a harness of another uid) and drop every
 /// other capability from all sets; no core dumps; not dumpable (its memory
 /// and `/proc/<pid>/environ` hold the harness's secrets, and in host mode it
 /// runs as the tools' user); `no_new_privs`.
 pub fn restrict_self() {
-    let _ = nix::sys::prctl::set_dumpable(false);
-    let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
+    no_dumps();
     let _ = nix::sys::prctl::set_no_new_privs();
     if !nix::unistd::geteuid().is_root() {
         return;

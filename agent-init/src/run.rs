@@ -259,7 +259,7 @@ pub fn seed_step(
 
 /// Step 3 (before the fork): state dir, effective policy, probe, audit file.
 pub fn record_step(policy: &mut policy::Policy) -> Result<StateDir, RecordError> {
-    let state = StateDir::for_process();
+    let mut state = StateDir::for_process();
     policy.add_probe(state.probe());
     state.prepare(policy)?;
     Ok(state)
@@ -336,6 +336,11 @@ pub fn run(args: RunArgs) -> i32 {
 }
 
 fn run_inner(args: RunArgs) -> Result<i32, RunError> {
+    // From the start, not only once the harness runs: agent-init's memory
+    // and /proc/<pid>/environ hold the harness's secrets, and in host mode
+    // the harness and its tools share its uid (the harness's own exec
+    // resets its dumpable flag).
+    privs::no_dumps();
     let root = nix::unistd::geteuid().is_root();
     let loaded = config::load(args.policy.as_deref(), args.user.as_deref(), !root)
         .map_err(RunError::Config)?;
@@ -346,6 +351,11 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
         .identity
         .clone()
         .map_err(|e| RunError::Config(LoadError::User(e)))?;
+    if root && who.uid == 0 {
+        return Err(RunError::Config(LoadError::User(
+            config::UserError::RootHarness,
+        )));
+    }
     let mut policy = loaded.policy;
     info!("policy: {}", loaded.source);
 

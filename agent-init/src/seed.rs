@@ -19,6 +19,7 @@
 //!   written stops agent-init with the path, the uid and the fix.
 
 use crate::log::{debug, info, warning};
+use crate::safe_path::{self, WalkError};
 use crate::sys;
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, RenameFlags, openat, readlinkat, renameat2};
@@ -205,10 +206,23 @@ fn parent_writable(p: &Path) -> bool {
 /// by the harness user) when missing; then make sure the harness user can
 /// write it (chown when root and needed).
 pub fn ensure_dir(path: &Path, owner: Owner, stats: &mut Stats) -> Result<OwnedFd, SeedError> {
+    ensure_dir_as(path, owner, stats, true)
+}
+
+/// [`ensure_dir`]; `adopt`: chown an existing directory the harness user
+/// cannot write (only for directories the policy names as the harness's:
+/// vault dirs and copy-missing targets, never a mere parent such as the
+/// harness user's home, which may be `/`).
+fn ensure_dir_as(
+    path: &Path,
+    owner: Owner,
+    stats: &mut Stats,
+    adopt: bool,
+) -> Result<OwnedFd, SeedError> {
     let fd = open_or_create_dir(path, owner, stats)?;
     let st = fstat(&fd).map_err(call("fstat", path))?;
     if !writable_by(&st, owner) {
-        if owner.chown {
+        if owner.chown && adopt {
             fchown(
                 &fd,
                 Some(Uid::from_raw(owner.uid)),
@@ -266,55 +280,75 @@ fn writable_by(st: &FileStat, owner: Owner) -> bool {
     }
 }
 
+fn walk_error(e: WalkError, owner: Owner) -> SeedError {
+    match e {
+        WalkError::UntrustedLink { link } => SeedError::NotADirectory {
+            path: link,
+            what: "a symlink (the harness user could have planted it)",
+        },
+        WalkError::NotADirectory { path } => SeedError::NotADirectory {
+            path,
+            what: "not a directory",
+        },
+        WalkError::UntrustedDir { path, .. } => SeedError::Call {
+            call: "open",
+            path,
+            errno: Errno::EPERM,
+        },
+        WalkError::Errno { path, errno } => match errno {
+            Errno::EACCES | Errno::EROFS | Errno::EPERM | Errno::ENOSPC | Errno::EDQUOT => {
+                SeedError::Create {
+                    path,
+                    uid: owner.uid,
+                    errno,
+                }
+            }
+            _ => SeedError::Call {
+                call: "open",
+                path,
+                errno,
+            },
+        },
+    }
+}
+
+/// Open `path` as a directory, creating it and missing parents (owned by
+/// the harness user), without following any symlink the harness user could
+/// have planted on the way ([`safe_path::open_dir`]).
 fn open_or_create_dir(path: &Path, owner: Owner, stats: &mut Stats) -> Result<OwnedFd, SeedError> {
-    match nix::fcntl::open(path, DIR_FLAGS, Mode::empty()) {
-        Ok(fd) => return Ok(fd),
-        Err(Errno::ENOENT) => {}
-        Err(Errno::ELOOP | Errno::ENOTDIR) => {
-            let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-            return Err(SeedError::NotADirectory {
-                path: path.to_path_buf(),
-                what: if link { "a symlink" } else { "not a directory" },
-            });
-        }
-        Err(errno) => return Err(call("open", path)(errno)),
-    }
-    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(call("open", path)(Errno::ENOENT));
+    let opts = safe_path::Walk {
+        create: Some(safe_path::Create {
+            mode: 0o755,
+            owner: owner.chown.then_some((owner.uid, owner.gid)),
+        }),
+        require_trusted: None,
+        follow_last: false,
     };
-    let pfd = open_or_create_dir(parent, owner, stats)?;
-    let create = |errno| SeedError::Create {
-        path: path.to_path_buf(),
-        uid: owner.uid,
-        errno,
+    let opened = safe_path::open_dir(path, opts).map_err(|e| walk_error(e, owner))?;
+    if opened.created > 0 {
+        stats.dirs_created += opened.created;
+        debug!("seed: created {}", path.display());
+    }
+    Ok(opened.fd)
+}
+
+/// Open a seed source directory without following a symlink the harness
+/// user could have planted (`~/.claude/backups -> /root/...`): root would
+/// otherwise read wherever it points.
+fn open_source(path: &Path) -> Result<OwnedFd, Errno> {
+    let opts = safe_path::Walk {
+        create: None,
+        require_trusted: None,
+        follow_last: true,
     };
-    match mkdirat(&pfd, name, Mode::from_bits_truncate(0o755)) {
-        Ok(()) => {
-            stats.dirs_created += 1;
-            debug!("seed: created {}", path.display());
-        }
-        Err(Errno::EEXIST) => {}
-        Err(e) => return Err(create(e)),
-    }
-    let fd = openat(&pfd, name, DIR_FLAGS, Mode::empty()).map_err(create)?;
-    if owner.chown {
-        fchown(
-            &fd,
-            Some(Uid::from_raw(owner.uid)),
-            Some(Gid::from_raw(owner.gid)),
-        )
-        .map_err(create)?;
-    }
-    Ok(fd)
+    safe_path::open_dir(path, opts)
+        .map(|o| o.fd)
+        .map_err(|e| e.errno())
 }
 
 /// `copy-missing`: the source tree into the target, keeping what exists.
 fn copy_missing(seed: &Seed, owner: Owner, stats: &mut Stats) -> Result<(), SeedError> {
-    let src = match nix::fcntl::open(
-        &seed.source,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    ) {
+    let src = match open_source(&seed.source) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) => {
             stats.missing_sources += 1;
@@ -413,6 +447,7 @@ impl Walk<'_> {
                         st.st_mode,
                         self.owner,
                         &dst_path.join(name),
+                        None,
                     )? {
                         self.batch.push(staged);
                         if self.batch.len() >= BATCH {
@@ -515,12 +550,26 @@ impl Walk<'_> {
         nix::unistd::symlinkat(target.as_os_str(), dst, name)
             .map_err(call("symlink", &dst_path))?;
         if self.owner.chown {
-            nix::unistd::fchownat(
+            // Chown the link we made through an O_PATH fd of it, never by
+            // name: the harness user owns this directory and could swap the
+            // name for a hard link to someone else's file in between.
+            let fd = openat(
                 dst,
                 name,
+                OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(call("open", &dst_path))?;
+            let st = fstat(&fd).map_err(call("fstat", &dst_path))?;
+            if !is_type(&st, SFlag::S_IFLNK) {
+                return Err(call("lchown", &dst_path)(Errno::ELOOP));
+            }
+            nix::unistd::fchownat(
+                &fd,
+                "",
                 Some(Uid::from_raw(self.owner.uid)),
                 Some(Gid::from_raw(self.owner.gid)),
-                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+                nix::fcntl::AtFlags::AT_EMPTY_PATH | nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
             )
             .map_err(call("lchown", &dst_path))?;
         }
@@ -564,6 +613,7 @@ struct Staged {
 /// Write one regular file `src_dir/src_name` for `dst_dir/dst_name`: an
 /// `O_TMPFILE` (or a temporary name), owned and moded. [`commit`] syncs and
 /// names it. `None`: the source is not a regular file.
+#[allow(clippy::too_many_arguments)]
 fn stage_file(
     src_dir: BorrowedFd<'_>,
     src_name: &OsStr,
@@ -572,17 +622,27 @@ fn stage_file(
     mode: u32,
     owner: Owner,
     dst_path: &Path,
+    src_owner: Option<u32>,
 ) -> Result<Option<Staged>, SeedError> {
     let dst_dir = dst_rc.as_fd();
+    // O_NONBLOCK: a FIFO swapped in after the caller's fstatat must not hang us.
     let src_fd = openat(
         src_dir,
         src_name,
-        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NOCTTY,
+        OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_CLOEXEC
+            | OFlag::O_NOCTTY
+            | OFlag::O_NONBLOCK,
         Mode::empty(),
     )
     .map_err(call("open", dst_path))?;
     let st = fstat(&src_fd).map_err(call("fstat", dst_path))?;
     if !is_type(&st, SFlag::S_IFREG) {
+        return Ok(None);
+    }
+    if src_owner.is_some_and(|u| st.st_uid != u) {
+        // Checked on the open file: a hard link swapped in is refused too.
         return Ok(None);
     }
     let (tmp, tmp_name) = match openat(
@@ -711,11 +771,7 @@ fn newest_backup(seed: &Seed, owner: Owner, stats: &mut Stats) -> Result<(), See
         debug!("seed: {} exists; kept", seed.target.display());
         return Ok(());
     }
-    let src = match nix::fcntl::open(
-        &seed.source,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    ) {
+    let src = match open_source(&seed.source) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) => {
             stats.missing_sources += 1;
@@ -728,6 +784,11 @@ fn newest_backup(seed: &Seed, owner: Owner, stats: &mut Stats) -> Result<(), See
         }
         Err(e) => return Err(call("open", &seed.source)(e)),
     };
+    // The backups live where the harness user writes (`~/.claude/backups`):
+    // there, only its own files are restored, so a hard link to a file of
+    // root's (or a stale inode of one) is never copied into its home.
+    let src_st = fstat(&src).map_err(call("fstat", &seed.source))?;
+    let src_owner = (!safe_path::dir_is_trusted(&src_st)).then_some(owner.uid);
     let entries =
         sys::read_dir_fd(src.as_fd()).map_err(|e| call("readdir", &seed.source)(io_errno(&e)))?;
     let mut best: Option<((i64, i64), OsString, u32)> = None;
@@ -743,6 +804,15 @@ fn newest_backup(seed: &Seed, owner: Owner, stats: &mut Stats) -> Result<(), See
             continue;
         };
         if !is_type(&st, SFlag::S_IFREG) {
+            continue;
+        }
+        if src_owner.is_some_and(|u| st.st_uid != u) {
+            info!(
+                "seed: ignored {}: owned by uid {}, not the harness user (uid {}), in a directory it can write",
+                seed.source.join(&e.name).display(),
+                st.st_uid,
+                owner.uid
+            );
             continue;
         }
         let key = (st.st_mtime, st.st_mtime_nsec);
@@ -765,11 +835,21 @@ fn newest_backup(seed: &Seed, owner: Owner, stats: &mut Stats) -> Result<(), See
     let (Some(parent), Some(file)) = (seed.target.parent(), seed.target.file_name()) else {
         return Ok(());
     };
-    let dst = Rc::new(ensure_dir(parent, owner, stats)?);
-    let mut batch: Vec<Staged> =
-        stage_file(src.as_fd(), &name, &dst, file, mode, owner, &seed.target)?
-            .into_iter()
-            .collect();
+    // The parent is often the harness user's home: never chown it (it may
+    // be `/` or a system directory); it must already be writable.
+    let dst = Rc::new(ensure_dir_as(parent, owner, stats, false)?);
+    let mut batch: Vec<Staged> = stage_file(
+        src.as_fd(),
+        &name,
+        &dst,
+        file,
+        mode,
+        owner,
+        &seed.target,
+        src_owner,
+    )?
+    .into_iter()
+    .collect();
     if commit(&mut batch)?.0 == 1 {
         stats.files_copied += 1;
         info!(

@@ -13,23 +13,34 @@
 //!   the harness execs (the child waits on a pipe), so it always names the
 //!   live harness.
 //!
-//! Every file is written to a temporary name and renamed into place.
+//! Every file is written to a temporary name and renamed into place, all
+//! relative to a directory fd opened without following links: the harness
+//! user must not be able to make root write, chown or chmod through a link
+//! it planted. Every directory above the state directory must be trusted
+//! (root's, or in host mode ours, and not writable by others unless
+//! sticky), and an existing state directory must be ours and writable by
+//! nobody else, or agent-init refuses to start (it would be trusting what
+//! someone else put in it).
 
+use crate::safe_path::{self, Create, Walk, WalkError};
 use nix::errno::Errno;
-use nix::sys::stat::{Mode, fchmod};
-use nix::unistd::{Gid, Uid, fchown};
+use nix::fcntl::{AtFlags, OFlag, openat, renameat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
+use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, unlinkat};
 use policy::model::AuditSink;
 use policy::{Policy, STATE_DIR, host_state_dir};
 use std::fmt;
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// The files of the state directory.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct StateDir {
     pub dir: PathBuf,
     pub root: bool,
+    /// The directory, once [`StateDir::prepare`] opened it.
+    fd: Option<OwnedFd>,
 }
 
 /// What failed, naming the call and path.
@@ -53,7 +64,7 @@ impl fmt::Display for RecordError {
             }
             RecordError::Untrusted { path, why } => write!(
                 f,
-                "state directory {} cannot be trusted: {why}. Fix: remove it (agent-init recreates it)",
+                "state directory {} cannot be trusted: {why}. Fix: remove it (agent-init recreates it), or make it and its parents writable only by root (a parent may be sticky, like a 1777 tmpfs)",
                 path.display()
             ),
         }
@@ -72,16 +83,22 @@ impl StateDir {
     /// The state directory for this process.
     pub fn for_process() -> StateDir {
         let uid = nix::unistd::geteuid().as_raw();
-        if uid == 0 {
-            StateDir {
-                dir: PathBuf::from(STATE_DIR),
-                root: true,
-            }
-        } else {
-            StateDir {
-                dir: host_state_dir(uid),
-                root: false,
-            }
+        StateDir::at(
+            if uid == 0 {
+                PathBuf::from(STATE_DIR)
+            } else {
+                host_state_dir(uid)
+            },
+            uid == 0,
+        )
+    }
+
+    /// A state directory at `dir` (tests use a private one).
+    pub fn at(dir: PathBuf, root: bool) -> StateDir {
+        StateDir {
+            dir,
+            root,
+            fd: None,
         }
     }
 
@@ -97,14 +114,17 @@ impl StateDir {
 
     /// Create the directory (0755, ours), the probe, the effective policy
     /// and the audit file. `policy` must already have the probe added.
-    pub fn prepare(&self, policy: &Policy) -> Result<(), RecordError> {
-        make_dir(&self.dir, self.root)?;
-        make_dir(&self.probe(), self.root)?;
-        write_atomic(
-            &self.policy_file(),
+    pub fn prepare(&mut self, policy: &Policy) -> Result<(), RecordError> {
+        let dir = open_state_dir(&self.dir)?;
+        make_subdir(dir.as_fd(), &self.dir, "probe")?;
+        write_at(
+            dir.as_fd(),
+            &self.dir,
+            "policy.toml",
             policy.to_effective_toml().as_bytes(),
             0o644,
         )?;
+        self.fd = Some(dir);
         if let AuditSink::File(f) = &policy.audit {
             prepare_audit(f, self.root)?;
         }
@@ -113,83 +133,212 @@ impl StateDir {
 
     /// Write `harness.pid`.
     pub fn write_pid(&self, pid: i32) -> Result<(), RecordError> {
-        write_atomic(&self.pid_file(), format!("{pid}\n").as_bytes(), 0o644)
+        let Some(dir) = &self.fd else {
+            return Err(io("open", &self.dir)(std::io::Error::from_raw_os_error(
+                libc::EBADF,
+            )));
+        };
+        write_at(
+            dir.as_fd(),
+            &self.dir,
+            "harness.pid",
+            format!("{pid}\n").as_bytes(),
+            0o644,
+        )
     }
 }
 
-/// Create `dir` (and parents) 0755; check an existing one is ours and not a
-/// symlink, and reset its mode.
-fn make_dir(dir: &Path, root: bool) -> Result<(), RecordError> {
-    if let Some(parent) = dir.parent() {
-        if !parent.exists() {
-            std::fs::create_dir_all(parent).map_err(io("mkdir", parent))?;
-        }
+fn errno_io(e: Errno) -> std::io::Error {
+    std::io::Error::from_raw_os_error(e as i32)
+}
+
+fn walk_err(e: WalkError) -> RecordError {
+    match e {
+        WalkError::UntrustedLink { link } => RecordError::Untrusted {
+            path: link,
+            why: "it is a symlink".into(),
+        },
+        WalkError::NotADirectory { path } => RecordError::Untrusted {
+            path,
+            why: "it is not a directory".into(),
+        },
+        WalkError::UntrustedDir { path, uid, mode } => RecordError::Untrusted {
+            path,
+            why: format!(
+                "this ancestor is owned by uid {uid} with mode {mode:04o}: others could rename the state directory"
+            ),
+        },
+        WalkError::Errno { path, errno } => io("open", &path)(errno_io(errno)),
     }
-    match std::fs::create_dir(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(io("mkdir", dir)(e)),
-    }
-    let md = std::fs::symlink_metadata(dir).map_err(io("lstat", dir))?;
-    if !md.is_dir() {
+}
+
+fn is_type(st: &FileStat, t: SFlag) -> bool {
+    SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == t
+}
+
+/// Open (creating when missing) the state directory: every ancestor
+/// trusted, the directory itself a real directory, ours, and writable by
+/// nobody else; then mode 0755.
+fn open_state_dir(dir: &Path) -> Result<OwnedFd, RecordError> {
+    let me = nix::unistd::geteuid().as_raw();
+    let opened = safe_path::open_dir(
+        dir,
+        Walk {
+            create: Some(Create {
+                mode: 0o755,
+                owner: None,
+            }),
+            require_trusted: Some(me),
+            follow_last: false,
+        },
+    )
+    .map_err(walk_err)?;
+    let st = fstat(&opened.fd).map_err(|e| io("fstat", dir)(errno_io(e)))?;
+    if st.st_uid != me {
         return Err(RecordError::Untrusted {
             path: dir.to_path_buf(),
-            why: "it is not a directory (a symlink?)".into(),
+            why: format!("owned by uid {}, not {me}", st.st_uid),
         });
     }
-    let me = nix::unistd::geteuid().as_raw();
-    if md.uid() != me {
-        if root {
-            std::os::unix::fs::lchown(dir, Some(0), Some(0)).map_err(io("chown", dir))?;
-        } else {
-            return Err(RecordError::Untrusted {
-                path: dir.to_path_buf(),
-                why: format!("owned by uid {}, not {me}", md.uid()),
-            });
-        }
+    if st.st_mode & 0o022 != 0 {
+        return Err(RecordError::Untrusted {
+            path: dir.to_path_buf(),
+            why: format!(
+                "mode {:04o}: others could have put files in it",
+                st.st_mode & 0o7777
+            ),
+        });
     }
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
-        .map_err(io("chmod", dir))?;
-    Ok(())
+    fchmod(&opened.fd, Mode::from_bits_truncate(0o755))
+        .map_err(|e| io("chmod", dir)(errno_io(e)))?;
+    Ok(opened.fd)
 }
 
-/// Write `data` to `path` via a temporary file and rename.
-pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), RecordError> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&tmp)
-        .map_err(io("create", &tmp))?;
-    f.write_all(data).map_err(io("write", &tmp))?;
-    fchmod(&f, Mode::from_bits_truncate(mode)).map_err(|e| io("chmod", &tmp)(e.into()))?;
+/// `dir/name`: a real directory of ours, mode 0755.
+fn make_subdir(dir: BorrowedFd<'_>, dir_path: &Path, name: &str) -> Result<(), RecordError> {
+    let path = dir_path.join(name);
+    match mkdirat(dir, name, Mode::from_bits_truncate(0o755)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(io("mkdir", &path)(errno_io(e))),
+    }
+    let fd = openat(dir, name, safe_path::DIR_FLAGS, Mode::empty()).map_err(|e| match e {
+        Errno::ELOOP | Errno::ENOTDIR => RecordError::Untrusted {
+            path: path.clone(),
+            why: "it is not a directory (a symlink?)".into(),
+        },
+        e => io("open", &path)(errno_io(e)),
+    })?;
+    let st = fstat(&fd).map_err(|e| io("fstat", &path)(errno_io(e)))?;
+    let me = nix::unistd::geteuid().as_raw();
+    if st.st_uid != me {
+        return Err(RecordError::Untrusted {
+            path,
+            why: format!("owned by uid {}, not {me}", st.st_uid),
+        });
+    }
+    fchmod(&fd, Mode::from_bits_truncate(0o755)).map_err(|e| io("chmod", &path)(errno_io(e)))
+}
+
+/// Write `data` to `dir/name` via a temporary name and rename, all
+/// relative to `dir`.
+fn write_at(
+    dir: BorrowedFd<'_>,
+    dir_path: &Path,
+    name: &str,
+    data: &[u8],
+    mode: u32,
+) -> Result<(), RecordError> {
+    let tmp = format!(".{name}.tmp.{}", std::process::id());
+    let tmp_path = dir_path.join(&tmp);
+    let _ = unlinkat(dir, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+    let fd = openat(
+        dir,
+        tmp.as_str(),
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(mode),
+    )
+    .map_err(|e| io("create", &tmp_path)(errno_io(e)))?;
+    let mut f = std::fs::File::from(fd);
+    f.write_all(data).map_err(io("write", &tmp_path))?;
+    fchmod(&f, Mode::from_bits_truncate(mode)).map_err(|e| io("chmod", &tmp_path)(errno_io(e)))?;
     drop(f);
-    std::fs::rename(&tmp, path).map_err(io("rename", path))
+    renameat(dir, tmp.as_str(), dir, name).map_err(|e| {
+        let _ = unlinkat(dir, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+        io("rename", &dir_path.join(name))(errno_io(e))
+    })
 }
 
 /// The audit file: parents 0755, the file 0622 (anyone appends, only the
-/// owner reads), root-owned when root.
+/// owner reads), root-owned when root. Opened relative to its parent
+/// without following links; an existing name that is not a regular file
+/// with exactly one link is refused before any chown or chmod (a hard link
+/// planted there would otherwise make, say, `/etc/shadow` 0622).
 fn prepare_audit(file: &Path, root: bool) -> Result<(), RecordError> {
-    if let Some(parent) = file.parent() {
-        if !parent.exists() {
-            std::fs::create_dir_all(parent).map_err(io("mkdir", parent))?;
-            let _ = std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755));
-        }
+    let (Some(parent), Some(name)) = (file.parent(), file.file_name()) else {
+        return Err(io("open", file)(errno_io(Errno::EINVAL)));
+    };
+    let opened = safe_path::open_dir(
+        parent,
+        Walk {
+            create: Some(Create {
+                mode: 0o755,
+                owner: None,
+            }),
+            require_trusted: None,
+            follow_last: true,
+        },
+    )
+    .map_err(walk_err)?;
+    let pfd = opened.fd;
+    if let Ok(st) = fstatat(&pfd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        check_audit_file(&st, file)?;
     }
-    let f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o622)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(file)
-        .map_err(io("open", file))?;
+    let fd = openat(
+        &pfd,
+        name,
+        OFlag::O_WRONLY
+            | OFlag::O_APPEND
+            | OFlag::O_CREAT
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_NOCTTY
+            | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o622),
+    )
+    .map_err(|e| match e {
+        Errno::ELOOP => RecordError::Untrusted {
+            path: file.to_path_buf(),
+            why: "the audit file is a symlink".into(),
+        },
+        e => io("open", file)(errno_io(e)),
+    })?;
+    let st = fstat(&fd).map_err(|e| io("fstat", file)(errno_io(e)))?;
+    check_audit_file(&st, file)?;
     if root {
-        fchown(&f, Some(Uid::from_raw(0)), Some(Gid::from_raw(0)))
-            .map_err(|e: Errno| io("chown", file)(e.into()))?;
+        fchown(&fd, Some(Uid::from_raw(0)), Some(Gid::from_raw(0)))
+            .map_err(|e: Errno| io("chown", file)(errno_io(e)))?;
     }
-    fchmod(&f, Mode::from_bits_truncate(0o622)).map_err(|e| io("chmod", file)(e.into()))?;
+    fchmod(&fd, Mode::from_bits_truncate(0o622)).map_err(|e| io("chmod", file)(errno_io(e)))?;
+    Ok(())
+}
+
+/// `st_nlink` is u64 on x86_64 and u32 on aarch64.
+#[allow(clippy::unnecessary_cast)]
+fn check_audit_file(st: &FileStat, file: &Path) -> Result<(), RecordError> {
+    if !is_type(st, SFlag::S_IFREG) {
+        return Err(RecordError::Untrusted {
+            path: file.to_path_buf(),
+            why: "the audit file is not a regular file".into(),
+        });
+    }
+    if st.st_nlink as u64 != 1 {
+        return Err(RecordError::Untrusted {
+            path: file.to_path_buf(),
+            why: format!(
+                "the audit file has {} names (hard links); it may be another file",
+                st.st_nlink
+            ),
+        });
+    }
     Ok(())
 }

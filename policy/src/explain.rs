@@ -54,11 +54,14 @@ pub fn explain(policy: &Policy, path: &Path) -> Explanation {
             if fs.executable.contains(&r.path) {
                 lists.push("executable");
             }
-            format!(
-                "filesystem.{} has {}",
-                lists.join(" and filesystem."),
-                r.path.display()
-            )
+            let names: Vec<String> = lists.iter().map(|l| format!("filesystem.{l}")).collect();
+            let (subject, verb) = match names.split_last() {
+                Some((last, rest)) if !rest.is_empty() => {
+                    (format!("{} and {last}", rest.join(", ")), "have")
+                }
+                _ => (names.concat(), "has"),
+            };
+            format!("{subject} {verb} {}", r.path.display())
         };
         harness.reasons.push(why);
     }
@@ -168,5 +171,22 @@ mod tests {
         let usr = explain(&p, Path::new("/usr/bin/cat"));
         assert_eq!(usr.tool.access, Access::EXEC);
         assert_eq!(usr.harness.access, Access::EXEC);
+    }
+
+    #[test]
+    fn reasons_agree_in_number() {
+        let p = policy();
+        let usr = explain(&p, Path::new("/usr/bin/cat"));
+        let all = usr.harness.reasons.join("\n");
+        assert!(
+            all.contains("filesystem.read_only and filesystem.executable have /"),
+            "{all}"
+        );
+        let home = explain(&p, Path::new("/home/agent/x"));
+        let all = home.harness.reasons.join("\n");
+        assert!(
+            all.contains("filesystem.read_write has /home/agent"),
+            "{all}"
+        );
     }
 }
