@@ -80,8 +80,22 @@ sink = "off"
 }
 
 /// `agent-init run --policy P ARGS -- CMD...` with the preload off.
+///
+/// As root, agent-init writes its state to the one `/run/agent-vault` of the
+/// machine, and nextest runs tests in parallel: each run gets a private mount
+/// namespace with a fresh `/run` (a tmpfs, 0755 like a container's), so runs
+/// never see each other's state. `unshare` (no `--fork`) and `sh` both exec,
+/// so the pid spawned is agent-init's pid.
 pub fn run_cmd(policy: &Path, args: &[&str], cmd: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
+    let mut c = if is_root() {
+        let mut u = Command::new("unshare");
+        u.args(["--mount", "--propagation", "private", "/bin/sh", "-c"]);
+        u.arg("mount -t tmpfs -o mode=0755 tmpfs /run && exec \"$0\" \"$@\"");
+        u.arg(BIN);
+        u
+    } else {
+        Command::new(BIN)
+    };
     c.arg("run").arg("--policy").arg(policy);
     c.args(args).arg("--").args(cmd);
     c.env("AGENT_VAULT_PRELOAD", "off")
