@@ -1,1 +1,542 @@
 //! Shared helpers for the integration tests.
+//!
+//! The preload tests run on this host as root. Each test writes its own
+//! state directory the way agent-init does (`harness.pid`, the effective
+//! `policy.toml`, `probe/`, the audit file) and starts every process of the
+//! test in a private mount namespace where a tmpfs covers `/run` and that
+//! directory is bind-mounted at `/run/agent-vault`: tests run in parallel
+//! (nextest) and nothing else on the machine that uses `/run/agent-vault`
+//! (agent-init's own tests) can disturb them. The test harness
+//! (`av-harness`) runs as uid 1000 with `LD_PRELOAD`; its pid is written to
+//! `harness.pid` in the forked child before it execs, as agent-init does.
+
+use std::ffi::CString;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{PermissionsExt, chown};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The uid and gid the harness and its tools run as.
+pub const HARNESS_UID: u32 = 1000;
+/// The state directory agent-init uses when started as root (inside each
+/// test's mount namespace: the test's own `state` directory).
+pub const STATE: &str = "/run/agent-vault";
+/// The secret environment variable the test policy names.
+pub const SECRET_ENV: &str = "AV_TEST_SECRET_TOKEN";
+/// Where each test's world (vault, workspace) is created.
+pub const TEST_ROOT: &str = "/var/lib/agent-vault-tests";
+/// PATH for the harness and its tools.
+pub const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// The workspace root (this crate's parent directory).
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"))
+}
+
+/// An exclusive `flock` on a file; released on drop.
+pub struct FileLock(#[allow(dead_code)] fs::File);
+
+impl FileLock {
+    pub fn take(path: &str) -> FileLock {
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .unwrap_or_else(|e| panic!("open {path}: {e}"));
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on an fd we own.
+        let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+        assert_eq!(r, 0, "flock {path}");
+        FileLock(f)
+    }
+}
+
+/// Where built helper programs go (readable and executable by the harness user).
+pub fn bin_dir() -> PathBuf {
+    let d = PathBuf::from("/tmp/agent-vault-test-bin");
+    fs::create_dir_all(&d).unwrap();
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
+    d
+}
+
+/// The preload, built in release mode (`cargo build --release -p vault-preload`),
+/// copied where uid 1000 can map it. `AV_PRELOAD_SO` overrides it.
+pub fn preload_so() -> PathBuf {
+    if let Some(p) = std::env::var_os("AV_PRELOAD_SO") {
+        return PathBuf::from(p);
+    }
+    let _l = FileLock::take("/tmp/agent-vault-test-build.lock");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = Command::new(cargo)
+        .args(["build", "--release", "-q", "-p", "vault-preload"])
+        .current_dir(workspace())
+        .status()
+        .expect("run cargo build");
+    assert!(st.success(), "cargo build -p vault-preload failed");
+    let src = target_dir().join("release/libvault_preload.so");
+    let dst = bin_dir().join("libvault_preload.so");
+    copy_if_changed(&src, &dst);
+    dst
+}
+
+fn copy_if_changed(src: &Path, dst: &Path) {
+    let new = fs::read(src).unwrap_or_else(|e| panic!("read {}: {e}", src.display()));
+    if fs::read(dst).ok().as_deref() != Some(&new[..]) {
+        let tmp = dst.with_extension(format!("tmp{}", std::process::id()));
+        fs::write(&tmp, &new).unwrap();
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::rename(&tmp, dst).unwrap();
+    }
+}
+
+/// The test harness binary, copied where uid 1000 can run it.
+pub fn harness_bin() -> PathBuf {
+    // Integration tests live in target/<profile>/deps/; cargo builds the
+    // package's binaries into target/<profile>/ before running them.
+    // (a binary of this package, like av-bench, sits next to it).
+    let exe = std::env::current_exe().unwrap();
+    let mut dir = exe.parent().unwrap();
+    if dir.ends_with("deps") {
+        dir = dir.parent().unwrap();
+    }
+    let src = dir.join("av-harness");
+    let dst = bin_dir().join("av-harness");
+    let _l = FileLock::take("/tmp/agent-vault-test-build.lock");
+    copy_if_changed(&src, &dst);
+    dst
+}
+
+/// Build a C helper from `tests/src/c/NAME.c` with `gcc ARGS`; cached by content.
+pub fn c_program(name: &str, args: &[&str]) -> PathBuf {
+    let src = workspace().join("tests/src/c").join(format!("{name}.c"));
+    let text = fs::read(&src).unwrap();
+    let key = {
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in text.iter().chain(args.join(" ").as_bytes()) {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x100000001b3);
+        }
+        h
+    };
+    let out = bin_dir().join(format!("{name}-{key:016x}"));
+    let _l = FileLock::take("/tmp/agent-vault-test-build.lock");
+    if !out.exists() {
+        let tmp = out.with_extension("tmp");
+        let o = Command::new("gcc")
+            .args(args)
+            .arg(&src)
+            .arg("-o")
+            .arg(&tmp)
+            .output()
+            .expect("run gcc (apt package gcc, libc6-dev)");
+        assert!(
+            o.status.success(),
+            "gcc {name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::rename(&tmp, &out).unwrap();
+    }
+    out
+}
+
+/// True when `prog` is on PATH.
+pub fn have(prog: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {prog}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// The output of a run, as text.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        use std::os::unix::process::ExitStatusExt;
+        Run {
+            code: o
+                .status
+                .code()
+                .unwrap_or_else(|| 128 + o.status.signal().unwrap_or(0)),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// One test's world: a state directory, a vault with a secret, a workspace.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    /// The state directory on the host (mounted at [`STATE`] for the test's processes).
+    pub state: PathBuf,
+    /// The vault directory (a `dir` entry).
+    pub vault: PathBuf,
+    /// The credential inside it.
+    pub secret: PathBuf,
+    /// Its content.
+    pub secret_text: String,
+    /// A `file` vault entry (outside the vault directory).
+    pub cred_file: PathBuf,
+    /// A workspace the tools may use.
+    pub ws: PathBuf,
+    pub so: PathBuf,
+    pub harness: PathBuf,
+}
+
+pub fn chown_r(p: &Path, uid: u32) {
+    chown(p, Some(uid), Some(uid)).unwrap();
+    if p.is_dir() && !p.is_symlink() {
+        for e in fs::read_dir(p).unwrap() {
+            chown_r(&e.unwrap().path(), uid);
+        }
+    }
+}
+
+impl World {
+    /// A fresh world with the default test policy (landlock "required",
+    /// or "best-effort" on a kernel without Landlock, where the tests that
+    /// need it skip; audit to a file).
+    pub fn new() -> World {
+        let mode = if landlock_abi() >= 1 {
+            "required"
+        } else {
+            eprintln!("NOTE: no Landlock on this kernel: policy landlock = \"best-effort\"");
+            "best-effort"
+        };
+        World::with_policy_extra(mode, "")
+    }
+
+    /// `landlock`: the policy's landlock mode; `extra`: TOML appended to `[vault]` entries.
+    pub fn with_policy_extra(landlock: &str, extra: &str) -> World {
+        assert_eq!(
+            // SAFETY: geteuid has no preconditions.
+            unsafe { libc::geteuid() },
+            0,
+            "the preload tests run as root (they create /run/agent-vault and switch to uid 1000)"
+        );
+        let so = preload_so();
+        let harness = harness_bin();
+        // Not under /tmp: a vault's ancestors are list-only for tools (no new
+        // entries directly in them), so the test vault, like the images'
+        // top-level /pi-agent, keeps /tmp a plain read-write sibling.
+        fs::create_dir_all(TEST_ROOT).unwrap();
+        fs::set_permissions(TEST_ROOT, fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("av-test-")
+            .tempdir_in(TEST_ROOT)
+            .unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let vault = dir.path().join("vault");
+        let ws = dir.path().join("ws");
+        let home = dir.path().join("home");
+        fs::create_dir(&vault).unwrap();
+        fs::create_dir(&ws).unwrap();
+        fs::create_dir(&home).unwrap();
+        let secret_text = format!("SECRET-{}-{}", std::process::id(), nanos());
+        let secret = vault.join("auth.json");
+        fs::write(&secret, &secret_text).unwrap();
+        let cred_file = home.join(".cred.json");
+        fs::write(&cred_file, format!("CRED-{secret_text}")).unwrap();
+        fs::set_permissions(&vault, fs::Permissions::from_mode(0o700)).unwrap();
+        fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::set_permissions(&cred_file, fs::Permissions::from_mode(0o600)).unwrap();
+        chown_r(dir.path(), HARNESS_UID);
+
+        // The state directory, as agent-init writes it (root-owned). It sits
+        // in a root-only directory: a rule the tool layer puts on a sibling of
+        // the vault must not land on the very directory that is mounted at
+        // /run/agent-vault (rules attach to the directory, not the path).
+        let private = dir.path().join("private");
+        fs::create_dir(&private).unwrap();
+        let state = private.join("state");
+        fs::create_dir(&state).unwrap();
+        fs::set_permissions(&state, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::create_dir(state.join("probe")).unwrap();
+        fs::set_permissions(state.join("probe"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(state.join("audit.jsonl"), "").unwrap();
+        fs::set_permissions(state.join("audit.jsonl"), fs::Permissions::from_mode(0o622)).unwrap();
+        let audit = format!("{STATE}/audit.jsonl");
+        let policy = format!(
+            r#"[harness]
+user = "{HARNESS_UID}:{HARNESS_UID}"
+[vault]
+secret_env = ["{SECRET_ENV}"]
+[[vault.entry]]
+name = "test-vault"
+dir = "{vault}"
+[[vault.entry]]
+name = "test-cred-file"
+file = "{cred}"
+{extra}
+[[vault.entry]]
+name = "agent-vault-probe"
+dir = "{STATE}/probe"
+[filesystem]
+read_only = ["/"]
+executable = ["/"]
+read_write = ["/tmp", "/var/tmp", "/dev", "{ws}"]
+[landlock]
+mode = "{landlock}"
+[seccomp]
+mode = "off"
+[audit]
+sink = "{audit}"
+"#,
+            vault = vault.display(),
+            cred = cred_file.display(),
+            ws = ws.display(),
+        );
+        fs::write(state.join("policy.toml"), policy).unwrap();
+        chown(&private, Some(0), Some(0)).unwrap();
+        fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
+        fs::write(state.join("harness.pid"), "0\n").unwrap();
+        World {
+            dir,
+            state,
+            vault,
+            secret,
+            secret_text,
+            cred_file,
+            ws,
+            so,
+            harness,
+        }
+    }
+
+    /// The command that runs `program args` as the harness: uid 1000, no
+    /// capabilities, `LD_PRELOAD`, its pid recorded in `harness.pid` before exec.
+    pub fn harness_cmd(&self, program: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(program);
+        c.args(args)
+            .env_clear()
+            .env("PATH", PATH)
+            .env("HOME", &self.ws)
+            .env("LD_PRELOAD", &self.so)
+            .env(SECRET_ENV, "sk-test-env-secret")
+            .env("LANG", "C.UTF-8")
+            .current_dir(&self.ws)
+            .stdin(Stdio::null());
+        become_harness_user(&mut c, &self.state, true);
+        c
+    }
+
+    /// Run the test harness with `args` and wait.
+    pub fn harness(&self, args: &[&str]) -> Run {
+        let o = self
+            .harness_cmd(&self.harness, args)
+            .output()
+            .expect("run harness");
+        Run::from(o)
+    }
+
+    /// A tool: `/bin/sh -c cmd` spawned by the harness with fork + execve.
+    pub fn tool(&self, cmd: &str) -> Run {
+        self.harness(&["fork", cmd])
+    }
+
+    /// A process outside the harness tree (like `docker exec`): uid 1000,
+    /// `LD_PRELOAD`, not the recorded pid.
+    pub fn outsider(&self, cmd: &str) -> Run {
+        let mut c = Command::new("/bin/sh");
+        c.args(["-c", cmd])
+            .env_clear()
+            .env("PATH", PATH)
+            .env("HOME", &self.ws)
+            .env("LD_PRELOAD", &self.so)
+            .env(SECRET_ENV, "sk-test-env-secret")
+            .current_dir(&self.ws)
+            .stdin(Stdio::null());
+        become_harness_user(&mut c, &self.state, false);
+        let o = c.output().expect("run outsider");
+        Run::from(o)
+    }
+
+    /// Put a world-readable file in agent-init's probe directory, so that
+    /// tool-layer detection does not depend on the vault's content.
+    pub fn add_probe_marker(&self) {
+        let m = self.state.join("probe/marker");
+        fs::write(&m, "").unwrap();
+        fs::set_permissions(&m, fs::Permissions::from_mode(0o644)).unwrap();
+    }
+
+    /// The audit file's content.
+    pub fn audit(&self) -> String {
+        fs::read_to_string(self.state.join("audit.jsonl")).unwrap_or_default()
+    }
+
+    /// Audit records that name `path` (as given) and the rule.
+    pub fn audit_denials(&self, needle: &str) -> usize {
+        self.audit().lines().filter(|l| l.contains(needle)).count()
+    }
+
+    pub fn secret(&self) -> &str {
+        self.secret.to_str().unwrap()
+    }
+
+    /// The credential is byte-for-byte what the test wrote.
+    pub fn assert_secret_intact(&self) {
+        assert_eq!(
+            fs::read_to_string(&self.secret).expect("vault file still there"),
+            self.secret_text,
+            "vault file changed"
+        );
+    }
+
+    /// Assert the run did not reveal the secret.
+    pub fn assert_no_leak(&self, r: &Run) {
+        assert!(
+            !r.all().contains(&self.secret_text),
+            "the secret leaked:\n{r:?}"
+        );
+    }
+}
+
+impl Default for World {
+    fn default() -> Self {
+        World::new()
+    }
+}
+
+fn nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// In `c`'s forked child, as root: enter a private mount namespace with a
+/// tmpfs on `/run` and `state` bind-mounted at [`STATE`]; write the child's
+/// pid to `harness.pid` when `record_pid` (the way agent-init records the
+/// harness before it starts); then switch to uid/gid 1000 (which clears
+/// every capability).
+pub fn become_harness_user(c: &mut Command, state: &Path, record_pid: bool) {
+    let pidfile = CString::new(format!("{STATE}/harness.pid")).unwrap();
+    let src = CString::new(state.as_os_str().as_encoded_bytes()).unwrap();
+    let run = CString::new("/run").unwrap();
+    let target = CString::new(STATE).unwrap();
+    let root = CString::new("/").unwrap();
+    let tmpfs = CString::new("tmpfs").unwrap();
+    let opts = CString::new("mode=755").unwrap();
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // async-signal-safe system calls (unshare, mount, mkdir, open/write/close,
+    // setgroups/setgid/setuid) on C strings prepared before the fork.
+    unsafe {
+        c.pre_exec(move || {
+            let err = || Err(std::io::Error::last_os_error());
+            if libc::unshare(libc::CLONE_NEWNS) != 0
+                || libc::mount(
+                    std::ptr::null(),
+                    root.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) != 0
+                || libc::mount(
+                    tmpfs.as_ptr(),
+                    run.as_ptr(),
+                    tmpfs.as_ptr(),
+                    0,
+                    opts.as_ptr().cast(),
+                ) != 0
+                || libc::mkdir(target.as_ptr(), 0o755) != 0
+                || libc::mount(
+                    src.as_ptr(),
+                    target.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                ) != 0
+            {
+                return err();
+            }
+            if record_pid {
+                let pid = libc::getpid();
+                let fd = libc::open(
+                    pidfile.as_ptr(),
+                    libc::O_WRONLY | libc::O_TRUNC | libc::O_CLOEXEC,
+                );
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let mut buf = [0u8; 16];
+                let mut cur = std::io::Cursor::new(&mut buf[..]);
+                let _ = writeln!(cur, "{pid}");
+                let n = cur.position() as usize;
+                libc::write(fd, buf.as_ptr().cast(), n);
+                libc::close(fd);
+            }
+            let g = [HARNESS_UID as libc::gid_t];
+            if libc::setgroups(1, g.as_ptr()) != 0
+                || libc::setgid(HARNESS_UID) != 0
+                || libc::setuid(HARNESS_UID) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Landlock ABI of this kernel (0: none).
+pub fn landlock_abi() -> i64 {
+    // SAFETY: the documented version query (NULL attr, size 0, flag 1).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            1u32,
+        )
+    };
+    if r < 0 { 0 } else { r }
+}
+
+/// Skip (return true and say why) when Landlock is missing.
+pub fn skip_without_landlock(min_abi: i64) -> bool {
+    let abi = landlock_abi();
+    if abi < min_abi {
+        eprintln!("SKIP: Landlock ABI {abi} < {min_abi} on this kernel");
+        return true;
+    }
+    false
+}
+
+/// Skip when a program is missing; names the package that provides it.
+pub fn skip_without(prog: &str, package: &str) -> bool {
+    if !have(prog) {
+        eprintln!("SKIP: {prog} not installed (apt package {package})");
+        return true;
+    }
+    false
+}

@@ -1,1 +1,64 @@
-//! vault-preload (in progress)
+//! vault-preload: the guard that `/etc/ld.so.preload` (or `LD_PRELOAD` in
+//! host mode) maps into every dynamically linked process.
+//!
+//! - In **the harness** (the pid agent-init recorded): no file checks; the
+//!   process makes itself non-dumpable; every spawn path puts the child under
+//!   the tool layer ([`hooks_spawn`]).
+//! - In **every other process** (a tool): the open family denies vault
+//!   entries with `EACCES` and writes an audit record ([`hooks_open`]); the
+//!   constructor wipes secret variables from its own environment and, when
+//!   the process is not under the tool layer yet (started outside the
+//!   harness tree), applies it ([`tool_layer`]).
+//!
+//! Modules: [`sys`] (raw system calls), [`real`] (`dlsym(RTLD_NEXT)`),
+//! [`state`] (one-time init: identity, policy), [`guard`] (open checks),
+//! [`audit`], [`env`], [`tool_layer`], [`hooks_open`], [`hooks_spawn`].
+//!
+//! Invariants: hooks do not allocate after the one-time initialisation, take
+//! no lock, never unwind across the FFI boundary (`panic = "abort"`), and
+//! deny when a check cannot be made.
+
+pub mod audit;
+pub mod env;
+pub mod guard;
+pub mod hooks_open;
+pub mod hooks_spawn;
+pub mod real;
+pub mod state;
+pub mod sys;
+pub mod tool_layer;
+
+use policy::EnforceMode;
+
+/// The constructor, run by the dynamic loader (after the constructors of
+/// the program's own libraries: every hook also initialises lazily).
+extern "C" fn vault_preload_init() {
+    let Some(st) = state::get() else { return };
+    if st.privileged {
+        return;
+    }
+    if st.is_harness() {
+        // No core dump; /proc/<pid>/{mem,environ,fd} closed to same-uid processes.
+        sys::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        // Keep the tool-layer ruleset current before every fork, so a forked
+        // child only revalidates it (a few stats) instead of walking.
+        // SAFETY: registering a handler that is a plain `extern "C" fn()`.
+        unsafe { libc::pthread_atfork(Some(tool_layer::before_fork), None, None) };
+        return;
+    }
+    env::scrub_own(st);
+    if st.landlock == EnforceMode::Off {
+        return;
+    }
+    if let Err(e) = tool_layer::ensure(st) {
+        if st.landlock == EnforceMode::Required {
+            tool_layer::report(e, b"; refusing to run (landlock mode \"required\")");
+            sys::exit_now(126);
+        }
+        tool_layer::report(e, b"; running with the preload's checks only");
+    }
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static INIT: extern "C" fn() = vault_preload_init;

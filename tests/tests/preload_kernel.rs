@@ -1,0 +1,118 @@
+//! Attacks that no libc hook can see: raw system calls, static binaries,
+//! io_uring, an attacker's own LD_PRELOAD. The tool layer (Landlock, applied
+//! by the harness's spawn hooks) stops them; the audit file stays empty,
+//! which proves the preload's hooks were not involved.
+
+use agent_vault_tests::*;
+
+fn static_raw() -> std::path::PathBuf {
+    c_program("rawopen", &["-static", "-O2"])
+}
+
+fn denied_by_landlock(w: &World, r: &Run) {
+    w.assert_no_leak(r);
+    assert!(r.stdout.contains("DENIED Permission denied"), "{r:?}");
+    assert_eq!(w.audit_denials("test-vault"), 0, "{}", w.audit());
+}
+
+#[test]
+fn static_binary_raw_openat_is_denied_by_landlock() {
+    if skip_without_landlock(1) {
+        return;
+    }
+    let w = World::new();
+    let r = w.tool(&format!("{} openat {}", static_raw().display(), w.secret()));
+    denied_by_landlock(&w, &r);
+}
+
+#[test]
+fn static_binary_openat2_is_denied_by_landlock() {
+    if skip_without_landlock(1) {
+        return;
+    }
+    let w = World::new();
+    let r = w.tool(&format!(
+        "{} openat2 {}",
+        static_raw().display(),
+        w.secret()
+    ));
+    denied_by_landlock(&w, &r);
+}
+
+#[test]
+fn static_binary_io_uring_openat_is_denied_by_landlock() {
+    if skip_without_landlock(1) {
+        return;
+    }
+    let w = World::new();
+    let r = w.tool(&format!(
+        "{} io_uring {}",
+        static_raw().display(),
+        w.secret()
+    ));
+    if r.code == 3 {
+        eprintln!("SKIP: io_uring unavailable here: {}", r.stdout.trim());
+        return;
+    }
+    denied_by_landlock(&w, &r);
+}
+
+#[test]
+fn static_binary_positive_control_reads_the_workspace() {
+    // The same program reads a workspace file: the denials above are about the vault.
+    let w = World::new();
+    std::fs::write(w.ws.join("note.txt"), "hello-workspace").unwrap();
+    for how in ["openat", "openat2", "io_uring"] {
+        let r = w.tool(&format!("{} {how} note.txt", static_raw().display()));
+        if r.code == 3 {
+            continue;
+        }
+        assert!(r.stdout.contains("READ hello-workspace"), "{how}: {r:?}");
+    }
+}
+
+#[test]
+fn python_ctypes_raw_syscall_is_denied_by_landlock() {
+    if skip_without_landlock(1) {
+        return;
+    }
+    let w = World::new();
+    let r = w.tool(&format!(
+        "/usr/bin/python3 -c 'import ctypes,os; l=ctypes.CDLL(None, use_errno=True); fd=l.syscall(257, -100, b\"{}\", 0, 0); print(\"DENIED\", os.strerror(ctypes.get_errno())) if fd < 0 else print(\"READ\", os.read(fd, 100))'",
+        w.secret()
+    ));
+    denied_by_landlock(&w, &r);
+}
+
+#[test]
+fn attackers_own_ld_preload_calling_raw_syscall_is_denied_by_landlock() {
+    if skip_without_landlock(1) {
+        return;
+    }
+    let w = World::new();
+    let evil = c_program("evil", &["-shared", "-fPIC", "-O2"]);
+    // The attacker's library comes first, so its `open` wins over the preload's.
+    let r = w.tool(&format!(
+        "LD_PRELOAD={}:$LD_PRELOAD cat {} && echo READ",
+        evil.display(),
+        w.secret()
+    ));
+    w.assert_no_leak(&r);
+    assert!(r.stderr.contains("Permission denied"), "{r:?}");
+    assert_eq!(w.audit_denials("test-vault"), 0, "{}", w.audit());
+}
+
+#[test]
+fn dlsym_of_libc_open_is_denied_by_landlock() {
+    // ctypes.CDLL("libc.so.6").open resolves libc's own symbol, not the hook.
+    if skip_without_landlock(1) {
+        return;
+    }
+    let w = World::new();
+    let r = w.tool(&format!(
+        "/usr/bin/python3 -c 'import ctypes,os; l=ctypes.CDLL(\"libc.so.6\", use_errno=True); fd=l.open(b\"{}\", 0); print(\"DENIED\", os.strerror(ctypes.get_errno())) if fd < 0 else print(\"READ\", os.read(fd, 100))'",
+        w.secret()
+    ));
+    w.assert_no_leak(&r);
+    assert!(r.stdout.contains("DENIED Permission denied"), "{r:?}");
+}

@@ -1,0 +1,388 @@
+//! The harness's side: every spawn path puts the tool under the tool layer
+//! (proved with a static binary's raw openat, which only Landlock can stop)
+//! and strips the secret environment; the harness itself keeps its access and
+//! is closed to its tools (signals, /proc/<pid>/environ and mem).
+
+use agent_vault_tests::*;
+
+/// A tool command that tries the credential with a raw system call and
+/// reports whether the secret variable is in its environment.
+fn probe_cmd(w: &World) -> String {
+    format!(
+        "{raw} openat {s}; env | grep -q {SECRET_ENV} && echo ENV_LEAK || echo ENV_CLEAN",
+        raw = c_program("rawopen", &["-static", "-O2"]).display(),
+        s = w.secret()
+    )
+}
+
+fn tool_layer_applied(mode: &str) {
+    if skip_without_landlock(1) {
+        return;
+    }
+    let w = World::new();
+    let r = w.harness(&[mode, &probe_cmd(&w)]);
+    w.assert_no_leak(&r);
+    assert!(
+        r.stdout.contains("DENIED Permission denied"),
+        "{mode}: {r:?}"
+    );
+    assert!(r.stdout.contains("ENV_CLEAN"), "{mode}: {r:?}");
+    assert!(!r.all().contains("sk-test-env-secret"), "{mode}: {r:?}");
+}
+
+macro_rules! spawn_path_tests {
+    ($($name:ident => $mode:literal,)*) => {$(
+        /// Spawn path: the tool layer (Landlock) and env filtering apply.
+        #[test]
+        fn $name() {
+            tool_layer_applied($mode);
+        }
+    )*};
+}
+
+spawn_path_tests! {
+    spawn_via_fork_execve_gets_the_tool_layer => "fork",
+    spawn_via_vfork_execve_gets_the_tool_layer => "vfork",
+    spawn_via_execv_gets_the_tool_layer => "execv",
+    spawn_via_execvp_gets_the_tool_layer => "execvp",
+    spawn_via_execvpe_gets_the_tool_layer => "execvpe",
+    spawn_via_execl_gets_the_tool_layer => "execl",
+    spawn_via_execlp_gets_the_tool_layer => "execlp",
+    spawn_via_execle_gets_the_tool_layer => "execle",
+    spawn_via_fexecve_gets_the_tool_layer => "fexecve",
+    spawn_via_execveat_gets_the_tool_layer => "execveat",
+    spawn_via_posix_spawn_gets_the_tool_layer => "spawn",
+    spawn_via_posix_spawnp_gets_the_tool_layer => "spawnp",
+    spawn_via_system_gets_the_tool_layer => "system",
+    spawn_via_popen_gets_the_tool_layer => "popen",
+}
+
+#[test]
+fn node_harness_child_process_gets_the_tool_layer() {
+    // Node (libuv: fork + execvp) as the harness: its child cannot read the
+    // credential even with a raw syscall, while node itself can.
+    if skip_without("node", "nodejs") || skip_without_landlock(1) {
+        return;
+    }
+    let w = World::new();
+    let script = format!(
+        "const cp=require('child_process'), fs=require('fs');\
+         console.log('HARNESS', fs.readFileSync('{s}','utf8'));\
+         try {{ console.log(cp.execSync({cmd:?}).toString()) }} catch (e) {{ console.log(e.stdout.toString()) }}",
+        s = w.secret(),
+        cmd = probe_cmd(&w)
+    );
+    let node = std::path::Path::new("/usr/bin/node");
+    let o = w.harness_cmd(node, &["-e", &script]).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(&format!("HARNESS {}", w.secret_text)), "{out}");
+    assert!(out.contains("DENIED Permission denied"), "{out}");
+    assert!(out.contains("ENV_CLEAN"), "{out}");
+    assert_eq!(out.matches(&w.secret_text).count(), 1, "{out}");
+}
+
+#[test]
+fn harness_reads_its_credential() {
+    // Positive control: the recorded harness pid is trusted.
+    let w = World::new();
+    let r = w.harness(&["read", w.secret()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout, w.secret_text);
+    let r = w.harness(&["read", w.cred_file.to_str().unwrap()]);
+    assert_eq!(r.stdout, format!("CRED-{}", w.secret_text));
+    assert_eq!(w.audit(), "");
+}
+
+#[test]
+fn harness_keeps_its_access_after_spawning_from_a_restricted_helper_thread() {
+    let w = World::new();
+    let r = w.harness(&["spawn-read", &probe_cmd(&w), w.secret()]);
+    assert!(r.stdout.contains("DENIED Permission denied"), "{r:?}");
+    assert!(
+        r.stdout
+            .contains(&format!("HARNESS_AFTER {}", w.secret_text)),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn kill_usr1_of_the_harness_is_denied_by_landlock_signal_scope() {
+    // A tool must not send SIGUSR1 to a Node harness (it opens the inspector).
+    if skip_without_landlock(6) {
+        return;
+    }
+    let w = World::new();
+    let r = w.harness(&["usr1", "kill -USR1 {HPID}; echo kill_rc=$?"]);
+    assert!(r.stdout.contains("kill_rc=1"), "{r:?}");
+    assert!(
+        !r.stdout.contains("GOT_USR1"),
+        "the harness got the signal: {r:?}"
+    );
+}
+
+#[test]
+fn reading_harness_proc_environ_is_denied_by_dumpable_and_landlock() {
+    let w = World::new();
+    let r = w.tool("cat /proc/{HPID}/environ; echo; stat -c 'owner=%u' /proc/{HPID}/environ");
+    assert!(!r.all().contains("sk-test-env-secret"), "{r:?}");
+    assert!(r.stderr.contains("Permission denied"), "{r:?}");
+    // PR_SET_DUMPABLE 0 makes the harness's /proc files root-owned.
+    assert!(r.stdout.contains("owner=0"), "{r:?}");
+}
+
+#[test]
+fn reading_harness_proc_mem_is_denied_by_dumpable_and_landlock() {
+    let w = World::new();
+    let r = w.tool(
+        "/usr/bin/python3 -c 'import sys; f=open(\"/proc/{HPID}/mem\",\"rb\"); print(\"OPENED\")'; \
+         cat /proc/{HPID}/maps | head -1",
+    );
+    assert!(!r.stdout.contains("OPENED"), "{r:?}");
+    assert!(r.stderr.contains("PermissionError"), "{r:?}");
+    assert!(r.stderr.contains("Permission denied"), "{r:?}");
+}
+
+#[test]
+fn env_in_a_tool_has_no_secret_variables() {
+    let w = World::new();
+    let r = w.tool("env; tr '\\0' '\\n' < /proc/self/environ; tr '\\0' '\\n' < /proc/$$/environ");
+    assert!(!r.all().contains(SECRET_ENV), "{r:?}");
+    assert!(!r.all().contains("sk-test-env-secret"), "{r:?}");
+    assert!(r.stdout.contains("PATH="), "{r:?}");
+}
+
+#[test]
+fn env_of_a_process_started_outside_the_harness_is_scrubbed_in_place() {
+    // `docker exec -e TOKEN=...`: the constructor wipes the value in the
+    // memory /proc/self/environ shows and removes the variable.
+    let w = World::new();
+    let r = w.outsider("env | grep AV_TEST || echo ENV_CLEAN; tr '\\0' '\\n' < /proc/$$/environ");
+    assert!(r.stdout.contains("ENV_CLEAN"), "{r:?}");
+    assert!(!r.all().contains("sk-test-env-secret"), "{r:?}");
+}
+
+#[test]
+fn process_started_outside_the_harness_gets_the_tool_layer_from_its_constructor() {
+    if skip_without_landlock(1) {
+        return;
+    }
+    let w = World::new();
+    let r = w.outsider(&probe_cmd(&w));
+    w.assert_no_leak(&r);
+    assert!(r.stdout.contains("DENIED Permission denied"), "{r:?}");
+}
+
+fn chain_script(w: &World) -> std::path::PathBuf {
+    let p = w.ws.join("chain.sh");
+    std::fs::write(
+        &p,
+        format!(
+            "#!/bin/sh\nn=$1\nif [ \"$n\" -gt 0 ]; then exec /bin/sh {chain} $((n-1)); fi\n{probe}\n{layers}\necho CHAIN_END\n",
+            chain = p.display(),
+            probe = probe_cmd(w),
+            layers = c_program("layers", &["-O2", "-static"]).display()
+        ),
+    )
+    .unwrap();
+    chown_r(&p, HARNESS_UID);
+    p
+}
+
+#[test]
+fn exec_chain_40_deep_from_the_harness_adds_one_layer() {
+    // Landlock allows 16 stacked domains: a layer per exec would fail at 17.
+    if skip_without_landlock(1) {
+        return;
+    }
+    let w = World::new();
+    let chain = chain_script(&w);
+    let r = w.tool(&format!("/bin/sh {} 40", chain.display()));
+    assert!(r.stdout.contains("CHAIN_END"), "{r:?}");
+    assert!(
+        r.stdout.contains("LAYERS 1\n"),
+        "exactly one Landlock domain: {r:?}"
+    );
+    assert!(r.stdout.contains("DENIED Permission denied"), "{r:?}");
+    assert!(!r.stderr.contains("agent-vault"), "{r:?}");
+}
+
+#[test]
+fn exec_chain_40_deep_outside_the_harness_adds_one_layer() {
+    if skip_without_landlock(1) {
+        return;
+    }
+    let w = World::new();
+    let chain = chain_script(&w);
+    let r = w.outsider(&format!("/bin/sh {} 40", chain.display()));
+    assert!(r.stdout.contains("CHAIN_END"), "{r:?}");
+    assert!(
+        r.stdout.contains("LAYERS 1\n"),
+        "exactly one Landlock domain: {r:?}"
+    );
+    assert!(r.stdout.contains("DENIED Permission denied"), "{r:?}");
+}
+
+#[test]
+fn tool_layer_failure_with_landlock_required_exits_126() {
+    // 16 domains already stacked: the tool layer cannot be added, and the
+    // child must not run its program unrestricted.
+    if skip_without_landlock(1) {
+        return;
+    }
+    let w = World::new();
+    let stack = c_program("stack16", &["-static", "-O2"]);
+    let h = w.harness.to_str().unwrap().to_string();
+    let o = w
+        .harness_cmd(&stack, &[&h, "fork", "echo RAN_UNRESTRICTED"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(126), "{out}{err}");
+    assert!(!out.contains("RAN_UNRESTRICTED"), "{out}");
+    assert!(
+        err.contains("agent-vault: cannot apply the tool layer"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    // posix_spawn from the harness: refused with an error, nothing runs.
+    let o = w
+        .harness_cmd(&stack, &[&h, "spawn", "echo RAN_UNRESTRICTED"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!out.contains("RAN_UNRESTRICTED"), "{out}");
+    assert_ne!(o.status.code(), Some(0));
+}
+
+#[test]
+fn tool_layer_failure_with_landlock_best_effort_runs_with_the_preload_only() {
+    if skip_without_landlock(1) {
+        return;
+    }
+    let w = World::with_policy_extra("best-effort", "");
+    let stack = c_program("stack16", &["-static", "-O2"]);
+    let h = w.harness.to_str().unwrap().to_string();
+    let cmd = format!("echo RAN; cat {}", w.secret());
+    let o = w.harness_cmd(&stack, &[&h, "fork", &cmd]).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(out.contains("RAN"), "{out}{err}");
+    assert!(!out.contains(&w.secret_text), "{out}");
+    assert!(err.contains("preload's checks only"), "{err}");
+}
+
+// Positive controls: tools work normally.
+
+#[test]
+fn tools_read_and_write_workspace_tmp_and_read_usr() {
+    let w = World::new();
+    let r = w.tool(
+        "echo ws-ok > ./w.txt && cat ./w.txt && d=$(mktemp -d /tmp/avpos.XXXXXX) && echo tmp-ok > $d/t && cat $d/t && rm -r $d \
+         && head -c 4 /usr/bin/env | od -c | head -1 && ls /usr/share >/dev/null && echo usr-ok \
+         && cat /etc/hostname >/dev/null && echo etc-ok && ls / >/dev/null && echo root-ls-ok",
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    for s in ["ws-ok", "tmp-ok", "usr-ok", "etc-ok", "root-ls-ok"] {
+        assert!(r.stdout.contains(s), "{s}: {r:?}");
+    }
+    assert_eq!(w.audit(), "");
+}
+
+#[test]
+fn tools_can_list_but_not_read_the_vault_parent() {
+    let w = World::new();
+    let r = w.tool(&format!("ls {}", w.dir.path().display()));
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains("ws") && r.stdout.contains("vault"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn pty_opens_in_a_tool() {
+    let w = World::new();
+    let r = w.tool(
+        "/usr/bin/python3 -c 'import pty,os; m,s=pty.openpty(); print(\"PTY_OK\", os.ttyname(s))'",
+    );
+    assert!(r.stdout.contains("PTY_OK /dev/pts/"), "{r:?}");
+}
+
+#[test]
+fn git_works_in_a_tool() {
+    if skip_without("git", "git") {
+        return;
+    }
+    let w = World::new();
+    let r = w.tool(
+        "git init -q repo && cd repo && git config user.email t@e.st && git config user.name t \
+         && echo hi > f && git add f && git commit -qm first && git log --oneline | wc -l && git status --short && echo GIT_OK",
+    );
+    assert!(r.stdout.contains("GIT_OK"), "{r:?}");
+}
+
+#[test]
+fn node_works_in_a_tool() {
+    if skip_without("node", "nodejs") {
+        return;
+    }
+    let w = World::new();
+    let r = w.tool(
+        "node -e 'const fs=require(\"fs\"); fs.writeFileSync(\"n.txt\",\"node-ok\"); fs.promises.readFile(\"n.txt\",\"utf8\").then(s=>console.log(s, require(\"child_process\").execSync(\"echo child-ok\").toString().trim()))'",
+    );
+    assert!(r.stdout.contains("node-ok child-ok"), "{r:?}");
+}
+
+#[test]
+fn python_works_in_a_tool() {
+    let w = World::new();
+    let r = w.tool(
+        "/usr/bin/python3 -c 'import subprocess,json,tempfile,os; p=tempfile.mkstemp()[1]; open(p,\"w\").write(\"x\"); os.unlink(p); print(json.dumps({\"ok\": subprocess.run([\"echo\",\"py\"],capture_output=True,text=True).stdout.strip()}))'",
+    );
+    assert!(r.stdout.contains("{\"ok\": \"py\"}"), "{r:?}");
+}
+
+#[test]
+fn bash_works_in_a_tool() {
+    let w = World::new();
+    let r = w.tool(
+        "bash -c 'for i in 1 2 3; do echo $i; done > b.txt; mapfile -t a < b.txt; echo ${#a[@]}; (cd /tmp && pwd); echo $(( 6*7 ))'",
+    );
+    assert_eq!(r.stdout, "3\n/tmp\n42\n", "{r:?}");
+}
+
+#[test]
+fn probe_marker_file_detects_the_tool_layer_with_an_empty_vault() {
+    // With a readable file in probe/, detection works even when the vault
+    // holds no file yet: one layer for a 40-deep chain started outside.
+    if skip_without_landlock(1) {
+        return;
+    }
+    let w = World::new();
+    std::fs::remove_file(&w.secret).unwrap();
+    std::fs::remove_file(&w.cred_file).unwrap();
+    w.add_probe_marker();
+    let chain = chain_script(&w);
+    let r = w.outsider(&format!("/bin/sh {} 40", chain.display()));
+    assert!(r.stdout.contains("CHAIN_END"), "{r:?}");
+    assert!(r.stdout.contains("LAYERS 1\n"), "{r:?}");
+}
+
+#[test]
+fn nothing_to_probe_means_no_constructor_layer_but_path_checks_remain() {
+    // Documented fallback: an empty probe dir and a vault without files give
+    // the constructor nothing to probe, so a process started outside the
+    // harness gets no layer (there is nothing on disk to hide); the open
+    // hooks still deny vault paths, e.g. a credential created later (which
+    // also gives the next process's probe a file: it then applies the layer).
+    let w = World::new();
+    std::fs::remove_file(&w.secret).unwrap();
+    let layers = c_program("layers", &["-O2", "-static"]);
+    let r = w.outsider(&format!("{}", layers.display()));
+    assert!(r.stdout.contains("LAYERS 0"), "{r:?}");
+    std::fs::write(w.vault.join("later.json"), "LATER").unwrap();
+    let r = w.outsider(&format!("cat {}/later.json", w.vault.display()));
+    assert!(!r.stdout.contains("LATER"), "{r:?}");
+    assert!(r.stderr.contains("Permission denied"), "{r:?}");
+}

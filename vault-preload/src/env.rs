@@ -1,0 +1,145 @@
+//! Secret environment variables: removed from the environment of every
+//! program the harness's children exec, and wiped in place in a tool that
+//! starts with them (so `/proc/self/environ` no longer shows the values).
+
+use crate::state::State;
+use crate::sys;
+use core::ffi::c_char;
+
+unsafe extern "C" {
+    static mut environ: *mut *mut c_char;
+}
+
+/// The process's current `environ` pointer.
+pub fn current() -> *const *const c_char {
+    // SAFETY: reading the pointer value of libc's `environ` global; it may be
+    // replaced concurrently by setenv, which is the libc contract for exec*.
+    unsafe { *core::ptr::addr_of!(environ) as *const *const c_char }
+}
+
+fn is_secret(st: &State, entry: &[u8]) -> bool {
+    let name = match entry.iter().position(|&b| b == b'=') {
+        Some(i) => &entry[..i],
+        None => entry,
+    };
+    st.secret_env.iter().any(|s| s.as_slice() == name)
+}
+
+/// A filtered copy of an `envp` array, in a stack array or (when large) an
+/// anonymous mapping: no malloc, so it works in a vfork child.
+pub struct EnvCopy {
+    small: [*const c_char; 256],
+    big: *mut u8,
+    big_len: usize,
+}
+
+impl EnvCopy {
+    pub fn new() -> EnvCopy {
+        EnvCopy {
+            small: [core::ptr::null(); 256],
+            big: core::ptr::null_mut(),
+            big_len: 0,
+        }
+    }
+
+    /// Fill with the entries of `envp` that are not secret; returns the new
+    /// NULL-terminated array (null when `envp` is null or memory ran out).
+    ///
+    /// # Safety
+    /// `envp` must be null or a NULL-terminated array of C strings that stays
+    /// valid while the result is used.
+    pub unsafe fn filter(
+        &mut self,
+        st: &State,
+        envp: *const *const c_char,
+    ) -> *const *const c_char {
+        if envp.is_null() {
+            return envp;
+        }
+        let mut n = 0usize;
+        // SAFETY: the caller guarantees a NULL-terminated array.
+        while !unsafe { *envp.add(n) }.is_null() {
+            n += 1;
+        }
+        let out: &mut [*const c_char] = if n < self.small.len() {
+            &mut self.small[..]
+        } else {
+            let len = (n + 1) * core::mem::size_of::<*const c_char>();
+            let p = sys::mmap_anon(len);
+            if p.is_null() {
+                return core::ptr::null();
+            }
+            self.big = p;
+            self.big_len = len;
+            // SAFETY: a fresh mapping of `len` bytes, suitably aligned (page),
+            // exclusively ours until `Drop`.
+            unsafe { core::slice::from_raw_parts_mut(p.cast::<*const c_char>(), n + 1) }
+        };
+        let mut k = 0;
+        for i in 0..n {
+            // SAFETY: `i < n`, inside the array; each element is a C string.
+            let e = unsafe { *envp.add(i) };
+            // SAFETY: `e` is a valid C string (caller's contract).
+            let bytes = unsafe { sys::cstr_bytes(e) };
+            if !is_secret(st, bytes) {
+                out[k] = e;
+                k += 1;
+            }
+        }
+        out[k] = core::ptr::null();
+        out.as_ptr()
+    }
+}
+
+impl Default for EnvCopy {
+    fn default() -> Self {
+        EnvCopy::new()
+    }
+}
+
+impl Drop for EnvCopy {
+    fn drop(&mut self) {
+        if !self.big.is_null() {
+            // SAFETY: `big` is our mapping of `big_len` bytes and the filtered
+            // array is no longer used (exec failed and returned).
+            unsafe { sys::munmap(self.big, self.big_len) };
+        }
+    }
+}
+
+/// In a tool: overwrite the values of secret variables in place (the memory
+/// `/proc/self/environ` shows) and remove them from `environ`. Called once,
+/// from the constructor.
+pub fn scrub_own(st: &State) {
+    if st.secret_env.is_empty() {
+        return;
+    }
+    // SAFETY: in the constructor no other thread of this program runs yet
+    // (or, for a dlopen, the libc env contract applies); each entry is a
+    // valid, writable C string ("NAME=value") owned by the process.
+    unsafe {
+        let env = *core::ptr::addr_of!(environ);
+        if env.is_null() {
+            return;
+        }
+        let mut i = 0;
+        while !(*env.add(i)).is_null() {
+            let e = *env.add(i);
+            let bytes = sys::cstr_bytes(e);
+            if is_secret(st, bytes)
+                && let Some(eq) = bytes.iter().position(|&b| b == b'=')
+            {
+                let len = bytes.len();
+                core::ptr::write_bytes(e.add(eq + 1), 0, len - eq - 1);
+                let mut name = [0u8; 256];
+                if eq < name.len() {
+                    name[..eq].copy_from_slice(&bytes[..eq]);
+                    // unsetenv shifts later entries down: stay at `i`.
+                    libc::unsetenv(name.as_ptr().cast());
+                    continue;
+                }
+            }
+            i += 1;
+        }
+    }
+}

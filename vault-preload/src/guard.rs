@@ -1,0 +1,268 @@
+//! The open checks of an untrusted process. Allocation-free.
+//!
+//! - **Before** the real call: the path as given, normalized lexically
+//!   (absolute paths always; relative ones for writes), and, for opens that
+//!   could change a file (`O_WRONLY`, `O_RDWR`, `O_CREAT`, `O_TRUNC`,
+//!   `O_TMPFILE`), the file it resolves to (an `O_PATH` open, which has no
+//!   side effect) or, when it does not exist yet, its parent directory's real
+//!   path plus the new name. So a denied `O_TRUNC` never truncates.
+//! - **After** the real call: the fd's `(dev, ino)` against the vault
+//!   entries (hard links, symlinks, `/proc/self/fd/N`), and, when the fd's
+//!   device hosts a vault entry, the fd's real path (`/proc/self/fd/N`)
+//!   against the vault paths (files inside a vault directory, whatever name
+//!   reached them).
+//!
+//! Every failure to check fails closed (deny).
+
+use crate::state::State;
+use crate::sys;
+use core::ffi::c_int;
+use policy::pathbuf::{FixedPath, PATH_MAX, normalize_into};
+
+/// A denial: the vault rule index, or [`INTERNAL`] when a check failed.
+pub type Rule = usize;
+pub const INTERNAL: Rule = usize::MAX;
+
+/// Flags that can change a file or create one.
+pub fn writeish(flags: c_int) -> bool {
+    flags & libc::O_ACCMODE != libc::O_RDONLY
+        || flags & (libc::O_CREAT | libc::O_TRUNC | libc::O_TMPFILE) != 0
+}
+
+/// The real path of an open fd into `out` (via `/proc/self/fd/N`), with a
+/// trailing ` (deleted)` removed. False when it cannot be read.
+pub fn fd_path(fd: c_int, out: &mut FixedPath) -> bool {
+    let mut p = [0u8; 40];
+    let n = sys::proc_fd_path(fd, &mut p);
+    let mut buf = [0u8; PATH_MAX];
+    let len = sys::readlinkat(libc::AT_FDCWD, &p[..n], &mut buf);
+    if len < 0 || len as usize >= PATH_MAX {
+        return false;
+    }
+    let mut s = &buf[..len as usize];
+    if let Some(x) = s.strip_suffix(b" (deleted)") {
+        s = x;
+    }
+    out.set(s)
+}
+
+fn match_real_path(st: &State, path: &[u8]) -> Option<Rule> {
+    if !path.starts_with(b"/") {
+        return None; // pipe:[..], socket:[..], anon_inode:...
+    }
+    st.matcher.match_path(path)
+}
+
+/// Check an open fd: its identity, and its real path when on a watched device.
+pub fn check_fd(st: &State, fd: c_int) -> Option<Rule> {
+    // SAFETY: all-zero is a valid `struct stat`.
+    let mut s: libc::stat = unsafe { core::mem::zeroed() };
+    if sys::fstat(fd, &mut s) < 0 {
+        return Some(INTERNAL);
+    }
+    let id = policy::matcher::FileId {
+        dev: s.st_dev,
+        ino: s.st_ino,
+    };
+    if let Some(r) = st.matcher.match_id(id) {
+        return Some(r);
+    }
+    if !st.watched(s.st_dev) {
+        return None;
+    }
+    let mut p = FixedPath::new();
+    if !fd_path(fd, &mut p) {
+        return Some(INTERNAL);
+    }
+    match_real_path(st, p.as_bytes())
+}
+
+/// The light check: the path as given, when absolute, normalized lexically.
+/// No system call.
+#[inline]
+pub fn lexical(st: &State, path: &[u8]) -> Option<Rule> {
+    if !path.starts_with(b"/") || !st.may_match(path) {
+        return None;
+    }
+    let mut norm = FixedPath::new();
+    if !normalize_into(b"/", path, &mut norm) {
+        return Some(INTERNAL);
+    }
+    st.matcher.match_path(norm.as_bytes())
+}
+
+/// The directory `dirfd` names, as an absolute path.
+fn dir_base(dirfd: c_int, out: &mut FixedPath) -> bool {
+    if dirfd == libc::AT_FDCWD {
+        let mut buf = [0u8; PATH_MAX];
+        let len = sys::readlinkat(libc::AT_FDCWD, b"/proc/self/cwd\0", &mut buf);
+        if len <= 0 || len as usize >= PATH_MAX {
+            return false;
+        }
+        out.set(&buf[..len as usize])
+    } else {
+        fd_path(dirfd, out)
+    }
+}
+
+/// Pre-check an open of `path` (relative to `dirfd`) with `flags`.
+/// `force_resolve`: resolve even a read-only open (the open will happen
+/// where no post-check runs: posix_spawn file actions).
+pub fn pre_open(
+    st: &State,
+    dirfd: c_int,
+    path: &[u8],
+    flags: c_int,
+    force_resolve: bool,
+) -> Option<Rule> {
+    let write = writeish(flags) || force_resolve;
+    let mut norm = FixedPath::new();
+    if path.starts_with(b"/") {
+        if let Some(r) = lexical(st, path) {
+            return Some(r);
+        }
+    } else if write {
+        let mut base = FixedPath::new();
+        if !dir_base(dirfd, &mut base) || !normalize_into(base.as_bytes(), path, &mut norm) {
+            return Some(INTERNAL);
+        }
+        if let Some(r) = match_real_path(st, norm.as_bytes()) {
+            return Some(r);
+        }
+    }
+    if !write {
+        return None;
+    }
+    resolve_check(st, dirfd, path, flags)
+}
+
+/// Check the file `path` resolves to, or its would-be location.
+fn resolve_check(st: &State, dirfd: c_int, path: &[u8], flags: c_int) -> Option<Rule> {
+    let Some(c) = FixedPath::from_bytes(path) else {
+        return Some(INTERNAL);
+    };
+    let nofollow = flags & libc::O_NOFOLLOW;
+    let fd = sys::openat(
+        dirfd,
+        c.as_bytes_with_nul(),
+        libc::O_PATH | libc::O_CLOEXEC | nofollow,
+        0,
+    );
+    if fd >= 0 {
+        let r = check_fd(st, fd);
+        sys::close(fd);
+        return r;
+    }
+    if fd != -libc::ENOENT {
+        return None; // the real open will fail the same way (or be post-checked)
+    }
+    // Not there yet: where would it be created? The parent's real path + name.
+    let trimmed = {
+        let mut t = path;
+        while t.len() > 1 && t.ends_with(b"/") {
+            t = &t[..t.len() - 1];
+        }
+        t
+    };
+    let (parent, name): (&[u8], &[u8]) = match trimmed.iter().rposition(|&b| b == b'/') {
+        Some(0) => (b"/", &trimmed[1..]),
+        Some(i) => (&trimmed[..i], &trimmed[i + 1..]),
+        None => (b".", trimmed),
+    };
+    let Some(pc) = FixedPath::from_bytes(parent) else {
+        return Some(INTERNAL);
+    };
+    let pfd = sys::openat(
+        dirfd,
+        pc.as_bytes_with_nul(),
+        libc::O_PATH | libc::O_CLOEXEC | libc::O_DIRECTORY,
+        0,
+    );
+    if pfd < 0 {
+        return None; // no parent: the open fails anyway
+    }
+    let mut real = FixedPath::new();
+    let ok = fd_path(pfd, &mut real);
+    let r = if !ok {
+        Some(INTERNAL)
+    } else if name == b".." || name == b"." || name.is_empty() {
+        match_real_path(st, real.as_bytes())
+    } else if !real.push(name) {
+        Some(INTERNAL)
+    } else {
+        match_real_path(st, real.as_bytes())
+    };
+    sys::close(pfd);
+    r
+}
+
+/// Close every fd of this process that refers to a vault file (before an
+/// exec in a child of the harness). Allocation-free.
+pub fn close_vault_fds(st: &State) {
+    // Each pass closes up to 256; repeat while a pass found a full batch.
+    for _ in 0..64 {
+        if close_vault_fds_pass(st) < 256 {
+            return;
+        }
+    }
+}
+
+/// One pass of [`close_vault_fds`]; returns how many fds it closed.
+fn close_vault_fds_pass(st: &State) -> usize {
+    let dfd = sys::openat(
+        libc::AT_FDCWD,
+        b"/proc/self/fd\0",
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+    );
+    if dfd < 0 {
+        return 0;
+    }
+    // Collect first, close after: closing while listing could skip entries.
+    let mut victims = [-1 as c_int; 256];
+    let mut nv = 0;
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = sys::getdents64(dfd, &mut buf);
+        if n <= 0 {
+            break;
+        }
+        let mut off = 0usize;
+        while off + 19 <= n as usize {
+            let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
+            if reclen == 0 {
+                break;
+            }
+            let name = &buf[off + 19..off + reclen];
+            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+            off += reclen;
+            let Some(fd) = parse_fd(name) else { continue };
+            if fd == dfd {
+                continue;
+            }
+            if check_fd(st, fd).is_some() && nv < victims.len() {
+                victims[nv] = fd;
+                nv += 1;
+            }
+        }
+    }
+    sys::close(dfd);
+    for &fd in &victims[..nv] {
+        sys::close(fd);
+    }
+    nv
+}
+
+fn parse_fd(name: &[u8]) -> Option<c_int> {
+    if name.is_empty() || name.len() > 9 {
+        return None;
+    }
+    let mut v: c_int = 0;
+    for &b in name {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + (b - b'0') as c_int;
+    }
+    Some(v)
+}

@@ -1,0 +1,636 @@
+//! The spawn family. Only the harness and its not-yet-exec'd children act
+//! here; in every other process these hooks call the real function.
+//!
+//! - **A forked (or vforked) child of the harness** calling an `exec*`: put
+//!   the calling process under the tool layer (or, if Landlock is required
+//!   and that fails, exit 126 with one line on stderr: never run the program
+//!   unrestricted), close inherited fds that refer to vault files, drop the
+//!   secret variables from the new program's environment, then exec.
+//! - **The harness** calling `posix_spawn`, `posix_spawnp`, `system` or
+//!   `popen`: the child cannot run our code before its exec, so a
+//!   short-lived helper thread takes a private fd table
+//!   (`unshare(CLONE_FILES)`), closes the vault fds in it, restricts itself
+//!   with the tool layer (Landlock is per thread up to ABI 7), and spawns
+//!   with the filtered environment; the child inherits the thread's domain.
+//!   `system` and `popen` are reimplemented on top of that (`/bin/sh -c`),
+//!   since glibc's versions spawn with the unfiltered `environ`.
+//!
+//! `execl`, `execlp` and `execle` are C-variadic; stable Rust cannot define
+//! those, so they take 64 pointer arguments: on x86_64 and aarch64 Linux a
+//! variadic caller passes pointer arguments exactly where a fixed-argument
+//! callee reads them (registers, then the caller's stack), and we use only
+//! the ones up to the terminating NULL. A call with more than 62 arguments
+//! fails with `E2BIG`.
+
+use crate::env::{self, EnvCopy};
+use crate::real::{real, real_opt};
+use crate::state::State;
+use crate::{guard, state, sys, tool_layer};
+use core::ffi::{c_char, c_int, c_void};
+use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use libc::{FILE, pid_t, posix_spawn_file_actions_t, posix_spawnattr_t};
+use policy::EnforceMode;
+
+type ExecveFn =
+    unsafe extern "C" fn(*const c_char, *const *const c_char, *const *const c_char) -> c_int;
+type FexecveFn = unsafe extern "C" fn(c_int, *const *const c_char, *const *const c_char) -> c_int;
+type ExecveatFn = unsafe extern "C" fn(
+    c_int,
+    *const c_char,
+    *const *const c_char,
+    *const *const c_char,
+    c_int,
+) -> c_int;
+type SpawnFn = unsafe extern "C" fn(
+    *mut pid_t,
+    *const c_char,
+    *const posix_spawn_file_actions_t,
+    *const posix_spawnattr_t,
+    *const *const c_char,
+    *const *const c_char,
+) -> c_int;
+type SystemFn = unsafe extern "C" fn(*const c_char) -> c_int;
+type PopenFn = unsafe extern "C" fn(*const c_char, *const c_char) -> *mut FILE;
+type PcloseFn = unsafe extern "C" fn(*mut FILE) -> c_int;
+type FcloseFn = unsafe extern "C" fn(*mut FILE) -> c_int;
+
+/// In a child of the harness, before it execs or spawns: the tool layer
+/// and the vault fds. Err: the layer is required and could not be applied.
+fn prepare_child(st: &State) -> Result<(), tool_layer::LlError> {
+    if st.landlock != EnforceMode::Off
+        && let Err(e) = tool_layer::ensure_in_harness_child(st)
+    {
+        if st.landlock == EnforceMode::Required {
+            return Err(e);
+        }
+        tool_layer::report(e, b"; running with the preload's checks only");
+    }
+    guard::close_vault_fds(st);
+    Ok(())
+}
+
+/// `prepare_child` for an exec: on failure, exit 126 (never run unrestricted).
+fn prepare_child_exec(st: &State) {
+    if let Err(e) = prepare_child(st) {
+        tool_layer::report(e, b"; not running the command");
+        sys::exit_now(126);
+    }
+}
+
+/// The state, or None when called during our own initialisation (fail closed).
+fn state_or_eacces() -> Option<&'static State> {
+    let st = state::get();
+    if st.is_none() {
+        sys::set_errno(libc::EACCES);
+    }
+    st
+}
+
+/// Interposed; see the module documentation.
+///
+/// # Safety
+/// C contract of `execve`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn execve(
+    path: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    let f = real!("execve", ExecveFn);
+    let Some(st) = state_or_eacces() else {
+        return -1;
+    };
+    if st.privileged || !st.is_harness_child() {
+        // SAFETY: arguments forwarded unchanged.
+        return unsafe { f(path, argv, envp) };
+    }
+    prepare_child_exec(st);
+    let mut e = EnvCopy::new();
+    // SAFETY: `envp` is the caller's NULL-terminated array.
+    let env = unsafe { e.filter(st, envp) };
+    if env.is_null() && !envp.is_null() {
+        sys::set_errno(libc::ENOMEM);
+        return -1;
+    }
+    // SAFETY: `env` points into `e`, alive for the call.
+    unsafe { f(path, argv, env) }
+}
+
+/// Interposed: `execve` with the current environment.
+///
+/// # Safety
+/// C contract of `execv`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) -> c_int {
+    // SAFETY: forwarded with libc's own environment.
+    unsafe { execve(path, argv, env::current()) }
+}
+
+/// Interposed: glibc's `execvp` calls the internal `__execvpe`, so it is
+/// routed through our `execvpe`.
+///
+/// # Safety
+/// C contract of `execvp`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
+    // SAFETY: forwarded with libc's own environment.
+    unsafe { execvpe(file, argv, env::current()) }
+}
+
+/// Interposed; see the module documentation.
+///
+/// # Safety
+/// C contract of `execvpe`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn execvpe(
+    file: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    let f = real!("execvpe", ExecveFn);
+    let Some(st) = state_or_eacces() else {
+        return -1;
+    };
+    if st.privileged || !st.is_harness_child() {
+        // SAFETY: arguments forwarded unchanged.
+        return unsafe { f(file, argv, envp) };
+    }
+    prepare_child_exec(st);
+    let mut e = EnvCopy::new();
+    // SAFETY: `envp` is the caller's NULL-terminated array.
+    let env = unsafe { e.filter(st, envp) };
+    if env.is_null() && !envp.is_null() {
+        sys::set_errno(libc::ENOMEM);
+        return -1;
+    }
+    // SAFETY: `env` points into `e`, alive for the call.
+    unsafe { f(file, argv, env) }
+}
+
+/// Interposed; see the module documentation.
+///
+/// # Safety
+/// C contract of `fexecve`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fexecve(
+    fd: c_int,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    let f = real!("fexecve", FexecveFn);
+    let Some(st) = state_or_eacces() else {
+        return -1;
+    };
+    if st.privileged || !st.is_harness_child() {
+        // SAFETY: arguments forwarded unchanged.
+        return unsafe { f(fd, argv, envp) };
+    }
+    prepare_child_exec(st);
+    let mut e = EnvCopy::new();
+    // SAFETY: `envp` is the caller's NULL-terminated array.
+    let env = unsafe { e.filter(st, envp) };
+    if env.is_null() && !envp.is_null() {
+        sys::set_errno(libc::ENOMEM);
+        return -1;
+    }
+    // SAFETY: `env` points into `e`, alive for the call.
+    unsafe { f(fd, argv, env) }
+}
+
+/// Interposed; falls back to the raw system call when libc has no wrapper.
+///
+/// # Safety
+/// C contract of `execveat`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn execveat(
+    dirfd: c_int,
+    path: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+    flags: c_int,
+) -> c_int {
+    let real = real_opt!("execveat", ExecveatFn);
+    let call = |env: *const *const c_char| -> c_int {
+        match real {
+            // SAFETY: arguments forwarded (environment possibly filtered).
+            Some(f) => unsafe { f(dirfd, path, argv, env, flags) },
+            None => {
+                // SAFETY: the caller's pointers, forwarded to the kernel.
+                let r = unsafe { libc::syscall(libc::SYS_execveat, dirfd, path, argv, env, flags) };
+                r as c_int
+            }
+        }
+    };
+    let Some(st) = state_or_eacces() else {
+        return -1;
+    };
+    if st.privileged || !st.is_harness_child() {
+        return call(envp);
+    }
+    prepare_child_exec(st);
+    let mut e = EnvCopy::new();
+    // SAFETY: `envp` is the caller's NULL-terminated array.
+    let env = unsafe { e.filter(st, envp) };
+    if env.is_null() && !envp.is_null() {
+        sys::set_errno(libc::ENOMEM);
+        return -1;
+    }
+    call(env)
+}
+
+macro_rules! list_exec {
+    ($name:ident, $doc:literal, |$path:ident, $args:ident, $n:ident| $body:expr) => {
+        list_exec!(@def $name, $doc, $path, $args, $n, $body,
+            a0 a1 a2 a3 a4 a5 a6 a7 a8 a9 a10 a11 a12 a13 a14 a15 a16 a17 a18 a19 a20 a21
+            a22 a23 a24 a25 a26 a27 a28 a29 a30 a31 a32 a33 a34 a35 a36 a37 a38 a39 a40
+            a41 a42 a43 a44 a45 a46 a47 a48 a49 a50 a51 a52 a53 a54 a55 a56 a57 a58 a59
+            a60 a61 a62 a63);
+    };
+    (@def $name:ident, $doc:literal, $path:ident, $args:ident, $n:ident, $body:expr, $($a:ident)*) => {
+        #[doc = $doc]
+        ///
+        /// # Safety
+        /// C contract of the libc function of the same name (at most 62 arguments).
+        #[unsafe(no_mangle)]
+        #[allow(clippy::too_many_arguments)]
+        pub unsafe extern "C" fn $name($path: *const c_char, $($a: *const c_char),*) -> c_int {
+            let $args: [*const c_char; 64] = [$($a),*];
+            let Some($n) = $args.iter().position(|p| p.is_null()) else {
+                sys::set_errno(libc::E2BIG);
+                return -1;
+            };
+            $body
+        }
+    };
+}
+
+list_exec!(
+    execl,
+    "Interposed: `execl(path, arg0, ..., NULL)`.",
+    |path, args, n| {
+        let _ = n;
+        // SAFETY: `args[..=n]` is the caller's NULL-terminated argument list.
+        unsafe { execve(path, args.as_ptr(), env::current()) }
+    }
+);
+
+list_exec!(
+    execlp,
+    "Interposed: `execlp(file, arg0, ..., NULL)`.",
+    |file, args, n| {
+        let _ = n;
+        // SAFETY: `args[..=n]` is the caller's NULL-terminated argument list.
+        unsafe { execvpe(file, args.as_ptr(), env::current()) }
+    }
+);
+
+list_exec!(
+    execle,
+    "Interposed: `execle(path, arg0, ..., NULL, envp)`.",
+    |path, args, n| {
+        if n + 1 >= args.len() {
+            sys::set_errno(libc::E2BIG);
+            return -1;
+        }
+        let envp = args[n + 1] as *const *const c_char;
+        // SAFETY: `args[..=n]` is NULL-terminated and `envp` follows it (C contract).
+        unsafe { execve(path, args.as_ptr(), envp) }
+    }
+);
+
+// posix_spawn, system, popen.
+
+struct Helper<'a> {
+    st: &'a State,
+    body: &'a mut dyn FnMut() -> c_int,
+    result: c_int,
+}
+
+extern "C" fn helper_main(arg: *mut c_void) -> *mut c_void {
+    // SAFETY: `arg` is the `Helper` that `in_helper_thread` keeps alive until
+    // it has joined this thread; no one else touches it meanwhile.
+    let h = unsafe { &mut *(arg as *mut Helper<'_>) };
+    // A private fd table: closing vault fds here leaves the harness's alone.
+    if sys::unshare(libc::CLONE_FILES) == 0 {
+        guard::close_vault_fds(h.st);
+    }
+    if h.st.landlock != EnforceMode::Off
+        && let Err(e) = tool_layer::apply(h.st)
+    {
+        if h.st.landlock == EnforceMode::Required {
+            tool_layer::report(e, b"; not spawning the command");
+            h.result = libc::EPERM;
+            return core::ptr::null_mut();
+        }
+        tool_layer::report(e, b"; spawning with the preload's checks only");
+    }
+    h.result = (h.body)();
+    core::ptr::null_mut()
+}
+
+/// Run `body` in a short-lived thread under the tool layer; its result, or
+/// an errno when the thread could not run or the layer is missing.
+fn in_helper_thread(st: &State, body: &mut dyn FnMut() -> c_int) -> c_int {
+    tool_layer::refresh_cache(st);
+    let mut h = Helper {
+        st,
+        body,
+        result: libc::EAGAIN,
+    };
+    // SAFETY: `attr` and `tid` are local and initialised by the pthread
+    // calls; `h` outlives the thread, which is joined before we return.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = core::mem::zeroed();
+        if libc::pthread_attr_init(&mut attr) != 0 {
+            return libc::EAGAIN;
+        }
+        libc::pthread_attr_setstacksize(&mut attr, 1 << 20);
+        let mut tid: libc::pthread_t = 0;
+        let r = libc::pthread_create(
+            &mut tid,
+            &attr,
+            helper_main,
+            &mut h as *mut Helper<'_> as *mut c_void,
+        );
+        libc::pthread_attr_destroy(&mut attr);
+        if r != 0 {
+            return r;
+        }
+        libc::pthread_join(tid, core::ptr::null_mut());
+    }
+    h.result
+}
+
+/// Spawn as a tool: from a helper thread in the harness, after
+/// `prepare_child` in a child of the harness, directly in anything else.
+/// Returns a `posix_spawn` result (0 or an errno).
+///
+/// # Safety
+/// `posix_spawn`'s C contract for all pointers.
+unsafe fn spawn_tool(
+    f: SpawnFn,
+    pid: *mut pid_t,
+    path: *const c_char,
+    fa: *const posix_spawn_file_actions_t,
+    attr: *const posix_spawnattr_t,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    let Some(st) = state::get() else {
+        return libc::EACCES;
+    };
+    if st.privileged {
+        // SAFETY: forwarded unchanged.
+        return unsafe { f(pid, path, fa, attr, argv, envp) };
+    }
+    let mut body = || {
+        let mut e = EnvCopy::new();
+        // SAFETY: `envp` is the caller's NULL-terminated array (or null).
+        let env = unsafe { e.filter(st, envp) };
+        if env.is_null() && !envp.is_null() {
+            return libc::ENOMEM;
+        }
+        // SAFETY: the caller's pointers, and `env` alive for the call.
+        unsafe { f(pid, path, fa, attr, argv, env) }
+    };
+    if st.is_harness() {
+        return in_helper_thread(st, &mut body);
+    }
+    if st.is_harness_child() {
+        if let Err(e) = prepare_child(st) {
+            tool_layer::report(e, b"; not spawning the command");
+            return libc::EPERM;
+        }
+        return body();
+    }
+    // SAFETY: forwarded unchanged (a tool: already under the tool layer).
+    unsafe { f(pid, path, fa, attr, argv, envp) }
+}
+
+/// Interposed; see the module documentation.
+///
+/// # Safety
+/// C contract of `posix_spawn`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn posix_spawn(
+    pid: *mut pid_t,
+    path: *const c_char,
+    fa: *const posix_spawn_file_actions_t,
+    attr: *const posix_spawnattr_t,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    let f = real!("posix_spawn", SpawnFn);
+    // SAFETY: forwarded from our caller.
+    unsafe { spawn_tool(f, pid, path, fa, attr, argv, envp) }
+}
+
+/// Interposed; see the module documentation.
+///
+/// # Safety
+/// C contract of `posix_spawnp`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn posix_spawnp(
+    pid: *mut pid_t,
+    file: *const c_char,
+    fa: *const posix_spawn_file_actions_t,
+    attr: *const posix_spawnattr_t,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    let f = real!("posix_spawnp", SpawnFn);
+    // SAFETY: forwarded from our caller.
+    unsafe { spawn_tool(f, pid, file, fa, attr, argv, envp) }
+}
+
+/// Whether `system`/`popen` must go through our implementation here.
+fn own_spawn(st: &State) -> bool {
+    !st.privileged && (st.is_harness() || st.is_harness_child())
+}
+
+fn wait_status(pid: pid_t) -> c_int {
+    let mut status: c_int = 0;
+    loop {
+        // SAFETY: `status` is a valid out-pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            return status;
+        }
+        if r < 0 && sys::errno() != libc::EINTR {
+            return -1;
+        }
+    }
+}
+
+/// Interposed. In the harness (or its child): `/bin/sh -c command` spawned
+/// as a tool; SIGCHLD is blocked in the calling thread while waiting
+/// (glibc also ignores SIGINT/SIGQUIT in the caller; this version does not
+/// touch process-wide signal dispositions).
+///
+/// # Safety
+/// C contract of `system`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn system(command: *const c_char) -> c_int {
+    let f = real!("system", SystemFn);
+    let Some(st) = state_or_eacces() else {
+        return -1;
+    };
+    if !own_spawn(st) {
+        // SAFETY: forwarded unchanged.
+        return unsafe { f(command) };
+    }
+    if command.is_null() {
+        return 1; // a shell is available
+    }
+    let spawn = real!("posix_spawn", SpawnFn);
+    let argv: [*const c_char; 4] = [c"sh".as_ptr(), c"-c".as_ptr(), command, core::ptr::null()];
+    // SAFETY: sigset/attr are local and initialised by libc before use; all
+    // pointers passed stay alive for the calls.
+    unsafe {
+        let mut chld: libc::sigset_t = core::mem::zeroed();
+        let mut old: libc::sigset_t = core::mem::zeroed();
+        libc::sigemptyset(&mut chld);
+        libc::sigaddset(&mut chld, libc::SIGCHLD);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &chld, &mut old);
+        let mut attr: posix_spawnattr_t = core::mem::zeroed();
+        libc::posix_spawnattr_init(&mut attr);
+        let mut def: libc::sigset_t = core::mem::zeroed();
+        libc::sigemptyset(&mut def);
+        libc::sigaddset(&mut def, libc::SIGINT);
+        libc::sigaddset(&mut def, libc::SIGQUIT);
+        libc::posix_spawnattr_setsigdefault(&mut attr, &def);
+        libc::posix_spawnattr_setsigmask(&mut attr, &old);
+        libc::posix_spawnattr_setflags(
+            &mut attr,
+            (libc::POSIX_SPAWN_SETSIGDEF | libc::POSIX_SPAWN_SETSIGMASK) as _,
+        );
+        let mut pid: pid_t = 0;
+        let r = spawn_tool(
+            spawn,
+            &mut pid,
+            c"/bin/sh".as_ptr(),
+            core::ptr::null(),
+            &attr,
+            argv.as_ptr(),
+            env::current(),
+        );
+        libc::posix_spawnattr_destroy(&mut attr);
+        let status = if r != 0 { 127 << 8 } else { wait_status(pid) };
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
+        status
+    }
+}
+
+const POPEN_SLOTS: usize = 64;
+static POPEN_FILE: [AtomicUsize; POPEN_SLOTS] = [const { AtomicUsize::new(0) }; POPEN_SLOTS];
+static POPEN_PID: [AtomicI32; POPEN_SLOTS] = [const { AtomicI32::new(0) }; POPEN_SLOTS];
+
+/// Interposed. In the harness (or its child): a pipe to `/bin/sh -c
+/// command` spawned as a tool; the stream is closed by our `pclose`.
+///
+/// # Safety
+/// C contract of `popen`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn popen(command: *const c_char, mode: *const c_char) -> *mut FILE {
+    let f = real!("popen", PopenFn);
+    let Some(st) = state_or_eacces() else {
+        return core::ptr::null_mut();
+    };
+    if !own_spawn(st) || command.is_null() || mode.is_null() {
+        // SAFETY: forwarded unchanged.
+        return unsafe { f(command, mode) };
+    }
+    // SAFETY: `mode` is the caller's C string.
+    let m = unsafe { sys::cstr_bytes(mode) };
+    let reading = match m.first() {
+        Some(b'r') => true,
+        Some(b'w') => false,
+        _ => {
+            sys::set_errno(libc::EINVAL);
+            return core::ptr::null_mut();
+        }
+    };
+    let cloexec = m.contains(&b'e');
+    let spawn = real!("posix_spawn", SpawnFn);
+    let argv: [*const c_char; 4] = [c"sh".as_ptr(), c"-c".as_ptr(), command, core::ptr::null()];
+    // SAFETY: `fds`, `fa` and `pid` are local and initialised by libc before
+    // use; the fds are the pipe we just created.
+    unsafe {
+        let mut fds = [0 as c_int; 2];
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return core::ptr::null_mut();
+        }
+        let (ours, theirs, target) = if reading {
+            (fds[0], fds[1], 1)
+        } else {
+            (fds[1], fds[0], 0)
+        };
+        let mut fa: posix_spawn_file_actions_t = core::mem::zeroed();
+        libc::posix_spawn_file_actions_init(&mut fa);
+        libc::posix_spawn_file_actions_adddup2(&mut fa, theirs, target);
+        let mut pid: pid_t = 0;
+        let r = spawn_tool(
+            spawn,
+            &mut pid,
+            c"/bin/sh".as_ptr(),
+            &fa,
+            core::ptr::null(),
+            argv.as_ptr(),
+            env::current(),
+        );
+        libc::posix_spawn_file_actions_destroy(&mut fa);
+        sys::close(theirs);
+        if r != 0 {
+            sys::close(ours);
+            sys::set_errno(r);
+            return core::ptr::null_mut();
+        }
+        if !cloexec {
+            libc::fcntl(ours, libc::F_SETFD, 0);
+        }
+        let file = libc::fdopen(ours, if reading { c"r" } else { c"w" }.as_ptr());
+        if file.is_null() {
+            sys::close(ours);
+            wait_status(pid);
+            return core::ptr::null_mut();
+        }
+        for i in 0..POPEN_SLOTS {
+            if POPEN_FILE[i]
+                .compare_exchange(0, file as usize, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                POPEN_PID[i].store(pid, Ordering::Release);
+                return file;
+            }
+        }
+        // No slot: undo (fail closed rather than leak an unreapable child).
+        libc::fclose(file);
+        wait_status(pid);
+        sys::set_errno(libc::EMFILE);
+        core::ptr::null_mut()
+    }
+}
+
+/// Interposed: closes our `popen` streams and waits for their shell; other
+/// streams go to the real `pclose`.
+///
+/// # Safety
+/// C contract of `pclose`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pclose(stream: *mut FILE) -> c_int {
+    if !stream.is_null() {
+        for i in 0..POPEN_SLOTS {
+            if POPEN_FILE[i].load(Ordering::Acquire) == stream as usize {
+                let pid = POPEN_PID[i].load(Ordering::Acquire);
+                let fclose = real!("fclose", FcloseFn);
+                // SAFETY: the stream is one our popen returned.
+                unsafe { fclose(stream) };
+                POPEN_FILE[i].store(0, Ordering::Release);
+                return wait_status(pid);
+            }
+        }
+    }
+    let f = real!("pclose", PcloseFn);
+    // SAFETY: forwarded unchanged.
+    unsafe { f(stream) }
+}

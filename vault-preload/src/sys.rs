@@ -1,0 +1,352 @@
+//! Raw system calls: the only place where the preload talks to the kernel
+//! without going through (possibly interposed) libc wrappers.
+//!
+//! Every function here returns the raw result: `>= 0` on success, `-errno`
+//! on failure (no `errno` side effect, no allocation, async-signal-safe).
+
+use core::ffi::{c_char, c_int, c_long, c_void};
+
+#[inline]
+fn ret(r: c_long) -> c_long {
+    if r < 0 {
+        // SAFETY: `__errno_location` returns this thread's errno slot, valid
+        // for the thread's lifetime; we only read it.
+        -(unsafe { *libc::__errno_location() } as c_long)
+    } else {
+        r
+    }
+}
+
+/// Set this thread's `errno`.
+#[inline]
+pub fn set_errno(e: c_int) {
+    // SAFETY: `__errno_location` returns a valid pointer to this thread's errno.
+    unsafe { *libc::__errno_location() = e };
+}
+
+/// Read this thread's `errno`.
+#[inline]
+pub fn errno() -> c_int {
+    // SAFETY: as in `set_errno`.
+    unsafe { *libc::__errno_location() }
+}
+
+pub fn getpid() -> i32 {
+    // SAFETY: getpid takes no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_getpid) as i32 }
+}
+
+pub fn gettid() -> i32 {
+    // SAFETY: gettid takes no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
+pub fn getuid() -> u32 {
+    // SAFETY: getuid takes no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_getuid) as u32 }
+}
+
+/// `openat(dirfd, path, flags, mode)`; `path` must be NUL-terminated.
+pub fn openat(dirfd: c_int, path: &[u8], flags: c_int, mode: u32) -> c_int {
+    debug_assert!(path.last() == Some(&0));
+    if path.last() != Some(&0) {
+        return -libc::EINVAL;
+    }
+    // SAFETY: `path` is a NUL-terminated slice borrowed for the call; the
+    // kernel reads it and keeps no reference.
+    ret(unsafe { libc::syscall(libc::SYS_openat, dirfd, path.as_ptr(), flags, mode) }) as c_int
+}
+
+/// `openat` with a C string pointer from the caller.
+///
+/// # Safety
+/// `path` must be a valid NUL-terminated string for the duration of the call.
+pub unsafe fn openat_ptr(dirfd: c_int, path: *const c_char, flags: c_int, mode: u32) -> c_int {
+    // SAFETY: the caller guarantees `path` is a valid C string.
+    ret(unsafe { libc::syscall(libc::SYS_openat, dirfd, path, flags, mode) }) as c_int
+}
+
+/// Raw `openat2`.
+///
+/// # Safety
+/// `path` must be a valid C string and `how` point to `size` readable bytes.
+pub unsafe fn openat2(
+    dirfd: c_int,
+    path: *const c_char,
+    how: *const c_void,
+    size: usize,
+) -> c_long {
+    // SAFETY: the caller guarantees both pointers; the kernel copies them.
+    ret(unsafe { libc::syscall(libc::SYS_openat2, dirfd, path, how, size) })
+}
+
+pub fn close(fd: c_int) -> c_int {
+    // SAFETY: closing an fd number has no memory effects; callers only close
+    // fds they own (opened here) or that the policy says to close.
+    ret(unsafe { libc::syscall(libc::SYS_close, fd) }) as c_int
+}
+
+pub fn fstat(fd: c_int, st: &mut libc::stat) -> c_int {
+    // SAFETY: `st` is a valid, exclusive `struct stat` for the call.
+    ret(unsafe { libc::syscall(libc::SYS_fstat, fd, st as *mut libc::stat) }) as c_int
+}
+
+/// `fstatat(dirfd, path, st, flags)`; `path` NUL-terminated.
+pub fn fstatat(dirfd: c_int, path: &[u8], st: &mut libc::stat, flags: c_int) -> c_int {
+    if path.last() != Some(&0) {
+        return -libc::EINVAL;
+    }
+    // SAFETY: `path` is NUL-terminated and borrowed for the call; `st` is a
+    // valid exclusive buffer.
+    ret(unsafe {
+        libc::syscall(
+            libc::SYS_newfstatat,
+            dirfd,
+            path.as_ptr(),
+            st as *mut libc::stat,
+            flags,
+        )
+    }) as c_int
+}
+
+/// `readlinkat`; returns the length written (not NUL-terminated).
+pub fn readlinkat(dirfd: c_int, path: &[u8], buf: &mut [u8]) -> isize {
+    if path.last() != Some(&0) {
+        return -(libc::EINVAL as isize);
+    }
+    // SAFETY: `path` is NUL-terminated; `buf` is writable for `buf.len()` bytes.
+    ret(unsafe {
+        libc::syscall(
+            libc::SYS_readlinkat,
+            dirfd,
+            path.as_ptr(),
+            buf.as_mut_ptr(),
+            buf.len(),
+        )
+    }) as isize
+}
+
+pub fn getdents64(fd: c_int, buf: &mut [u8]) -> isize {
+    // SAFETY: `buf` is writable for `buf.len()` bytes; the fd is the caller's.
+    ret(unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) }) as isize
+}
+
+pub fn read(fd: c_int, buf: &mut [u8]) -> isize {
+    // SAFETY: `buf` is writable for `buf.len()` bytes.
+    ret(unsafe { libc::syscall(libc::SYS_read, fd, buf.as_mut_ptr(), buf.len()) }) as isize
+}
+
+pub fn write(fd: c_int, buf: &[u8]) -> isize {
+    // SAFETY: `buf` is readable for `buf.len()` bytes.
+    ret(unsafe { libc::syscall(libc::SYS_write, fd, buf.as_ptr(), buf.len()) }) as isize
+}
+
+/// Write all of `buf` (best effort: stops on error).
+pub fn write_all(fd: c_int, mut buf: &[u8]) {
+    while !buf.is_empty() {
+        let n = write(fd, buf);
+        if n == -(libc::EINTR as isize) {
+            continue;
+        }
+        if n <= 0 {
+            return;
+        }
+        buf = &buf[n as usize..];
+    }
+}
+
+pub fn prctl(op: c_int, a: u64, b: u64, c: u64, d: u64) -> c_long {
+    // SAFETY: the prctl operations used here take integer arguments only.
+    ret(unsafe { libc::syscall(libc::SYS_prctl, op, a, b, c, d) })
+}
+
+pub fn unshare(flags: c_int) -> c_int {
+    // SAFETY: integer argument only.
+    ret(unsafe { libc::syscall(libc::SYS_unshare, flags) }) as c_int
+}
+
+/// `_exit`: leave without running atexit handlers or flushing stdio.
+pub fn exit_now(code: c_int) -> ! {
+    // SAFETY: exit_group never returns.
+    unsafe {
+        libc::syscall(libc::SYS_exit_group, code);
+    }
+    #[allow(clippy::empty_loop)]
+    loop {}
+}
+
+/// Effective capability set (low 32 bits of version 3 data, which holds CAP_SYS_ADMIN = 21).
+pub fn cap_effective_low() -> u32 {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut h = Header {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let mut d = [Data {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: `h` and `d` are valid, exclusive buffers of the sizes capget
+    // expects for version 3 (header + two data structs).
+    let r = ret(unsafe { libc::syscall(libc::SYS_capget, &mut h as *mut Header, d.as_mut_ptr()) });
+    if r < 0 { 0 } else { d[0].effective }
+}
+
+pub fn clock_realtime() -> (i64, i64) {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid exclusive timespec.
+    unsafe {
+        libc::syscall(
+            libc::SYS_clock_gettime,
+            libc::CLOCK_REALTIME,
+            &mut ts as *mut libc::timespec,
+        )
+    };
+    (ts.tv_sec, ts.tv_nsec)
+}
+
+/// Anonymous private mapping of `len` bytes (no malloc: usable in a vfork child).
+pub fn mmap_anon(len: usize) -> *mut u8 {
+    // SAFETY: a fresh anonymous mapping aliases nothing.
+    let p = unsafe {
+        libc::syscall(
+            libc::SYS_mmap,
+            0usize,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0usize,
+        )
+    };
+    if p < 0 && p > -4096 {
+        core::ptr::null_mut()
+    } else {
+        p as *mut u8
+    }
+}
+
+/// # Safety
+/// `p`/`len` must be a mapping from [`mmap_anon`] no longer referenced.
+pub unsafe fn munmap(p: *mut u8, len: usize) {
+    // SAFETY: the caller guarantees the mapping is ours and unused.
+    unsafe { libc::syscall(libc::SYS_munmap, p, len) };
+}
+
+// Landlock.
+
+pub const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1;
+pub const LANDLOCK_RULE_PATH_BENEATH: c_int = 1;
+pub const LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET: u64 = 1;
+pub const LANDLOCK_SCOPE_SIGNAL: u64 = 2;
+
+#[repr(C)]
+pub struct RulesetAttr {
+    pub handled_access_fs: u64,
+    pub handled_access_net: u64,
+    pub scoped: u64,
+}
+
+#[repr(C, packed)]
+pub struct PathBeneathAttr {
+    pub allowed_access: u64,
+    pub parent_fd: i32,
+}
+
+/// The Landlock ABI version (`<= 0`: `-errno`, Landlock unavailable).
+pub fn landlock_abi() -> c_long {
+    // SAFETY: a NULL attr with size 0 and the VERSION flag is the documented query.
+    ret(unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            core::ptr::null::<c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    })
+}
+
+/// Create a ruleset; `size` is how many bytes of `attr` the ABI knows.
+pub fn landlock_create_ruleset(attr: &RulesetAttr, size: usize) -> c_int {
+    // SAFETY: `attr` is a valid struct at least `size` bytes long (callers pass
+    // 8, 16 or 24), borrowed for the call.
+    ret(unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            attr as *const RulesetAttr,
+            size,
+            0u32,
+        )
+    }) as c_int
+}
+
+pub fn landlock_add_path_rule(ruleset: c_int, parent_fd: c_int, access: u64) -> c_int {
+    let attr = PathBeneathAttr {
+        allowed_access: access,
+        parent_fd,
+    };
+    // SAFETY: `attr` is a valid packed landlock_path_beneath_attr on our stack.
+    ret(unsafe {
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset,
+            LANDLOCK_RULE_PATH_BENEATH,
+            &attr as *const PathBeneathAttr,
+            0u32,
+        )
+    }) as c_int
+}
+
+pub fn landlock_restrict_self(ruleset: c_int) -> c_int {
+    // SAFETY: integer arguments only; the fd is the ruleset we created.
+    ret(unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0u32) }) as c_int
+}
+
+/// Format `n` in decimal into `buf`; returns the digits.
+pub fn fmt_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+/// The NUL-terminated `/proc/self/fd/N` path for `fd`, in `out`; returns its length with the NUL.
+pub fn proc_fd_path(fd: c_int, out: &mut [u8; 40]) -> usize {
+    const P: &[u8] = b"/proc/self/fd/";
+    out[..P.len()].copy_from_slice(P);
+    let mut d = [0u8; 20];
+    let digits = fmt_u64(fd.max(0) as u64, &mut d);
+    out[P.len()..P.len() + digits.len()].copy_from_slice(digits);
+    out[P.len() + digits.len()] = 0;
+    P.len() + digits.len() + 1
+}
+
+/// Length of a C string.
+///
+/// # Safety
+/// `p` must be a valid NUL-terminated string.
+pub unsafe fn cstr_bytes<'a>(p: *const c_char) -> &'a [u8] {
+    // SAFETY: guaranteed by the caller; the slice does not outlive the caller's borrow.
+    unsafe { core::ffi::CStr::from_ptr(p).to_bytes() }
+}
