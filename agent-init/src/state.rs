@@ -6,7 +6,10 @@
 //! - `policy.toml` (0644): [`Policy::to_effective_toml`] of the policy after
 //!   [`Policy::add_probe`]`(state/probe)`: every path expanded, so no
 //!   process's environment can move the vault;
-//! - `probe/` (0755, empty): the tool-layer probe (a vault entry);
+//! - `policy.bin` (0644): the same policy in [`Policy::to_compact`] form,
+//!   which the preload reads (decoding it is far cheaper than TOML);
+//! - `probe/` (0755) holding the file `probe` (0644): the tool-layer probe
+//!   (a vault entry; tools under the tool layer cannot read the file);
 //! - the audit file of `[audit] sink` when it is a file: parents created,
 //!   mode 0622, root-owned when root; processes append to it;
 //! - `harness.pid` (0644): written by agent-init after the fork and before
@@ -116,12 +119,31 @@ impl StateDir {
     /// and the audit file. `policy` must already have the probe added.
     pub fn prepare(&mut self, policy: &Policy) -> Result<(), RecordError> {
         let dir = open_state_dir(&self.dir)?;
-        make_subdir(dir.as_fd(), &self.dir, "probe")?;
+        let probe = make_subdir(dir.as_fd(), &self.dir, "probe")?;
+        // The preload detects the tool layer by reading a file in the probe
+        // (a vault entry's directories stay listable under the tool layer:
+        // list rights on an ancestor reach everything beneath it).
+        write_at(
+            probe.as_fd(),
+            &self.probe(),
+            "probe",
+            b"agent-vault tool-layer probe\n",
+            0o644,
+        )?;
         write_at(
             dir.as_fd(),
             &self.dir,
             "policy.toml",
             policy.to_effective_toml().as_bytes(),
+            0o644,
+        )?;
+        // The same policy for the preload, which every process loads: a
+        // compact form decodes in a fraction of the time TOML parses.
+        write_at(
+            dir.as_fd(),
+            &self.dir,
+            "policy.bin",
+            &policy.to_compact(),
             0o644,
         )?;
         self.fd = Some(dir);
@@ -215,7 +237,7 @@ fn open_state_dir(dir: &Path) -> Result<OwnedFd, RecordError> {
 }
 
 /// `dir/name`: a real directory of ours, mode 0755.
-fn make_subdir(dir: BorrowedFd<'_>, dir_path: &Path, name: &str) -> Result<(), RecordError> {
+fn make_subdir(dir: BorrowedFd<'_>, dir_path: &Path, name: &str) -> Result<OwnedFd, RecordError> {
     let path = dir_path.join(name);
     match mkdirat(dir, name, Mode::from_bits_truncate(0o755)) {
         Ok(()) | Err(Errno::EEXIST) => {}
@@ -236,7 +258,8 @@ fn make_subdir(dir: BorrowedFd<'_>, dir_path: &Path, name: &str) -> Result<(), R
             why: format!("owned by uid {}, not {me}", st.st_uid),
         });
     }
-    fchmod(&fd, Mode::from_bits_truncate(0o755)).map_err(|e| io("chmod", &path)(errno_io(e)))
+    fchmod(&fd, Mode::from_bits_truncate(0o755)).map_err(|e| io("chmod", &path)(errno_io(e)))?;
+    Ok(fd)
 }
 
 /// Write `data` to `dir/name` via a temporary name and rename, all

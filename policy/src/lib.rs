@@ -14,6 +14,7 @@
 //! - [`explain`]: what the harness and what a tool may do with a path, and why.
 
 pub mod access;
+pub mod compact;
 pub mod error;
 pub mod expand;
 pub mod explain;

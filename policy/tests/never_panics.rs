@@ -41,3 +41,18 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    /// Any byte flip in a compact policy is an error or a valid policy, never a panic.
+    #[test]
+    fn compact_bytes_never_panic(pos in 0usize..4096, byte in any::<u8>(), junk in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let p = policy::Policy::builtin(&ctx()).unwrap();
+        let mut b = p.to_compact();
+        let i = pos % b.len();
+        b[i] = byte;
+        let _ = policy::Policy::from_compact(&b);
+        let _ = policy::Policy::from_compact(&junk);
+    }
+}

@@ -317,7 +317,11 @@ sink = "{audit}"
             cred = cred_file.display(),
             ws = ws.display(),
         );
-        fs::write(state.join("policy.toml"), policy).unwrap();
+        fs::write(state.join("policy.toml"), &policy).unwrap();
+        // As agent-init does: the same policy in the compact form the preload reads first.
+        let compiled = policy::load_str(&policy, "policy.toml", &policy::ExpandContext::default())
+            .unwrap_or_else(|e| panic!("test policy: {e}"));
+        fs::write(state.join("policy.bin"), compiled.to_compact()).unwrap();
         chown(&private, Some(0), Some(0)).unwrap();
         fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
         fs::write(state.join("harness.pid"), "0\n").unwrap();

@@ -10,7 +10,8 @@
 //! - state: `/run/agent-vault/` when it is a root-owned directory holding
 //!   `harness.pid`; else `/tmp/agent-vault-<uid>/` when owned by this uid or
 //!   root and not group- or world-writable; else none;
-//! - policy: `<state>/policy.toml`, else `/etc/agent-vault/policy.toml`
+//! - policy: `<state>/policy.bin` (compact, written by agent-init), else
+//!   `<state>/policy.toml`, else `/etc/agent-vault/policy.toml`
 //!   (expanded with this process's environment and home), else the built-in
 //!   default. A policy that does not load falls back to the built-in one
 //!   (one line on stderr).
@@ -268,6 +269,24 @@ fn process_ctx(uid: u32) -> ExpandContext {
 }
 
 fn load_policy(state: Option<&[u8]>, uid: u32) -> Policy {
+    // agent-init's effective policy in compact form: the common case, and
+    // the cheap one (no TOML parse in every process of the container).
+    if let Some(dir) = state {
+        let mut p = dir.to_vec();
+        p.extend_from_slice(b"/policy.bin");
+        if let Some(bytes) = read_file(&nul(p.clone())) {
+            match Policy::from_compact(&bytes) {
+                Ok(policy) => return policy,
+                Err(e) => {
+                    let msg = format!(
+                        "agent-vault: {}: {e}; trying policy.toml\n",
+                        String::from_utf8_lossy(&p)
+                    );
+                    sys::write_all(2, msg.as_bytes());
+                }
+            }
+        }
+    }
     let mut tried: Option<(String, Vec<u8>)> = None;
     if let Some(dir) = state {
         let mut p = dir.to_vec();
