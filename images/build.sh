@@ -27,6 +27,9 @@
 #   AGENT_VAULT_CACHE          cache dir for rootfs tarballs
 #                              (default ${XDG_CACHE_HOME:-~/.cache}/agent-vault)
 #   AGENT_VAULT_SUITE          Debian suite for --offline (default trixie)
+#   AGENT_VAULT_RUST_SUITE     Debian suite of the --offline --from-source builder
+#                              (default AGENT_VAULT_SUITE; its rustc must be new
+#                              enough for the workspace: trixie has 1.85)
 #   AGENT_VAULT_MIRROR         Debian mirror for mmdebstrap (default: mmdebstrap's)
 #   AGENT_VAULT_HOST_CERTS     with podman, bind-mount this CA directory into
 #                              RUN steps (default /etc/ssl/certs when --offline),
@@ -97,7 +100,7 @@ suite=${AGENT_VAULT_SUITE:-trixie}
 # localhost/agent-vault/offline-NAME:SUITE unless that image already holds
 # this very tarball.
 local_image() {
-    local name=$1 pkgs=$2 tar tag stamp have
+    local name=$1 pkgs=$2 suite=${3:-$suite} tar tag stamp have
     tar="$cache/rootfs-$suite-$name.tar"
     tag="localhost/agent-vault/offline-$name:$suite"
     mkdir -p "$cache"
@@ -117,7 +120,7 @@ local_image() {
         log "importing $tar as $tag"
         "$engine" import --change "LABEL agent-vault.rootfs=\"$stamp\"" \
             --change 'CMD ["/bin/bash"]' --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-            "$tar" "$tag" >/dev/null
+            "$tar" "$tag" >/dev/null 2>&1 || die "$engine import $tar failed"
     fi
     echo "$tag"
 }
@@ -126,7 +129,7 @@ if [ "$offline" = 1 ]; then
     node_image=$(local_image node "ca-certificates,nodejs,npm")
     build_args=(--build-arg "BASE_IMAGE=$node_image" "${build_args[@]}")
     if [ "$from_source" = 1 ]; then
-        rust_image=$(local_image rust "ca-certificates,rustc,cargo,gcc,libc6-dev")
+        rust_image=$(local_image rust "ca-certificates,rustc,cargo,gcc,libc6-dev" "${AGENT_VAULT_RUST_SUITE:-$suite}")
         build_args=(--build-arg "BUILDER_IMAGE=$rust_image" "${build_args[@]}")
     else
         # never used (BINARIES=prebuilt) but keeps every FROM resolvable offline
@@ -148,6 +151,9 @@ if [ -n "$prebuilt" ]; then
     mkdir -p "$ROOT/images/.prebuilt"
     cp -f "$prebuilt/agent-init" "$prebuilt/libvault_preload.so" "$ROOT/images/.prebuilt/"
     build_args=(--build-arg BINARIES=prebuilt "${build_args[@]}")
+else
+    # explicit: buildah 1.28 does not expand a global ARG's default in `FROM stage-${ARG}`
+    build_args=(--build-arg BINARIES=build "${build_args[@]}")
 fi
 
 # --- build -------------------------------------------------------------------

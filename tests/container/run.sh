@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# agent-vault container tests: the single entry point (.ci/run calls it).
+#
+#   tests/container/run.sh [CASE...]   cases: selftest pi pi-restart claude claude-oauth stop exec
+#
+# 1. `cargo build --release -p agent-init -p vault-preload` (the images get the host's binaries; skip with
+#    AGENT_VAULT_SKIP_CARGO=1 when target/release is already current).
+# 2. `gcc -static` the raw-syscall attacker (tests/container/attack/rawread.c).
+# 3. `images/build.sh --offline --prebuilt`: local Debian base image from
+#    mmdebstrap (rootfs cached in tests/container/.cache), then base, pi,
+#    claude, opencode (layer cache keeps reruns fast).
+# 4. tests/container/containers.py runs the cases against the images.
+#
+# Needs: podman (or a working docker), mmdebstrap, gcc with static glibc,
+# python3, a Debian mirror and the npm registry (Pi and OpenCode are installed
+# at image build time, Claude Code at its first start into a cached volume).
+# No container registry. Network tests only use 127.0.0.1 (--network host).
+#
+# Environment: CONTAINER_ENGINE (podman|docker), AGENT_VAULT_CACHE (default
+# tests/container/.cache), AGENT_VAULT_SKIP_CARGO=1, AGENT_VAULT_SKIP_BUILD=1
+# (reuse the images as they are). Artifacts (logs, tool results, requests)
+# land in $AGENT_VAULT_CACHE/artifacts/<case>/.
+# Exit status: 0 all passed, 1 a case failed, 77 no container engine (skip).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+HERE="$ROOT/tests/container"
+export AGENT_VAULT_CACHE=${AGENT_VAULT_CACHE:-$HERE/.cache}
+mkdir -p "$AGENT_VAULT_CACHE"
+t_start=$SECONDS
+phase() { echo "--- [$((SECONDS - t_start))s] $*" >&2; }
+
+engine=${CONTAINER_ENGINE:-}
+if [ -z "$engine" ]; then
+    if command -v podman >/dev/null 2>&1; then engine=podman
+    elif command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then engine=docker
+    else echo "container tests: SKIP (no podman and no working docker)" >&2; exit 77
+    fi
+fi
+export CONTAINER_ENGINE=$engine
+
+if [ "${AGENT_VAULT_SKIP_CARGO:-0}" != 1 ]; then
+    phase "cargo build --release -p agent-init -p vault-preload"
+    locked=; [ -f "$ROOT/Cargo.lock" ] && locked=--locked
+    (cd "$ROOT" && cargo build --release $locked -p agent-init -p vault-preload)
+fi
+for f in agent-init libvault_preload.so; do
+    [ -f "$ROOT/target/release/$f" ] || { echo "missing target/release/$f" >&2; exit 1; }
+done
+
+rawread="$AGENT_VAULT_CACHE/rawread"
+if [ ! -x "$rawread" ] || [ "$HERE/attack/rawread.c" -nt "$rawread" ]; then
+    phase "gcc -static rawread"
+    gcc -static -O2 -Wall -o "$rawread.tmp" "$HERE/attack/rawread.c"
+    mv "$rawread.tmp" "$rawread"
+fi
+
+if [ "${AGENT_VAULT_SKIP_BUILD:-0}" != 1 ]; then
+    phase "images/build.sh --offline --prebuilt"
+    "$ROOT/images/build.sh" --engine "$engine" --offline --prebuilt -q
+fi
+
+phase "container cases"
+rc=0
+PYTHONDONTWRITEBYTECODE=1 python3 "$HERE/containers.py" --engine "$engine" --rawread "$rawread" \
+    --artifacts "$AGENT_VAULT_CACHE/artifacts" "$@" || rc=$?
+phase "done (exit $rc)"
+exit $rc
