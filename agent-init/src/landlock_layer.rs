@@ -110,10 +110,11 @@ pub fn terminal_paths() -> Vec<PathBuf> {
         .map(PathBuf::from)
         .collect();
     for fd in 0..3 {
-        if let Ok(t) = std::fs::read_link(format!("/proc/self/fd/{fd}")) {
-            if t.starts_with("/dev/") && !v.contains(&t) {
-                v.push(t);
-            }
+        if let Ok(t) = std::fs::read_link(format!("/proc/self/fd/{fd}"))
+            && t.starts_with("/dev/")
+            && !v.contains(&t)
+        {
+            v.push(t);
         }
     }
     v

@@ -155,10 +155,10 @@ fn descendants() -> Vec<Pid> {
             let mut f = rest.split_whitespace();
             let state = f.next();
             let ppid = f.next().and_then(|s| s.parse::<i32>().ok());
-            if let (Some(ppid), Some(st)) = (ppid, state) {
-                if st != "Z" {
-                    parent_of.push((pid, ppid));
-                }
+            if let (Some(ppid), Some(st)) = (ppid, state)
+                && st != "Z"
+            {
+                parent_of.push((pid, ppid));
             }
         }
     }

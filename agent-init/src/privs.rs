@@ -160,6 +160,11 @@ pub fn no_dumps() {
     let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
 }
 
+/// agent-init holds CAP_KILL (needed to signal a harness of another uid).
+pub fn holds_kill() -> bool {
+    caps::has_cap(None, CapSet::Effective, caps::Capability::CAP_KILL).unwrap_or(false)
+}
+
 /// agent-init itself, once the harness runs: it only needs to signal and
 /// reap. Keep CAP_KILL (to signal a harness of another uid) and drop every
 /// other capability from all sets; no core dumps; not dumpable (its memory

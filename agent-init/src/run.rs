@@ -257,6 +257,24 @@ pub fn seed_step(
     Ok(stats)
 }
 
+/// Started as non-root, agent-init cannot create files in root's
+/// `/run/agent-vault`: an audit file there (the default) moves to the host
+/// state directory, and says so.
+fn relocate_audit_for_host_mode(policy: &mut policy::Policy) {
+    let uid = nix::unistd::geteuid().as_raw();
+    if let policy::AuditSink::File(f) = &policy.audit
+        && let Ok(rest) = f.strip_prefix(policy::STATE_DIR)
+    {
+        let moved = policy::host_state_dir(uid).join(rest);
+        info!(
+            "audit: not root, so {} moves to {}",
+            f.display(),
+            moved.display()
+        );
+        policy.audit = policy::AuditSink::File(moved);
+    }
+}
+
 /// Step 3 (before the fork): state dir, effective policy, probe, audit file.
 pub fn record_step(policy: &mut policy::Policy) -> Result<StateDir, RecordError> {
     let mut state = StateDir::for_process();
@@ -292,13 +310,12 @@ pub fn find_preload() -> Preload {
             Preload::Missing(vec![p])
         };
     }
-    if let Ok(text) = std::fs::read_to_string("/etc/ld.so.preload") {
-        if let Some(line) = text
+    if let Ok(text) = std::fs::read_to_string("/etc/ld.so.preload")
+        && let Some(line) = text
             .split_whitespace()
             .find(|w| !w.starts_with('#') && w.contains("vault_preload"))
-        {
-            return Preload::System(line.to_string());
-        }
+    {
+        return Preload::System(line.to_string());
     }
     let mut looked = Vec::new();
     if let Some(dir) = std::env::current_exe()
@@ -358,6 +375,15 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
     }
     let mut policy = loaded.policy;
     info!("policy: {}", loaded.source);
+    if root && !privs::holds_kill() {
+        warning!(
+            "CAP_KILL is missing: agent-init cannot forward signals to the harness (uid {}), so a stop waits for the engine's timeout and ends in SIGKILL; add the KILL capability (--cap-add=KILL)",
+            who.uid
+        );
+    }
+    if !root {
+        relocate_audit_for_host_mode(&mut policy);
+    }
 
     // 1
     let mut sanitized = sanitize(&policy, &who, root, &args.command).map_err(RunError::Sanitize)?;
@@ -478,8 +504,10 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
             "the harness"
         },
         args.grace,
-        if root {
+        if root && privs::holds_kill() {
             "keeps only CAP_KILL, not dumpable"
+        } else if root {
+            "holds no capability (no CAP_KILL: signals are not forwarded), not dumpable"
         } else {
             "is not dumpable"
         }

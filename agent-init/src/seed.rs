@@ -174,12 +174,36 @@ pub fn run(policy: &Policy, owner: Owner, create_missing: bool) -> Result<Stats,
         if e.name == policy::PROBE_ENTRY {
             continue;
         }
+        // The harness's own directories (seed targets) must exist and be
+        // writable, or the harness crashes later (Pi's `EACCES: mkdir
+        // '/pi-agent/extensions'`). Another harness's vault directory that
+        // cannot be created (a read-only root without a volume there) is
+        // only a warning: it stays missing, and tools cannot create it either.
+        let needed = policy.seeds.iter().any(|s| match s.mode {
+            SeedMode::CopyMissing => s.target == e.path,
+            SeedMode::NewestBackup => s.target.parent() == Some(e.path.as_path()),
+        });
         match std::fs::symlink_metadata(&e.path) {
             Ok(_) => {
                 ensure_dir(&e.path, owner, &mut stats)?;
             }
             Err(_) if create_missing || parent_writable(&e.path) => {
-                ensure_dir(&e.path, owner, &mut stats)?;
+                match ensure_dir(&e.path, owner, &mut stats) {
+                    Ok(_) => {}
+                    Err(
+                        err @ SeedError::Create {
+                            errno: Errno::EROFS | Errno::EACCES | Errno::EPERM,
+                            ..
+                        },
+                    ) if !needed && std::fs::symlink_metadata(&e.path).is_err() => {
+                        warning!(
+                            "vault dir {} ({}) cannot be created: {err}; it stays missing (mount a volume there if this harness is used)",
+                            e.path.display(),
+                            e.name
+                        );
+                    }
+                    Err(err) => return Err(err),
+                }
             }
             Err(_) => debug!(
                 "vault dir {} does not exist and is not created (host mode)",
@@ -252,16 +276,16 @@ fn ensure_dir_as(
             });
         }
     }
-    if let Ok(vfs) = nix::sys::statvfs::fstatvfs(&fd) {
-        if vfs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY) {
-            return Err(SeedError::NotWritable {
-                path: path.to_path_buf(),
-                uid: owner.uid,
-                owner: st.st_uid,
-                mode: st.st_mode & 0o7777,
-                why: ", on a read-only file system".into(),
-            });
-        }
+    if let Ok(vfs) = nix::sys::statvfs::fstatvfs(&fd)
+        && vfs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)
+    {
+        return Err(SeedError::NotWritable {
+            path: path.to_path_buf(),
+            uid: owner.uid,
+            owner: st.st_uid,
+            mode: st.st_mode & 0o7777,
+            why: ", on a read-only file system".into(),
+        });
     }
     Ok(fd)
 }
@@ -869,13 +893,14 @@ fn check_links(policy: &Policy) -> Result<(), SeedError> {
     for e in &policy.vault {
         match e.kind {
             VaultKind::File => {
-                if let Ok(st) = nix::sys::stat::lstat(&e.path) {
-                    if is_type(&st, SFlag::S_IFREG) && st.st_nlink > 1 {
-                        return Err(SeedError::HardLinks {
-                            path: e.path.clone(),
-                            nlink: nlink(&st),
-                        });
-                    }
+                if let Ok(st) = nix::sys::stat::lstat(&e.path)
+                    && is_type(&st, SFlag::S_IFREG)
+                    && st.st_nlink > 1
+                {
+                    return Err(SeedError::HardLinks {
+                        path: e.path.clone(),
+                        nlink: nlink(&st),
+                    });
                 }
             }
             VaultKind::Dir => {
@@ -923,10 +948,10 @@ fn links_in(
                 nlink: nlink(&st),
             });
         }
-        if is_type(&st, SFlag::S_IFDIR) {
-            if let Ok(fd) = openat(dir, e.name.as_os_str(), DIR_FLAGS, Mode::empty()) {
-                links_in(fd.as_fd(), &path.join(&e.name), depth + 1, budget)?;
-            }
+        if is_type(&st, SFlag::S_IFDIR)
+            && let Ok(fd) = openat(dir, e.name.as_os_str(), DIR_FLAGS, Mode::empty())
+        {
+            links_in(fd.as_fd(), &path.join(&e.name), depth + 1, budget)?;
         }
     }
     Ok(())

@@ -9,17 +9,27 @@
 //! agent-init enforces. Secrets are never printed: rows only say whether an
 //! operation succeeded.
 //!
-//! Positive controls: `/tmp` (and `/workspace` when it exists) is writable,
-//! and every existing vault entry is owned by the harness's uid (what a tool
-//! can observe of "the harness can read its credential"; the harness's own
-//! read is proven by the integration tests).
+//! The tool layer keeps vault *directories* listable (Landlock's `read_dir`
+//! on an ancestor reaches everything beneath it) and denies reading, creating,
+//! linking or renaming *files* in them. So the tool-layer row read-opens
+//! agent-init's probe file (`<state>/probe/probe`) with a raw `openat`
+//! (`EACCES`: under the tool layer), and a `dir` entry is attacked through
+//! the first regular file listed inside it, plus a create inside it; with no
+//! file to attack those rows are skipped, not failed.
+//!
+//! Positive controls: `/tmp` (and `/workspace` when it exists) is writable
+//! (skipped when it holds a vault entry: the tool layer lets tools only list
+//! such a directory), and every existing vault entry is owned by the
+//! harness's uid (what a tool can observe of "the harness can read its
+//! credential"; the harness's own read is proven by the integration tests).
 
 use crate::sys;
-use policy::load::VaultKind;
+use policy::load::{VaultEntry, VaultKind};
 use policy::model::AuditSink;
 use policy::{EnforceMode, Policy, STATE_DIR, host_state_dir};
 use std::ffi::CString;
 use std::fmt::Write as _;
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -92,6 +102,8 @@ fn errno_name(e: &std::io::Error) -> String {
         Some(libc::ENOENT) => "ENOENT",
         Some(libc::EINVAL) => "EINVAL",
         Some(libc::ESRCH) => "ESRCH",
+        Some(libc::EROFS) => "EROFS",
+        Some(libc::EEXIST) => "EEXIST",
         _ => return e.to_string(),
     };
     n.to_string()
@@ -141,6 +153,229 @@ fn status_field(pid: &str, key: &str) -> Option<String> {
 
 fn cpath(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
+}
+
+/// The file agent-init writes in its probe directory (root-owned, 0644).
+const PROBE_FILE: &str = "probe";
+
+/// The tool-layer row. Landlock's `read_dir` on an ancestor reaches
+/// everything beneath it, so vault *directories* stay listable under the
+/// tool layer and opening the probe directory proves nothing; what the tool
+/// layer denies is reading a *file* inside a vault entry. So read-open
+/// agent-init's probe file with a raw `openat` (no preload hook involved):
+/// `EACCES` means this process is under the tool layer.
+fn tool_layer_row(r: &mut Report, probe_dir: &Path, ll_on: bool) {
+    let file = probe_dir.join(PROBE_FILE);
+    let res = sys::raw_openat(libc::AT_FDCWD, &cpath(&file), libc::O_RDONLY);
+    let (status, what) = match &res {
+        Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
+            (Status::Pass, "EACCES: under the tool layer".to_string())
+        }
+        Ok(_) => (Status::Fail, "readable: NOT under the tool layer".into()),
+        Err(e) => (Status::Fail, format!("{}: cannot tell", errno_name(e))),
+    };
+    r.add(
+        "landlock",
+        "tool layer (probe file denied)",
+        if ll_on { status } else { Status::Skip },
+        format!("{} (raw openat): {what}", file.display()),
+    );
+}
+
+/// A name no other run uses: pid and the clock's nanoseconds.
+fn unique_name(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        ".agent-vault-selftest-{prefix}-{}-{nanos:x}",
+        std::process::id()
+    )
+}
+
+/// The first regular file (by name) directly inside the vault directory of
+/// `e`, outside its tool exceptions. Listing is allowed under the tool
+/// layer; the listing uses a raw `openat` so no preload hook decides.
+fn first_file(e: &VaultEntry) -> Result<PathBuf, String> {
+    let dir = sys::raw_openat(
+        libc::AT_FDCWD,
+        &cpath(&e.path),
+        libc::O_RDONLY | libc::O_DIRECTORY,
+    )
+    .map_err(|x| format!("cannot list the directory: {}", errno_name(&x)))?;
+    let mut names: Vec<_> = sys::read_dir_fd(dir.as_fd())
+        .map_err(|x| format!("cannot list the directory: {}", errno_name(&x)))?
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|n| e.path.join(n))
+        .find(|f| {
+            !e.tool_exceptions.iter().any(|x| f.starts_with(x))
+                && std::fs::symlink_metadata(f).is_ok_and(|m| m.file_type().is_file())
+        })
+        .ok_or_else(|| "the directory holds no regular file".to_string())
+}
+
+/// Every attack on one vault entry. A `dir` entry is attacked through the
+/// first regular file inside it (the directory itself stays listable under
+/// the tool layer) plus a create inside it; a `file` entry directly.
+fn attack_entry(r: &mut Report, e: &VaultEntry, seccomp_on: bool) {
+    let path = &e.path;
+    let Ok(md) = std::fs::symlink_metadata(path) else {
+        r.add(
+            "vault",
+            format!("{} {}", e.name, path.display()),
+            Status::Skip,
+            "does not exist",
+        );
+        return;
+    };
+    // Outside the vault, on the same file system: where a link or a rename
+    // would move the secret to.
+    let outside = path.parent().unwrap_or(Path::new("/"));
+    let target = match e.kind {
+        VaultKind::File => Ok(path.clone()),
+        VaultKind::Dir => first_file(e),
+    };
+    match target {
+        Ok(f) => attack_file(r, e, &f, outside, seccomp_on),
+        Err(why) => r.add(
+            "vault",
+            format!("file in {} ({})", path.display(), e.name),
+            Status::Skip,
+            format!("skipped: no file to attack ({why})"),
+        ),
+    }
+    if e.kind == VaultKind::Dir {
+        if md.is_dir() {
+            attack_create(r, e);
+        }
+        let moved = outside.join(unique_name("moved"));
+        let res = std::fs::rename(path, &moved);
+        let detail = restore_after_rename(&res, &moved, path);
+        r.attack(
+            "vault",
+            format!("rename {} ({})", path.display(), e.name),
+            res,
+        );
+        if let Some(d) = detail {
+            r.add(
+                "vault",
+                format!("restore {}", path.display()),
+                Status::Fail,
+                d,
+            );
+        }
+    }
+}
+
+/// After a rename attack that succeeded, put the entry back; `Some` is a
+/// message when that failed.
+fn restore_after_rename(res: &std::io::Result<()>, moved: &Path, path: &Path) -> Option<String> {
+    if res.is_ok()
+        && let Err(e) = std::fs::rename(moved, path)
+    {
+        return Some(format!(
+            "could not move {} back from {}: {}",
+            path.display(),
+            moved.display(),
+            errno_name(&e)
+        ));
+    }
+    None
+}
+
+/// Read, link and move the vault file `f` (a `file` entry, or a file inside
+/// a `dir` entry). Only whether each call succeeded is reported.
+fn attack_file(r: &mut Report, e: &VaultEntry, f: &Path, outside: &Path, seccomp_on: bool) {
+    let label = |what: &str| format!("{what} {} ({})", f.display(), e.name);
+    let c = cpath(f);
+    r.attack("vault", label("libc open"), std::fs::File::open(f));
+    r.attack(
+        "vault",
+        label("raw openat"),
+        sys::raw_openat(libc::AT_FDCWD, &c, libc::O_RDONLY),
+    );
+    r.attack(
+        "vault",
+        label("openat2"),
+        sys::raw_openat2(&c, libc::O_RDONLY),
+    );
+    // An io_uring OPENAT bypasses every libc hook; seccomp denies the ring.
+    match sys::raw_io_uring_setup() {
+        Err(x) => r.add(
+            "vault",
+            label("io_uring"),
+            Status::Pass,
+            format!("blocked: io_uring_setup {}", errno_name(&x)),
+        ),
+        Ok(_) => r.add(
+            "vault",
+            label("io_uring"),
+            if seccomp_on {
+                Status::Fail
+            } else {
+                Status::Skip
+            },
+            "io_uring_setup succeeded: opens through a ring bypass the preload",
+        ),
+    }
+    let dst = outside.join(unique_name("link"));
+    let res = std::fs::hard_link(f, &dst);
+    if res.is_ok() {
+        let _ = std::fs::remove_file(&dst);
+    }
+    r.attack(
+        "vault",
+        format!("{} -> {}", label("hard link"), outside.display()),
+        res,
+    );
+    let moved = outside.join(unique_name("moved"));
+    let res = std::fs::rename(f, &moved);
+    let detail = restore_after_rename(&res, &moved, f);
+    r.attack(
+        "vault",
+        format!("{} -> {}", label("rename"), outside.display()),
+        res,
+    );
+    if let Some(d) = detail {
+        r.add("vault", label("restore"), Status::Fail, d);
+    }
+}
+
+/// Create a new file inside the vault directory of `e` (raw `openat`,
+/// `O_CREAT|O_EXCL`): the tool layer denies it with `EACCES` (a read-only
+/// file system answers `EROFS` first, which blocks it as well).
+fn attack_create(r: &mut Report, e: &VaultEntry) {
+    let f = e.path.join(unique_name("create"));
+    let res = sys::raw_openat(
+        libc::AT_FDCWD,
+        &cpath(&f),
+        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+    );
+    let (status, detail) = match res {
+        Ok(fd) => {
+            drop(fd);
+            let cleanup = match std::fs::remove_file(&f) {
+                Ok(()) => "removed again".to_string(),
+                Err(x) => format!("could not remove {}: {}", f.display(), errno_name(&x)),
+            };
+            (Status::Fail, format!("succeeded: NOT blocked ({cleanup})"))
+        }
+        Err(x) if matches!(x.raw_os_error(), Some(libc::EACCES | libc::EROFS)) => {
+            (Status::Pass, format!("blocked: {}", errno_name(&x)))
+        }
+        Err(x) => (Status::Fail, format!("{}: expected EACCES", errno_name(&x))),
+    };
+    r.add(
+        "vault",
+        format!("create file in {} ({})", e.path.display(), e.name),
+        status,
+        detail,
+    );
 }
 
 /// `agent-init self-test`.
@@ -222,26 +457,7 @@ pub fn main(json: bool) -> i32 {
         ),
     );
     if let Some(probe) = p.probe_dir() {
-        let open = std::fs::read_dir(probe);
-        r.add(
-            "landlock",
-            "tool layer (probe directory denied)",
-            if !ll_on {
-                Status::Skip
-            } else if open.is_err() {
-                Status::Pass
-            } else {
-                Status::Fail
-            },
-            format!(
-                "{}: {}",
-                probe.display(),
-                match &open {
-                    Ok(_) => "readable: no tool layer".to_string(),
-                    Err(e) => errno_name(e),
-                }
-            ),
-        );
+        tool_layer_row(&mut r, probe, ll_on);
     }
 
     let sc_on = p.seccomp.mode != EnforceMode::Off;
@@ -333,51 +549,9 @@ pub fn main(json: bool) -> i32 {
 
     // Attacks on the vault.
     for e in &p.vault {
-        if e.name == policy::PROBE_ENTRY {
-            continue;
+        if e.name != policy::PROBE_ENTRY {
+            attack_entry(&mut r, e, sc_on);
         }
-        let path = &e.path;
-        if std::fs::symlink_metadata(path).is_err() {
-            r.add(
-                "vault",
-                format!("{} {}", e.name, path.display()),
-                Status::Skip,
-                "does not exist",
-            );
-            continue;
-        }
-        let label = |what: &str| format!("{what} {} ({})", path.display(), e.name);
-        r.attack("vault", label("libc open"), std::fs::File::open(path));
-        let c = cpath(path);
-        r.attack(
-            "vault",
-            label("raw openat"),
-            sys::raw_openat(libc::AT_FDCWD, &c, libc::O_RDONLY),
-        );
-        r.attack(
-            "vault",
-            label("openat2"),
-            sys::raw_openat2(&c, libc::O_RDONLY),
-        );
-        if e.kind == VaultKind::File {
-            let dst = std::env::temp_dir().join(format!("agent-vault-selftest-link-{me}"));
-            let res = std::fs::hard_link(path, &dst);
-            if res.is_ok() {
-                let _ = std::fs::remove_file(&dst);
-            }
-            r.attack("vault", label("hard link"), res);
-        }
-        let moved = path.with_file_name(format!(
-            "{}.selftest-{me}",
-            path.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ));
-        let res = std::fs::rename(path, &moved);
-        if res.is_ok() {
-            let _ = std::fs::rename(&moved, path);
-        }
-        r.attack("vault", label("rename"), res);
     }
     if let Some(h) = hpid {
         for f in ["environ", "mem", "fd"] {
@@ -456,18 +630,27 @@ pub fn main(json: bool) -> i32 {
         let res = std::fs::write(&f, b"ok")
             .and_then(|()| std::fs::read(&f))
             .and_then(|_| std::fs::remove_file(&f));
+        // The tool layer grants only listing on a directory that holds a
+        // vault entry (Landlock rights reach everything beneath a rule), so
+        // a tool creating a file there is denied by design.
+        let tool = policy::explain::explain(p, &d).tool;
+        let may_create = !ll_on || tool.access.contains(policy::access::Access::MAKE_REG);
+        let (status, detail) = match res {
+            Ok(()) => (Status::Pass, "write, read, delete ok".to_string()),
+            Err(e) if !may_create && e.raw_os_error() == Some(libc::EACCES) => (
+                Status::Skip,
+                format!(
+                    "EACCES as the policy says: {}",
+                    tool.reasons.join("; ").trim_start_matches("because ")
+                ),
+            ),
+            Err(e) => (Status::Fail, e.to_string()),
+        };
         r.add(
             "control",
             format!("{} writable", d.display()),
-            if res.is_ok() {
-                Status::Pass
-            } else {
-                Status::Fail
-            },
-            match res {
-                Ok(()) => "write, read, delete ok".into(),
-                Err(e) => e.to_string(),
-            },
+            status,
+            detail,
         );
     }
     if let Some(u) = huid {

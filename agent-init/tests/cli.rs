@@ -253,5 +253,126 @@ fn self_test_under_run_reports_the_kernel_layers() {
     assert!(row("vault preload loaded").contains("FAIL"));
     assert!(row("harness non-dumpable").contains("FAIL"));
     assert!(row("raw openat").contains("FAIL"));
+    assert!(row("tool layer (probe file denied)").contains("FAIL"));
     assert!(s.contains("rc=1"), "{s}");
+}
+
+/// The newest built vault preload (`target/{debug,release}`), if any.
+fn built_preload() -> Option<std::path::PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    ["debug", "release"]
+        .iter()
+        .map(|p| target.join(p).join("libvault_preload.so"))
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max()
+        .map(|(_, p)| p)
+}
+
+/// `agent-init run` (harness user 1000:1000, vault dir `<d>/st/pi` holding
+/// `auth.json`) with `/bin/sh -c 'agent-init self-test --json'` as the
+/// harness, so self-test runs as a tool; in a private mount namespace with
+/// a fresh `/run`. `preload`: the value of `AGENT_VAULT_PRELOAD`.
+fn self_test_scenario(d: &Dir, preload: &str) -> (Option<i32>, String) {
+    let st = d.join("st");
+    let pi = st.join("pi");
+    std::fs::create_dir_all(&pi).unwrap();
+    std::fs::write(pi.join("auth.json"), "TOPSECRET-VALUE").unwrap();
+    for p in [&st, &pi, &pi.join("auth.json")] {
+        std::os::unix::fs::chown(p, Some(1000), Some(1000)).unwrap();
+    }
+    let p = d.policy(
+        "1000:1000",
+        "required",
+        "required",
+        &format!(
+            "[[vault.entry]]\nname = \"pi\"\ndir = \"{}\"\n",
+            pi.display()
+        ),
+    );
+    let script = format!(
+        "mount -t tmpfs -o mode=0755 tmpfs /run && exec {BIN} run -q --policy {} -- /bin/sh -c '{BIN} self-test --json'",
+        p.display()
+    );
+    let o = Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "/bin/sh",
+            "-c",
+            &script,
+        ])
+        .env("AGENT_VAULT_PRELOAD", preload)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let s = stdout(&o);
+    assert!(!s.contains("TOPSECRET"), "a secret was printed");
+    assert!(
+        pi.join("auth.json").is_file(),
+        "the attacks moved the credential"
+    );
+    (o.status.code(), s)
+}
+
+/// The JSON row whose check starts with `check`.
+fn json_row(s: &str, check: &str) -> String {
+    let i = s
+        .find(&format!("\"check\":\"{check}"))
+        .unwrap_or_else(|| panic!("{check} missing: {s}"));
+    let j = s[i..].find('}').unwrap();
+    s[i..i + j].to_string()
+}
+
+#[test]
+fn self_test_agrees_with_the_preload_tool_layer() {
+    if skip_unless_root("self_test_agrees_with_the_preload_tool_layer") {
+        return;
+    }
+    let Some(so) = built_preload() else {
+        eprintln!(
+            "SKIP self_test_agrees_with_the_preload_tool_layer: no target/{{debug,release}}/libvault_preload.so (cargo build -p vault-preload)"
+        );
+        return;
+    };
+    // Under the tool layer: every row holds, exit 0.
+    let d = Dir::new();
+    let (code, s) = self_test_scenario(&d, so.to_str().unwrap());
+    assert_eq!(code, Some(0), "preload {}: {s}", so.display());
+    assert!(s.starts_with("{\"ok\":true,"), "{s}");
+    assert!(!s.contains("\"status\":\"FAIL\""), "{s}");
+    for check in [
+        "vault preload loaded",
+        "tool layer (probe file denied)",
+        "harness non-dumpable",
+        "libc open ",
+        "raw openat ",
+        "openat2 ",
+        "io_uring ",
+        "hard link ",
+        "rename ",
+        "create file in ",
+        "ptrace attach to the harness",
+    ] {
+        let row = json_row(&s, check);
+        assert!(row.contains("\"status\":\"pass\""), "{row}");
+    }
+    // The per-file attacks target the file inside the vault dir.
+    assert!(json_row(&s, "raw openat ").contains("/st/pi/auth.json (pi)"));
+    assert!(json_row(&s, "create file in ").contains("blocked: EACCES"));
+
+    // Without the preload: no tool layer, and self-test says so.
+    let d = Dir::new();
+    let (code, s) = self_test_scenario(&d, "off");
+    assert_eq!(code, Some(1), "{s}");
+    assert!(s.starts_with("{\"ok\":false,"), "{s}");
+    let row = json_row(&s, "tool layer (probe file denied)");
+    assert!(row.contains("\"status\":\"FAIL\""), "{row}");
+    assert!(row.contains("NOT under the tool layer"), "{row}");
+    for check in ["raw openat ", "create file in "] {
+        let row = json_row(&s, check);
+        assert!(row.contains("\"status\":\"FAIL\""), "{row}");
+    }
 }

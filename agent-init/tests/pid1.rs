@@ -44,10 +44,9 @@ fn agent_pid(mode: Mode, spawned: u32) -> i32 {
             for _ in 0..200 {
                 if let Ok(s) =
                     std::fs::read_to_string(format!("/proc/{spawned}/task/{spawned}/children"))
+                    && let Some(p) = s.split_whitespace().next()
                 {
-                    if let Some(p) = s.split_whitespace().next() {
-                        return p.parse().unwrap();
-                    }
+                    return p.parse().unwrap();
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }

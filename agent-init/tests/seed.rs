@@ -283,3 +283,68 @@ fn newest_backup_restores_claude_json() {
     assert_eq!(stdout(&o), "new");
     assert_eq!(std::fs::metadata(&target).unwrap().uid(), NOBODY);
 }
+
+/// A vault directory of a harness this container does not run, which cannot
+/// be created (read-only root, no volume there), is a warning; the harness's
+/// own seed target that cannot be created still stops the start.
+#[test]
+fn an_uncreatable_vault_dir_warns_unless_it_is_a_seed_target() {
+    if skip_unless_root("an_uncreatable_vault_dir_warns_unless_it_is_a_seed_target") {
+        return;
+    }
+    let d = Dir::new();
+    let src = d.join("seed");
+    let dst = d.join("pi-agent");
+    let ro = d.join("ro");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::create_dir_all(&ro).unwrap();
+    let other = ro.join("codex");
+    // Like a read-only root without a volume: a read-only tmpfs, mounted in
+    // the private mount namespace of this one run.
+    let run = |policy: &Path, cmd: &str| {
+        let script = format!(
+            "mount -t tmpfs -o mode=0755 tmpfs /run && mount -t tmpfs -o ro,mode=0755 tmpfs {ro} && exec {BIN} run --policy {p} -- {cmd}",
+            ro = ro.display(),
+            p = policy.display()
+        );
+        std::process::Command::new("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "/bin/sh",
+                "-c",
+                &script,
+            ])
+            .env("AGENT_VAULT_PRELOAD", "off")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let p = d.policy(
+        "65534:65534",
+        "required",
+        "required",
+        &format!(
+            "[[vault.entry]]\nname = \"pi\"\ndir = \"{dst}\"\n[[vault.entry]]\nname = \"codex\"\ndir = \"{other}\"\n\n[[seed]]\nsource = \"{src}\"\ntarget = \"{dst}\"\nmode = \"copy-missing\"\n",
+            dst = dst.display(),
+            other = other.display(),
+            src = src.display(),
+        ),
+    );
+    let o = run(&p, "/bin/true");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot be created"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("(codex)"), "{}", stderr(&o));
+
+    // The same impossible directory as the harness's own seed target: no start.
+    let p = seed_policy(&d, &src, &other);
+    let o = run(&p, "/bin/echo started");
+    assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("started"));
+    assert!(
+        stderr(&o).contains(other.to_str().unwrap()),
+        "{}",
+        stderr(&o)
+    );
+}

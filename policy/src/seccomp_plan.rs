@@ -108,16 +108,16 @@ impl SeccompPlan {
 pub fn plan(policy: &Policy, arch: Arch) -> SeccompPlan {
     let mut denials = Vec::new();
     let mut push = |name: &'static str, errno: u32, when: Vec<ArgTest>, why: &'static str| {
-        if let Some(nr) = syscalls::number(name, arch) {
-            if !denials.iter().any(|d: &Denial| d.nr == nr) {
-                denials.push(Denial {
-                    name,
-                    nr,
-                    errno,
-                    when,
-                    why,
-                });
-            }
+        if let Some(nr) = syscalls::number(name, arch)
+            && !denials.iter().any(|d: &Denial| d.nr == nr)
+        {
+            denials.push(Denial {
+                name,
+                nr,
+                errno,
+                when,
+                why,
+            });
         }
     };
     // clone3 passes its flags in memory, where BPF cannot look: answer ENOSYS

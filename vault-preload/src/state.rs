@@ -29,9 +29,10 @@ pub struct State {
     pub harness_pid: i32,
     /// Our pid when this state was built.
     pub init_pid: i32,
-    /// The process held CAP_SYS_ADMIN when it started (agent-init before it
-    /// drops privileges, a root `docker exec`): such a process can rewrite
-    /// `/etc/ld.so.preload`, so the preload neither checks nor restricts it.
+    /// The process held CAP_SYS_ADMIN when it started (a privileged
+    /// `docker exec`: it can rewrite `/etc/ld.so.preload`), or is PID 1 (the
+    /// container's init, agent-init): the preload neither checks nor
+    /// restricts it.
     pub privileged: bool,
     pub matcher: VaultMatcher,
     /// Devices on which a vault entry (or, for a missing one, its nearest
@@ -334,7 +335,12 @@ fn load_policy(state: Option<&[u8]>, uid: u32) -> Policy {
 fn build() -> State {
     let uid = sys::getuid();
     let init_pid = sys::getpid();
-    let privileged = sys::cap_effective_low() & (1 << 21) != 0; // CAP_SYS_ADMIN
+    // CAP_SYS_ADMIN: can rewrite /etc/ld.so.preload, so checking it is theatre.
+    // PID 1: the container's init, agent-init itself, which must seed the
+    // vault as root before any harness exists (default Docker grants no
+    // CAP_SYS_ADMIN). No tool can become PID 1: seccomp denies new PID
+    // namespaces, and `docker exec` never starts one.
+    let privileged = sys::cap_effective_low() & (1 << 21) != 0 || init_pid == 1;
     let dir = state_dir(uid);
     let harness_pid = dir
         .as_ref()
