@@ -97,23 +97,9 @@ pub unsafe extern "C" fn execve(
     envp: *const *const c_char,
 ) -> c_int {
     let f = real!("execve", ExecveFn);
-    let Some(st) = state_or_eacces() else {
-        return -1;
-    };
-    if st.privileged || !st.is_harness_child() {
-        // SAFETY: arguments forwarded unchanged.
-        return unsafe { f(path, argv, envp) };
-    }
-    prepare_child_exec(st);
-    let mut e = EnvCopy::new();
-    // SAFETY: `envp` is the caller's NULL-terminated array.
-    let env = unsafe { e.filter(st, envp) };
-    if env.is_null() && !envp.is_null() {
-        sys::set_errno(libc::ENOMEM);
-        return -1;
-    }
-    // SAFETY: `env` points into `e`, alive for the call.
-    unsafe { f(path, argv, env) }
+    // SAFETY: `envp` is the caller's NULL-terminated array; `exec` gets it,
+    // or a filtered copy alive for the call, with the caller's other arguments.
+    unsafe { exec_as_tool(envp, |env| f(path, argv, env)) }
 }
 
 /// Interposed: `execve` with the current environment.
@@ -148,23 +134,9 @@ pub unsafe extern "C" fn execvpe(
     envp: *const *const c_char,
 ) -> c_int {
     let f = real!("execvpe", ExecveFn);
-    let Some(st) = state_or_eacces() else {
-        return -1;
-    };
-    if st.privileged || !st.is_harness_child() {
-        // SAFETY: arguments forwarded unchanged.
-        return unsafe { f(file, argv, envp) };
-    }
-    prepare_child_exec(st);
-    let mut e = EnvCopy::new();
-    // SAFETY: `envp` is the caller's NULL-terminated array.
-    let env = unsafe { e.filter(st, envp) };
-    if env.is_null() && !envp.is_null() {
-        sys::set_errno(libc::ENOMEM);
-        return -1;
-    }
-    // SAFETY: `env` points into `e`, alive for the call.
-    unsafe { f(file, argv, env) }
+    // SAFETY: `envp` is the caller's NULL-terminated array; `exec` gets it,
+    // or a filtered copy alive for the call, with the caller's other arguments.
+    unsafe { exec_as_tool(envp, |env| f(file, argv, env)) }
 }
 
 /// Interposed; see the module documentation.
@@ -178,23 +150,9 @@ pub unsafe extern "C" fn fexecve(
     envp: *const *const c_char,
 ) -> c_int {
     let f = real!("fexecve", FexecveFn);
-    let Some(st) = state_or_eacces() else {
-        return -1;
-    };
-    if st.privileged || !st.is_harness_child() {
-        // SAFETY: arguments forwarded unchanged.
-        return unsafe { f(fd, argv, envp) };
-    }
-    prepare_child_exec(st);
-    let mut e = EnvCopy::new();
-    // SAFETY: `envp` is the caller's NULL-terminated array.
-    let env = unsafe { e.filter(st, envp) };
-    if env.is_null() && !envp.is_null() {
-        sys::set_errno(libc::ENOMEM);
-        return -1;
-    }
-    // SAFETY: `env` points into `e`, alive for the call.
-    unsafe { f(fd, argv, env) }
+    // SAFETY: `envp` is the caller's NULL-terminated array; `exec` gets it,
+    // or a filtered copy alive for the call, with the caller's other arguments.
+    unsafe { exec_as_tool(envp, |env| f(fd, argv, env)) }
 }
 
 /// Interposed; falls back to the raw system call when libc has no wrapper.
@@ -221,21 +179,37 @@ pub unsafe extern "C" fn execveat(
             }
         }
     };
+    // SAFETY: `envp` is the caller's NULL-terminated array.
+    unsafe { exec_as_tool(envp, call) }
+}
+
+/// The gate of every exec hook. In a forked child of the harness: the tool
+/// layer on this process, inherited vault fds closed, the secret variables
+/// dropped from `envp`; then `exec` with that environment. Anywhere else:
+/// `exec(envp)` unchanged.
+///
+/// # Safety
+/// `envp` is NULL or a NULL-terminated array of C strings, alive for the call.
+unsafe fn exec_as_tool(
+    envp: *const *const c_char,
+    exec: impl FnOnce(*const *const c_char) -> c_int,
+) -> c_int {
     let Some(st) = state_or_eacces() else {
         return -1;
     };
     if st.privileged || !st.is_harness_child() {
-        return call(envp);
+        return exec(envp);
     }
     prepare_child_exec(st);
     let mut e = EnvCopy::new();
-    // SAFETY: `envp` is the caller's NULL-terminated array.
+    // SAFETY: `envp` is the caller's NULL-terminated array (this function's contract).
     let env = unsafe { e.filter(st, envp) };
     if env.is_null() && !envp.is_null() {
         sys::set_errno(libc::ENOMEM);
         return -1;
     }
-    call(env)
+    // `env` points into `e`, which outlives the call.
+    exec(env)
 }
 
 macro_rules! list_exec {
