@@ -205,23 +205,7 @@ fn self_test_under_run_reports_the_kernel_layers() {
     // namespace gives this agent-init its own /run/agent-vault (other tests
     // running in parallel as root write theirs to the host's).
     let cmd = format!("{BIN} self-test --json; echo rc=$?");
-    let script = format!(
-        "mkdir -p /run/agent-vault && mount -t tmpfs -o mode=0755 tmpfs /run/agent-vault && exec {BIN} run --policy {} -- /bin/sh -c '{cmd}'",
-        p.display()
-    );
-    let o = Command::new("unshare")
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "/bin/sh",
-            "-c",
-            &script,
-        ])
-        .env("AGENT_VAULT_PRELOAD", "off")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+    let o = run_in_private_mounts("0755", "true", "", &p, &cmd, "off");
     let s = stdout(&o);
     assert!(!s.contains("TOPSECRET"), "a secret was printed");
     let row = |check: &str| -> String {
@@ -291,23 +275,14 @@ fn self_test_scenario(d: &Dir, preload: &str) -> (Option<i32>, String) {
             pi.display()
         ),
     );
-    let script = format!(
-        "mount -t tmpfs -o mode=0755 tmpfs /run && exec {BIN} run -q --policy {} -- /bin/sh -c '{BIN} self-test --json'",
-        p.display()
+    let o = run_in_private_mounts(
+        "0755",
+        "true",
+        "-q",
+        &p,
+        &format!("{BIN} self-test --json"),
+        preload,
     );
-    let o = Command::new("unshare")
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "/bin/sh",
-            "-c",
-            &script,
-        ])
-        .env("AGENT_VAULT_PRELOAD", preload)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
     let s = stdout(&o);
     assert!(!s.contains("TOPSECRET"), "a secret was printed");
     assert!(

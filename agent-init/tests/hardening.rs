@@ -213,26 +213,9 @@ fn seeded_symlinks_are_owned_by_the_harness() {
     assert_eq!(uid(&d.join("seed/a")), 0);
 }
 
-/// Run agent-init as root in a private mount namespace whose `/run` is a
-/// fresh tmpfs, after `setup` (shell) prepared it. Returns the output.
+/// Run agent-init as root with a private `/run` of mode `run_mode`, after `setup`.
 fn in_private_run(run_mode: &str, setup: &str, policy: &Path, cmd: &str) -> std::process::Output {
-    let script = format!(
-        "mount -t tmpfs -o mode={run_mode} tmpfs /run && {setup} && exec {BIN} run --policy {} -- /bin/sh -c '{cmd}'",
-        policy.display()
-    );
-    Command::new("unshare")
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "/bin/sh",
-            "-c",
-            &script,
-        ])
-        .env("AGENT_VAULT_PRELOAD", "off")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
+    run_in_private_mounts(run_mode, setup, "", policy, cmd, "off")
 }
 
 fn audit_policy(d: &Dir) -> std::path::PathBuf {

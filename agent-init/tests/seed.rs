@@ -301,26 +301,9 @@ fn an_uncreatable_vault_dir_warns_unless_it_is_a_seed_target() {
     let other = ro.join("codex");
     // Like a read-only root without a volume: a read-only tmpfs, mounted in
     // the private mount namespace of this one run.
-    let run = |policy: &Path, cmd: &str| {
-        let script = format!(
-            "mount -t tmpfs -o mode=0755 tmpfs /run && mount -t tmpfs -o ro,mode=0755 tmpfs {ro} && exec {BIN} run --policy {p} -- {cmd}",
-            ro = ro.display(),
-            p = policy.display()
-        );
-        std::process::Command::new("unshare")
-            .args([
-                "--mount",
-                "--propagation",
-                "private",
-                "/bin/sh",
-                "-c",
-                &script,
-            ])
-            .env("AGENT_VAULT_PRELOAD", "off")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    };
+    let setup = format!("mount -t tmpfs -o ro,mode=0755 tmpfs {}", ro.display());
+    let run =
+        |policy: &Path, cmd: &str| run_in_private_mounts("0755", &setup, "", policy, cmd, "off");
     let p = d.policy(
         "65534:65534",
         "required",

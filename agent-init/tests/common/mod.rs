@@ -124,3 +124,34 @@ pub fn error_lines(o: &Output) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// `agent-init run RUN_ARGS --policy P -- /bin/sh -c CMD` as root in a private
+/// mount namespace whose `/run` is a fresh tmpfs of mode `run_mode`, after
+/// `setup` (shell, run in that namespace) prepared it; the preload as
+/// `preload` (a path, or `off`). Returns the output.
+pub fn run_in_private_mounts(
+    run_mode: &str,
+    setup: &str,
+    run_args: &str,
+    policy: &Path,
+    cmd: &str,
+    preload: &str,
+) -> Output {
+    let script = format!(
+        "mount -t tmpfs -o mode={run_mode} tmpfs /run && {setup} && exec {BIN} run {run_args} --policy {} -- /bin/sh -c '{cmd}'",
+        policy.display()
+    );
+    Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "/bin/sh",
+            "-c",
+            &script,
+        ])
+        .env("AGENT_VAULT_PRELOAD", preload)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
