@@ -29,7 +29,8 @@
 #   AGENT_VAULT_SUITE          Debian suite for --offline (default trixie)
 #   AGENT_VAULT_RUST_SUITE     Debian suite of the --offline --from-source builder
 #                              (default AGENT_VAULT_SUITE; its rustc must be new
-#                              enough for the workspace: trixie has 1.85)
+#                              enough for the workspace, 1.88: trixie has 1.85,
+#                              so use sid, or the default --prebuilt)
 #   AGENT_VAULT_MIRROR         Debian mirror for mmdebstrap (default: mmdebstrap's)
 #   AGENT_VAULT_HOST_CERTS     with podman, bind-mount this CA directory into
 #                              RUN steps (default /etc/ssl/certs when --offline),
