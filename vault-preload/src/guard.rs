@@ -227,16 +227,10 @@ fn close_vault_fds_pass(st: &State) -> usize {
         if n <= 0 {
             break;
         }
-        let mut off = 0usize;
-        while off + 19 <= n as usize {
-            let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
-            if reclen == 0 {
-                break;
-            }
-            let name = &buf[off + 19..off + reclen];
-            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
-            off += reclen;
-            let Some(fd) = parse_fd(name) else { continue };
+        for name in sys::dirents(&buf[..n as usize]) {
+            let Some(fd) = parse_fd(&name[..name.len() - 1]) else {
+                continue;
+            };
             if fd == dfd {
                 continue;
             }

@@ -131,6 +131,42 @@ pub fn getdents64(fd: c_int, buf: &mut [u8]) -> isize {
     ret(unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) }) as isize
 }
 
+/// The entries of one `getdents64` batch (the bytes it returned), each name
+/// with its terminating NUL, as the kernel writes it. A malformed record
+/// ends the batch (never a panic: this runs inside hooks).
+pub fn dirents(batch: &[u8]) -> Dirents<'_> {
+    Dirents { batch, off: 0 }
+}
+
+/// See [`dirents`].
+pub struct Dirents<'a> {
+    batch: &'a [u8],
+    off: usize,
+}
+
+impl<'a> Iterator for Dirents<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        loop {
+            // struct linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name.
+            let rec = self.batch.get(self.off..)?;
+            if rec.len() < 19 {
+                return None;
+            }
+            let reclen = usize::from(u16::from_ne_bytes([rec[16], rec[17]]));
+            if reclen < 19 || reclen > rec.len() {
+                return None;
+            }
+            self.off += reclen;
+            let raw = &rec[19..reclen];
+            if let Some(z) = raw.iter().position(|&b| b == 0) {
+                return Some(&raw[..=z]);
+            }
+        }
+    }
+}
+
 pub fn read(fd: c_int, buf: &mut [u8]) -> isize {
     // SAFETY: `buf` is writable for `buf.len()` bytes.
     ret(unsafe { libc::syscall(libc::SYS_read, fd, buf.as_mut_ptr(), buf.len()) }) as isize
@@ -349,4 +385,37 @@ pub fn proc_fd_path(fd: c_int, out: &mut [u8; 40]) -> usize {
 pub unsafe fn cstr_bytes<'a>(p: *const c_char) -> &'a [u8] {
     // SAFETY: guaranteed by the caller; the slice does not outlive the caller's borrow.
     unsafe { core::ffi::CStr::from_ptr(p).to_bytes() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dirents;
+
+    fn record(name: &[u8], reclen: u16) -> Vec<u8> {
+        let mut r = vec![0u8; 19];
+        r[16..18].copy_from_slice(&reclen.to_ne_bytes());
+        r.extend_from_slice(name);
+        r.resize(usize::from(reclen), 0);
+        r
+    }
+
+    #[test]
+    fn dirents_yields_names_with_their_nul() {
+        let mut batch = record(b".\0", 24);
+        batch.extend(record(b"auth.json\0", 32));
+        let names: Vec<&[u8]> = dirents(&batch).collect();
+        assert_eq!(names, vec![&b".\0"[..], &b"auth.json\0"[..]]);
+    }
+
+    #[test]
+    fn a_malformed_record_ends_the_batch_without_panic() {
+        let mut batch = record(b"a\0", 24);
+        batch.extend(record(b"b\0", 24));
+        let last = batch.len() - 24;
+        batch[last + 16..last + 18].copy_from_slice(&200u16.to_ne_bytes()); // past the end
+        assert_eq!(dirents(&batch).count(), 1);
+        batch[last + 16..last + 18].copy_from_slice(&0u16.to_ne_bytes()); // zero length
+        assert_eq!(dirents(&batch).count(), 1);
+        assert_eq!(dirents(&batch[..10]).count(), 0);
+    }
 }

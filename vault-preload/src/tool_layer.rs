@@ -84,18 +84,7 @@ fn probe_dir(dir: &[u8]) -> Probe {
         if n <= 0 {
             break;
         }
-        let mut off = 0usize;
-        while off + 19 <= n as usize {
-            let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
-            if reclen == 0 {
-                break 'outer;
-            }
-            let raw = &buf[off + 19..off + reclen];
-            off += reclen;
-            let Some(z) = raw.iter().position(|&b| b == 0) else {
-                continue;
-            };
-            let name = &raw[..=z];
+        for name in sys::dirents(&buf[..n as usize]) {
             if name == b".\0" || name == b"..\0" {
                 continue;
             }
@@ -278,24 +267,14 @@ impl FsView for RawFs {
             if n == 0 {
                 break;
             }
-            let mut off = 0usize;
-            while off + 19 <= n as usize {
-                let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
-                if reclen == 0 {
-                    break;
-                }
-                let raw = &buf[off + 19..off + reclen];
-                off += reclen;
-                let Some(z) = raw.iter().position(|&b| b == 0) else {
-                    continue;
-                };
-                let name = &raw[..z];
+            for name_nul in sys::dirents(&buf[..n as usize]) {
+                let name = &name_nul[..name_nul.len() - 1];
                 if name == b"." || name == b".." {
                     continue;
                 }
                 // SAFETY: all-zero is a valid `struct stat`.
                 let mut s: libc::stat = unsafe { core::mem::zeroed() };
-                if sys::fstatat(dfd, &raw[..=z], &mut s, libc::AT_SYMLINK_NOFOLLOW) < 0 {
+                if sys::fstatat(dfd, name_nul, &mut s, libc::AT_SYMLINK_NOFOLLOW) < 0 {
                     continue; // vanished
                 }
                 let kind = match s.st_mode & libc::S_IFMT {
