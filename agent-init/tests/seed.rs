@@ -150,26 +150,18 @@ fn read_only_target_stops_before_the_harness() {
     let p = seed_policy(&d, &src, &dst);
     let marker = d.join("started");
     // A private mount namespace with the target bind-mounted read-only.
-    let script = format!(
-        "mount --bind {dst} {dst} && mount -o remount,bind,ro {dst} && exec {bin} run --policy {p} -- /bin/touch {m}",
-        dst = dst.display(),
-        bin = BIN,
-        p = p.display(),
-        m = marker.display()
+    let setup = format!(
+        "mount --bind {dst} {dst} && mount -o remount,bind,ro {dst}",
+        dst = dst.display()
     );
-    let o = std::process::Command::new("unshare")
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "/bin/sh",
-            "-c",
-            &script,
-        ])
-        .env("AGENT_VAULT_PRELOAD", "off")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let o = run_in_private_mounts(
+        "0755",
+        &setup,
+        "",
+        &p,
+        &format!("/bin/touch {}", marker.display()),
+        "off",
+    );
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     let line = err.lines().find(|l| l.contains("error")).unwrap();
