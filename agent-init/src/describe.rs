@@ -231,7 +231,7 @@ fn rights(a: Access) -> String {
     if a.is_empty() {
         "nothing".into()
     } else {
-        a.describe()
+        a.to_string()
     }
 }
 

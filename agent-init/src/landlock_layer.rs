@@ -172,7 +172,7 @@ pub fn prepare(policy: &Policy) -> Result<Outcome, LandlockError> {
         if a.is_empty() {
             return Ok(ruleset);
         }
-        debug!("landlock: {} {}", path.display(), a.describe());
+        debug!("landlock: {} {}", path.display(), a.to_string());
         count += 1;
         ruleset
             .add_rule(PathBeneath::new(fd, flags(a)))

@@ -5,7 +5,6 @@
 use crate::access::Access;
 use crate::landlock_plan::base_layer;
 use crate::load::Policy;
-use crate::matcher::VaultMatcher;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -71,14 +70,19 @@ pub fn explain(policy: &Policy, path: &Path) -> Explanation {
             .push("no filesystem rule covers it: the base layer denies it".into());
     }
 
-    let matcher = VaultMatcher::new(policy);
+    // The preload's own answer: the policy's image, read the way it reads it.
+    let image = policy.to_compact();
+    let matcher = crate::View::decode(&image).expect("an encoded policy decodes");
+    let name = |i: usize| {
+        matcher.entry(i).map_or_else(String::new, |e| {
+            String::from_utf8_lossy(e.name.bytes()).into_owned()
+        })
+    };
     let mut tool = Decision {
         access: Access::NONE,
         reasons: Vec::new(),
     };
-    let vault_rule = matcher
-        .match_path(bytes)
-        .map(|i| matcher.name(i).to_string());
+    let vault_rule = matcher.match_path(bytes).map(name);
     let exception = policy
         .vault
         .iter()
@@ -88,7 +92,10 @@ pub fn explain(policy: &Policy, path: &Path) -> Explanation {
         let i = matcher.match_path(bytes).unwrap_or_default();
         tool.reasons.push(format!(
             "vault entry \"{rule}\" ({}) is harness-only: tools get EACCES",
-            String::from_utf8_lossy(matcher.path(i))
+            matcher
+                .entry(i)
+                .map_or_else(String::new, |e| String::from_utf8_lossy(e.path.bytes())
+                    .into_owned())
         ));
     } else {
         // Base rights, less the vault entries' own grants.
@@ -107,9 +114,10 @@ pub fn explain(policy: &Policy, path: &Path) -> Explanation {
         }
         if matcher.is_ancestor(bytes) {
             tool.access = tool.access.intersect(Access::READ_DIR);
-            let below: Vec<_> = (0..matcher.len())
-                .filter(|&i| crate::pathbuf::is_within(matcher.path(i), bytes))
-                .map(|i| format!("\"{}\"", matcher.name(i)))
+            let below: Vec<_> = matcher
+                .vault()
+                .filter(|e| crate::pathbuf::is_within(e.path.bytes(), bytes))
+                .map(|e| format!("\"{}\"", String::from_utf8_lossy(e.name.bytes())))
                 .collect();
             tool.reasons.push(format!(
                 "it holds vault entries {}: tools may only list it",

@@ -9,16 +9,15 @@
 //! would land on their target) and non-directories with more than one link
 //! (possibly a hard link to a vault file: rules attach to inodes).
 //!
-//! The tool-layer walk is allocation-free and generic over the file system
-//! ([`FsView`]) and the rule sink ([`RuleSink`]): the preload runs it with raw
-//! syscalls in a freshly forked child, and the tests here run it on a listing
-//! they make up.
+//! The tool-layer walk ([`tool_layer`]) lives in `policy_core`: it is
+//! allocation-free, runs over the policy's image, and is generic over the
+//! file system ([`FsView`]) and the rule sink ([`RuleSink`]). The preload
+//! runs it with raw syscalls in a freshly forked child; the golden tests here
+//! run it on listings they make up, over the image [`Policy::to_compact`]
+//! writes, so they also hold the image to the plan.
 
 use crate::access::Access;
 use crate::load::{Policy, VaultKind};
-use crate::matcher::FileId;
-use crate::pathbuf::{FixedPath, is_within};
-use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 /// One rule: `access` on `path` and everything beneath it.
@@ -74,208 +73,21 @@ pub fn base_layer(policy: &Policy) -> BaseLayer {
     }
 }
 
-/// What a directory entry is, as far as the walk cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntryKind {
-    Dir,
-    Symlink,
-    /// Regular files, devices, sockets, fifos.
-    Other,
-}
-
-/// One entry of a directory listing.
-#[derive(Debug, Clone, Copy)]
-pub struct DirEntry<'a> {
-    pub name: &'a [u8],
-    pub kind: EntryKind,
-    pub nlink: u64,
-    pub id: FileId,
-}
-
-/// Directory listings, supplied by the caller.
-pub trait FsView {
-    type Error;
-    /// Call `f` once per entry of the directory `dir` (absolute, clean),
-    /// without `.` and `..`.
-    fn list(
-        &mut self,
-        dir: &[u8],
-        f: &mut dyn FnMut(&DirEntry<'_>) -> Result<(), Self::Error>,
-    ) -> Result<(), Self::Error>;
-}
-
-/// Where the tool layer's rules go (a Landlock ruleset, or a list in tests).
-pub trait RuleSink {
-    type Error;
-    /// Grant `access` on `path`. `is_dir` is `None` when the walk did not look
-    /// (a base rule's own path): the applier masks file-only rights itself.
-    fn add(&mut self, path: &[u8], is_dir: Option<bool>, access: Access)
-    -> Result<(), Self::Error>;
-}
-
-/// The policy in the form the tool-layer walk needs. Built once (allocates);
-/// [`ToolLayerInput::walk`] does not allocate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ToolLayerInput {
-    base: Vec<(Vec<u8>, Access)>,
-    vault: Vec<(Vec<u8>, VaultKind)>,
-    exceptions: Vec<Vec<u8>>,
-    /// Identities of vault entries (files and dirs), to leave out siblings that are them.
-    vault_ids: Vec<FileId>,
-}
-
-impl ToolLayerInput {
-    pub fn new(policy: &Policy) -> ToolLayerInput {
-        let bytes = |p: &PathBuf| p.as_os_str().as_bytes().to_vec();
-        ToolLayerInput {
-            base: base_layer(policy)
-                .rules
-                .iter()
-                .map(|r| (bytes(&r.path), r.access))
-                .collect(),
-            vault: policy
-                .vault
-                .iter()
-                .map(|e| (bytes(&e.path), e.kind))
-                .collect(),
-            exceptions: policy
-                .vault
-                .iter()
-                .flat_map(|e| e.tool_exceptions.iter().map(bytes))
-                .collect(),
-            vault_ids: Vec::new(),
-        }
-    }
-
-    /// Record the identities of existing vault entries (the caller stats them).
-    pub fn set_vault_ids(&mut self, ids: Vec<FileId>) {
-        self.vault_ids = ids;
-    }
-
-    fn in_vault(&self, path: &[u8]) -> bool {
-        self.vault.iter().any(|(v, _)| is_within(path, v))
-            && !self.exceptions.iter().any(|x| is_within(path, x))
-    }
-
-    fn has_vault_below(&self, dir: &[u8]) -> bool {
-        self.vault
-            .iter()
-            .any(|(v, _)| v.as_slice() != dir && is_within(v, dir))
-    }
-
-    /// Run the walk: every rule of the tool layer goes to `sink`.
-    pub fn walk<E>(
-        &self,
-        fs: &mut impl FsView<Error = E>,
-        sink: &mut impl RuleSink<Error = E>,
-    ) -> Result<(), E> {
-        let mut cur = FixedPath::new();
-        for (path, access) in &self.base {
-            if self.in_vault(path) {
-                continue;
-            }
-            if self.has_vault_below(path) {
-                if cur.set(path) {
-                    self.expand(&mut cur, *access, fs, sink)?;
-                }
-            } else {
-                sink.add(path, None, *access)?;
-            }
-        }
-        for x in &self.exceptions {
-            let access = self
-                .base
-                .iter()
-                .filter(|(b, _)| is_within(x, b) && !self.vault.iter().any(|(v, _)| v == b))
-                .fold(Access::NONE, |a, (_, b)| a | *b);
-            if !access.is_empty() {
-                sink.add(x, None, access)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// `cur` is a strict ancestor of at least one vault entry.
-    fn expand<E>(
-        &self,
-        cur: &mut FixedPath,
-        access: Access,
-        fs: &mut impl FsView<Error = E>,
-        sink: &mut impl RuleSink<Error = E>,
-    ) -> Result<(), E> {
-        let list_only = access.intersect(Access::READ_DIR);
-        if !list_only.is_empty() {
-            sink.add(cur.as_bytes(), Some(true), list_only)?;
-        }
-        let mut child = FixedPath::new();
-        {
-            let dir = cur.as_bytes();
-            fs.list(dir, &mut |e: &DirEntry<'_>| {
-                if e.kind == EntryKind::Symlink
-                    || self.vault_ids.contains(&e.id)
-                    || (e.kind != EntryKind::Dir && e.nlink > 1)
-                {
-                    return Ok(());
-                }
-                if !child.set(dir) || !child.push(e.name) {
-                    return Ok(()); // too long to name: no rule, so no access
-                }
-                let p = child.as_bytes();
-                if self.in_vault(p) || self.has_vault_below(p) {
-                    return Ok(()); // the vault entry itself, or the way on to it
-                }
-                let is_dir = e.kind == EntryKind::Dir;
-                let a = if is_dir {
-                    access
-                } else {
-                    access.intersect(Access::FILE_ONLY)
-                };
-                if a.is_empty() {
-                    Ok(())
-                } else {
-                    sink.add(p, Some(is_dir), a)
-                }
-            })?;
-        }
-        // Recurse into each distinct next component on the way to a vault entry.
-        let here = cur.len();
-        for (i, (v, _)) in self.vault.iter().enumerate() {
-            let Some(next) = next_component(v, cur.as_bytes()) else {
-                continue;
-            };
-            let seen = self.vault[..i]
-                .iter()
-                .any(|(w, _)| next_component(w, cur.as_bytes()) == Some(next));
-            if seen || !cur.push(next) {
-                continue;
-            }
-            if !self.in_vault(cur.as_bytes()) && self.has_vault_below(cur.as_bytes()) {
-                self.expand(cur, access, fs, sink)?;
-            }
-            cur.truncate(here);
-        }
-        Ok(())
-    }
-}
-
-/// The component of `path` right below `dir`, if `path` lies strictly under `dir`.
-fn next_component<'a>(path: &'a [u8], dir: &[u8]) -> Option<&'a [u8]> {
-    if path == dir || !is_within(path, dir) {
-        return None;
-    }
-    let rest = if dir == b"/" {
-        &path[1..]
-    } else {
-        &path[dir.len() + 1..]
-    };
-    Some(rest.split(|&b| b == b'/').next().unwrap_or(rest))
-}
+pub use policy_core::walk::{DirEntry, EntryKind, FsView, RuleSink, tool_layer};
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::expand::ExpandContext;
+    use policy_core::{FileId, View};
     use std::collections::BTreeMap;
+
+    /// The tool layer of `p`, as the preload computes it: from the image.
+    fn walk(p: &Policy, ids: &[FileId], fs: &mut FakeFs, rules: &mut Rules) -> Result<(), String> {
+        let image = p.to_compact();
+        let view = View::decode(&image).unwrap();
+        tool_layer(&view, ids, fs, rules)
+    }
 
     /// A made-up file system: directory -> entries.
     struct FakeFs(BTreeMap<&'static str, Vec<(&'static str, EntryKind, u64, u64)>>);
@@ -381,9 +193,7 @@ mod tests {
         );
 
         let mut rules = Rules::default();
-        ToolLayerInput::new(&p)
-            .walk(&mut image_fs(), &mut rules)
-            .unwrap();
+        walk(&p, &[], &mut image_fs(), &mut rules).unwrap();
         let ro_file = Access::EXEC.intersect(Access::FILE_ONLY);
         assert_eq!(
             rules.0,
@@ -408,10 +218,9 @@ mod tests {
              [[vault.entry]]\nname = \"claude-json\"\nfile = \"~/.claude.json\"\n",
             "read_only = [\"/\"]\nread_write = [\"~\"]\n",
         );
-        let mut input = ToolLayerInput::new(&p);
-        input.set_vault_ids(vec![FileId { dev: 1, ino: 30 }, FileId { dev: 1, ino: 31 }]);
+        let ids = [FileId { dev: 1, ino: 30 }, FileId { dev: 1, ino: 31 }];
         let mut rules = Rules::default();
-        input.walk(&mut image_fs(), &mut rules).unwrap();
+        walk(&p, &ids, &mut image_fs(), &mut rules).unwrap();
         let names: Vec<_> = rules
             .0
             .iter()
@@ -456,9 +265,7 @@ mod tests {
             "read_write = [\"/claude/projects\", \"/claude/shell-snapshots\", \"/tmp\"]\n",
         );
         let mut rules = Rules::default();
-        ToolLayerInput::new(&p)
-            .walk(&mut image_fs(), &mut rules)
-            .unwrap();
+        walk(&p, &[], &mut image_fs(), &mut rules).unwrap();
         let paths: Vec<_> = rules.0.iter().map(|(p, _, _)| p.as_str()).collect();
         assert_eq!(
             paths,
@@ -486,9 +293,7 @@ mod tests {
             "read_only = [\"/\"]\n",
         );
         let mut rules = Rules::default();
-        let e = ToolLayerInput::new(&p)
-            .walk(&mut image_fs(), &mut rules)
-            .unwrap_err();
+        let e = walk(&p, &[], &mut image_fs(), &mut rules).unwrap_err();
         assert_eq!(e, "ENOENT /nowhere");
     }
 }

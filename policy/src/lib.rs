@@ -8,30 +8,28 @@
 //! machine with golden inputs.
 //!
 //! - [`load`]: parse, validate and expand a policy ([`Policy`]).
-//! - [`matcher`]: "is this path, or this `(dev, ino)`, a vault entry, and which rule".
+//! - [`compact`]: the image of the effective policy that the preload reads
+//!   (`policy.bin`); its reader, the vault matcher and the tool-layer walk
+//!   live in the `no_std` crate `policy_core`, re-exported here.
 //! - [`landlock_plan`]: the base layer (agent-init) and the tool layer (the preload).
 //! - [`seccomp_plan`]: the deny-list as data, per architecture.
 //! - [`explain`]: what the harness and what a tool may do with a path, and why.
 
-pub mod access;
 pub mod compact;
 pub mod error;
 pub mod expand;
 pub mod explain;
 pub mod landlock_plan;
 pub mod load;
-pub mod matcher;
 pub mod model;
-pub mod pathbuf;
 pub mod seccomp_plan;
 pub mod syscalls;
 
-pub use access::Access;
 pub use error::PolicyError;
 pub use expand::ExpandContext;
 pub use load::{
     DEFAULT_POLICY_PATH, DEFAULT_POLICY_TOML, PROBE_ENTRY, Policy, STATE_DIR, host_state_dir,
     load_file, load_str,
 };
-pub use matcher::VaultMatcher;
 pub use model::{AuditSink, EnforceMode, SeedMode};
+pub use policy_core::{Access, FileId, VaultKind, View, access, image, pathbuf};

@@ -70,12 +70,7 @@ pub enum GroupSpec {
     Gid(u32),
 }
 
-/// Whether a vault entry is a directory (and everything under it) or one file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VaultKind {
-    Dir,
-    File,
-}
+pub use policy_core::VaultKind;
 
 /// One harness-private path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -377,7 +372,7 @@ pub fn resolve(
         })?),
     };
 
-    Ok(Policy {
+    let policy = Policy {
         source: file.to_string(),
         harness: Harness { user, groups, env },
         vault,
@@ -390,7 +385,53 @@ pub fn resolve(
         },
         seeds,
         audit,
-    })
+    };
+    check_image_limits(&policy).map_err(|k| PolicyError::at(file, text, 0, k))?;
+    Ok(policy)
+}
+
+/// The preload holds the policy in fixed tables (it never allocates): a
+/// policy that does not fit them is refused here, not cut short there.
+fn check_image_limits(p: &Policy) -> Result<(), ErrorKind> {
+    use policy_core::image::{
+        MAX_BASE_RULES, MAX_EXCEPTIONS, MAX_IMAGE, MAX_SECRET_ENV, MAX_VAULT,
+    };
+    let too_many = |what: &str, n: usize, max: usize| {
+        ErrorKind::Invalid(format!("{n} {what}; the preload holds at most {max}"))
+    };
+    // One vault slot stays free for agent-init's probe entry.
+    if p.vault.len() >= MAX_VAULT {
+        return Err(too_many("vault entries", p.vault.len(), MAX_VAULT - 1));
+    }
+    let exceptions: usize = p.vault.iter().map(|e| e.tool_exceptions.len()).sum();
+    if exceptions > MAX_EXCEPTIONS {
+        return Err(too_many("tool exceptions", exceptions, MAX_EXCEPTIONS));
+    }
+    if p.secret_env.len() > MAX_SECRET_ENV {
+        return Err(too_many(
+            "secret variables",
+            p.secret_env.len(),
+            MAX_SECRET_ENV,
+        ));
+    }
+    // The probe entry adds one base rule.
+    let rules = crate::landlock_plan::base_layer(p).rules.len() + 1;
+    if rules > MAX_BASE_RULES {
+        return Err(too_many(
+            "distinct filesystem and vault paths",
+            rules,
+            MAX_BASE_RULES,
+        ));
+    }
+    let mut with_probe = p.clone();
+    with_probe.add_probe(PathBuf::from(STATE_DIR).join("probe"));
+    let size = with_probe.to_compact().len() + 2 * 4096;
+    if size > MAX_IMAGE {
+        return Err(ErrorKind::Invalid(format!(
+            "the policy's paths add up to about {size} bytes; the preload reads at most {MAX_IMAGE}"
+        )));
+    }
+    Ok(())
 }
 
 fn parse_user(s: &Spanned<String>, text: &str, file: &str) -> Result<UserSpec, PolicyError> {

@@ -45,14 +45,22 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
 
-    /// Any byte flip in a compact policy is an error or a valid policy, never a panic.
+    /// Any byte flip in a policy image is an error or a valid policy, never a
+    /// panic, and a flipped image that decodes answers queries.
     #[test]
     fn compact_bytes_never_panic(pos in 0usize..4096, byte in any::<u8>(), junk in proptest::collection::vec(any::<u8>(), 0..64)) {
         let p = policy::Policy::builtin(&ctx()).unwrap();
         let mut b = p.to_compact();
         let i = pos % b.len();
         b[i] = byte;
-        let _ = policy::Policy::from_compact(&b);
-        let _ = policy::Policy::from_compact(&junk);
+        if let Ok(v) = policy::View::decode(&b) {
+            let _ = v.match_path(b"/home/agent/.claude/x");
+            let _ = v.may_match(b"/pi-agent/auth.json");
+            for e in v.vault() {
+                prop_assert!(e.exceptions.count() <= v.exceptions().count());
+            }
+            let _ = v.base().count() + v.secret_env().count();
+        }
+        let _ = policy::View::decode(&junk);
     }
 }

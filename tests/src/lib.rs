@@ -284,6 +284,10 @@ impl World {
         fs::set_permissions(&state, fs::Permissions::from_mode(0o755)).unwrap();
         fs::create_dir(state.join("probe")).unwrap();
         fs::set_permissions(state.join("probe"), fs::Permissions::from_mode(0o755)).unwrap();
+        // As agent-init does: the file the preload opens to tell whether a
+        // process is under the tool layer.
+        fs::write(state.join("probe/probe"), "agent-vault tool-layer probe\n").unwrap();
+        fs::set_permissions(state.join("probe/probe"), fs::Permissions::from_mode(0o644)).unwrap();
         fs::write(state.join("audit.jsonl"), "").unwrap();
         fs::set_permissions(state.join("audit.jsonl"), fs::Permissions::from_mode(0o622)).unwrap();
         let audit = format!("{STATE}/audit.jsonl");
@@ -386,8 +390,14 @@ sink = "{audit}"
         Run::from(o)
     }
 
-    /// Put a world-readable file in agent-init's probe directory, so that
-    /// tool-layer detection does not depend on the vault's content.
+    /// Remove agent-init's `probe/probe`: detection then lists the probe
+    /// directory and the vault directories.
+    pub fn remove_probe_file(&self) {
+        fs::remove_file(self.state.join("probe/probe")).unwrap();
+    }
+
+    /// Put a world-readable file of another name in agent-init's probe
+    /// directory (found by listing it).
     pub fn add_probe_marker(&self) {
         let m = self.state.join("probe/marker");
         fs::write(&m, "").unwrap();
@@ -437,6 +447,64 @@ fn nanos() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos()
+}
+
+/// Run `/bin/sh -c cmd` as uid 1000 with `LD_PRELOAD` and no agent-init
+/// session anywhere: a private mount namespace with an empty tmpfs on
+/// `/run`, and a world-writable one over `/tmp/agent-vault-1000` if that
+/// exists (the preload refuses such a state directory). `env` is added to
+/// a clean environment.
+pub fn run_without_session(so: &Path, cmd: &str, env: &[(&str, &str)]) -> Run {
+    let mut c = Command::new("/bin/sh");
+    c.args(["-c", cmd])
+        .env_clear()
+        .env("PATH", PATH)
+        .env("LD_PRELOAD", so)
+        .current_dir("/")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let root = CString::new("/").unwrap();
+    let run = CString::new("/run").unwrap();
+    let tmp = CString::new(format!("/tmp/agent-vault-{HARNESS_UID}")).unwrap();
+    let tmpfs = CString::new("tmpfs").unwrap();
+    let opts = CString::new("mode=1777").unwrap();
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // async-signal-safe system calls on C strings prepared before the fork.
+    unsafe {
+        c.pre_exec(move || {
+            let private = libc::unshare(libc::CLONE_NEWNS) == 0
+                && libc::mount(
+                    std::ptr::null(),
+                    root.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) == 0;
+            let empty = |dir: &CString| {
+                libc::mount(
+                    tmpfs.as_ptr(),
+                    dir.as_ptr(),
+                    tmpfs.as_ptr(),
+                    0,
+                    opts.as_ptr().cast(),
+                ) == 0
+            };
+            let g = [HARNESS_UID as libc::gid_t];
+            if !private
+                || !empty(&run)
+                || (libc::access(tmp.as_ptr(), libc::F_OK) == 0 && !empty(&tmp))
+                || libc::setgroups(1, g.as_ptr()) != 0
+                || libc::setgid(HARNESS_UID) != 0
+                || libc::setuid(HARNESS_UID) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Run::from(c.output().expect("run without a session"))
 }
 
 /// In `c`'s forked child, as root: enter a private mount namespace with a

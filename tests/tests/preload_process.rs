@@ -354,14 +354,16 @@ fn bash_works_in_a_tool() {
 
 #[test]
 fn probe_marker_file_detects_the_tool_layer_with_an_empty_vault() {
-    // With a readable file in probe/, detection works even when the vault
-    // holds no file yet: one layer for a 40-deep chain started outside.
+    // With a readable file of any name in probe/, detection (by listing)
+    // works even when the vault holds no file yet: one layer for a 40-deep
+    // chain started outside.
     if skip_without_landlock(1) {
         return;
     }
     let w = World::new();
     std::fs::remove_file(&w.secret).unwrap();
     std::fs::remove_file(&w.cred_file).unwrap();
+    w.remove_probe_file();
     w.add_probe_marker();
     let chain = chain_script(&w);
     let r = w.outsider(&format!("/bin/sh {} 40", chain.display()));
@@ -378,6 +380,7 @@ fn nothing_to_probe_means_no_constructor_layer_but_path_checks_remain() {
     // also gives the next process's probe a file: it then applies the layer).
     let w = World::new();
     std::fs::remove_file(&w.secret).unwrap();
+    w.remove_probe_file();
     let layers = c_program("layers", &["-O2", "-static"]);
     let r = w.outsider(&format!("{}", layers.display()));
     assert!(r.stdout.contains("LAYERS 0"), "{r:?}");
@@ -385,4 +388,62 @@ fn nothing_to_probe_means_no_constructor_layer_but_path_checks_remain() {
     let r = w.outsider(&format!("cat {}/later.json", w.vault.display()));
     assert!(!r.stdout.contains("LATER"), "{r:?}");
     assert!(r.stderr.contains("Permission denied"), "{r:?}");
+}
+
+#[test]
+fn without_a_session_the_builtin_vault_is_denied_by_preload_and_landlock() {
+    // No agent-init session: no state directory anywhere. The preload falls
+    // back to the built-in policy (policy/default.toml's vault), expanded
+    // with the process's own HOME and environment, and (Landlock "required"
+    // there) puts the process under a tool layer that hides that vault.
+    let w = World::new();
+    let home = w.dir.path().join("home");
+    let cfg = w.dir.path().join("cfg");
+    std::fs::create_dir_all(home.join(".claude")).unwrap();
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::write(home.join(".claude/.credentials.json"), "HOME-CLAUDE-SECRET").unwrap();
+    std::fs::write(cfg.join(".credentials.json"), "CFG-CLAUDE-SECRET").unwrap();
+    std::fs::write(home.join("notes.txt"), "PLAIN-NOTES").unwrap();
+    chown_r(w.dir.path(), HARNESS_UID);
+    let static_read = c_program("rawopen", &["-O2", "-static"]);
+    let r = run_without_session(
+        &w.so,
+        &format!(
+            "cat $HOME/notes.txt; cat $HOME/.claude/.credentials.json; cat $CLAUDE_CONFIG_DIR/.credentials.json; {} openat $CLAUDE_CONFIG_DIR/.credentials.json; {} openat $HOME/.claude/.credentials.json",
+            static_read.display(),
+            static_read.display()
+        ),
+        &[
+            ("HOME", home.to_str().unwrap()),
+            ("CLAUDE_CONFIG_DIR", cfg.to_str().unwrap()),
+        ],
+    );
+    assert!(r.stdout.contains("PLAIN-NOTES"), "{r:?}");
+    assert!(!r.all().contains("HOME-CLAUDE-SECRET"), "{r:?}");
+    assert!(!r.all().contains("CFG-CLAUDE-SECRET"), "{r:?}");
+    assert!(r.stderr.contains("Permission denied"), "{r:?}");
+    if landlock_abi() >= 1 {
+        assert_eq!(r.stdout.matches("DENIED").count(), 2, "raw openat: {r:?}");
+    }
+}
+
+#[test]
+fn a_damaged_policy_image_refuses_to_run_tools() {
+    // A session whose policy.bin does not decode: every unprivileged process
+    // exits 126 with one line naming the file, rather than guess the vault.
+    let w = World::new();
+    let mut image = std::fs::read(w.state.join("policy.bin")).unwrap();
+    let n = image.len();
+    image[n / 2] ^= 0xff;
+    image.truncate(n - 3);
+    std::fs::write(w.state.join("policy.bin"), image).unwrap();
+    let r = w.outsider(&format!("cat {}", w.secret()));
+    assert_eq!(r.code, 126, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("/run/agent-vault/policy.bin: damaged policy image (byte "),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("refusing to run"), "{r:?}");
+    w.assert_no_leak(&r);
 }

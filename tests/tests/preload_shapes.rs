@@ -215,3 +215,62 @@ fn creating_a_new_file_in_the_vault_is_denied_by_preload() {
     assert!(!w.vault.join("new2.json").exists());
     assert!(w.audit_denials("test-vault") >= 2, "{}", w.audit());
 }
+
+#[test]
+fn a_file_moved_into_the_vault_after_a_cached_read_is_denied_by_preload() {
+    // Without Landlock the preload remembers files it found outside the
+    // vault, keyed by inode and change time (`vault-preload/src/outside.rs`).
+    // One process reads two workspace files (remembered); then one is moved
+    // into the vault (its ctime changes), and the other's directory is moved
+    // there and the file rewritten from outside (ctime again). Reads through
+    // names outside the vault (symlinks) must be checked again: denied.
+    let w = World::with_policy_extra("off", "");
+    let v = w.vault.display();
+    let script = format!(
+        r#"
+import os, time
+os.makedirs("d", exist_ok=True)
+open("f.txt", "w").write("one")
+open("d/g.txt", "w").write("two")
+print("READ", open("f.txt").read(), open("d/g.txt").read(), flush=True)
+os.rename("f.txt", "{v}/moved.txt")
+os.symlink("{v}/moved.txt", "lf")
+try:
+    print("LEAK1", open("lf").read())
+except PermissionError:
+    print("DENIED1")
+os.rename("d", "{v}/d")
+os.symlink("{v}/d/g.txt", "lg")
+open("ready", "w").close()
+for _ in range(500):
+    if os.path.exists("go"):
+        break
+    time.sleep(0.01)
+try:
+    print("LEAK2", open("lg").read())
+except PermissionError:
+    print("DENIED2")
+"#
+    );
+    std::fs::write(w.ws.join("cache.py"), script).unwrap();
+    chown_r(&w.ws, HARNESS_UID);
+    // The harness's part, from outside the tool: rewrite the moved file.
+    let (ws, vault) = (w.ws.clone(), w.vault.clone());
+    let writer = std::thread::spawn(move || {
+        for _ in 0..500 {
+            if ws.join("ready").exists() {
+                std::fs::write(vault.join("d/g.txt"), "SECRET-NEW").unwrap();
+                std::fs::write(ws.join("go"), "").unwrap();
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        false
+    });
+    let r = w.tool("/usr/bin/python3 cache.py");
+    assert!(writer.join().unwrap(), "the tool never got ready: {r:?}");
+    assert!(r.stdout.contains("READ one two"), "{r:?}");
+    assert!(r.stdout.contains("DENIED1"), "{r:?}");
+    assert!(r.stdout.contains("DENIED2"), "{r:?}");
+    assert!(!r.stdout.contains("LEAK"), "{r:?}");
+}

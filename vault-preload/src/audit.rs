@@ -7,8 +7,9 @@
 //!   "path":"/pi-agent/auth.json","rule":"pi","op":"open","action":"deny"}`
 
 use crate::guard::INTERNAL;
-use crate::state::{Audit, State};
+use crate::state::State;
 use crate::sys;
+use policy_core::image::Audit;
 
 struct Buf {
     b: [u8; 8192],
@@ -78,13 +79,13 @@ fn civil(days: i64) -> (i64, u64, u64) {
 
 /// Write one denial record. `op` names the hooked call.
 pub fn deny(st: &State, path: &[u8], rule: usize, op: &[u8]) {
-    let fd = match &st.audit {
+    let fd = match &st.policy.audit {
         Audit::Off => return,
         Audit::Stderr => 2,
         Audit::File(p) => {
             let fd = sys::openat(
                 libc::AT_FDCWD,
-                p,
+                p.with_nul(),
                 libc::O_WRONLY | libc::O_APPEND | libc::O_CLOEXEC | libc::O_NOFOLLOW,
                 0,
             );
@@ -124,7 +125,7 @@ pub fn deny(st: &State, path: &[u8], rule: usize, op: &[u8]) {
     if rule == INTERNAL {
         b.string(b"(check failed)");
     } else {
-        b.string(st.matcher.name(rule).as_bytes());
+        b.string(st.rule_name(rule));
     }
     b.raw(b",\"op\":");
     b.string(op);

@@ -22,7 +22,31 @@ fn is_secret(st: &State, entry: &[u8]) -> bool {
         Some(i) => &entry[..i],
         None => entry,
     };
-    st.secret_env.iter().any(|s| s.as_slice() == name)
+    st.policy.secret_env().any(|s| s.bytes() == name)
+}
+
+/// The value of `name` in this process's environment (`None`: unset).
+/// Used during initialisation, before the program can change it.
+pub fn get(name: &[u8]) -> Option<&'static [u8]> {
+    let env = current();
+    if env.is_null() {
+        return None;
+    }
+    let mut i = 0;
+    loop {
+        // SAFETY: `environ` is a NULL-terminated array of C strings (libc's
+        // contract); we read entries up to the terminator.
+        let e = unsafe { *env.add(i) };
+        if e.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null entry is a C string.
+        let bytes: &'static [u8] = unsafe { sys::cstr_bytes(e) };
+        if bytes.len() > name.len() && bytes.starts_with(name) && bytes[name.len()] == b'=' {
+            return Some(&bytes[name.len() + 1..]);
+        }
+        i += 1;
+    }
 }
 
 /// A filtered copy of an `envp` array, in a stack array or (when large) an
@@ -111,7 +135,7 @@ impl Drop for EnvCopy {
 /// `/proc/self/environ` shows) and remove them from `environ`. Called once,
 /// from the constructor.
 pub fn scrub_own(st: &State) {
-    if st.secret_env.is_empty() {
+    if st.policy.secret_env().next().is_none() {
         return;
     }
     // SAFETY: in the constructor no other thread of this program runs yet

@@ -17,7 +17,7 @@
 use crate::state::State;
 use crate::sys;
 use core::ffi::c_int;
-use policy::pathbuf::{FixedPath, PATH_MAX, normalize_into};
+use policy_core::pathbuf::{FixedPath, PATH_MAX, normalize_into};
 
 /// A denial: the vault rule index, or [`INTERNAL`] when a check failed.
 pub type Rule = usize;
@@ -50,26 +50,59 @@ fn match_real_path(st: &State, path: &[u8]) -> Option<Rule> {
     if !path.starts_with(b"/") {
         return None; // pipe:[..], socket:[..], anon_inode:...
     }
-    st.matcher.match_path(path)
+    st.match_path(path)
 }
 
 /// Check an open fd: its identity, and its real path when on a watched device.
 pub fn check_fd(st: &State, fd: c_int) -> Option<Rule> {
+    check_fd_with(st, fd, false)
+}
+
+/// [`check_fd`] for a file just opened read-only: a file already found
+/// outside the vault, unchanged since, is not looked up again
+/// ([`crate::outside`]). Writes never use the cache: a denied write must
+/// leave the vault unchanged, whatever a directory rename did meanwhile.
+pub fn check_fd_read(st: &State, fd: c_int) -> Option<Rule> {
+    check_fd_with(st, fd, true)
+}
+
+fn check_fd_with(st: &State, fd: c_int, cached: bool) -> Option<Rule> {
     // SAFETY: all-zero is a valid `struct stat`.
     let mut s: libc::stat = unsafe { core::mem::zeroed() };
     if sys::fstat(fd, &mut s) < 0 {
         return Some(INTERNAL);
     }
-    let id = policy::matcher::FileId {
+    check_stat(st, fd, &s, cached)
+}
+
+/// [`check_fd`] with the fd's `fstat` already made.
+fn check_stat(st: &State, fd: c_int, s: &libc::stat, cached: bool) -> Option<Rule> {
+    let id = policy_core::FileId {
         dev: s.st_dev,
         ino: s.st_ino,
     };
-    if let Some(r) = st.matcher.match_id(id) {
+    if let Some(r) = st.match_id(id) {
         return Some(r);
     }
     if !st.watched(s.st_dev) {
         return None;
     }
+    if !cached {
+        return check_real_path(st, fd);
+    }
+    let key = crate::outside::Key::of(s);
+    if crate::outside::known(key) {
+        return None;
+    }
+    let r = check_real_path(st, fd);
+    if r.is_none() {
+        crate::outside::remember(key);
+    }
+    r
+}
+
+/// The fd's real path against the vault paths.
+fn check_real_path(st: &State, fd: c_int) -> Option<Rule> {
     let mut p = FixedPath::new();
     if !fd_path(fd, &mut p) {
         return Some(INTERNAL);
@@ -84,11 +117,23 @@ pub fn lexical(st: &State, path: &[u8]) -> Option<Rule> {
     if !path.starts_with(b"/") || !st.may_match(path) {
         return None;
     }
+    lexical_match(st, path)
+}
+
+/// The normalizing half of [`lexical`], out of line: its path buffer would
+/// otherwise make every open hook's frame a page deep (a page fault in a
+/// fresh process's stack).
+#[inline(never)]
+fn lexical_match(st: &State, path: &[u8]) -> Option<Rule> {
+    // Most paths are clean already: match them as they are.
+    if policy_core::image::is_clean_absolute(path) {
+        return st.match_path(path);
+    }
     let mut norm = FixedPath::new();
     if !normalize_into(b"/", path, &mut norm) {
         return Some(INTERNAL);
     }
-    st.matcher.match_path(norm.as_bytes())
+    st.match_path(norm.as_bytes())
 }
 
 /// The directory `dirfd` names, as an absolute path.
@@ -234,7 +279,19 @@ fn close_vault_fds_pass(st: &State) -> usize {
             if fd == dfd {
                 continue;
             }
-            if check_fd(st, fd).is_some() && nv < victims.len() {
+            // SAFETY: all-zero is a valid `struct stat`.
+            let mut s: libc::stat = unsafe { core::mem::zeroed() };
+            let vault = if sys::fstat(fd, &mut s) < 0 {
+                false // closed meanwhile
+            } else {
+                // Only a file (read or written through the fd) or a
+                // directory (listed through it) can give the vault away;
+                // pipes, sockets, terminals and the like are left alone.
+                let t = s.st_mode & libc::S_IFMT;
+                (t == libc::S_IFREG || t == libc::S_IFDIR)
+                    && check_stat(st, fd, &s, false).is_some()
+            };
+            if vault && nv < victims.len() {
                 victims[nv] = fd;
                 nv += 1;
             }

@@ -78,7 +78,12 @@ unsafe fn guarded_fd(
     }
     let fd = call();
     if fd >= 0 {
-        if let Some(rule) = guard::check_fd(st, fd) {
+        let checked = if guard::writeish(flags) {
+            guard::check_fd(st, fd)
+        } else {
+            guard::check_fd_read(st, fd)
+        };
+        if let Some(rule) = checked {
             sys::close(fd);
             return deny(st, p, rule, op);
         }
@@ -324,7 +329,12 @@ unsafe fn guarded_file(
     }
     // SAFETY: `f` is the valid FILE the real call just returned.
     let fd = unsafe { libc::fileno(f) };
-    if let Some(rule) = guard::check_fd(st, fd) {
+    let checked = if guard::writeish(flags) {
+        guard::check_fd(st, fd)
+    } else {
+        guard::check_fd_read(st, fd)
+    };
+    if let Some(rule) = checked {
         let fclose = real!("fclose", FcloseFn);
         // SAFETY: `f` is ours to close (just opened, never returned).
         unsafe { fclose(f) };

@@ -29,7 +29,7 @@ use crate::{guard, state, sys, tool_layer};
 use core::ffi::{c_char, c_int, c_void};
 use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use libc::{FILE, pid_t, posix_spawn_file_actions_t, posix_spawnattr_t};
-use policy::EnforceMode;
+use policy_core::Mode as EnforceMode;
 
 type ExecveFn =
     unsafe extern "C" fn(*const c_char, *const *const c_char, *const *const c_char) -> c_int;
@@ -96,10 +96,11 @@ pub unsafe extern "C" fn execve(
     argv: *const *const c_char,
     envp: *const *const c_char,
 ) -> c_int {
-    let f = real!("execve", ExecveFn);
+    // glibc's execve is the bare system call; making it here spares every
+    // forked child a `dlsym` (and its page faults) before it execs.
     // SAFETY: `envp` is the caller's NULL-terminated array; `exec` gets it,
     // or a filtered copy alive for the call, with the caller's other arguments.
-    unsafe { exec_as_tool(envp, |env| f(path, argv, env)) }
+    unsafe { exec_as_tool(envp, |env| sys::execve(path, argv, env)) }
 }
 
 /// Interposed: `execve` with the current environment.
@@ -200,6 +201,22 @@ unsafe fn exec_as_tool(
     if st.privileged || !st.is_harness_child() {
         return exec(envp);
     }
+    // SAFETY: this function's contract.
+    unsafe { exec_in_harness_child(st, envp, exec) }
+}
+
+/// The harness child's half of [`exec_as_tool`], out of line, so that a
+/// tool's own `exec` (the common case) does not pay for this frame's
+/// environment copy in stack pages.
+///
+/// # Safety
+/// As [`exec_as_tool`].
+#[inline(never)]
+unsafe fn exec_in_harness_child(
+    st: &State,
+    envp: *const *const c_char,
+    exec: impl FnOnce(*const *const c_char) -> c_int,
+) -> c_int {
     prepare_child_exec(st);
     let mut e = EnvCopy::new();
     // SAFETY: `envp` is the caller's NULL-terminated array (this function's contract).

@@ -12,23 +12,27 @@
 //!
 //! Modules: [`sys`] (raw system calls), [`real`] (`dlsym(RTLD_NEXT)`),
 //! [`state`] (one-time init: identity, policy), [`guard`] (open checks),
+//! [`outside`] (files already found outside the vault),
 //! [`audit`], [`env`], [`tool_layer`], [`hooks_open`], [`hooks_spawn`].
 //!
-//! Invariants: hooks do not allocate after the one-time initialisation, take
+//! Invariants: `no_std` and no allocator: nothing allocates, ever. Hooks take
 //! no lock, never unwind across the FFI boundary (`panic = "abort"`), and
 //! deny when a check cannot be made.
+
+#![cfg_attr(not(test), no_std)]
 
 pub mod audit;
 pub mod env;
 pub mod guard;
 pub mod hooks_open;
 pub mod hooks_spawn;
+pub mod outside;
 pub mod real;
 pub mod state;
 pub mod sys;
 pub mod tool_layer;
 
-use policy::EnforceMode;
+use policy_core::Mode as EnforceMode;
 
 /// The constructor, run by the dynamic loader (after the constructors of
 /// the program's own libraries: every hook also initialises lazily).
@@ -43,7 +47,13 @@ extern "C" fn vault_preload_init() {
         // Keep the tool-layer ruleset current before every fork, so a forked
         // child only revalidates it (a few stats) instead of walking.
         // SAFETY: registering a handler that is a plain `extern "C" fn()`.
-        unsafe { libc::pthread_atfork(Some(tool_layer::before_fork), None, None) };
+        unsafe {
+            libc::pthread_atfork(
+                Some(tool_layer::before_fork),
+                Some(tool_layer::after_fork_in_parent),
+                None,
+            )
+        };
         return;
     }
     env::scrub_own(st);
@@ -57,6 +67,16 @@ extern "C" fn vault_preload_init() {
         }
         tool_layer::report(e, b"; running with the preload's checks only");
     }
+}
+
+/// A bug: there is no unwinding across the FFI boundary, and no formatting
+/// either (no allocator). One line on stderr, then abort.
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    sys::write_all(2, b"agent-vault: internal error in the preload; aborting\n");
+    // SAFETY: abort has no preconditions and does not return.
+    unsafe { libc::abort() }
 }
 
 #[used]

@@ -1,27 +1,36 @@
 //! One-time initialisation: where the state is, who the harness is, the policy.
 //!
 //! [`get`] is called by every hook and by the constructor; the first caller
-//! builds the [`State`]. **This one-time step allocates** (it reads and
-//! parses the policy, builds the matcher and the tool-layer input); nothing
-//! after it does. Files are read with raw system calls, so initialisation
-//! never re-enters our own `open` hooks.
+//! builds the [`State`], in place in a static: it reads agent-init's policy
+//! image into a static buffer and checks it once ([`View::decode`]); the
+//! view keeps slices into that buffer. Nothing allocates, here or later. Files are read with raw system calls,
+//! so initialisation never re-enters our own `open` hooks.
 //!
 //! Nothing in the environment redirects the state directory or the policy:
 //! - state: `/run/agent-vault/` when it is a root-owned directory holding
 //!   `harness.pid`; else `/tmp/agent-vault-<uid>/` when owned by this uid or
 //!   root and not group- or world-writable; else none;
-//! - policy: `<state>/policy.bin` (compact, written by agent-init), else
-//!   `<state>/policy.toml`, else `/etc/agent-vault/policy.toml`
-//!   (expanded with this process's environment and home), else the built-in
-//!   default. A policy that does not load falls back to the built-in one
-//!   (one line on stderr).
+//! - policy: `<state>/policy.bin` (the image agent-init writes), else the
+//!   built-in policy ([`builtin`]): the vault of `policy/default.toml`,
+//!   expanded with this process's home and environment. A state directory
+//!   without its image gets one line on stderr and the built-in policy; one
+//!   with a damaged image (or one of another version) gets one line and
+//!   exit 126 in every unprivileged process: a tool never guesses the vault.
 
 use crate::sys;
-use core::sync::atomic::{AtomicI64, AtomicPtr, Ordering};
-use policy::landlock_plan::ToolLayerInput;
-use policy::load::VaultKind;
-use policy::matcher::{FileId, VaultMatcher};
-use policy::{AuditSink, EnforceMode, ExpandContext, Policy};
+use core::cell::UnsafeCell;
+use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, Ordering};
+use policy_core::image::{Encoder, MAX_IMAGE, MAX_VAULT, Mode, SliceOut, Strs};
+use policy_core::pathbuf::FixedPath;
+use policy_core::pathbuf::is_within;
+use policy_core::{Access, FileId, VaultKind, View};
+
+/// The name of the vault entry that agent-init adds as the tool-layer probe
+/// (the policy crate's `PROBE_ENTRY`).
+const PROBE_ENTRY: &[u8] = b"agent-vault-probe";
+/// agent-init's state directory when started as root (the policy crate's `STATE_DIR`).
+const STATE_DIR: &[u8] = b"/run/agent-vault";
 
 /// Everything the hooks need, built once per process image.
 pub struct State {
@@ -34,39 +43,73 @@ pub struct State {
     /// container's init, agent-init): the preload neither checks nor
     /// restricts it.
     pub privileged: bool,
-    pub matcher: VaultMatcher,
+    /// The policy: slices into the image buffer (or the built-in's).
+    pub policy: View<'static>,
+    pub landlock: Mode,
+    /// Each vault entry, unpacked from the image once (the open hooks'
+    /// matcher: no parsing per open), with its identity when it exists.
+    entries: Table<VaultRef, MAX_VAULT>,
+    /// The identities that exist, packed (for the tool-layer walk).
+    existing: Table<FileId, MAX_VAULT>,
     /// Devices on which a vault entry (or, for a missing one, its nearest
     /// existing ancestor) lives: an fd on one of these is checked by path.
-    pub watched_devs: Vec<u64>,
-    pub tool: ToolLayerInput,
-    /// agent-init's probe directory, NUL-terminated.
-    pub probe: Option<Vec<u8>>,
-    /// Vault `dir` entries, NUL-terminated (fallback probes).
-    pub vault_dirs: Vec<Vec<u8>>,
-    pub secret_env: Vec<Vec<u8>>,
-    pub audit: Audit,
-    pub landlock: EnforceMode,
+    watched_devs: Table<u64, MAX_VAULT>,
     /// A vault `file` entry has more than one link (a hard link elsewhere
     /// that Landlock would not catch): always use the full check.
     pub file_aliases: bool,
-    /// The last component of each vault entry: a path that contains none of
-    /// them cannot normalize into a vault entry (cheap pre-filter).
-    pub basenames: Vec<Vec<u8>>,
+}
+
+/// One vault entry, as the open hooks need it.
+#[derive(Clone, Copy)]
+struct VaultRef {
+    path: &'static [u8],
+    /// The last component (the pre-filter's needle).
+    basename: &'static [u8],
+    kind: VaultKind,
+    exceptions: Strs<'static>,
+    id: Option<FileId>,
+}
+
+/// A fixed-capacity list that writes only the slots it uses: the state
+/// lives in a static, and every page written is a page fault in every
+/// process.
+struct Table<T: Copy, const N: usize> {
+    len: usize,
+    items: [MaybeUninit<T>; N],
+}
+
+impl<T: Copy, const N: usize> Table<T, N> {
+    /// Make the table at `p` empty without writing its slots.
+    ///
+    /// # Safety
+    /// `p` is valid for writes.
+    unsafe fn init(p: *mut Self) {
+        // SAFETY: the caller's contract; `len` is the only field that needs
+        // a value (slots past `len` are never read).
+        unsafe { core::ptr::addr_of_mut!((*p).len).write(0) };
+    }
+
+    /// Append; false when full.
+    fn push(&mut self, v: T) -> bool {
+        if self.len == N {
+            return false;
+        }
+        self.items[self.len].write(v);
+        self.len += 1;
+        true
+    }
+
+    fn as_slice(&self) -> &[T] {
+        // SAFETY: the first `len` slots were written by `push`;
+        // MaybeUninit<T> has T's layout.
+        unsafe { core::slice::from_raw_parts(self.items.as_ptr().cast::<T>(), self.len) }
+    }
 }
 
 /// Set when this process is known to be under the tool layer (the
 /// constructor's probe said so, or this process applied it). Inherited by
 /// fork, as the Landlock domain is; reset by exec (a new image).
-pub static UNDER_TOOL_LAYER: core::sync::atomic::AtomicBool =
-    core::sync::atomic::AtomicBool::new(false);
-
-/// Where denial records go.
-pub enum Audit {
-    Off,
-    Stderr,
-    /// NUL-terminated path.
-    File(Vec<u8>),
-}
+pub static UNDER_TOOL_LAYER: AtomicBool = AtomicBool::new(false);
 
 impl State {
     /// This process is the harness (checked every time: never cached across fork).
@@ -107,19 +150,83 @@ impl State {
         !self.file_aliases && UNDER_TOOL_LAYER.load(Ordering::Relaxed)
     }
 
-    /// False when `path` cannot name a vault entry lexically: it contains no
-    /// entry's last component (normalization only removes components).
+    /// False when `path` cannot name a vault entry lexically: it holds no
+    /// entry's last component (normalization only removes components). The
+    /// open hooks' pre-filter, so it uses glibc's `memmem`, not a loop of
+    /// slice comparisons.
     #[inline]
     pub fn may_match(&self, path: &[u8]) -> bool {
-        self.basenames
-            .iter()
-            .any(|b| !b.is_empty() && path.windows(b.len()).any(|w| w == b.as_slice()))
+        self.entries.as_slice().iter().any(|e| {
+            let b = e.basename;
+            // SAFETY: both pointers and lengths come from live slices; memmem
+            // only reads them.
+            !unsafe { libc::memmem(path.as_ptr().cast(), path.len(), b.as_ptr().cast(), b.len()) }
+                .is_null()
+        })
     }
 
+    /// The vault entry covering a clean absolute path (as
+    /// [`View::match_path`], over the unpacked entries).
+    #[inline]
+    pub fn match_path(&self, path: &[u8]) -> Option<usize> {
+        self.entries.as_slice().iter().position(|e| match e.kind {
+            VaultKind::File => path == e.path,
+            VaultKind::Dir => {
+                is_within(path, e.path) && !{ e.exceptions }.any(|x| is_within(path, x.bytes()))
+            }
+        })
+    }
+
+    /// The vault entry whose own inode this is (the entry itself, or a hard
+    /// link or symlink target of it).
+    #[inline]
+    pub fn match_id(&self, id: FileId) -> Option<usize> {
+        self.entries
+            .as_slice()
+            .iter()
+            .position(|e| e.id == Some(id))
+    }
+
+    /// The rule name of vault entry `i`.
+    pub fn rule_name(&self, i: usize) -> &'static [u8] {
+        self.policy.entry(i).map_or(b"?", |e| e.name.bytes())
+    }
+
+    /// The identities of the vault entries that exist.
+    pub fn vault_ids(&self) -> &[FileId] {
+        self.existing.as_slice()
+    }
+
+    #[inline]
     pub fn watched(&self, dev: u64) -> bool {
-        self.watched_devs.contains(&dev)
+        self.watched_devs.as_slice().contains(&dev)
+    }
+
+    /// Where the tool-layer probe looks, NUL-terminated: agent-init's probe
+    /// directory, then each vault directory.
+    pub fn probe_candidates(&self) -> impl Iterator<Item = &'static [u8]> + '_ {
+        let probe = self.policy.probe.map(|p| p.with_nul());
+        let dirs = self
+            .policy
+            .vault()
+            .filter(|e| e.kind == VaultKind::Dir && e.name.bytes() != PROBE_ENTRY)
+            .map(|e| e.path.with_nul());
+        probe.into_iter().chain(dirs)
     }
 }
+
+/// A static the builder fills before publication.
+struct Cell<T>(UnsafeCell<T>);
+// SAFETY: written only by the thread that holds BUILDER, before STATE is
+// published (Release); read only through the published pointer (Acquire).
+unsafe impl<T> Sync for Cell<T> {}
+
+static SLOT: Cell<MaybeUninit<State>> = Cell(UnsafeCell::new(MaybeUninit::uninit()));
+/// The policy image, as read from `policy.bin`.
+static IMAGE: Cell<[u8; MAX_IMAGE]> = Cell(UnsafeCell::new([0; MAX_IMAGE]));
+/// `/etc/passwd`, read for the built-in policy's home (no session only).
+static PASSWD: Cell<[u8; PASSWD_SIZE]> = Cell(UnsafeCell::new([0; PASSWD_SIZE]));
+const PASSWD_SIZE: usize = 64 * 1024;
 
 static STATE: AtomicPtr<State> = AtomicPtr::new(core::ptr::null_mut());
 /// 0: not started; > 0: the tid of the thread building the state.
@@ -131,8 +238,8 @@ static BUILDER: AtomicI64 = AtomicI64::new(0);
 pub fn get() -> Option<&'static State> {
     let p = STATE.load(Ordering::Acquire);
     if !p.is_null() {
-        // SAFETY: a non-null STATE points to a leaked Box that is never freed
-        // or mutated after publication.
+        // SAFETY: a non-null STATE points to SLOT, fully written before
+        // publication and never written again.
         return Some(unsafe { &*p });
     }
     slow_get()
@@ -149,9 +256,13 @@ fn slow_get() -> Option<&'static State> {
         }
         match BUILDER.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => {
-                let s: &'static State = Box::leak(Box::new(build()));
-                STATE.store(s as *const State as *mut State, Ordering::Release);
-                return Some(s);
+                let slot = SLOT.0.get().cast::<State>();
+                // SAFETY: this thread holds BUILDER and STATE is unpublished:
+                // nothing else reads or writes SLOT, IMAGE or PASSWD now.
+                unsafe { build(&mut *slot) };
+                STATE.store(slot, Ordering::Release);
+                // SAFETY: just written and published.
+                return Some(unsafe { &*slot });
             }
             Err(owner) if owner == me => return None,
             Err(owner) => {
@@ -171,8 +282,9 @@ fn slow_get() -> Option<&'static State> {
     }
 }
 
-/// Read a whole (small) file with raw system calls.
-pub fn read_file(path: &[u8]) -> Option<Vec<u8>> {
+/// Read a whole file (NUL-terminated path) into `buf` with raw system calls;
+/// `None` when it cannot be read or does not fit.
+fn read_into<'a>(path: &[u8], buf: &'a mut [u8]) -> Option<&'a [u8]> {
     let fd = sys::openat(
         libc::AT_FDCWD,
         path,
@@ -182,24 +294,27 @@ pub fn read_file(path: &[u8]) -> Option<Vec<u8>> {
     if fd < 0 {
         return None;
     }
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = sys::read(fd, &mut buf);
-        if n == -(libc::EINTR as isize) {
+    let mut n = 0;
+    let ok = loop {
+        if n == buf.len() {
+            // Full: one more byte would make it too large.
+            let mut probe = [0u8; 1];
+            break sys::read(fd, &mut probe) == 0;
+        }
+        let r = sys::read(fd, &mut buf[n..]);
+        if r == -(libc::EINTR as isize) {
             continue;
         }
-        if n < 0 {
-            sys::close(fd);
-            return None;
+        if r < 0 {
+            break false;
         }
-        if n == 0 || out.len() > (1 << 20) {
-            break;
+        if r == 0 {
+            break true;
         }
-        out.extend_from_slice(&buf[..n as usize]);
-    }
+        n += r as usize;
+    };
     sys::close(fd);
-    Some(out)
+    ok.then_some(&buf[..n])
 }
 
 fn lstat(path: &[u8]) -> Option<libc::stat> {
@@ -214,125 +329,277 @@ fn stat(path: &[u8]) -> Option<libc::stat> {
     (sys::fstatat(libc::AT_FDCWD, path, &mut st, 0) == 0).then_some(st)
 }
 
-fn nul(mut v: Vec<u8>) -> Vec<u8> {
-    v.push(0);
-    v
+/// A path in the state directory: short, so it takes a few stack bytes (a
+/// 4 KiB path buffer would touch a fresh stack page, a page fault, in every
+/// process).
+#[derive(Clone, Copy)]
+pub struct StatePath {
+    buf: [u8; 64],
+    len: usize,
 }
 
-/// The state directory (without NUL), found without trusting the environment.
-pub fn state_dir(uid: u32) -> Option<Vec<u8>> {
-    let run = policy::STATE_DIR.as_bytes().to_vec();
-    if let Some(st) = lstat(&nul(run.clone()))
+impl StatePath {
+    /// The concatenation of `parts`; `None` if it holds a NUL or does not fit.
+    pub fn new(parts: &[&[u8]]) -> Option<StatePath> {
+        let mut p = StatePath {
+            buf: [0; 64],
+            len: 0,
+        };
+        for part in parts {
+            let end = p.len + part.len();
+            if end >= p.buf.len() || part.contains(&0) {
+                return None;
+            }
+            p.buf[p.len..end].copy_from_slice(part);
+            p.len = end;
+        }
+        Some(p)
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// With the terminating NUL (the buffer past `len` is zero).
+    pub fn with_nul(&self) -> &[u8] {
+        &self.buf[..=self.len]
+    }
+}
+
+/// `dir/name`.
+fn join(dir: &StatePath, name: &[u8]) -> Option<StatePath> {
+    StatePath::new(&[dir.bytes(), b"/", name])
+}
+
+/// The state directory, found without trusting the environment, and the
+/// `lstat` of its `harness.pid` when that was needed to find it.
+pub fn state_dir(uid: u32) -> Option<(StatePath, Option<libc::stat>)> {
+    let run = StatePath::new(&[STATE_DIR])?;
+    if let Some(st) = lstat(run.with_nul())
         && st.st_mode & libc::S_IFMT == libc::S_IFDIR
         && st.st_uid == 0
+        && let Some(pidf) = join(&run, b"harness.pid")
+        && let Some(pid_st) = lstat(pidf.with_nul())
     {
-        let mut pidf = run.clone();
-        pidf.extend_from_slice(b"/harness.pid\0");
-        if lstat(&pidf).is_some() {
-            return Some(run);
-        }
+        return Some((run, Some(pid_st)));
     }
-    let host = policy::host_state_dir(uid);
-    let host = host.as_os_str().as_encoded_bytes().to_vec();
-    let st = lstat(&nul(host.clone()))?;
+    let mut d = [0u8; 20];
+    let host = StatePath::new(&[b"/tmp/agent-vault-", sys::fmt_u64(u64::from(uid), &mut d)])?;
+    let st = lstat(host.with_nul())?;
     let ok = st.st_mode & libc::S_IFMT == libc::S_IFDIR
         && (st.st_uid == uid || st.st_uid == 0)
         && st.st_mode & 0o022 == 0;
-    ok.then_some(host)
+    ok.then_some((host, None))
 }
 
 fn parse_pid(bytes: &[u8]) -> i32 {
-    let s = core::str::from_utf8(bytes).unwrap_or("").trim();
-    s.parse::<i32>().ok().filter(|p| *p > 0).unwrap_or(0)
+    let s = bytes.trim_ascii();
+    if s.is_empty() || s.len() > 9 || !s.iter().all(u8::is_ascii_digit) {
+        return 0;
+    }
+    s.iter().fold(0i32, |v, d| v * 10 + i32::from(d - b'0'))
+}
+
+/// The harness's pid from `<dir>/harness.pid` (0: none, or not trustworthy).
+fn harness_pid(dir: &StatePath, known: Option<libc::stat>, uid: u32) -> i32 {
+    let Some(p) = join(dir, b"harness.pid") else {
+        return 0;
+    };
+    let Some(st) = known.or_else(|| lstat(p.with_nul())) else {
+        return 0;
+    };
+    // The pid file must not be writable by anyone but its owner (root or us).
+    if st.st_mode & 0o022 != 0 || (st.st_uid != 0 && st.st_uid != uid) {
+        return 0;
+    }
+    let mut buf = [0u8; 32];
+    read_into(p.with_nul(), &mut buf).map_or(0, parse_pid)
+}
+
+/// One line on stderr: the policy image could not be used, and what now.
+fn report_image(
+    path: &[u8],
+    why: &[u8],
+    detail: Option<policy_core::image::DecodeError>,
+    consequence: &[u8],
+) {
+    sys::write_all(2, b"agent-vault: ");
+    sys::write_all(2, path);
+    sys::write_all(2, b": ");
+    sys::write_all(2, why);
+    if let Some(e) = detail {
+        let mut d = [0u8; 20];
+        sys::write_all(2, b" (byte ");
+        sys::write_all(2, sys::fmt_u64(e.at as u64, &mut d));
+        sys::write_all(2, b": ");
+        sys::write_all(2, e.what.as_bytes());
+        sys::write_all(2, b")");
+    }
+    sys::write_all(2, consequence);
+}
+
+/// What `<dir>/policy.bin` gave.
+enum Image {
+    Loaded(View<'static>),
+    /// Not there (or unreadable): the built-in policy, with one line.
+    Missing,
+    /// There but damaged (or of another version): refuse, in a tool.
+    Damaged,
+}
+
+/// Read and check `<dir>/policy.bin`; a missing or damaged image gets one
+/// line on stderr.
+///
+/// # Safety
+/// The caller holds BUILDER (exclusive use of IMAGE).
+unsafe fn load_image(dir: &StatePath) -> Image {
+    let Some(p) = join(dir, b"policy.bin") else {
+        return Image::Missing;
+    };
+    // SAFETY: exclusive by the caller's contract; after this build the
+    // buffer is never written again, so the 'static slices stay valid.
+    let buf: &'static mut [u8; MAX_IMAGE] = unsafe { &mut *IMAGE.0.get() };
+    let Some(bytes) = read_into(p.with_nul(), buf) else {
+        report_image(
+            p.bytes(),
+            b"cannot read the policy image",
+            None,
+            b"; using the built-in policy\n",
+        );
+        return Image::Missing;
+    };
+    match View::decode(bytes) {
+        Ok(v) => Image::Loaded(v),
+        Err(e) => {
+            report_image(
+                p.bytes(),
+                b"damaged policy image",
+                Some(e),
+                b"; refusing to run (restart agent-init to write it again)\n",
+            );
+            Image::Damaged
+        }
+    }
+}
+
+/// The built-in policy's vault, as generated from `policy/default.toml`.
+mod builtin_table {
+    use policy_core::VaultKind;
+    use policy_core::image::{Audit, CStr, Mode};
+    include!(concat!(env!("OUT_DIR"), "/builtin.rs"));
+}
+
+/// What expansion reads: this process's environment and home.
+struct ProcessEnv {
+    home: Option<&'static [u8]>,
+}
+
+impl policy_core::expand::Lookup for ProcessEnv {
+    fn var(&self, name: &[u8]) -> Option<&[u8]> {
+        crate::env::get(name)
+    }
+    fn home(&self) -> Option<&[u8]> {
+        self.home
+    }
+}
+
+/// The built-in policy: the vault of `policy/default.toml` expanded with
+/// this process's home (`$HOME` when absolute, else `/etc/passwd`) and
+/// environment, and one base rule granting everything (with no agent-init
+/// session there is no base layer to mirror: the tool layer only hides the
+/// vault). An entry that does not expand (say `~` with no home) is left
+/// out. Encoded into IMAGE with the same encoder as `policy.bin`, then read
+/// back like it.
+///
+/// # Safety
+/// The caller holds BUILDER (exclusive use of IMAGE and PASSWD).
+#[cold]
+#[inline(never)]
+unsafe fn builtin(uid: u32) -> View<'static> {
+    // SAFETY: exclusive by the caller's contract.
+    let passwd: &'static mut [u8; PASSWD_SIZE] = unsafe { &mut *PASSWD.0.get() };
+    let home = match crate::env::get(b"HOME") {
+        Some(h) if h.starts_with(b"/") => Some(h),
+        _ => passwd_home(uid, passwd),
+    };
+    let env = ProcessEnv { home };
+    let expand = |template: &[u8], out: &mut FixedPath| {
+        policy_core::expand::absolute_path(&template[..template.len() - 1], &env, out)
+    };
+    // SAFETY: exclusive by the caller's contract; never written again after
+    // this build, so the view's 'static slices stay valid.
+    let buf: &'static mut [u8; MAX_IMAGE] = unsafe { &mut *IMAGE.0.get() };
+    let mut e = Encoder(SliceOut {
+        buf: &mut buf[..],
+        len: 0,
+        overflow: false,
+    });
+    e.header(builtin_table::LANDLOCK, builtin_table::audit(), None);
+    let mut path = FixedPath::new();
+    let n = builtin_table::VAULT
+        .iter()
+        .filter(|(_, t, _, _)| expand(t, &mut path))
+        .count();
+    e.count(n);
+    for (name, template, kind, rel_exceptions) in builtin_table::VAULT {
+        if !expand(template, &mut path) {
+            continue;
+        }
+        e.entry(&name[..name.len() - 1], path.as_bytes(), *kind);
+        e.count(rel_exceptions.len());
+        let here = path.len();
+        for x in *rel_exceptions {
+            path.push(&x[..x.len() - 1]);
+            e.str(path.as_bytes());
+            path.truncate(here);
+        }
+    }
+    e.count(builtin_table::SECRET_ENV.len());
+    for s in builtin_table::SECRET_ENV {
+        e.str(&s[..s.len() - 1]);
+    }
+    e.count(1);
+    e.rule(b"/", Access::ALL);
+    let SliceOut { buf, len, overflow } = e.0;
+    let image: &'static [u8] = &buf[..len];
+    match View::decode(image) {
+        Ok(v) if !overflow => v,
+        // Not reachable with the generated table (a test decodes it); if it
+        // ever were, an empty vault would be a silent fallback: refuse instead.
+        _ => {
+            sys::write_all(
+                2,
+                b"agent-vault: the built-in policy does not encode; refusing to run\n",
+            );
+            sys::exit_now(126)
+        }
+    }
 }
 
 /// The home of `uid` from `/etc/passwd` (read raw: `getpwuid` would open
 /// files through our own hooks during initialisation).
-fn passwd_home(uid: u32) -> Option<std::path::PathBuf> {
-    let text = read_file(b"/etc/passwd\0")?;
+fn passwd_home(uid: u32, buf: &'static mut [u8]) -> Option<&'static [u8]> {
+    let text = read_into(b"/etc/passwd\0", buf)?;
+    let mut d = [0u8; 20];
+    let want = sys::fmt_u64(u64::from(uid), &mut d);
     for line in text.split(|&b| b == b'\n') {
-        let f: Vec<&[u8]> = line.split(|&b| b == b':').collect();
-        if f.len() >= 6 && core::str::from_utf8(f[2]).ok()?.parse::<u32>().ok() == Some(uid) {
-            return Some(std::path::PathBuf::from(
-                core::str::from_utf8(f[5]).ok()?.to_string(),
-            ));
+        let mut f = line.split(|&b| b == b':');
+        let (_, _, u, _, _, h) = (f.next(), f.next(), f.next(), f.next(), f.next(), f.next());
+        if u == Some(want)
+            && let Some(h) = h
+            && h.starts_with(b"/")
+        {
+            return Some(h);
         }
     }
     None
 }
 
-fn process_ctx(uid: u32) -> ExpandContext {
-    let home = std::env::var_os("HOME")
-        .map(std::path::PathBuf::from)
-        .filter(|h| h.is_absolute())
-        .or_else(|| passwd_home(uid));
-    ExpandContext::from_process_env(home)
-}
-
-fn load_policy(state: Option<&[u8]>, uid: u32) -> Policy {
-    // agent-init's effective policy in compact form: the common case, and
-    // the cheap one (no TOML parse in every process of the container).
-    if let Some(dir) = state {
-        let mut p = dir.to_vec();
-        p.extend_from_slice(b"/policy.bin");
-        if let Some(bytes) = read_file(&nul(p.clone())) {
-            match Policy::from_compact(&bytes) {
-                Ok(policy) => return policy,
-                Err(e) => {
-                    let msg = format!(
-                        "agent-vault: {}: {e}; trying policy.toml\n",
-                        String::from_utf8_lossy(&p)
-                    );
-                    sys::write_all(2, msg.as_bytes());
-                }
-            }
-        }
-    }
-    let mut tried: Option<(String, Vec<u8>)> = None;
-    if let Some(dir) = state {
-        let mut p = dir.to_vec();
-        p.extend_from_slice(b"/policy.toml");
-        if let Some(text) = read_file(&nul(p.clone())) {
-            tried = Some((String::from_utf8_lossy(&p).into_owned(), text));
-        }
-    }
-    if tried.is_none()
-        && let Some(text) = read_file(&nul(policy::DEFAULT_POLICY_PATH.as_bytes().to_vec()))
-    {
-        tried = Some((policy::DEFAULT_POLICY_PATH.to_string(), text));
-    }
-    // agent-init's effective policy is fully expanded: when a text has no
-    // `$` or `~`, expansion reads nothing, so skip collecting the environment.
-    let needs_ctx = tried
-        .as_ref()
-        .is_none_or(|(_, t)| t.iter().any(|&b| b == b'$' || b == b'~'));
-    let ctx = if needs_ctx {
-        process_ctx(uid)
-    } else {
-        ExpandContext::default()
-    };
-    if let Some((name, text)) = tried {
-        let loaded = core::str::from_utf8(&text)
-            .map_err(|_| "not UTF-8".to_string())
-            .and_then(|t| policy::load_str(t, &name, &ctx).map_err(|e| e.to_string()));
-        match loaded {
-            Ok(p) => return p,
-            Err(e) => {
-                let msg = format!("agent-vault: {e}; using the built-in policy\n");
-                sys::write_all(2, msg.as_bytes());
-            }
-        }
-    }
-    let ctx = if needs_ctx { ctx } else { process_ctx(uid) };
-    match Policy::builtin(&ctx) {
-        Ok(p) => p,
-        // The built-in policy is tested to load; if expansion ever fails,
-        // load it with an empty context rather than run without a vault.
-        Err(_) => Policy::builtin(&ExpandContext::default()).unwrap_or_else(|_| sys::exit_now(126)),
-    }
-}
-
-fn build() -> State {
+/// Fill `st` (the uninitialised SLOT).
+///
+/// # Safety
+/// The caller holds BUILDER.
+unsafe fn build(st: *mut State) {
     let uid = sys::getuid();
     let init_pid = sys::getpid();
     // CAP_SYS_ADMIN: can rewrite /etc/ld.so.preload, so checking it is theatre.
@@ -341,98 +608,84 @@ fn build() -> State {
     // CAP_SYS_ADMIN). No tool can become PID 1: seccomp denies new PID
     // namespaces, and `docker exec` never starts one.
     let privileged = sys::cap_effective_low() & (1 << 21) != 0 || init_pid == 1;
+    // SAFETY: SLOT is ours (BUILDER); writing every field through raw
+    // pointers before any reference to the whole State exists.
+    unsafe {
+        Table::init(core::ptr::addr_of_mut!((*st).entries));
+        Table::init(core::ptr::addr_of_mut!((*st).existing));
+        Table::init(core::ptr::addr_of_mut!((*st).watched_devs));
+        core::ptr::addr_of_mut!((*st).file_aliases).write(false);
+        core::ptr::addr_of_mut!((*st).harness_pid).write(0);
+        core::ptr::addr_of_mut!((*st).init_pid).write(init_pid);
+        core::ptr::addr_of_mut!((*st).privileged).write(privileged);
+        core::ptr::addr_of_mut!((*st).landlock).write(Mode::Required);
+    }
     let dir = state_dir(uid);
-    let harness_pid = dir
-        .as_ref()
-        .and_then(|d| {
-            let mut p = d.clone();
-            p.extend_from_slice(b"/harness.pid\0");
-            let st = lstat(&p)?;
-            // The pid file must not be writable by anyone but its owner (root or us).
-            if st.st_mode & 0o022 != 0 || (st.st_uid != 0 && st.st_uid != uid) {
-                return None;
-            }
-            read_file(&p)
-        })
-        .map(|b| parse_pid(&b))
-        .unwrap_or(0);
-    let policy = load_policy(dir.as_deref(), uid);
+    // SAFETY: BUILDER is held (this function's contract).
+    let image = dir.as_ref().map(|(d, _)| unsafe { load_image(d) });
+    let policy = match image {
+        Some(Image::Loaded(v)) => v,
+        // A session whose policy cannot be trusted: a tool must not guess
+        // the vault. (The privileged are exempt from the checks anyway.)
+        Some(Image::Damaged) if !privileged => sys::exit_now(126),
+        // SAFETY: as above.
+        _ => unsafe { builtin(uid) },
+    };
+    // SAFETY: SLOT is ours; the last field.
+    unsafe { core::ptr::addr_of_mut!((*st).policy).write(policy) };
+    // SAFETY: every field is initialised now.
+    let st = unsafe { &mut *st };
+    if let Some((d, pid_st)) = &dir {
+        st.harness_pid = harness_pid(d, *pid_st, uid);
+    }
+    st.landlock = st.policy.landlock;
 
-    let mut matcher = VaultMatcher::new(&policy);
-    let mut ids = Vec::new();
-    let mut watched_devs: Vec<u64> = Vec::new();
-    let mut vault_dirs = Vec::new();
-    let mut file_aliases = false;
-    for (i, e) in policy.vault.iter().enumerate() {
-        let path = e.path.as_os_str().as_encoded_bytes().to_vec();
-        if e.kind == VaultKind::Dir && e.name != policy::PROBE_ENTRY {
-            vault_dirs.push(nul(path.clone()));
+    let policy: View<'static> = st.policy;
+    for e in policy.vault() {
+        let p = e.path.bytes();
+        let s = stat(e.path.with_nul());
+        if e.kind == VaultKind::File && s.is_some_and(|s| s.st_nlink > 1) {
+            st.file_aliases = true;
         }
-        let st = stat(&nul(path.clone()));
-        if e.kind == VaultKind::File && st.is_some_and(|s| s.st_nlink > 1) {
-            file_aliases = true;
-        }
-        let id = st.map(|st| FileId {
-            dev: st.st_dev,
-            ino: st.st_ino,
+        let id = s.map(|s| FileId {
+            dev: s.st_dev,
+            ino: s.st_ino,
         });
-        matcher.set_id(i, id);
+        // The image holds at most MAX_VAULT entries: the pushes fit.
+        st.entries.push(VaultRef {
+            path: p,
+            basename: &p[p.iter().rposition(|&b| b == b'/').map_or(0, |j| j + 1)..],
+            kind: e.kind,
+            exceptions: e.exceptions,
+            id,
+        });
         let dev = match id {
             Some(id) => {
-                ids.push(id);
+                st.existing.push(id);
                 Some(id.dev)
             }
-            None => {
-                // The nearest existing ancestor's device: the entry may appear there.
-                let mut p = e.path.clone();
-                let mut dev = None;
-                while p.pop() {
-                    if let Some(st) = stat(&nul(p.as_os_str().as_encoded_bytes().to_vec())) {
-                        dev = Some(st.st_dev);
-                        break;
-                    }
-                }
-                dev
-            }
+            // The nearest existing ancestor's device: the entry may appear there.
+            None => nearest_ancestor_dev(p),
         };
         if let Some(d) = dev
-            && !watched_devs.contains(&d)
+            && !st.watched_devs.as_slice().contains(&d)
         {
-            watched_devs.push(d);
+            st.watched_devs.push(d);
         }
     }
-    let mut tool = ToolLayerInput::new(&policy);
-    tool.set_vault_ids(ids);
-    let probe = policy
-        .probe_dir()
-        .map(|p| nul(p.as_os_str().as_encoded_bytes().to_vec()));
-    let audit = match &policy.audit {
-        AuditSink::Off => Audit::Off,
-        AuditSink::Stderr => Audit::Stderr,
-        AuditSink::File(p) => Audit::File(nul(p.as_os_str().as_encoded_bytes().to_vec())),
-    };
-    State {
-        harness_pid,
-        init_pid,
-        privileged,
-        matcher,
-        watched_devs,
-        tool,
-        probe,
-        vault_dirs,
-        secret_env: policy
-            .secret_env
-            .iter()
-            .map(|s| s.as_bytes().to_vec())
-            .collect(),
-        audit,
-        landlock: policy.landlock,
-        file_aliases,
-        basenames: policy
-            .vault
-            .iter()
-            .filter_map(|e| e.path.file_name())
-            .map(|n| n.as_encoded_bytes().to_vec())
-            .collect(),
+}
+
+/// Out of line: its path buffer is a stack page, needed only for a vault
+/// entry that does not exist.
+#[inline(never)]
+fn nearest_ancestor_dev(path: &[u8]) -> Option<u64> {
+    let mut p = FixedPath::from_bytes(path)?;
+    while p.len() > 1 {
+        let cut = p.as_bytes().iter().rposition(|&b| b == b'/').unwrap_or(0);
+        p.truncate(cut.max(1));
+        if let Some(s) = stat(p.as_bytes_with_nul()) {
+            return Some(s.st_dev);
+        }
     }
+    None
 }

@@ -201,6 +201,21 @@ pub fn unshare(flags: c_int) -> c_int {
     ret(unsafe { libc::syscall(libc::SYS_unshare, flags) }) as c_int
 }
 
+/// `execve` as libc's wrapper is: the system call; on failure -1 and `errno`.
+///
+/// # Safety
+/// `path`, `argv` and `envp` follow execve(2): a C string and
+/// NULL-terminated arrays of C strings, valid for the call.
+pub unsafe fn execve(
+    path: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    // SAFETY: the caller's pointers go to the kernel unchanged; on success
+    // the call does not return.
+    unsafe { libc::syscall(libc::SYS_execve, path, argv, envp) as c_int }
+}
+
 /// `_exit`: leave without running atexit handlers or flushing stdio.
 pub fn exit_now(code: c_int) -> ! {
     // SAFETY: exit_group never returns.

@@ -1,5 +1,5 @@
 //! The tool layer: a Landlock domain that grants what the base layer grants
-//! except the vault (policy's [`ToolLayerInput`] plan), applied with raw
+//! except the vault (`policy_core::walk`), applied with raw
 //! system calls. Allocation-free, so it runs in a forked or vforked child of
 //! the harness, in a helper thread, or in a tool's constructor.
 //!
@@ -29,10 +29,9 @@
 use crate::state::State;
 use crate::sys;
 use core::ffi::c_int;
-use policy::Access;
-use policy::landlock_plan::{DirEntry, EntryKind, FsView, RuleSink};
-use policy::matcher::FileId;
-use policy::pathbuf::FixedPath;
+use policy_core::pathbuf::FixedPath;
+use policy_core::walk::{DirEntry, EntryKind, FsView, RuleSink, tool_layer};
+use policy_core::{Access, FileId};
 
 /// Why the tool layer could not be applied.
 #[derive(Debug, Clone, Copy)]
@@ -53,14 +52,42 @@ pub enum Probe {
 }
 
 pub fn probe(st: &State) -> Probe {
-    let candidates = st.probe.iter().chain(st.vault_dirs.iter());
-    for p in candidates {
+    // agent-init's probe file by name: one open instead of a listing.
+    if let Some(dir) = st.policy.probe {
+        match probe_file(dir.bytes()) {
+            Probe::Nothing => {}
+            verdict => return verdict,
+        }
+    }
+    for p in st.probe_candidates() {
         match probe_dir(p) {
             Probe::Nothing => continue,
             verdict => return verdict,
         }
     }
     Probe::Nothing
+}
+
+/// Read-open `<dir>/probe`, the file agent-init puts in its probe directory.
+fn probe_file(dir: &[u8]) -> Probe {
+    // A short buffer: this runs in every tool's constructor, on a fresh stack.
+    let Some(p) = crate::state::StatePath::new(&[dir, b"/probe"]) else {
+        return Probe::Nothing;
+    };
+    let fd = sys::openat(
+        libc::AT_FDCWD,
+        p.with_nul(),
+        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        0,
+    );
+    if fd >= 0 {
+        sys::close(fd);
+        return Probe::NotYet;
+    }
+    if fd == -libc::EACCES || fd == -libc::EPERM {
+        return Probe::Under;
+    }
+    Probe::Nothing // not there (or a symlink): list the candidates
 }
 
 /// Probe one directory (NUL-terminated path): read-open its first regular file.
@@ -77,7 +104,8 @@ fn probe_dir(dir: &[u8]) -> Probe {
     if dfd < 0 {
         return Probe::Nothing;
     }
-    let mut buf = [0u8; 4096];
+    // Small: this runs in the constructor of every tool, on a fresh stack.
+    let mut buf = [0u8; 1024];
     let mut verdict = Probe::Nothing;
     'outer: loop {
         let n = sys::getdents64(dfd, &mut buf);
@@ -421,10 +449,16 @@ fn build(st: &State, rec: Option<&mut Recorder>) -> Result<c_int, LlError> {
     let r = match rec {
         Some(r) => {
             let cell = core::cell::RefCell::new(r);
-            st.tool
-                .walk(&mut SharedFs(&cell), &mut SharedSink(&cell, rs, handled))
+            tool_layer(
+                &st.policy,
+                st.vault_ids(),
+                &mut SharedFs(&cell),
+                &mut SharedSink(&cell, rs, handled),
+            )
         }
-        None => st.tool.walk(
+        None => tool_layer(
+            &st.policy,
+            st.vault_ids(),
             &mut RawFs,
             &mut RawSink {
                 ruleset: rs,
@@ -546,7 +580,7 @@ fn cached_fd() -> Option<c_int> {
 /// In the harness: make sure the cache is current (rebuild when stale).
 pub fn refresh_cache(st: &State) {
     use core::sync::atomic::Ordering::{AcqRel, Release};
-    if st.landlock == policy::EnforceMode::Off || BUSY.swap(true, AcqRel) {
+    if st.landlock == policy_core::Mode::Off || BUSY.swap(true, AcqRel) {
         return;
     }
     if cached_fd().is_none() {
@@ -570,19 +604,47 @@ pub fn refresh_cache(st: &State) {
     BUSY.store(false, Release);
 }
 
+/// The generation of the cache that the `fork` under way just validated
+/// (0: none). Set by the prepare handler, cleared by the parent handler:
+/// a child forked between the two (the only child that runs the `fork`
+/// handlers) sees it in its copy of memory and skips checking again what
+/// its parent checked a moment before. A `vfork` or `posix_spawn` child
+/// runs no handler and sees 0 (or, racing another thread's `fork`, a
+/// validation that is microseconds old).
+static VALIDATED_GEN: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
 /// `pthread_atfork` prepare handler, registered by the harness.
 pub extern "C" fn before_fork() {
+    use core::sync::atomic::Ordering::{Acquire, Release};
     if let Some(st) = crate::state::get()
         && st.is_harness()
     {
         refresh_cache(st);
+        let g = GEN.load(Acquire);
+        if g.is_multiple_of(2) && CACHE_FD.load(Acquire) >= 0 {
+            VALIDATED_GEN.store(g, Release);
+        }
     }
+}
+
+/// `pthread_atfork` parent handler, registered by the harness.
+pub extern "C" fn after_fork_in_parent() {
+    VALIDATED_GEN.store(0, core::sync::atomic::Ordering::Release);
+}
+
+/// The cached ruleset fd when the `fork` that made this process validated
+/// it (see [`VALIDATED_GEN`]).
+fn just_validated_fd() -> Option<c_int> {
+    use core::sync::atomic::Ordering::Acquire;
+    let g = VALIDATED_GEN.load(Acquire);
+    let fd = CACHE_FD.load(Acquire);
+    (g != 0 && g == GEN.load(Acquire) && fd >= 0).then_some(fd)
 }
 
 /// Restrict the calling thread with the tool layer: the harness's cached
 /// ruleset when still valid, else a fresh one.
 pub fn apply(st: &State) -> Result<(), LlError> {
-    if let Some(fd) = cached_fd()
+    if let Some(fd) = just_validated_fd().or_else(cached_fd)
         && restrict(fd).is_ok()
     {
         return Ok(());

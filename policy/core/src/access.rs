@@ -2,7 +2,7 @@
 //! `LANDLOCK_ACCESS_FS_*` (include/uapi/linux/landlock.h), so an enforcer can
 //! pass [`Access::bits`] straight to `landlock_add_rule`.
 
-use std::fmt;
+use core::fmt;
 
 /// A set of Landlock file system rights.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -116,27 +116,35 @@ impl Access {
             .map(|(_, name)| *name)
     }
 
-    /// A short description for `check` and `explain`.
-    pub fn describe(self) -> String {
-        if self.is_empty() {
-            return "no access".into();
+    /// A short name for the common sets (`read`, `list only`, ...); `None`
+    /// for any other set (then [`fmt::Display`] lists the rights).
+    pub fn common_name(self) -> Option<&'static str> {
+        Some(match self {
+            a if a.is_empty() => "no access",
+            a if a.contains(Access::ALL) => "read, write, execute",
+            a if a == Access::READ_WRITE => "read, write",
+            a if a == Access::EXEC => "read, execute",
+            a if a == Access::READ => "read",
+            a if a == Access::READ_DIR => "list only",
+            _ => return None,
+        })
+    }
+}
+
+/// The description `check` and `explain` print: a common set's name, or
+/// the rights' names separated by `, `.
+impl fmt::Display for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(n) = self.common_name() {
+            return f.write_str(n);
         }
-        if self.contains(Access::ALL) {
-            return "read, write, execute".into();
+        for (i, n) in self.names().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(n)?;
         }
-        if self == Access::READ_WRITE {
-            return "read, write".into();
-        }
-        if self == Access::EXEC {
-            return "read, execute".into();
-        }
-        if self == Access::READ {
-            return "read".into();
-        }
-        if self == Access::READ_DIR {
-            return "list only".into();
-        }
-        self.names().collect::<Vec<_>>().join(", ")
+        Ok(())
     }
 }
 
@@ -159,20 +167,20 @@ const NAMES: [(Access, &str); 16] = [
     (Access::IOCTL_DEV, "ioctl_dev"),
 ];
 
-impl std::ops::BitOr for Access {
+impl core::ops::BitOr for Access {
     type Output = Access;
     fn bitor(self, rhs: Access) -> Access {
         self.union(rhs)
     }
 }
 
-impl std::ops::BitOrAssign for Access {
+impl core::ops::BitOrAssign for Access {
     fn bitor_assign(&mut self, rhs: Access) {
         *self = self.union(rhs);
     }
 }
 
-impl std::ops::BitAnd for Access {
+impl core::ops::BitAnd for Access {
     type Output = Access;
     fn bitand(self, rhs: Access) -> Access {
         self.intersect(rhs)
@@ -218,10 +226,16 @@ mod tests {
     }
 
     #[test]
-    fn describe_names_common_sets() {
-        assert_eq!(Access::READ.describe(), "read");
-        assert_eq!(Access::READ_WRITE.describe(), "read, write");
-        assert_eq!(Access::READ_DIR.describe(), "list only");
-        assert_eq!(Access::NONE.describe(), "no access");
+    fn display_names_common_sets() {
+        extern crate std;
+        use std::string::ToString;
+        assert_eq!(Access::READ.to_string(), "read");
+        assert_eq!(Access::READ_WRITE.to_string(), "read, write");
+        assert_eq!(Access::READ_DIR.to_string(), "list only");
+        assert_eq!(Access::NONE.to_string(), "no access");
+        assert_eq!(
+            (Access::READ_FILE | Access::TRUNCATE).to_string(),
+            "read_file, truncate"
+        );
     }
 }

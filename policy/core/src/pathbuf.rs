@@ -66,6 +66,19 @@ impl FixedPath {
         }
     }
 
+    /// Append `bytes` as they are (no separator); false (and unchanged) if
+    /// too long or they hold a NUL.
+    pub fn extend(&mut self, bytes: &[u8]) -> bool {
+        let new_len = self.len + bytes.len();
+        if new_len >= PATH_MAX || bytes.contains(&0) {
+            return false;
+        }
+        self.buf[self.len..new_len].copy_from_slice(bytes);
+        self.buf[new_len] = 0;
+        self.len = new_len;
+        true
+    }
+
     /// Append `/name` (or `name` after a trailing `/`); false if too long.
     pub fn push(&mut self, name: &[u8]) -> bool {
         let slash = usize::from(self.len == 0 || self.buf[self.len - 1] != b'/');
@@ -131,7 +144,10 @@ pub fn is_within(path: &[u8], dir: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
+    use std::string::String;
+    use std::vec;
 
     fn norm(base: &str, p: &str) -> String {
         let mut out = FixedPath::new();

@@ -1,0 +1,751 @@
+//! The compact image of an effective policy: what agent-init writes as
+//! `policy.bin` and every process's preload reads. It holds only what the
+//! preload needs, already computed by the `policy` crate: the vault, the
+//! secret variables, the audit sink, the Landlock mode, the probe directory
+//! and the base layer's rules (the tool layer is the base layer minus the
+//! vault).
+//!
+//! Layout, integers little-endian:
+//! - the magic `AGVP` and the version byte 2;
+//! - the Landlock mode: `u8` (0 required, 1 best-effort, 2 off);
+//! - the audit sink: `u8` (0 off, 1 stderr, 2 a file, followed by its path);
+//! - the probe directory: `u8` (0 none, 1 followed by its path);
+//! - the vault: a `u32` count, then per entry its name, its path, its kind
+//!   (`u8`: 0 dir, 1 file) and its tool exceptions (a `u32` count and paths);
+//! - the secret variables: a `u32` count and names;
+//! - the base layer's rules: a `u32` count, then per rule a path and the
+//!   rights (`u64`, the kernel's `LANDLOCK_ACCESS_FS_*` bits).
+//!
+//! A string is a `u32` length, the bytes, and a NUL that the length does not
+//! count: the preload passes paths to system calls straight from the image.
+//!
+//! [`View::decode`] checks everything once (every path absolute and clean,
+//! every count within its limit, every tag known, no trailing bytes), so a
+//! damaged file is an error and never a different policy, and no accessor
+//! can fail afterwards.
+
+use crate::access::Access;
+use crate::pathbuf::is_within;
+use core::fmt;
+
+/// The magic and the format version.
+pub const MAGIC: &[u8; 5] = b"AGVP\x02";
+/// The largest image the preload reads (a real one is a few KiB).
+pub const MAX_IMAGE: usize = 64 * 1024;
+/// At most this many vault entries (the probe included).
+pub const MAX_VAULT: usize = 64;
+/// At most this many tool exceptions, over all entries.
+pub const MAX_EXCEPTIONS: usize = 64;
+/// At most this many secret variables.
+pub const MAX_SECRET_ENV: usize = 64;
+/// At most this many base-layer rules.
+pub const MAX_BASE_RULES: usize = 128;
+
+/// A file's identity: device and inode numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// Whether a vault entry is a directory (and everything under it) or one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VaultKind {
+    Dir,
+    File,
+}
+
+/// How a layer is enforced: the policy's `required`, `best-effort`, `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Required,
+    BestEffort,
+    Off,
+}
+
+impl Mode {
+    pub const fn to_byte(self) -> u8 {
+        match self {
+            Mode::Required => 0,
+            Mode::BestEffort => 1,
+            Mode::Off => 2,
+        }
+    }
+}
+
+/// Bytes followed by a NUL in their backing store (the image, or the
+/// preload's buffer for its built-in policy).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct CStr<'a>(&'a [u8]);
+
+impl<'a> CStr<'a> {
+    /// The empty string.
+    pub const EMPTY: CStr<'static> = CStr(b"\0");
+
+    /// `with_nul` must end in its only NUL.
+    pub fn new(with_nul: &'a [u8]) -> Option<CStr<'a>> {
+        match with_nul.split_last() {
+            Some((0, rest)) if !rest.contains(&0) => Some(CStr(with_nul)),
+            _ => None,
+        }
+    }
+
+    /// The bytes, without the NUL.
+    pub fn bytes(&self) -> &'a [u8] {
+        &self.0[..self.0.len() - 1]
+    }
+
+    /// The bytes and the NUL, for a system call.
+    pub fn with_nul(&self) -> &'a [u8] {
+        self.0
+    }
+}
+
+impl fmt::Debug for CStr<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match core::str::from_utf8(self.bytes()) {
+            Ok(s) => write!(f, "{s:?}"),
+            Err(_) => write!(f, "{:?}", self.bytes()),
+        }
+    }
+}
+
+/// Where denial records go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audit<'a> {
+    Off,
+    Stderr,
+    File(CStr<'a>),
+}
+
+/// One vault entry.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    pub name: CStr<'a>,
+    pub path: CStr<'a>,
+    pub kind: VaultKind,
+    /// Its tool exceptions (absolute paths strictly inside it).
+    pub exceptions: Strs<'a>,
+}
+
+/// Why an image was refused: what, and at which byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeError {
+    pub at: usize,
+    pub what: &'static str,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "compact policy, byte {}: {}", self.at, self.what)
+    }
+}
+
+/// A validated policy image. It keeps the bytes and where each section
+/// starts, and reads entries from them on demand: a few words, no tables to
+/// fill, so a process pays for the pages of its image and nothing else.
+/// Every query is allocation-free.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    pub landlock: Mode,
+    pub audit: Audit<'a>,
+    pub probe: Option<CStr<'a>>,
+    bytes: &'a [u8],
+    vault: (usize, usize),
+    secret_env: (usize, usize),
+    base: (usize, usize),
+}
+
+/// A clean absolute path: `/`, or `/`-separated names without `.`, `..`,
+/// empty components or a trailing `/`.
+pub fn is_clean_absolute(p: &[u8]) -> bool {
+    if p == b"/" {
+        return true;
+    }
+    if p.first() != Some(&b'/') || p.last() == Some(&b'/') {
+        return false;
+    }
+    // One pass (the open hooks call this for every absolute path): after
+    // each `/`, the component must not be empty, `.` or `..`.
+    let mut i = 0;
+    while i < p.len() {
+        // p[i] == b'/'
+        let rest = &p[i + 1..];
+        match rest {
+            [] | [b'/', ..] | [b'.'] | [b'.', b'/', ..] | [b'.', b'.'] | [b'.', b'.', b'/', ..] => {
+                return false;
+            }
+            _ => {}
+        }
+        match rest.iter().position(|&b| b == b'/') {
+            Some(j) => i += j + 1,
+            None => break,
+        }
+    }
+    true
+}
+
+/// The strings of a section or of an entry's tool exceptions.
+#[derive(Debug, Clone, Copy)]
+pub struct Strs<'a> {
+    r: Reader<'a>,
+    left: usize,
+}
+
+impl<'a> Iterator for Strs<'a> {
+    type Item = CStr<'a>;
+    fn next(&mut self) -> Option<CStr<'a>> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        self.r.trusted().ok()
+    }
+}
+
+/// The vault entries, in policy order (a rule index is a position here).
+#[derive(Debug, Clone, Copy)]
+pub struct Entries<'a> {
+    r: Reader<'a>,
+    left: usize,
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = Entry<'a>;
+    fn next(&mut self) -> Option<Entry<'a>> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let e = self.r.entry(false).ok();
+        if e.is_none() {
+            self.left = 0;
+        }
+        e
+    }
+}
+
+/// The base layer's rules: one per path, rights merged.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    r: Reader<'a>,
+    left: usize,
+}
+
+impl<'a> Iterator for Rules<'a> {
+    type Item = (CStr<'a>, Access);
+    fn next(&mut self) -> Option<(CStr<'a>, Access)> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let path = self.r.trusted().ok()?;
+        let bits = self.r.u64().ok()?;
+        Some((path, Access::from_bits_truncate(bits)))
+    }
+}
+
+impl<'a> View<'a> {
+    /// Check and read an image (see the module documentation).
+    pub fn decode(bytes: &'a [u8]) -> Result<View<'a>, DecodeError> {
+        let mut r = Reader { b: bytes, at: 0 };
+        if bytes.len() > MAX_IMAGE {
+            return Err(r.bad("larger than 64 KiB"));
+        }
+        if r.take(MAGIC.len())? != MAGIC {
+            return Err(r.bad("not an agent-vault policy image (bad magic or version)"));
+        }
+        let landlock = r.mode()?;
+        let audit = match r.u8()? {
+            0 => Audit::Off,
+            1 => Audit::Stderr,
+            2 => Audit::File(r.path()?),
+            _ => return Err(r.bad("unknown audit sink")),
+        };
+        let probe = match r.u8()? {
+            0 => None,
+            1 => Some(r.path()?),
+            _ => return Err(r.bad("unknown probe tag")),
+        };
+        let n_vault = r.count(MAX_VAULT, "more vault entries than the preload holds (64)")?;
+        let vault = (r.at, n_vault);
+        let mut exceptions = 0;
+        for _ in 0..n_vault {
+            let e = r.entry(true)?;
+            if e.name.bytes().is_empty() {
+                return Err(r.bad("a vault entry without a name"));
+            }
+            let mut xs = e.exceptions;
+            exceptions += xs.left;
+            if exceptions > MAX_EXCEPTIONS {
+                return Err(r.bad("more tool exceptions than the preload holds (64)"));
+            }
+            if !xs.all(|x| x.bytes() != e.path.bytes() && is_within(x.bytes(), e.path.bytes())) {
+                return Err(r.bad("a tool exception outside its vault entry"));
+            }
+        }
+        let n = r.count(
+            MAX_SECRET_ENV,
+            "more secret variables than the preload holds (64)",
+        )?;
+        let secret_env = (r.at, n);
+        for _ in 0..n {
+            let s = r.str()?.bytes();
+            if s.is_empty() || s.contains(&b'=') {
+                return Err(r.bad("a secret variable's name is empty or holds `=`"));
+            }
+        }
+        let n = r.count(
+            MAX_BASE_RULES,
+            "more base rules than the preload holds (128)",
+        )?;
+        let base = (r.at, n);
+        for _ in 0..n {
+            r.path()?;
+            let bits = r.u64()?;
+            if Access::from_bits_truncate(bits).bits() != bits {
+                return Err(r.bad("a base rule with unknown rights"));
+            }
+        }
+        if r.at != bytes.len() {
+            return Err(r.bad("trailing bytes"));
+        }
+        Ok(View {
+            landlock,
+            audit,
+            probe,
+            bytes,
+            vault,
+            secret_env,
+            base,
+        })
+    }
+
+    fn reader(&self, at: usize) -> Reader<'a> {
+        Reader { b: self.bytes, at }
+    }
+
+    /// The vault entries, in policy order (a rule index is a position here).
+    pub fn vault(&self) -> Entries<'a> {
+        Entries {
+            r: self.reader(self.vault.0),
+            left: self.vault.1,
+        }
+    }
+
+    /// Vault entry `i`.
+    pub fn entry(&self, i: usize) -> Option<Entry<'a>> {
+        self.vault().nth(i)
+    }
+
+    /// Every tool exception, of every entry.
+    pub fn exceptions(&self) -> impl Iterator<Item = CStr<'a>> + use<'a> {
+        self.vault().flat_map(|e| e.exceptions)
+    }
+
+    pub fn secret_env(&self) -> Strs<'a> {
+        Strs {
+            r: self.reader(self.secret_env.0),
+            left: self.secret_env.1,
+        }
+    }
+
+    /// The base layer's rules: one per path, rights merged.
+    pub fn base(&self) -> Rules<'a> {
+        Rules {
+            r: self.reader(self.base.0),
+            left: self.base.1,
+        }
+    }
+
+    /// The vault entry that covers a clean absolute path, if any: the path
+    /// is the entry, or lies under a `dir` entry and not under one of its
+    /// tool exceptions.
+    pub fn match_path(&self, path: &[u8]) -> Option<usize> {
+        self.vault().position(|e| match e.kind {
+            VaultKind::File => path == e.path.bytes(),
+            VaultKind::Dir => {
+                is_within(path, e.path.bytes())
+                    && !{ e.exceptions }.any(|x| is_within(path, x.bytes()))
+            }
+        })
+    }
+
+    /// True when `path` is a strict ancestor of some entry (tools may list it).
+    pub fn is_ancestor(&self, path: &[u8]) -> bool {
+        self.vault()
+            .any(|e| e.path.bytes() != path && is_within(e.path.bytes(), path))
+    }
+
+    /// False when `path` cannot name a vault entry lexically: it holds no
+    /// entry's last component (normalization only removes components). A
+    /// cheap pre-filter for the open hooks.
+    pub fn may_match(&self, path: &[u8]) -> bool {
+        self.vault().any(|e| {
+            let p = e.path.bytes();
+            let name = &p[p.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1)..];
+            name.is_empty() || path.windows(name.len()).any(|w| w == name)
+        })
+    }
+
+    /// Inside some vault entry and not inside any tool exception (the walk's test).
+    pub fn in_vault(&self, path: &[u8]) -> bool {
+        self.vault().any(|e| is_within(path, e.path.bytes()))
+            && !self.exceptions().any(|x| is_within(path, x.bytes()))
+    }
+
+    /// Some vault entry lies strictly below `dir`.
+    pub fn has_vault_below(&self, dir: &[u8]) -> bool {
+        self.is_ancestor(dir)
+    }
+}
+
+/// Where an [`Encoder`] writes.
+pub trait Out {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+/// A fixed buffer; `overflow` is set (and writing stops) when it is full.
+pub struct SliceOut<'b> {
+    pub buf: &'b mut [u8],
+    pub len: usize,
+    pub overflow: bool,
+}
+
+impl Out for SliceOut<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.len + bytes.len();
+        if self.overflow || end > self.buf.len() {
+            self.overflow = true;
+            return;
+        }
+        self.buf[self.len..end].copy_from_slice(bytes);
+        self.len = end;
+    }
+}
+
+/// Writes an image, section by section, in the order of the layout: the
+/// header, then the vault (a count, then each entry with its exceptions),
+/// the secret variables, the base rules. The one encoder: the `policy`
+/// crate writes `policy.bin` with it, the preload its built-in policy.
+pub struct Encoder<O: Out>(pub O);
+
+impl<O: Out> Encoder<O> {
+    /// The magic, the Landlock mode, the audit sink and the probe.
+    pub fn header(&mut self, landlock: Mode, audit: Audit<'_>, probe: Option<&[u8]>) {
+        self.0.put(MAGIC);
+        self.u8(landlock.to_byte());
+        match audit {
+            Audit::Off => self.u8(0),
+            Audit::Stderr => self.u8(1),
+            Audit::File(p) => {
+                self.u8(2);
+                self.str(p.bytes());
+            }
+        }
+        match probe {
+            None => self.u8(0),
+            Some(p) => {
+                self.u8(1);
+                self.str(p);
+            }
+        }
+    }
+
+    /// The count of a section (vault entries, secret variables, base rules)
+    /// or of an entry's tool exceptions.
+    pub fn count(&mut self, n: usize) {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        self.0.put(&n.to_le_bytes());
+    }
+
+    /// A vault entry's name, path and kind; its exceptions' count and paths follow.
+    pub fn entry(&mut self, name: &[u8], path: &[u8], kind: VaultKind) {
+        self.str(name);
+        self.str(path);
+        self.u8(match kind {
+            VaultKind::Dir => 0,
+            VaultKind::File => 1,
+        });
+    }
+
+    /// A base rule.
+    pub fn rule(&mut self, path: &[u8], access: Access) {
+        self.str(path);
+        self.0.put(&access.bits().to_le_bytes());
+    }
+
+    /// A string or path: length, bytes, NUL.
+    pub fn str(&mut self, b: &[u8]) {
+        self.count(b.len());
+        self.0.put(b);
+        self.0.put(&[0]);
+    }
+
+    fn u8(&mut self, v: u8) {
+        self.0.put(&[v]);
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn bad(&self, what: &'static str) -> DecodeError {
+        DecodeError { at: self.at, what }
+    }
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        match self.at.checked_add(n).filter(|&e| e <= self.b.len()) {
+            Some(end) => {
+                let s = &self.b[self.at..end];
+                self.at = end;
+                Ok(s)
+            }
+            None => Err(self.bad("truncated")),
+        }
+    }
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        let s = self.take(4)?;
+        Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    }
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        let s = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(s);
+        Ok(u64::from_le_bytes(a))
+    }
+    fn count(&mut self, max: usize, what: &'static str) -> Result<usize, DecodeError> {
+        let n = self.u32()? as usize;
+        if n > max {
+            return Err(self.bad(what));
+        }
+        Ok(n)
+    }
+    /// A string already checked by [`View::decode`]: no scan for NULs.
+    fn trusted(&mut self) -> Result<CStr<'a>, DecodeError> {
+        let n = self.u32()? as usize;
+        match n.checked_add(1).and_then(|m| self.take(m).ok()) {
+            Some(s) => Ok(CStr(s)),
+            None => Err(self.bad("truncated")),
+        }
+    }
+    /// Past a string already checked by [`View::decode`].
+    fn skip_str(&mut self) -> Result<(), DecodeError> {
+        let n = self.u32()? as usize;
+        self.take(n.checked_add(1).ok_or(self.bad("truncated"))?)?;
+        Ok(())
+    }
+    fn str(&mut self) -> Result<CStr<'a>, DecodeError> {
+        let n = self.u32()? as usize;
+        let s = self.take(n.checked_add(1).ok_or(self.bad("truncated"))?)?;
+        CStr::new(s).ok_or(self.bad("a string holds a NUL or lacks its terminating NUL"))
+    }
+    fn path(&mut self) -> Result<CStr<'a>, DecodeError> {
+        let s = self.str()?;
+        if !is_clean_absolute(s.bytes()) {
+            return Err(self.bad("a path is not absolute and clean"));
+        }
+        Ok(s)
+    }
+    /// An entry; `checked`: check its paths (decoding) or trust them
+    /// (iterating a decoded image: the hot path of every open).
+    fn entry(&mut self, checked: bool) -> Result<Entry<'a>, DecodeError> {
+        let name = if checked {
+            self.str()?
+        } else {
+            self.trusted()?
+        };
+        let (name, path) = if checked {
+            (name, self.path()?)
+        } else {
+            (name, self.trusted()?)
+        };
+        let kind = match self.u8()? {
+            0 => VaultKind::Dir,
+            1 => VaultKind::File,
+            _ => return Err(self.bad("unknown vault entry kind")),
+        };
+        let n = self.count(
+            MAX_EXCEPTIONS,
+            "more tool exceptions than the preload holds (64)",
+        )?;
+        let exceptions = Strs { r: *self, left: n };
+        for _ in 0..n {
+            if checked {
+                self.path()?;
+            } else {
+                self.skip_str()?;
+            }
+        }
+        Ok(Entry {
+            name,
+            path,
+            kind,
+            exceptions,
+        })
+    }
+    fn mode(&mut self) -> Result<Mode, DecodeError> {
+        match self.u8()? {
+            0 => Ok(Mode::Required),
+            1 => Ok(Mode::BestEffort),
+            2 => Ok(Mode::Off),
+            _ => Err(self.bad("unknown enforcement mode")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec::Vec;
+
+    struct VecOut(Vec<u8>);
+    impl Out for VecOut {
+        fn put(&mut self, b: &[u8]) {
+            self.0.extend_from_slice(b);
+        }
+    }
+
+    fn sample() -> Vec<u8> {
+        let mut e = Encoder(VecOut(Vec::new()));
+        e.header(Mode::Required, Audit::Stderr, None);
+        e.count(3);
+        e.entry(b"pi", b"/pi-agent", VaultKind::Dir);
+        e.count(0);
+        e.entry(b"claude", b"/claude", VaultKind::Dir);
+        e.count(1);
+        e.str(b"/claude/shell-snapshots");
+        e.entry(b"claude-json", b"/home/agent/.claude.json", VaultKind::File);
+        e.count(0);
+        e.count(1);
+        e.str(b"ANTHROPIC_API_KEY");
+        e.count(1);
+        e.rule(b"/", Access::EXEC);
+        e.0.0
+    }
+
+    #[test]
+    fn paths_match_their_rule() {
+        let b = sample();
+        let v = View::decode(&b).unwrap();
+        let hit = |p: &[u8]| v.match_path(p).map(|i| v.entry(i).unwrap().name.bytes());
+        assert_eq!(hit(b"/pi-agent"), Some(&b"pi"[..]));
+        assert_eq!(hit(b"/pi-agent/auth.json"), Some(&b"pi"[..]));
+        assert_eq!(hit(b"/pi-agent-ro/auth.json"), None);
+        assert_eq!(hit(b"/claude/.credentials.json"), Some(&b"claude"[..]));
+        assert_eq!(hit(b"/claude/shell-snapshots"), None);
+        assert_eq!(hit(b"/claude/shell-snapshots/snap.sh"), None);
+        assert_eq!(hit(b"/claude/shell-snapshotsX"), Some(&b"claude"[..]));
+        assert_eq!(hit(b"/home/agent/.claude.json"), Some(&b"claude-json"[..]));
+        assert_eq!(hit(b"/home/agent/.claude.json.backup"), None);
+        assert_eq!(hit(b"/"), None);
+        assert!(v.is_ancestor(b"/home/agent"));
+        assert!(!v.is_ancestor(b"/pi-agent"));
+        assert_eq!(v.exceptions().count(), 1);
+        assert_eq!(v.secret_env().count(), 1);
+        assert_eq!(v.base().collect::<Vec<_>>()[0].1, Access::EXEC);
+    }
+
+    #[test]
+    fn the_prefilter_needs_an_entry_name() {
+        let b = sample();
+        let v = View::decode(&b).unwrap();
+        assert!(v.may_match(b"/x/../pi-agent/auth.json"));
+        assert!(v.may_match(b"/home/agent/.claude.json"));
+        assert!(!v.may_match(b"/usr/lib/libc.so.6"));
+    }
+
+    #[test]
+    fn every_truncation_and_extension_is_refused() {
+        let b = sample();
+        for n in 0..b.len() {
+            assert!(
+                View::decode(&b[..n]).is_err(),
+                "prefix of {n} bytes accepted"
+            );
+        }
+        let mut longer = b.clone();
+        longer.push(0);
+        assert_eq!(View::decode(&longer).unwrap_err().what, "trailing bytes");
+    }
+
+    #[test]
+    fn bad_entries_are_refused() {
+        let image = |name: &[u8], path: &[u8], exc: &[u8]| {
+            let mut e = Encoder(VecOut(Vec::new()));
+            e.header(Mode::Off, Audit::Off, None);
+            e.count(1);
+            e.entry(name, path, VaultKind::Dir);
+            if exc.is_empty() {
+                e.count(0);
+            } else {
+                e.count(1);
+                e.str(exc);
+            }
+            e.count(0);
+            e.count(0);
+            e.0.0
+        };
+        assert!(View::decode(&image(b"x", b"/a", b"/a/b")).is_ok());
+        for (name, path, exc) in [
+            (&b""[..], &b"/a"[..], &b""[..]),
+            (b"x", b"/a/", b""),
+            (b"x", b"/a/../b", b""),
+            (b"x", b"a", b""),
+            (b"x", b"/a", b"/b"),
+            (b"x", b"/a", b"/a"),
+            (b"x\0y", b"/a", b""),
+        ] {
+            assert!(
+                View::decode(&image(name, path, exc)).is_err(),
+                "{name:?} {path:?} {exc:?}"
+            );
+        }
+        assert!(CStr::new(b"a\0b\0").is_none());
+        assert!(CStr::new(b"ab").is_none());
+    }
+
+    #[test]
+    fn a_full_buffer_overflows_instead_of_writing_past_it() {
+        let mut buf = [0u8; 8];
+        let mut e = Encoder(SliceOut {
+            buf: &mut buf,
+            len: 0,
+            overflow: false,
+        });
+        e.header(Mode::Off, Audit::Off, Some(b"/run/agent-vault/probe"));
+        assert!(e.0.overflow);
+        assert_eq!(
+            e.0.len, 8,
+            "the header up to the probe path, which did not fit"
+        );
+    }
+
+    #[test]
+    fn clean_absolute_paths() {
+        assert!(is_clean_absolute(b"/"));
+        assert!(is_clean_absolute(b"/a/b"));
+        assert!(is_clean_absolute(b"/a/.b/..c/c."));
+        for bad in [
+            &b""[..],
+            b"a",
+            b"//",
+            b"/a/",
+            b"/a//b",
+            b"/./a",
+            b"/a/..",
+            b"/a/.",
+            b"/../a",
+            b"/a/../b",
+        ] {
+            assert!(!is_clean_absolute(bad), "{bad:?}");
+        }
+    }
+}
