@@ -266,6 +266,30 @@ pub fn resolve(
         });
     }
 
+    // The tool layer grants a tool exception the base rights: an entry
+    // inside another entry's exception would be granted to tools with it.
+    for e in &vault {
+        let Some(raw_e) = raw.vault.entry.iter().find(|r| r.name.get_ref() == &e.name) else {
+            continue;
+        };
+        if let Some((owner, x)) = vault
+            .iter()
+            .flat_map(|o| o.tool_exceptions.iter().map(move |x| (o, x)))
+            .find(|(_, x)| e.path.starts_with(x))
+        {
+            return Err(err(
+                &raw_e.name,
+                ErrorKind::Invalid(format!(
+                    "vault entry {:?} ({}) lies inside tool exception {} of {:?}; a tool exception must not hold a vault entry",
+                    e.name,
+                    e.path.display(),
+                    x.display(),
+                    owner.name
+                )),
+            ));
+        }
+    }
+
     let list = |v: &[Spanned<String>]| -> Result<Vec<PathBuf>, PolicyError> {
         let mut out = Vec::new();
         for s in v {

@@ -290,3 +290,28 @@ fn duplicates_merge() {
     assert_eq!(p.filesystem.read_only, vec![PathBuf::from("/")]);
     let _ = MINIMAL;
 }
+
+#[test]
+fn a_vault_entry_inside_a_tool_exception_is_refused() {
+    // The tool layer grants a tool exception the base rights, so an entry
+    // inside one would be granted to tools along with it.
+    let text = r#"[harness]
+user = "1000:1000"
+[vault]
+[[vault.entry]]
+name = "claude"
+dir = "/claude"
+tool_exceptions = ["shell-snapshots"]
+[[vault.entry]]
+name = "keys"
+dir = "/claude/shell-snapshots/keys"
+[filesystem]
+"#;
+    let e = policy::load_str(text, "nested.toml", &policy::ExpandContext::default()).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.starts_with("nested.toml:9:8: "), "{msg}");
+    assert!(
+        msg.contains("lies inside tool exception /claude/shell-snapshots"),
+        "{msg}"
+    );
+}

@@ -169,7 +169,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(o: Output) -> Run {
+    pub fn from(o: Output) -> Run {
         use std::os::unix::process::ExitStatusExt;
         Run {
             code: o

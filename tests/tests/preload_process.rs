@@ -447,3 +447,139 @@ fn a_damaged_policy_image_refuses_to_run_tools() {
     assert!(r.stderr.contains("refusing to run"), "{r:?}");
     w.assert_no_leak(&r);
 }
+
+/// A reader that opens `path` with the raw `openat` system call (no hook on
+/// the way: only Landlock can stop it) and prints `READ <content>` or
+/// `DENIED <errno>`.
+fn raw_reader_py(label: &str, path: &std::path::Path) -> String {
+    format!(
+        "import ctypes,sys\nlibc=ctypes.CDLL(None,use_errno=True)\nfd=libc.syscall(257,-100,b'{p}',0,0)\nif fd<0:\n    print('{label} DENIED',ctypes.get_errno())\nelse:\n    b=ctypes.create_string_buffer(200);n=libc.syscall(0,fd,b,200);print('{label} READ',b.raw[:n])\n",
+        p = path.display()
+    )
+}
+
+/// Run `script` (Python) as the harness, with `reader.py` beside it.
+fn python_harness(w: &World, script: &str, reader: &str) -> Run {
+    let dir = w.dir.path().join("py");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("harness.py"), script).unwrap();
+    std::fs::write(dir.join("reader.py"), reader).unwrap();
+    chown_r(&dir, HARNESS_UID);
+    let o = w
+        .harness_cmd(
+            std::path::Path::new("/usr/bin/python3"),
+            &[dir.join("harness.py").to_str().unwrap()],
+        )
+        .output()
+        .unwrap();
+    Run::from(o)
+}
+
+#[test]
+fn a_harness_fork_child_that_execs_later_gets_a_current_ruleset_from_landlock() {
+    // The harness caches the tool layer's ruleset. A sibling of a vault
+    // `file` entry gets a rule in it (it is not the vault). If that file is
+    // later renamed over the vault file (an atomic save), a ruleset built
+    // before the rename would let a tool read the new credential through
+    // the sibling's rule. A worker forked by the harness that does the save
+    // and then spawns a tool (or execs one itself) must give it a ruleset
+    // checked at that moment, not the one validated when the worker was born.
+    if skip_without_landlock(1) {
+        return;
+    }
+    let w = World::new();
+    let home = w.cred_file.parent().unwrap().to_path_buf();
+    std::fs::write(home.join("save.tmp"), "NEW-CREDENTIAL").unwrap();
+    chown_r(&home, HARNESS_UID);
+    let reader = raw_reader_py("R", &w.cred_file);
+    let py = w.dir.path().join("py");
+    let script = format!(
+        r#"
+import os
+R = ["/usr/bin/python3", "{r}"]
+def run(label):
+    pid = os.fork()
+    if pid == 0:
+        os.execv(R[0], R + [label])
+    os.waitpid(pid, 0)
+run("first")
+pid = os.fork()
+if pid == 0:
+    os.rename("{home}/save.tmp", "{cred}")
+    g = os.fork()
+    if g == 0:
+        os.execv(R[0], R + ["grandchild"])
+    os.waitpid(g, 0)
+    os.execv(R[0], R + ["worker"])
+os.waitpid(pid, 0)
+"#,
+        r = py.join("reader.py").display(),
+        home = home.display(),
+        cred = w.cred_file.display()
+    );
+    let r = python_harness(&w, &script, &reader);
+    assert_eq!(r.stdout.matches("R DENIED").count(), 3, "{r:?}");
+    assert!(!r.stdout.contains("NEW-CREDENTIAL"), "{r:?}");
+}
+
+#[test]
+fn a_failed_ruleset_rebuild_is_not_replaced_by_the_stale_one_by_landlock() {
+    // When the cached ruleset is stale and its rebuild cannot be cached (a
+    // base rule path has vanished), children must not fall back to the old
+    // one: after an atomic save over the vault file, it would grant the
+    // credential through the saved file's former rule.
+    if skip_without_landlock(1) {
+        return;
+    }
+    let w = World::new();
+    let home = w.cred_file.parent().unwrap().to_path_buf();
+    std::fs::write(home.join("save.tmp"), "NEW-CREDENTIAL").unwrap();
+    chown_r(&home, HARNESS_UID);
+    let reader = raw_reader_py("R", &w.cred_file);
+    let py = w.dir.path().join("py");
+    let script = format!(
+        r#"
+import os
+R = ["/usr/bin/python3", "{r}"]
+def run(label):
+    pid = os.fork()
+    if pid == 0:
+        os.execv(R[0], R + [label])
+    os.waitpid(pid, 0)
+run("first")
+os.chdir("/")
+os.rmdir("{ws}")
+os.rename("{home}/save.tmp", "{cred}")
+run("second")
+"#,
+        r = py.join("reader.py").display(),
+        ws = w.ws.display(),
+        home = home.display(),
+        cred = w.cred_file.display()
+    );
+    let r = python_harness(&w, &script, &reader);
+    assert_eq!(r.stdout.matches("R DENIED").count(), 2, "{r:?}");
+    assert!(!r.stdout.contains("NEW-CREDENTIAL"), "{r:?}");
+}
+
+#[test]
+fn an_unreadable_policy_image_refuses_to_run_tools() {
+    // Unreadable is not missing: a tool that could hide policy.bin from its
+    // children (a Landlock layer of its own, an fd limit, permissions) must
+    // not get them the built-in vault instead of the session's.
+    let w = World::new();
+    std::fs::set_permissions(
+        w.state.join("policy.bin"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let r = w.outsider(&format!("cat {}", w.secret()));
+    assert_eq!(r.code, 126, "{r:?}");
+    assert!(
+        r.stderr.contains(
+            "/run/agent-vault/policy.bin: cannot read the policy image (errno 13); refusing to run"
+        ),
+        "{r:?}"
+    );
+    w.assert_no_leak(&r);
+}

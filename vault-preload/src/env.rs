@@ -26,8 +26,12 @@ fn is_secret(st: &State, entry: &[u8]) -> bool {
 }
 
 /// The value of `name` in this process's environment (`None`: unset).
-/// Used during initialisation, before the program can change it.
-pub fn get(name: &[u8]) -> Option<&'static [u8]> {
+///
+/// # Safety
+/// The slice points into the environment: valid until the program changes
+/// that variable (`setenv`, `putenv`). Call it only while building the
+/// state (the constructor, or the first hook), and do not keep the result.
+pub unsafe fn get(name: &[u8]) -> Option<&'static [u8]> {
     let env = current();
     if env.is_null() {
         return None;

@@ -244,9 +244,9 @@ fn resolve_check(st: &State, dirfd: c_int, path: &[u8], flags: c_int) -> Option<
 /// Close every fd of this process that refers to a vault file (before an
 /// exec in a child of the harness). Allocation-free.
 pub fn close_vault_fds(st: &State) {
-    // Each pass closes up to 256; repeat while a pass found a full batch.
-    for _ in 0..64 {
-        if close_vault_fds_pass(st) < 256 {
+    // Each pass closes up to 64; repeat while a pass found a full batch.
+    for _ in 0..256 {
+        if close_vault_fds_pass(st) < 64 {
             return;
         }
     }
@@ -264,9 +264,11 @@ fn close_vault_fds_pass(st: &State) -> usize {
         return 0;
     }
     // Collect first, close after: closing while listing could skip entries.
-    let mut victims = [-1 as c_int; 256];
+    // Small buffers: this runs in a forked child, where every stack page
+    // written is a copy-on-write fault.
+    let mut victims = [-1 as c_int; 64];
     let mut nv = 0;
-    let mut buf = [0u8; 4096];
+    let mut buf = [0u8; 2048];
     loop {
         let n = sys::getdents64(dfd, &mut buf);
         if n <= 0 {

@@ -47,13 +47,7 @@ extern "C" fn vault_preload_init() {
         // Keep the tool-layer ruleset current before every fork, so a forked
         // child only revalidates it (a few stats) instead of walking.
         // SAFETY: registering a handler that is a plain `extern "C" fn()`.
-        unsafe {
-            libc::pthread_atfork(
-                Some(tool_layer::before_fork),
-                Some(tool_layer::after_fork_in_parent),
-                None,
-            )
-        };
+        unsafe { libc::pthread_atfork(Some(tool_layer::before_fork), None, None) };
         return;
     }
     env::scrub_own(st);

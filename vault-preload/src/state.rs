@@ -259,7 +259,7 @@ fn slow_get() -> Option<&'static State> {
                 let slot = SLOT.0.get().cast::<State>();
                 // SAFETY: this thread holds BUILDER and STATE is unpublished:
                 // nothing else reads or writes SLOT, IMAGE or PASSWD now.
-                unsafe { build(&mut *slot) };
+                unsafe { build(slot) };
                 STATE.store(slot, Ordering::Release);
                 // SAFETY: just written and published.
                 return Some(unsafe { &*slot });
@@ -284,7 +284,19 @@ fn slow_get() -> Option<&'static State> {
 
 /// Read a whole file (NUL-terminated path) into `buf` with raw system calls;
 /// `None` when it cannot be read or does not fit.
+///
+/// A read that returns less than it was asked for is taken as the end of
+/// the file (what Linux does for regular files), which spares every process
+/// a second `read` per state file. Should a file system ever return a short
+/// read mid-file, the policy image fails to decode (every truncation is an
+/// error) and the process refuses to run: never a wrong policy.
 fn read_into<'a>(path: &[u8], buf: &'a mut [u8]) -> Option<&'a [u8]> {
+    read_file(path, buf).ok()
+}
+
+/// [`read_into`], saying why not: the `errno`, or `EFBIG` when the file
+/// does not fit.
+fn read_file<'a>(path: &[u8], buf: &'a mut [u8]) -> Result<&'a [u8], i32> {
     let fd = sys::openat(
         libc::AT_FDCWD,
         path,
@@ -292,29 +304,34 @@ fn read_into<'a>(path: &[u8], buf: &'a mut [u8]) -> Option<&'a [u8]> {
         0,
     );
     if fd < 0 {
-        return None;
+        return Err(-fd);
     }
     let mut n = 0;
-    let ok = loop {
+    let res = loop {
         if n == buf.len() {
             // Full: one more byte would make it too large.
             let mut probe = [0u8; 1];
-            break sys::read(fd, &mut probe) == 0;
+            break match sys::read(fd, &mut probe) {
+                0 => Ok(()),
+                r if r < 0 => Err((-r) as i32),
+                _ => Err(libc::EFBIG),
+            };
         }
+        let want = buf.len() - n;
         let r = sys::read(fd, &mut buf[n..]);
         if r == -(libc::EINTR as isize) {
             continue;
         }
         if r < 0 {
-            break false;
-        }
-        if r == 0 {
-            break true;
+            break Err((-r) as i32);
         }
         n += r as usize;
+        if r == 0 || (r as usize) < want {
+            break Ok(());
+        }
     };
     sys::close(fd);
-    ok.then_some(&buf[..n])
+    res.map(|()| &buf[..n])
 }
 
 fn lstat(path: &[u8]) -> Option<libc::stat> {
@@ -441,9 +458,10 @@ fn report_image(
 /// What `<dir>/policy.bin` gave.
 enum Image {
     Loaded(View<'static>),
-    /// Not there (or unreadable): the built-in policy, with one line.
+    /// Not there (`ENOENT`): the built-in policy, with one line.
     Missing,
-    /// There but damaged (or of another version): refuse, in a tool.
+    /// There but unreadable, too large, damaged or of another version:
+    /// refuse, in an unprivileged process.
     Damaged,
 }
 
@@ -459,14 +477,28 @@ unsafe fn load_image(dir: &StatePath) -> Image {
     // SAFETY: exclusive by the caller's contract; after this build the
     // buffer is never written again, so the 'static slices stay valid.
     let buf: &'static mut [u8; MAX_IMAGE] = unsafe { &mut *IMAGE.0.get() };
-    let Some(bytes) = read_into(p.with_nul(), buf) else {
-        report_image(
-            p.bytes(),
-            b"cannot read the policy image",
-            None,
-            b"; using the built-in policy\n",
-        );
-        return Image::Missing;
+    let bytes = match read_file(p.with_nul(), buf) {
+        Ok(b) => b,
+        Err(libc::ENOENT) => {
+            report_image(
+                p.bytes(),
+                b"no policy image",
+                None,
+                b"; using the built-in policy\n",
+            );
+            return Image::Missing;
+        }
+        // There but unreadable (permissions, a Landlock layer hiding it, no
+        // fd left, too large): as unusable as a damaged one.
+        Err(e) => {
+            let mut d = [0u8; 20];
+            sys::write_all(2, b"agent-vault: ");
+            sys::write_all(2, p.bytes());
+            sys::write_all(2, b": cannot read the policy image (errno ");
+            sys::write_all(2, sys::fmt_u64(e as u64, &mut d));
+            sys::write_all(2, b"); refusing to run\n");
+            return Image::Damaged;
+        }
     };
     match View::decode(bytes) {
         Ok(v) => Image::Loaded(v),
@@ -496,7 +528,9 @@ struct ProcessEnv {
 
 impl policy_core::expand::Lookup for ProcessEnv {
     fn var(&self, name: &[u8]) -> Option<&[u8]> {
-        crate::env::get(name)
+        // SAFETY: used only while the state is built, before the program
+        // can change its environment.
+        unsafe { crate::env::get(name) }
     }
     fn home(&self) -> Option<&[u8]> {
         self.home
@@ -518,7 +552,8 @@ impl policy_core::expand::Lookup for ProcessEnv {
 unsafe fn builtin(uid: u32) -> View<'static> {
     // SAFETY: exclusive by the caller's contract.
     let passwd: &'static mut [u8; PASSWD_SIZE] = unsafe { &mut *PASSWD.0.get() };
-    let home = match crate::env::get(b"HOME") {
+    // SAFETY: as in `ProcessEnv::var`; the home is copied into the image.
+    let home = match unsafe { crate::env::get(b"HOME") } {
         Some(h) if h.starts_with(b"/") => Some(h),
         _ => passwd_home(uid, passwd),
     };
@@ -546,11 +581,19 @@ unsafe fn builtin(uid: u32) -> View<'static> {
             continue;
         }
         e.entry(&name[..name.len() - 1], path.as_bytes(), *kind);
-        e.count(rel_exceptions.len());
+        // An exception whose full path does not fit is left out: the entry
+        // then covers that part too (stricter, never looser).
         let here = path.len();
+        let fits = |x: &&[u8], path: &mut FixedPath| {
+            let ok = path.push(&x[..x.len() - 1]);
+            path.truncate(here);
+            ok
+        };
+        e.count(rel_exceptions.iter().filter(|x| fits(x, &mut path)).count());
         for x in *rel_exceptions {
-            path.push(&x[..x.len() - 1]);
-            e.str(path.as_bytes());
+            if path.push(&x[..x.len() - 1]) {
+                e.str(path.as_bytes());
+            }
             path.truncate(here);
         }
     }

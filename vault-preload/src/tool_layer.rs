@@ -162,20 +162,14 @@ pub fn ensure(st: &State) -> Result<bool, LlError> {
     Ok(under)
 }
 
-/// The pid that applied the tool layer in this address space (a vfork child
-/// writes it into its parent's memory: harmless, the pid differs).
-static APPLIED_PID: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(0);
-
-/// In a child of the harness: apply the layer once per process, no probe.
+/// In a child of the harness: apply the layer, no probe. Every call adds
+/// a layer (a child that calls `exec` again after a failed one stacks
+/// another, harmless; Landlock refuses a 17th, and then, with Landlock
+/// required, the child exits 126). No "already applied" flag: in a vfork
+/// child it would land in the harness's memory, and a later child reusing
+/// that pid would skip the layer.
 pub fn ensure_in_harness_child(st: &State) -> Result<bool, LlError> {
-    let me = sys::getpid();
-    if APPLIED_PID.load(core::sync::atomic::Ordering::Relaxed) == me {
-        return Ok(false);
-    }
     apply(st)?;
-    // Not UNDER_TOOL_LAYER: in a vfork child that store would land in the
-    // harness's memory and weaken the checks of its later children.
-    APPLIED_PID.store(me, core::sync::atomic::Ordering::Relaxed);
     Ok(true)
 }
 
@@ -241,15 +235,24 @@ impl Recorder {
         if self.overflow {
             return false;
         }
-        self.entries[..self.n].iter().all(|d| {
-            let p = &self.arena[d.off as usize..(d.off + d.len) as usize];
-            // SAFETY: all-zero is a valid `struct stat`.
-            let mut s: libc::stat = unsafe { core::mem::zeroed() };
-            sys::fstatat(libc::AT_FDCWD, p, &mut s, 0) == 0
-                && s.st_dev == d.dev
-                && s.st_ino == d.ino
-                && d.mtime.is_none_or(|m| m == (s.st_mtime, s.st_mtime_nsec))
-        })
+        self.entries[..self.n.min(self.entries.len())]
+            .iter()
+            .all(|d| {
+                // A reader racing a writer may see a torn entry (the seqlock
+                // discards the result): never index out of range on one.
+                let Some(p) = (d.off as usize)
+                    .checked_add(d.len as usize)
+                    .and_then(|end| self.arena.get(d.off as usize..end))
+                else {
+                    return false;
+                };
+                // SAFETY: all-zero is a valid `struct stat`.
+                let mut s: libc::stat = unsafe { core::mem::zeroed() };
+                sys::fstatat(libc::AT_FDCWD, p, &mut s, 0) == 0
+                    && s.st_dev == d.dev
+                    && s.st_ino == d.ino
+                    && d.mtime.is_none_or(|m| m == (s.st_mtime, s.st_mtime_nsec))
+            })
     }
 }
 
@@ -585,66 +588,45 @@ pub fn refresh_cache(st: &State) {
     }
     if cached_fd().is_none() {
         let mut rec = Recorder::new();
-        if let Ok(fd) = build(st, Some(&mut rec)) {
-            if rec.overflow {
+        let fresh = match build(st, Some(&mut rec)) {
+            Ok(fd) if rec.overflow => {
                 sys::close(fd);
-            } else {
-                GEN.fetch_add(1, AcqRel);
-                // SAFETY: BUSY is held and GEN is odd: no other writer, and
-                // readers will discard what they see meanwhile.
-                unsafe { *CACHE.0.get() = rec };
-                let old = CACHE_FD.swap(fd, AcqRel);
-                GEN.fetch_add(1, AcqRel);
-                if old >= 0 {
-                    sys::close(old);
-                }
+                -1
             }
+            Ok(fd) => fd,
+            Err(_) => -1,
+        };
+        // Publish the fresh ruleset, or (when it could not be built or
+        // cannot be validated later) no cache at all: a stale one must
+        // never outlive a failed rebuild.
+        GEN.fetch_add(1, AcqRel);
+        if fresh >= 0 {
+            // SAFETY: BUSY is held and GEN is odd: no other writer, and
+            // readers will discard what they see meanwhile.
+            unsafe { *CACHE.0.get() = rec };
+        }
+        let old = CACHE_FD.swap(fresh, AcqRel);
+        GEN.fetch_add(1, AcqRel);
+        if old >= 0 {
+            sys::close(old);
         }
     }
     BUSY.store(false, Release);
 }
 
-/// The generation of the cache that the `fork` under way just validated
-/// (0: none). Set by the prepare handler, cleared by the parent handler:
-/// a child forked between the two (the only child that runs the `fork`
-/// handlers) sees it in its copy of memory and skips checking again what
-/// its parent checked a moment before. A `vfork` or `posix_spawn` child
-/// runs no handler and sees 0 (or, racing another thread's `fork`, a
-/// validation that is microseconds old).
-static VALIDATED_GEN: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-
 /// `pthread_atfork` prepare handler, registered by the harness.
 pub extern "C" fn before_fork() {
-    use core::sync::atomic::Ordering::{Acquire, Release};
     if let Some(st) = crate::state::get()
         && st.is_harness()
     {
         refresh_cache(st);
-        let g = GEN.load(Acquire);
-        if g.is_multiple_of(2) && CACHE_FD.load(Acquire) >= 0 {
-            VALIDATED_GEN.store(g, Release);
-        }
     }
-}
-
-/// `pthread_atfork` parent handler, registered by the harness.
-pub extern "C" fn after_fork_in_parent() {
-    VALIDATED_GEN.store(0, core::sync::atomic::Ordering::Release);
-}
-
-/// The cached ruleset fd when the `fork` that made this process validated
-/// it (see [`VALIDATED_GEN`]).
-fn just_validated_fd() -> Option<c_int> {
-    use core::sync::atomic::Ordering::Acquire;
-    let g = VALIDATED_GEN.load(Acquire);
-    let fd = CACHE_FD.load(Acquire);
-    (g != 0 && g == GEN.load(Acquire) && fd >= 0).then_some(fd)
 }
 
 /// Restrict the calling thread with the tool layer: the harness's cached
 /// ruleset when still valid, else a fresh one.
 pub fn apply(st: &State) -> Result<(), LlError> {
-    if let Some(fd) = just_validated_fd().or_else(cached_fd)
+    if let Some(fd) = cached_fd()
         && restrict(fd).is_ok()
     {
         return Ok(());

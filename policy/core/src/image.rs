@@ -275,6 +275,9 @@ impl<'a> View<'a> {
             if e.name.bytes().is_empty() {
                 return Err(r.bad("a vault entry without a name"));
             }
+            if e.path.bytes() == b"/" {
+                return Err(r.bad("a vault entry cannot be `/`"));
+            }
             let mut xs = e.exceptions;
             exceptions += xs.left;
             if exceptions > MAX_EXCEPTIONS {
@@ -282,6 +285,23 @@ impl<'a> View<'a> {
             }
             if !xs.all(|x| x.bytes() != e.path.bytes() && is_within(x.bytes(), e.path.bytes())) {
                 return Err(r.bad("a tool exception outside its vault entry"));
+            }
+        }
+        // A tool exception of one entry must not hold another entry: the
+        // tool layer grants an exception the base rights, and so would give
+        // tools that entry.
+        let all = Entries {
+            r: Reader {
+                b: bytes,
+                at: vault.0,
+            },
+            left: n_vault,
+        };
+        for e in all {
+            for x in all.flat_map(|f| f.exceptions) {
+                if is_within(e.path.bytes(), x.bytes()) {
+                    return Err(r.bad("a vault entry lies inside a tool exception"));
+                }
             }
         }
         let n = r.count(
@@ -548,6 +568,9 @@ impl<'a> Reader<'a> {
     }
     fn path(&mut self) -> Result<CStr<'a>, DecodeError> {
         let s = self.str()?;
+        if s.bytes().len() >= crate::pathbuf::PATH_MAX {
+            return Err(self.bad("a path is longer than PATH_MAX"));
+        }
         if !is_clean_absolute(s.bytes()) {
             return Err(self.bad("a path is not absolute and clean"));
         }
@@ -710,6 +733,43 @@ mod tests {
         }
         assert!(CStr::new(b"a\0b\0").is_none());
         assert!(CStr::new(b"ab").is_none());
+    }
+
+    #[test]
+    fn an_entry_inside_another_entrys_exception_is_refused() {
+        let mut e = Encoder(VecOut(Vec::new()));
+        e.header(Mode::Off, Audit::Off, None);
+        e.count(2);
+        e.entry(b"claude", b"/claude", VaultKind::Dir);
+        e.count(1);
+        e.str(b"/claude/shell-snapshots");
+        e.entry(b"inner", b"/claude/shell-snapshots/keys", VaultKind::Dir);
+        e.count(0);
+        e.count(0);
+        e.count(0);
+        let err = View::decode(&e.0.0).unwrap_err();
+        assert_eq!(err.what, "a vault entry lies inside a tool exception");
+    }
+
+    #[test]
+    fn root_and_overlong_paths_are_refused() {
+        let image = |path: &[u8]| {
+            let mut e = Encoder(VecOut(Vec::new()));
+            e.header(Mode::Off, Audit::Off, None);
+            e.count(1);
+            e.entry(b"x", path, VaultKind::Dir);
+            e.count(0);
+            e.count(0);
+            e.count(0);
+            e.0.0
+        };
+        assert_eq!(
+            View::decode(&image(b"/")).unwrap_err().what,
+            "a vault entry cannot be `/`"
+        );
+        let mut long = std::vec![b'/'];
+        long.extend(std::iter::repeat_n(b'a', crate::pathbuf::PATH_MAX));
+        assert!(View::decode(&image(&long)).is_err());
     }
 
     #[test]

@@ -2,15 +2,22 @@
 //! `cargo run --release -p agent-vault-tests --bin av-bench`.
 //!
 //! Prints, from one run:
-//! - open+read+close of a workspace file in a tool: nothing, Landlock alone
-//!   (tool layer, no preload), preload + Landlock, preload alone
-//!   (landlock = "off");
+//! - open+read+close of a file in a tool: nothing, Landlock alone (tool
+//!   layer, no preload), preload + Landlock, preload alone
+//!   (`landlock = "off"`); for a workspace file whose path holds a vault
+//!   entry's name (the test world lives under `agent-vault-tests/` and its
+//!   vault directory is `vault`, so the preload's name pre-filter cannot
+//!   skip the lexical match: the worst case) and for a file under `/tmp`
+//!   (no vault name in the path: the common case);
 //! - spawn cost from the harness: 1,000 fork+exec and 1,000 posix_spawn of
-//!   /bin/true with and without agent-vault, and `bwrap --ro-bind / /
-//!   /bin/true` per command when bwrap is installed;
+//!   /bin/true with and without agent-vault; the same from a tool (the
+//!   preload in the child only, no tool layer to apply); the floor: an
+//!   empty preloaded library; and `bwrap --ro-bind / / /bin/true` per
+//!   command when bwrap is installed;
 //! - the stripped size of libvault_preload.so.
 
 use agent_vault_tests::*;
+use std::path::Path;
 use std::process::Command;
 
 /// The fastest run: the least disturbed by other load on the machine.
@@ -27,79 +34,128 @@ fn num(r: &Run) -> f64 {
         .unwrap_or_else(|| panic!("no number: {r:?}"))
 }
 
-fn main() {
-    let reps = 7;
-    let iters = 100_000;
-    let so = preload_so();
-    let size = std::fs::metadata(&so).unwrap().len();
-    let loop_bin = c_program("openloop", &["-O2"]);
+fn plain(program: &Path, args: &[&str], preload: Option<&Path>) -> f64 {
+    let mut c = Command::new(program);
+    c.args(args).env_clear().env("PATH", PATH);
+    if let Some(p) = preload {
+        c.env("LD_PRELOAD", p);
+    }
+    let o = c.output().unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .parse::<f64>()
+        .unwrap_or_else(|_| panic!("no number: {o:?}"))
+}
 
-    // open+read+close in a tool.
+/// Open-loop timings (ns) for one file: nothing, Landlock alone, preload +
+/// Landlock, preload alone.
+struct OpenLoop {
+    none: f64,
+    ll: f64,
+    both: f64,
+    pre: f64,
+}
+
+fn open_loop(
+    loop_bin: &Path,
+    reps: usize,
+    iters: u32,
+    file_in: impl Fn(&World) -> String,
+) -> OpenLoop {
     let (mut none, mut ll, mut both, mut pre) = (vec![], vec![], vec![], vec![]);
     {
         let w = World::new();
-        let f = w.ws.join("bench.txt");
-        std::fs::write(&f, "x".repeat(100)).unwrap();
-        chown_r(&f, HARNESS_UID);
-        let cmd = |env: &str| format!("{env} {} {} {iters}", loop_bin.display(), f.display());
+        let f = file_in(&w);
+        let cmd = |env: &str| format!("{env} {} {f} {iters}", loop_bin.display());
         for _ in 0..reps {
-            // Nothing: a plain process as uid 1000, no preload, no state.
-            let o = Command::new(&loop_bin)
-                .arg(&f)
-                .arg(iters.to_string())
-                .output()
-                .unwrap();
-            none.push(
-                String::from_utf8_lossy(&o.stdout)
-                    .trim()
-                    .parse::<f64>()
-                    .unwrap(),
-            );
+            // Nothing: a plain process, no preload, no state.
+            none.push(plain(loop_bin, &[&f, &iters.to_string()], None));
             ll.push(num(&w.tool(&cmd("env -u LD_PRELOAD"))));
             both.push(num(&w.tool(&cmd(""))));
         }
     }
     {
         let w = World::with_policy_extra("off", "");
-        let f = w.ws.join("bench.txt");
-        std::fs::write(&f, "x".repeat(100)).unwrap();
-        chown_r(&f, HARNESS_UID);
+        let f = file_in(&w);
         for _ in 0..reps {
-            pre.push(num(&w.tool(&format!(
-                "{} {} {iters}",
-                loop_bin.display(),
-                f.display()
-            ))));
+            pre.push(num(&w.tool(&format!("{} {f} {iters}", loop_bin.display()))));
         }
     }
-    let (none, ll, both, pre) = (best(none), best(ll), best(both), best(pre));
+    OpenLoop {
+        none: best(none),
+        ll: best(ll),
+        both: best(both),
+        pre: best(pre),
+    }
+}
 
-    // Spawn cost from the harness.
+fn print_open_loop(what: &str, o: &OpenLoop) {
+    println!("  {what}:");
+    println!("    nothing                         {:8.1}   1.00x", o.none);
+    println!(
+        "    Landlock tool layer alone       {:8.1}   {:.2}x",
+        o.ll,
+        o.ll / o.none
+    );
+    println!(
+        "    preload + Landlock              {:8.1}   {:.2}x  ({:+.1}% vs Landlock alone)",
+        o.both,
+        o.both / o.none,
+        (o.both / o.ll - 1.0) * 100.0
+    );
+    println!(
+        "    preload alone (landlock=off)    {:8.1}   {:.2}x",
+        o.pre,
+        o.pre / o.none
+    );
+}
+
+fn main() {
+    let reps = 7;
+    let iters = 100_000;
+    let so = preload_so();
+    let size = std::fs::metadata(&so).unwrap().len();
+    let loop_bin = c_program("openloop", &["-O2"]);
+    let empty_so = c_program("empty", &["-shared", "-fPIC", "-O2"]);
+
+    let write_file = |p: &Path| {
+        std::fs::write(p, "x".repeat(100)).unwrap();
+        chown_r(p, HARNESS_UID);
+        p.display().to_string()
+    };
+    let ws = open_loop(&loop_bin, reps, iters, |w| {
+        write_file(&w.ws.join("bench.txt"))
+    });
+    let tmp_dir = tempfile::Builder::new()
+        .prefix("av-bench-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    chown_r(tmp_dir.path(), HARNESS_UID);
+    let tmp = open_loop(&loop_bin, reps, iters, |_| {
+        write_file(&tmp_dir.path().join("bench.txt"))
+    });
+
+    // Spawn cost.
     let n = 1000;
     let spawn_reps = 5;
+    let ns = n.to_string();
     let (mut fa, mut sa, mut f0, mut s0) = (vec![], vec![], vec![], vec![]);
+    let (mut ft, mut fe) = (vec![], vec![]);
     {
         let w = World::new();
+        let h = w.harness.display().to_string();
         for _ in 0..spawn_reps {
-            fa.push(num(&w.harness(&["bench-fork", &n.to_string()])));
-            sa.push(num(&w.harness(&["bench-spawn", &n.to_string()])));
-            for (mode, v) in [("bench-fork", &mut f0), ("bench-spawn", &mut s0)] {
-                let o = Command::new(&w.harness)
-                    .args([mode, &n.to_string()])
-                    .env_clear()
-                    .env("PATH", PATH)
-                    .output()
-                    .unwrap();
-                v.push(
-                    String::from_utf8_lossy(&o.stdout)
-                        .trim()
-                        .parse::<f64>()
-                        .unwrap(),
-                );
-            }
+            fa.push(num(&w.harness(&["bench-fork", &ns])));
+            sa.push(num(&w.harness(&["bench-spawn", &ns])));
+            f0.push(plain(&w.harness, &["bench-fork", &ns], None));
+            s0.push(plain(&w.harness, &["bench-spawn", &ns], None));
+            // From a tool: the child loads the preload (under the tool's layer).
+            ft.push(num(&w.tool(&format!("{h} bench-fork {ns}"))));
+            // The floor: any preloaded library, here an empty one.
+            fe.push(plain(&w.harness, &["bench-fork", &ns], Some(&empty_so)));
         }
     }
-    let (fa, sa, f0, s0) = (best(fa), best(sa), best(f0), best(s0));
+    let (fa, sa, f0, s0, ft, fe) = (best(fa), best(sa), best(f0), best(s0), best(ft), best(fe));
     let bwrap = if have("bwrap") {
         let k = 200;
         let t = std::time::Instant::now();
@@ -116,33 +172,36 @@ fn main() {
     };
 
     println!(
-        "open+read+close of a 100-byte workspace file, ns per iteration (best of {reps} x {iters}):"
+        "open+read+close of a 100-byte file in a tool, ns per iteration (best of {reps} x {iters}):"
     );
-    println!("  nothing                         {none:8.1}   1.00x");
-    println!(
-        "  Landlock tool layer alone       {ll:8.1}   {:.2}x",
-        ll / none
+    print_open_loop(
+        "a workspace file whose path holds a vault entry's name (worst case)",
+        &ws,
     );
-    println!(
-        "  preload + Landlock              {both:8.1}   {:.2}x  ({:+.1}% vs Landlock alone)",
-        both / none,
-        (both / ll - 1.0) * 100.0
+    print_open_loop(
+        "a file under /tmp, no vault name in its path (common case)",
+        &tmp,
     );
+    println!("spawn of /bin/true, us per spawn (best of {spawn_reps} x {n}):");
+    let pct = |x: f64| (x / f0 - 1.0) * 100.0;
     println!(
-        "  preload alone (landlock=off)    {pre:8.1}   {:.2}x",
-        pre / none
-    );
-    println!("spawn of /bin/true from the harness, us per spawn (best of {spawn_reps} x {n}):");
-    println!(
-        "  fork+exec    without {f0:8.1}   with agent-vault {fa:8.1}   {:+.1}%",
-        (fa / f0 - 1.0) * 100.0
+        "  fork+exec from the harness     without {f0:8.1}   with agent-vault {fa:8.1}   {:+.1}%",
+        pct(fa)
     );
     println!(
-        "  posix_spawn  without {s0:8.1}   with agent-vault {sa:8.1}   {:+.1}%",
+        "  posix_spawn from the harness   without {s0:8.1}   with agent-vault {sa:8.1}   {:+.1}%",
         (sa / s0 - 1.0) * 100.0
     );
+    println!(
+        "  fork+exec from a tool (preload in the child, no layer to apply)  {ft:8.1}   {:+.1}%",
+        pct(ft)
+    );
+    println!(
+        "  fork+exec with an empty preloaded library (the floor)            {fe:8.1}   {:+.1}%",
+        pct(fe)
+    );
     match bwrap {
-        Some(b) => println!("  bwrap --ro-bind / / /bin/true          {b:8.1}"),
+        Some(b) => println!("  bwrap --ro-bind / / /bin/true, per command      {b:8.1}"),
         None => println!("  bwrap: not installed (apt package bubblewrap)"),
     }
     println!(
