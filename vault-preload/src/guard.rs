@@ -114,21 +114,25 @@ fn check_real_path(st: &State, fd: c_int) -> Option<Rule> {
 /// No system call.
 #[inline]
 pub fn lexical(st: &State, path: &[u8]) -> Option<Rule> {
-    if !path.starts_with(b"/") || !st.may_match(path) {
+    if !path.starts_with(b"/") {
         return None;
     }
-    lexical_match(st, path)
+    // Most paths are clean already: match them as they are (one pass over
+    // the path, then a prefix comparison per vault entry).
+    if policy_core::image::is_clean_absolute(path) {
+        return st.match_path(path);
+    }
+    if !st.may_match(path) {
+        return None;
+    }
+    lexical_normalized(st, path)
 }
 
 /// The normalizing half of [`lexical`], out of line: its path buffer would
 /// otherwise make every open hook's frame a page deep (a page fault in a
 /// fresh process's stack).
 #[inline(never)]
-fn lexical_match(st: &State, path: &[u8]) -> Option<Rule> {
-    // Most paths are clean already: match them as they are.
-    if policy_core::image::is_clean_absolute(path) {
-        return st.match_path(path);
-    }
+fn lexical_normalized(st: &State, path: &[u8]) -> Option<Rule> {
     let mut norm = FixedPath::new();
     if !normalize_into(b"/", path, &mut norm) {
         return Some(INTERNAL);

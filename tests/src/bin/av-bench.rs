@@ -4,11 +4,8 @@
 //! Prints, from one run:
 //! - open+read+close of a file in a tool: nothing, Landlock alone (tool
 //!   layer, no preload), preload + Landlock, preload alone
-//!   (`landlock = "off"`); for a workspace file whose path holds a vault
-//!   entry's name (the test world lives under `agent-vault-tests/` and its
-//!   vault directory is `vault`, so the preload's name pre-filter cannot
-//!   skip the lexical match: the worst case) and for a file under `/tmp`
-//!   (no vault name in the path: the common case);
+//!   (`landlock = "off"`); for a file in the test world's workspace (a
+//!   deeper path, on the vault's device) and for a file under `/tmp`;
 //! - spawn cost from the harness: 1,000 fork+exec and 1,000 posix_spawn of
 //!   /bin/true with and without agent-vault; the same from a tool (the
 //!   preload in the child only, no tool layer to apply); the floor: an
