@@ -368,6 +368,28 @@ sink = "{audit}"
         Run::from(o)
     }
 
+    /// [`World::harness`] with the soft and hard `RLIMIT_NOFILE` set to
+    /// `nofile` (the preload enumerates fds with `poll(2)` under a small
+    /// limit and by listing `/proc/self/fd` above it).
+    pub fn harness_with_nofile(&self, args: &[&str], nofile: u64) -> Run {
+        let mut c = self.harness_cmd(&self.harness, args);
+        let lim = libc::rlimit {
+            rlim_cur: nofile,
+            rlim_max: nofile,
+        };
+        // SAFETY: setrlimit in the forked child before exec, on a value
+        // copied into the closure.
+        unsafe {
+            c.pre_exec(move || {
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Run::from(c.output().expect("run harness"))
+    }
+
     /// A tool: `/bin/sh -c cmd` spawned by the harness with fork + execve.
     pub fn tool(&self, cmd: &str) -> Run {
         self.harness(&["fork", cmd])

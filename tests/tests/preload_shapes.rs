@@ -274,3 +274,31 @@ except PermissionError:
     assert!(r.stdout.contains("DENIED2"), "{r:?}");
     assert!(!r.stdout.contains("LEAK"), "{r:?}");
 }
+
+#[test]
+fn inherited_vault_fds_are_closed_by_the_exec_hook_under_any_fd_limit() {
+    // The exec hook finds the harness child's open fds with poll(2) under a
+    // small fd limit (a container's 1024) and by listing /proc/self/fd
+    // above 4096: a leaked credential fd is closed either way, at a low
+    // number and near the top of the limit.
+    let w = World::new();
+    for (nofile, fd) in [(1024u64, "7"), (1024, "1000"), (8192, "7"), (8192, "5000")] {
+        let probe = format!(
+            "if [ -e /proc/self/fd/{fd} ]; then echo FD_OPEN; else echo FD_CLOSED; fi; cat /proc/self/fd/{fd}"
+        );
+        let r = w.harness_with_nofile(&["leakfd", w.secret(), fd, &probe], nofile);
+        w.assert_no_leak(&r);
+        assert!(
+            r.stdout.contains("FD_CLOSED"),
+            "limit {nofile}, fd {fd}: {r:?}"
+        );
+        // Control: a leaked fd to an ordinary file stays open.
+        std::fs::write(w.ws.join("plain.txt"), "plain-content").unwrap();
+        let plain = w.ws.join("plain.txt");
+        let r = w.harness_with_nofile(&["leakfd", plain.to_str().unwrap(), fd, &probe], nofile);
+        assert!(
+            r.stdout.contains("FD_OPEN") && r.stdout.contains("plain-content"),
+            "limit {nofile}, fd {fd}: {r:?}"
+        );
+    }
+}

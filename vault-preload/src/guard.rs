@@ -248,12 +248,68 @@ fn resolve_check(st: &State, dirfd: c_int, path: &[u8], flags: c_int) -> Option<
 /// Close every fd of this process that refers to a vault file (before an
 /// exec in a child of the harness). Allocation-free.
 pub fn close_vault_fds(st: &State) {
+    let limit = sys::nofile_limit();
+    if limit <= POLL_LIMIT && close_vault_fds_by_poll(st, limit) {
+        return;
+    }
     // Each pass closes up to 64; repeat while a pass found a full batch.
     for _ in 0..256 {
         if close_vault_fds_pass(st) < 64 {
             return;
         }
     }
+}
+
+/// The highest fd number worth polling for: under a small fd limit (a
+/// container's 1024), [`close_vault_fds`] asks `poll(2)` which numbers are
+/// open instead of listing `/proc/self/fd` (which costs a fresh child tens
+/// of microseconds: procfs builds an entry per fd).
+const POLL_LIMIT: u64 = 4096;
+
+/// Check the fd `fd` (open, `s` its `fstat`): a vault file or directory.
+fn is_vault_fd(st: &State, fd: c_int) -> bool {
+    // SAFETY: all-zero is a valid `struct stat`.
+    let mut s: libc::stat = unsafe { core::mem::zeroed() };
+    if sys::fstat(fd, &mut s) < 0 {
+        return false; // closed meanwhile
+    }
+    // Only a file (read or written through the fd) or a directory (listed
+    // through it) can give the vault away; pipes, sockets, terminals and
+    // the like are left alone.
+    let t = s.st_mode & libc::S_IFMT;
+    (t == libc::S_IFREG || t == libc::S_IFDIR) && check_stat(st, fd, &s, false).is_some()
+}
+
+/// [`close_vault_fds`] by `poll(2)`, for fds below `limit`. False when
+/// `poll` is refused (seccomp, say): then list `/proc/self/fd`.
+fn close_vault_fds_by_poll(st: &State, limit: u64) -> bool {
+    const BATCH: usize = 128;
+    let mut fds = [libc::pollfd {
+        fd: 0,
+        events: 0,
+        revents: 0,
+    }; BATCH];
+    let mut base: u64 = 0;
+    while base < limit {
+        let n = (limit - base).min(BATCH as u64) as usize;
+        for (i, p) in fds[..n].iter_mut().enumerate() {
+            *p = libc::pollfd {
+                fd: (base as usize + i) as c_int,
+                events: 0,
+                revents: 0,
+            };
+        }
+        if sys::poll_now(&mut fds[..n]) < 0 {
+            return false;
+        }
+        for p in &fds[..n] {
+            if p.revents & libc::POLLNVAL == 0 && is_vault_fd(st, p.fd) {
+                sys::close(p.fd);
+            }
+        }
+        base += n as u64;
+    }
+    true
 }
 
 /// One pass of [`close_vault_fds`]; returns how many fds it closed.
@@ -285,19 +341,7 @@ fn close_vault_fds_pass(st: &State) -> usize {
             if fd == dfd {
                 continue;
             }
-            // SAFETY: all-zero is a valid `struct stat`.
-            let mut s: libc::stat = unsafe { core::mem::zeroed() };
-            let vault = if sys::fstat(fd, &mut s) < 0 {
-                false // closed meanwhile
-            } else {
-                // Only a file (read or written through the fd) or a
-                // directory (listed through it) can give the vault away;
-                // pipes, sockets, terminals and the like are left alone.
-                let t = s.st_mode & libc::S_IFMT;
-                (t == libc::S_IFREG || t == libc::S_IFDIR)
-                    && check_stat(st, fd, &s, false).is_some()
-            };
-            if vault && nv < victims.len() {
+            if nv < victims.len() && is_vault_fd(st, fd) {
                 victims[nv] = fd;
                 nv += 1;
             }

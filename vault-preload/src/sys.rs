@@ -216,6 +216,47 @@ pub unsafe fn execve(
     unsafe { libc::syscall(libc::SYS_execve, path, argv, envp) as c_int }
 }
 
+/// `poll(fds, 0)`: which of `fds` are ready, without waiting (`POLLNVAL`
+/// marks a number that is not an open fd).
+pub fn poll_now(fds: &mut [libc::pollfd]) -> c_int {
+    let ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `fds` is an exclusive slice of pollfd for the call; `ts` lives
+    // across it; no signal mask (null).
+    ret(unsafe {
+        libc::syscall(
+            libc::SYS_ppoll,
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            &ts as *const libc::timespec,
+            core::ptr::null::<libc::sigset_t>(),
+            0usize,
+        )
+    }) as c_int
+}
+
+/// The soft limit on open fds (`RLIMIT_NOFILE`); `u64::MAX` when unknown.
+pub fn nofile_limit() -> u64 {
+    let mut r = libc::rlimit64 {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `r` is an exclusive rlimit64 for the call; pid 0 is ourselves;
+    // no new limit (null).
+    let v = ret(unsafe {
+        libc::syscall(
+            libc::SYS_prlimit64,
+            0,
+            libc::RLIMIT_NOFILE,
+            core::ptr::null::<libc::rlimit64>(),
+            &mut r as *mut libc::rlimit64,
+        )
+    });
+    if v < 0 { u64::MAX } else { r.rlim_cur }
+}
+
 /// `_exit`: leave without running atexit handlers or flushing stdio.
 pub fn exit_now(code: c_int) -> ! {
     // SAFETY: exit_group never returns.
