@@ -6,8 +6,10 @@
 //! - `policy.toml` (0644): [`Policy::to_effective_toml`] of the policy after
 //!   [`Policy::add_probe`]`(state/probe)`: every path expanded, so no
 //!   process's environment can move the vault;
-//! - `policy.bin` (0644): the same policy in [`Policy::to_compact`] form,
-//!   which the preload reads (decoding it is far cheaper than TOML);
+//! - `policy.bin` (0644): the same policy as the image the preload reads
+//!   ([`Policy::to_compact`], `policy_core::image`): every process checks it
+//!   in one pass and reads it in place; the preload parses no TOML, and
+//!   refuses to run tools when this file is damaged;
 //! - `probe/` (0755) holding the file `probe` (0644): the tool-layer probe
 //!   (a vault entry; tools under the tool layer cannot read the file);
 //! - the audit file of `[audit] sink` when it is a file: parents created,
@@ -137,8 +139,8 @@ impl StateDir {
             policy.to_effective_toml().as_bytes(),
             0o644,
         )?;
-        // The same policy for the preload, which every process loads: a
-        // compact form decodes in a fraction of the time TOML parses.
+        // The same policy for the preload, which every process loads: an
+        // image it checks in one pass and reads in place.
         write_at(
             dir.as_fd(),
             &self.dir,

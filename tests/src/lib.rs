@@ -322,7 +322,7 @@ sink = "{audit}"
             ws = ws.display(),
         );
         fs::write(state.join("policy.toml"), &policy).unwrap();
-        // As agent-init does: the same policy in the compact form the preload reads first.
+        // As agent-init does: the same policy as the image the preload reads.
         let compiled = policy::load_str(&policy, "policy.toml", &policy::ExpandContext::default())
             .unwrap_or_else(|e| panic!("test policy: {e}"));
         fs::write(state.join("policy.bin"), compiled.to_compact()).unwrap();
