@@ -112,7 +112,13 @@ pub fn explain(policy: &Policy, path: &Path) -> Explanation {
                 e.name
             ));
         }
-        if matcher.is_ancestor(bytes) {
+        if matcher.is_vault_file_namesake(bytes) {
+            tool.access = Access::NONE;
+            tool.reasons.push(
+                "it is named like a vault file beside it (a backup, or the temporary an atomic save renames over it): tools get no access"
+                    .to_string(),
+            );
+        } else if matcher.is_ancestor(bytes) {
             tool.access = tool.access.intersect(Access::READ_DIR);
             let below: Vec<_> = matcher
                 .vault()
@@ -179,6 +185,21 @@ mod tests {
         let usr = explain(&p, Path::new("/usr/bin/cat"));
         assert_eq!(usr.tool.access, Access::EXEC);
         assert_eq!(usr.harness.access, Access::EXEC);
+    }
+
+    #[test]
+    fn backups_of_a_vault_file_are_closed_to_tools() {
+        let p = policy();
+        let b = explain(&p, Path::new("/home/agent/.claude.json.backup"));
+        assert_eq!(b.vault_rule, None);
+        assert_eq!(b.tool.access, Access::NONE);
+        assert!(
+            b.tool.reasons[0].contains("named like a vault file"),
+            "{:?}",
+            b.tool
+        );
+        let rc = explain(&p, Path::new("/home/agent/.bashrc"));
+        assert!(rc.tool.access.contains(Access::READ_FILE));
     }
 
     #[test]

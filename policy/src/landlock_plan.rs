@@ -162,6 +162,8 @@ mod tests {
                 (".claude", Dir, 1, 30),
                 (".claude.json", Other, 1, 31),
                 (".bashrc", Other, 1, 32),
+                (".claude.json.backup", Other, 1, 35),
+                (".claude.json.tmp.77.1", Other, 1, 36),
                 ("project", Dir, 1, 33),
                 ("link-to-claude", Symlink, 1, 34),
             ],
@@ -251,7 +253,8 @@ mod tests {
                 ("/home/agent/project", Some(true), Access::READ_WRITE),
             ]
         );
-        // Never a rule on a vault entry, a symlink or a multiply-linked file.
+        // Never a rule on a vault entry, a symlink, a multiply-linked file,
+        // or a backup or save temporary of a vault file (`.claude.json.*`).
         for (p, _, _) in &rules.0 {
             assert!(!p.contains(".claude"), "{p}");
             assert!(!p.contains("link"), "{p}");

@@ -583,3 +583,69 @@ fn an_unreadable_policy_image_refuses_to_run_tools() {
     );
     w.assert_no_leak(&r);
 }
+
+#[test]
+fn a_save_temporary_renamed_over_a_vault_file_stays_closed_by_landlock() {
+    // A running tool's Landlock rules follow inodes: had the tool layer
+    // granted `.cred.json.tmp` (beside the vault file `.cred.json`), the
+    // tool could read the credential once the harness's atomic save renamed
+    // the temporary over it. Files named like a vault file (its backups and
+    // save temporaries) get no rule; other siblings still do.
+    if skip_without_landlock(1) {
+        return;
+    }
+    let w = World::new();
+    let home = w.cred_file.parent().unwrap().to_path_buf();
+    std::fs::write(home.join(".cred.json.tmp"), "SAVED-CREDENTIAL").unwrap();
+    std::fs::write(home.join(".cred.json.backup"), "BACKUP-CREDENTIAL").unwrap();
+    std::fs::write(home.join("notes.txt"), "PLAIN-NOTES").unwrap();
+    chown_r(&home, HARNESS_UID);
+    let py = w.dir.path().join("py");
+    let ws = w.ws.display();
+    let reader = format!(
+        r#"
+import ctypes, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+def raw(label, path):
+    fd = libc.syscall(257, -100, path.encode(), 0, 0)
+    if fd < 0:
+        print(label, "DENIED", ctypes.get_errno())
+    else:
+        b = ctypes.create_string_buffer(200); n = libc.syscall(0, fd, b, 200)
+        print(label, "READ", b.raw[:n])
+open("{ws}/ready", "w").close()
+for _ in range(500):
+    if os.path.exists("{ws}/go"):
+        break
+    time.sleep(0.01)
+raw("cred", "{cred}")
+raw("backup", "{home}/.cred.json.backup")
+raw("notes", "{home}/notes.txt")
+"#,
+        cred = w.cred_file.display(),
+        home = home.display()
+    );
+    let script = format!(
+        r#"
+import os, time
+pid = os.fork()
+if pid == 0:
+    os.execv("/usr/bin/python3", ["/usr/bin/python3", "{r}"])
+for _ in range(500):
+    if os.path.exists("{ws}/ready"):
+        break
+    time.sleep(0.01)
+os.rename("{home}/.cred.json.tmp", "{cred}")
+open("{ws}/go", "w").close()
+os.waitpid(pid, 0)
+"#,
+        r = py.join("reader.py").display(),
+        home = home.display(),
+        cred = w.cred_file.display()
+    );
+    let r = python_harness(&w, &script, &reader);
+    assert!(r.stdout.contains("cred DENIED"), "{r:?}");
+    assert!(r.stdout.contains("backup DENIED"), "{r:?}");
+    assert!(r.stdout.contains("notes READ b'PLAIN-NOTES'"), "{r:?}");
+    assert!(!r.stdout.contains("CREDENTIAL"), "{r:?}");
+}

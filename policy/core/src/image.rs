@@ -418,6 +418,30 @@ impl<'a> View<'a> {
     pub fn has_vault_below(&self, dir: &[u8]) -> bool {
         self.is_ancestor(dir)
     }
+
+    /// `path` is named like a vault `file` entry in the same directory,
+    /// with more after the name: `~/.claude.json.backup`,
+    /// `~/.claude.json.tmp.123` beside `~/.claude.json`. Backups of a
+    /// credential file are credentials too, and an atomic save renames such
+    /// a temporary file over the vault file: a Landlock rule granted on it
+    /// would follow its inode into the vault.
+    pub fn is_vault_file_namesake(&self, path: &[u8]) -> bool {
+        let Some(cut) = path.iter().rposition(|&b| b == b'/') else {
+            return false;
+        };
+        let (dir, name) = (&path[..cut], &path[cut + 1..]);
+        self.vault().any(|e| {
+            let p = e.path.bytes();
+            let Some(ecut) = p.iter().rposition(|&b| b == b'/') else {
+                return false;
+            };
+            let (edir, ename) = (&p[..ecut], &p[ecut + 1..]);
+            e.kind == VaultKind::File
+                && edir == dir
+                && name.len() > ename.len()
+                && name.starts_with(ename)
+        })
+    }
 }
 
 /// Where an [`Encoder`] writes.
@@ -674,6 +698,21 @@ mod tests {
         assert_eq!(v.exceptions().count(), 1);
         assert_eq!(v.secret_env().count(), 1);
         assert_eq!(v.base().collect::<Vec<_>>()[0].1, Access::EXEC);
+    }
+
+    #[test]
+    fn namesakes_of_a_vault_file_are_recognised() {
+        let b = sample();
+        let v = View::decode(&b).unwrap();
+        assert!(v.is_vault_file_namesake(b"/home/agent/.claude.json.backup"));
+        assert!(v.is_vault_file_namesake(b"/home/agent/.claude.json.tmp.42.1"));
+        assert!(!v.is_vault_file_namesake(b"/home/agent/.claude.json"));
+        assert!(!v.is_vault_file_namesake(b"/home/agent/.bashrc"));
+        assert!(!v.is_vault_file_namesake(b"/home/other/.claude.json.backup"));
+        assert!(
+            !v.is_vault_file_namesake(b"/pi-agent.backup"),
+            "dir entries: no"
+        );
     }
 
     #[test]

@@ -5,8 +5,11 @@
 //! what the base layer grants, except on the way to each vault entry: there it
 //! grants only `read_dir` on each ancestor, and the base rights to every
 //! sibling along the path, leaving out siblings that are symlinks (the rule
-//! would land on their target) and non-directories with more than one link
-//! (possibly a hard link to a vault file: rules attach to inodes).
+//! would land on their target), non-directories with more than one link
+//! (possibly a hard link to a vault file: rules attach to inodes), and
+//! siblings named like a vault `file` entry with more after the name (its
+//! backups, and the temporary an atomic save renames over it: a rule would
+//! follow that inode into the vault).
 //!
 //! The walk is allocation-free and generic over the file system ([`FsView`])
 //! and the rule sink ([`RuleSink`]): the preload runs it with raw system
@@ -124,6 +127,9 @@ fn expand<E>(
             let p = child.as_bytes();
             if policy.in_vault(p) || policy.has_vault_below(p) {
                 return Ok(()); // the vault entry itself, or the way on to it
+            }
+            if policy.is_vault_file_namesake(p) {
+                return Ok(()); // a backup or save temporary of a vault file
             }
             let is_dir = e.kind == EntryKind::Dir;
             let a = if is_dir {
