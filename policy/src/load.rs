@@ -427,6 +427,16 @@ fn check_image_limits(p: &Policy) -> Result<(), ErrorKind> {
     if p.vault.len() >= MAX_VAULT {
         return Err(too_many("vault entries", p.vault.len(), MAX_VAULT - 1));
     }
+    if let Some(e) = p.vault.iter().find(|e| {
+        policy_core::image::depth(e.path.as_os_str().as_encoded_bytes())
+            > policy_core::image::MAX_VAULT_DEPTH
+    }) {
+        return Err(ErrorKind::Invalid(format!(
+            "vault entry {:?} is more than {} directories deep",
+            e.name,
+            policy_core::image::MAX_VAULT_DEPTH
+        )));
+    }
     let exceptions: usize = p.vault.iter().map(|e| e.tool_exceptions.len()).sum();
     if exceptions > MAX_EXCEPTIONS {
         return Err(too_many("tool exceptions", exceptions, MAX_EXCEPTIONS));

@@ -315,3 +315,21 @@ dir = "/claude/shell-snapshots/keys"
         "{msg}"
     );
 }
+
+#[test]
+fn a_vault_entry_deeper_than_the_walk_allows_is_refused() {
+    // The tool-layer walk recurses once per component with a path buffer
+    // on a forked child's stack: vault paths are capped at 64 components.
+    let deep: String = (0..65).map(|i| format!("/d{i}")).collect();
+    let text = format!(
+        "[harness]\nuser = \"1000:1000\"\n[vault]\n[[vault.entry]]\nname = \"deep\"\ndir = \"{deep}\"\n[filesystem]\n"
+    );
+    let e = policy::load_str(&text, "deep.toml", &policy::ExpandContext::default()).unwrap_err();
+    assert!(
+        e.to_string().contains("more than 64 directories deep"),
+        "{e}"
+    );
+    let ok: String = (0..64).map(|i| format!("/d{i}")).collect();
+    let text = text.replace(&deep, &ok);
+    assert!(policy::load_str(&text, "ok.toml", &policy::ExpandContext::default()).is_ok());
+}

@@ -40,6 +40,10 @@ pub const MAX_EXCEPTIONS: usize = 64;
 pub const MAX_SECRET_ENV: usize = 64;
 /// At most this many base-layer rules.
 pub const MAX_BASE_RULES: usize = 128;
+/// At most this many components in a vault entry's path: the tool-layer
+/// walk recurses once per component below a base rule, with a path buffer
+/// on the stack each time (a forked child's or the spawn helper thread's).
+pub const MAX_VAULT_DEPTH: usize = 64;
 
 /// A file's identity: device and inode numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -154,6 +158,15 @@ pub struct View<'a> {
     vault: (usize, usize),
     secret_env: (usize, usize),
     base: (usize, usize),
+}
+
+/// The number of components of a clean absolute path (`/` has none).
+pub fn depth(p: &[u8]) -> usize {
+    if p == b"/" {
+        0
+    } else {
+        p.iter().filter(|&&b| b == b'/').count()
+    }
 }
 
 /// A clean absolute path: `/`, or `/`-separated names without `.`, `..`,
@@ -277,6 +290,9 @@ impl<'a> View<'a> {
             }
             if e.path.bytes() == b"/" {
                 return Err(r.bad("a vault entry cannot be `/`"));
+            }
+            if depth(e.path.bytes()) > MAX_VAULT_DEPTH {
+                return Err(r.bad("a vault entry's path has more than 64 components"));
             }
             let mut xs = e.exceptions;
             exceptions += xs.left;
@@ -806,6 +822,9 @@ mod tests {
             View::decode(&image(b"/")).unwrap_err().what,
             "a vault entry cannot be `/`"
         );
+        let deep: std::vec::Vec<u8> = (0..65).flat_map(|_| *b"/d").collect();
+        assert!(View::decode(&image(&deep[..])).is_err());
+        assert!(View::decode(&image(&deep[..128])).is_ok());
         let mut long = std::vec![b'/'];
         long.extend(std::iter::repeat_n(b'a', crate::pathbuf::PATH_MAX));
         assert!(View::decode(&image(&long)).is_err());
