@@ -301,4 +301,10 @@ fn inherited_vault_fds_are_closed_by_the_exec_hook_under_any_fd_limit() {
             "limit {nofile}, fd {fd}: {r:?}"
         );
     }
+    // An fd above a soft limit lowered after it was opened: past the poll
+    // range, so it is marked close-on-exec.
+    let probe = "if [ -e /proc/self/fd/3000 ]; then echo FD_OPEN; else echo FD_CLOSED; fi; cat /proc/self/fd/3000";
+    let r = w.harness_with_nofile(&["leakfd-lowered", w.secret(), "3000", "1024", probe], 8192);
+    w.assert_no_leak(&r);
+    assert!(r.stdout.contains("FD_CLOSED"), "lowered limit: {r:?}");
 }

@@ -16,7 +16,7 @@
 
 use crate::state::State;
 use crate::sys;
-use core::ffi::c_int;
+use core::ffi::{c_int, c_uint};
 use policy_core::pathbuf::{FixedPath, PATH_MAX, normalize_into};
 
 /// A denial: the vault rule index, or [`INTERNAL`] when a check failed.
@@ -249,7 +249,14 @@ fn resolve_check(st: &State, dirfd: c_int, path: &[u8], flags: c_int) -> Option<
 /// exec in a child of the harness). Allocation-free.
 pub fn close_vault_fds(st: &State) {
     let limit = sys::nofile_limit();
-    if limit <= POLL_LIMIT && close_vault_fds_by_poll(st, limit) {
+    // An fd opened before the soft limit was lowered stays open above it,
+    // out of the poll's range: mark every fd from the limit up
+    // close-on-exec (no program can have opened one there under its
+    // current limit), or list /proc/self/fd when that cannot be done.
+    if limit <= POLL_LIMIT
+        && sys::cloexec_from(limit as c_uint) >= 0
+        && close_vault_fds_by_poll(st, limit)
+    {
         return;
     }
     // Each pass closes up to 64; repeat while a pass found a full batch.
@@ -260,10 +267,10 @@ pub fn close_vault_fds(st: &State) {
     }
 }
 
-/// The highest fd number worth polling for: under a small fd limit (a
-/// container's 1024), [`close_vault_fds`] asks `poll(2)` which numbers are
-/// open instead of listing `/proc/self/fd` (which costs a fresh child tens
-/// of microseconds: procfs builds an entry per fd).
+/// The highest fd limit worth polling for: under a small limit (a
+/// container's 1024), [`close_vault_fds`] asks `poll(2)` which numbers
+/// below it are open instead of listing `/proc/self/fd` (which costs a
+/// fresh child tens of microseconds: procfs builds an entry per fd).
 const POLL_LIMIT: u64 = 4096;
 
 /// Check the fd `fd` (open, `s` its `fstat`): a vault file or directory.

@@ -4,7 +4,7 @@
 //! Every function here returns the raw result: `>= 0` on success, `-errno`
 //! on failure (no `errno` side effect, no allocation, async-signal-safe).
 
-use core::ffi::{c_char, c_int, c_long, c_void};
+use core::ffi::{c_char, c_int, c_long, c_uint, c_void};
 
 #[inline]
 fn ret(r: c_long) -> c_long {
@@ -233,6 +233,21 @@ pub fn poll_now(fds: &mut [libc::pollfd]) -> c_int {
             &ts as *const libc::timespec,
             core::ptr::null::<libc::sigset_t>(),
             0usize,
+        )
+    }) as c_int
+}
+
+/// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`: every fd from `first` up
+/// is closed at the next `exec` (Linux 5.11; `-ENOSYS`/`-EINVAL` before).
+pub fn cloexec_from(first: c_uint) -> c_int {
+    const CLOSE_RANGE_CLOEXEC: c_uint = 1 << 2;
+    // SAFETY: integer arguments only; the kernel touches no memory of ours.
+    ret(unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
         )
     }) as c_int
 }

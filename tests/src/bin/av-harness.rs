@@ -9,6 +9,8 @@
 //! - `spawn|spawnp|system|popen CMD`: the same through posix_spawn(p), system, popen
 //! - `spawn-read CMD FILE`: `spawn CMD`, then print FILE
 //! - `leakfd FILE FD CMD`: open FILE without O_CLOEXEC as fd FD, then `fork CMD`
+//! - `leakfd-lowered FILE FD LIMIT CMD`: `leakfd`, with the soft fd limit
+//!   lowered to LIMIT (below FD) before the fork
 //! - `holdfd FILE CMD`: open FILE (kept open, close-on-exec), print its fd, then `fork CMD`
 //! - `usr1 CMD`: with a SIGUSR1 handler installed, `fork CMD`; prints GOT_USR1 if it fired
 //! - `bench-fork N`, `bench-spawn N`: N fork+execv / posix_spawn of /bin/true; prints µs each
@@ -309,6 +311,34 @@ fn main() {
                 libc::dup2(fd, target);
             }
             fork_exec("fork", &arg(4))
+        }
+        "leakfd-lowered" => {
+            // As leakfd, then lower the soft fd limit below the leaked fd
+            // (an fd opened earlier stays open above a lowered limit).
+            let path = cs(&arg(2));
+            let target: libc::c_int = arg(3).parse().expect("fd number");
+            let limit: libc::rlim_t = arg(4).parse().expect("limit");
+            // SAFETY: open/dup2 on our own fds; getrlimit/setrlimit on a
+            // local struct.
+            unsafe {
+                let fd = libc::open(path.as_ptr(), libc::O_RDONLY);
+                if fd < 0 {
+                    eprintln!("harness open failed: {}", std::io::Error::last_os_error());
+                    std::process::exit(1);
+                }
+                libc::dup2(fd, target);
+                let mut lim = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+                lim.rlim_cur = limit;
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    eprintln!("setrlimit: {}", std::io::Error::last_os_error());
+                    std::process::exit(1);
+                }
+            }
+            fork_exec("fork", &arg(5))
         }
         "holdfd" => {
             let path = cs(&arg(2));
