@@ -114,7 +114,8 @@ Start CMD as the harness. The steps, each logged as one line on stderr:
   2 seed      create the vault dirs (owned by the harness user), copy seeds
               without ever overwriting, refuse vault files with hard links
   3 record    /run/agent-vault (root) or /tmp/agent-vault-UID: policy.toml,
-              probe/, the audit file, harness.pid
+              policy.bin (what the preload reads), probe/, the audit file,
+              harness.pid
   4 drop      switch user and groups, clear every capability set, lock
               securebits, no_new_privs, no core dumps
   5 landlock  the policy's filesystem allow-list (terminals stay usable)

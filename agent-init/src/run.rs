@@ -5,7 +5,7 @@
 //!  agent-init (root)                          harness child
 //!  1 sanitize   close fds > 2, harness env
 //!  2 seed       vault dirs, seeds, link check
-//!  3 record     state dir, policy.toml, probe, audit
+//!  3 record     state dir, policy.toml, policy.bin, probe, audit
 //!    (prepare Landlock ruleset and seccomp BPF: errors stop here)
 //!    block signals, subreaper, fork ───────────► setpgid, wait on "go" pipe
 //!  3 record     harness.pid, then "go" ─────────►
