@@ -267,7 +267,32 @@ pub fn resolve(
     }
 
     // The tool layer grants a tool exception the base rights: an entry
-    // inside another entry's exception would be granted to tools with it.
+    // inside another entry's exception would be granted to tools with it,
+    // and an exception inside another entry would be granted although that
+    // entry denies it.
+    for o in &vault {
+        for x in &o.tool_exceptions {
+            if let Some(e) = vault
+                .iter()
+                .find(|e| e.path != o.path && x.starts_with(&e.path))
+            {
+                let Some(raw_o) = raw.vault.entry.iter().find(|r| r.name.get_ref() == &o.name)
+                else {
+                    continue;
+                };
+                return Err(err(
+                    &raw_o.name,
+                    ErrorKind::Invalid(format!(
+                        "tool exception {} of vault entry {:?} lies inside vault entry {:?} ({}); a tool exception must stay inside its own entry only",
+                        x.display(),
+                        o.name,
+                        e.name,
+                        e.path.display()
+                    )),
+                ));
+            }
+        }
+    }
     for e in &vault {
         let Some(raw_e) = raw.vault.entry.iter().find(|r| r.name.get_ref() == &e.name) else {
             continue;
@@ -459,7 +484,14 @@ fn check_image_limits(p: &Policy) -> Result<(), ErrorKind> {
     }
     let mut with_probe = p.clone();
     with_probe.add_probe(PathBuf::from(STATE_DIR).join("probe"));
-    let size = with_probe.to_compact().len() + 2 * 4096;
+    // Whatever this crate accepts, the preload must read back.
+    let image = with_probe.to_compact();
+    if let Err(e) = policy_core::View::decode(&image) {
+        return Err(ErrorKind::Invalid(format!(
+            "the preload could not read this policy ({e})"
+        )));
+    }
+    let size = image.len() + 2 * 4096;
     if size > MAX_IMAGE {
         return Err(ErrorKind::Invalid(format!(
             "the policy's paths add up to about {size} bytes; the preload reads at most {MAX_IMAGE}"

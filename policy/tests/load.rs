@@ -333,3 +333,41 @@ fn a_vault_entry_deeper_than_the_walk_allows_is_refused() {
     let text = text.replace(&deep, &ok);
     assert!(policy::load_str(&text, "ok.toml", &policy::ExpandContext::default()).is_ok());
 }
+
+#[test]
+fn a_tool_exception_inside_another_vault_entry_is_refused() {
+    // `inner`'s exception lies inside `outer`: the preload would deny it
+    // (outer matches) while the tool layer granted it (an exception).
+    let text = r#"[harness]
+user = "1000:1000"
+[vault]
+[[vault.entry]]
+name = "outer"
+dir = "/secrets"
+[[vault.entry]]
+name = "inner"
+dir = "/secrets/app"
+tool_exceptions = ["cache"]
+[filesystem]
+read_only = ["/"]
+"#;
+    let e = policy::load_str(text, "x.toml", &policy::ExpandContext::default()).unwrap_err();
+    assert!(
+        e.to_string().contains("tool exception /secrets/app/cache of vault entry \"inner\" lies inside vault entry \"outer\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_path_the_preload_cannot_hold_is_refused_at_load() {
+    let long = format!("/{}", "a".repeat(4200));
+    let text = format!(
+        "[harness]\nuser = \"1000:1000\"\n[vault]\n[[vault.entry]]\nname = \"long\"\ndir = \"{long}\"\n[filesystem]\n"
+    );
+    let e = policy::load_str(&text, "long.toml", &policy::ExpandContext::default()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("the preload could not read this policy"),
+        "{e}"
+    );
+}

@@ -425,6 +425,20 @@ fn without_a_session_the_builtin_vault_is_denied_by_preload_and_landlock() {
     if landlock_abi() >= 1 {
         assert_eq!(r.stdout.matches("DENIED").count(), 2, "raw openat: {r:?}");
     }
+    // CLAUDE_CONFIG_DIR set to ~/.claude: two built-in entries expand to one
+    // path; the preload keeps one, as agent-init merges them.
+    let dot_claude = home.join(".claude");
+    let r = run_without_session(
+        &w.so,
+        "cat $HOME/notes.txt; cat $CLAUDE_CONFIG_DIR/.credentials.json",
+        &[
+            ("HOME", home.to_str().unwrap()),
+            ("CLAUDE_CONFIG_DIR", dot_claude.to_str().unwrap()),
+        ],
+    );
+    assert!(r.stdout.contains("PLAIN-NOTES"), "{r:?}");
+    assert!(!r.all().contains("HOME-CLAUDE-SECRET"), "{r:?}");
+    assert!(r.stderr.contains("Permission denied"), "{r:?}");
 }
 
 #[test]
@@ -648,4 +662,24 @@ os.waitpid(pid, 0)
     assert!(r.stdout.contains("backup DENIED"), "{r:?}");
     assert!(r.stdout.contains("notes READ b'PLAIN-NOTES'"), "{r:?}");
     assert!(!r.stdout.contains("CREDENTIAL"), "{r:?}");
+}
+
+#[test]
+fn a_harness_child_that_retries_exec_gets_one_layer_by_landlock() {
+    // execvp-style loops (Python's subprocess, for one) call execve once per
+    // PATH directory. Each attempt must not stack another Landlock layer:
+    // the kernel refuses a 17th, and the child would exit 126.
+    if skip_without_landlock(1) {
+        return;
+    }
+    let w = World::new();
+    let layers = c_program("layers", &["-O2", "-static"]);
+    let r = w.harness(&[
+        "execloop",
+        "40",
+        &format!("{}; cat {}", layers.display(), w.secret()),
+    ]);
+    assert!(r.stdout.contains("LAYERS 1"), "{r:?}");
+    w.assert_no_leak(&r);
+    assert!(r.stderr.contains("Permission denied"), "{r:?}");
 }

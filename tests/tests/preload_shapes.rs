@@ -308,3 +308,25 @@ fn inherited_vault_fds_are_closed_by_the_exec_hook_under_any_fd_limit() {
     w.assert_no_leak(&r);
     assert!(r.stdout.contains("FD_CLOSED"), "lowered limit: {r:?}");
 }
+
+#[test]
+fn posix_spawn_without_unshare_still_keeps_vault_fds_from_the_child() {
+    // Docker's default seccomp profile refuses unshare(2) without
+    // CAP_SYS_ADMIN, so the posix_spawn helper thread cannot take a private
+    // fd table: it marks the harness's vault fds close-on-exec instead. The
+    // spawned program does not get the credential fd; the harness keeps it.
+    let w = World::new();
+    let probe = "if [ -e /proc/self/fd/7 ]; then echo FD7_OPEN; else echo FD7_CLOSED; fi; cat <&7";
+    let r = w.harness(&["nounshare-leakfd", w.secret(), "7", probe]);
+    w.assert_no_leak(&r);
+    assert!(r.stdout.contains("FD7_CLOSED"), "{r:?}");
+    assert!(r.stdout.contains("HARNESS_FD_KEPT"), "{r:?}");
+    // Control: an ordinary file's fd is inherited.
+    std::fs::write(w.ws.join("plain.txt"), "plain-content").unwrap();
+    let plain = w.ws.join("plain.txt");
+    let r = w.harness(&["nounshare-leakfd", plain.to_str().unwrap(), "7", probe]);
+    assert!(
+        r.stdout.contains("FD7_OPEN") && r.stdout.contains("plain-content"),
+        "{r:?}"
+    );
+}

@@ -245,9 +245,33 @@ fn resolve_check(st: &State, dirfd: c_int, path: &[u8], flags: c_int) -> Option<
     r
 }
 
-/// Close every fd of this process that refers to a vault file (before an
-/// exec in a child of the harness). Allocation-free.
-pub fn close_vault_fds(st: &State) {
+/// What to do with an fd on a vault file before an `exec`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum FdAction {
+    /// Close it: the fd table is this child's own.
+    Close,
+    /// Mark it close-on-exec: the table is shared with the harness (the
+    /// posix_spawn helper thread when `unshare(CLONE_FILES)` is refused,
+    /// as Docker's default seccomp profile does), which keeps the fd.
+    CloseOnExec,
+}
+
+fn act(fd: c_int, action: FdAction) {
+    match action {
+        FdAction::Close => {
+            sys::close(fd);
+        }
+        FdAction::CloseOnExec => {
+            sys::set_cloexec(fd);
+        }
+    }
+}
+
+/// Close (or mark close-on-exec) every fd of this process that refers to a
+/// vault file or directory, before an exec in a child of the harness.
+/// Allocation-free. `Err(errno)` when the fds could not be listed: the
+/// caller must not exec then.
+pub fn close_vault_fds(st: &State, action: FdAction) -> Result<(), c_int> {
     let limit = sys::nofile_limit();
     // An fd opened before the soft limit was lowered stays open above it,
     // out of the poll's range: mark every fd from the limit up
@@ -255,16 +279,33 @@ pub fn close_vault_fds(st: &State) {
     // current limit), or list /proc/self/fd when that cannot be done.
     if limit <= POLL_LIMIT
         && sys::cloexec_from(limit as c_uint) >= 0
-        && close_vault_fds_by_poll(st, limit)
+        && close_vault_fds_by_poll(st, limit, action)
     {
-        return;
+        return Ok(());
     }
-    // Each pass closes up to 64; repeat while a pass found a full batch.
+    if action == FdAction::CloseOnExec {
+        // Marking does not change the listing: one pass sees every fd.
+        return list_vault_fds(st, &mut |fd| act(fd, action));
+    }
+    // Each pass closes up to 64 (collected first: closing while listing
+    // could skip entries); repeat while a pass found a full batch.
     for _ in 0..256 {
-        if close_vault_fds_pass(st) < 64 {
-            return;
+        let mut victims = [-1 as c_int; 64];
+        let mut nv = 0;
+        list_vault_fds(st, &mut |fd| {
+            if nv < victims.len() {
+                victims[nv] = fd;
+                nv += 1;
+            }
+        })?;
+        for &fd in &victims[..nv] {
+            sys::close(fd);
+        }
+        if nv < victims.len() {
+            return Ok(());
         }
     }
+    Err(libc::EMFILE) // more than 16,384 vault fds
 }
 
 /// The highest fd limit worth polling for: under a small limit (a
@@ -289,7 +330,7 @@ fn is_vault_fd(st: &State, fd: c_int) -> bool {
 
 /// [`close_vault_fds`] by `poll(2)`, for fds below `limit`. False when
 /// `poll` is refused (seccomp, say): then list `/proc/self/fd`.
-fn close_vault_fds_by_poll(st: &State, limit: u64) -> bool {
+fn close_vault_fds_by_poll(st: &State, limit: u64, action: FdAction) -> bool {
     const BATCH: usize = 128;
     let mut fds = [libc::pollfd {
         fd: 0,
@@ -311,7 +352,7 @@ fn close_vault_fds_by_poll(st: &State, limit: u64) -> bool {
         }
         for p in &fds[..n] {
             if p.revents & libc::POLLNVAL == 0 && is_vault_fd(st, p.fd) {
-                sys::close(p.fd);
+                act(p.fd, action);
             }
         }
         base += n as u64;
@@ -319,8 +360,10 @@ fn close_vault_fds_by_poll(st: &State, limit: u64) -> bool {
     true
 }
 
-/// One pass of [`close_vault_fds`]; returns how many fds it closed.
-fn close_vault_fds_pass(st: &State) -> usize {
+/// Call `f` with every fd in `/proc/self/fd` that is a vault file or
+/// directory. `Err(errno)` when the listing cannot be made or read to its
+/// end.
+fn list_vault_fds(st: &State, f: &mut dyn FnMut(c_int)) -> Result<(), c_int> {
     let dfd = sys::openat(
         libc::AT_FDCWD,
         b"/proc/self/fd\0",
@@ -328,37 +371,30 @@ fn close_vault_fds_pass(st: &State) -> usize {
         0,
     );
     if dfd < 0 {
-        return 0;
+        return Err(-dfd);
     }
-    // Collect first, close after: closing while listing could skip entries.
-    // Small buffers: this runs in a forked child, where every stack page
+    // A small buffer: this runs in a forked child, where every stack page
     // written is a copy-on-write fault.
-    let mut victims = [-1 as c_int; 64];
-    let mut nv = 0;
     let mut buf = [0u8; 2048];
-    loop {
+    let res = loop {
         let n = sys::getdents64(dfd, &mut buf);
-        if n <= 0 {
-            break;
+        if n < 0 {
+            break Err((-n) as c_int);
+        }
+        if n == 0 {
+            break Ok(());
         }
         for name in sys::dirents(&buf[..n as usize]) {
             let Some(fd) = parse_fd(&name[..name.len() - 1]) else {
                 continue;
             };
-            if fd == dfd {
-                continue;
-            }
-            if nv < victims.len() && is_vault_fd(st, fd) {
-                victims[nv] = fd;
-                nv += 1;
+            if fd != dfd && is_vault_fd(st, fd) {
+                f(fd);
             }
         }
-    }
+    };
     sys::close(dfd);
-    for &fd in &victims[..nv] {
-        sys::close(fd);
-    }
-    nv
+    res
 }
 
 fn parse_fd(name: &[u8]) -> Option<c_int> {

@@ -65,8 +65,10 @@ fn prepare_child(st: &State) -> Result<(), tool_layer::LlError> {
         }
         tool_layer::report(e, b"; running with the preload's checks only");
     }
-    guard::close_vault_fds(st);
-    Ok(())
+    guard::close_vault_fds(st, guard::FdAction::Close).map_err(|errno| tool_layer::LlError {
+        what: "listing the open fds (to close those on vault files)",
+        errno,
+    })
 }
 
 /// `prepare_child` for an exec: on failure, exit 126 (never run unrestricted).
@@ -302,8 +304,24 @@ extern "C" fn helper_main(arg: *mut c_void) -> *mut c_void {
     // it has joined this thread; no one else touches it meanwhile.
     let h = unsafe { &mut *(arg as *mut Helper<'_>) };
     // A private fd table: closing vault fds here leaves the harness's alone.
-    if sys::unshare(libc::CLONE_FILES) == 0 {
-        guard::close_vault_fds(h.st);
+    // Without one (unshare refused, as by Docker's default seccomp profile)
+    // the harness's vault fds are marked close-on-exec instead: the spawned
+    // program does not get them, the harness keeps them.
+    let action = if sys::unshare(libc::CLONE_FILES) == 0 {
+        guard::FdAction::Close
+    } else {
+        guard::FdAction::CloseOnExec
+    };
+    if let Err(errno) = guard::close_vault_fds(h.st, action) {
+        tool_layer::report(
+            tool_layer::LlError {
+                what: "listing the open fds (to close those on vault files)",
+                errno,
+            },
+            b"; not spawning the command",
+        );
+        h.result = libc::EPERM;
+        return core::ptr::null_mut();
     }
     if h.st.landlock != EnforceMode::Off
         && let Err(e) = tool_layer::apply(h.st)

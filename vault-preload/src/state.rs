@@ -571,13 +571,23 @@ unsafe fn builtin(uid: u32) -> View<'static> {
     });
     e.header(builtin_table::LANDLOCK, builtin_table::audit(), None);
     let mut path = FixedPath::new();
-    let n = builtin_table::VAULT
-        .iter()
-        .filter(|(_, t, _, _)| expand(t, &mut path))
+    // An entry is kept when it expands and no earlier entry expanded to the
+    // same path (as agent-init merges them; `CLAUDE_CONFIG_DIR=~/.claude`).
+    let kept = |i: usize, path: &mut FixedPath| {
+        if !expand(builtin_table::VAULT[i].1, path) {
+            return false;
+        }
+        let mut earlier = FixedPath::new();
+        !(0..i).any(|j| {
+            expand(builtin_table::VAULT[j].1, &mut earlier) && earlier.as_bytes() == path.as_bytes()
+        })
+    };
+    let n = (0..builtin_table::VAULT.len())
+        .filter(|&i| kept(i, &mut path))
         .count();
     e.count(n);
-    for (name, template, kind, rel_exceptions) in builtin_table::VAULT {
-        if !expand(template, &mut path) {
+    for (i, (name, _, kind, rel_exceptions)) in builtin_table::VAULT.iter().enumerate() {
+        if !kept(i, &mut path) {
             continue;
         }
         e.entry(&name[..name.len() - 1], path.as_bytes(), *kind);

@@ -252,6 +252,24 @@ pub fn cloexec_from(first: c_uint) -> c_int {
     }) as c_int
 }
 
+/// Set `FD_CLOEXEC` on `fd` (its other fd flags kept).
+pub fn set_cloexec(fd: c_int) -> c_int {
+    // SAFETY: integer arguments only.
+    let flags = ret(unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETFD) });
+    if flags < 0 {
+        return flags as c_int;
+    }
+    // SAFETY: integer arguments only.
+    ret(unsafe {
+        libc::syscall(
+            libc::SYS_fcntl,
+            fd,
+            libc::F_SETFD,
+            flags | libc::FD_CLOEXEC as c_long,
+        )
+    }) as c_int
+}
+
 /// The soft limit on open fds (`RLIMIT_NOFILE`); `u64::MAX` when unknown.
 pub fn nofile_limit() -> u64 {
     let mut r = libc::rlimit64 {

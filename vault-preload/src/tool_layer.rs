@@ -162,14 +162,27 @@ pub fn ensure(st: &State) -> Result<bool, LlError> {
     Ok(under)
 }
 
-/// In a child of the harness: apply the layer, no probe. Every call adds
-/// a layer (a child that calls `exec` again after a failed one stacks
-/// another, harmless; Landlock refuses a 17th, and then, with Landlock
-/// required, the child exits 126). No "already applied" flag: in a vfork
-/// child it would land in the harness's memory, and a later child reusing
-/// that pid would skip the layer.
+/// The pid that last applied the tool layer in this address space: a hint
+/// only. A vfork child writes it into the harness's memory, and a later
+/// child may reuse that pid, so a match is confirmed with the probe.
+static APPLIED_PID: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(0);
+
+/// In a child of the harness: apply the layer, once per process. The first
+/// `exec` attempt applies it without probing. A later attempt in the same
+/// process (an `exec` that failed, as `execvp`-style loops over `PATH`
+/// make: Landlock refuses a 17th layer) skips it only when the probe
+/// (agent-init's `probe/probe`) confirms the process is under a layer.
 pub fn ensure_in_harness_child(st: &State) -> Result<bool, LlError> {
+    use core::sync::atomic::Ordering::Relaxed;
+    let me = sys::getpid();
+    if APPLIED_PID.load(Relaxed) == me
+        && let Some(dir) = st.policy.probe
+        && probe_file(dir.bytes()) == Probe::Under
+    {
+        return Ok(false);
+    }
     apply(st)?;
+    APPLIED_PID.store(me, Relaxed);
     Ok(true)
 }
 

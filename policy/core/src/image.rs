@@ -313,10 +313,24 @@ impl<'a> View<'a> {
             },
             left: n_vault,
         };
-        for e in all {
+        // Nor may an exception lie inside another entry: the entry would
+        // deny it and the tool layer grant it. And no two entries share a
+        // path (agent-init merges them).
+        for (i, e) in all.enumerate() {
             for x in all.flat_map(|f| f.exceptions) {
                 if is_within(e.path.bytes(), x.bytes()) {
                     return Err(r.bad("a vault entry lies inside a tool exception"));
+                }
+            }
+            for (j, f) in all.enumerate() {
+                if i == j {
+                    continue;
+                }
+                if f.path.bytes() == e.path.bytes() {
+                    return Err(r.bad("two vault entries have one path"));
+                }
+                if { f.exceptions }.any(|x| is_within(x.bytes(), e.path.bytes())) {
+                    return Err(r.bad("a tool exception lies inside another vault entry"));
                 }
             }
         }
@@ -424,10 +438,10 @@ impl<'a> View<'a> {
         })
     }
 
-    /// Inside some vault entry and not inside any tool exception (the walk's test).
+    /// Inside a vault entry and not inside one of its tool exceptions: the
+    /// walk's test, the same as [`View::match_path`]'s.
     pub fn in_vault(&self, path: &[u8]) -> bool {
-        self.vault().any(|e| is_within(path, e.path.bytes()))
-            && !self.exceptions().any(|x| is_within(path, x.bytes()))
+        self.match_path(path).is_some()
     }
 
     /// Some vault entry lies strictly below `dir`.
@@ -804,6 +818,28 @@ mod tests {
         e.count(0);
         let err = View::decode(&e.0.0).unwrap_err();
         assert_eq!(err.what, "a vault entry lies inside a tool exception");
+    }
+
+    #[test]
+    fn an_exception_inside_another_entry_and_duplicate_paths_are_refused() {
+        let image = |second: &[u8], exc: &[u8]| {
+            let mut e = Encoder(VecOut(Vec::new()));
+            e.header(Mode::Off, Audit::Off, None);
+            e.count(2);
+            e.entry(b"outer", b"/secrets", VaultKind::Dir);
+            e.count(0);
+            e.entry(b"inner", second, VaultKind::Dir);
+            e.count(1);
+            e.str(exc);
+            e.count(0);
+            e.count(0);
+            e.0.0
+        };
+        let err = View::decode(&image(b"/secrets/app", b"/secrets/app/cache")).unwrap_err();
+        assert_eq!(err.what, "a tool exception lies inside another vault entry");
+        let err = View::decode(&image(b"/secrets", b"/secrets/cache")).unwrap_err();
+        assert_eq!(err.what, "two vault entries have one path");
+        assert!(View::decode(&image(b"/other", b"/other/cache")).is_ok());
     }
 
     #[test]

@@ -9,6 +9,10 @@
 //! - `spawn|spawnp|system|popen CMD`: the same through posix_spawn(p), system, popen
 //! - `spawn-read CMD FILE`: `spawn CMD`, then print FILE
 //! - `leakfd FILE FD CMD`: open FILE without O_CLOEXEC as fd FD, then `fork CMD`
+//! - `nounshare-leakfd FILE FD CMD`: with unshare(2) refused by seccomp,
+//!   leak FILE as fd FD and `spawn CMD`; prints whether the harness kept FD
+//! - `execloop N CMD`: fork; the child tries N missing programs with
+//!   execve, then runs `/bin/sh -c CMD`
 //! - `leakfd-lowered FILE FD LIMIT CMD`: `leakfd`, with the soft fd limit
 //!   lowered to LIMIT (below FD) before the fork
 //! - `holdfd FILE CMD`: open FILE (kept open, close-on-exec), print its fd, then `fork CMD`
@@ -236,6 +240,39 @@ fn spawn_true() -> i32 {
     wait(pid)
 }
 
+/// Install a seccomp filter that makes unshare(2) fail with EPERM.
+fn deny_unshare() {
+    // Classic BPF: load the syscall number, EPERM for unshare, allow the rest.
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    let insn = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let filter = [
+        insn(LD_W_ABS, 0, 0, 0), // seccomp_data.nr
+        insn(JEQ_K, 0, 1, libc::SYS_unshare as u32),
+        insn(RET_K, 0, 0, 0x0005_0000 | libc::EPERM as u32), // SECCOMP_RET_ERRNO
+        insn(RET_K, 0, 0, 0x7fff_0000),                      // SECCOMP_RET_ALLOW
+    ];
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `prog` points at `filter`, both alive for the call; the
+    // kernel copies the program.
+    let ok = unsafe {
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+            && libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &prog as *const libc::sock_fprog,
+            ) == 0
+    };
+    if !ok {
+        eprintln!("seccomp: {}", std::io::Error::last_os_error());
+        std::process::exit(1);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let hpid = std::process::id().to_string();
@@ -311,6 +348,55 @@ fn main() {
                 libc::dup2(fd, target);
             }
             fork_exec("fork", &arg(4))
+        }
+        "nounshare-leakfd" => {
+            // Refuse unshare(2) with EPERM (as Docker's default seccomp
+            // profile does for a process without CAP_SYS_ADMIN), leak FILE
+            // as fd FD (no O_CLOEXEC), posix_spawn `/bin/sh -c CMD`, then
+            // say whether the harness still holds FD.
+            deny_unshare();
+            let path = cs(&arg(2));
+            let target: libc::c_int = arg(3).parse().expect("fd number");
+            // SAFETY: open/dup2 on our own fds.
+            unsafe {
+                let fd = libc::open(path.as_ptr(), libc::O_RDONLY);
+                if fd < 0 {
+                    eprintln!("harness open failed: {}", std::io::Error::last_os_error());
+                    std::process::exit(1);
+                }
+                libc::dup2(fd, target);
+            }
+            let code = spawn(false, &arg(4));
+            // SAFETY: F_GETFD on a number only reads its flags.
+            let kept = unsafe { libc::fcntl(target, libc::F_GETFD) } >= 0;
+            println!("HARNESS_FD_{}", if kept { "KEPT" } else { "LOST" });
+            code
+        }
+        "execloop" => {
+            // Fork; the child calls execve on N paths that do not exist (as
+            // an execvp-style loop over PATH does), then runs /bin/sh -c CMD.
+            let n: usize = arg(2).parse().expect("count");
+            let cmd = cs(&arg(3));
+            let missing: Vec<CString> = (0..n)
+                .map(|i| cs(&format!("/nonexistent-{i}/prog")))
+                .collect();
+            let sh = c"/bin/sh";
+            let argv: [*const c_char; 4] =
+                [sh.as_ptr(), c"-c".as_ptr(), cmd.as_ptr(), std::ptr::null()];
+            let envp = env_ptr();
+            // SAFETY: the child only calls execve and _exit on strings
+            // prepared before the fork.
+            unsafe {
+                let pid = libc::fork();
+                if pid == 0 {
+                    for m in &missing {
+                        libc::execve(m.as_ptr(), argv.as_ptr(), envp);
+                    }
+                    libc::execve(sh.as_ptr(), argv.as_ptr(), envp);
+                    libc::_exit(127);
+                }
+                wait(pid)
+            }
         }
         "leakfd-lowered" => {
             // As leakfd, then lower the soft fd limit below the leaked fd
