@@ -72,7 +72,7 @@ fn expand_depth(
                 "{text:?}: `$` must start `${{VAR}}`, `${{VAR:-default}}` or `$$`"
             )));
         };
-        let close = matching_brace(r).ok_or_else(|| {
+        let close = policy_core::expand::matching_brace(r.as_bytes()).ok_or_else(|| {
             ErrorKind::BadExpansion(format!("{text:?}: `${{` without its closing `}}`"))
         })?;
         let inner = &r[..close];
@@ -97,26 +97,6 @@ fn expand_depth(
     }
     out.push_str(rest);
     Ok(out)
-}
-
-/// Index of the `}` that closes a `${` whose body starts at `s[0]`.
-fn matching_brace(s: &str) -> Option<usize> {
-    let mut depth = 0usize;
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'$' if bytes.get(i + 1) == Some(&b'{') => {
-                depth += 1;
-                i += 1;
-            }
-            b'}' if depth == 0 => return Some(i),
-            b'}' => depth -= 1,
-            _ => {}
-        }
-        i += 1;
-    }
-    None
 }
 
 /// Expand and check an absolute path: not empty, absolute, no `..`.

@@ -57,10 +57,10 @@ type FcloseFn = unsafe extern "C" fn(*mut FILE) -> c_int;
 /// In a child of the harness, before it execs or spawns: the tool layer
 /// and the vault fds. Err: the layer is required and could not be applied.
 fn prepare_child(st: &State) -> Result<(), tool_layer::LlError> {
-    if st.landlock != EnforceMode::Off
+    if st.policy.landlock != EnforceMode::Off
         && let Err(e) = tool_layer::ensure_in_harness_child(st)
     {
-        if st.landlock == EnforceMode::Required {
+        if st.policy.landlock == EnforceMode::Required {
             return Err(e);
         }
         tool_layer::report(e, b"; running with the preload's checks only");
@@ -323,10 +323,10 @@ extern "C" fn helper_main(arg: *mut c_void) -> *mut c_void {
         h.result = libc::EPERM;
         return core::ptr::null_mut();
     }
-    if h.st.landlock != EnforceMode::Off
+    if h.st.policy.landlock != EnforceMode::Off
         && let Err(e) = tool_layer::apply(h.st)
     {
-        if h.st.landlock == EnforceMode::Required {
+        if h.st.policy.landlock == EnforceMode::Required {
             tool_layer::report(e, b"; not spawning the command");
             h.result = libc::EPERM;
             return core::ptr::null_mut();

@@ -51,11 +51,11 @@ extern "C" fn vault_preload_init() {
         return;
     }
     env::scrub_own(st);
-    if st.landlock == EnforceMode::Off {
+    if st.policy.landlock == EnforceMode::Off {
         return;
     }
     if let Err(e) = tool_layer::ensure(st) {
-        if st.landlock == EnforceMode::Required {
+        if st.policy.landlock == EnforceMode::Required {
             tool_layer::report(e, b"; refusing to run (landlock mode \"required\")");
             sys::exit_now(126);
         }

@@ -21,7 +21,7 @@ use crate::sys;
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, Ordering};
-use policy_core::image::{Encoder, MAX_IMAGE, MAX_VAULT, Mode, SliceOut, Strs};
+use policy_core::image::{Encoder, MAX_IMAGE, MAX_VAULT, SliceOut, Strs};
 use policy_core::pathbuf::FixedPath;
 use policy_core::pathbuf::is_within;
 use policy_core::{Access, FileId, VaultKind, View};
@@ -45,7 +45,6 @@ pub struct State {
     pub privileged: bool,
     /// The policy: slices into the image buffer (or the built-in's).
     pub policy: View<'static>,
-    pub landlock: Mode,
     /// Each vault entry, unpacked from the image once (the open hooks'
     /// matcher: no parsing per open), with its identity when it exists.
     entries: Table<VaultRef, MAX_VAULT>,
@@ -671,7 +670,6 @@ unsafe fn build(st: *mut State) {
         core::ptr::addr_of_mut!((*st).harness_pid).write(0);
         core::ptr::addr_of_mut!((*st).init_pid).write(init_pid);
         core::ptr::addr_of_mut!((*st).privileged).write(privileged);
-        core::ptr::addr_of_mut!((*st).landlock).write(Mode::Required);
     }
     let dir = state_dir(uid);
     // SAFETY: BUILDER is held (this function's contract).
@@ -691,7 +689,6 @@ unsafe fn build(st: *mut State) {
     if let Some((d, pid_st)) = &dir {
         st.harness_pid = harness_pid(d, *pid_st, uid);
     }
-    st.landlock = st.policy.landlock;
 
     let policy: View<'static> = st.policy;
     for e in policy.vault() {
@@ -707,7 +704,7 @@ unsafe fn build(st: *mut State) {
         // The image holds at most MAX_VAULT entries: the pushes fit.
         st.entries.push(VaultRef {
             path: p,
-            basename: &p[p.iter().rposition(|&b| b == b'/').map_or(0, |j| j + 1)..],
+            basename: policy_core::pathbuf::last_component(p),
             kind: e.kind,
             exceptions: e.exceptions,
             id,

@@ -596,7 +596,7 @@ fn cached_fd() -> Option<c_int> {
 /// In the harness: make sure the cache is current (rebuild when stale).
 pub fn refresh_cache(st: &State) {
     use core::sync::atomic::Ordering::{AcqRel, Release};
-    if st.landlock == policy_core::Mode::Off || BUSY.swap(true, AcqRel) {
+    if st.policy.landlock == policy_core::Mode::Off || BUSY.swap(true, AcqRel) {
         return;
     }
     if cached_fd().is_none() {

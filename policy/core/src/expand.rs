@@ -32,10 +32,6 @@ pub fn absolute_path(template: &[u8], env: &dyn Lookup, out: &mut FixedPath) -> 
     normalize_into(b"/", r, out) && is_clean_absolute(out.as_bytes())
 }
 
-fn append(out: &mut FixedPath, bytes: &[u8]) -> bool {
-    out.extend(bytes)
-}
-
 fn expand(text: &[u8], env: &dyn Lookup, depth: u32, out: &mut FixedPath) -> bool {
     if depth > 8 {
         return false;
@@ -43,7 +39,7 @@ fn expand(text: &[u8], env: &dyn Lookup, depth: u32, out: &mut FixedPath) -> boo
     let mut rest = text;
     if rest == b"~" || rest.starts_with(b"~/") {
         let Some(home) = env.home() else { return false };
-        if !append(out, home) {
+        if !out.extend(home) {
             return false;
         }
         rest = &rest[1..];
@@ -51,12 +47,12 @@ fn expand(text: &[u8], env: &dyn Lookup, depth: u32, out: &mut FixedPath) -> boo
         return false;
     }
     while let Some(i) = rest.iter().position(|&b| b == b'$') {
-        if !append(out, &rest[..i]) {
+        if !out.extend(&rest[..i]) {
             return false;
         }
         rest = &rest[i + 1..];
         if let Some(r) = rest.strip_prefix(b"$") {
-            if !append(out, b"$") {
+            if !out.extend(b"$") {
                 return false;
             }
             rest = r;
@@ -82,7 +78,7 @@ fn expand(text: &[u8], env: &dyn Lookup, depth: u32, out: &mut FixedPath) -> boo
         }
         match (env.var(name).filter(|v| !v.is_empty()), default) {
             (Some(v), _) => {
-                if !append(out, v) {
+                if !out.extend(v) {
                     return false;
                 }
             }
@@ -94,11 +90,12 @@ fn expand(text: &[u8], env: &dyn Lookup, depth: u32, out: &mut FixedPath) -> boo
             (None, None) => return false,
         }
     }
-    append(out, rest)
+    out.extend(rest)
 }
 
-/// Index of the `}` that closes a `${` whose body starts at `s[0]`.
-fn matching_brace(s: &[u8]) -> Option<usize> {
+/// Index of the `}` that closes a `${` whose body starts at `s[0]` (also
+/// `policy::expand`'s).
+pub fn matching_brace(s: &[u8]) -> Option<usize> {
     let mut depth = 0usize;
     let mut i = 0;
     while i < s.len() {

@@ -25,7 +25,7 @@
 //! can fail afterwards.
 
 use crate::access::Access;
-use crate::pathbuf::is_within;
+use crate::pathbuf::{is_within, last_component, split_last};
 use core::fmt;
 
 /// The magic and the format version.
@@ -432,8 +432,7 @@ impl<'a> View<'a> {
     /// cheap pre-filter for the open hooks.
     pub fn may_match(&self, path: &[u8]) -> bool {
         self.vault().any(|e| {
-            let p = e.path.bytes();
-            let name = &p[p.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1)..];
+            let name = last_component(e.path.bytes());
             name.is_empty() || path.windows(name.len()).any(|w| w == name)
         })
     }
@@ -444,11 +443,6 @@ impl<'a> View<'a> {
         self.match_path(path).is_some()
     }
 
-    /// Some vault entry lies strictly below `dir`.
-    pub fn has_vault_below(&self, dir: &[u8]) -> bool {
-        self.is_ancestor(dir)
-    }
-
     /// `path` is named like a vault `file` entry in the same directory,
     /// with more after the name: `~/.claude.json.backup`,
     /// `~/.claude.json.tmp.123` beside `~/.claude.json`. Backups of a
@@ -456,16 +450,13 @@ impl<'a> View<'a> {
     /// a temporary file over the vault file: a Landlock rule granted on it
     /// would follow its inode into the vault.
     pub fn is_vault_file_namesake(&self, path: &[u8]) -> bool {
-        let Some(cut) = path.iter().rposition(|&b| b == b'/') else {
+        let Some((dir, name)) = split_last(path) else {
             return false;
         };
-        let (dir, name) = (&path[..cut], &path[cut + 1..]);
         self.vault().any(|e| {
-            let p = e.path.bytes();
-            let Some(ecut) = p.iter().rposition(|&b| b == b'/') else {
+            let Some((edir, ename)) = split_last(e.path.bytes()) else {
                 return false;
             };
-            let (edir, ename) = (&p[..ecut], &p[ecut + 1..]);
             e.kind == VaultKind::File
                 && edir == dir
                 && name.len() > ename.len()

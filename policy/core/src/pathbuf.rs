@@ -134,6 +134,18 @@ fn apply_component(out: &mut FixedPath, comp: &[u8]) -> bool {
     }
 }
 
+/// A path's directory and last component, split at its last `/` (`None`
+/// without one).
+pub fn split_last(path: &[u8]) -> Option<(&[u8], &[u8])> {
+    let cut = path.iter().rposition(|&b| b == b'/')?;
+    Some((&path[..cut], &path[cut + 1..]))
+}
+
+/// A path's last component (all of it without a `/`).
+pub fn last_component(path: &[u8]) -> &[u8] {
+    split_last(path).map_or(path, |(_, name)| name)
+}
+
 /// True when `path` is `dir` or lies under it (both clean and absolute).
 pub fn is_within(path: &[u8], dir: &[u8]) -> bool {
     if dir == b"/" {

@@ -75,7 +75,7 @@ pub fn tool_layer<E>(
         if policy.in_vault(path) {
             continue;
         }
-        if policy.has_vault_below(path) {
+        if policy.is_ancestor(path) {
             if cur.set(path) {
                 expand(policy, vault_ids, &mut cur, access, fs, sink)?;
             }
@@ -125,7 +125,7 @@ fn expand<E>(
                 return Ok(()); // too long to name: no rule, so no access
             }
             let p = child.as_bytes();
-            if policy.in_vault(p) || policy.has_vault_below(p) {
+            if policy.in_vault(p) || policy.is_ancestor(p) {
                 return Ok(()); // the vault entry itself, or the way on to it
             }
             if policy.is_vault_file_namesake(p) {
@@ -157,7 +157,7 @@ fn expand<E>(
         if seen || !cur.push(next) {
             continue;
         }
-        if !policy.in_vault(cur.as_bytes()) && policy.has_vault_below(cur.as_bytes()) {
+        if !policy.in_vault(cur.as_bytes()) && policy.is_ancestor(cur.as_bytes()) {
             expand(policy, vault_ids, cur, access, fs, sink)?;
         }
         cur.truncate(here);

@@ -240,6 +240,23 @@ fn spawn_true() -> i32 {
     wait(pid)
 }
 
+/// Open `path` without O_CLOEXEC and make it fd number `fd` (a leak to
+/// every child); returns that number.
+fn leak_fd(path: &str, fd: &str) -> libc::c_int {
+    let path = cs(path);
+    let target: libc::c_int = fd.parse().expect("fd number");
+    // SAFETY: open/dup2 on our own fds.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_RDONLY);
+        if fd < 0 {
+            eprintln!("harness open failed: {}", std::io::Error::last_os_error());
+            std::process::exit(1);
+        }
+        libc::dup2(fd, target);
+    }
+    target
+}
+
 /// Install a seccomp filter that makes unshare(2) fail with EPERM.
 fn deny_unshare() {
     // Classic BPF: load the syscall number, EPERM for unshare, allow the rest.
@@ -336,17 +353,7 @@ fn main() {
             }
         }
         "leakfd" => {
-            let path = cs(&arg(2));
-            let target: libc::c_int = arg(3).parse().expect("fd number");
-            // SAFETY: open/dup2 on our own fds.
-            unsafe {
-                let fd = libc::open(path.as_ptr(), libc::O_RDONLY);
-                if fd < 0 {
-                    eprintln!("harness open failed: {}", std::io::Error::last_os_error());
-                    std::process::exit(1);
-                }
-                libc::dup2(fd, target);
-            }
+            leak_fd(&arg(2), &arg(3));
             fork_exec("fork", &arg(4))
         }
         "nounshare-leakfd" => {
@@ -355,17 +362,7 @@ fn main() {
             // as fd FD (no O_CLOEXEC), posix_spawn `/bin/sh -c CMD`, then
             // say whether the harness still holds FD.
             deny_unshare();
-            let path = cs(&arg(2));
-            let target: libc::c_int = arg(3).parse().expect("fd number");
-            // SAFETY: open/dup2 on our own fds.
-            unsafe {
-                let fd = libc::open(path.as_ptr(), libc::O_RDONLY);
-                if fd < 0 {
-                    eprintln!("harness open failed: {}", std::io::Error::last_os_error());
-                    std::process::exit(1);
-                }
-                libc::dup2(fd, target);
-            }
+            let target = leak_fd(&arg(2), &arg(3));
             let code = spawn(false, &arg(4));
             // SAFETY: F_GETFD on a number only reads its flags.
             let kept = unsafe { libc::fcntl(target, libc::F_GETFD) } >= 0;
@@ -401,18 +398,10 @@ fn main() {
         "leakfd-lowered" => {
             // As leakfd, then lower the soft fd limit below the leaked fd
             // (an fd opened earlier stays open above a lowered limit).
-            let path = cs(&arg(2));
-            let target: libc::c_int = arg(3).parse().expect("fd number");
+            leak_fd(&arg(2), &arg(3));
             let limit: libc::rlim_t = arg(4).parse().expect("limit");
-            // SAFETY: open/dup2 on our own fds; getrlimit/setrlimit on a
-            // local struct.
+            // SAFETY: getrlimit/setrlimit on a local struct.
             unsafe {
-                let fd = libc::open(path.as_ptr(), libc::O_RDONLY);
-                if fd < 0 {
-                    eprintln!("harness open failed: {}", std::io::Error::last_os_error());
-                    std::process::exit(1);
-                }
-                libc::dup2(fd, target);
                 let mut lim = libc::rlimit {
                     rlim_cur: 0,
                     rlim_max: 0,
