@@ -13,6 +13,8 @@
 //!   live in the `no_std` crate `policy_core`, re-exported here.
 //! - [`landlock_plan`]: the base layer (agent-init) and the tool layer (the preload).
 //! - [`seccomp_plan`]: the deny-list as data, per architecture.
+//! - [`session`]: the files of agent-init's state directory, as bytes (the
+//!   names and modes: [`layout`]).
 //! - [`explain`]: what the harness and what a tool may do with a path, and why.
 
 pub mod compact;
@@ -23,13 +25,14 @@ pub mod landlock_plan;
 pub mod load;
 pub mod model;
 pub mod seccomp_plan;
+pub mod session;
 pub mod syscalls;
 
 pub use error::PolicyError;
 pub use expand::ExpandContext;
 pub use load::{
-    DEFAULT_POLICY_PATH, DEFAULT_POLICY_TOML, PROBE_ENTRY, Policy, STATE_DIR, host_state_dir,
-    load_file, load_str,
+    DEFAULT_POLICY_PATH, DEFAULT_POLICY_TOML, PROBE_ENTRY, Policy, STATE_DIR, load_file, load_str,
 };
 pub use model::{AuditSink, EnforceMode, SeedMode};
-pub use policy_core::{Access, FileId, VaultKind, View, access, image, pathbuf};
+pub use policy_core::{Access, FileId, VaultKind, View, access, image, layout, pathbuf};
+pub use session::{SessionFile, host_state_dir};

@@ -18,20 +18,7 @@ pub const DEFAULT_POLICY_TOML: &str = include_str!("../default.toml");
 /// The name errors give the built-in policy.
 pub const BUILTIN_NAME: &str = "<built-in policy>";
 
-/// Default audit file (agent-init appends to it).
-pub const DEFAULT_AUDIT_FILE: &str = "/run/agent-vault/audit.jsonl";
-
-/// The name of the vault entry that agent-init adds as the tool-layer probe.
-pub const PROBE_ENTRY: &str = "agent-vault-probe";
-
-/// Where agent-init keeps its state (harness pid, effective policy, probe,
-/// audit file) when started as root; root-owned, so tools cannot change it.
-pub const STATE_DIR: &str = "/run/agent-vault";
-
-/// The state directory of an agent-init started as `uid` (not root): host mode.
-pub fn host_state_dir(uid: u32) -> PathBuf {
-    PathBuf::from(format!("/tmp/agent-vault-{uid}"))
-}
+pub use policy_core::layout::{DEFAULT_AUDIT_FILE, PROBE_ENTRY, STATE_DIR};
 
 /// A validated, expanded policy. Every path is absolute and clean.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -483,7 +470,7 @@ fn check_image_limits(p: &Policy) -> Result<(), ErrorKind> {
         ));
     }
     let mut with_probe = p.clone();
-    with_probe.add_probe(PathBuf::from(STATE_DIR).join("probe"));
+    with_probe.add_probe(PathBuf::from(STATE_DIR).join(policy_core::layout::PROBE_DIR.name));
     // Whatever this crate accepts, the preload must read back.
     let image = with_probe.to_compact();
     if let Err(e) = policy_core::View::decode(&image) {

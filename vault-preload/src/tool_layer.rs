@@ -71,7 +71,8 @@ pub fn probe(st: &State) -> Probe {
 /// Read-open `<dir>/probe`, the file agent-init puts in its probe directory.
 fn probe_file(dir: &[u8]) -> Probe {
     // A short buffer: this runs in every tool's constructor, on a fresh stack.
-    let Some(p) = crate::state::StatePath::new(&[dir, b"/probe"]) else {
+    let name = policy_core::layout::PROBE_FILE.name.as_bytes();
+    let Some(p) = crate::state::StatePath::new(&[dir, b"/", name]) else {
         return Probe::Nothing;
     };
     let fd = sys::openat(

@@ -14,6 +14,8 @@
 //! - [`access`]: Landlock file system rights, with the kernel's bit values.
 //! - [`pathbuf`]: a fixed-size path buffer and lexical normalization.
 //! - [`image`]: the compact image's format and its validated view.
+//! - [`layout`]: the state directory's names and modes (the contract
+//!   between agent-init, the preload and self-test).
 //! - [`walk`]: the tool layer's allocation-free walk.
 //! - [`expand`]: `~` and `${VAR:-default}` into a fixed buffer (the preload's
 //!   built-in policy, when no agent-init session exists).
@@ -23,6 +25,7 @@
 pub mod access;
 pub mod expand;
 pub mod image;
+pub mod layout;
 pub mod pathbuf;
 pub mod walk;
 
