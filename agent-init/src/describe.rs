@@ -2,10 +2,9 @@
 
 use crate::config::{self, LoadError};
 use policy::access::Access;
-use policy::load::{GroupSpec, UserSpec, VaultKind};
-use policy::model::{AuditSink, SeedMode};
 use policy::seccomp_plan::{ArgTest, plan};
 use policy::syscalls::Arch;
+use policy::{AuditSink, GroupSpec, SeedMode, UserSpec, VaultKind};
 use policy::{EnforceMode, Policy};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -25,8 +25,7 @@
 
 use crate::sys;
 use policy::layout::{HARNESS_PID, POLICY_TOML, PROBE_FILE};
-use policy::load::{VaultEntry, VaultKind};
-use policy::model::AuditSink;
+use policy::{AuditSink, VaultEntry, VaultKind};
 use policy::{EnforceMode, Policy, STATE_DIR, host_state_dir};
 use std::ffi::CString;
 use std::fmt::Write as _;

@@ -11,8 +11,7 @@
 //! them) and the probe directory.
 
 use crate::landlock_plan::base_layer;
-use crate::load::Policy;
-use crate::model::{AuditSink, EnforceMode};
+use crate::resolved::{AuditSink, EnforceMode, Policy};
 use policy_core::image::{Audit, CStr, Encoder, Mode, Out};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;

@@ -4,7 +4,7 @@
 
 use crate::access::Access;
 use crate::landlock_plan::base_layer;
-use crate::load::Policy;
+use crate::resolved::Policy;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 

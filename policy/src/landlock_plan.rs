@@ -17,7 +17,7 @@
 //! writes, so they also hold the image to the plan.
 
 use crate::access::Access;
-use crate::load::{Policy, VaultKind};
+use crate::resolved::{AuditSink, Policy, VaultKind};
 use std::path::PathBuf;
 
 /// One rule: `access` on `path` and everything beneath it.
@@ -56,7 +56,7 @@ pub fn base_layer(policy: &Policy) -> BaseLayer {
         .for_each(|p| grant(p, Access::READ_WRITE));
     fs.executable.iter().for_each(|p| grant(p, Access::EXEC));
     // Every process appends its denial records to the audit file (and may not read it).
-    if let crate::model::AuditSink::File(f) = &policy.audit {
+    if let AuditSink::File(f) = &policy.audit {
         grant(f, Access::WRITE_FILE);
     }
     for e in &policy.vault {

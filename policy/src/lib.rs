@@ -7,7 +7,9 @@
 //! is passed in by the caller, so every plan it computes can be tested on any
 //! machine with golden inputs.
 //!
-//! - [`load`]: parse, validate and expand a policy ([`Policy`]).
+//! - [`raw`]: the policy file as written (the serde TOML schema).
+//! - [`load`]: parse, validate and expand a [`raw`] policy into the resolved one.
+//! - [`resolved`]: the resolved policy ([`Policy`]), what everything else reads.
 //! - [`compact`]: the image of the effective policy that the preload reads
 //!   (`policy.bin`); its reader, the vault matcher and the tool-layer walk
 //!   live in the `no_std` crate `policy_core`, re-exported here.
@@ -23,16 +25,19 @@ pub mod expand;
 pub mod explain;
 pub mod landlock_plan;
 pub mod load;
-pub mod model;
+pub mod raw;
+pub mod resolved;
 pub mod seccomp_plan;
 pub mod session;
 pub mod syscalls;
 
 pub use error::PolicyError;
 pub use expand::ExpandContext;
-pub use load::{
-    DEFAULT_POLICY_PATH, DEFAULT_POLICY_TOML, PROBE_ENTRY, Policy, STATE_DIR, load_file, load_str,
-};
-pub use model::{AuditSink, EnforceMode, SeedMode};
+pub use load::{BUILTIN_NAME, DEFAULT_POLICY_PATH, DEFAULT_POLICY_TOML, load_file, load_str};
+pub use policy_core::layout::{PROBE_ENTRY, STATE_DIR};
 pub use policy_core::{Access, FileId, VaultKind, View, access, image, layout, pathbuf};
+pub use resolved::{
+    AuditSink, EnforceMode, Filesystem, GroupSpec, Harness, Policy, Seccomp, Seed, SeedMode,
+    UserSpec, VaultEntry,
+};
 pub use session::{SessionFile, host_state_dir};

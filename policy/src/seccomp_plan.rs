@@ -5,7 +5,7 @@
 //! Actions are errnos only, never kill (gVisor kills the thread for any other
 //! action, and a killed tool is a worse failure than an `EPERM`).
 
-use crate::load::Policy;
+use crate::resolved::Policy;
 use crate::syscalls::{self, Arch};
 
 pub const EPERM: u32 = 1;

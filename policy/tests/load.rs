@@ -1,8 +1,8 @@
 //! Parsing, validation and expansion of whole policy files.
 
 use policy::error::ErrorKind;
-use policy::load::{Policy, UserSpec, VaultKind, load_file, load_str};
 use policy::{AuditSink, EnforceMode, ExpandContext};
+use policy::{Policy, UserSpec, VaultKind, load_file, load_str};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
