@@ -187,6 +187,8 @@ mod tests {
         }
         text.push_str("[filesystem]\n");
         let e = crate::load::load_str(&text, "big.toml", &ExpandContext::default()).unwrap_err();
+        // The 64th entry's name: line 5 + 3 * 63, after `name = `.
+        assert_eq!((e.line, e.column), (194, 8), "{e}");
         assert!(
             e.to_string()
                 .contains("64 vault entries; the preload holds at most 63"),

@@ -98,7 +98,7 @@ pub fn resolve(
         seeds: resolve_seeds(&raw.seed, src, ctx)?,
         audit: resolve_audit(&raw.audit, src, ctx)?,
     };
-    check_image_limits(&policy).map_err(|k| PolicyError::at(file, text, 0, k))?;
+    check_image_limits(&policy, &raw, src, ctx)?;
     Ok(policy)
 }
 
@@ -441,47 +441,117 @@ fn resolve_audit(
     Ok(audit)
 }
 
+/// The raw strings that name paths, each with its expansion: where a limit
+/// error points (the resolved policy keeps no places in the text).
+fn path_sites<'r>(raw: &'r RawPolicy, ctx: &ExpandContext) -> Vec<(&'r Spanned<String>, PathBuf)> {
+    let mut sites = Vec::new();
+    let mut add = |s: &'r Spanned<String>| {
+        if let Ok(p) = expand::absolute_path(s.get_ref(), ctx) {
+            sites.push((s, p));
+        }
+    };
+    for e in &raw.vault.entry {
+        e.dir.iter().chain(e.file.iter()).for_each(&mut add);
+    }
+    let fs = &raw.filesystem;
+    fs.read_only
+        .iter()
+        .chain(&fs.read_write)
+        .chain(&fs.executable)
+        .for_each(&mut add);
+    add(&raw.audit.sink);
+    for e in &raw.vault.entry {
+        let Some(Ok(base)) = e
+            .dir
+            .as_ref()
+            .map(|d| expand::absolute_path(d.get_ref(), ctx))
+        else {
+            continue;
+        };
+        for x in &e.tool_exceptions {
+            if let Ok(rel) = expand::relative_inside(x.get_ref()) {
+                sites.push((x, base.join(rel)));
+            }
+        }
+    }
+    sites
+}
+
 /// The preload holds the policy in fixed tables (it never allocates): a
-/// policy that does not fit them is refused here, not cut short there.
-fn check_image_limits(p: &Policy) -> Result<(), ErrorKind> {
+/// policy that does not fit them is refused here, not cut short there. The
+/// error points at the first item past the limit.
+fn check_image_limits(
+    p: &Policy,
+    raw: &RawPolicy,
+    src: Source<'_>,
+    ctx: &ExpandContext,
+) -> Result<(), PolicyError> {
     use policy_core::image::{
-        MAX_BASE_RULES, MAX_EXCEPTIONS, MAX_IMAGE, MAX_SECRET_ENV, MAX_VAULT,
+        MAX_BASE_RULES, MAX_EXCEPTIONS, MAX_IMAGE, MAX_SECRET_ENV, MAX_VAULT, MAX_VAULT_DEPTH,
+    };
+    let at = |s: Option<&Spanned<String>>, kind: ErrorKind| match s {
+        Some(s) => src.err(s, kind),
+        None => PolicyError::at(src.file, src.text, 0, kind),
     };
     let too_many = |what: &str, n: usize, max: usize| {
         ErrorKind::Invalid(format!("{n} {what}; the preload holds at most {max}"))
     };
+    let entry_named = |name: &str| raw.vault.entry.iter().find(|r| r.name.get_ref() == name);
+    let sites = path_sites(raw, ctx);
+    let site_of = |path: &Path| sites.iter().find(|(_, p)| p == path).map(|(s, _)| *s);
     // One vault slot stays free for agent-init's probe entry.
     if p.vault.len() >= MAX_VAULT {
-        return Err(too_many("vault entries", p.vault.len(), MAX_VAULT - 1));
+        let first_past = entry_named(&p.vault[MAX_VAULT - 1].name).map(|r| &r.name);
+        return Err(at(
+            first_past,
+            too_many("vault entries", p.vault.len(), MAX_VAULT - 1),
+        ));
     }
     if let Some(e) = p.vault.iter().find(|e| {
-        policy_core::image::depth(e.path.as_os_str().as_encoded_bytes())
-            > policy_core::image::MAX_VAULT_DEPTH
+        policy_core::image::depth(e.path.as_os_str().as_encoded_bytes()) > MAX_VAULT_DEPTH
     }) {
-        return Err(ErrorKind::Invalid(format!(
-            "vault entry {:?} is more than {} directories deep",
-            e.name,
-            policy_core::image::MAX_VAULT_DEPTH
-        )));
+        let path = entry_named(&e.name).and_then(|r| r.dir.as_ref().or(r.file.as_ref()));
+        return Err(at(
+            path,
+            ErrorKind::Invalid(format!(
+                "vault entry {:?} is more than {MAX_VAULT_DEPTH} directories deep",
+                e.name
+            )),
+        ));
     }
     let exceptions: usize = p.vault.iter().map(|e| e.tool_exceptions.len()).sum();
     if exceptions > MAX_EXCEPTIONS {
-        return Err(too_many("tool exceptions", exceptions, MAX_EXCEPTIONS));
+        let first_past = raw
+            .vault
+            .entry
+            .iter()
+            .flat_map(|e| &e.tool_exceptions)
+            .nth(MAX_EXCEPTIONS);
+        return Err(at(
+            first_past,
+            too_many("tool exceptions", exceptions, MAX_EXCEPTIONS),
+        ));
     }
     if p.secret_env.len() > MAX_SECRET_ENV {
-        return Err(too_many(
-            "secret variables",
-            p.secret_env.len(),
-            MAX_SECRET_ENV,
+        let name = &p.secret_env[MAX_SECRET_ENV];
+        let first_past = raw.vault.secret_env.iter().find(|s| s.get_ref() == name);
+        return Err(at(
+            first_past,
+            too_many("secret variables", p.secret_env.len(), MAX_SECRET_ENV),
         ));
     }
     // The probe entry adds one base rule.
-    let rules = crate::landlock_plan::base_layer(p).rules.len() + 1;
-    if rules > MAX_BASE_RULES {
-        return Err(too_many(
-            "distinct filesystem and vault paths",
-            rules,
-            MAX_BASE_RULES,
+    let rules = crate::landlock_plan::base_layer(p).rules;
+    if rules.len() + 1 > MAX_BASE_RULES {
+        // Rules are in path order: point at the first path past the limit.
+        let first_past = site_of(&rules[MAX_BASE_RULES - 1].path);
+        return Err(at(
+            first_past,
+            too_many(
+                "distinct filesystem and vault paths",
+                rules.len() + 1,
+                MAX_BASE_RULES,
+            ),
         ));
     }
     let mut with_probe = p.clone();
@@ -489,15 +559,23 @@ fn check_image_limits(p: &Policy) -> Result<(), ErrorKind> {
     // Whatever this crate accepts, the preload must read back.
     let image = with_probe.to_compact();
     if let Err(e) = policy_core::View::decode(&image) {
-        return Err(ErrorKind::Invalid(format!(
-            "the preload could not read this policy ({e})"
-        )));
+        let too_long = sites
+            .iter()
+            .find(|(_, p)| p.as_os_str().len() >= policy_core::pathbuf::PATH_MAX)
+            .map(|(s, _)| *s);
+        return Err(at(
+            too_long,
+            ErrorKind::Invalid(format!("the preload could not read this policy ({e})")),
+        ));
     }
     let size = image.len() + 2 * 4096;
     if size > MAX_IMAGE {
-        return Err(ErrorKind::Invalid(format!(
-            "the policy's paths add up to about {size} bytes; the preload reads at most {MAX_IMAGE}"
-        )));
+        return Err(at(
+            None,
+            ErrorKind::Invalid(format!(
+                "the policy's paths add up to about {size} bytes; the preload reads at most {MAX_IMAGE}"
+            )),
+        ));
     }
     Ok(())
 }

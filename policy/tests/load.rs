@@ -145,6 +145,12 @@ fn broken_files_name_file_line_and_column() {
         ("relative-path.toml", 7, 7, "is relative"),
         ("dotdot.toml", 7, 15, "`..` component"),
         ("bad-mode.toml", 9, 8, "unknown variant `sometimes`"),
+        (
+            "too-many-secret-vars.toml",
+            71,
+            3,
+            "65 secret variables; the preload holds at most 64",
+        ),
     ];
     for (file, line, col, needle) in cases {
         let e = load_file(&dir.join(file), &ctx()).unwrap_err();
@@ -370,4 +376,47 @@ fn a_path_the_preload_cannot_hold_is_refused_at_load() {
             .contains("the preload could not read this policy"),
         "{e}"
     );
+}
+
+#[test]
+fn limit_errors_point_at_the_first_item_past_the_limit() {
+    // 128 distinct read-only paths, one a line: with the default audit
+    // file's and the probe's rules, the 128th path (in path order) is the
+    // first past the limit.
+    let mut text =
+        String::from("[harness]\nuser = \"1000:1000\"\n[vault]\n[filesystem]\nread_only = [\n");
+    for i in 0..128 {
+        text.push_str(&format!("  \"/r/{i:03}\",\n"));
+    }
+    text.push_str("]\n");
+    let e = load_str(&text, "rules.toml", &ctx()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("130 distinct filesystem and vault paths"),
+        "{e}"
+    );
+    // /r/127 is the 128th path in order, on line 6 + 127.
+    assert_eq!((e.line, e.column), (133, 3), "{e}");
+
+    // 65 tool exceptions over two entries: the 65th is the 33rd of the second.
+    let mut text = String::from("[harness]\nuser = \"1000:1000\"\n[vault]\n");
+    for (name, n) in [("a", 32), ("b", 33)] {
+        text.push_str(&format!(
+            "[[vault.entry]]\nname = \"{name}\"\ndir = \"/{name}\"\ntool_exceptions = [\n"
+        ));
+        for i in 0..n {
+            text.push_str(&format!("  \"x{i}\",\n"));
+        }
+        text.push_str("]\n");
+    }
+    text.push_str("[filesystem]\n");
+    let e = load_str(&text, "exceptions.toml", &ctx()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("65 tool exceptions; the preload holds at most 64"),
+        "{e}"
+    );
+    // Entry a: lines 4-7, its 32 exceptions 8-39, `]` on 40; entry b's
+    // exceptions start on line 45: the 33rd is on line 77.
+    assert_eq!((e.line, e.column), (77, 3), "{e}");
 }
