@@ -32,8 +32,38 @@ pub struct Rule {
 pub struct BaseLayer {
     /// Rights the ruleset handles (denied unless a rule grants them).
     pub handled: Access,
-    /// One rule per path, rights merged, in path order.
+    /// One rule per path, rights merged, in path order. The policy image
+    /// holds these, and the tool layer is derived from them.
     pub rules: Vec<Rule>,
+    /// The terminal rules, applied by agent-init after [`BaseLayer::rules`]
+    /// for the harness (not in the policy image: the tool layer does not
+    /// add them). [`TERMINAL_DEVICES`] here; agent-init adds the terminal
+    /// behind its standard fds with [`BaseLayer::add_terminal`].
+    pub terminals: Vec<Rule>,
+}
+
+/// Terminal devices that must keep working under the base layer, whatever
+/// the policy's lists say.
+pub const TERMINAL_DEVICES: &[&str] = &["/dev/ptmx", "/dev/pts", "/dev/tty", "/dev/console"];
+
+/// What a terminal rule grants: read, write, list, and `IoctlDev` (without
+/// it, `openpty` fails with "out of pty devices").
+pub const TERMINAL_ACCESS: Access = Access::READ_FILE
+    .union(Access::WRITE_FILE)
+    .union(Access::IOCTL_DEV)
+    .union(Access::READ_DIR);
+
+impl BaseLayer {
+    /// Add a terminal rule for `path` (the tty behind a standard fd: a fact
+    /// of the running process, read by the caller), unless it is there.
+    pub fn add_terminal(&mut self, path: PathBuf) {
+        if !self.terminals.iter().any(|r| r.path == path) {
+            self.terminals.push(Rule {
+                path,
+                access: TERMINAL_ACCESS,
+            });
+        }
+    }
 }
 
 /// The base layer of a policy. Vault entries are granted read-write (the
@@ -67,10 +97,15 @@ pub fn base_layer(policy: &Policy) -> BaseLayer {
         grant(&e.path, a);
     }
     rules.sort_by(|a, b| a.path.cmp(&b.path));
-    BaseLayer {
+    let mut layer = BaseLayer {
         handled: Access::ALL,
         rules,
+        terminals: Vec::new(),
+    };
+    for t in TERMINAL_DEVICES {
+        layer.add_terminal(PathBuf::from(t));
     }
+    layer
 }
 
 pub use policy_core::walk::{DirEntry, EntryKind, FsView, RuleSink, tool_layer};
@@ -193,6 +228,21 @@ mod tests {
                 ("/tmp", Access::READ_WRITE),
             ]
         );
+        let tty = Access::READ_FILE | Access::WRITE_FILE | Access::IOCTL_DEV | Access::READ_DIR;
+        let terminals: Vec<_> = base
+            .terminals
+            .iter()
+            .map(|r| (r.path.to_str().unwrap(), r.access))
+            .collect();
+        assert_eq!(
+            terminals,
+            vec![
+                ("/dev/ptmx", tty),
+                ("/dev/pts", tty),
+                ("/dev/tty", tty),
+                ("/dev/console", tty),
+            ]
+        );
 
         let mut rules = Rules::default();
         walk(&p, &[], &mut image_fs(), &mut rules).unwrap();
@@ -286,6 +336,36 @@ mod tests {
                 path: "/run/av/audit.jsonl".into(),
                 access: Access::WRITE_FILE
             }]
+        );
+    }
+
+    #[test]
+    fn a_terminal_is_added_once_and_never_reaches_the_image() {
+        let p = policy("", "read_only = [\"/\"]\n");
+        let mut base = base_layer(&p);
+        base.add_terminal("/dev/pts/3".into());
+        base.add_terminal("/dev/pts/3".into());
+        base.add_terminal("/dev/tty".into());
+        let paths: Vec<_> = base
+            .terminals
+            .iter()
+            .map(|r| r.path.to_str().unwrap())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/dev/ptmx",
+                "/dev/pts",
+                "/dev/tty",
+                "/dev/console",
+                "/dev/pts/3"
+            ]
+        );
+        let image = p.to_compact();
+        let view = View::decode(&image).unwrap();
+        assert!(
+            view.base()
+                .all(|(path, _)| !path.bytes().starts_with(b"/dev"))
         );
     }
 
