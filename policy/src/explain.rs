@@ -78,7 +78,7 @@ pub fn explain(policy: &Policy, path: &Path) -> Explanation {
     }
 
     // The preload's own answer: the policy's image, read the way it reads it.
-    let image = policy.to_compact();
+    let image = policy.to_image();
     let matcher = crate::View::decode(&image).expect("an encoded policy decodes");
     let name = |i: usize| {
         matcher.entry(i).map_or_else(String::new, |e| {

@@ -13,7 +13,7 @@
 //! allocation-free, runs over the policy's image, and is generic over the
 //! file system ([`FsView`]) and the rule sink ([`RuleSink`]). The preload
 //! runs it with raw syscalls in a freshly forked child; the golden tests here
-//! run it on listings they make up, over the image [`Policy::to_compact`]
+//! run it on listings they make up, over the image [`Policy::to_image`]
 //! writes, so they also hold the image to the plan.
 
 use crate::access::Access;
@@ -119,7 +119,7 @@ mod tests {
 
     /// The tool layer of `p`, as the preload computes it: from the image.
     fn walk(p: &Policy, ids: &[FileId], fs: &mut FakeFs, rules: &mut Rules) -> Result<(), String> {
-        let image = p.to_compact();
+        let image = p.to_image();
         let view = View::decode(&image).unwrap();
         tool_layer(&view, ids, fs, rules)
     }
@@ -361,7 +361,7 @@ mod tests {
                 "/dev/pts/3"
             ]
         );
-        let image = p.to_compact();
+        let image = p.to_image();
         let view = View::decode(&image).unwrap();
         assert!(
             view.base()

@@ -10,8 +10,9 @@
 //! - [`raw`]: the policy file as written (the serde TOML schema).
 //! - [`load`]: parse, validate and expand a [`raw`] policy into the resolved one.
 //! - [`resolved`]: the resolved policy ([`Policy`]), what everything else reads.
-//! - [`compact`]: the image of the effective policy that the preload reads
-//!   (`policy.bin`); its reader, the vault matcher and the tool-layer walk
+//! - [`image`]: the policy image, the effective policy as the preload reads
+//!   it (`policy.bin`): its format and reader (from `policy_core`) and
+//!   [`Policy::to_image`]; its reader, the vault matcher and the tool-layer walk
 //!   live in the `no_std` crate `policy_core`, re-exported here.
 //! - [`landlock_plan`]: the base layer (agent-init) and the tool layer (the preload).
 //! - [`seccomp_plan`]: the deny-list as data, per architecture.
@@ -19,10 +20,10 @@
 //!   names and modes: [`layout`]).
 //! - [`explain`]: what the harness and what a tool may do with a path, and why.
 
-pub mod compact;
 pub mod error;
 pub mod expand;
 pub mod explain;
+pub mod image;
 pub mod landlock_plan;
 pub mod load;
 pub mod raw;
@@ -35,7 +36,7 @@ pub use error::PolicyError;
 pub use expand::ExpandContext;
 pub use load::{BUILTIN_NAME, DEFAULT_POLICY_PATH, DEFAULT_POLICY_TOML, load_file, load_str};
 pub use policy_core::layout::{PROBE_ENTRY, STATE_DIR};
-pub use policy_core::{Access, FileId, VaultKind, View, access, image, layout, pathbuf};
+pub use policy_core::{Access, FileId, VaultKind, View, access, layout, pathbuf};
 pub use resolved::{
     AuditSink, EnforceMode, Filesystem, GroupSpec, Harness, Policy, Seccomp, Seed, SeedMode,
     UserSpec, VaultEntry,

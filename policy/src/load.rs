@@ -557,7 +557,7 @@ fn check_image_limits(
     let mut with_probe = p.clone();
     with_probe.add_probe(PathBuf::from(STATE_DIR).join(policy_core::layout::PROBE_DIR.name));
     // Whatever this crate accepts, the preload must read back.
-    let image = with_probe.to_compact();
+    let image = with_probe.to_image();
     if let Err(e) = policy_core::View::decode(&image) {
         let too_long = sites
             .iter()

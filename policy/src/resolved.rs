@@ -1,6 +1,6 @@
 //! The resolved policy: what [`crate::load`] makes of a policy file once it
 //! is validated and every path expanded. The plans ([`crate::landlock_plan`],
-//! [`crate::seccomp_plan`]), the policy image ([`crate::compact`]) and the
+//! [`crate::seccomp_plan`]), the policy image ([`crate::image`]) and the
 //! enforcers read only this; the file as written is [`crate::raw`].
 
 use crate::expand;

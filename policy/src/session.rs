@@ -59,7 +59,7 @@ impl Policy {
             },
             SessionFile {
                 file: POLICY_IMAGE,
-                bytes: self.to_compact(),
+                bytes: self.to_image(),
             },
         ]
     }
