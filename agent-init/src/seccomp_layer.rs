@@ -218,8 +218,8 @@ mod tests {
     #[test]
     fn prologue_is_patched_to_errno() {
         let ctx = policy::ExpandContext::default();
-        let text = "[harness]\nuser = \"1000:1000\"\n[vault]\n[filesystem]\n";
-        let p = policy::load_str(text, "t.toml", &ctx).unwrap();
+        let text = policy::testing::policy_toml("1000:1000", "", "", "");
+        let p = policy::load_str(&text, "t.toml", &ctx).unwrap();
         let f = compile(&p).unwrap().unwrap();
         for (_, prog) in &f.programs {
             assert!(

@@ -181,13 +181,13 @@ mod tests {
 
     #[test]
     fn oversized_policies_are_refused_at_load() {
-        let mut text = String::from("[harness]\nuser = \"1000:1000\"\n[vault]\n");
+        let mut entries = String::new();
         for i in 0..64 {
-            text.push_str(&format!(
+            entries.push_str(&format!(
                 "[[vault.entry]]\nname = \"e{i}\"\ndir = \"/v/{i}\"\n"
             ));
         }
-        text.push_str("[filesystem]\n");
+        let text = crate::testing::policy_toml("1000:1000", &entries, "", "");
         let e = crate::load::load_str(&text, "big.toml", &ExpandContext::default()).unwrap_err();
         // The 64th entry's name: line 5 + 3 * 63, after `name = `.
         assert_eq!((e.line, e.column), (194, 8), "{e}");

@@ -161,9 +161,7 @@ mod tests {
     }
 
     fn policy(vault: &str, fs: &str) -> Policy {
-        let text = format!(
-            "[harness]\nuser = \"1000:1000\"\n[vault]\n{vault}\n[filesystem]\n{fs}\n[audit]\nsink = \"off\"\n"
-        );
+        let text = crate::testing::policy_toml("1000:1000", vault, fs, "[audit]\nsink = \"off\"");
         let ctx = ExpandContext {
             home: Some("/home/agent".into()),
             env: BTreeMap::new(),
@@ -328,8 +326,13 @@ mod tests {
 
     #[test]
     fn the_audit_file_is_write_only_for_everyone() {
-        let text = "[harness]\nuser = \"1000:1000\"\n[vault]\n[filesystem]\n[audit]\nsink = \"/run/av/audit.jsonl\"\n";
-        let p = crate::load::load_str(text, "t", &ExpandContext::default()).unwrap();
+        let text = crate::testing::policy_toml(
+            "1000:1000",
+            "",
+            "",
+            "[audit]\nsink = \"/run/av/audit.jsonl\"",
+        );
+        let p = crate::load::load_str(&text, "t", &ExpandContext::default()).unwrap();
         assert_eq!(
             base_layer(&p).rules,
             vec![Rule {

@@ -18,6 +18,7 @@
 //! - [`seccomp_plan`]: the deny-list as data, per architecture.
 //! - [`session`]: the files of agent-init's state directory, as bytes (the
 //!   names and modes: [`layout`]).
+//! - [`testing`]: the policy text the test suites build their policies from.
 //! - [`explain`]: what the harness and what a tool may do with a path, and why.
 
 pub mod error;
@@ -31,6 +32,7 @@ pub mod resolved;
 pub mod seccomp_plan;
 pub mod session;
 pub mod syscalls;
+pub mod testing;
 
 pub use error::PolicyError;
 pub use expand::ExpandContext;

@@ -201,8 +201,11 @@ mod tests {
     use crate::expand::ExpandContext;
 
     fn policy(extra: &str) -> Policy {
-        let text = format!(
-            "[harness]\nuser = \"1000:1000\"\n[vault]\n[filesystem]\n[seccomp]\ndeny = [{extra}]\n"
+        let text = crate::testing::policy_toml(
+            "1000:1000",
+            "",
+            "",
+            &format!("[seccomp]\ndeny = [{extra}]"),
         );
         crate::load::load_str(&text, "t.toml", &ExpandContext::default()).unwrap()
     }

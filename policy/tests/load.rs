@@ -1,6 +1,7 @@
 //! Parsing, validation and expansion of whole policy files.
 
 use policy::error::ErrorKind;
+use policy::testing::policy_toml;
 use policy::{AuditSink, EnforceMode, ExpandContext};
 use policy::{Policy, UserSpec, VaultKind, load_file, load_str};
 use std::collections::BTreeMap;
@@ -15,8 +16,6 @@ fn ctx() -> ExpandContext {
         env,
     }
 }
-
-const MINIMAL: &str = "[harness]\nuser = \"1000:1000\"\n[vault]\n[filesystem]\n";
 
 fn err(text: &str) -> policy::PolicyError {
     load_str(text, "p.toml", &ctx()).unwrap_err()
@@ -294,7 +293,6 @@ fn duplicates_merge() {
     assert_eq!(p.vault.len(), 1);
     assert_eq!(p.vault[0].tool_exceptions, vec![PathBuf::from("/claude/s")]);
     assert_eq!(p.filesystem.read_only, vec![PathBuf::from("/")]);
-    let _ = MINIMAL;
 }
 
 #[test]
@@ -383,12 +381,12 @@ fn limit_errors_point_at_the_first_item_past_the_limit() {
     // 128 distinct read-only paths, one a line: with the default audit
     // file's and the probe's rules, the 128th path (in path order) is the
     // first past the limit.
-    let mut text =
-        String::from("[harness]\nuser = \"1000:1000\"\n[vault]\n[filesystem]\nread_only = [\n");
+    let mut read_only = String::from("read_only = [\n");
     for i in 0..128 {
-        text.push_str(&format!("  \"/r/{i:03}\",\n"));
+        read_only.push_str(&format!("  \"/r/{i:03}\",\n"));
     }
-    text.push_str("]\n");
+    read_only.push(']');
+    let text = policy_toml("1000:1000", "", &read_only, "");
     let e = load_str(&text, "rules.toml", &ctx()).unwrap_err();
     assert!(
         e.to_string()
@@ -399,17 +397,17 @@ fn limit_errors_point_at_the_first_item_past_the_limit() {
     assert_eq!((e.line, e.column), (133, 3), "{e}");
 
     // 65 tool exceptions over two entries: the 65th is the 33rd of the second.
-    let mut text = String::from("[harness]\nuser = \"1000:1000\"\n[vault]\n");
+    let mut entries = String::new();
     for (name, n) in [("a", 32), ("b", 33)] {
-        text.push_str(&format!(
+        entries.push_str(&format!(
             "[[vault.entry]]\nname = \"{name}\"\ndir = \"/{name}\"\ntool_exceptions = [\n"
         ));
         for i in 0..n {
-            text.push_str(&format!("  \"x{i}\",\n"));
+            entries.push_str(&format!("  \"x{i}\",\n"));
         }
-        text.push_str("]\n");
+        entries.push_str("]\n");
     }
-    text.push_str("[filesystem]\n");
+    let text = policy_toml("1000:1000", &entries, "", "");
     let e = load_str(&text, "exceptions.toml", &ctx()).unwrap_err();
     assert!(
         e.to_string()

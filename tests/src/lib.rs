@@ -311,32 +311,29 @@ impl World {
         )
         .unwrap();
         let audit = format!("{STATE}/{}", audit_file.name);
-        let policy = format!(
-            r#"[harness]
-user = "{HARNESS_UID}:{HARNESS_UID}"
-[vault]
-secret_env = ["{SECRET_ENV}"]
+        let policy = policy::testing::policy_toml(
+            &format!("{HARNESS_UID}:{HARNESS_UID}"),
+            &format!(
+                r#"secret_env = ["{SECRET_ENV}"]
 [[vault.entry]]
 name = "test-vault"
 dir = "{vault}"
 [[vault.entry]]
 name = "test-cred-file"
 file = "{cred}"
-{extra}
-[filesystem]
-read_only = ["/"]
+{extra}"#,
+                vault = vault.display(),
+                cred = cred_file.display(),
+            ),
+            &format!(
+                r#"read_only = ["/"]
 executable = ["/"]
-read_write = ["/tmp", "/var/tmp", "/dev", "{ws}"]
-[landlock]
-mode = "{landlock}"
-[seccomp]
-mode = "off"
-[audit]
-sink = "{audit}"
-"#,
-            vault = vault.display(),
-            cred = cred_file.display(),
-            ws = ws.display(),
+read_write = ["/tmp", "/var/tmp", "/dev", "{ws}"]"#,
+                ws = ws.display(),
+            ),
+            &format!(
+                "[landlock]\nmode = \"{landlock}\"\n[seccomp]\nmode = \"off\"\n[audit]\nsink = \"{audit}\""
+            ),
         );
         // As agent-init's record step does: the probe entry, then the files
         // it writes (the probe, the effective policy, the policy image).
