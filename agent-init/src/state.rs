@@ -112,19 +112,12 @@ impl StateDir {
         // detects the tool layer by reading a file in it: a vault entry's
         // directories stay listable under the tool layer), the effective
         // policy, and the same policy as the image the preload reads.
-        let mut subdirs: Vec<(&str, OwnedFd)> = Vec::new();
         for f in policy.session_files() {
             match f.file.dir {
                 None => write_file(dir.as_fd(), &self.dir, &f)?,
                 Some(sub) => {
-                    let i = match subdirs.iter().position(|(n, _)| *n == sub.name) {
-                        Some(i) => i,
-                        None => {
-                            subdirs.push((sub.name, make_subdir(dir.as_fd(), &self.dir, sub)?));
-                            subdirs.len() - 1
-                        }
-                    };
-                    write_file(subdirs[i].1.as_fd(), &self.dir.join(sub.name), &f)?;
+                    let subdir = make_subdir(dir.as_fd(), &self.dir, sub)?;
+                    write_file(subdir.as_fd(), &self.dir.join(sub.name), &f)?;
                 }
             }
         }

@@ -11,9 +11,9 @@
 //! - [`load`]: parse, validate and expand a [`raw`] policy into the resolved one.
 //! - [`resolved`]: the resolved policy ([`Policy`]), what everything else reads.
 //! - [`image`]: the policy image, the effective policy as the preload reads
-//!   it (`policy.bin`): its format and reader (from `policy_core`) and
-//!   [`Policy::to_image`]; its reader, the vault matcher and the tool-layer walk
-//!   live in the `no_std` crate `policy_core`, re-exported here.
+//!   it (`policy.bin`): [`Policy::to_image`] writes it; its format and
+//!   reader, like the vault matcher and the tool-layer walk, live in the
+//!   `no_std` crate `policy_core`, re-exported here.
 //! - [`landlock_plan`]: the base layer (agent-init) and the tool layer (the preload).
 //! - [`seccomp_plan`]: the deny-list as data, per architecture.
 //! - [`session`]: the files of agent-init's state directory, as bytes (the

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-pub use policy_core::layout::PROBE_ENTRY;
+use policy_core::layout::PROBE_ENTRY;
 
 /// A validated, expanded policy. Every path is absolute and clean.
 #[derive(Debug, Clone, PartialEq, Eq)]
