@@ -6,7 +6,7 @@
 //!
 //! Also: link libc (a `no_std` crate does not by default).
 
-use policy::model::{AuditSink, EnforceMode};
+use policy::{AuditSink, EnforceMode};
 use std::fmt::Write as _;
 
 fn bytes(s: &str) -> String {

@@ -1,7 +1,7 @@
 //! Finding and loading the policy, and resolving the harness user.
 
 use nix::unistd::{Gid, Group, Uid, User};
-use policy::load::{BUILTIN_NAME, GroupSpec, UserSpec};
+use policy::{BUILTIN_NAME, GroupSpec, UserSpec};
 use policy::{DEFAULT_POLICY_PATH, DEFAULT_POLICY_TOML, ExpandContext, Policy, PolicyError};
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -2,10 +2,9 @@
 
 use crate::config::{self, LoadError};
 use policy::access::Access;
-use policy::load::{GroupSpec, UserSpec, VaultKind};
-use policy::model::{AuditSink, SeedMode};
 use policy::seccomp_plan::{ArgTest, plan};
 use policy::syscalls::Arch;
+use policy::{AuditSink, GroupSpec, SeedMode, UserSpec, VaultKind};
 use policy::{EnforceMode, Policy};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -123,6 +122,16 @@ pub fn describe(l: &config::Loaded) -> String {
     let _ = writeln!(o, "  read-only:  {}", list(&fs.read_only));
     let _ = writeln!(o, "  read-write: {}", list(&fs.read_write));
     let _ = writeln!(o, "  executable: {}", list(&fs.executable));
+    let terminals = policy::landlock_plan::base_layer(p).terminals;
+    let t: Vec<String> = terminals
+        .iter()
+        .map(|r| r.path.display().to_string())
+        .collect();
+    let _ = writeln!(
+        o,
+        "  terminals (read, write, ioctl; also the tty behind fds 0-2): {}",
+        t.join(", ")
+    );
     let _ = writeln!(o, "  everything else: no access");
     let _ = writeln!(o, "  Landlock {}", mode_words(p.landlock, "this layer"));
 
@@ -157,6 +166,21 @@ pub fn describe(l: &config::Loaded) -> String {
             ));
         }
         let _ = writeln!(o, "  denied on {}: {}", arch.name(), names.join(", "));
+        let errno = |e: u32| {
+            if e == policy::seccomp_plan::ENOSYS {
+                "ENOSYS"
+            } else {
+                "EPERM"
+            }
+        };
+        let mut guards = vec![format!(
+            "other-architecture syscalls -> {}",
+            errno(sp.guard.foreign_arch_errno)
+        )];
+        if let Some(e) = sp.guard.x32_errno {
+            guards.push(format!("x32 numbers -> {}", errno(e)));
+        }
+        let _ = writeln!(o, "  {}", guards.join(", "));
     }
 
     let _ = writeln!(o, "\nSeeds (copied as root before the harness starts)");

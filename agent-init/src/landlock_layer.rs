@@ -7,9 +7,10 @@
 //!
 //! - A path that does not exist is skipped and named in the log line.
 //! - A rule on a non-directory keeps only the file rights (`FILE_ONLY`).
-//! - Terminals stay usable: `/dev/ptmx`, `/dev/pts`, `/dev/tty` and the tty
-//!   behind fds 0 to 2 get read, write and `IoctlDev` (without `IoctlDev`,
-//!   `openpty` fails with "out of pty devices").
+//! - Terminals stay usable: the plan's terminal rules
+//!   ([`policy::landlock_plan::TERMINAL_DEVICES`]), plus the tty behind fds 0
+//!   to 2 (read here, added with [`policy::landlock_plan::BaseLayer::add_terminal`]), after the
+//!   policy's rules.
 //! - `required` needs ABI 6 (Linux 6.12): every right of the base layer
 //!   (ABI 5 for `IoctlDev`) and the signal/abstract-socket scopes that the
 //!   tool layer adds. `best-effort` enforces what the kernel has and names
@@ -103,16 +104,13 @@ fn rerr<'a>(
     }
 }
 
-/// The terminal devices that must keep working.
-pub fn terminal_paths() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = ["/dev/ptmx", "/dev/pts", "/dev/tty", "/dev/console"]
-        .iter()
-        .map(PathBuf::from)
-        .collect();
+/// The ttys behind fds 0 to 2 (a fact of this process; the plan holds the
+/// fixed terminal devices).
+pub fn std_fd_terminals() -> Vec<PathBuf> {
+    let mut v = Vec::new();
     for fd in 0..3 {
         if let Ok(t) = std::fs::read_link(format!("/proc/self/fd/{fd}"))
             && t.starts_with("/dev/")
-            && !v.contains(&t)
         {
             v.push(t);
         }
@@ -140,7 +138,10 @@ pub fn prepare(policy: &Policy) -> Result<Outcome, LandlockError> {
         return Ok(Outcome::Unavailable);
     }
     let supported = Access::supported_by_abi(abi);
-    let plan = base_layer(policy);
+    let mut plan = base_layer(policy);
+    for t in std_fd_terminals() {
+        plan.add_terminal(t);
+    }
     let handled = plan.handled.intersect(supported);
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
@@ -181,9 +182,8 @@ pub fn prepare(policy: &Policy) -> Result<Outcome, LandlockError> {
     for r in &plan.rules {
         ruleset = add(ruleset, &r.path, r.access)?;
     }
-    let tty = Access::READ_FILE | Access::WRITE_FILE | Access::IOCTL_DEV | Access::READ_DIR;
-    for t in terminal_paths() {
-        ruleset = add(ruleset, &t, tty)?;
+    for t in &plan.terminals {
+        ruleset = add(ruleset, &t.path, t.access)?;
     }
     let missing = Access::ALL.without(supported);
     let mut summary = format!("ABI {abi}, {count} rules");

@@ -6,19 +6,18 @@
 //! 1. `clone3` → `ENOSYS` (its flags are in memory; glibc falls back to
 //!    `clone`, whose flags filter 2 can see);
 //! 2. the deny-list → `EPERM`;
-//! 3. our own guard: on x86_64 every x32 number (`nr & 0x40000000`) →
-//!    `EPERM` (seccompiler does not check them; x32 is a second syscall
-//!    table that would bypass filter 2 where the kernel enables it).
+//! 3. the plan's x32 guard ([`policy::seccomp_plan::ArchGuard`]): on x86_64
+//!    every x32 number (`nr & 0x40000000`) → `EPERM`.
 //!
 //! seccompiler's arch check answers a foreign-arch syscall (on x86_64: an
-//! i386 `int 0x80`) with `KILL_PROCESS`. Kill is not an errno: gVisor and the
-//! design ask for errnos only, so agent-init rewrites that one instruction to
-//! `ERRNO(EPERM)` after checking it is exactly what seccompiler emits
+//! i386 `int 0x80`) with `KILL_PROCESS`; the plan asks for an errno
+//! (`ArchGuard::foreign_arch_errno`), so agent-init rewrites that one
+//! instruction after checking it is exactly what seccompiler emits
 //! (`ld arch; jeq ARCH,1,0; ret KILL_PROCESS`). A foreign-arch syscall then
-//! fails with `EPERM` in all three filters.
+//! fails with that errno in all three filters.
 
 use crate::log::debug;
-use policy::seccomp_plan::{ArgTest, ENOSYS, EPERM, SeccompPlan, plan};
+use policy::seccomp_plan::{ArchGuard, ArgTest, ENOSYS, EPERM, SeccompPlan, X32_SYSCALL_BIT, plan};
 use policy::syscalls::Arch;
 use policy::{EnforceMode, Policy};
 use seccompiler::{
@@ -69,8 +68,6 @@ const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
 const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
 const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
 const AUDIT_ARCH_X86_64: u32 = 62 | 0x8000_0000 | 0x4000_0000;
-/// The x32 syscall bit.
-pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
 fn stmt(code: u16, k: u32) -> sock_filter {
     sock_filter {
@@ -143,19 +140,21 @@ fn compile_one(plan: &SeccompPlan, errno: u32) -> Result<Option<BpfProgram>, Sec
     if !ok {
         return Err(SeccompError::UnexpectedPrologue);
     }
-    prog[2] = stmt(BPF_RET_K, SECCOMP_RET_ERRNO | EPERM);
+    prog[2] = stmt(BPF_RET_K, SECCOMP_RET_ERRNO | plan.guard.foreign_arch_errno);
     Ok(Some(prog))
 }
 
-/// The x32 guard (x86_64 only): `nr & 0x40000000` → EPERM; foreign arch → EPERM.
-pub fn x32_guard() -> BpfProgram {
+/// The x32 guard (x86_64 only): `nr & 0x40000000` → `x32_errno`; foreign
+/// arch → `foreign_arch_errno`.
+pub fn x32_guard(guard: ArchGuard, x32_errno: u32) -> BpfProgram {
+    let foreign = guard.foreign_arch_errno;
     vec![
-        stmt(BPF_LD_W_ABS, 4),                        // A = arch
-        jump(BPF_JMP_JEQ_K, AUDIT_ARCH_X86_64, 1, 0), // x86_64?
-        stmt(BPF_RET_K, SECCOMP_RET_ERRNO | EPERM),   // foreign arch
-        stmt(BPF_LD_W_ABS, 0),                        // A = nr
-        jump(BPF_JMP_JSET_K, X32_SYSCALL_BIT, 0, 1),  // x32 bit set?
-        stmt(BPF_RET_K, SECCOMP_RET_ERRNO | EPERM),   // x32 number
+        stmt(BPF_LD_W_ABS, 4),                          // A = arch
+        jump(BPF_JMP_JEQ_K, AUDIT_ARCH_X86_64, 1, 0),   // x86_64?
+        stmt(BPF_RET_K, SECCOMP_RET_ERRNO | foreign),   // foreign arch
+        stmt(BPF_LD_W_ABS, 0),                          // A = nr
+        jump(BPF_JMP_JSET_K, X32_SYSCALL_BIT, 0, 1),    // x32 bit set?
+        stmt(BPF_RET_K, SECCOMP_RET_ERRNO | x32_errno), // x32 number
         stmt(BPF_RET_K, SECCOMP_RET_ALLOW),
     ]
 }
@@ -174,8 +173,8 @@ pub fn compile(policy: &Policy) -> Result<Option<Filters>, SeccompError> {
     if let Some(f) = compile_one(&p, EPERM)? {
         programs.push(("EPERM deny-list", f));
     }
-    if arch == Arch::X86_64 {
-        programs.push(("x32 guard", x32_guard()));
+    if let Some(x32_errno) = p.guard.x32_errno {
+        programs.push(("x32 guard", x32_guard(p.guard, x32_errno)));
     }
     for (name, prog) in &programs {
         debug!("seccomp: {name} filter, {} instructions", prog.len());
@@ -219,8 +218,8 @@ mod tests {
     #[test]
     fn prologue_is_patched_to_errno() {
         let ctx = policy::ExpandContext::default();
-        let text = "[harness]\nuser = \"1000:1000\"\n[vault]\n[filesystem]\n";
-        let p = policy::load_str(text, "t.toml", &ctx).unwrap();
+        let text = policy::testing::policy_toml("1000:1000", "", "", "");
+        let p = policy::load_str(&text, "t.toml", &ctx).unwrap();
         let f = compile(&p).unwrap().unwrap();
         for (_, prog) in &f.programs {
             assert!(

@@ -24,8 +24,8 @@
 //! credential"; the harness's own read is proven by the integration tests).
 
 use crate::sys;
-use policy::load::{VaultEntry, VaultKind};
-use policy::model::AuditSink;
+use policy::layout::{HARNESS_PID, POLICY_TOML, PROBE_FILE};
+use policy::{AuditSink, VaultEntry, VaultKind};
 use policy::{EnforceMode, Policy, STATE_DIR, host_state_dir};
 use std::ffi::CString;
 use std::fmt::Write as _;
@@ -119,9 +119,9 @@ struct Context {
 fn find_context() -> Context {
     let uid = nix::unistd::getuid().as_raw();
     for dir in [PathBuf::from(STATE_DIR), host_state_dir(uid)] {
-        let pf = dir.join("policy.toml");
+        let pf = dir.join(POLICY_TOML.name);
         if let Ok(p) = policy::load_file(&pf, &policy::ExpandContext::default()) {
-            let harness_pid = std::fs::read_to_string(dir.join("harness.pid"))
+            let harness_pid = std::fs::read_to_string(dir.join(HARNESS_PID.name))
                 .ok()
                 .and_then(|s| s.trim().parse().ok());
             return Context {
@@ -155,9 +155,6 @@ fn cpath(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
 }
 
-/// The file agent-init writes in its probe directory (root-owned, 0644).
-const PROBE_FILE: &str = "probe";
-
 /// The tool-layer row. Landlock's `read_dir` on an ancestor reaches
 /// everything beneath it, so vault *directories* stay listable under the
 /// tool layer and opening the probe directory proves nothing; what the tool
@@ -165,7 +162,7 @@ const PROBE_FILE: &str = "probe";
 /// agent-init's probe file with a raw `openat` (no preload hook involved):
 /// `EACCES` means this process is under the tool layer.
 fn tool_layer_row(r: &mut Report, probe_dir: &Path, ll_on: bool) {
-    let file = probe_dir.join(PROBE_FILE);
+    let file = probe_dir.join(PROBE_FILE.name);
     let res = sys::raw_openat(libc::AT_FDCWD, &cpath(&file), libc::O_RDONLY);
     let (status, what) = match &res {
         Err(e) if e.raw_os_error() == Some(libc::EACCES) => {

@@ -1,22 +1,15 @@
 //! Step 3, recording the harness identity: the contract with the preload.
 //!
-//! The state directory is [`policy::STATE_DIR`] (`/run/agent-vault`,
-//! root-owned, 0755) when agent-init runs as root, else
-//! [`policy::host_state_dir`]`(uid)`. In it:
-//! - `policy.toml` (0644): [`Policy::to_effective_toml`] of the policy after
-//!   [`Policy::add_probe`]`(state/probe)`: every path expanded, so no
-//!   process's environment can move the vault;
-//! - `policy.bin` (0644): the same policy as the image the preload reads
-//!   ([`Policy::to_compact`], `policy_core::image`): every process checks it
-//!   in one pass and reads it in place; the preload parses no TOML, and
-//!   refuses to run tools when this file is damaged;
-//! - `probe/` (0755) holding the file `probe` (0644): the tool-layer probe
-//!   (a vault entry; tools under the tool layer cannot read the file);
-//! - the audit file of `[audit] sink` when it is a file: parents created,
-//!   mode 0622, root-owned when root; processes append to it;
-//! - `harness.pid` (0644): written by agent-init after the fork and before
-//!   the harness execs (the child waits on a pipe), so it always names the
-//!   live harness.
+//! The names, modes and readers of every file are the contract in
+//! [`policy::layout`]; what each file holds is [`Policy::session_files`] and
+//! [`policy::session::harness_pid_file`]. The state directory is
+//! [`policy::STATE_DIR`] (`/run/agent-vault`, root-owned, 0755) when
+//! agent-init runs as root, else [`policy::host_state_dir`]`(uid)`. This
+//! module does the privileged half: it writes those files in that order,
+//! creates the audit file of `[audit] sink` when it is a file (parents
+//! created, root-owned when root; processes append to it), and writes
+//! `harness.pid` after the fork and before the harness execs (the child
+//! waits on a pipe), so it always names the live harness.
 //!
 //! Every file is written to a temporary name and renamed into place, all
 //! relative to a directory fd opened without following links: the harness
@@ -32,8 +25,9 @@ use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, openat, renameat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, unlinkat};
-use policy::model::AuditSink;
-use policy::{Policy, STATE_DIR, host_state_dir};
+use policy::layout::{self, AUDIT_FILE, HARNESS_PID, POLICY_TOML, PROBE_DIR, STATE_DIR_MODE};
+use policy::session::{self, SessionFile};
+use policy::{AuditSink, Policy};
 use std::fmt;
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -88,14 +82,7 @@ impl StateDir {
     /// The state directory for this process.
     pub fn for_process() -> StateDir {
         let uid = nix::unistd::geteuid().as_raw();
-        StateDir::at(
-            if uid == 0 {
-                PathBuf::from(STATE_DIR)
-            } else {
-                host_state_dir(uid)
-            },
-            uid == 0,
-        )
+        StateDir::at(session::state_dir_for(uid), uid == 0)
     }
 
     /// A state directory at `dir` (tests use a private one).
@@ -108,46 +95,32 @@ impl StateDir {
     }
 
     pub fn probe(&self) -> PathBuf {
-        self.dir.join("probe")
+        self.dir.join(PROBE_DIR.name)
     }
     pub fn policy_file(&self) -> PathBuf {
-        self.dir.join("policy.toml")
+        self.dir.join(POLICY_TOML.name)
     }
     pub fn pid_file(&self) -> PathBuf {
-        self.dir.join("harness.pid")
+        self.dir.join(HARNESS_PID.name)
     }
 
     /// Create the directory (0755, ours), the probe, the effective policy
     /// and the audit file. `policy` must already have the probe added.
     pub fn prepare(&mut self, policy: &Policy) -> Result<(), RecordError> {
         let dir = open_state_dir(&self.dir)?;
-        let probe = make_subdir(dir.as_fd(), &self.dir, "probe")?;
-        // The preload detects the tool layer by reading a file in the probe
-        // (a vault entry's directories stay listable under the tool layer:
-        // list rights on an ancestor reach everything beneath it).
-        write_at(
-            probe.as_fd(),
-            &self.probe(),
-            "probe",
-            b"agent-vault tool-layer probe\n",
-            0o644,
-        )?;
-        write_at(
-            dir.as_fd(),
-            &self.dir,
-            "policy.toml",
-            policy.to_effective_toml().as_bytes(),
-            0o644,
-        )?;
-        // The same policy for the preload, which every process loads: an
-        // image it checks in one pass and reads in place.
-        write_at(
-            dir.as_fd(),
-            &self.dir,
-            "policy.bin",
-            &policy.to_compact(),
-            0o644,
-        )?;
+        // In [`Policy::session_files`]'s order: the probe (the preload
+        // detects the tool layer by reading a file in it: a vault entry's
+        // directories stay listable under the tool layer), the effective
+        // policy, and the same policy as the image the preload reads.
+        for f in policy.session_files() {
+            match f.file.dir {
+                None => write_file(dir.as_fd(), &self.dir, &f)?,
+                Some(sub) => {
+                    let subdir = make_subdir(dir.as_fd(), &self.dir, sub)?;
+                    write_file(subdir.as_fd(), &self.dir.join(sub.name), &f)?;
+                }
+            }
+        }
         self.fd = Some(dir);
         if let AuditSink::File(f) = &policy.audit {
             prepare_audit(f, self.root)?;
@@ -162,13 +135,7 @@ impl StateDir {
                 libc::EBADF,
             )));
         };
-        write_at(
-            dir.as_fd(),
-            &self.dir,
-            "harness.pid",
-            format!("{pid}\n").as_bytes(),
-            0o644,
-        )
+        write_file(dir.as_fd(), &self.dir, &session::harness_pid_file(pid))
     }
 }
 
@@ -209,7 +176,7 @@ fn open_state_dir(dir: &Path) -> Result<OwnedFd, RecordError> {
         dir,
         Walk {
             create: Some(Create {
-                mode: 0o755,
+                mode: STATE_DIR_MODE,
                 owner: None,
             }),
             require_trusted: Some(me),
@@ -233,15 +200,20 @@ fn open_state_dir(dir: &Path) -> Result<OwnedFd, RecordError> {
             ),
         });
     }
-    fchmod(&opened.fd, Mode::from_bits_truncate(0o755))
+    fchmod(&opened.fd, Mode::from_bits_truncate(STATE_DIR_MODE))
         .map_err(|e| io("chmod", dir)(errno_io(e)))?;
     Ok(opened.fd)
 }
 
-/// `dir/name`: a real directory of ours, mode 0755.
-fn make_subdir(dir: BorrowedFd<'_>, dir_path: &Path, name: &str) -> Result<OwnedFd, RecordError> {
+/// `dir/sub`: a real directory of ours, with `sub`'s mode.
+fn make_subdir(
+    dir: BorrowedFd<'_>,
+    dir_path: &Path,
+    sub: layout::StateSubdir,
+) -> Result<OwnedFd, RecordError> {
+    let name = sub.name;
     let path = dir_path.join(name);
-    match mkdirat(dir, name, Mode::from_bits_truncate(0o755)) {
+    match mkdirat(dir, name, Mode::from_bits_truncate(sub.mode)) {
         Ok(()) | Err(Errno::EEXIST) => {}
         Err(e) => return Err(io("mkdir", &path)(errno_io(e))),
     }
@@ -260,8 +232,13 @@ fn make_subdir(dir: BorrowedFd<'_>, dir_path: &Path, name: &str) -> Result<Owned
             why: format!("owned by uid {}, not {me}", st.st_uid),
         });
     }
-    fchmod(&fd, Mode::from_bits_truncate(0o755)).map_err(|e| io("chmod", &path)(errno_io(e)))?;
+    fchmod(&fd, Mode::from_bits_truncate(sub.mode)).map_err(|e| io("chmod", &path)(errno_io(e)))?;
     Ok(fd)
+}
+
+/// Write a session file into `dir` (the directory it belongs in).
+fn write_file(dir: BorrowedFd<'_>, dir_path: &Path, f: &SessionFile) -> Result<(), RecordError> {
+    write_at(dir, dir_path, f.file.name, &f.bytes, f.file.mode)
 }
 
 /// Write `data` to `dir/name` via a temporary name and rename, all
@@ -293,7 +270,7 @@ fn write_at(
     })
 }
 
-/// The audit file: parents 0755, the file 0622 (anyone appends, only the
+/// The audit file: parents 0755, the file [`AUDIT_FILE`]'s mode 0622 (anyone appends, only the
 /// owner reads), root-owned when root. Opened relative to its parent
 /// without following links; an existing name that is not a regular file
 /// with exactly one link is refused before any chown or chmod (a hard link
@@ -328,7 +305,7 @@ fn prepare_audit(file: &Path, root: bool) -> Result<(), RecordError> {
             | OFlag::O_NONBLOCK
             | OFlag::O_NOCTTY
             | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o622),
+        Mode::from_bits_truncate(AUDIT_FILE.mode),
     )
     .map_err(|e| match e {
         Errno::ELOOP => RecordError::Untrusted {
@@ -343,7 +320,8 @@ fn prepare_audit(file: &Path, root: bool) -> Result<(), RecordError> {
         fchown(&fd, Some(Uid::from_raw(0)), Some(Gid::from_raw(0)))
             .map_err(|e: Errno| io("chown", file)(errno_io(e)))?;
     }
-    fchmod(&fd, Mode::from_bits_truncate(0o622)).map_err(|e| io("chmod", file)(errno_io(e)))?;
+    fchmod(&fd, Mode::from_bits_truncate(AUDIT_FILE.mode))
+        .map_err(|e| io("chmod", file)(errno_io(e)))?;
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 
 use crate::access::Access;
 use crate::landlock_plan::base_layer;
-use crate::load::Policy;
+use crate::resolved::Policy;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -64,6 +64,13 @@ pub fn explain(policy: &Policy, path: &Path) -> Explanation {
         };
         harness.reasons.push(why);
     }
+    for t in base.terminals.iter().filter(|t| path.starts_with(&t.path)) {
+        harness.access |= t.access;
+        harness.reasons.push(format!(
+            "terminal device {} stays usable (agent-init adds it to the base layer)",
+            t.path.display()
+        ));
+    }
     if harness.reasons.is_empty() {
         harness
             .reasons
@@ -71,7 +78,7 @@ pub fn explain(policy: &Policy, path: &Path) -> Explanation {
     }
 
     // The preload's own answer: the policy's image, read the way it reads it.
-    let image = policy.to_compact();
+    let image = policy.to_image();
     let matcher = crate::View::decode(&image).expect("an encoded policy decodes");
     let name = |i: usize| {
         matcher.entry(i).map_or_else(String::new, |e| {
@@ -200,6 +207,22 @@ mod tests {
         );
         let rc = explain(&p, Path::new("/home/agent/.bashrc"));
         assert!(rc.tool.access.contains(Access::READ_FILE));
+    }
+
+    #[test]
+    fn terminals_stay_usable_for_the_harness() {
+        let mut p = policy();
+        p.filesystem.read_write.clear();
+        let pts = explain(&p, Path::new("/dev/pts/0"));
+        assert!(pts.harness.access.contains(Access::IOCTL_DEV));
+        assert!(
+            pts.harness
+                .reasons
+                .iter()
+                .any(|r| r.contains("terminal device /dev/pts stays usable")),
+            "{:?}",
+            pts.harness
+        );
     }
 
     #[test]

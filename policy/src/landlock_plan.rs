@@ -13,11 +13,11 @@
 //! allocation-free, runs over the policy's image, and is generic over the
 //! file system ([`FsView`]) and the rule sink ([`RuleSink`]). The preload
 //! runs it with raw syscalls in a freshly forked child; the golden tests here
-//! run it on listings they make up, over the image [`Policy::to_compact`]
+//! run it on listings they make up, over the image [`Policy::to_image`]
 //! writes, so they also hold the image to the plan.
 
 use crate::access::Access;
-use crate::load::{Policy, VaultKind};
+use crate::resolved::{AuditSink, Policy, VaultKind};
 use std::path::PathBuf;
 
 /// One rule: `access` on `path` and everything beneath it.
@@ -32,8 +32,38 @@ pub struct Rule {
 pub struct BaseLayer {
     /// Rights the ruleset handles (denied unless a rule grants them).
     pub handled: Access,
-    /// One rule per path, rights merged, in path order.
+    /// One rule per path, rights merged, in path order. The policy image
+    /// holds these, and the tool layer is derived from them.
     pub rules: Vec<Rule>,
+    /// The terminal rules, applied by agent-init after [`BaseLayer::rules`]
+    /// for the harness (not in the policy image: the tool layer does not
+    /// add them). [`TERMINAL_DEVICES`] here; agent-init adds the terminal
+    /// behind its standard fds with [`BaseLayer::add_terminal`].
+    pub terminals: Vec<Rule>,
+}
+
+/// Terminal devices that must keep working under the base layer, whatever
+/// the policy's lists say.
+pub const TERMINAL_DEVICES: &[&str] = &["/dev/ptmx", "/dev/pts", "/dev/tty", "/dev/console"];
+
+/// What a terminal rule grants: read, write, list, and `IoctlDev` (without
+/// it, `openpty` fails with "out of pty devices").
+pub const TERMINAL_ACCESS: Access = Access::READ_FILE
+    .union(Access::WRITE_FILE)
+    .union(Access::IOCTL_DEV)
+    .union(Access::READ_DIR);
+
+impl BaseLayer {
+    /// Add a terminal rule for `path` (the tty behind a standard fd: a fact
+    /// of the running process, read by the caller), unless it is there.
+    pub fn add_terminal(&mut self, path: PathBuf) {
+        if !self.terminals.iter().any(|r| r.path == path) {
+            self.terminals.push(Rule {
+                path,
+                access: TERMINAL_ACCESS,
+            });
+        }
+    }
 }
 
 /// The base layer of a policy. Vault entries are granted read-write (the
@@ -56,7 +86,7 @@ pub fn base_layer(policy: &Policy) -> BaseLayer {
         .for_each(|p| grant(p, Access::READ_WRITE));
     fs.executable.iter().for_each(|p| grant(p, Access::EXEC));
     // Every process appends its denial records to the audit file (and may not read it).
-    if let crate::model::AuditSink::File(f) = &policy.audit {
+    if let AuditSink::File(f) = &policy.audit {
         grant(f, Access::WRITE_FILE);
     }
     for e in &policy.vault {
@@ -67,10 +97,15 @@ pub fn base_layer(policy: &Policy) -> BaseLayer {
         grant(&e.path, a);
     }
     rules.sort_by(|a, b| a.path.cmp(&b.path));
-    BaseLayer {
+    let mut layer = BaseLayer {
         handled: Access::ALL,
         rules,
+        terminals: Vec::new(),
+    };
+    for t in TERMINAL_DEVICES {
+        layer.add_terminal(PathBuf::from(t));
     }
+    layer
 }
 
 pub use policy_core::walk::{DirEntry, EntryKind, FsView, RuleSink, tool_layer};
@@ -84,7 +119,7 @@ mod tests {
 
     /// The tool layer of `p`, as the preload computes it: from the image.
     fn walk(p: &Policy, ids: &[FileId], fs: &mut FakeFs, rules: &mut Rules) -> Result<(), String> {
-        let image = p.to_compact();
+        let image = p.to_image();
         let view = View::decode(&image).unwrap();
         tool_layer(&view, ids, fs, rules)
     }
@@ -126,9 +161,7 @@ mod tests {
     }
 
     fn policy(vault: &str, fs: &str) -> Policy {
-        let text = format!(
-            "[harness]\nuser = \"1000:1000\"\n[vault]\n{vault}\n[filesystem]\n{fs}\n[audit]\nsink = \"off\"\n"
-        );
+        let text = crate::testing::policy_toml("1000:1000", vault, fs, "[audit]\nsink = \"off\"");
         let ctx = ExpandContext {
             home: Some("/home/agent".into()),
             env: BTreeMap::new(),
@@ -191,6 +224,21 @@ mod tests {
                 ("/claude", Access::READ_WRITE),
                 ("/pi-agent", Access::READ_WRITE),
                 ("/tmp", Access::READ_WRITE),
+            ]
+        );
+        let tty = Access::READ_FILE | Access::WRITE_FILE | Access::IOCTL_DEV | Access::READ_DIR;
+        let terminals: Vec<_> = base
+            .terminals
+            .iter()
+            .map(|r| (r.path.to_str().unwrap(), r.access))
+            .collect();
+        assert_eq!(
+            terminals,
+            vec![
+                ("/dev/ptmx", tty),
+                ("/dev/pts", tty),
+                ("/dev/tty", tty),
+                ("/dev/console", tty),
             ]
         );
 
@@ -278,14 +326,49 @@ mod tests {
 
     #[test]
     fn the_audit_file_is_write_only_for_everyone() {
-        let text = "[harness]\nuser = \"1000:1000\"\n[vault]\n[filesystem]\n[audit]\nsink = \"/run/av/audit.jsonl\"\n";
-        let p = crate::load::load_str(text, "t", &ExpandContext::default()).unwrap();
+        let text = crate::testing::policy_toml(
+            "1000:1000",
+            "",
+            "",
+            "[audit]\nsink = \"/run/av/audit.jsonl\"",
+        );
+        let p = crate::load::load_str(&text, "t", &ExpandContext::default()).unwrap();
         assert_eq!(
             base_layer(&p).rules,
             vec![Rule {
                 path: "/run/av/audit.jsonl".into(),
                 access: Access::WRITE_FILE
             }]
+        );
+    }
+
+    #[test]
+    fn a_terminal_is_added_once_and_never_reaches_the_image() {
+        let p = policy("", "read_only = [\"/\"]\n");
+        let mut base = base_layer(&p);
+        base.add_terminal("/dev/pts/3".into());
+        base.add_terminal("/dev/pts/3".into());
+        base.add_terminal("/dev/tty".into());
+        let paths: Vec<_> = base
+            .terminals
+            .iter()
+            .map(|r| r.path.to_str().unwrap())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/dev/ptmx",
+                "/dev/pts",
+                "/dev/tty",
+                "/dev/console",
+                "/dev/pts/3"
+            ]
+        );
+        let image = p.to_image();
+        let view = View::decode(&image).unwrap();
+        assert!(
+            view.base()
+                .all(|(path, _)| !path.bytes().starts_with(b"/dev"))
         );
     }
 

@@ -7,29 +7,40 @@
 //! is passed in by the caller, so every plan it computes can be tested on any
 //! machine with golden inputs.
 //!
-//! - [`load`]: parse, validate and expand a policy ([`Policy`]).
-//! - [`compact`]: the image of the effective policy that the preload reads
-//!   (`policy.bin`); its reader, the vault matcher and the tool-layer walk
-//!   live in the `no_std` crate `policy_core`, re-exported here.
+//! - [`raw`]: the policy file as written (the serde TOML schema).
+//! - [`load`]: parse, validate and expand a [`raw`] policy into the resolved one.
+//! - [`resolved`]: the resolved policy ([`Policy`]), what everything else reads.
+//! - [`image`]: the policy image, the effective policy as the preload reads
+//!   it (`policy.bin`): [`Policy::to_image`] writes it; its format and
+//!   reader, like the vault matcher and the tool-layer walk, live in the
+//!   `no_std` crate `policy_core`, re-exported here.
 //! - [`landlock_plan`]: the base layer (agent-init) and the tool layer (the preload).
 //! - [`seccomp_plan`]: the deny-list as data, per architecture.
+//! - [`session`]: the files of agent-init's state directory, as bytes (the
+//!   names and modes: [`layout`]).
+//! - [`testing`]: the policy text the test suites build their policies from.
 //! - [`explain`]: what the harness and what a tool may do with a path, and why.
 
-pub mod compact;
 pub mod error;
 pub mod expand;
 pub mod explain;
+pub mod image;
 pub mod landlock_plan;
 pub mod load;
-pub mod model;
+pub mod raw;
+pub mod resolved;
 pub mod seccomp_plan;
+pub mod session;
 pub mod syscalls;
+pub mod testing;
 
 pub use error::PolicyError;
 pub use expand::ExpandContext;
-pub use load::{
-    DEFAULT_POLICY_PATH, DEFAULT_POLICY_TOML, PROBE_ENTRY, Policy, STATE_DIR, host_state_dir,
-    load_file, load_str,
+pub use load::{BUILTIN_NAME, DEFAULT_POLICY_PATH, DEFAULT_POLICY_TOML, load_file, load_str};
+pub use policy_core::layout::{PROBE_ENTRY, STATE_DIR};
+pub use policy_core::{Access, FileId, VaultKind, View, access, layout, pathbuf};
+pub use resolved::{
+    AuditSink, EnforceMode, Filesystem, GroupSpec, Harness, Policy, Seccomp, Seed, SeedMode,
+    UserSpec, VaultEntry,
 };
-pub use model::{AuditSink, EnforceMode, SeedMode};
-pub use policy_core::{Access, FileId, VaultKind, View, access, image, pathbuf};
+pub use session::{SessionFile, host_state_dir};

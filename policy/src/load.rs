@@ -1,11 +1,16 @@
-//! Parse, validate and expand a policy into a [`Policy`].
+//! Parse ([`crate::raw`]), validate and expand a policy into the resolved
+//! [`Policy`] ([`crate::resolved`]).
 
 use crate::error::{ErrorKind, PolicyError};
 use crate::expand::{self, ExpandContext};
-use crate::model::{AuditSink, EnforceMode, RawPolicy, SeedMode};
+use crate::raw::{RawAudit, RawFilesystem, RawHarness, RawPolicy, RawSeccomp, RawSeed, RawVault};
+use crate::resolved::{
+    AuditSink, Filesystem, GroupSpec, Harness, Policy, Seccomp, Seed, SeedMode, UserSpec,
+    VaultEntry, VaultKind,
+};
 use crate::syscalls;
+use policy_core::layout::STATE_DIR;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
@@ -17,96 +22,6 @@ pub const DEFAULT_POLICY_TOML: &str = include_str!("../default.toml");
 
 /// The name errors give the built-in policy.
 pub const BUILTIN_NAME: &str = "<built-in policy>";
-
-/// Default audit file (agent-init appends to it).
-pub const DEFAULT_AUDIT_FILE: &str = "/run/agent-vault/audit.jsonl";
-
-/// The name of the vault entry that agent-init adds as the tool-layer probe.
-pub const PROBE_ENTRY: &str = "agent-vault-probe";
-
-/// Where agent-init keeps its state (harness pid, effective policy, probe,
-/// audit file) when started as root; root-owned, so tools cannot change it.
-pub const STATE_DIR: &str = "/run/agent-vault";
-
-/// The state directory of an agent-init started as `uid` (not root): host mode.
-pub fn host_state_dir(uid: u32) -> PathBuf {
-    PathBuf::from(format!("/tmp/agent-vault-{uid}"))
-}
-
-/// A validated, expanded policy. Every path is absolute and clean.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Policy {
-    /// The file it came from (for messages).
-    pub source: String,
-    pub harness: Harness,
-    pub vault: Vec<VaultEntry>,
-    pub secret_env: Vec<String>,
-    pub filesystem: Filesystem,
-    pub landlock: EnforceMode,
-    pub seccomp: Seccomp,
-    pub seeds: Vec<Seed>,
-    pub audit: AuditSink,
-}
-
-/// Who the harness runs as.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Harness {
-    pub user: UserSpec,
-    pub groups: Vec<GroupSpec>,
-    pub env: BTreeMap<String, String>,
-}
-
-/// A user by name or by numbers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UserSpec {
-    Name(String),
-    Ids { uid: u32, gid: u32 },
-}
-
-/// A supplementary group by name or number.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GroupSpec {
-    Name(String),
-    Gid(u32),
-}
-
-pub use policy_core::VaultKind;
-
-/// One harness-private path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VaultEntry {
-    pub name: String,
-    pub path: PathBuf,
-    pub kind: VaultKind,
-    /// Absolute paths inside `path` that tools may still use.
-    pub tool_exceptions: Vec<PathBuf>,
-}
-
-/// The base layer's allow-list.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Filesystem {
-    pub read_only: Vec<PathBuf>,
-    pub read_write: Vec<PathBuf>,
-    pub executable: Vec<PathBuf>,
-}
-
-/// `[seccomp]`, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Seccomp {
-    pub mode: EnforceMode,
-    /// Extra syscall names, each known to [`syscalls`].
-    pub extra_deny: Vec<String>,
-}
-
-/// One seed, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Seed {
-    pub source: PathBuf,
-    pub target: PathBuf,
-    pub mode: SeedMode,
-    /// For `newest-backup`: the file name prefix (the pattern without `*`).
-    pub prefix: Option<String>,
-}
 
 /// Parse a policy file's text into its raw form (no expansion yet): the
 /// caller reads `harness.user` from it to find the home for `~`.
@@ -141,20 +56,62 @@ pub fn harness_user(raw: &RawPolicy, text: &str, file: &str) -> Result<UserSpec,
     parse_user(&raw.harness.user, text, file)
 }
 
-/// Validate and expand a parsed policy.
+/// Where an error points: the policy's text and its file name.
+#[derive(Clone, Copy)]
+struct Source<'a> {
+    text: &'a str,
+    file: &'a str,
+}
+
+impl Source<'_> {
+    /// An error at `s`'s place in the text.
+    fn err(&self, s: &Spanned<String>, kind: ErrorKind) -> PolicyError {
+        PolicyError::at(self.file, self.text, s.span().start, kind)
+    }
+
+    /// `s` expanded to an absolute, clean path.
+    fn path(&self, s: &Spanned<String>, ctx: &ExpandContext) -> Result<PathBuf, PolicyError> {
+        expand::absolute_path(s.get_ref(), ctx).map_err(|k| self.err(s, k))
+    }
+}
+
+/// Validate and expand a parsed policy, one section at a time.
 pub fn resolve(
     raw: RawPolicy,
     text: &str,
     file: &str,
     ctx: &ExpandContext,
 ) -> Result<Policy, PolicyError> {
-    let err =
-        |s: &Spanned<String>, kind: ErrorKind| PolicyError::at(file, text, s.span().start, kind);
-    let path = |s: &Spanned<String>| expand::absolute_path(s.get_ref(), ctx).map_err(|k| err(s, k));
+    let src = Source { text, file };
+    let harness = resolve_harness(&raw.harness, src, ctx)?;
+    let secret_env = resolve_secret_env(&raw.vault, src)?;
+    let vault = resolve_vault(&raw.vault, src, ctx)?;
+    check_exceptions(&vault, &raw.vault, src)?;
+    let policy = Policy {
+        source: file.to_string(),
+        harness,
+        vault,
+        secret_env,
+        filesystem: resolve_filesystem(&raw.filesystem, src, ctx)?,
+        landlock: raw.landlock.mode,
+        seccomp: resolve_seccomp(&raw.seccomp, src)?,
+        seeds: resolve_seeds(&raw.seed, src, ctx)?,
+        audit: resolve_audit(&raw.audit, src, ctx)?,
+    };
+    check_image_limits(&policy, &raw, src, ctx)?;
+    Ok(policy)
+}
 
-    let user = parse_user(&raw.harness.user, text, file)?;
+/// `[harness]`: the user, its groups, its extra environment.
+fn resolve_harness(
+    raw: &RawHarness,
+    src: Source<'_>,
+    ctx: &ExpandContext,
+) -> Result<Harness, PolicyError> {
+    let err = |s: &Spanned<String>, kind: ErrorKind| src.err(s, kind);
+    let user = parse_user(&raw.user, src.text, src.file)?;
     let mut groups = Vec::new();
-    for g in &raw.harness.groups {
+    for g in &raw.groups {
         let v = g.get_ref();
         if v.is_empty() {
             return Err(err(g, ErrorKind::Empty("group")));
@@ -168,7 +125,7 @@ pub fn resolve(
         });
     }
     let mut env = BTreeMap::new();
-    for (k, v) in &raw.harness.env {
+    for (k, v) in &raw.env {
         if !valid_env_name(k) {
             return Err(err(
                 v,
@@ -182,9 +139,14 @@ pub fn resolve(
             expand::expand_vars(v.get_ref(), ctx).map_err(|kind| err(v, kind))?,
         );
     }
+    Ok(Harness { user, groups, env })
+}
 
+/// `vault.secret_env`: variable names, each once.
+fn resolve_secret_env(raw: &RawVault, src: Source<'_>) -> Result<Vec<String>, PolicyError> {
+    let err = |s: &Spanned<String>, kind: ErrorKind| src.err(s, kind);
     let mut secret_env = Vec::new();
-    for s in &raw.vault.secret_env {
+    for s in &raw.secret_env {
         if !valid_env_name(s.get_ref()) {
             return Err(err(
                 s,
@@ -198,9 +160,20 @@ pub fn resolve(
             secret_env.push(s.get_ref().clone());
         }
     }
+    Ok(secret_env)
+}
 
+/// `[[vault.entry]]`: names, paths and tool exceptions; two entries for
+/// one path are merged.
+fn resolve_vault(
+    raw: &RawVault,
+    src: Source<'_>,
+    ctx: &ExpandContext,
+) -> Result<Vec<VaultEntry>, PolicyError> {
+    let err = |s: &Spanned<String>, kind: ErrorKind| src.err(s, kind);
+    let path = |s: &Spanned<String>| src.path(s, ctx);
     let mut vault: Vec<VaultEntry> = Vec::new();
-    for e in &raw.vault.entry {
+    for e in &raw.entry {
         let name = e.name.get_ref();
         if name.is_empty() {
             return Err(err(&e.name, ErrorKind::Empty("vault entry name")));
@@ -265,19 +238,27 @@ pub fn resolve(
             tool_exceptions,
         });
     }
+    Ok(vault)
+}
 
+/// Tool exceptions and vault entries must not nest across entries.
+fn check_exceptions(
+    vault: &[VaultEntry],
+    raw: &RawVault,
+    src: Source<'_>,
+) -> Result<(), PolicyError> {
+    let err = |s: &Spanned<String>, kind: ErrorKind| src.err(s, kind);
     // The tool layer grants a tool exception the base rights: an entry
     // inside another entry's exception would be granted to tools with it,
     // and an exception inside another entry would be granted although that
     // entry denies it.
-    for o in &vault {
+    for o in vault {
         for x in &o.tool_exceptions {
             if let Some(e) = vault
                 .iter()
                 .find(|e| e.path != o.path && x.starts_with(&e.path))
             {
-                let Some(raw_o) = raw.vault.entry.iter().find(|r| r.name.get_ref() == &o.name)
-                else {
+                let Some(raw_o) = raw.entry.iter().find(|r| r.name.get_ref() == &o.name) else {
                     continue;
                 };
                 return Err(err(
@@ -293,8 +274,8 @@ pub fn resolve(
             }
         }
     }
-    for e in &vault {
-        let Some(raw_e) = raw.vault.entry.iter().find(|r| r.name.get_ref() == &e.name) else {
+    for e in vault {
+        let Some(raw_e) = raw.entry.iter().find(|r| r.name.get_ref() == &e.name) else {
             continue;
         };
         if let Some((owner, x)) = vault
@@ -314,7 +295,16 @@ pub fn resolve(
             ));
         }
     }
+    Ok(())
+}
 
+/// `[filesystem]`: the base layer's lists, each path once.
+fn resolve_filesystem(
+    raw: &RawFilesystem,
+    src: Source<'_>,
+    ctx: &ExpandContext,
+) -> Result<Filesystem, PolicyError> {
+    let path = |s: &Spanned<String>| src.path(s, ctx);
     let list = |v: &[Spanned<String>]| -> Result<Vec<PathBuf>, PolicyError> {
         let mut out = Vec::new();
         for s in v {
@@ -326,13 +316,18 @@ pub fn resolve(
         Ok(out)
     };
     let filesystem = Filesystem {
-        read_only: list(&raw.filesystem.read_only)?,
-        read_write: list(&raw.filesystem.read_write)?,
-        executable: list(&raw.filesystem.executable)?,
+        read_only: list(&raw.read_only)?,
+        read_write: list(&raw.read_write)?,
+        executable: list(&raw.executable)?,
     };
+    Ok(filesystem)
+}
 
+/// `[seccomp]`: the mode, and extra syscalls each known to [`syscalls`].
+fn resolve_seccomp(raw: &RawSeccomp, src: Source<'_>) -> Result<Seccomp, PolicyError> {
+    let err = |s: &Spanned<String>, kind: ErrorKind| src.err(s, kind);
     let mut extra_deny = Vec::new();
-    for s in &raw.seccomp.deny {
+    for s in &raw.deny {
         let n = s.get_ref();
         if syscalls::lookup(n).is_none() {
             return Err(err(
@@ -347,9 +342,23 @@ pub fn resolve(
             extra_deny.push(n.clone());
         }
     }
+    Ok(Seccomp {
+        mode: raw.mode,
+        extra_deny,
+    })
+}
 
+/// `[[seed]]`: separate source and target trees, and a pattern only for
+/// `newest-backup`.
+fn resolve_seeds(
+    raw: &[RawSeed],
+    src: Source<'_>,
+    ctx: &ExpandContext,
+) -> Result<Vec<Seed>, PolicyError> {
+    let err = |s: &Spanned<String>, kind: ErrorKind| src.err(s, kind);
+    let path = |s: &Spanned<String>| src.path(s, ctx);
     let mut seeds = Vec::new();
-    for s in &raw.seed {
+    for s in raw {
         let source = path(&s.source)?;
         let target = path(&s.target)?;
         if source.starts_with(&target) || target.starts_with(&source) {
@@ -406,12 +415,21 @@ pub fn resolve(
             prefix,
         });
     }
+    Ok(seeds)
+}
 
-    let sink = raw.audit.sink.get_ref();
+/// `[audit]`: `off`, `stderr` or an absolute file path.
+fn resolve_audit(
+    raw: &RawAudit,
+    src: Source<'_>,
+    ctx: &ExpandContext,
+) -> Result<AuditSink, PolicyError> {
+    let path = |s: &Spanned<String>| src.path(s, ctx);
+    let sink = raw.sink.get_ref();
     let audit = match sink.as_str() {
         "off" => AuditSink::Off,
         "stderr" => AuditSink::Stderr,
-        _ => AuditSink::File(path(&raw.audit.sink).map_err(|mut e| {
+        _ => AuditSink::File(path(&raw.sink).map_err(|mut e| {
             if let ErrorKind::RelativePath(p) = &e.kind {
                 e.kind = ErrorKind::Invalid(format!(
                     "audit sink {p:?}: expected \"off\", \"stderr\" or an absolute file path"
@@ -420,82 +438,144 @@ pub fn resolve(
             e
         })?),
     };
+    Ok(audit)
+}
 
-    let policy = Policy {
-        source: file.to_string(),
-        harness: Harness { user, groups, env },
-        vault,
-        secret_env,
-        filesystem,
-        landlock: raw.landlock.mode,
-        seccomp: Seccomp {
-            mode: raw.seccomp.mode,
-            extra_deny,
-        },
-        seeds,
-        audit,
+/// The raw strings that name paths, each with its expansion: where a limit
+/// error points (the resolved policy keeps no places in the text).
+fn path_sites<'r>(raw: &'r RawPolicy, ctx: &ExpandContext) -> Vec<(&'r Spanned<String>, PathBuf)> {
+    let mut sites = Vec::new();
+    let mut add = |s: &'r Spanned<String>| {
+        if let Ok(p) = expand::absolute_path(s.get_ref(), ctx) {
+            sites.push((s, p));
+        }
     };
-    check_image_limits(&policy).map_err(|k| PolicyError::at(file, text, 0, k))?;
-    Ok(policy)
+    for e in &raw.vault.entry {
+        e.dir.iter().chain(e.file.iter()).for_each(&mut add);
+    }
+    let fs = &raw.filesystem;
+    fs.read_only
+        .iter()
+        .chain(&fs.read_write)
+        .chain(&fs.executable)
+        .for_each(&mut add);
+    add(&raw.audit.sink);
+    for e in &raw.vault.entry {
+        let Some(Ok(base)) = e
+            .dir
+            .as_ref()
+            .map(|d| expand::absolute_path(d.get_ref(), ctx))
+        else {
+            continue;
+        };
+        for x in &e.tool_exceptions {
+            if let Ok(rel) = expand::relative_inside(x.get_ref()) {
+                sites.push((x, base.join(rel)));
+            }
+        }
+    }
+    sites
 }
 
 /// The preload holds the policy in fixed tables (it never allocates): a
-/// policy that does not fit them is refused here, not cut short there.
-fn check_image_limits(p: &Policy) -> Result<(), ErrorKind> {
+/// policy that does not fit them is refused here, not cut short there. The
+/// error points at the first item past the limit.
+fn check_image_limits(
+    p: &Policy,
+    raw: &RawPolicy,
+    src: Source<'_>,
+    ctx: &ExpandContext,
+) -> Result<(), PolicyError> {
     use policy_core::image::{
-        MAX_BASE_RULES, MAX_EXCEPTIONS, MAX_IMAGE, MAX_SECRET_ENV, MAX_VAULT,
+        MAX_BASE_RULES, MAX_EXCEPTIONS, MAX_IMAGE, MAX_SECRET_ENV, MAX_VAULT, MAX_VAULT_DEPTH,
+    };
+    let at = |s: Option<&Spanned<String>>, kind: ErrorKind| match s {
+        Some(s) => src.err(s, kind),
+        None => PolicyError::at(src.file, src.text, 0, kind),
     };
     let too_many = |what: &str, n: usize, max: usize| {
         ErrorKind::Invalid(format!("{n} {what}; the preload holds at most {max}"))
     };
+    let entry_named = |name: &str| raw.vault.entry.iter().find(|r| r.name.get_ref() == name);
+    let sites = path_sites(raw, ctx);
+    let site_of = |path: &Path| sites.iter().find(|(_, p)| p == path).map(|(s, _)| *s);
     // One vault slot stays free for agent-init's probe entry.
     if p.vault.len() >= MAX_VAULT {
-        return Err(too_many("vault entries", p.vault.len(), MAX_VAULT - 1));
+        let first_past = entry_named(&p.vault[MAX_VAULT - 1].name).map(|r| &r.name);
+        return Err(at(
+            first_past,
+            too_many("vault entries", p.vault.len(), MAX_VAULT - 1),
+        ));
     }
     if let Some(e) = p.vault.iter().find(|e| {
-        policy_core::image::depth(e.path.as_os_str().as_encoded_bytes())
-            > policy_core::image::MAX_VAULT_DEPTH
+        policy_core::image::depth(e.path.as_os_str().as_encoded_bytes()) > MAX_VAULT_DEPTH
     }) {
-        return Err(ErrorKind::Invalid(format!(
-            "vault entry {:?} is more than {} directories deep",
-            e.name,
-            policy_core::image::MAX_VAULT_DEPTH
-        )));
+        let path = entry_named(&e.name).and_then(|r| r.dir.as_ref().or(r.file.as_ref()));
+        return Err(at(
+            path,
+            ErrorKind::Invalid(format!(
+                "vault entry {:?} is more than {MAX_VAULT_DEPTH} directories deep",
+                e.name
+            )),
+        ));
     }
     let exceptions: usize = p.vault.iter().map(|e| e.tool_exceptions.len()).sum();
     if exceptions > MAX_EXCEPTIONS {
-        return Err(too_many("tool exceptions", exceptions, MAX_EXCEPTIONS));
+        let first_past = raw
+            .vault
+            .entry
+            .iter()
+            .flat_map(|e| &e.tool_exceptions)
+            .nth(MAX_EXCEPTIONS);
+        return Err(at(
+            first_past,
+            too_many("tool exceptions", exceptions, MAX_EXCEPTIONS),
+        ));
     }
     if p.secret_env.len() > MAX_SECRET_ENV {
-        return Err(too_many(
-            "secret variables",
-            p.secret_env.len(),
-            MAX_SECRET_ENV,
+        let name = &p.secret_env[MAX_SECRET_ENV];
+        let first_past = raw.vault.secret_env.iter().find(|s| s.get_ref() == name);
+        return Err(at(
+            first_past,
+            too_many("secret variables", p.secret_env.len(), MAX_SECRET_ENV),
         ));
     }
     // The probe entry adds one base rule.
-    let rules = crate::landlock_plan::base_layer(p).rules.len() + 1;
-    if rules > MAX_BASE_RULES {
-        return Err(too_many(
-            "distinct filesystem and vault paths",
-            rules,
-            MAX_BASE_RULES,
+    let rules = crate::landlock_plan::base_layer(p).rules;
+    if rules.len() + 1 > MAX_BASE_RULES {
+        // Rules are in path order: point at the first path past the limit.
+        let first_past = site_of(&rules[MAX_BASE_RULES - 1].path);
+        return Err(at(
+            first_past,
+            too_many(
+                "distinct filesystem and vault paths",
+                rules.len() + 1,
+                MAX_BASE_RULES,
+            ),
         ));
     }
     let mut with_probe = p.clone();
-    with_probe.add_probe(PathBuf::from(STATE_DIR).join("probe"));
+    with_probe.add_probe(PathBuf::from(STATE_DIR).join(policy_core::layout::PROBE_DIR.name));
     // Whatever this crate accepts, the preload must read back.
-    let image = with_probe.to_compact();
+    let image = with_probe.to_image();
     if let Err(e) = policy_core::View::decode(&image) {
-        return Err(ErrorKind::Invalid(format!(
-            "the preload could not read this policy ({e})"
-        )));
+        let too_long = sites
+            .iter()
+            .find(|(_, p)| p.as_os_str().len() >= policy_core::pathbuf::PATH_MAX)
+            .map(|(s, _)| *s);
+        return Err(at(
+            too_long,
+            ErrorKind::Invalid(format!("the preload could not read this policy ({e})")),
+        ));
     }
     let size = image.len() + 2 * 4096;
     if size > MAX_IMAGE {
-        return Err(ErrorKind::Invalid(format!(
-            "the policy's paths add up to about {size} bytes; the preload reads at most {MAX_IMAGE}"
-        )));
+        return Err(at(
+            None,
+            ErrorKind::Invalid(format!(
+                "the policy's paths add up to about {size} bytes; the preload reads at most {MAX_IMAGE}"
+            )),
+        ));
     }
     Ok(())
 }
@@ -544,142 +624,4 @@ impl Policy {
     pub fn builtin(ctx: &ExpandContext) -> Result<Policy, PolicyError> {
         load_str(DEFAULT_POLICY_TOML, BUILTIN_NAME, ctx)
     }
-
-    /// The effective policy as TOML: every path expanded, so that loading it
-    /// again (with any context) gives the same policy. agent-init writes this
-    /// for the preload, so that no process's environment can move the vault.
-    pub fn to_effective_toml(&self) -> String {
-        let q = |s: &str| toml_string(&expand::escape(s));
-        let qp = |p: &Path| q(&p.to_string_lossy());
-        let list = |v: &[PathBuf]| v.iter().map(|p| qp(p)).collect::<Vec<_>>().join(", ");
-        let mut o = String::new();
-        let _ = writeln!(
-            o,
-            "# Effective agent-vault policy, expanded from {}",
-            self.source
-        );
-        let _ = writeln!(o, "[harness]");
-        let user = match &self.harness.user {
-            UserSpec::Name(n) => n.clone(),
-            UserSpec::Ids { uid, gid } => format!("{uid}:{gid}"),
-        };
-        let _ = writeln!(o, "user = {}", toml_string(&user));
-        let groups: Vec<String> = self
-            .harness
-            .groups
-            .iter()
-            .map(|g| match g {
-                GroupSpec::Name(n) => toml_string(n),
-                GroupSpec::Gid(g) => toml_string(&g.to_string()),
-            })
-            .collect();
-        let _ = writeln!(o, "groups = [{}]", groups.join(", "));
-        let _ = writeln!(o, "[harness.env]");
-        for (k, v) in &self.harness.env {
-            let _ = writeln!(o, "{k} = {}", q(v));
-        }
-        let _ = writeln!(o, "\n[vault]");
-        let secrets: Vec<String> = self.secret_env.iter().map(|s| toml_string(s)).collect();
-        let _ = writeln!(o, "secret_env = [{}]", secrets.join(", "));
-        for e in &self.vault {
-            let _ = writeln!(o, "\n[[vault.entry]]\nname = {}", toml_string(&e.name));
-            let key = if e.kind == VaultKind::Dir {
-                "dir"
-            } else {
-                "file"
-            };
-            let _ = writeln!(o, "{key} = {}", qp(&e.path));
-            if !e.tool_exceptions.is_empty() {
-                let rel: Vec<String> = e
-                    .tool_exceptions
-                    .iter()
-                    .map(|x| qp(x.strip_prefix(&e.path).unwrap_or(x)))
-                    .collect();
-                let _ = writeln!(o, "tool_exceptions = [{}]", rel.join(", "));
-            }
-        }
-        let fs = &self.filesystem;
-        let _ = writeln!(o, "\n[filesystem]");
-        let _ = writeln!(o, "read_only = [{}]", list(&fs.read_only));
-        let _ = writeln!(o, "read_write = [{}]", list(&fs.read_write));
-        let _ = writeln!(o, "executable = [{}]", list(&fs.executable));
-        let _ = writeln!(
-            o,
-            "\n[landlock]\nmode = {}",
-            toml_string(self.landlock.as_str())
-        );
-        let deny: Vec<String> = self
-            .seccomp
-            .extra_deny
-            .iter()
-            .map(|s| toml_string(s))
-            .collect();
-        let _ = writeln!(
-            o,
-            "\n[seccomp]\nmode = {}\ndeny = [{}]",
-            toml_string(self.seccomp.mode.as_str()),
-            deny.join(", ")
-        );
-        for s in &self.seeds {
-            let _ = writeln!(
-                o,
-                "\n[[seed]]\nsource = {}\ntarget = {}",
-                qp(&s.source),
-                qp(&s.target)
-            );
-            let _ = writeln!(o, "mode = {}", toml_string(s.mode.as_str()));
-            if let Some(p) = &s.prefix {
-                let _ = writeln!(o, "pattern = {}", toml_string(&format!("{p}*")));
-            }
-        }
-        let sink = match &self.audit {
-            AuditSink::Off => toml_string("off"),
-            AuditSink::Stderr => toml_string("stderr"),
-            AuditSink::File(p) => qp(p),
-        };
-        let _ = writeln!(o, "\n[audit]\nsink = {sink}");
-        o
-    }
-
-    /// Add agent-init's tool-layer probe: an empty directory, made a vault
-    /// entry, that the tool layer denies. A process that can open it is not
-    /// under the tool layer yet (a kernel-held fact no process can forge).
-    pub fn add_probe(&mut self, dir: PathBuf) {
-        if self.vault_entry(PROBE_ENTRY).is_none() {
-            self.vault.push(VaultEntry {
-                name: PROBE_ENTRY.to_string(),
-                path: dir,
-                kind: VaultKind::Dir,
-                tool_exceptions: Vec::new(),
-            });
-        }
-    }
-
-    /// The probe directory, when agent-init added one.
-    pub fn probe_dir(&self) -> Option<&Path> {
-        self.vault_entry(PROBE_ENTRY).map(|e| e.path.as_path())
-    }
-
-    /// The vault entry with this name.
-    pub fn vault_entry(&self, name: &str) -> Option<&VaultEntry> {
-        self.vault.iter().find(|e| e.name == name)
-    }
-}
-
-/// A TOML basic string with everything escaped that needs it.
-fn toml_string(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(o, "\\u{:04X}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
 }

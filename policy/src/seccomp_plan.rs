@@ -5,7 +5,7 @@
 //! Actions are errnos only, never kill (gVisor kills the thread for any other
 //! action, and a killed tool is a worse failure than an `EPERM`).
 
-use crate::load::Policy;
+use crate::resolved::Policy;
 use crate::syscalls::{self, Arch};
 
 pub const EPERM: u32 = 1;
@@ -89,11 +89,30 @@ pub struct Denial {
     pub why: &'static str,
 }
 
+/// The x32 syscall bit (x86_64): numbers with it set are the x32 table.
+pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// What the filter answers for syscalls the deny-list cannot name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchGuard {
+    /// A syscall of another architecture (on x86_64: an i386 `int 0x80`)
+    /// gets this errno in every filter. seccompiler's arch check answers
+    /// `KILL_PROCESS`; agent-init patches that instruction to this errno
+    /// (kill is not an errno: gVisor and the design ask for errnos only).
+    pub foreign_arch_errno: u32,
+    /// x86_64: a number with [`X32_SYSCALL_BIT`] set gets this errno, from
+    /// a filter of its own (seccompiler does not check them, and x32 is a
+    /// second syscall table that would bypass the deny-list where the
+    /// kernel enables it). `None` where there is no such table.
+    pub x32_errno: Option<u32>,
+}
+
 /// The whole filter for one architecture.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeccompPlan {
     pub arch: Arch,
     pub denials: Vec<Denial>,
+    pub guard: ArchGuard,
 }
 
 impl SeccompPlan {
@@ -165,7 +184,15 @@ pub fn plan(policy: &Policy, arch: Arch) -> SeccompPlan {
             push(n, EPERM, vec![], "denied by the policy's seccomp.deny");
         }
     }
-    SeccompPlan { arch, denials }
+    let guard = ArchGuard {
+        foreign_arch_errno: EPERM,
+        x32_errno: (arch == Arch::X86_64).then_some(EPERM),
+    };
+    SeccompPlan {
+        arch,
+        denials,
+        guard,
+    }
 }
 
 #[cfg(test)]
@@ -174,8 +201,11 @@ mod tests {
     use crate::expand::ExpandContext;
 
     fn policy(extra: &str) -> Policy {
-        let text = format!(
-            "[harness]\nuser = \"1000:1000\"\n[vault]\n[filesystem]\n[seccomp]\ndeny = [{extra}]\n"
+        let text = crate::testing::policy_toml(
+            "1000:1000",
+            "",
+            "",
+            &format!("[seccomp]\ndeny = [{extra}]"),
         );
         crate::load::load_str(&text, "t.toml", &ExpandContext::default()).unwrap()
     }
@@ -238,6 +268,26 @@ mod tests {
                     value: 0x541C
                 }
             ]
+        );
+    }
+
+    #[test]
+    fn golden_arch_guards() {
+        let x86 = plan(&policy(""), Arch::X86_64);
+        assert_eq!(
+            x86.guard,
+            ArchGuard {
+                foreign_arch_errno: EPERM,
+                x32_errno: Some(EPERM)
+            }
+        );
+        let arm = plan(&policy(""), Arch::Aarch64);
+        assert_eq!(
+            arm.guard,
+            ArchGuard {
+                foreign_arch_errno: EPERM,
+                x32_errno: None
+            }
         );
     }
 

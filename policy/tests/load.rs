@@ -1,8 +1,9 @@
 //! Parsing, validation and expansion of whole policy files.
 
 use policy::error::ErrorKind;
-use policy::load::{Policy, UserSpec, VaultKind, load_file, load_str};
+use policy::testing::policy_toml;
 use policy::{AuditSink, EnforceMode, ExpandContext};
+use policy::{Policy, UserSpec, VaultKind, load_file, load_str};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -15,8 +16,6 @@ fn ctx() -> ExpandContext {
         env,
     }
 }
-
-const MINIMAL: &str = "[harness]\nuser = \"1000:1000\"\n[vault]\n[filesystem]\n";
 
 fn err(text: &str) -> policy::PolicyError {
     load_str(text, "p.toml", &ctx()).unwrap_err()
@@ -145,6 +144,12 @@ fn broken_files_name_file_line_and_column() {
         ("relative-path.toml", 7, 7, "is relative"),
         ("dotdot.toml", 7, 15, "`..` component"),
         ("bad-mode.toml", 9, 8, "unknown variant `sometimes`"),
+        (
+            "too-many-secret-vars.toml",
+            71,
+            3,
+            "65 secret variables; the preload holds at most 64",
+        ),
     ];
     for (file, line, col, needle) in cases {
         let e = load_file(&dir.join(file), &ctx()).unwrap_err();
@@ -288,7 +293,6 @@ fn duplicates_merge() {
     assert_eq!(p.vault.len(), 1);
     assert_eq!(p.vault[0].tool_exceptions, vec![PathBuf::from("/claude/s")]);
     assert_eq!(p.filesystem.read_only, vec![PathBuf::from("/")]);
-    let _ = MINIMAL;
 }
 
 #[test]
@@ -370,4 +374,47 @@ fn a_path_the_preload_cannot_hold_is_refused_at_load() {
             .contains("the preload could not read this policy"),
         "{e}"
     );
+}
+
+#[test]
+fn limit_errors_point_at_the_first_item_past_the_limit() {
+    // 128 distinct read-only paths, one a line: with the default audit
+    // file's and the probe's rules, the 128th path (in path order) is the
+    // first past the limit.
+    let mut read_only = String::from("read_only = [\n");
+    for i in 0..128 {
+        read_only.push_str(&format!("  \"/r/{i:03}\",\n"));
+    }
+    read_only.push(']');
+    let text = policy_toml("1000:1000", "", &read_only, "");
+    let e = load_str(&text, "rules.toml", &ctx()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("130 distinct filesystem and vault paths"),
+        "{e}"
+    );
+    // /r/127 is the 128th path in order, on line 6 + 127.
+    assert_eq!((e.line, e.column), (133, 3), "{e}");
+
+    // 65 tool exceptions over two entries: the 65th is the 33rd of the second.
+    let mut entries = String::new();
+    for (name, n) in [("a", 32), ("b", 33)] {
+        entries.push_str(&format!(
+            "[[vault.entry]]\nname = \"{name}\"\ndir = \"/{name}\"\ntool_exceptions = [\n"
+        ));
+        for i in 0..n {
+            entries.push_str(&format!("  \"x{i}\",\n"));
+        }
+        entries.push_str("]\n");
+    }
+    let text = policy_toml("1000:1000", &entries, "", "");
+    let e = load_str(&text, "exceptions.toml", &ctx()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("65 tool exceptions; the preload holds at most 64"),
+        "{e}"
+    );
+    // Entry a: lines 4-7, its 32 exceptions 8-39, `]` on 40; entry b's
+    // exceptions start on line 45: the 33rd is on line 77.
+    assert_eq!((e.line, e.column), (77, 3), "{e}");
 }

@@ -48,9 +48,9 @@ proptest! {
     /// Any byte flip in a policy image is an error or a valid policy, never a
     /// panic, and a flipped image that decodes answers queries.
     #[test]
-    fn compact_bytes_never_panic(pos in 0usize..4096, byte in any::<u8>(), junk in proptest::collection::vec(any::<u8>(), 0..64)) {
+    fn image_bytes_never_panic(pos in 0usize..4096, byte in any::<u8>(), junk in proptest::collection::vec(any::<u8>(), 0..64)) {
         let p = policy::Policy::builtin(&ctx()).unwrap();
-        let mut b = p.to_compact();
+        let mut b = p.to_image();
         let i = pos % b.len();
         b[i] = byte;
         if let Ok(v) = policy::View::decode(&b) {

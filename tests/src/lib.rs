@@ -10,6 +10,7 @@
 //! (`av-harness`) runs as uid 1000 with `LD_PRELOAD`; its pid is written to
 //! `harness.pid` in the forked child before it execs, as agent-init does.
 
+use policy::layout;
 use std::ffi::CString;
 use std::fs;
 use std::io::Write;
@@ -22,7 +23,7 @@ use std::process::{Command, Output, Stdio};
 pub const HARNESS_UID: u32 = 1000;
 /// The state directory agent-init uses when started as root (inside each
 /// test's mount namespace: the test's own `state` directory).
-pub const STATE: &str = "/run/agent-vault";
+pub const STATE: &str = layout::STATE_DIR;
 /// The secret environment variable the test policy names.
 pub const SECRET_ENV: &str = "AV_TEST_SECRET_TOKEN";
 /// Where each test's world (vault, workspace) is created.
@@ -214,6 +215,26 @@ pub struct World {
     pub harness: PathBuf,
 }
 
+/// Write one of agent-init's session files into the state directory
+/// `state`, with the contract's name and mode (root-owned: the tests run
+/// as root).
+pub fn write_session_file(state: &Path, f: &policy::SessionFile) {
+    let dir = match f.file.dir {
+        Some(sub) => {
+            let d = state.join(sub.name);
+            if !d.exists() {
+                fs::create_dir(&d).unwrap();
+            }
+            fs::set_permissions(&d, fs::Permissions::from_mode(sub.mode)).unwrap();
+            d
+        }
+        None => state.to_path_buf(),
+    };
+    let path = dir.join(f.file.name);
+    fs::write(&path, &f.bytes).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(f.file.mode)).unwrap();
+}
+
 pub fn chown_r(p: &Path, uid: u32) {
     chown(p, Some(uid), Some(uid)).unwrap();
     if p.is_dir() && !p.is_symlink() {
@@ -281,54 +302,51 @@ impl World {
         fs::create_dir(&private).unwrap();
         let state = private.join("state");
         fs::create_dir(&state).unwrap();
-        fs::set_permissions(&state, fs::Permissions::from_mode(0o755)).unwrap();
-        fs::create_dir(state.join("probe")).unwrap();
-        fs::set_permissions(state.join("probe"), fs::Permissions::from_mode(0o755)).unwrap();
-        // As agent-init does: the file the preload opens to tell whether a
-        // process is under the tool layer.
-        fs::write(state.join("probe/probe"), "agent-vault tool-layer probe\n").unwrap();
-        fs::set_permissions(state.join("probe/probe"), fs::Permissions::from_mode(0o644)).unwrap();
-        fs::write(state.join("audit.jsonl"), "").unwrap();
-        fs::set_permissions(state.join("audit.jsonl"), fs::Permissions::from_mode(0o622)).unwrap();
-        let audit = format!("{STATE}/audit.jsonl");
-        let policy = format!(
-            r#"[harness]
-user = "{HARNESS_UID}:{HARNESS_UID}"
-[vault]
-secret_env = ["{SECRET_ENV}"]
+        fs::set_permissions(&state, fs::Permissions::from_mode(layout::STATE_DIR_MODE)).unwrap();
+        let audit_file = layout::AUDIT_FILE;
+        fs::write(state.join(audit_file.name), "").unwrap();
+        fs::set_permissions(
+            state.join(audit_file.name),
+            fs::Permissions::from_mode(audit_file.mode),
+        )
+        .unwrap();
+        let audit = format!("{STATE}/{}", audit_file.name);
+        let policy = policy::testing::policy_toml(
+            &format!("{HARNESS_UID}:{HARNESS_UID}"),
+            &format!(
+                r#"secret_env = ["{SECRET_ENV}"]
 [[vault.entry]]
 name = "test-vault"
 dir = "{vault}"
 [[vault.entry]]
 name = "test-cred-file"
 file = "{cred}"
-{extra}
-[[vault.entry]]
-name = "agent-vault-probe"
-dir = "{STATE}/probe"
-[filesystem]
-read_only = ["/"]
+{extra}"#,
+                vault = vault.display(),
+                cred = cred_file.display(),
+            ),
+            &format!(
+                r#"read_only = ["/"]
 executable = ["/"]
-read_write = ["/tmp", "/var/tmp", "/dev", "{ws}"]
-[landlock]
-mode = "{landlock}"
-[seccomp]
-mode = "off"
-[audit]
-sink = "{audit}"
-"#,
-            vault = vault.display(),
-            cred = cred_file.display(),
-            ws = ws.display(),
+read_write = ["/tmp", "/var/tmp", "/dev", "{ws}"]"#,
+                ws = ws.display(),
+            ),
+            &format!(
+                "[landlock]\nmode = \"{landlock}\"\n[seccomp]\nmode = \"off\"\n[audit]\nsink = \"{audit}\""
+            ),
         );
-        fs::write(state.join("policy.toml"), &policy).unwrap();
-        // As agent-init does: the same policy as the image the preload reads.
-        let compiled = policy::load_str(&policy, "policy.toml", &policy::ExpandContext::default())
-            .unwrap_or_else(|e| panic!("test policy: {e}"));
-        fs::write(state.join("policy.bin"), compiled.to_compact()).unwrap();
+        // As agent-init's record step does: the probe entry, then the files
+        // it writes (the probe, the effective policy, the policy image).
+        let mut session =
+            policy::load_str(&policy, "policy.toml", &policy::ExpandContext::default())
+                .unwrap_or_else(|e| panic!("test policy: {e}"));
+        session.add_probe(Path::new(STATE).join(layout::PROBE_DIR.name));
+        for f in session.session_files() {
+            write_session_file(&state, &f);
+        }
         chown(&private, Some(0), Some(0)).unwrap();
         fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
-        fs::write(state.join("harness.pid"), "0\n").unwrap();
+        write_session_file(&state, &policy::session::harness_pid_file(0));
         World {
             dir,
             state,
@@ -415,20 +433,22 @@ sink = "{audit}"
     /// Remove agent-init's `probe/probe`: detection then lists the probe
     /// directory and the vault directories.
     pub fn remove_probe_file(&self) {
-        fs::remove_file(self.state.join("probe/probe")).unwrap();
+        let probe = layout::PROBE_FILE;
+        let dir = probe.dir.map_or("", |d| d.name);
+        fs::remove_file(self.state.join(dir).join(probe.name)).unwrap();
     }
 
     /// Put a world-readable file of another name in agent-init's probe
     /// directory (found by listing it).
     pub fn add_probe_marker(&self) {
-        let m = self.state.join("probe/marker");
+        let m = self.state.join(layout::PROBE_DIR.name).join("marker");
         fs::write(&m, "").unwrap();
         fs::set_permissions(&m, fs::Permissions::from_mode(0o644)).unwrap();
     }
 
     /// The audit file's content.
     pub fn audit(&self) -> String {
-        fs::read_to_string(self.state.join("audit.jsonl")).unwrap_or_default()
+        fs::read_to_string(self.state.join(layout::AUDIT_FILE.name)).unwrap_or_default()
     }
 
     /// Audit records that name `path` (as given) and the rule.
@@ -489,7 +509,7 @@ pub fn run_without_session(so: &Path, cmd: &str, env: &[(&str, &str)]) -> Run {
     }
     let root = CString::new("/").unwrap();
     let run = CString::new("/run").unwrap();
-    let tmp = CString::new(format!("/tmp/agent-vault-{HARNESS_UID}")).unwrap();
+    let tmp = CString::new(layout::HostStateDir::new(HARNESS_UID).as_str()).unwrap();
     let tmpfs = CString::new("tmpfs").unwrap();
     let opts = CString::new("mode=1777").unwrap();
     // SAFETY: the closure runs in the forked child before exec and only makes
@@ -535,7 +555,7 @@ pub fn run_without_session(so: &Path, cmd: &str, env: &[(&str, &str)]) -> Run {
 /// harness before it starts); then switch to uid/gid 1000 (which clears
 /// every capability).
 pub fn become_harness_user(c: &mut Command, state: &Path, record_pid: bool) {
-    let pidfile = CString::new(format!("{STATE}/harness.pid")).unwrap();
+    let pidfile = CString::new(format!("{STATE}/{}", layout::HARNESS_PID.name)).unwrap();
     let src = CString::new(state.as_os_str().as_encoded_bytes()).unwrap();
     let run = CString::new("/run").unwrap();
     let target = CString::new(STATE).unwrap();

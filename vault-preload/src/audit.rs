@@ -6,7 +6,7 @@
 //! `{"time":"2026-11-24T22:25:28.123Z","pid":42,"exe":"/usr/bin/cat",
 //!   "path":"/pi-agent/auth.json","rule":"pi","op":"open","action":"deny"}`
 
-use crate::guard::INTERNAL;
+use crate::guard::{EntryId, INTERNAL};
 use crate::state::State;
 use crate::sys;
 use policy_core::image::Audit;
@@ -78,7 +78,7 @@ fn civil(days: i64) -> (i64, u64, u64) {
 }
 
 /// Write one denial record. `op` names the hooked call.
-pub fn deny(st: &State, path: &[u8], rule: usize, op: &[u8]) {
+pub fn deny(st: &State, path: &[u8], rule: EntryId, op: &[u8]) {
     let fd = match &st.policy.audit {
         Audit::Off => return,
         Audit::Stderr => 2,

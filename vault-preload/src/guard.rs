@@ -19,9 +19,10 @@ use crate::sys;
 use core::ffi::{c_int, c_uint};
 use policy_core::pathbuf::{FixedPath, PATH_MAX, normalize_into};
 
-/// A denial: the vault rule index, or [`INTERNAL`] when a check failed.
-pub type Rule = usize;
-pub const INTERNAL: Rule = usize::MAX;
+/// A denial: the index of the vault entry that denied (into the policy
+/// image's entries), or [`INTERNAL`] when a check failed.
+pub type EntryId = usize;
+pub const INTERNAL: EntryId = usize::MAX;
 
 /// Flags that can change a file or create one.
 pub fn writeish(flags: c_int) -> bool {
@@ -46,7 +47,7 @@ pub fn fd_path(fd: c_int, out: &mut FixedPath) -> bool {
     out.set(s)
 }
 
-fn match_real_path(st: &State, path: &[u8]) -> Option<Rule> {
+fn match_real_path(st: &State, path: &[u8]) -> Option<EntryId> {
     if !path.starts_with(b"/") {
         return None; // pipe:[..], socket:[..], anon_inode:...
     }
@@ -54,7 +55,7 @@ fn match_real_path(st: &State, path: &[u8]) -> Option<Rule> {
 }
 
 /// Check an open fd: its identity, and its real path when on a watched device.
-pub fn check_fd(st: &State, fd: c_int) -> Option<Rule> {
+pub fn check_fd(st: &State, fd: c_int) -> Option<EntryId> {
     check_fd_with(st, fd, false)
 }
 
@@ -62,11 +63,11 @@ pub fn check_fd(st: &State, fd: c_int) -> Option<Rule> {
 /// outside the vault, unchanged since, is not looked up again
 /// ([`crate::outside`]). Writes never use the cache: a denied write must
 /// leave the vault unchanged, whatever a directory rename did meanwhile.
-pub fn check_fd_read(st: &State, fd: c_int) -> Option<Rule> {
+pub fn check_fd_read(st: &State, fd: c_int) -> Option<EntryId> {
     check_fd_with(st, fd, true)
 }
 
-fn check_fd_with(st: &State, fd: c_int, cached: bool) -> Option<Rule> {
+fn check_fd_with(st: &State, fd: c_int, cached: bool) -> Option<EntryId> {
     // SAFETY: all-zero is a valid `struct stat`.
     let mut s: libc::stat = unsafe { core::mem::zeroed() };
     if sys::fstat(fd, &mut s) < 0 {
@@ -76,7 +77,7 @@ fn check_fd_with(st: &State, fd: c_int, cached: bool) -> Option<Rule> {
 }
 
 /// [`check_fd`] with the fd's `fstat` already made.
-fn check_stat(st: &State, fd: c_int, s: &libc::stat, cached: bool) -> Option<Rule> {
+fn check_stat(st: &State, fd: c_int, s: &libc::stat, cached: bool) -> Option<EntryId> {
     let id = policy_core::FileId {
         dev: s.st_dev,
         ino: s.st_ino,
@@ -102,7 +103,7 @@ fn check_stat(st: &State, fd: c_int, s: &libc::stat, cached: bool) -> Option<Rul
 }
 
 /// The fd's real path against the vault paths.
-fn check_real_path(st: &State, fd: c_int) -> Option<Rule> {
+fn check_real_path(st: &State, fd: c_int) -> Option<EntryId> {
     let mut p = FixedPath::new();
     if !fd_path(fd, &mut p) {
         return Some(INTERNAL);
@@ -113,7 +114,7 @@ fn check_real_path(st: &State, fd: c_int) -> Option<Rule> {
 /// The light check: the path as given, when absolute, normalized lexically.
 /// No system call.
 #[inline]
-pub fn lexical(st: &State, path: &[u8]) -> Option<Rule> {
+pub fn lexical(st: &State, path: &[u8]) -> Option<EntryId> {
     if !path.starts_with(b"/") {
         return None;
     }
@@ -132,7 +133,7 @@ pub fn lexical(st: &State, path: &[u8]) -> Option<Rule> {
 /// otherwise make every open hook's frame a page deep (a page fault in a
 /// fresh process's stack).
 #[inline(never)]
-fn lexical_normalized(st: &State, path: &[u8]) -> Option<Rule> {
+fn lexical_normalized(st: &State, path: &[u8]) -> Option<EntryId> {
     let mut norm = FixedPath::new();
     if !normalize_into(b"/", path, &mut norm) {
         return Some(INTERNAL);
@@ -163,7 +164,7 @@ pub fn pre_open(
     path: &[u8],
     flags: c_int,
     force_resolve: bool,
-) -> Option<Rule> {
+) -> Option<EntryId> {
     let write = writeish(flags) || force_resolve;
     let mut norm = FixedPath::new();
     if path.starts_with(b"/") {
@@ -186,7 +187,7 @@ pub fn pre_open(
 }
 
 /// Check the file `path` resolves to, or its would-be location.
-fn resolve_check(st: &State, dirfd: c_int, path: &[u8], flags: c_int) -> Option<Rule> {
+fn resolve_check(st: &State, dirfd: c_int, path: &[u8], flags: c_int) -> Option<EntryId> {
     let Some(c) = FixedPath::from_bytes(path) else {
         return Some(INTERNAL);
     };

@@ -36,7 +36,7 @@ fn needs_mode(flags: c_int) -> bool {
 
 /// Deny: errno = EACCES, audit record; returns -1.
 #[cold]
-fn deny(st: &state::State, path: &[u8], rule: guard::Rule, op: &[u8]) -> c_int {
+fn deny(st: &state::State, path: &[u8], rule: guard::EntryId, op: &[u8]) -> c_int {
     audit::deny(st, path, rule, op);
     sys::set_errno(libc::EACCES);
     -1

@@ -56,7 +56,7 @@ type FcloseFn = unsafe extern "C" fn(*mut FILE) -> c_int;
 
 /// In a child of the harness, before it execs or spawns: the tool layer
 /// and the vault fds. Err: the layer is required and could not be applied.
-fn prepare_child(st: &State) -> Result<(), tool_layer::LlError> {
+fn prepare_child(st: &State) -> Result<(), tool_layer::LandlockError> {
     if st.policy.landlock != EnforceMode::Off
         && let Err(e) = tool_layer::ensure_in_harness_child(st)
     {
@@ -65,7 +65,7 @@ fn prepare_child(st: &State) -> Result<(), tool_layer::LlError> {
         }
         tool_layer::report(e, b"; running with the preload's checks only");
     }
-    guard::close_vault_fds(st, guard::FdAction::Close).map_err(|errno| tool_layer::LlError {
+    guard::close_vault_fds(st, guard::FdAction::Close).map_err(|errno| tool_layer::LandlockError {
         what: "listing the open fds (to close those on vault files)",
         errno,
     })
@@ -314,7 +314,7 @@ extern "C" fn helper_main(arg: *mut c_void) -> *mut c_void {
     };
     if let Err(errno) = guard::close_vault_fds(h.st, action) {
         tool_layer::report(
-            tool_layer::LlError {
+            tool_layer::LandlockError {
                 what: "listing the open fds (to close those on vault files)",
                 errno,
             },

@@ -26,11 +26,7 @@ use policy_core::pathbuf::FixedPath;
 use policy_core::pathbuf::is_within;
 use policy_core::{Access, FileId, VaultKind, View};
 
-/// The name of the vault entry that agent-init adds as the tool-layer probe
-/// (the policy crate's `PROBE_ENTRY`).
-const PROBE_ENTRY: &[u8] = b"agent-vault-probe";
-/// agent-init's state directory when started as root (the policy crate's `STATE_DIR`).
-const STATE_DIR: &[u8] = b"/run/agent-vault";
+use policy_core::layout::{HARNESS_PID, HostStateDir, POLICY_IMAGE, PROBE_ENTRY, STATE_DIR};
 
 /// Everything the hooks need, built once per process image.
 pub struct State {
@@ -208,7 +204,7 @@ impl State {
         let dirs = self
             .policy
             .vault()
-            .filter(|e| e.kind == VaultKind::Dir && e.name.bytes() != PROBE_ENTRY)
+            .filter(|e| e.kind == VaultKind::Dir && e.name.bytes() != PROBE_ENTRY.as_bytes())
             .map(|e| e.path.with_nul());
         probe.into_iter().chain(dirs)
     }
@@ -390,17 +386,16 @@ fn join(dir: &StatePath, name: &[u8]) -> Option<StatePath> {
 /// The state directory, found without trusting the environment, and the
 /// `lstat` of its `harness.pid` when that was needed to find it.
 pub fn state_dir(uid: u32) -> Option<(StatePath, Option<libc::stat>)> {
-    let run = StatePath::new(&[STATE_DIR])?;
+    let run = StatePath::new(&[STATE_DIR.as_bytes()])?;
     if let Some(st) = lstat(run.with_nul())
         && st.st_mode & libc::S_IFMT == libc::S_IFDIR
         && st.st_uid == 0
-        && let Some(pidf) = join(&run, b"harness.pid")
+        && let Some(pidf) = join(&run, HARNESS_PID.name.as_bytes())
         && let Some(pid_st) = lstat(pidf.with_nul())
     {
         return Some((run, Some(pid_st)));
     }
-    let mut d = [0u8; 20];
-    let host = StatePath::new(&[b"/tmp/agent-vault-", sys::fmt_u64(u64::from(uid), &mut d)])?;
+    let host = StatePath::new(&[HostStateDir::new(uid).as_bytes()])?;
     let st = lstat(host.with_nul())?;
     let ok = st.st_mode & libc::S_IFMT == libc::S_IFDIR
         && (st.st_uid == uid || st.st_uid == 0)
@@ -418,7 +413,7 @@ fn parse_pid(bytes: &[u8]) -> i32 {
 
 /// The harness's pid from `<dir>/harness.pid` (0: none, or not trustworthy).
 fn harness_pid(dir: &StatePath, known: Option<libc::stat>, uid: u32) -> i32 {
-    let Some(p) = join(dir, b"harness.pid") else {
+    let Some(p) = join(dir, HARNESS_PID.name.as_bytes()) else {
         return 0;
     };
     let Some(st) = known.or_else(|| lstat(p.with_nul())) else {
@@ -470,7 +465,7 @@ enum Image {
 /// # Safety
 /// The caller holds BUILDER (exclusive use of IMAGE).
 unsafe fn load_image(dir: &StatePath) -> Image {
-    let Some(p) = join(dir, b"policy.bin") else {
+    let Some(p) = join(dir, POLICY_IMAGE.name.as_bytes()) else {
         return Image::Missing;
     };
     // SAFETY: exclusive by the caller's contract; after this build the

@@ -35,7 +35,7 @@ use policy_core::{Access, FileId};
 
 /// Why the tool layer could not be applied.
 #[derive(Debug, Clone, Copy)]
-pub struct LlError {
+pub struct LandlockError {
     pub what: &'static str,
     pub errno: i32,
 }
@@ -71,7 +71,8 @@ pub fn probe(st: &State) -> Probe {
 /// Read-open `<dir>/probe`, the file agent-init puts in its probe directory.
 fn probe_file(dir: &[u8]) -> Probe {
     // A short buffer: this runs in every tool's constructor, on a fresh stack.
-    let Some(p) = crate::state::StatePath::new(&[dir, b"/probe"]) else {
+    let name = policy_core::layout::PROBE_FILE.name.as_bytes();
+    let Some(p) = crate::state::StatePath::new(&[dir, b"/", name]) else {
         return Probe::Nothing;
     };
     let fd = sys::openat(
@@ -147,7 +148,7 @@ fn probe_dir(dir: &[u8]) -> Probe {
 /// Apply the tool layer unless the probe says it is already there (or has
 /// nothing to look at). Ok(true): the process is under the tool layer now;
 /// Ok(false): nothing to probe, no layer (see the module documentation).
-pub fn ensure(st: &State) -> Result<bool, LlError> {
+pub fn ensure(st: &State) -> Result<bool, LandlockError> {
     let under = match probe(st) {
         Probe::Nothing => false,
         Probe::Under => true,
@@ -172,7 +173,7 @@ static APPLIED_PID: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI3
 /// process (an `exec` that failed, as `execvp`-style loops over `PATH`
 /// make: Landlock refuses a 17th layer) skips it only when the probe
 /// (agent-init's `probe/probe`) confirms the process is under a layer.
-pub fn ensure_in_harness_child(st: &State) -> Result<bool, LlError> {
+pub fn ensure_in_harness_child(st: &State) -> Result<bool, LandlockError> {
     use core::sync::atomic::Ordering::Relaxed;
     let me = sys::getpid();
     if APPLIED_PID.load(Relaxed) == me
@@ -278,12 +279,12 @@ impl Default for Recorder {
 struct RawFs;
 
 impl FsView for RawFs {
-    type Error = LlError;
+    type Error = LandlockError;
     fn list(
         &mut self,
         dir: &[u8],
-        f: &mut dyn FnMut(&DirEntry<'_>) -> Result<(), LlError>,
-    ) -> Result<(), LlError> {
+        f: &mut dyn FnMut(&DirEntry<'_>) -> Result<(), LandlockError>,
+    ) -> Result<(), LandlockError> {
         let Some(d) = FixedPath::from_bytes(dir) else {
             return Ok(()); // unnameable: no rules below it, so no access
         };
@@ -302,7 +303,7 @@ impl FsView for RawFs {
         'outer: loop {
             let n = sys::getdents64(dfd, &mut buf);
             if n < 0 {
-                res = Err(LlError {
+                res = Err(LandlockError {
                     what: "listing a vault ancestor",
                     errno: (-n) as i32,
                 });
@@ -353,8 +354,13 @@ struct RawSink<'a> {
 }
 
 impl RuleSink for RawSink<'_> {
-    type Error = LlError;
-    fn add(&mut self, path: &[u8], is_dir: Option<bool>, access: Access) -> Result<(), LlError> {
+    type Error = LandlockError;
+    fn add(
+        &mut self,
+        path: &[u8],
+        is_dir: Option<bool>,
+        access: Access,
+    ) -> Result<(), LandlockError> {
         let mut a = access.intersect(self.handled);
         if a.is_empty() {
             return Ok(());
@@ -387,7 +393,7 @@ impl RuleSink for RawSink<'_> {
         let r = sys::fstat(fd, &mut s);
         if r < 0 {
             sys::close(fd);
-            return Err(LlError {
+            return Err(LandlockError {
                 what: "fstat of a rule path",
                 errno: -r,
             });
@@ -413,7 +419,7 @@ impl RuleSink for RawSink<'_> {
         };
         sys::close(fd);
         if r < 0 {
-            return Err(LlError {
+            return Err(LandlockError {
                 what: "landlock_add_rule",
                 errno: -r,
             });
@@ -429,10 +435,10 @@ pub fn abi() -> u32 {
 }
 
 /// Build a fresh tool-layer ruleset (an fd), recording its dependencies in `rec`.
-fn build(st: &State, rec: Option<&mut Recorder>) -> Result<c_int, LlError> {
+fn build(st: &State, rec: Option<&mut Recorder>) -> Result<c_int, LandlockError> {
     let abi = abi();
     if abi == 0 {
-        return Err(LlError {
+        return Err(LandlockError {
             what: "Landlock is not available on this kernel",
             errno: libc::EOPNOTSUPP,
         });
@@ -456,7 +462,7 @@ fn build(st: &State, rec: Option<&mut Recorder>) -> Result<c_int, LlError> {
     };
     let rs = sys::landlock_create_ruleset(&attr, size);
     if rs < 0 {
-        return Err(LlError {
+        return Err(LandlockError {
             what: "landlock_create_ruleset",
             errno: -rs,
         });
@@ -492,7 +498,7 @@ fn build(st: &State, rec: Option<&mut Recorder>) -> Result<c_int, LlError> {
 
 /// Never happens (the view releases the recorder before calling the sink);
 /// an error rather than a panic if it ever did.
-const BORROW: LlError = LlError {
+const BORROW: LandlockError = LandlockError {
     what: "internal: recorder borrowed twice",
     errno: libc::EINVAL,
 };
@@ -502,12 +508,12 @@ struct SharedFs<'a, 'b>(&'a core::cell::RefCell<&'b mut Recorder>);
 struct SharedSink<'a, 'b>(&'a core::cell::RefCell<&'b mut Recorder>, c_int, Access);
 
 impl FsView for SharedFs<'_, '_> {
-    type Error = LlError;
+    type Error = LandlockError;
     fn list(
         &mut self,
         dir: &[u8],
-        f: &mut dyn FnMut(&DirEntry<'_>) -> Result<(), LlError>,
-    ) -> Result<(), LlError> {
+        f: &mut dyn FnMut(&DirEntry<'_>) -> Result<(), LandlockError>,
+    ) -> Result<(), LandlockError> {
         // The sink is called from inside `f`: hold the borrow only to record.
         match self.0.try_borrow_mut() {
             Ok(mut r) => record_dir(&mut r, dir),
@@ -532,8 +538,13 @@ fn record_dir(rec: &mut Recorder, dir: &[u8]) {
 }
 
 impl RuleSink for SharedSink<'_, '_> {
-    type Error = LlError;
-    fn add(&mut self, path: &[u8], is_dir: Option<bool>, access: Access) -> Result<(), LlError> {
+    type Error = LandlockError;
+    fn add(
+        &mut self,
+        path: &[u8],
+        is_dir: Option<bool>,
+        access: Access,
+    ) -> Result<(), LandlockError> {
         let Ok(mut r) = self.0.try_borrow_mut() else {
             return Err(BORROW);
         };
@@ -546,17 +557,17 @@ impl RuleSink for SharedSink<'_, '_> {
     }
 }
 
-fn restrict(rs: c_int) -> Result<(), LlError> {
+fn restrict(rs: c_int) -> Result<(), LandlockError> {
     let r = sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     if r < 0 {
-        return Err(LlError {
+        return Err(LandlockError {
             what: "prctl(PR_SET_NO_NEW_PRIVS)",
             errno: (-r) as i32,
         });
     }
     let r = sys::landlock_restrict_self(rs);
     if r < 0 {
-        return Err(LlError {
+        return Err(LandlockError {
             what: "landlock_restrict_self",
             errno: -r,
         });
@@ -638,7 +649,7 @@ pub extern "C" fn before_fork() {
 
 /// Restrict the calling thread with the tool layer: the harness's cached
 /// ruleset when still valid, else a fresh one.
-pub fn apply(st: &State) -> Result<(), LlError> {
+pub fn apply(st: &State) -> Result<(), LandlockError> {
     if let Some(fd) = cached_fd()
         && restrict(fd).is_ok()
     {
@@ -651,7 +662,7 @@ pub fn apply(st: &State) -> Result<(), LlError> {
 }
 
 /// One line on stderr: why the tool layer is missing.
-pub fn report(e: LlError, consequence: &[u8]) {
+pub fn report(e: LandlockError, consequence: &[u8]) {
     let mut d = [0u8; 20];
     sys::write_all(2, b"agent-vault: cannot apply the tool layer: ");
     sys::write_all(2, e.what.as_bytes());

@@ -53,28 +53,15 @@ impl Dir {
     /// Write a policy file; `extra` is appended (vault entries, seeds...).
     pub fn policy(&self, user: &str, landlock: &str, seccomp: &str, extra: &str) -> PathBuf {
         let p = self.join("policy.toml");
-        std::fs::write(
-            &p,
-            format!(
-                r#"[harness]
-user = "{user}"
-[vault]
-secret_env = ["AV_TEST_SECRET"]
-{extra}
-[filesystem]
-read_only = ["/"]
-executable = ["/"]
-read_write = ["/tmp", "/dev"]
-[landlock]
-mode = "{landlock}"
-[seccomp]
-mode = "{seccomp}"
-[audit]
-sink = "off"
-"#
+        let text = policy::testing::policy_toml(
+            user,
+            &format!("secret_env = [\"AV_TEST_SECRET\"]\n{extra}"),
+            "read_only = [\"/\"]\nexecutable = [\"/\"]\nread_write = [\"/tmp\", \"/dev\"]",
+            &format!(
+                "[landlock]\nmode = \"{landlock}\"\n[seccomp]\nmode = \"{seccomp}\"\n[audit]\nsink = \"off\""
             ),
-        )
-        .unwrap();
+        );
+        std::fs::write(&p, text).unwrap();
         p
     }
 }

@@ -1,4 +1,4 @@
-//! The compact image of an effective policy: what agent-init writes as
+//! The policy image, the effective policy as the preload reads it: what agent-init writes as
 //! `policy.bin` and every process's preload reads. It holds only what the
 //! preload needs, already computed by the `policy` crate: the vault, the
 //! secret variables, the audit sink, the Landlock mode, the probe directory
@@ -141,7 +141,7 @@ pub struct DecodeError {
 
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "compact policy, byte {}: {}", self.at, self.what)
+        write!(f, "policy image, byte {}: {}", self.at, self.what)
     }
 }
 

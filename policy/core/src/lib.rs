@@ -3,7 +3,7 @@
 //!
 //! The `policy` crate parses and validates the TOML and computes everything
 //! (the base layer's rules, the probe, the vault); it writes the result as a
-//! compact *image* (`policy.bin`). Every process in the container loads the
+//! *policy image* (`policy.bin`). Every process in the container loads the
 //! preload, so what the preload does at start-up is paid thousands of times:
 //! it reads the image into a static buffer and validates it in one pass
 //! ([`image::View::decode`]), and answers every later question from it
@@ -13,7 +13,9 @@
 //!
 //! - [`access`]: Landlock file system rights, with the kernel's bit values.
 //! - [`pathbuf`]: a fixed-size path buffer and lexical normalization.
-//! - [`image`]: the compact image's format and its validated view.
+//! - [`image`]: the policy image's format and its validated view.
+//! - [`layout`]: the state directory's names and modes (the contract
+//!   between agent-init, the preload and self-test).
 //! - [`walk`]: the tool layer's allocation-free walk.
 //! - [`expand`]: `~` and `${VAR:-default}` into a fixed buffer (the preload's
 //!   built-in policy, when no agent-init session exists).
@@ -23,6 +25,7 @@
 pub mod access;
 pub mod expand;
 pub mod image;
+pub mod layout;
 pub mod pathbuf;
 pub mod walk;
 

@@ -1,7 +1,10 @@
-//! The policy file as written: the TOML schema. Unknown keys are errors
+//! The policy file as written: the raw TOML schema, before validation and
+//! expansion ([`crate::load`] turns it into the resolved
+//! [`crate::resolved::Policy`]). Unknown keys are errors
 //! (`deny_unknown_fields`), and every string that will be checked later keeps
 //! its place in the text ([`Spanned`]) so the check can name line and column.
 
+use crate::resolved::{EnforceMode, SeedMode};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use toml::Spanned;
@@ -76,29 +79,6 @@ pub struct RawFilesystem {
     pub executable: Vec<Spanned<String>>,
 }
 
-/// How hard a kernel layer is asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum EnforceMode {
-    /// Refuse to start unless the kernel enforces all of it.
-    #[default]
-    Required,
-    /// Enforce what the kernel can, and log exactly what is not enforced.
-    BestEffort,
-    /// Do not apply this layer.
-    Off,
-}
-
-impl EnforceMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EnforceMode::Required => "required",
-            EnforceMode::BestEffort => "best-effort",
-            EnforceMode::Off => "off",
-        }
-    }
-}
-
 /// `[landlock]`.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -118,26 +98,6 @@ pub struct RawSeccomp {
     pub deny: Vec<Spanned<String>>,
 }
 
-/// How a seed is applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SeedMode {
-    /// Copy the source tree into the target; files that exist are kept.
-    CopyMissing,
-    /// When the target file is missing, restore it from the newest file in the
-    /// source directory whose name starts with `pattern`'s prefix.
-    NewestBackup,
-}
-
-impl SeedMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SeedMode::CopyMissing => "copy-missing",
-            SeedMode::NewestBackup => "newest-backup",
-        }
-    }
-}
-
 /// One `[[seed]]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -148,17 +108,6 @@ pub struct RawSeed {
     /// For `newest-backup`: a file name prefix followed by `*`.
     #[serde(default)]
     pub pattern: Option<Spanned<String>>,
-}
-
-/// Where denial records go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuditSink {
-    /// Not recorded.
-    Off,
-    /// The denied program's own stderr.
-    Stderr,
-    /// A JSON-lines file, appended by agent-init.
-    File(std::path::PathBuf),
 }
 
 /// `[audit]`.
@@ -172,7 +121,7 @@ pub struct RawAudit {
 impl Default for RawAudit {
     fn default() -> Self {
         RawAudit {
-            sink: Spanned::new(0..0, crate::load::DEFAULT_AUDIT_FILE.to_string()),
+            sink: Spanned::new(0..0, policy_core::layout::DEFAULT_AUDIT_FILE.to_string()),
         }
     }
 }

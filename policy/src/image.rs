@@ -1,4 +1,6 @@
-//! The effective policy's image for the preload (`policy.bin`).
+//! The policy image: the effective policy as the preload reads it
+//! (`policy.bin`). The format and its reader are `policy_core::image`,
+//! re-exported here; this module adds the writer, [`Policy::to_image`].
 //!
 //! Every process in the container loads the preload, and parsing TOML there
 //! would cost each of them about as much as the rest of its start-up
@@ -11,9 +13,8 @@
 //! them) and the probe directory.
 
 use crate::landlock_plan::base_layer;
-use crate::load::Policy;
-use crate::model::{AuditSink, EnforceMode};
-use policy_core::image::{Audit, CStr, Encoder, Mode, Out};
+use crate::resolved::{AuditSink, EnforceMode, Policy};
+pub use policy_core::image::*;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -27,8 +28,8 @@ pub fn mode(m: EnforceMode) -> Mode {
 }
 
 impl Policy {
-    /// Encode an expanded policy as the preload's image.
-    pub fn to_compact(&self) -> Vec<u8> {
+    /// Encode an expanded policy as the policy image.
+    pub fn to_image(&self) -> Vec<u8> {
         let bytes = |p: &Path| p.as_os_str().as_bytes().to_vec();
         let audit_path = match &self.audit {
             AuditSink::File(p) => {
@@ -97,7 +98,7 @@ mod tests {
     #[test]
     fn the_image_holds_what_the_preload_needs() {
         let p = sample();
-        let bytes = p.to_compact();
+        let bytes = p.to_image();
         let v = View::decode(&bytes).unwrap();
         assert_eq!(v.landlock, Mode::Required);
         assert_eq!(
@@ -144,19 +145,19 @@ mod tests {
         let mut p = sample();
         p.audit = AuditSink::Stderr;
         p.landlock = EnforceMode::Off;
-        let b = p.to_compact();
+        let b = p.to_image();
         let v = View::decode(&b).unwrap();
         assert_eq!((v.audit, v.landlock), (Audit::Stderr, Mode::Off));
         p.audit = AuditSink::Off;
         p.landlock = EnforceMode::BestEffort;
-        let b = p.to_compact();
+        let b = p.to_image();
         let v = View::decode(&b).unwrap();
         assert_eq!((v.audit, v.landlock), (Audit::Off, Mode::BestEffort));
     }
 
     #[test]
     fn every_truncation_is_an_error() {
-        let b = sample().to_compact();
+        let b = sample().to_image();
         for n in 0..b.len() {
             assert!(
                 View::decode(&b[..n]).is_err(),
@@ -173,21 +174,23 @@ mod tests {
         for bad in ["/a/../b", "rel", "/a/", "/a//b"] {
             let mut p = sample();
             p.filesystem.read_only.push(bad.into());
-            let e = View::decode(&p.to_compact()).unwrap_err();
+            let e = View::decode(&p.to_image()).unwrap_err();
             assert_eq!(e.what, "a path is not absolute and clean", "{bad}");
         }
     }
 
     #[test]
     fn oversized_policies_are_refused_at_load() {
-        let mut text = String::from("[harness]\nuser = \"1000:1000\"\n[vault]\n");
+        let mut entries = String::new();
         for i in 0..64 {
-            text.push_str(&format!(
+            entries.push_str(&format!(
                 "[[vault.entry]]\nname = \"e{i}\"\ndir = \"/v/{i}\"\n"
             ));
         }
-        text.push_str("[filesystem]\n");
+        let text = crate::testing::policy_toml("1000:1000", &entries, "", "");
         let e = crate::load::load_str(&text, "big.toml", &ExpandContext::default()).unwrap_err();
+        // The 64th entry's name: line 5 + 3 * 63, after `name = `.
+        assert_eq!((e.line, e.column), (194, 8), "{e}");
         assert!(
             e.to_string()
                 .contains("64 vault entries; the preload holds at most 63"),

@@ -1,0 +1,281 @@
+//! The resolved policy: what [`crate::load`] makes of a policy file once it
+//! is validated and every path expanded. The plans ([`crate::landlock_plan`],
+//! [`crate::seccomp_plan`]), the policy image ([`crate::image`]) and the
+//! enforcers read only this; the file as written is [`crate::raw`].
+
+use crate::expand;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use policy_core::layout::PROBE_ENTRY;
+
+/// A validated, expanded policy. Every path is absolute and clean.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// The file it came from (for messages).
+    pub source: String,
+    pub harness: Harness,
+    pub vault: Vec<VaultEntry>,
+    pub secret_env: Vec<String>,
+    pub filesystem: Filesystem,
+    pub landlock: EnforceMode,
+    pub seccomp: Seccomp,
+    pub seeds: Vec<Seed>,
+    pub audit: AuditSink,
+}
+
+/// Who the harness runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Harness {
+    pub user: UserSpec,
+    pub groups: Vec<GroupSpec>,
+    pub env: BTreeMap<String, String>,
+}
+
+/// A user by name or by numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserSpec {
+    Name(String),
+    Ids { uid: u32, gid: u32 },
+}
+
+/// A supplementary group by name or number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupSpec {
+    Name(String),
+    Gid(u32),
+}
+
+pub use policy_core::VaultKind;
+
+/// One harness-private path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultEntry {
+    pub name: String,
+    pub path: PathBuf,
+    pub kind: VaultKind,
+    /// Absolute paths inside `path` that tools may still use.
+    pub tool_exceptions: Vec<PathBuf>,
+}
+
+/// The base layer's allow-list.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Filesystem {
+    pub read_only: Vec<PathBuf>,
+    pub read_write: Vec<PathBuf>,
+    pub executable: Vec<PathBuf>,
+}
+
+/// `[seccomp]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seccomp {
+    pub mode: EnforceMode,
+    /// Extra syscall names, each known to [`crate::syscalls`].
+    pub extra_deny: Vec<String>,
+}
+
+/// One seed, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seed {
+    pub source: PathBuf,
+    pub target: PathBuf,
+    pub mode: SeedMode,
+    /// For `newest-backup`: the file name prefix (the pattern without `*`).
+    pub prefix: Option<String>,
+}
+
+/// How hard a kernel layer is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum EnforceMode {
+    /// Refuse to start unless the kernel enforces all of it.
+    #[default]
+    Required,
+    /// Enforce what the kernel can, and log exactly what is not enforced.
+    BestEffort,
+    /// Do not apply this layer.
+    Off,
+}
+
+impl EnforceMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnforceMode::Required => "required",
+            EnforceMode::BestEffort => "best-effort",
+            EnforceMode::Off => "off",
+        }
+    }
+}
+
+/// How a seed is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SeedMode {
+    /// Copy the source tree into the target; files that exist are kept.
+    CopyMissing,
+    /// When the target file is missing, restore it from the newest file in the
+    /// source directory whose name starts with `pattern`'s prefix.
+    NewestBackup,
+}
+
+impl SeedMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeedMode::CopyMissing => "copy-missing",
+            SeedMode::NewestBackup => "newest-backup",
+        }
+    }
+}
+
+/// Where denial records go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditSink {
+    /// Not recorded.
+    Off,
+    /// The denied program's own stderr.
+    Stderr,
+    /// A JSON-lines file, appended by agent-init.
+    File(std::path::PathBuf),
+}
+
+impl Policy {
+    /// The effective policy as TOML: every path expanded, so that loading it
+    /// again (with any context) gives the same policy. agent-init writes this
+    /// for the preload, so that no process's environment can move the vault.
+    pub fn to_effective_toml(&self) -> String {
+        let q = |s: &str| toml_string(&expand::escape(s));
+        let qp = |p: &Path| q(&p.to_string_lossy());
+        let list = |v: &[PathBuf]| v.iter().map(|p| qp(p)).collect::<Vec<_>>().join(", ");
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "# Effective agent-vault policy, expanded from {}",
+            self.source
+        );
+        let _ = writeln!(o, "[harness]");
+        let user = match &self.harness.user {
+            UserSpec::Name(n) => n.clone(),
+            UserSpec::Ids { uid, gid } => format!("{uid}:{gid}"),
+        };
+        let _ = writeln!(o, "user = {}", toml_string(&user));
+        let groups: Vec<String> = self
+            .harness
+            .groups
+            .iter()
+            .map(|g| match g {
+                GroupSpec::Name(n) => toml_string(n),
+                GroupSpec::Gid(g) => toml_string(&g.to_string()),
+            })
+            .collect();
+        let _ = writeln!(o, "groups = [{}]", groups.join(", "));
+        let _ = writeln!(o, "[harness.env]");
+        for (k, v) in &self.harness.env {
+            let _ = writeln!(o, "{k} = {}", q(v));
+        }
+        let _ = writeln!(o, "\n[vault]");
+        let secrets: Vec<String> = self.secret_env.iter().map(|s| toml_string(s)).collect();
+        let _ = writeln!(o, "secret_env = [{}]", secrets.join(", "));
+        for e in &self.vault {
+            let _ = writeln!(o, "\n[[vault.entry]]\nname = {}", toml_string(&e.name));
+            let key = if e.kind == VaultKind::Dir {
+                "dir"
+            } else {
+                "file"
+            };
+            let _ = writeln!(o, "{key} = {}", qp(&e.path));
+            if !e.tool_exceptions.is_empty() {
+                let rel: Vec<String> = e
+                    .tool_exceptions
+                    .iter()
+                    .map(|x| qp(x.strip_prefix(&e.path).unwrap_or(x)))
+                    .collect();
+                let _ = writeln!(o, "tool_exceptions = [{}]", rel.join(", "));
+            }
+        }
+        let fs = &self.filesystem;
+        let _ = writeln!(o, "\n[filesystem]");
+        let _ = writeln!(o, "read_only = [{}]", list(&fs.read_only));
+        let _ = writeln!(o, "read_write = [{}]", list(&fs.read_write));
+        let _ = writeln!(o, "executable = [{}]", list(&fs.executable));
+        let _ = writeln!(
+            o,
+            "\n[landlock]\nmode = {}",
+            toml_string(self.landlock.as_str())
+        );
+        let deny: Vec<String> = self
+            .seccomp
+            .extra_deny
+            .iter()
+            .map(|s| toml_string(s))
+            .collect();
+        let _ = writeln!(
+            o,
+            "\n[seccomp]\nmode = {}\ndeny = [{}]",
+            toml_string(self.seccomp.mode.as_str()),
+            deny.join(", ")
+        );
+        for s in &self.seeds {
+            let _ = writeln!(
+                o,
+                "\n[[seed]]\nsource = {}\ntarget = {}",
+                qp(&s.source),
+                qp(&s.target)
+            );
+            let _ = writeln!(o, "mode = {}", toml_string(s.mode.as_str()));
+            if let Some(p) = &s.prefix {
+                let _ = writeln!(o, "pattern = {}", toml_string(&format!("{p}*")));
+            }
+        }
+        let sink = match &self.audit {
+            AuditSink::Off => toml_string("off"),
+            AuditSink::Stderr => toml_string("stderr"),
+            AuditSink::File(p) => qp(p),
+        };
+        let _ = writeln!(o, "\n[audit]\nsink = {sink}");
+        o
+    }
+
+    /// Add agent-init's tool-layer probe: an empty directory, made a vault
+    /// entry, that the tool layer denies. A process that can open it is not
+    /// under the tool layer yet (a kernel-held fact no process can forge).
+    pub fn add_probe(&mut self, dir: PathBuf) {
+        if self.vault_entry(PROBE_ENTRY).is_none() {
+            self.vault.push(VaultEntry {
+                name: PROBE_ENTRY.to_string(),
+                path: dir,
+                kind: VaultKind::Dir,
+                tool_exceptions: Vec::new(),
+            });
+        }
+    }
+
+    /// The probe directory, when agent-init added one.
+    pub fn probe_dir(&self) -> Option<&Path> {
+        self.vault_entry(PROBE_ENTRY).map(|e| e.path.as_path())
+    }
+
+    /// The vault entry with this name.
+    pub fn vault_entry(&self, name: &str) -> Option<&VaultEntry> {
+        self.vault.iter().find(|e| e.name == name)
+    }
+}
+
+/// A TOML basic string with everything escaped that needs it.
+fn toml_string(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(o, "\\u{:04X}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}

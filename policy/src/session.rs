@@ -1,0 +1,114 @@
+//! What a session's state directory holds, as bytes: the pure half of
+//! agent-init's *record* step. agent-init writes these files (privileged,
+//! relative to a directory fd, never following links); the test suite's
+//! `World` writes the same files into its own state directory, so the
+//! preload is tested against exactly what agent-init writes. The names and
+//! modes are the contract in [`policy_core::layout`].
+
+use crate::Policy;
+use policy_core::layout::{
+    self, HARNESS_PID, HostStateDir, POLICY_IMAGE, POLICY_TOML, PROBE_CONTENT, PROBE_FILE,
+    StateFile,
+};
+use std::path::PathBuf;
+
+/// One file to write: where in the state directory (and with which mode),
+/// and what it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionFile {
+    pub file: StateFile,
+    pub bytes: Vec<u8>,
+}
+
+/// The state directory of an agent-init started as `uid` (not root): host mode.
+pub fn host_state_dir(uid: u32) -> PathBuf {
+    PathBuf::from(HostStateDir::new(uid).as_str())
+}
+
+/// The state directory of an agent-init running as `euid`: [`layout::STATE_DIR`]
+/// for root, else [`host_state_dir`].
+pub fn state_dir_for(euid: u32) -> PathBuf {
+    if euid == 0 {
+        PathBuf::from(layout::STATE_DIR)
+    } else {
+        host_state_dir(euid)
+    }
+}
+
+/// `harness.pid` for `pid`.
+pub fn harness_pid_file(pid: i32) -> SessionFile {
+    SessionFile {
+        file: HARNESS_PID,
+        bytes: format!("{pid}\n").into_bytes(),
+    }
+}
+
+impl Policy {
+    /// The files agent-init writes at record, in the order it writes them:
+    /// the probe file, the effective policy, the policy image. `self` must
+    /// already hold the probe entry ([`Policy::add_probe`]).
+    pub fn session_files(&self) -> Vec<SessionFile> {
+        vec![
+            SessionFile {
+                file: PROBE_FILE,
+                bytes: PROBE_CONTENT.to_vec(),
+            },
+            SessionFile {
+                file: POLICY_TOML,
+                bytes: self.to_effective_toml().into_bytes(),
+            },
+            SessionFile {
+                file: POLICY_IMAGE,
+                bytes: self.to_image(),
+            },
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ExpandContext;
+
+    #[test]
+    fn the_session_is_probe_toml_image_and_the_image_decodes() {
+        let mut p = Policy::builtin(&ExpandContext {
+            home: Some("/home/agent".into()),
+            env: Default::default(),
+        })
+        .unwrap();
+        p.add_probe(PathBuf::from(layout::STATE_DIR).join(layout::PROBE_DIR.name));
+        let files = p.session_files();
+        let names: Vec<_> = files
+            .iter()
+            .map(|f| (f.file.dir.map(|d| d.name), f.file.name, f.file.mode))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                (Some("probe"), "probe", 0o644),
+                (None, "policy.toml", 0o644),
+                (None, "policy.bin", 0o644),
+            ]
+        );
+        let v = policy_core::View::decode(&files[2].bytes).unwrap();
+        assert_eq!(
+            v.probe.map(|d| d.bytes().to_vec()),
+            Some(b"/run/agent-vault/probe".to_vec())
+        );
+        let again = crate::load_str(
+            std::str::from_utf8(&files[1].bytes).unwrap(),
+            "policy.toml",
+            &ExpandContext::default(),
+        )
+        .unwrap();
+        assert_eq!(again.vault, p.vault);
+        assert_eq!(harness_pid_file(42).bytes, b"42\n");
+    }
+
+    #[test]
+    fn state_dir_for_root_and_host_mode() {
+        assert_eq!(state_dir_for(0), PathBuf::from("/run/agent-vault"));
+        assert_eq!(state_dir_for(1000), PathBuf::from("/tmp/agent-vault-1000"));
+    }
+}
