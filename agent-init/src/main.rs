@@ -7,6 +7,7 @@
 
 mod config;
 mod describe;
+mod error;
 mod landlock_layer;
 mod log;
 mod pid1;

@@ -22,6 +22,7 @@
 //! becomes non-dumpable and sets `no_new_privs` ([`privs::restrict_self`]).
 
 use crate::config::{self, Identity, LoadError};
+use crate::error::{Call, CallResult};
 use crate::landlock_layer::{self, LandlockError, Outcome};
 use crate::log::{info, warning};
 use crate::pid1::{self, Serve, ServeError};
@@ -104,6 +105,22 @@ impl fmt::Display for RunError {
     }
 }
 
+impl std::error::Error for RunError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(match self {
+            RunError::Config(e) => e,
+            RunError::Sanitize(e) => e,
+            RunError::Seed(e) => e,
+            RunError::Record(e) => e,
+            RunError::DropPrivileges(e) => e,
+            RunError::Landlock(e) => e,
+            RunError::Seccomp(e) => e,
+            RunError::Start(e) => e,
+            RunError::Serve(e) => e,
+        })
+    }
+}
+
 /// Step 1 errors.
 #[derive(Debug)]
 pub enum SanitizeError {
@@ -127,11 +144,20 @@ impl fmt::Display for SanitizeError {
     }
 }
 
+impl std::error::Error for SanitizeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SanitizeError::CloseRange(e) => Some(e),
+            SanitizeError::NotFound(_) | SanitizeError::Nul(_) => None,
+        }
+    }
+}
+
 /// Step 7 errors.
 #[derive(Debug)]
 pub enum StartError {
     /// `fork` or `pipe` failed.
-    Call { call: &'static str, err: nix::Error },
+    Call(Call<nix::Error>),
     /// `execve` failed.
     Exec { path: PathBuf, errno: nix::Error },
 }
@@ -139,10 +165,19 @@ pub enum StartError {
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StartError::Call { call, err } => write!(f, "{call}: {}", err.desc()),
+            StartError::Call(c) => write!(f, "{c}"),
             StartError::Exec { path, errno } => {
                 write!(f, "cannot execute {}: {}", path.display(), errno.desc())
             }
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Call(c) => Some(&c.source),
+            StartError::Exec { errno, .. } => Some(errno),
         }
     }
 }
@@ -427,9 +462,11 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
 
     let set = pid1::block_signals().map_err(RunError::Serve)?;
     let (go_r, go_w) = nix::unistd::pipe()
-        .map_err(|err| RunError::Start(StartError::Call { call: "pipe", err }))?;
+        .call("pipe")
+        .map_err(|c| RunError::Start(StartError::Call(c)))?;
     let (st_r, st_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|err| RunError::Start(StartError::Call { call: "pipe2", err }))?;
+        .call("pipe2")
+        .map_err(|c| RunError::Start(StartError::Call(c)))?;
     let parent = Pid::this();
     let plan = ChildPlan {
         who,
@@ -447,7 +484,7 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
         }
         Ok(ForkResult::Parent { child }) => child,
         Err(err) => {
-            return Err(RunError::Start(StartError::Call { call: "fork", err }));
+            return Err(RunError::Start(StartError::Call(Call::of("fork", err))));
         }
     };
     drop(plan);

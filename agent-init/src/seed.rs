@@ -18,6 +18,7 @@
 //! - a missing source is fine (logged); a target that cannot be created or
 //!   written stops agent-init with the path, the uid and the fix.
 
+use crate::error::{Call, CallResult, io_errno};
 use crate::log::{debug, info, warning};
 use crate::safe_path::{self, WalkError};
 use crate::sys;
@@ -63,18 +64,37 @@ pub enum SeedError {
         uid: u32,
         owner: u32,
         mode: u32,
-        why: String,
+        why: Unwritable,
     },
     /// A target (or vault directory) is a symlink or not a directory.
     NotADirectory { path: PathBuf, what: &'static str },
     /// A vault file has more than one name.
     HardLinks { path: PathBuf, nlink: u64 },
     /// Any other call failed.
-    Call {
-        call: &'static str,
-        path: PathBuf,
-        errno: Errno,
-    },
+    Call(Call<Errno>),
+}
+
+/// Why a directory the harness needs stays unwritable, beyond its owner and mode.
+#[derive(Debug)]
+pub enum Unwritable {
+    /// Owner and mode say so, and agent-init may not adopt it.
+    Mode,
+    /// `fchown` to the harness user failed.
+    ChownFailed(Errno),
+    /// The file system is mounted read-only.
+    ReadOnly,
+}
+
+impl fmt::Display for Unwritable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unwritable::Mode => Ok(()),
+            Unwritable::ChownFailed(errno) => {
+                write!(f, " and chown to it failed ({})", errno.desc())
+            }
+            Unwritable::ReadOnly => f.write_str(", on a read-only file system"),
+        }
+    }
 }
 
 impl fmt::Display for SeedError {
@@ -110,18 +130,35 @@ impl fmt::Display for SeedError {
                 path.display(),
                 path.display()
             ),
-            SeedError::Call { call, path, errno } => {
-                write!(f, "{call} {}: {}", path.display(), errno.desc())
-            }
+            SeedError::Call(c) => write!(f, "{c}"),
         }
     }
 }
 
-fn call<'a>(call: &'static str, path: &'a Path) -> impl FnOnce(Errno) -> SeedError + 'a {
-    move |errno| SeedError::Call {
-        call,
-        path: path.to_path_buf(),
-        errno,
+impl std::error::Error for SeedError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SeedError::Create { errno, .. } => Some(errno),
+            SeedError::NotWritable {
+                why: Unwritable::ChownFailed(errno),
+                ..
+            } => Some(errno),
+            SeedError::Call(c) => Some(&c.source),
+            _ => None,
+        }
+    }
+}
+
+impl From<Call<Errno>> for SeedError {
+    fn from(c: Call<Errno>) -> SeedError {
+        SeedError::Call(c)
+    }
+}
+
+/// Calls that report an I/O error name its errno (`EIO` when it has none).
+impl From<Call<std::io::Error>> for SeedError {
+    fn from(c: Call<std::io::Error>) -> SeedError {
+        SeedError::Call(c.map(|e| io_errno(&e)))
     }
 }
 
@@ -244,7 +281,7 @@ fn ensure_dir_as(
     adopt: bool,
 ) -> Result<OwnedFd, SeedError> {
     let fd = open_or_create_dir(path, owner, stats)?;
-    let st = fstat(&fd).map_err(call("fstat", path))?;
+    let st = fstat(&fd).call_at("fstat", path)?;
     if !writable_by(&st, owner) {
         if owner.chown && adopt {
             fchown(
@@ -257,7 +294,7 @@ fn ensure_dir_as(
                 uid: owner.uid,
                 owner: st.st_uid,
                 mode: st.st_mode & 0o7777,
-                why: format!(" and chown to it failed ({})", errno.desc()),
+                why: Unwritable::ChownFailed(errno),
             })?;
             stats.chowned += 1;
             info!(
@@ -272,7 +309,7 @@ fn ensure_dir_as(
                 uid: owner.uid,
                 owner: st.st_uid,
                 mode: st.st_mode & 0o7777,
-                why: String::new(),
+                why: Unwritable::Mode,
             });
         }
     }
@@ -284,7 +321,7 @@ fn ensure_dir_as(
             uid: owner.uid,
             owner: st.st_uid,
             mode: st.st_mode & 0o7777,
-            why: ", on a read-only file system".into(),
+            why: Unwritable::ReadOnly,
         });
     }
     Ok(fd)
@@ -314,11 +351,9 @@ fn walk_error(e: WalkError, owner: Owner) -> SeedError {
             path,
             what: "not a directory",
         },
-        WalkError::UntrustedDir { path, .. } => SeedError::Call {
-            call: "open",
-            path,
-            errno: Errno::EPERM,
-        },
+        WalkError::UntrustedDir { path, .. } => {
+            SeedError::Call(Call::at("open", &path, Errno::EPERM))
+        }
         WalkError::Errno { path, errno } => match errno {
             Errno::EACCES | Errno::EROFS | Errno::EPERM | Errno::ENOSPC | Errno::EDQUOT => {
                 SeedError::Create {
@@ -327,11 +362,7 @@ fn walk_error(e: WalkError, owner: Owner) -> SeedError {
                     errno,
                 }
             }
-            _ => SeedError::Call {
-                call: "open",
-                path,
-                errno,
-            },
+            _ => SeedError::Call(Call::at("open", &path, errno)),
         },
     }
 }
@@ -383,7 +414,7 @@ fn copy_missing(seed: &Seed, owner: Owner, stats: &mut Stats) -> Result<(), Seed
             );
             return Ok(());
         }
-        Err(e) => return Err(call("open", &seed.source)(e)),
+        Err(e) => return Err(Call::at("open", &seed.source, e).into()),
     };
     let dst = ensure_dir(&seed.target, owner, stats)?;
     let mut walk = Walk {
@@ -396,7 +427,7 @@ fn copy_missing(seed: &Seed, owner: Owner, stats: &mut Stats) -> Result<(), Seed
     let dst = Rc::new(dst);
     walk.dir(src.as_fd(), &dst, Path::new(""))?;
     walk.flush()?;
-    fsync(&*dst).map_err(call("fsync", &seed.target))?;
+    fsync(&*dst).call_at("fsync", &seed.target)?;
     Ok(())
 }
 
@@ -429,9 +460,9 @@ impl Walk<'_> {
         let dst = dst_rc.as_fd();
         let src_path = self.src_root.join(rel);
         let dst_path = self.dst_root.join(rel);
-        let entries = sys::read_dir_fd(src).map_err(|e| {
-            call("readdir", &src_path)(Errno::from_raw(e.raw_os_error().unwrap_or(0)))
-        })?;
+        let entries = sys::read_dir_fd(src)
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+            .call_at("readdir", &src_path)?;
         // A crash of the fallback path leaves `.agent-vault-seed.*` names; remove them.
         if let Ok(existing) = sys::read_dir_fd(dst) {
             for e in existing {
@@ -446,11 +477,11 @@ impl Walk<'_> {
                 continue;
             }
             let st = fstatat(src, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
-                .map_err(call("fstatat", &src_path.join(name)))?;
+                .call_at("fstatat", &src_path.join(name))?;
             let existing = match fstatat(dst, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
                 Ok(s) => Some(s),
                 Err(Errno::ENOENT) => None,
-                Err(e) => return Err(call("fstatat", &dst_path.join(name))(e)),
+                Err(e) => return Err(Call::at("fstatat", &dst_path.join(name), e).into()),
             };
             let child_rel = rel.join(name);
             if is_type(&st, SFlag::S_IFDIR) {
@@ -525,8 +556,8 @@ impl Walk<'_> {
             }
         };
         let s = openat(src, name, DIR_FLAGS, Mode::empty())
-            .map_err(call("open", &self.src_root.join(rel)))?;
-        let d = openat(dst, name, DIR_FLAGS, Mode::empty()).map_err(call("open", &dst_path))?;
+            .call_at("open", &self.src_root.join(rel))?;
+        let d = openat(dst, name, DIR_FLAGS, Mode::empty()).call_at("open", &dst_path)?;
         let d = Rc::new(d);
         self.dir(s.as_fd(), &d, rel)?;
         if created {
@@ -539,10 +570,10 @@ impl Walk<'_> {
                     Some(Uid::from_raw(self.owner.uid)),
                     Some(Gid::from_raw(self.owner.gid)),
                 )
-                .map_err(call("fchown", &dst_path))?;
+                .call_at("fchown", &dst_path)?;
             }
             fchmod(d, Mode::from_bits_truncate(st.st_mode & 0o1777))
-                .map_err(call("fchmod", &dst_path))?;
+                .call_at("fchmod", &dst_path)?;
         }
         Ok(())
     }
@@ -556,7 +587,7 @@ impl Walk<'_> {
         rel: &Path,
     ) -> Result<(), SeedError> {
         let src_path = self.src_root.join(rel).join(name);
-        let target = readlinkat(src, name).map_err(call("readlink", &src_path))?;
+        let target = readlinkat(src, name).call_at("readlink", &src_path)?;
         if !stays_inside(rel, Path::new(&target)) {
             self.stats.skipped += 1;
             info!(
@@ -571,8 +602,7 @@ impl Walk<'_> {
             return Ok(());
         }
         let dst_path = self.dst_root.join(rel).join(name);
-        nix::unistd::symlinkat(target.as_os_str(), dst, name)
-            .map_err(call("symlink", &dst_path))?;
+        nix::unistd::symlinkat(target.as_os_str(), dst, name).call_at("symlink", &dst_path)?;
         if self.owner.chown {
             // Chown the link we made through an O_PATH fd of it, never by
             // name: the harness user owns this directory and could swap the
@@ -583,10 +613,10 @@ impl Walk<'_> {
                 OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
                 Mode::empty(),
             )
-            .map_err(call("open", &dst_path))?;
-            let st = fstat(&fd).map_err(call("fstat", &dst_path))?;
+            .call_at("open", &dst_path)?;
+            let st = fstat(&fd).call_at("fstat", &dst_path)?;
             if !is_type(&st, SFlag::S_IFLNK) {
-                return Err(call("lchown", &dst_path)(Errno::ELOOP));
+                return Err(Call::at("lchown", &dst_path, Errno::ELOOP).into());
             }
             nix::unistd::fchownat(
                 &fd,
@@ -595,7 +625,7 @@ impl Walk<'_> {
                 Some(Gid::from_raw(self.owner.gid)),
                 nix::fcntl::AtFlags::AT_EMPTY_PATH | nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
             )
-            .map_err(call("lchown", &dst_path))?;
+            .call_at("lchown", &dst_path)?;
         }
         self.stats.files_copied += 1;
         Ok(())
@@ -660,8 +690,8 @@ fn stage_file(
             | OFlag::O_NONBLOCK,
         Mode::empty(),
     )
-    .map_err(call("open", dst_path))?;
-    let st = fstat(&src_fd).map_err(call("fstat", dst_path))?;
+    .call_at("open", dst_path)?;
+    let st = fstat(&src_fd).call_at("fstat", dst_path)?;
     if !is_type(&st, SFlag::S_IFREG) {
         return Ok(None);
     }
@@ -725,7 +755,7 @@ fn stage_file(
     })();
     if let Err(e) = result {
         cleanup(&tmp_name);
-        return Err(call("write", dst_path)(e));
+        return Err(Call::at("write", dst_path, e).into());
     }
     Ok(Some(Staged {
         tmp,
@@ -745,7 +775,7 @@ fn commit(batch: &mut Vec<Staged>) -> Result<(usize, usize), SeedError> {
     for s in batch.iter() {
         let dev = fstat(&s.tmp).map(|st| st.st_dev).unwrap_or(0);
         if !synced.contains(&dev) {
-            sys::syncfs(s.tmp.as_fd()).map_err(|e| call("syncfs", &s.path)(io_errno(&e)))?;
+            sys::syncfs(s.tmp.as_fd()).call_at("syncfs", &s.path)?;
             synced.push(dev);
         }
     }
@@ -775,15 +805,11 @@ fn commit(batch: &mut Vec<Staged>) -> Result<(usize, usize), SeedError> {
             }
             Err(e) => {
                 cleanup();
-                return Err(call("link", &s.path)(e));
+                return Err(Call::at("link", &s.path, e).into());
             }
         }
     }
     Ok((copied, kept))
-}
-
-fn io_errno(e: &std::io::Error) -> Errno {
-    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
 /// `newest-backup`: restore the target file from the newest `PREFIX*` file
@@ -806,15 +832,14 @@ fn newest_backup(seed: &Seed, owner: Owner, stats: &mut Stats) -> Result<(), See
             );
             return Ok(());
         }
-        Err(e) => return Err(call("open", &seed.source)(e)),
+        Err(e) => return Err(Call::at("open", &seed.source, e).into()),
     };
     // The backups live where the harness user writes (`~/.claude/backups`):
     // there, only its own files are restored, so a hard link to a file of
     // root's (or a stale inode of one) is never copied into its home.
-    let src_st = fstat(&src).map_err(call("fstat", &seed.source))?;
+    let src_st = fstat(&src).call_at("fstat", &seed.source)?;
     let src_owner = (!safe_path::dir_is_trusted(&src_st)).then_some(owner.uid);
-    let entries =
-        sys::read_dir_fd(src.as_fd()).map_err(|e| call("readdir", &seed.source)(io_errno(&e)))?;
+    let entries = sys::read_dir_fd(src.as_fd()).call_at("readdir", &seed.source)?;
     let mut best: Option<((i64, i64), OsString, u32)> = None;
     for e in entries {
         if !e.name.as_bytes().starts_with(prefix.as_bytes()) {
