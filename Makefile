@@ -26,7 +26,7 @@ test:
 	tests/run.sh
 
 deny:
-	$(CARGO) deny check
+	$(CARGO) deny check bans licenses sources
 
 fmt:
 	$(CARGO) fmt --all -- --check
