@@ -19,6 +19,7 @@ mod seed;
 mod selftest;
 mod state;
 mod sys;
+mod vault_links;
 
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;

@@ -31,6 +31,7 @@ use crate::seccomp_layer::{self, SeccompError};
 use crate::seed::{self, Owner, SeedError};
 use crate::state::{RecordError, StateDir};
 use crate::sys;
+use crate::vault_links;
 use nix::unistd::{ForkResult, Pid};
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsString};
@@ -276,7 +277,8 @@ pub fn resolve_command(cmd: &std::ffi::OsStr, path: Option<&OsString>) -> Option
     first
 }
 
-/// Step 2.
+/// Step 2: seeding ([`seed::run`]), then every vault file has one name
+/// ([`vault_links::check`]).
 pub fn seed_step(
     policy: &policy::Policy,
     who: &Identity,
@@ -288,6 +290,7 @@ pub fn seed_step(
         chown: root,
     };
     let stats = seed::run(policy, owner, root)?;
+    vault_links::check(policy)?;
     info!("[2/8] seed: {stats}; harness dirs owned by uid {}", who.uid);
     Ok(stats)
 }

@@ -113,7 +113,8 @@ pub struct Opened {
     pub created: usize,
 }
 
-fn is_type(st: &FileStat, t: SFlag) -> bool {
+/// Is `st` of file type `t` (`S_IFDIR`, `S_IFREG`, `S_IFLNK`...)?
+pub fn is_type(st: &FileStat, t: SFlag) -> bool {
     SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == t
 }
 
