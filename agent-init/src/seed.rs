@@ -66,7 +66,7 @@ pub enum SeedError {
     },
     /// A target (or vault directory) is a symlink or not a directory.
     NotADirectory { path: PathBuf, what: &'static str },
-    /// A vault file has more than one name ([`vault_links`]).
+    /// A vault file has more than one name ([`crate::vault_links`]).
     HardLinks(HardLinks),
     /// Any other call failed.
     Call(Call<Errno>),
