@@ -11,6 +11,7 @@ mod error;
 mod landlock_layer;
 mod log;
 mod pid1;
+mod preload;
 mod privs;
 mod run;
 mod safe_path;
