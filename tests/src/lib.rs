@@ -10,6 +10,8 @@
 //! (`av-harness`) runs as uid 1000 with `LD_PRELOAD`; its pid is written to
 //! `harness.pid` in the forked child before it execs, as agent-init does.
 
+pub mod scaffold;
+
 use std::ffi::CString;
 use std::fs;
 use std::io::Write;
