@@ -106,37 +106,40 @@ fn clear_bounding() -> Result<(), PrivError> {
     Ok(())
 }
 
-/// Drop to `who` (when `switch`), clear all capabilities, lock securebits,
-/// set `no_new_privs` and `RLIMIT_CORE` 0. Returns the log line.
-pub fn drop_privileges(who: &Identity, switch: bool) -> Result<String, PrivError> {
-    let root = nix::unistd::geteuid().is_root();
-    let mut notes = Vec::new();
-    if root {
-        clear_bounding()?;
-        sys::ambient_clear_all().call("prctl(PR_CAP_AMBIENT_CLEAR_ALL)")?;
-        caps::clear(None, CapSet::Inheritable).call("capset(inheritable)")?;
-        sys::set_securebits(SECUREBITS).call("prctl(PR_SET_SECUREBITS)")?;
-    } else {
-        // Without CAP_SETPCAP neither the bounding set nor securebits can
-        // change; with empty permitted/effective sets and no_new_privs, no
-        // exec can grant a capability anyway.
-        let _ = sys::ambient_clear_all();
-        let _ = caps::clear(None, CapSet::Inheritable);
-        notes.push("not root: bounding set and securebits left as they are");
-    }
-    if switch && root {
-        let groups: Vec<Gid> = who.groups.iter().map(|g| Gid::from_raw(*g)).collect();
-        nix::unistd::setgroups(&groups).call("setgroups")?;
-        let g = Gid::from_raw(who.gid);
-        nix::unistd::setresgid(g, g, g).call("setresgid")?;
-        let u = Uid::from_raw(who.uid);
-        nix::unistd::setresuid(u, u, u).call("setresuid")?;
-    }
+/// As root, before the uid changes: nothing an exec could gain back. The
+/// bounding set swept, ambient and inheritable cleared, securebits set and
+/// locked.
+fn lock_inheritance() -> Result<(), PrivError> {
+    clear_bounding()?;
+    sys::ambient_clear_all().call("prctl(PR_CAP_AMBIENT_CLEAR_ALL)")?;
+    caps::clear(None, CapSet::Inheritable).call("capset(inheritable)")?;
+    sys::set_securebits(SECUREBITS).call("prctl(PR_SET_SECUREBITS)")?;
+    Ok(())
+}
+
+/// Become `who`: supplementary groups, then gid, then uid (all three ids).
+fn switch_user(who: &Identity) -> Result<(), PrivError> {
+    let groups: Vec<Gid> = who.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    nix::unistd::setgroups(&groups).call("setgroups")?;
+    let g = Gid::from_raw(who.gid);
+    nix::unistd::setresgid(g, g, g).call("setresgid")?;
+    let u = Uid::from_raw(who.uid);
+    nix::unistd::setresuid(u, u, u).call("setresuid")?;
+    Ok(())
+}
+
+/// Permitted and effective cleared, `no_new_privs`, no core dumps.
+fn clear_own_capabilities() -> Result<(), PrivError> {
     caps::clear(None, CapSet::Permitted).call("capset(permitted)")?;
     caps::clear(None, CapSet::Effective).call("capset(effective)")?;
     nix::sys::prctl::set_no_new_privs().call("prctl(PR_SET_NO_NEW_PRIVS)")?;
     setrlimit(Resource::RLIMIT_CORE, 0, 0).call("setrlimit(RLIMIT_CORE)")?;
+    Ok(())
+}
 
+/// Read the result back: every capability set empty (the bounding set too,
+/// when root could sweep it).
+fn verify_dropped(root: bool) -> Result<(), PrivError> {
     for (set, name) in [
         (CapSet::Effective, "effective"),
         (CapSet::Permitted, "permitted"),
@@ -150,6 +153,29 @@ pub fn drop_privileges(who: &Identity, switch: bool) -> Result<String, PrivError
     if root && (0..=cap_last_cap()).any(|c| sys::capbset_read(c).unwrap_or(false)) {
         return Err(PrivError::Leftover("bounding"));
     }
+    Ok(())
+}
+
+/// Drop to `who` (when `switch`), clear all capabilities, lock securebits,
+/// set `no_new_privs` and `RLIMIT_CORE` 0. Returns the log line.
+pub fn drop_privileges(who: &Identity, switch: bool) -> Result<String, PrivError> {
+    let root = nix::unistd::geteuid().is_root();
+    let mut notes = Vec::new();
+    if root {
+        lock_inheritance()?;
+    } else {
+        // Without CAP_SETPCAP neither the bounding set nor securebits can
+        // change; with empty permitted/effective sets and no_new_privs, no
+        // exec can grant a capability anyway.
+        let _ = sys::ambient_clear_all();
+        let _ = caps::clear(None, CapSet::Inheritable);
+        notes.push("not root: bounding set and securebits left as they are");
+    }
+    if switch && root {
+        switch_user(who)?;
+    }
+    clear_own_capabilities()?;
+    verify_dropped(root)?;
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();
     debug!(
