@@ -13,7 +13,7 @@ use nix::errno::Errno;
 use nix::sys::stat::{SFlag, fstat, fstatat};
 use policy::load::Seed;
 use std::ffi::OsString;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::rc::Rc;
 
@@ -44,40 +44,7 @@ pub(super) fn newest_backup(seed: &Seed, owner: Owner, stats: &mut Stats) -> Res
     // root's (or a stale inode of one) is never copied into its home.
     let src_st = fstat(&src).call_at("fstat", &seed.source)?;
     let src_owner = (!safe_path::dir_is_trusted(&src_st)).then_some(owner.uid);
-    let entries = sys::read_dir_fd(src.as_fd()).call_at("readdir", &seed.source)?;
-    let mut best: Option<((i64, i64), OsString, u32)> = None;
-    for e in entries {
-        if !e.name.as_bytes().starts_with(prefix.as_bytes()) {
-            continue;
-        }
-        let Ok(st) = fstatat(
-            &src,
-            e.name.as_os_str(),
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        ) else {
-            continue;
-        };
-        if !is_type(&st, SFlag::S_IFREG) {
-            continue;
-        }
-        if src_owner.is_some_and(|u| st.st_uid != u) {
-            info!(
-                "seed: ignored {}: owned by uid {}, not the harness user (uid {}), in a directory it can write",
-                seed.source.join(&e.name).display(),
-                st.st_uid,
-                owner.uid
-            );
-            continue;
-        }
-        let key = (st.st_mtime, st.st_mtime_nsec);
-        if best
-            .as_ref()
-            .is_none_or(|(k, n, _)| (key, &e.name) > (*k, n))
-        {
-            best = Some((key, e.name, st.st_mode));
-        }
-    }
-    let Some((_, name, mode)) = best else {
+    let Some((name, mode)) = newest(src.as_fd(), seed, prefix, src_owner, owner)? else {
         stats.missing_sources += 1;
         info!(
             "seed: no {prefix}* in {}; {} not restored",
@@ -115,6 +82,52 @@ pub(super) fn newest_backup(seed: &Seed, owner: Owner, stats: &mut Stats) -> Res
         stats.kept += 1;
     }
     Ok(())
+}
+
+/// The newest regular `PREFIX*` file in the backup directory `src` (by
+/// mtime, then name), with its mode; with `src_owner`, only files that uid
+/// owns count.
+fn newest(
+    src: BorrowedFd<'_>,
+    seed: &Seed,
+    prefix: &str,
+    src_owner: Option<u32>,
+    owner: Owner,
+) -> Result<Option<(OsString, u32)>, SeedError> {
+    let entries = sys::read_dir_fd(src).call_at("readdir", &seed.source)?;
+    let mut best: Option<((i64, i64), OsString, u32)> = None;
+    for e in entries {
+        if !e.name.as_bytes().starts_with(prefix.as_bytes()) {
+            continue;
+        }
+        let Ok(st) = fstatat(
+            src,
+            e.name.as_os_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) else {
+            continue;
+        };
+        if !is_type(&st, SFlag::S_IFREG) {
+            continue;
+        }
+        if src_owner.is_some_and(|u| st.st_uid != u) {
+            info!(
+                "seed: ignored {}: owned by uid {}, not the harness user (uid {}), in a directory it can write",
+                seed.source.join(&e.name).display(),
+                st.st_uid,
+                owner.uid
+            );
+            continue;
+        }
+        let key = (st.st_mtime, st.st_mtime_nsec);
+        if best
+            .as_ref()
+            .is_none_or(|(k, n, _)| (key, &e.name) > (*k, n))
+        {
+            best = Some((key, e.name, st.st_mode));
+        }
+    }
+    Ok(best.map(|(_, name, mode)| (name, mode)))
 }
 
 #[cfg(test)]
