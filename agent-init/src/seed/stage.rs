@@ -70,13 +70,43 @@ pub(super) fn stage_file(
         // Checked on the open file: a hard link swapped in is refused too.
         return Ok(None);
     }
-    let (tmp, tmp_name) = match openat(
+    let (tmp, tmp_name) = create_unnamed(dst_dir, dst_name, owner, dst_path)?;
+    if let Err(e) = fill(src_fd, &tmp, mode, owner) {
+        if let Some(n) = &tmp_name {
+            let _ = unlinkat(dst_dir, n.as_os_str(), UnlinkatFlags::NoRemoveDir);
+        }
+        return Err(Call::at("write", dst_path, e).into());
+    }
+    Ok(Some(Staged {
+        tmp,
+        dir: Rc::clone(dst_rc),
+        name: dst_name.to_owned(),
+        tmp_name,
+        path: dst_path.to_path_buf(),
+    }))
+}
+
+/// A file to write `dst_name`'s content into, not yet visible under that
+/// name: an `O_TMPFILE` in `dst_dir`, or (where the file system lacks it) a
+/// new `.agent-vault-seed.NAME.PID` beside it, whose name is returned too.
+fn create_unnamed(
+    dst_dir: BorrowedFd<'_>,
+    dst_name: &OsStr,
+    owner: Owner,
+    dst_path: &Path,
+) -> Result<(OwnedFd, Option<OsString>), SeedError> {
+    let cannot_create = |errno| SeedError::Create {
+        path: dst_path.to_path_buf(),
+        uid: owner.uid,
+        errno,
+    };
+    match openat(
         dst_dir,
         ".",
         OFlag::O_TMPFILE | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
         Mode::from_bits_truncate(0o600),
     ) {
-        Ok(fd) => (fd, None),
+        Ok(fd) => Ok((fd, None)),
         Err(Errno::EOPNOTSUPP | Errno::EISDIR | Errno::EINVAL | Errno::ENOENT) => {
             let mut n = OsString::from(TMP_PREFIX);
             n.push(dst_name);
@@ -91,50 +121,27 @@ pub(super) fn stage_file(
                     | OFlag::O_CLOEXEC,
                 Mode::from_bits_truncate(0o600),
             )
-            .map_err(|errno| SeedError::Create {
-                path: dst_path.to_path_buf(),
-                uid: owner.uid,
-                errno,
-            })?;
-            (fd, Some(n))
+            .map_err(cannot_create)?;
+            Ok((fd, Some(n)))
         }
-        Err(errno) => {
-            return Err(SeedError::Create {
-                path: dst_path.to_path_buf(),
-                uid: owner.uid,
-                errno,
-            });
-        }
-    };
-    let cleanup = |n: &Option<OsString>| {
-        if let Some(n) = n {
-            let _ = unlinkat(dst_dir, n.as_os_str(), UnlinkatFlags::NoRemoveDir);
-        }
-    };
-    let result = (|| {
-        let mut from = File::from(src_fd);
-        let mut to = File::from(tmp.try_clone().map_err(|e| io_errno(&e))?);
-        std::io::copy(&mut from, &mut to).map_err(|e| io_errno(&e))?;
-        if owner.chown {
-            fchown(
-                &tmp,
-                Some(Uid::from_raw(owner.uid)),
-                Some(Gid::from_raw(owner.gid)),
-            )?;
-        }
-        fchmod(&tmp, Mode::from_bits_truncate(mode & 0o1777))
-    })();
-    if let Err(e) = result {
-        cleanup(&tmp_name);
-        return Err(Call::at("write", dst_path, e).into());
+        Err(errno) => Err(cannot_create(errno)),
     }
-    Ok(Some(Staged {
-        tmp,
-        dir: Rc::clone(dst_rc),
-        name: dst_name.to_owned(),
-        tmp_name,
-        path: dst_path.to_path_buf(),
-    }))
+}
+
+/// Copy the source's content into `tmp`, then owner and mode (set-id bits
+/// dropped).
+fn fill(src: OwnedFd, tmp: &OwnedFd, mode: u32, owner: Owner) -> Result<(), Errno> {
+    let mut from = File::from(src);
+    let mut to = File::from(tmp.try_clone().map_err(|e| io_errno(&e))?);
+    std::io::copy(&mut from, &mut to).map_err(|e| io_errno(&e))?;
+    if owner.chown {
+        fchown(
+            tmp,
+            Some(Uid::from_raw(owner.uid)),
+            Some(Gid::from_raw(owner.gid)),
+        )?;
+    }
+    fchmod(tmp, Mode::from_bits_truncate(mode & 0o1777))
 }
 
 /// Make the staged files durable (one `syncfs` per file system instead of
