@@ -7,7 +7,8 @@
 #   tests/run.sh --no-containers skip the container tests (no podman here)
 #
 # Needs root for the privilege, Landlock and seccomp tests (they skip, and
-# say so, where the kernel lacks a feature), cargo-nextest, and for the
+# say so, where the kernel lacks a feature), cargo-nextest, cargo-deny
+# (deny.toml: licenses, banned crates, sources), and for the
 # container tests podman, runc and mmdebstrap (.ci/run installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,7 @@ containers=1
 for a in "$@"; do
   case "$a" in
     --no-containers) containers=0 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "tests/run.sh: unknown option $a (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -26,6 +27,10 @@ step() { printf '\n=== %s\n' "$*"; }
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked
+# advisories are left out: they need the RustSec database from github.com
+# (`cargo deny check advisories` where the network allows).
+cargo deny check bans licenses sources
 
 step "build (debug and release: the tests load the release preload)"
 cargo build --workspace --locked

@@ -84,6 +84,15 @@ impl fmt::Display for UserError {
     }
 }
 
+impl std::error::Error for UserError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            UserError::Lookup(_, e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// Parse a `--user` value.
 pub fn parse_user_flag(s: &str) -> Result<UserSpec, UserError> {
     if let Some((u, g)) = s.split_once(':') {
@@ -175,6 +184,15 @@ impl fmt::Display for LoadError {
         match self {
             LoadError::Policy(e) => write!(f, "{e}"),
             LoadError::User(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LoadError::Policy(e) => Some(e),
+            LoadError::User(e) => Some(e),
         }
     }
 }

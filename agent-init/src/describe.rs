@@ -32,11 +32,24 @@ fn mode_words(m: EnforceMode, what: &str) -> String {
     }
 }
 
-/// The policy in words.
+/// The policy in words: one section each for the harness, the vault, the
+/// filesystem, seccomp, the seeds and the audit.
 pub fn describe(l: &config::Loaded) -> String {
     let p: &Policy = &l.policy;
     let mut o = String::new();
     let _ = writeln!(o, "Policy: {} (valid)", l.source);
+    harness_section(&mut o, l);
+    vault_section(&mut o, p);
+    filesystem_section(&mut o, p);
+    seccomp_section(&mut o, p);
+    seeds_section(&mut o, p);
+    audit_section(&mut o, p);
+    o
+}
+
+/// Who the harness runs as, its groups and the environment it gets.
+fn harness_section(o: &mut String, l: &config::Loaded) {
+    let p: &Policy = &l.policy;
     let user = match &l.spec {
         UserSpec::Name(n) => format!("user {n:?}"),
         UserSpec::Ids { uid, gid } => format!("uid {uid}, gid {gid}"),
@@ -76,7 +89,10 @@ pub fn describe(l: &config::Loaded) -> String {
     for (k, v) in &p.harness.env {
         let _ = writeln!(o, "  gets environment {k}={v}");
     }
+}
 
+/// The vault entries, their tool exceptions and the secret variables.
+fn vault_section(o: &mut String, p: &Policy) {
     let _ = writeln!(
         o,
         "\nVault: only the harness may read or write these; tools get EACCES"
@@ -103,7 +119,10 @@ pub fn describe(l: &config::Loaded) -> String {
             p.secret_env.join(", ")
         );
     }
+}
 
+/// The Landlock base layer's allow-list.
+fn filesystem_section(o: &mut String, p: &Policy) {
     let fs = &p.filesystem;
     let list = |v: &[PathBuf]| {
         if v.is_empty() {
@@ -134,7 +153,10 @@ pub fn describe(l: &config::Loaded) -> String {
     );
     let _ = writeln!(o, "  everything else: no access");
     let _ = writeln!(o, "  Landlock {}", mode_words(p.landlock, "this layer"));
+}
 
+/// The seccomp mode and, for this machine's architecture, what it denies.
+fn seccomp_section(o: &mut String, p: &Policy) {
     let _ = writeln!(o, "\nSeccomp");
     let _ = writeln!(o, "  {}", mode_words(p.seccomp.mode, "the filter"));
     if let Some(arch) = Arch::host() {
@@ -182,7 +204,10 @@ pub fn describe(l: &config::Loaded) -> String {
         }
         let _ = writeln!(o, "  {}", guards.join(", "));
     }
+}
 
+/// What seeding copies before the harness starts.
+fn seeds_section(o: &mut String, p: &Policy) {
     let _ = writeln!(o, "\nSeeds (copied as root before the harness starts)");
     if p.seeds.is_empty() {
         let _ = writeln!(o, "  (none)");
@@ -208,6 +233,10 @@ pub fn describe(l: &config::Loaded) -> String {
             }
         }
     }
+}
+
+/// Where denials are recorded.
+fn audit_section(o: &mut String, p: &Policy) {
     let _ = writeln!(o, "\nAudit");
     let _ = match &p.audit {
         AuditSink::Off => writeln!(o, "  denials are not recorded"),
@@ -218,7 +247,6 @@ pub fn describe(l: &config::Loaded) -> String {
             f.display()
         ),
     };
-    o
 }
 
 /// `agent-init check`.

@@ -7,9 +7,11 @@
 
 mod config;
 mod describe;
+mod error;
 mod landlock_layer;
 mod log;
 mod pid1;
+mod preload;
 mod privs;
 mod run;
 mod safe_path;
@@ -18,6 +20,7 @@ mod seed;
 mod selftest;
 mod state;
 mod sys;
+mod vault_links;
 
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;

@@ -7,6 +7,7 @@
 //! "no default action" rule does not matter. When agent-init is not PID 1 it
 //! is a child subreaper, so orphaned descendants are reparented to it.
 
+use crate::error::{Call, CallResult};
 use crate::log::{debug, info};
 use crate::sys;
 use nix::errno::Errno;
@@ -45,14 +46,28 @@ const UNBLOCKED: &[Signal] = &[
 #[derive(Debug)]
 pub enum ServeError {
     /// A named call failed.
-    Call { call: &'static str, err: Errno },
+    Call(Call<Errno>),
 }
 
 impl fmt::Display for ServeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ServeError::Call { call, err } => write!(f, "{call}: {}", err.desc()),
+            ServeError::Call(c) => write!(f, "{c}"),
         }
+    }
+}
+
+impl std::error::Error for ServeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServeError::Call(c) => Some(&c.source),
+        }
+    }
+}
+
+impl From<Call<Errno>> for ServeError {
+    fn from(c: Call<Errno>) -> ServeError {
+        ServeError::Call(c)
     }
 }
 
@@ -68,15 +83,9 @@ pub fn signal_set() -> SigSet {
 /// Block [`signal_set`] (before the fork) and become a subreaper when not PID 1.
 pub fn block_signals() -> Result<SigSet, ServeError> {
     let set = signal_set();
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).map_err(|err| ServeError::Call {
-        call: "sigprocmask",
-        err,
-    })?;
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).call("sigprocmask")?;
     if std::process::id() != 1 {
-        nix::sys::prctl::set_child_subreaper(true).map_err(|err| ServeError::Call {
-            call: "prctl(PR_SET_CHILD_SUBREAPER)",
-            err,
-        })?;
+        nix::sys::prctl::set_child_subreaper(true).call("prctl(PR_SET_CHILD_SUBREAPER)")?;
     }
     Ok(set)
 }
@@ -212,10 +221,9 @@ pub fn serve(set: &SigSet, cfg: Serve) -> Result<i32, ServeError> {
             }
         }
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let sig = sys::sigtimedwait(set, timeout).map_err(|e| ServeError::Call {
-            call: "sigtimedwait",
-            err: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-        })?;
+        let sig = sys::sigtimedwait(set, timeout)
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+            .call("sigtimedwait")?;
         let Some(sig) = sig.and_then(|s| Signal::try_from(s).ok()) else {
             continue;
         };

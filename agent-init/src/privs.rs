@@ -9,9 +9,11 @@
 //! read back and checked: every set empty.
 
 use crate::config::Identity;
+use crate::error::{Call, CallResult};
 use crate::log::debug;
 use crate::sys;
 use caps::CapSet;
+use caps::errors::CapsError;
 use nix::sys::resource::{Resource, setrlimit};
 use nix::unistd::{Gid, Uid};
 use std::fmt;
@@ -37,10 +39,9 @@ pub const SECUREBITS: u32 = SECBIT_NOROOT
 #[derive(Debug)]
 pub enum PrivError {
     /// A named call failed.
-    Call {
-        call: &'static str,
-        err: std::io::Error,
-    },
+    Call(Call<std::io::Error>),
+    /// A named call of the caps crate failed.
+    Caps(Call<CapsError>),
     /// A capability set is not empty after the drop.
     Leftover(&'static str),
 }
@@ -48,7 +49,8 @@ pub enum PrivError {
 impl fmt::Display for PrivError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PrivError::Call { call, err } => write!(f, "{call}: {err}"),
+            PrivError::Call(c) => write!(f, "{c}"),
+            PrivError::Caps(c) => write!(f, "{c}"),
             PrivError::Leftover(set) => {
                 write!(f, "the {set} capability set is not empty after the drop")
             }
@@ -56,14 +58,33 @@ impl fmt::Display for PrivError {
     }
 }
 
-fn call(call: &'static str) -> impl FnOnce(std::io::Error) -> PrivError {
-    move |err| PrivError::Call { call, err }
+impl std::error::Error for PrivError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PrivError::Call(c) => Some(&c.source),
+            PrivError::Caps(c) => Some(&c.source),
+            PrivError::Leftover(_) => None,
+        }
+    }
 }
-fn ncall(c: &'static str) -> impl FnOnce(nix::Error) -> PrivError {
-    move |e| call(c)(e.into())
+
+impl From<Call<std::io::Error>> for PrivError {
+    fn from(c: Call<std::io::Error>) -> PrivError {
+        PrivError::Call(c)
+    }
 }
-fn ccall(c: &'static str) -> impl FnOnce(caps::errors::CapsError) -> PrivError {
-    move |e| call(c)(std::io::Error::other(e.to_string()))
+
+/// nix's errno, reported as the I/O error it is (`... (os error N)`).
+impl From<Call<nix::Error>> for PrivError {
+    fn from(c: Call<nix::Error>) -> PrivError {
+        PrivError::Call(c.map(std::io::Error::from))
+    }
+}
+
+impl From<Call<CapsError>> for PrivError {
+    fn from(c: Call<CapsError>) -> PrivError {
+        PrivError::Caps(c)
+    }
 }
 
 /// The highest capability number the kernel knows.
@@ -79,8 +100,58 @@ fn clear_bounding() -> Result<(), PrivError> {
         match sys::capbset_drop(cap) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
-            Err(e) => return Err(call("prctl(PR_CAPBSET_DROP)")(e)),
+            Err(e) => return Err(Call::of("prctl(PR_CAPBSET_DROP)", e).into()),
         }
+    }
+    Ok(())
+}
+
+/// As root, before the uid changes: nothing an exec could gain back. The
+/// bounding set swept, ambient and inheritable cleared, securebits set and
+/// locked.
+fn lock_inheritance() -> Result<(), PrivError> {
+    clear_bounding()?;
+    sys::ambient_clear_all().call("prctl(PR_CAP_AMBIENT_CLEAR_ALL)")?;
+    caps::clear(None, CapSet::Inheritable).call("capset(inheritable)")?;
+    sys::set_securebits(SECUREBITS).call("prctl(PR_SET_SECUREBITS)")?;
+    Ok(())
+}
+
+/// Become `who`: supplementary groups, then gid, then uid (all three ids).
+fn switch_user(who: &Identity) -> Result<(), PrivError> {
+    let groups: Vec<Gid> = who.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    nix::unistd::setgroups(&groups).call("setgroups")?;
+    let g = Gid::from_raw(who.gid);
+    nix::unistd::setresgid(g, g, g).call("setresgid")?;
+    let u = Uid::from_raw(who.uid);
+    nix::unistd::setresuid(u, u, u).call("setresuid")?;
+    Ok(())
+}
+
+/// Permitted and effective cleared, `no_new_privs`, no core dumps.
+fn clear_own_capabilities() -> Result<(), PrivError> {
+    caps::clear(None, CapSet::Permitted).call("capset(permitted)")?;
+    caps::clear(None, CapSet::Effective).call("capset(effective)")?;
+    nix::sys::prctl::set_no_new_privs().call("prctl(PR_SET_NO_NEW_PRIVS)")?;
+    setrlimit(Resource::RLIMIT_CORE, 0, 0).call("setrlimit(RLIMIT_CORE)")?;
+    Ok(())
+}
+
+/// Read the result back: every capability set empty (the bounding set too,
+/// when root could sweep it).
+fn verify_dropped(root: bool) -> Result<(), PrivError> {
+    for (set, name) in [
+        (CapSet::Effective, "effective"),
+        (CapSet::Permitted, "permitted"),
+        (CapSet::Inheritable, "inheritable"),
+        (CapSet::Ambient, "ambient"),
+    ] {
+        if !caps::read(None, set).call("capget")?.is_empty() {
+            return Err(PrivError::Leftover(name));
+        }
+    }
+    if root && (0..=cap_last_cap()).any(|c| sys::capbset_read(c).unwrap_or(false)) {
+        return Err(PrivError::Leftover("bounding"));
     }
     Ok(())
 }
@@ -91,10 +162,7 @@ pub fn drop_privileges(who: &Identity, switch: bool) -> Result<String, PrivError
     let root = nix::unistd::geteuid().is_root();
     let mut notes = Vec::new();
     if root {
-        clear_bounding()?;
-        sys::ambient_clear_all().map_err(call("prctl(PR_CAP_AMBIENT_CLEAR_ALL)"))?;
-        caps::clear(None, CapSet::Inheritable).map_err(ccall("capset(inheritable)"))?;
-        sys::set_securebits(SECUREBITS).map_err(call("prctl(PR_SET_SECUREBITS)"))?;
+        lock_inheritance()?;
     } else {
         // Without CAP_SETPCAP neither the bounding set nor securebits can
         // change; with empty permitted/effective sets and no_new_privs, no
@@ -104,31 +172,10 @@ pub fn drop_privileges(who: &Identity, switch: bool) -> Result<String, PrivError
         notes.push("not root: bounding set and securebits left as they are");
     }
     if switch && root {
-        let groups: Vec<Gid> = who.groups.iter().map(|g| Gid::from_raw(*g)).collect();
-        nix::unistd::setgroups(&groups).map_err(ncall("setgroups"))?;
-        let g = Gid::from_raw(who.gid);
-        nix::unistd::setresgid(g, g, g).map_err(ncall("setresgid"))?;
-        let u = Uid::from_raw(who.uid);
-        nix::unistd::setresuid(u, u, u).map_err(ncall("setresuid"))?;
+        switch_user(who)?;
     }
-    caps::clear(None, CapSet::Permitted).map_err(ccall("capset(permitted)"))?;
-    caps::clear(None, CapSet::Effective).map_err(ccall("capset(effective)"))?;
-    nix::sys::prctl::set_no_new_privs().map_err(ncall("prctl(PR_SET_NO_NEW_PRIVS)"))?;
-    setrlimit(Resource::RLIMIT_CORE, 0, 0).map_err(ncall("setrlimit(RLIMIT_CORE)"))?;
-
-    for (set, name) in [
-        (CapSet::Effective, "effective"),
-        (CapSet::Permitted, "permitted"),
-        (CapSet::Inheritable, "inheritable"),
-        (CapSet::Ambient, "ambient"),
-    ] {
-        if !caps::read(None, set).map_err(ccall("capget"))?.is_empty() {
-            return Err(PrivError::Leftover(name));
-        }
-    }
-    if root && (0..=cap_last_cap()).any(|c| sys::capbset_read(c).unwrap_or(false)) {
-        return Err(PrivError::Leftover("bounding"));
-    }
+    clear_own_capabilities()?;
+    verify_dropped(root)?;
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();
     debug!(

@@ -22,21 +22,25 @@
 //! becomes non-dumpable and sets `no_new_privs` ([`privs::restrict_self`]).
 
 use crate::config::{self, Identity, LoadError};
+use crate::error::{Call, CallResult};
 use crate::landlock_layer::{self, LandlockError, Outcome};
 use crate::log::{info, warning};
 use crate::pid1::{self, Serve, ServeError};
+use crate::preload;
 use crate::privs::{self, PrivError};
 use crate::seccomp_layer::{self, SeccompError};
 use crate::seed::{self, Owner, SeedError};
 use crate::state::{RecordError, StateDir};
 use crate::sys;
+use crate::vault_links;
+use nix::sys::signal::SigSet;
 use nix::unistd::{ForkResult, Pid};
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsString};
 use std::fmt;
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Exit code: the policy, a user or an argument is invalid.
@@ -47,11 +51,6 @@ pub const EXIT_SETUP: i32 = 1;
 pub const EXIT_NOEXEC: i32 = 126;
 /// Exit code: the command was not found (as tini).
 pub const EXIT_NOTFOUND: i32 = 127;
-
-/// The preload's file name.
-pub const PRELOAD_NAME: &str = "libvault_preload.so";
-/// Where images install it.
-pub const PRELOAD_DIR: &str = "/usr/lib/agent-vault";
 
 /// `run`'s arguments.
 #[derive(Debug, Clone)]
@@ -104,6 +103,22 @@ impl fmt::Display for RunError {
     }
 }
 
+impl std::error::Error for RunError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(match self {
+            RunError::Config(e) => e,
+            RunError::Sanitize(e) => e,
+            RunError::Seed(e) => e,
+            RunError::Record(e) => e,
+            RunError::DropPrivileges(e) => e,
+            RunError::Landlock(e) => e,
+            RunError::Seccomp(e) => e,
+            RunError::Start(e) => e,
+            RunError::Serve(e) => e,
+        })
+    }
+}
+
 /// Step 1 errors.
 #[derive(Debug)]
 pub enum SanitizeError {
@@ -127,11 +142,20 @@ impl fmt::Display for SanitizeError {
     }
 }
 
+impl std::error::Error for SanitizeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SanitizeError::CloseRange(e) => Some(e),
+            SanitizeError::NotFound(_) | SanitizeError::Nul(_) => None,
+        }
+    }
+}
+
 /// Step 7 errors.
 #[derive(Debug)]
 pub enum StartError {
     /// `fork` or `pipe` failed.
-    Call { call: &'static str, err: nix::Error },
+    Call(Call<nix::Error>),
     /// `execve` failed.
     Exec { path: PathBuf, errno: nix::Error },
 }
@@ -139,10 +163,19 @@ pub enum StartError {
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StartError::Call { call, err } => write!(f, "{call}: {}", err.desc()),
+            StartError::Call(c) => write!(f, "{c}"),
             StartError::Exec { path, errno } => {
                 write!(f, "cannot execute {}: {}", path.display(), errno.desc())
             }
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Call(c) => Some(&c.source),
+            StartError::Exec { errno, .. } => Some(errno),
         }
     }
 }
@@ -241,7 +274,8 @@ pub fn resolve_command(cmd: &std::ffi::OsStr, path: Option<&OsString>) -> Option
     first
 }
 
-/// Step 2.
+/// Step 2: seeding ([`seed::run`]), then every vault file has one name
+/// ([`vault_links::check`]).
 pub fn seed_step(
     policy: &policy::Policy,
     who: &Identity,
@@ -253,6 +287,7 @@ pub fn seed_step(
         chown: root,
     };
     let stats = seed::run(policy, owner, root)?;
+    vault_links::check(policy)?;
     info!("[2/8] seed: {stats}; harness dirs owned by uid {}", who.uid);
     Ok(stats)
 }
@@ -283,54 +318,6 @@ pub fn record_step(policy: &mut policy::Policy) -> Result<StateDir, RecordError>
     Ok(state)
 }
 
-/// Where the preload is, and whether /etc/ld.so.preload lists it.
-pub enum Preload {
-    /// /etc/ld.so.preload lists it: every process already has it.
-    System(String),
-    /// Host mode: injected with LD_PRELOAD.
-    Injected(PathBuf),
-    /// Not found: tools are not hidden from the vault.
-    Missing(Vec<PathBuf>),
-}
-
-/// The environment variable that overrides where agent-init looks for the
-/// preload in host mode: a path, or `off` (never inject; warned).
-pub const PRELOAD_ENV: &str = "AGENT_VAULT_PRELOAD";
-
-/// Step 7's preload decision (host mode injects `LD_PRELOAD`).
-pub fn find_preload() -> Preload {
-    if let Some(v) = std::env::var_os(PRELOAD_ENV) {
-        if v == "off" {
-            return Preload::Missing(Vec::new());
-        }
-        let p = PathBuf::from(v);
-        return if p.is_file() {
-            Preload::Injected(p)
-        } else {
-            Preload::Missing(vec![p])
-        };
-    }
-    if let Ok(text) = std::fs::read_to_string("/etc/ld.so.preload")
-        && let Some(line) = text
-            .split_whitespace()
-            .find(|w| !w.starts_with('#') && w.contains("vault_preload"))
-    {
-        return Preload::System(line.to_string());
-    }
-    let mut looked = Vec::new();
-    if let Some(dir) = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(Path::to_path_buf))
-    {
-        looked.push(dir.join(PRELOAD_NAME));
-    }
-    looked.push(Path::new(PRELOAD_DIR).join(PRELOAD_NAME));
-    match looked.iter().find(|p| p.is_file()) {
-        Some(p) => Preload::Injected(p.clone()),
-        None => Preload::Missing(looked),
-    }
-}
-
 /// Everything the child needs.
 struct ChildPlan {
     who: Identity,
@@ -352,6 +339,8 @@ pub fn run(args: RunArgs) -> i32 {
     }
 }
 
+/// The steps in order. Steps 4 to 7 run in the harness child
+/// ([`child_main`]); the rest here, in agent-init.
 fn run_inner(args: RunArgs) -> Result<i32, RunError> {
     // From the start, not only once the harness runs: agent-init's memory
     // and /proc/<pid>/environ hold the harness's secrets, and in host mode
@@ -359,19 +348,51 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
     // resets its dumpable flag).
     privs::no_dumps();
     let root = nix::unistd::geteuid().is_root();
-    let loaded = config::load(args.policy.as_deref(), args.user.as_deref(), !root)
-        .map_err(RunError::Config)?;
+    let (mut policy, who) = load_step(&args, root).map_err(RunError::Config)?;
+
+    // 1
+    let mut sanitized = sanitize(&policy, &who, root, &args.command).map_err(RunError::Sanitize)?;
+    // 2
+    seed_step(&policy, &who, root).map_err(RunError::Seed)?;
+    // 3 (files)
+    let state = record_step(&mut policy).map_err(RunError::Record)?;
+    // Prepare 5 and 6 while privileged, so their errors stop us before the fork.
+    let landlock = landlock_layer::prepare(&policy).map_err(RunError::Landlock)?;
+    let seccomp = seccomp_layer::compile(&policy).map_err(RunError::Seccomp)?;
+    // 7 (the preload, while the environment is ours to change)
+    let preload_note = preload::inject(&mut sanitized.env);
+
+    let set = pid1::block_signals().map_err(RunError::Serve)?;
+    let plan = ChildPlan {
+        who,
+        switch: root,
+        landlock,
+        seccomp,
+        sanitized,
+        preload_note,
+    };
+    let child = fork_harness(plan).map_err(RunError::Start)?;
+    let pid = child.pid;
+    // 3 (pid)
+    record_pid_step(&state, pid).map_err(RunError::Record)?;
+    if let Some(code) = child.release() {
+        return Ok(code);
+    }
+    // 8
+    serve_step(&args, root, &set, pid).map_err(RunError::Serve)
+}
+
+/// The policy and the harness's identity, checked for `run`: a root
+/// agent-init never starts a root harness. Says which policy applies and
+/// warns about what will not work.
+fn load_step(args: &RunArgs, root: bool) -> Result<(policy::Policy, Identity), LoadError> {
+    let loaded = config::load(args.policy.as_deref(), args.user.as_deref(), !root)?;
     if !root && args.user.is_some() {
         warning!("not root: --user is ignored; the harness keeps this process's user");
     }
-    let who = loaded
-        .identity
-        .clone()
-        .map_err(|e| RunError::Config(LoadError::User(e)))?;
+    let who = loaded.identity.clone().map_err(LoadError::User)?;
     if root && who.uid == 0 {
-        return Err(RunError::Config(LoadError::User(
-            config::UserError::RootHarness,
-        )));
+        return Err(LoadError::User(config::UserError::RootHarness));
     }
     let mut policy = loaded.policy;
     info!("policy: {}", loaded.source);
@@ -384,99 +405,79 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
     if !root {
         relocate_audit_for_host_mode(&mut policy);
     }
+    Ok((policy, who))
+}
 
-    // 1
-    let mut sanitized = sanitize(&policy, &who, root, &args.command).map_err(RunError::Sanitize)?;
-    // 2
-    seed_step(&policy, &who, root).map_err(RunError::Seed)?;
-    // 3 (files)
-    let state = record_step(&mut policy).map_err(RunError::Record)?;
-    // Prepare 5 and 6 while privileged, so their errors stop us before the fork.
-    let landlock = landlock_layer::prepare(&policy).map_err(RunError::Landlock)?;
-    let seccomp = seccomp_layer::compile(&policy).map_err(RunError::Seccomp)?;
-    let preload_note = match find_preload() {
-        Preload::System(p) => format!("preload {p} from /etc/ld.so.preload"),
-        Preload::Injected(p) => {
-            let mut v = p.as_os_str().to_owned();
-            if let Some(old) = sanitized.env.get(std::ffi::OsStr::new("LD_PRELOAD")) {
-                v.push(":");
-                v.push(old);
-            }
-            sanitized.env.insert("LD_PRELOAD".into(), v);
-            format!("host mode: LD_PRELOAD={}", p.display())
-        }
-        Preload::Missing(looked) => {
-            let why = if looked.is_empty() {
-                format!("{PRELOAD_ENV}=off")
-            } else {
-                format!(
-                    "{} missing; not in /etc/ld.so.preload",
-                    looked
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            };
-            warning!(
-                "vault preload not used ({why}): tools are NOT kept out of the vault; only the kernel layers apply"
-            );
-            "WITHOUT the vault preload".to_string()
-        }
-    };
+/// The harness child, forked and waiting for "go".
+struct Forked {
+    pid: Pid,
+    /// Closing (or writing to) it lets the child go on.
+    go: std::os::fd::OwnedFd,
+    /// Closes at exec (CLOEXEC); a byte on it means the child failed.
+    status: std::os::fd::OwnedFd,
+}
 
-    let set = pid1::block_signals().map_err(RunError::Serve)?;
-    let (go_r, go_w) = nix::unistd::pipe()
-        .map_err(|err| RunError::Start(StartError::Call { call: "pipe", err }))?;
+/// Fork the harness child ([`child_main`]), which waits on the "go" pipe
+/// in its own process group.
+fn fork_harness(plan: ChildPlan) -> Result<Forked, StartError> {
+    let (go_r, go_w) = nix::unistd::pipe().call("pipe").map_err(StartError::Call)?;
     let (st_r, st_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|err| RunError::Start(StartError::Call { call: "pipe2", err }))?;
+        .call("pipe2")
+        .map_err(StartError::Call)?;
     let parent = Pid::this();
-    let plan = ChildPlan {
-        who,
-        switch: root,
-        landlock,
-        seccomp,
-        sanitized,
-        preload_note,
-    };
-    let child = match sys::fork() {
+    let pid = match sys::fork() {
         Ok(ForkResult::Child) => {
             drop(go_w);
             drop(st_r);
             child_main(plan, parent, go_r, st_w)
         }
         Ok(ForkResult::Parent { child }) => child,
-        Err(err) => {
-            return Err(RunError::Start(StartError::Call { call: "fork", err }));
-        }
+        Err(err) => return Err(StartError::Call(Call::of("fork", err))),
     };
     drop(plan);
     drop(go_r);
     drop(st_w);
-    let _ = nix::unistd::setpgid(child, child);
-    // 3 (pid)
+    let _ = nix::unistd::setpgid(pid, pid);
+    Ok(Forked {
+        pid,
+        go: go_w,
+        status: st_r,
+    })
+}
+
+/// Step 3's last file: the harness's pid. A child agent-init could not
+/// record is killed before it starts.
+fn record_pid_step(state: &StateDir, child: Pid) -> Result<(), RecordError> {
     if let Err(e) = state.write_pid(child.as_raw()) {
         let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(child, None);
-        return Err(RunError::Record(e));
+        return Err(e);
     }
     info!(
         "[3/8] record: harness pid {child} in {}; effective policy {}",
         state.pid_file().display(),
         state.policy_file().display()
     );
-    let mut go = std::fs::File::from(go_w);
-    let _ = go.write_all(b"g");
-    drop(go);
-    // The status pipe closes at exec (CLOEXEC): EOF = started; a byte = the
-    // child failed and already said why.
-    let mut st = std::fs::File::from(st_r);
-    let mut buf = [0u8; 1];
-    let failed = matches!(st.read(&mut buf), Ok(1));
-    drop(st);
-    if failed {
+    Ok(())
+}
+
+impl Forked {
+    /// Say "go", then wait until the child execs (the status pipe closes)
+    /// or fails. `Some(code)`: it failed (and already said why); its exit
+    /// code is agent-init's.
+    fn release(self) -> Option<i32> {
+        let mut go = std::fs::File::from(self.go);
+        let _ = go.write_all(b"g");
+        drop(go);
+        let mut st = std::fs::File::from(self.status);
+        let mut buf = [0u8; 1];
+        let failed = matches!(st.read(&mut buf), Ok(1));
+        drop(st);
+        if !failed {
+            return None;
+        }
         let code = loop {
-            match nix::sys::wait::waitpid(child, None) {
+            match nix::sys::wait::waitpid(self.pid, None) {
                 Ok(ws) => {
                     if let Some(c) = pid1::exit_code(ws) {
                         break c;
@@ -486,9 +487,13 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
                 Err(_) => break EXIT_SETUP,
             }
         };
-        return Ok(code);
+        Some(code)
     }
-    // 8
+}
+
+/// Step 8: agent-init keeps only what it needs to signal and reap, then
+/// serves as PID 1 until the harness exits.
+fn serve_step(args: &RunArgs, root: bool, set: &SigSet, child: Pid) -> Result<i32, ServeError> {
     privs::restrict_self();
     info!(
         "[8/8] serve: pid {}{}, forwarding TERM INT HUP QUIT USR1 USR2 WINCH to {}, grace {:?}; agent-init {}",
@@ -513,14 +518,13 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
         }
     );
     pid1::serve(
-        &set,
+        set,
         Serve {
             harness: child,
             process_group: args.process_group,
             grace: args.grace,
         },
     )
-    .map_err(RunError::Serve)
 }
 
 /// The harness child: steps 4 to 7. Never returns.
@@ -530,15 +534,7 @@ fn child_main(
     go: std::os::fd::OwnedFd,
     status: std::os::fd::OwnedFd,
 ) -> ! {
-    pid1::unblock_all();
-    let _ = sys::ignore_signal(nix::sys::signal::Signal::SIGPIPE, false);
-    let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
-    // Give the harness the terminal, as tini does (stdin a tty).
-    if nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
-        let _ = sys::ignore_signal(nix::sys::signal::Signal::SIGTTOU, true);
-        let _ = nix::unistd::tcsetpgrp(std::io::stdin(), nix::unistd::getpid());
-        let _ = sys::ignore_signal(nix::sys::signal::Signal::SIGTTOU, false);
-    }
+    take_terminal();
     let mut status = std::fs::File::from(status);
     let mut fail = |e: RunError| -> ! {
         eprintln!("agent-init: error: {e}");
@@ -551,33 +547,78 @@ fn child_main(
         std::process::exit(EXIT_SETUP);
     }
     // 4
-    match privs::drop_privileges(&plan.who, plan.switch) {
-        Ok(line) => info!("[4/8] drop privileges: {line}"),
-        Err(e) => fail(RunError::DropPrivileges(e)),
+    if let Err(e) = drop_step(&plan.who, plan.switch) {
+        fail(RunError::DropPrivileges(e));
     }
-    // PDEATHSIG after the uid change (commit_creds clears it).
+    die_with(parent);
+    // 5
+    if let Err(e) = landlock_step(plan.landlock) {
+        fail(RunError::Landlock(e));
+    }
+    // 6
+    if let Err(e) = seccomp_step(plan.seccomp) {
+        fail(RunError::Seccomp(e));
+    }
+    // 7
+    let e = start_step(&plan.sanitized, &plan.preload_note);
+    fail(RunError::Start(e))
+}
+
+/// The child's signals and process group as a started harness's: nothing
+/// blocked, SIGPIPE default, its own process group, and the terminal's
+/// foreground (as tini does, when stdin is a tty).
+fn take_terminal() {
+    pid1::unblock_all();
+    let _ = sys::ignore_signal(nix::sys::signal::Signal::SIGPIPE, false);
+    let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
+    if nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
+        let _ = sys::ignore_signal(nix::sys::signal::Signal::SIGTTOU, true);
+        let _ = nix::unistd::tcsetpgrp(std::io::stdin(), nix::unistd::getpid());
+        let _ = sys::ignore_signal(nix::sys::signal::Signal::SIGTTOU, false);
+    }
+}
+
+/// Step 4.
+fn drop_step(who: &Identity, switch: bool) -> Result<(), PrivError> {
+    let line = privs::drop_privileges(who, switch)?;
+    info!("[4/8] drop privileges: {line}");
+    Ok(())
+}
+
+/// SIGKILL when agent-init dies; set after the uid change (commit_creds
+/// clears it). Exits when agent-init is already gone.
+fn die_with(parent: Pid) {
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     if nix::unistd::getppid() != parent {
         std::process::exit(EXIT_SETUP);
     }
-    // 5
-    match plan.landlock {
+}
+
+/// Step 5.
+fn landlock_step(landlock: Outcome) -> Result<(), LandlockError> {
+    match landlock {
         Outcome::Off => info!("[5/8] landlock: off (policy)"),
         Outcome::Unavailable => {
             warning!("[5/8] landlock: NOT enforced: this kernel has no Landlock (best-effort)")
         }
-        Outcome::Ready(p) => match p.enforce() {
-            Ok(line) => info!("[5/8] landlock: {line}"),
-            Err(e) => fail(RunError::Landlock(e)),
-        },
+        Outcome::Ready(p) => {
+            let line = p.enforce()?;
+            info!("[5/8] landlock: {line}");
+        }
     }
-    // 6
-    match seccomp_layer::apply_filters(plan.seccomp) {
-        Ok(line) => info!("[6/8] seccomp: {line}"),
-        Err(e) => fail(RunError::Seccomp(e)),
-    }
-    // 7
-    let s = &plan.sanitized;
+    Ok(())
+}
+
+/// Step 6.
+fn seccomp_step(filters: Option<seccomp_layer::Filters>) -> Result<(), SeccompError> {
+    let line = seccomp_layer::apply_filters(filters)?;
+    info!("[6/8] seccomp: {line}");
+    Ok(())
+}
+
+/// Step 7: exec the harness with its environment. Returns only on failure
+/// (a path with a NUL byte exits 127 here, as before).
+fn start_step(s: &Sanitized, preload_note: &str) -> StartError {
     let env: Vec<CString> = s
         .env
         .iter()
@@ -589,10 +630,9 @@ fn child_main(
         })
         .collect();
     info!(
-        "[7/8] start: exec {} as pid {}; {}",
+        "[7/8] start: exec {} as pid {}; {preload_note}",
         s.path.display(),
         std::process::id(),
-        plan.preload_note
     );
     let Ok(path) = CString::new(s.path.as_os_str().as_bytes()) else {
         std::process::exit(EXIT_NOTFOUND)
@@ -601,8 +641,8 @@ fn child_main(
         Err(e) => e,
         Ok(never) => match never {},
     };
-    fail(RunError::Start(StartError::Exec {
+    StartError::Exec {
         path: s.path.clone(),
         errno,
-    }))
+    }
 }

@@ -56,6 +56,32 @@ impl WalkError {
     }
 }
 
+impl std::fmt::Display for WalkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WalkError::UntrustedLink { link } => {
+                write!(f, "{}: an untrusted symlink, not followed", link.display())
+            }
+            WalkError::NotADirectory { path } => write!(f, "{}: not a directory", path.display()),
+            WalkError::UntrustedDir { path, uid, mode } => write!(
+                f,
+                "{}: owned by uid {uid}, mode {mode:04o}: not trusted",
+                path.display()
+            ),
+            WalkError::Errno { path, errno } => write!(f, "{}: {}", path.display(), errno.desc()),
+        }
+    }
+}
+
+impl std::error::Error for WalkError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            WalkError::Errno { errno, .. } => Some(errno),
+            _ => None,
+        }
+    }
+}
+
 /// How to create missing directories.
 #[derive(Debug, Clone, Copy)]
 pub struct Create {
@@ -87,7 +113,8 @@ pub struct Opened {
     pub created: usize,
 }
 
-fn is_type(st: &FileStat, t: SFlag) -> bool {
+/// Is `st` of file type `t` (`S_IFDIR`, `S_IFREG`, `S_IFLNK`...)?
+pub fn is_type(st: &FileStat, t: SFlag) -> bool {
     SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == t
 }
 

@@ -21,8 +21,7 @@ fn broken_policy_is_one_line_exit_2_nothing_started() {
     )
     .unwrap();
     let marker = d.join("started");
-    let o = output(run_cmd(&p, &[], &["/bin/touch", marker.to_str().unwrap()]));
-    assert_eq!(o.status.code(), Some(2));
+    let o = run_expecting(&p, &[], &["/bin/touch", marker.to_str().unwrap()], 2);
     let line = stderr(&o);
     assert_eq!(line.lines().count(), 1, "{line}");
     assert!(
@@ -52,18 +51,17 @@ fn unknown_user_is_one_line_exit_2() {
     let d = Dir::new();
     let p = d.policy("no-such-user-av", "required", "required", "");
     let marker = d.join("started");
-    let o = output(run_cmd(&p, &[], &["/bin/touch", marker.to_str().unwrap()]));
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = run_expecting(&p, &[], &["/bin/touch", marker.to_str().unwrap()], 2);
     let line = one_error_line(&o);
     assert!(line.contains("unknown user \"no-such-user-av\""), "{line}");
     assert!(!marker.exists());
     let p = d.policy("65534:65534", "required", "required", "");
-    let o = output(run_cmd(
+    let o = run_expecting(
         &p,
         &["--user", "nope-nobody-av"],
         &["/bin/touch", marker.to_str().unwrap()],
-    ));
-    assert_eq!(o.status.code(), Some(2));
+        2,
+    );
     assert!(one_error_line(&o).contains("unknown user \"nope-nobody-av\""));
     assert!(!marker.exists());
 }
@@ -81,12 +79,10 @@ fn missing_command_is_127_and_starts_nothing() {
             seeded.display()
         ),
     );
-    let o = output(run_cmd(&p, &[], &["no-such-command-av"]));
-    assert_eq!(o.status.code(), Some(127));
+    let o = run_expecting(&p, &[], &["no-such-command-av"], 127);
     assert!(one_error_line(&o).contains("no-such-command-av: command not found"));
     assert!(!seeded.exists(), "seeding ran for a missing command");
-    let o = output(run_cmd(&p, &[], &["/no/such/path"]));
-    assert_eq!(o.status.code(), Some(127));
+    run_expecting(&p, &[], &["/no/such/path"], 127);
 }
 
 #[test]
@@ -98,8 +94,7 @@ fn not_executable_is_126() {
     let f = d.join("script");
     std::fs::write(&f, "#!/bin/sh\necho hi\n").unwrap();
     let p = d.policy("65534:65534", "required", "required", "");
-    let o = output(run_cmd(&p, &[], &[f.to_str().unwrap()]));
-    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
+    let o = run_expecting(&p, &[], &[f.to_str().unwrap()], 126);
     assert!(
         one_error_line(&o).contains("cannot execute"),
         "{}",
@@ -117,14 +112,13 @@ fn best_effort_policies_start() {
         eprintln!("SKIP: needs root");
         return;
     }
-    let o = output(run_cmd(&p, &[], &["/bin/true"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    run_expecting(&p, &[], &["/bin/true"], 0);
 }
 
 #[test]
 fn check_prints_the_builtin_policy_in_words() {
     let o = Command::new(BIN).arg("check").output().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     let s = stdout(&o);
     for want in [
         "Policy:",
@@ -147,7 +141,7 @@ fn explain_names_the_rule() {
         .env("PI_CODING_AGENT_DIR", "/pi-agent")
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     let s = stdout(&o);
     assert!(s.contains("vault entry: pi"), "{s}");
     assert!(s.contains("a tool may:  nothing"), "{s}");

@@ -43,9 +43,8 @@ fn seed_never_follows_a_planted_intermediate_symlink() {
         ),
     );
     let marker = d.join("started");
-    let o = output(run_cmd(&p, &[], &["/bin/touch", marker.to_str().unwrap()]));
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("symlink"), "{}", stderr(&o));
+    let o = run_expecting(&p, &[], &["/bin/touch", marker.to_str().unwrap()], 1);
+    assert_stderr_contains(&o, "symlink");
     assert!(!marker.exists(), "the harness started");
     assert_eq!(
         uid(&victim.join("share/opencode")),
@@ -55,8 +54,7 @@ fn seed_never_follows_a_planted_intermediate_symlink() {
 
     // Same with the directory missing: nothing is created over there.
     std::fs::remove_dir(victim.join("share/opencode")).unwrap();
-    let o = output(run_cmd(&p, &[], &["/bin/true"]));
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    run_expecting(&p, &[], &["/bin/true"], 1);
     assert!(
         !victim.join("share/opencode").exists(),
         "root created a directory through the planted link"
@@ -82,8 +80,7 @@ fn seed_follows_roots_own_symlinks() {
             v.display()
         ),
     );
-    let o = output(run_cmd(&p, &[], &["/bin/true"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    run_expecting(&p, &[], &["/bin/true"], 0);
     assert_eq!(uid(&d.join("real/pi-agent")), NOBODY);
 }
 
@@ -116,12 +113,8 @@ fn newest_backup_never_chowns_the_home() {
     let p = backup_policy(&d, &claude, &home.join(".claude.json"));
     let o = output(run_cmd(&p, &[], &["/bin/true"]));
     assert_eq!(uid(&home), 0, "the home was chowned to the harness user");
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("not writable by the harness user"),
-        "{}",
-        stderr(&o)
-    );
+    assert_exit(&o, 1);
+    assert_stderr_contains(&o, "not writable by the harness user");
 }
 
 /// The harness user links a root-only file into its backups directory
@@ -154,8 +147,7 @@ fn newest_backup_ignores_a_planted_hard_link() {
     let _ = std::fs::remove_file(&target);
     std::fs::write(claude.join("backups/.claude.json.backup.1"), "mine").unwrap();
     chown(&claude.join("backups/.claude.json.backup.1"), NOBODY);
-    let o = output(run_cmd(&p, &[], &["/bin/true"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    run_expecting(&p, &[], &["/bin/true"], 0);
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "mine");
 }
 
@@ -207,8 +199,7 @@ fn seeded_symlinks_are_owned_by_the_harness() {
             t = dst.display()
         ),
     );
-    let o = output(run_cmd(&p, &[], &["/bin/true"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    run_expecting(&p, &[], &["/bin/true"], 0);
     assert_eq!(uid(&dst.join("b")), NOBODY);
     assert_eq!(uid(&d.join("seed/a")), 0);
 }
@@ -244,12 +235,8 @@ fn state_dir_owned_by_someone_else_is_refused() {
         "echo STARTED",
     );
     assert!(!stdout(&o).contains("STARTED"), "{}", stderr(&o));
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("/run/agent-vault cannot be trusted"),
-        "{}",
-        stderr(&o)
-    );
+    assert_exit(&o, 1);
+    assert_stderr_contains(&o, "/run/agent-vault cannot be trusted");
 }
 
 /// `/run` writable by everyone without the sticky bit: the harness user
@@ -266,10 +253,10 @@ fn state_dir_under_a_world_writable_parent_is_refused() {
     let p = audit_policy(&d);
     let o = in_private_run("0777", "true", &p, "echo STARTED");
     assert!(!stdout(&o).contains("STARTED"), "{}", stderr(&o));
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("/run"), "{}", stderr(&o));
+    assert_exit(&o, 1);
+    assert_stderr_contains(&o, "/run");
     let o = in_private_run("1777", "true", &p, "echo STARTED");
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     assert!(stdout(&o).contains("STARTED"));
 }
 
@@ -290,8 +277,8 @@ fn audit_file_hard_link_is_refused() {
     );
     assert!(!stdout(&o).contains("STARTED"), "{}", stdout(&o));
     assert!(!stdout(&o).contains("622"), "victim made 0622");
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("hard links"), "{}", stderr(&o));
+    assert_exit(&o, 1);
+    assert_stderr_contains(&o, "hard links");
 }
 
 /// A root harness (uid 0, no capabilities) would own the state files and
@@ -305,17 +292,13 @@ fn root_harness_is_refused() {
     let d = Dir::new();
     let p = d.policy("65534:65534", "off", "off", "");
     let marker = d.join("started");
-    let o = output(run_cmd(
+    let o = run_expecting(
         &p,
         &["--user", "0:0"],
         &["/bin/touch", marker.to_str().unwrap()],
-    ));
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("harness user is root"),
-        "{}",
-        stderr(&o)
+        2,
     );
+    assert_stderr_contains(&o, "harness user is root");
     assert!(!marker.exists());
 }
 

@@ -184,7 +184,7 @@ fn orphans(mode: Mode) {
         mode,
         run_cmd(&p, &[], &["/usr/bin/python3", "-c", ORPHANS]),
     ));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     assert_eq!(
         stdout(&o).trim(),
         "0",
@@ -216,12 +216,12 @@ fn grace(mode: Mode) {
         run_cmd(&p, &["--grace", "1"], &["/bin/sh", "-c", stubborn]),
     ));
     let took = t.elapsed();
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_exit(&o, 3);
     assert!(
         took >= Duration::from_millis(1000) && took < Duration::from_secs(10),
         "{mode:?} took {took:?}"
     );
-    assert!(stderr(&o).contains("grace period over"), "{}", stderr(&o));
+    assert_stderr_contains(&o, "grace period over");
     // An orphan that obeys SIGTERM: no waiting for the grace period.
     let polite = "/bin/sleep 30 & /bin/sleep 0.2; exit 4";
     let t = Instant::now();
@@ -229,7 +229,7 @@ fn grace(mode: Mode) {
         mode,
         run_cmd(&p, &["--grace", "20"], &["/bin/sh", "-c", polite]),
     ));
-    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert_exit(&o, 4);
     assert!(
         t.elapsed() < Duration::from_secs(5),
         "{mode:?} waited {:?}",

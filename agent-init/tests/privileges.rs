@@ -14,7 +14,7 @@ fn harness_status_shows_everything_dropped() {
         return;
     }
     let d = Dir::new();
-    let o = output(run_cmd(
+    let o = run_expecting(
         &full(&d),
         &[],
         &[
@@ -22,8 +22,8 @@ fn harness_status_shows_everything_dropped() {
             "-c",
             "cat /proc/$$/status; cat /proc/$$/loginuid >/dev/null; ulimit -c",
         ],
-    ));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        0,
+    );
     let s = stdout(&o);
     let field = |k: &str| {
         s.lines()
@@ -108,8 +108,7 @@ print("unshare(0)", call(272, 0), 0)
 fn probe(seccomp: &str) -> Vec<(String, i64, i64)> {
     let d = Dir::new();
     let p = d.policy("65534:65534", "required", seccomp, "");
-    let o = output(run_cmd(&p, &[], &["/usr/bin/python3", "-c", SYSCALLS]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = run_expecting(&p, &[], &["/usr/bin/python3", "-c", SYSCALLS], 0);
     stdout(&o)
         .lines()
         .map(|l| {
@@ -239,11 +238,7 @@ open("/tmp/agent-init-test-ok-%d" % os.getpid(), "w").close(); print("tmp ok")
         "{}",
         stderr(&o)
     );
-    assert!(
-        stderr(&o).contains("[5/8] landlock: fully enforced, ABI"),
-        "{}",
-        stderr(&o)
-    );
+    assert_stderr_contains(&o, "[5/8] landlock: fully enforced, ABI");
 }
 
 #[test]

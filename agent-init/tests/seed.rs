@@ -45,7 +45,7 @@ fn copy_missing_never_clobbers_and_owns() {
     std::fs::create_dir_all(&dst).unwrap();
     std::fs::write(dst.join("auth.json"), "refreshed-token").unwrap();
     let p = seed_policy(&d, &src, &dst);
-    let o = output(run_cmd(
+    let o = run_expecting(
         &p,
         &[],
         &[
@@ -54,8 +54,8 @@ fn copy_missing_never_clobbers_and_owns() {
             "mkdir \"$0/extensions2\" && cat \"$0/models.json\" && id -u",
             dst.to_str().unwrap(),
         ],
-    ));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        0,
+    );
     assert_eq!(stdout(&o), "seed-models65534\n");
     assert_eq!(
         std::fs::read_to_string(dst.join("auth.json")).unwrap(),
@@ -83,15 +83,10 @@ fn copy_missing_never_clobbers_and_owns() {
         std::fs::read_link(dst.join("extensions/inside")).unwrap(),
         Path::new("x.js")
     );
-    assert!(
-        stderr(&o).contains("points outside the seed"),
-        "{}",
-        stderr(&o)
-    );
+    assert_stderr_contains(&o, "points outside the seed");
     // A second run keeps everything.
     std::fs::write(dst.join("models.json"), "edited").unwrap();
-    let o = output(run_cmd(&p, &[], &["/bin/true"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    run_expecting(&p, &[], &["/bin/true"], 0);
     assert_eq!(
         std::fs::read_to_string(dst.join("models.json")).unwrap(),
         "edited"
@@ -112,9 +107,8 @@ fn symlinked_target_is_refused() {
     std::os::unix::fs::symlink(d.join("elsewhere"), &dst).unwrap();
     let p = seed_policy(&d, &src, &dst);
     let marker = d.join("started");
-    let o = output(run_cmd(&p, &[], &["/bin/touch", marker.to_str().unwrap()]));
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("is a symlink"), "{}", stderr(&o));
+    let o = run_expecting(&p, &[], &["/bin/touch", marker.to_str().unwrap()], 1);
+    assert_stderr_contains(&o, "is a symlink");
     assert!(!marker.exists());
     assert!(!d.join("elsewhere/a").exists());
 }
@@ -126,13 +120,8 @@ fn missing_source_is_fine() {
     }
     let d = Dir::new();
     let p = seed_policy(&d, &d.join("no-such-seed"), &d.join("pi"));
-    let o = output(run_cmd(&p, &[], &["/bin/true"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("does not exist; nothing to copy"),
-        "{}",
-        stderr(&o)
-    );
+    let o = run_expecting(&p, &[], &["/bin/true"], 0);
+    assert_stderr_contains(&o, "does not exist; nothing to copy");
     assert_eq!(std::fs::metadata(d.join("pi")).unwrap().uid(), NOBODY);
 }
 
@@ -188,13 +177,8 @@ fn vault_file_with_two_links_is_refused() {
         "required",
         &format!("[[vault.entry]]\nname = \"v\"\ndir = \"{}\"\n", v.display()),
     );
-    let o = output(run_cmd(&p, &[], &["/bin/true"]));
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("has 2 names (hard links)"),
-        "{}",
-        stderr(&o)
-    );
+    let o = run_expecting(&p, &[], &["/bin/true"], 1);
+    assert_stderr_contains(&o, "has 2 names (hard links)");
 }
 
 #[test]
@@ -242,8 +226,7 @@ fn kill_9_mid_seed_leaves_no_partial_file() {
         );
     }
     // A second run completes the seed.
-    let o = output(run_cmd(&p, &[], &["/bin/true"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    run_expecting(&p, &[], &["/bin/true"], 0);
     assert_eq!(std::fs::read_dir(&dst).unwrap().count(), 300);
 }
 
@@ -270,8 +253,7 @@ fn newest_backup_restores_claude_json() {
             t = target.display()
         ),
     );
-    let o = output(run_cmd(&p, &[], &["/bin/cat", target.to_str().unwrap()]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = run_expecting(&p, &[], &["/bin/cat", target.to_str().unwrap()], 0);
     assert_eq!(stdout(&o), "new");
     assert_eq!(std::fs::metadata(&target).unwrap().uid(), NOBODY);
 }
@@ -308,18 +290,14 @@ fn an_uncreatable_vault_dir_warns_unless_it_is_a_seed_target() {
         ),
     );
     let o = run(&p, "/bin/true");
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stderr(&o).contains("cannot be created"), "{}", stderr(&o));
-    assert!(stderr(&o).contains("(codex)"), "{}", stderr(&o));
+    assert_exit(&o, 0);
+    assert_stderr_contains(&o, "cannot be created");
+    assert_stderr_contains(&o, "(codex)");
 
     // The same impossible directory as the harness's own seed target: no start.
     let p = seed_policy(&d, &src, &other);
     let o = run(&p, "/bin/echo started");
     assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(!stdout(&o).contains("started"));
-    assert!(
-        stderr(&o).contains(other.to_str().unwrap()),
-        "{}",
-        stderr(&o)
-    );
+    assert_stderr_contains(&o, other.to_str().unwrap());
 }

@@ -11,6 +11,9 @@
 //! `harness.pid` in the forked child before it execs, as agent-init does.
 
 use policy::layout;
+
+pub mod scaffold;
+
 use std::ffi::CString;
 use std::fs;
 use std::io::Write;

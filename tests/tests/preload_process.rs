@@ -3,6 +3,7 @@
 //! and strips the secret environment; the harness itself keeps its access and
 //! is closed to its tools (signals, /proc/<pid>/environ and mem).
 
+use agent_vault_tests::scaffold::{PYTHON, PythonHarness, raw_reader, raw_script, script};
 use agent_vault_tests::*;
 
 /// A tool command that tries the credential with a raw system call and
@@ -446,11 +447,11 @@ fn a_damaged_policy_image_refuses_to_run_tools() {
     // A session whose policy.bin does not decode: every unprivileged process
     // exits 126 with one line naming the file, rather than guess the vault.
     let w = World::new();
-    let mut image = std::fs::read(w.state.join("policy.bin")).unwrap();
+    let mut image = std::fs::read(w.state.join(policy::layout::POLICY_IMAGE.name)).unwrap();
     let n = image.len();
     image[n / 2] ^= 0xff;
     image.truncate(n - 3);
-    std::fs::write(w.state.join("policy.bin"), image).unwrap();
+    std::fs::write(w.state.join(policy::layout::POLICY_IMAGE.name), image).unwrap();
     let r = w.outsider(&format!("cat {}", w.secret()));
     assert_eq!(r.code, 126, "{r:?}");
     assert!(
@@ -460,33 +461,6 @@ fn a_damaged_policy_image_refuses_to_run_tools() {
     );
     assert!(r.stderr.contains("refusing to run"), "{r:?}");
     w.assert_no_leak(&r);
-}
-
-/// A reader that opens `path` with the raw `openat` system call (no hook on
-/// the way: only Landlock can stop it) and prints `READ <content>` or
-/// `DENIED <errno>`.
-fn raw_reader_py(label: &str, path: &std::path::Path) -> String {
-    format!(
-        "import ctypes,sys\nlibc=ctypes.CDLL(None,use_errno=True)\nfd=libc.syscall(257,-100,b'{p}',0,0)\nif fd<0:\n    print('{label} DENIED',ctypes.get_errno())\nelse:\n    b=ctypes.create_string_buffer(200);n=libc.syscall(0,fd,b,200);print('{label} READ',b.raw[:n])\n",
-        p = path.display()
-    )
-}
-
-/// Run `script` (Python) as the harness, with `reader.py` beside it.
-fn python_harness(w: &World, script: &str, reader: &str) -> Run {
-    let dir = w.dir.path().join("py");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("harness.py"), script).unwrap();
-    std::fs::write(dir.join("reader.py"), reader).unwrap();
-    chown_r(&dir, HARNESS_UID);
-    let o = w
-        .harness_cmd(
-            std::path::Path::new("/usr/bin/python3"),
-            &[dir.join("harness.py").to_str().unwrap()],
-        )
-        .output()
-        .unwrap();
-    Run::from(o)
 }
 
 #[test]
@@ -505,33 +479,24 @@ fn a_harness_fork_child_that_execs_later_gets_a_current_ruleset_from_landlock() 
     let home = w.cred_file.parent().unwrap().to_path_buf();
     std::fs::write(home.join("save.tmp"), "NEW-CREDENTIAL").unwrap();
     chown_r(&home, HARNESS_UID);
-    let reader = raw_reader_py("R", &w.cred_file);
-    let py = w.dir.path().join("py");
-    let script = format!(
+    let py = PythonHarness::new(&w);
+    let reader = raw_reader("R", &w.cred_file);
+    let harness = script(&format!(
         r#"
-import os
-R = ["/usr/bin/python3", "{r}"]
-def run(label):
-    pid = os.fork()
-    if pid == 0:
-        os.execv(R[0], R + [label])
-    os.waitpid(pid, 0)
-run("first")
+R = ["{PYTHON}", "{r}"]
+run(R + ["first"])
 pid = os.fork()
 if pid == 0:
     os.rename("{home}/save.tmp", "{cred}")
-    g = os.fork()
-    if g == 0:
-        os.execv(R[0], R + ["grandchild"])
-    os.waitpid(g, 0)
+    run(R + ["grandchild"])
     os.execv(R[0], R + ["worker"])
 os.waitpid(pid, 0)
 "#,
-        r = py.join("reader.py").display(),
+        r = py.reader().display(),
         home = home.display(),
         cred = w.cred_file.display()
-    );
-    let r = python_harness(&w, &script, &reader);
+    ));
+    let r = py.run(&w, &harness, &reader);
     assert_eq!(r.stdout.matches("R DENIED").count(), 3, "{r:?}");
     assert!(!r.stdout.contains("NEW-CREDENTIAL"), "{r:?}");
 }
@@ -549,29 +514,23 @@ fn a_failed_ruleset_rebuild_is_not_replaced_by_the_stale_one_by_landlock() {
     let home = w.cred_file.parent().unwrap().to_path_buf();
     std::fs::write(home.join("save.tmp"), "NEW-CREDENTIAL").unwrap();
     chown_r(&home, HARNESS_UID);
-    let reader = raw_reader_py("R", &w.cred_file);
-    let py = w.dir.path().join("py");
-    let script = format!(
+    let py = PythonHarness::new(&w);
+    let reader = raw_reader("R", &w.cred_file);
+    let harness = script(&format!(
         r#"
-import os
-R = ["/usr/bin/python3", "{r}"]
-def run(label):
-    pid = os.fork()
-    if pid == 0:
-        os.execv(R[0], R + [label])
-    os.waitpid(pid, 0)
-run("first")
+R = ["{PYTHON}", "{r}"]
+run(R + ["first"])
 os.chdir("/")
 os.rmdir("{ws}")
 os.rename("{home}/save.tmp", "{cred}")
-run("second")
+run(R + ["second"])
 "#,
-        r = py.join("reader.py").display(),
+        r = py.reader().display(),
         ws = w.ws.display(),
         home = home.display(),
         cred = w.cred_file.display()
-    );
-    let r = python_harness(&w, &script, &reader);
+    ));
+    let r = py.run(&w, &harness, &reader);
     assert_eq!(r.stdout.matches("R DENIED").count(), 2, "{r:?}");
     assert!(!r.stdout.contains("NEW-CREDENTIAL"), "{r:?}");
 }
@@ -583,7 +542,7 @@ fn an_unreadable_policy_image_refuses_to_run_tools() {
     // not get them the built-in vault instead of the session's.
     let w = World::new();
     std::fs::set_permissions(
-        w.state.join("policy.bin"),
+        w.state.join(policy::layout::POLICY_IMAGE.name),
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .unwrap();
@@ -614,50 +573,32 @@ fn a_save_temporary_renamed_over_a_vault_file_stays_closed_by_landlock() {
     std::fs::write(home.join(".cred.json.backup"), "BACKUP-CREDENTIAL").unwrap();
     std::fs::write(home.join("notes.txt"), "PLAIN-NOTES").unwrap();
     chown_r(&home, HARNESS_UID);
-    let py = w.dir.path().join("py");
+    let py = PythonHarness::new(&w);
     let ws = w.ws.display();
-    let reader = format!(
+    let reader = raw_script(&format!(
         r#"
-import ctypes, os, time
-libc = ctypes.CDLL(None, use_errno=True)
-def raw(label, path):
-    fd = libc.syscall(257, -100, path.encode(), 0, 0)
-    if fd < 0:
-        print(label, "DENIED", ctypes.get_errno())
-    else:
-        b = ctypes.create_string_buffer(200); n = libc.syscall(0, fd, b, 200)
-        print(label, "READ", b.raw[:n])
 open("{ws}/ready", "w").close()
-for _ in range(500):
-    if os.path.exists("{ws}/go"):
-        break
-    time.sleep(0.01)
+wait_for("{ws}/go")
 raw("cred", "{cred}")
 raw("backup", "{home}/.cred.json.backup")
 raw("notes", "{home}/notes.txt")
 "#,
         cred = w.cred_file.display(),
         home = home.display()
-    );
-    let script = format!(
+    ));
+    let harness = script(&format!(
         r#"
-import os, time
-pid = os.fork()
-if pid == 0:
-    os.execv("/usr/bin/python3", ["/usr/bin/python3", "{r}"])
-for _ in range(500):
-    if os.path.exists("{ws}/ready"):
-        break
-    time.sleep(0.01)
+pid = spawn(["{PYTHON}", "{r}"])
+wait_for("{ws}/ready")
 os.rename("{home}/.cred.json.tmp", "{cred}")
 open("{ws}/go", "w").close()
 os.waitpid(pid, 0)
 "#,
-        r = py.join("reader.py").display(),
+        r = py.reader().display(),
         home = home.display(),
         cred = w.cred_file.display()
-    );
-    let r = python_harness(&w, &script, &reader);
+    ));
+    let r = py.run(&w, &harness, &reader);
     assert!(r.stdout.contains("cred DENIED"), "{r:?}");
     assert!(r.stdout.contains("backup DENIED"), "{r:?}");
     assert!(r.stdout.contains("notes READ b'PLAIN-NOTES'"), "{r:?}");

@@ -5,6 +5,7 @@
 //! (Landlock) would stop it too, and the raw-syscall tests in
 //! `preload_kernel.rs` prove that layer alone.
 
+use agent_vault_tests::scaffold::python_tool;
 use agent_vault_tests::*;
 
 /// Assert: the tool failed, nothing leaked, and the preload recorded a denial.
@@ -227,8 +228,7 @@ for name, f in calls.items():
 "#,
         s = w.secret()
     );
-    std::fs::write(w.ws.join("calls.py"), script).unwrap();
-    let r = w.tool("/usr/bin/python3 calls.py");
+    let r = python_tool(&w, "calls.py", &script);
     w.assert_no_leak(&r);
     assert!(!r.stdout.contains("NOT_DENIED"), "{r:?}");
     let audit = w.audit();

@@ -2,6 +2,7 @@
 //! (symlinks, hard links, /proc/self/fd, `..`), moving it, opening it in a
 //! posix_spawn file action, and truncating it.
 
+use agent_vault_tests::scaffold::{python_tool, script};
 use agent_vault_tests::*;
 use std::fs;
 
@@ -226,9 +227,8 @@ fn a_file_moved_into_the_vault_after_a_cached_read_is_denied_by_preload() {
     // names outside the vault (symlinks) must be checked again: denied.
     let w = World::with_policy_extra("off", "");
     let v = w.vault.display();
-    let script = format!(
+    let script = script(&format!(
         r#"
-import os, time
 os.makedirs("d", exist_ok=True)
 open("f.txt", "w").write("one")
 open("d/g.txt", "w").write("two")
@@ -242,17 +242,13 @@ except PermissionError:
 os.rename("d", "{v}/d")
 os.symlink("{v}/d/g.txt", "lg")
 open("ready", "w").close()
-for _ in range(500):
-    if os.path.exists("go"):
-        break
-    time.sleep(0.01)
+wait_for("go")
 try:
     print("LEAK2", open("lg").read())
 except PermissionError:
     print("DENIED2")
 "#
-    );
-    std::fs::write(w.ws.join("cache.py"), script).unwrap();
+    ));
     chown_r(&w.ws, HARNESS_UID);
     // The harness's part, from outside the tool: rewrite the moved file.
     let (ws, vault) = (w.ws.clone(), w.vault.clone());
@@ -267,7 +263,7 @@ except PermissionError:
         }
         false
     });
-    let r = w.tool("/usr/bin/python3 cache.py");
+    let r = python_tool(&w, "cache.py", &script);
     assert!(writer.join().unwrap(), "the tool never got ready: {r:?}");
     assert!(r.stdout.contains("READ one two"), "{r:?}");
     assert!(r.stdout.contains("DENIED1"), "{r:?}");

@@ -13,7 +13,7 @@
 //! Modules: [`sys`] (raw system calls), [`real`] (`dlsym(RTLD_NEXT)`),
 //! [`state`] (one-time init: identity, policy), [`guard`] (open checks),
 //! [`outside`] (files already found outside the vault),
-//! [`audit`], [`env`], [`tool_layer`], [`hooks_open`], [`hooks_spawn`].
+//! [`audit`], [`env`](mod@env), [`tool_layer`], [`hooks_open`], [`hooks_spawn`].
 //!
 //! Invariants: `no_std` and no allocator: nothing allocates, ever. Hooks take
 //! no lock, never unwind across the FFI boundary (`panic = "abort"`), and

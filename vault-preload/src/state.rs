@@ -11,7 +11,7 @@
 //!   `harness.pid`; else `/tmp/agent-vault-<uid>/` when owned by this uid or
 //!   root and not group- or world-writable; else none;
 //! - policy: `<state>/policy.bin` (the image agent-init writes), else the
-//!   built-in policy ([`builtin`]): the vault of `policy/default.toml`,
+//!   built-in policy (`builtin`): the vault of `policy/default.toml`,
 //!   expanded with this process's home and environment. A state directory
 //!   without its image gets one line on stderr and the built-in policy; one
 //!   with a damaged image (or one of another version) gets one line and

@@ -102,6 +102,28 @@ pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// [`run_cmd`], run to the end; asserts its exit code (with stderr in the
+/// failure message) and returns the output.
+#[track_caller]
+pub fn run_expecting(policy: &Path, args: &[&str], cmd: &[&str], code: i32) -> Output {
+    let o = output(run_cmd(policy, args, cmd));
+    assert_exit(&o, code);
+    o
+}
+
+/// Assert the exit code (with stderr in the failure message).
+#[track_caller]
+pub fn assert_exit(o: &Output, code: i32) {
+    assert_eq!(o.status.code(), Some(code), "{}", stderr(o));
+}
+
+/// Assert that stderr says `needle` (with stderr in the failure message).
+#[track_caller]
+pub fn assert_stderr_contains(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert!(err.contains(needle), "{}", err);
+}
+
 /// The lines of stderr that are not agent-init's step/info lines nor the
 /// expected preload warning.
 pub fn error_lines(o: &Output) -> Vec<String> {
