@@ -8,9 +8,9 @@
 //! and a refresh; a larger body streams on (prefix, then the rest) and a 401
 //! passes through to the client.
 
+use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use hyper::HeaderMap;
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
-use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -26,7 +26,9 @@ pub const REPLAY_LIMIT: usize = 32 << 20;
 
 /// A complete body.
 pub fn full(b: impl Into<Bytes>) -> ProxyBody {
-    Full::new(b.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(b.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// A body streamed from the other side, frame by frame.

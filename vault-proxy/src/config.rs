@@ -122,9 +122,16 @@ pub enum CredentialConfig {
 pub enum ConfigError {
     Parse(toml::de::Error),
     Serialize(toml::ser::Error),
-    Listen { value: String, why: String },
+    Listen {
+        value: String,
+        why: String,
+    },
     StateDir(String),
-    Route { route: String, key: &'static str, why: String },
+    Route {
+        route: String,
+        key: &'static str,
+        why: String,
+    },
     NoRoutes,
 }
 
@@ -230,7 +237,8 @@ impl Validated {
     /// Whether any route (or token endpoint) needs TLS, so the system trust store is needed.
     pub fn needs_tls(&self) -> bool {
         self.routes.iter().any(|r| {
-            r.upstream.https || matches!(&r.credential, ValidCredential::Oauth(o) if o.token_url.https)
+            r.upstream.https
+                || matches!(&r.credential, ValidCredential::Oauth(o) if o.token_url.https)
         })
     }
 
@@ -327,7 +335,9 @@ fn validate_listen(value: &str) -> Result<SocketAddr, ConfigError> {
 fn is_loopback_host(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
     h.eq_ignore_ascii_case("localhost")
-        || h.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+        || h.parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
 }
 
 /// Parse an upstream or token URL: https, or http for a loopback host only.
@@ -402,10 +412,13 @@ fn validate_route(r: &RouteConfig) -> Result<ValidRoute, ConfigError> {
         return Err(route_err(
             name,
             "prefix",
-            format!("{p:?}: use a path like \"/anthropic\" (leading '/', no trailing '/', no '?', '%', '.' or '..' segments)"),
+            format!(
+                "{p:?}: use a path like \"/anthropic\" (leading '/', no trailing '/', no '?', '%', '.' or '..' segments)"
+            ),
         ));
     }
-    let (upstream, pq) = parse_upstream(&r.upstream).map_err(|why| route_err(name, "upstream", why))?;
+    let (upstream, pq) =
+        parse_upstream(&r.upstream).map_err(|why| route_err(name, "upstream", why))?;
     if pq.contains('?') {
         return Err(route_err(
             name,
@@ -418,14 +431,21 @@ fn validate_route(r: &RouteConfig) -> Result<ValidRoute, ConfigError> {
         return Err(route_err(
             name,
             "placeholder",
-            format!("must be at least {MIN_PLACEHOLDER_LEN} visible ASCII characters (agent-init mints a random one per start)"),
+            format!(
+                "must be at least {MIN_PLACEHOLDER_LEN} visible ASCII characters (agent-init mints a random one per start)"
+            ),
         ));
     }
     let mut inject_headers = Vec::new();
     for (k, v) in &r.inject_headers {
         let lower = k.to_ascii_lowercase();
-        let hn = HeaderName::from_bytes(lower.as_bytes())
-            .map_err(|_| route_err(name, "inject_headers", format!("{k:?} is not a header name")))?;
+        let hn = HeaderName::from_bytes(lower.as_bytes()).map_err(|_| {
+            route_err(
+                name,
+                "inject_headers",
+                format!("{k:?} is not a header name"),
+            )
+        })?;
         if is_reserved_header(&lower) {
             return Err(route_err(
                 name,
@@ -450,9 +470,8 @@ fn validate_route(r: &RouteConfig) -> Result<ValidRoute, ConfigError> {
                 ApiKeyHeader::Authorization => format!("Bearer {}", key.expose()),
                 _ => key.expose().to_string(),
             };
-            let mut value = HeaderValue::from_str(&text).map_err(|_| {
-                route_err(name, "credential.key", "not a valid header value")
-            })?;
+            let mut value = HeaderValue::from_str(&text)
+                .map_err(|_| route_err(name, "credential.key", "not a valid header value"))?;
             value.set_sensitive(true);
             if key.expose().is_empty() {
                 return Err(route_err(name, "credential.key", "empty"));
@@ -475,7 +494,11 @@ fn validate_route(r: &RouteConfig) -> Result<ValidRoute, ConfigError> {
                 return Err(route_err(name, "credential.refresh", "empty"));
             }
             if HeaderValue::from_str(&format!("Bearer {}", access.expose())).is_err() {
-                return Err(route_err(name, "credential.access", "not a valid header value"));
+                return Err(route_err(
+                    name,
+                    "credential.access",
+                    "not a valid header value",
+                ));
             }
             ValidCredential::Oauth(OauthSeed {
                 access: access.clone(),

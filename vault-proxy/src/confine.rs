@@ -51,8 +51,15 @@ const LIBRARY_DIRS: &[&str] = &["/lib", "/lib64", "/usr/lib", "/usr/lib64"];
 #[derive(Debug)]
 pub enum ConfineError {
     Root,
-    Prctl { call: &'static str, err: io::Error },
-    Landlock { call: &'static str, path: Option<PathBuf>, err: String },
+    Prctl {
+        call: &'static str,
+        err: io::Error,
+    },
+    Landlock {
+        call: &'static str,
+        path: Option<PathBuf>,
+        err: String,
+    },
 }
 
 impl fmt::Display for ConfineError {
@@ -117,7 +124,10 @@ fn needs_dns(cfg: &Validated) -> bool {
     })
 }
 
-fn lerr(call: &'static str, path: Option<&Path>) -> impl FnOnce(landlock::RulesetError) -> ConfineError {
+fn lerr(
+    call: &'static str,
+    path: Option<&Path>,
+) -> impl FnOnce(landlock::RulesetError) -> ConfineError {
     let path = path.map(Path::to_path_buf);
     move |e| ConfineError::Landlock {
         call,

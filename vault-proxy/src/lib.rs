@@ -41,7 +41,10 @@ pub use log::set_verbose;
 pub enum StartError {
     Trust(TrustError),
     State(StateError),
-    Bind { addr: SocketAddr, err: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        err: std::io::Error,
+    },
 }
 
 impl fmt::Display for StartError {
@@ -87,7 +90,9 @@ pub fn prepare(config: Validated) -> Result<Prepared, StartError> {
         if needs {
             let roots = upstream::root_store(system.as_deref(), r.upstream_ca_file.as_deref())
                 .map_err(StartError::Trust)?;
-            tls.push(Some(upstream::tls_config(roots).map_err(StartError::Trust)?));
+            tls.push(Some(
+                upstream::tls_config(roots).map_err(StartError::Trust)?,
+            ));
         } else {
             tls.push(None);
         }
@@ -128,12 +133,11 @@ impl Prepared {
         let clients = self.tls.into_iter().map(upstream::client).collect();
         let (routes, summary) =
             routes::build(&self.config, clients, &self.store).map_err(StartError::State)?;
-        let listener = tokio::net::TcpListener::from_std(self.listener).map_err(|err| {
-            StartError::Bind {
+        let listener =
+            tokio::net::TcpListener::from_std(self.listener).map_err(|err| StartError::Bind {
                 addr: self.local_addr,
                 err,
-            }
-        })?;
+            })?;
         log::info!(
             "serving http://{}; routes {}; uid {}; {note}",
             self.local_addr,

@@ -26,7 +26,12 @@ use vault_proxy::{confine, sys};
 #[command(name = "vault-proxy", version, verbatim_doc_comment)]
 struct Cli {
     /// Read the config from this inherited fd until EOF, then close it (agent-init passes a pipe).
-    #[arg(long, value_name = "FD", conflicts_with = "config", required_unless_present = "config")]
+    #[arg(
+        long,
+        value_name = "FD",
+        conflicts_with = "config",
+        required_unless_present = "config"
+    )]
     config_fd: Option<i32>,
     /// Read the config from this file (sidecar form: a mounted secret).
     #[arg(long, value_name = "FILE")]

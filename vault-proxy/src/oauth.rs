@@ -93,7 +93,10 @@ pub fn merge_seed(seed: &OauthSeed, stored: Option<StoredSession>) -> (Tokens, O
 #[derive(Debug)]
 pub enum RefreshError {
     Request(String),
-    Status { status: StatusCode, error: Option<String> },
+    Status {
+        status: StatusCode,
+        error: Option<String>,
+    },
     Body(String),
     Parse(String),
     Timeout,
@@ -108,10 +111,15 @@ impl fmt::Display for RefreshError {
                 if let Some(e) = error {
                     write!(f, " ({e})")?;
                 }
-                write!(f, ". Fix: log in again on the host and restart the container")
+                write!(
+                    f,
+                    ". Fix: log in again on the host and restart the container"
+                )
             }
             RefreshError::Body(e) => write!(f, "OAuth refresh: reading the answer: {e}"),
-            RefreshError::Parse(e) => write!(f, "OAuth refresh: the answer is not a token response: {e}"),
+            RefreshError::Parse(e) => {
+                write!(f, "OAuth refresh: the answer is not a token response: {e}")
+            }
             RefreshError::Timeout => write!(
                 f,
                 "OAuth refresh: no answer from the token endpoint in {}s",
@@ -208,8 +216,12 @@ impl OauthSession {
                 .refresh_token
                 .map(Secret::new)
                 .unwrap_or_else(|| t.refresh.clone()),
-            expires_at_ms: now_ms()
-                .saturating_add(fresh.expires_in.unwrap_or(DEFAULT_EXPIRES_IN_S).saturating_mul(1000)),
+            expires_at_ms: now_ms().saturating_add(
+                fresh
+                    .expires_in
+                    .unwrap_or(DEFAULT_EXPIRES_IN_S)
+                    .saturating_mul(1000),
+            ),
         };
         let record = StoredSession {
             seed_sha256: self.seed_sha256.clone(),
@@ -274,8 +286,16 @@ impl OauthSession {
                 });
             return Err(RefreshError::Status { status, error });
         }
-        let parsed: TokenResponse =
-            serde_json::from_slice(&data).map_err(|e| RefreshError::Parse(e.to_string()))?;
+        // serde_json's message can quote a value from the answer; name only
+        // the kind of error and where.
+        let parsed: TokenResponse = serde_json::from_slice(&data).map_err(|e| {
+            RefreshError::Parse(format!(
+                "{:?} error at line {} column {} (needs access_token, optional refresh_token and expires_in)",
+                e.classify(),
+                e.line(),
+                e.column()
+            ))
+        })?;
         if parsed.access_token.is_empty()
             || HeaderValue::from_str(&format!("Bearer {}", parsed.access_token)).is_err()
         {

@@ -8,8 +8,8 @@
 //! so first-party harness traffic stays first-party.
 
 use crate::config::{ApiKeyHeader, UpstreamUrl};
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::Uri;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1, plus the legacy `keep-alive` and
 /// `proxy-connection`).
@@ -109,7 +109,11 @@ pub fn bearer(token: &str) -> Option<HeaderValue> {
 
 /// The upstream URI: the base URL's path, then the client's path after the
 /// route prefix, then the client's query.
-pub fn upstream_uri(upstream: &UpstreamUrl, rest: &str, query: Option<&str>) -> Result<Uri, String> {
+pub fn upstream_uri(
+    upstream: &UpstreamUrl,
+    rest: &str,
+    query: Option<&str>,
+) -> Result<Uri, String> {
     let mut path = String::with_capacity(upstream.base_path.len() + rest.len() + 1);
     path.push_str(&upstream.base_path);
     path.push_str(rest);
@@ -156,14 +160,27 @@ mod tests {
         request_headers(
             &mut h,
             &up,
-            Some((api_key_header(ApiKeyHeader::XApiKey), HeaderValue::from_static("real"))),
-            &[(HeaderName::from_static("chatgpt-account-id"), HeaderValue::from_static("a"))],
+            Some((
+                api_key_header(ApiKeyHeader::XApiKey),
+                HeaderValue::from_static("real"),
+            )),
+            &[(
+                HeaderName::from_static("chatgpt-account-id"),
+                HeaderValue::from_static("a"),
+            )],
         );
         let mut names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         names.sort_unstable();
         assert_eq!(
             names,
-            ["anthropic-beta", "chatgpt-account-id", "host", "user-agent", "x-api-key", "x-app"]
+            [
+                "anthropic-beta",
+                "chatgpt-account-id",
+                "host",
+                "user-agent",
+                "x-api-key",
+                "x-app"
+            ]
         );
         assert_eq!(h["host"], "api.example.com:8443");
         assert_eq!(h["x-api-key"], "real");
@@ -179,6 +196,9 @@ mod tests {
         );
         let (up, _) = parse_upstream("http://127.0.0.1:9").unwrap();
         assert_eq!(upstream_uri(&up, "", None).unwrap(), "http://127.0.0.1:9/");
-        assert_eq!(upstream_uri(&up, "/v1/messages", None).unwrap(), "http://127.0.0.1:9/v1/messages");
+        assert_eq!(
+            upstream_uri(&up, "/v1/messages", None).unwrap(),
+            "http://127.0.0.1:9/v1/messages"
+        );
     }
 }

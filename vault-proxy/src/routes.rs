@@ -32,7 +32,7 @@ use std::time::Instant;
 /// How a route authenticates upstream.
 pub enum RouteAuth {
     ApiKey(HeaderName, HeaderValue),
-    Oauth(OauthSession),
+    Oauth(Box<OauthSession>),
     None,
 }
 
@@ -46,6 +46,15 @@ pub struct Route {
 /// All routes.
 pub struct Routes {
     pub routes: Vec<Route>,
+}
+
+/// A request answered by the proxy itself: status and cause.
+struct Refused(StatusCode, String);
+
+impl Refused {
+    fn response(self) -> Response<ProxyBody> {
+        text(self.0, self.1)
+    }
 }
 
 fn text(status: StatusCode, msg: impl Into<String>) -> Response<ProxyBody> {
@@ -118,7 +127,10 @@ impl Routes {
     }
 
     /// Answer one request.
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+    ) -> Result<Response<ProxyBody>, Infallible> {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
@@ -146,14 +158,21 @@ impl Routes {
         }
         let path = req.uri().path().to_string();
         let Some((route, rest)) = self.find(&path) else {
-            let known: Vec<&str> = self.routes.iter().map(|r| r.config.prefix.as_str()).collect();
+            let known: Vec<&str> = self
+                .routes
+                .iter()
+                .map(|r| r.config.prefix.as_str())
+                .collect();
             return text(
                 StatusCode::NOT_FOUND,
                 format!("no route for this path; routes: {}", known.join(", ")),
             );
         };
         if has_dot_segment(rest) {
-            return text(StatusCode::BAD_REQUEST, "'.' and '..' path segments are refused");
+            return text(
+                StatusCode::BAD_REQUEST,
+                "'.' and '..' path segments are refused",
+            );
         }
         if !presents_placeholder(req.headers(), &route.config.placeholder) {
             return text(
@@ -183,7 +202,7 @@ impl Routes {
                 let (parts, incoming) = req.into_parts();
                 let head = match upstream_head(route, parts, &rest) {
                     Ok(h) => h,
-                    Err(r) => return r,
+                    Err(r) => return r.response(),
                 };
                 let cred = Some((name.clone(), value.clone()));
                 send(route, &head, cred, body::stream(incoming)).await
@@ -192,7 +211,7 @@ impl Routes {
                 let (parts, incoming) = req.into_parts();
                 let head = match upstream_head(route, parts, &rest) {
                     Ok(h) => h,
-                    Err(r) => return r,
+                    Err(r) => return r.response(),
                 };
                 forward_oauth(route, session, head, incoming).await
             }
@@ -211,9 +230,9 @@ fn upstream_head(
     route: &Route,
     parts: hyper::http::request::Parts,
     rest: &str,
-) -> Result<Head, Response<ProxyBody>> {
+) -> Result<Head, Refused> {
     let uri = rewrite::upstream_uri(&route.config.upstream, rest, parts.uri.query())
-        .map_err(|e| text(StatusCode::BAD_REQUEST, e))?;
+        .map_err(|e| Refused(StatusCode::BAD_REQUEST, e))?;
     let mut headers = parts.headers;
     rewrite::request_headers(
         &mut headers,
@@ -236,7 +255,7 @@ async fn send(
 ) -> Response<ProxyBody> {
     match send_raw(route, head, credential, body).await {
         Ok(resp) => relay(resp),
-        Err(r) => r,
+        Err(r) => r.response(),
     }
 }
 
@@ -245,7 +264,7 @@ async fn send_raw(
     head: &Head,
     credential: Option<(HeaderName, HeaderValue)>,
     body: ProxyBody,
-) -> Result<Response<Incoming>, Response<ProxyBody>> {
+) -> Result<Response<Incoming>, Refused> {
     let mut req = Request::new(body);
     *req.method_mut() = head.method.clone();
     *req.uri_mut() = head.uri.clone();
@@ -263,7 +282,7 @@ async fn send_raw(
             error_chain(&e)
         );
         info!("{msg}");
-        text(StatusCode::BAD_GATEWAY, msg)
+        Refused(StatusCode::BAD_GATEWAY, msg)
     })
 }
 
@@ -274,13 +293,16 @@ fn relay(resp: Response<Incoming>) -> Response<ProxyBody> {
     Response::from_parts(parts, body::stream(incoming))
 }
 
-fn bearer(route: &Route, token: &Secret) -> Result<(HeaderName, HeaderValue), Response<ProxyBody>> {
+fn bearer(route: &Route, token: &Secret) -> Result<(HeaderName, HeaderValue), Refused> {
     rewrite::bearer(token.expose())
         .map(|v| (header::AUTHORIZATION, v))
         .ok_or_else(|| {
-            text(
+            Refused(
                 StatusCode::BAD_GATEWAY,
-                format!("route {}: the access token is not a header value", route.config.name),
+                format!(
+                    "route {}: the access token is not a header value",
+                    route.config.name
+                ),
             )
         })
 }
@@ -315,7 +337,7 @@ async fn forward_oauth(
     };
     let cred = match bearer(route, &token) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.response(),
     };
     let (first_body, replay) = match buffered {
         Buffered::Whole(r) => (r.body(), Some(r)),
@@ -323,7 +345,7 @@ async fn forward_oauth(
     };
     let resp = match send_raw(route, &head, Some(cred), first_body).await {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return r.response(),
     };
     if resp.status() != StatusCode::UNAUTHORIZED {
         return relay(resp);
@@ -343,7 +365,7 @@ async fn forward_oauth(
     drop(resp);
     let cred = match bearer(route, &retry_token) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.response(),
     };
     send(route, &head, Some(cred), replay.body()).await
 }
@@ -367,7 +389,8 @@ pub fn build(
                 RouteAuth::ApiKey(rewrite::api_key_header(*header), value.clone())
             }
             ValidCredential::Oauth(seed) => {
-                let (s, origin) = OauthSession::start(&r.name, seed, store.clone(), client.clone())?;
+                let (s, origin) =
+                    OauthSession::start(&r.name, seed, store.clone(), client.clone())?;
                 notes.push(format!(
                     "{}=oauth({})",
                     r.name,
@@ -376,7 +399,7 @@ pub fn build(
                         crate::oauth::Origin::Stored => "stored",
                     }
                 ));
-                RouteAuth::Oauth(s)
+                RouteAuth::Oauth(Box::new(s))
             }
         };
         routes.push(Route {

@@ -33,18 +33,37 @@ pub struct StoredSession {
 /// A state operation failed: the call, the path, the cause.
 #[derive(Debug)]
 pub enum StateError {
-    CreateDir { path: PathBuf, err: io::Error },
-    NotADirectory { path: PathBuf },
-    Read { path: PathBuf, err: io::Error },
-    Parse { path: PathBuf, err: serde_json::Error },
-    Write { call: &'static str, path: PathBuf, err: io::Error },
+    CreateDir {
+        path: PathBuf,
+        err: io::Error,
+    },
+    NotADirectory {
+        path: PathBuf,
+    },
+    Read {
+        path: PathBuf,
+        err: io::Error,
+    },
+    Parse {
+        path: PathBuf,
+        err: serde_json::Error,
+    },
+    Write {
+        call: &'static str,
+        path: PathBuf,
+        err: io::Error,
+    },
 }
 
 impl fmt::Display for StateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StateError::CreateDir { path, err } => {
-                write!(f, "mkdir {}: {err}. Fix: make state_dir writable by the proxy's uid", path.display())
+                write!(
+                    f,
+                    "mkdir {}: {err}. Fix: make state_dir writable by the proxy's uid",
+                    path.display()
+                )
             }
             StateError::NotADirectory { path } => {
                 write!(f, "state_dir {} is not a directory", path.display())
@@ -89,17 +108,31 @@ impl StateStore {
     pub fn open(dir: &Path) -> Result<StateStore, StateError> {
         match fs::metadata(dir) {
             Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(StateError::NotADirectory { path: dir.to_path_buf() }),
+            Ok(_) => {
+                return Err(StateError::NotADirectory {
+                    path: dir.to_path_buf(),
+                });
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 fs::DirBuilder::new()
                     .recursive(true)
                     .mode(0o700)
                     .create(dir)
-                    .map_err(|err| StateError::CreateDir { path: dir.to_path_buf(), err })?;
+                    .map_err(|err| StateError::CreateDir {
+                        path: dir.to_path_buf(),
+                        err,
+                    })?;
             }
-            Err(err) => return Err(StateError::Read { path: dir.to_path_buf(), err }),
+            Err(err) => {
+                return Err(StateError::Read {
+                    path: dir.to_path_buf(),
+                    err,
+                });
+            }
         }
-        Ok(StateStore { dir: dir.to_path_buf() })
+        Ok(StateStore {
+            dir: dir.to_path_buf(),
+        })
     }
 
     pub fn dir(&self) -> &Path {

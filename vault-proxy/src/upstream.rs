@@ -37,11 +37,20 @@ const POOL_IDLE: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub enum TrustError {
     /// The system bundle is missing or unreadable.
-    SystemStore { path: PathBuf, err: String },
+    SystemStore {
+        path: PathBuf,
+        err: String,
+    },
     /// A route's CA file is missing, unreadable or holds no certificate.
-    CaFile { path: PathBuf, err: String },
+    CaFile {
+        path: PathBuf,
+        err: String,
+    },
     /// A certificate was not accepted as a trust anchor.
-    Anchor { path: PathBuf, err: rustls::Error },
+    Anchor {
+        path: PathBuf,
+        err: rustls::Error,
+    },
     Tls(rustls::Error),
 }
 
@@ -70,9 +79,7 @@ impl std::error::Error for TrustError {}
 
 fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let iter = CertificateDer::pem_file_iter(path).map_err(|e| e.to_string())?;
-    let certs: Vec<_> = iter
-        .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
+    let certs: Vec<_> = iter.collect::<Result<_, _>>().map_err(|e| e.to_string())?;
     if certs.is_empty() {
         return Err("no PEM CERTIFICATE block".to_string());
     }
@@ -80,7 +87,10 @@ fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
 }
 
 /// The PEM trust anchors: the system store (when `system` is given) plus a CA file.
-pub fn root_store(system: Option<&Path>, ca_file: Option<&Path>) -> Result<RootCertStore, TrustError> {
+pub fn root_store(
+    system: Option<&Path>,
+    ca_file: Option<&Path>,
+) -> Result<RootCertStore, TrustError> {
     let mut roots = RootCertStore::empty();
     if let Some(path) = system {
         let certs = read_pem_certs(path).map_err(|err| TrustError::SystemStore {
@@ -131,7 +141,11 @@ impl Connection for UpstreamStream {
 }
 
 impl AsyncRead for UpstreamStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             UpstreamStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             UpstreamStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -140,7 +154,11 @@ impl AsyncRead for UpstreamStream {
 }
 
 impl AsyncWrite for UpstreamStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             UpstreamStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             UpstreamStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -176,7 +194,11 @@ impl fmt::Display for ConnectError {
             ConnectError::Tcp { addr, err } => write!(f, "TCP connect to {addr}: {err}"),
             ConnectError::Tls { host, err } => write!(f, "TLS handshake with {host}: {err}"),
             ConnectError::Timeout { addr } => {
-                write!(f, "connect to {addr}: no answer in {}s", CONNECT_TIMEOUT.as_secs())
+                write!(
+                    f,
+                    "connect to {addr}: no answer in {}s",
+                    CONNECT_TIMEOUT.as_secs()
+                )
             }
         }
     }
@@ -209,19 +231,28 @@ async fn connect(tls: Option<TlsConnector>, uri: Uri) -> Result<UpstreamStream, 
     let addr = format!("{host}:{port}");
     let tcp = TcpStream::connect((host.as_str(), port))
         .await
-        .map_err(|err| ConnectError::Tcp { addr: addr.clone(), err })?;
+        .map_err(|err| ConnectError::Tcp {
+            addr: addr.clone(),
+            err,
+        })?;
     let _ = tcp.set_nodelay(true);
     if !https {
         return Ok(UpstreamStream::Plain(tcp));
     }
     let Some(tls) = tls else {
-        return Err(ConnectError::BadUri(format!("{uri} (https, but no TLS config)")));
+        return Err(ConnectError::BadUri(format!(
+            "{uri} (https, but no TLS config)"
+        )));
     };
-    let name = ServerName::try_from(host.clone()).map_err(|_| ConnectError::BadUri(uri.to_string()))?;
+    let name =
+        ServerName::try_from(host.clone()).map_err(|_| ConnectError::BadUri(uri.to_string()))?;
     let s = tls
         .connect(name, tcp)
         .await
-        .map_err(|err| ConnectError::Tls { host: host.clone(), err })?;
+        .map_err(|err| ConnectError::Tls {
+            host: host.clone(),
+            err,
+        })?;
     Ok(UpstreamStream::Tls(Box::new(s)))
 }
 
@@ -237,7 +268,11 @@ impl tower_service::Service<Uri> for Connector {
     fn call(&mut self, uri: Uri) -> Self::Future {
         let tls = self.tls.clone();
         Box::pin(async move {
-            let addr = format!("{}", uri.authority().map(|a| a.as_str()).unwrap_or("?"));
+            let addr = uri
+                .authority()
+                .map(|a| a.as_str())
+                .unwrap_or("?")
+                .to_string();
             match tokio::time::timeout(CONNECT_TIMEOUT, connect(tls, uri)).await {
                 Ok(r) => r.map(TokioIo::new),
                 Err(_) => Err(ConnectError::Timeout { addr }),

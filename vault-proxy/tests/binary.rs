@@ -46,7 +46,12 @@ impl Drop for Running {
 }
 
 /// Spawn the binary with the config on fd 3 and the ready pipe on fd 4.
-fn spawn(config: &str, extra: &[&str], as_uid: Option<u32>, stderr_path: &Path) -> Result<Running, (i32, String)> {
+fn spawn(
+    config: &str,
+    extra: &[&str],
+    as_uid: Option<u32>,
+    stderr_path: &Path,
+) -> Result<Running, (i32, String)> {
     let (cfg_r, cfg_w) = pipe();
     let (ready_r, ready_w) = pipe();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vault-proxy"));
@@ -129,7 +134,10 @@ fn status_field(pid: u32, field: &str) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
+        .find_map(|l| {
+            l.strip_prefix(&format!("{field}:"))
+                .map(|v| v.trim().to_string())
+        })
         .unwrap_or_default()
 }
 
@@ -142,8 +150,13 @@ fn binary_reads_config_from_a_pipe_reports_its_port_and_serves_confined() {
     let tmp = tempfile::tempdir().unwrap();
     let uid = is_root().then_some(PROXY_UID);
     let state = proxy_state_dir(tmp.path(), uid);
-    let run = spawn(&config(&state, &up.url()), &[], uid, &tmp.path().join("stderr"))
-        .unwrap_or_else(|(code, err)| panic!("vault-proxy exited {code}: {err}"));
+    let run = spawn(
+        &config(&state, &up.url()),
+        &[],
+        uid,
+        &tmp.path().join("stderr"),
+    )
+    .unwrap_or_else(|(code, err)| panic!("vault-proxy exited {code}: {err}"));
     let addr: std::net::SocketAddr = run
         .ready
         .strip_prefix("ready ")
@@ -153,7 +166,13 @@ fn binary_reads_config_from_a_pipe_reports_its_port_and_serves_confined() {
         .unwrap();
     assert!(addr.ip().is_loopback() && addr.port() != 0);
 
-    let r = request(addr, "POST", "/anthropic/v1/messages", &[("x-api-key", PH)], b"{}");
+    let r = request(
+        addr,
+        "POST",
+        "/anthropic/v1/messages",
+        &[("x-api-key", PH)],
+        b"{}",
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), r#"{"ok":true}"#);
     assert_eq!(up.received()[0].header("x-api-key"), Some(REAL));
@@ -167,15 +186,28 @@ fn binary_reads_config_from_a_pipe_reports_its_port_and_serves_confined() {
     // upstream connection remain as sockets, and no fd 3 or 4 is left open.
     for fd in [3, 4] {
         let l = std::fs::read_link(format!("/proc/{pid}/fd/{fd}"));
-        assert!(l.is_err() || !l.unwrap().to_string_lossy().starts_with("pipe:"), "fd {fd} still a pipe");
+        assert!(
+            l.is_err() || !l.unwrap().to_string_lossy().starts_with("pipe:"),
+            "fd {fd} still a pipe"
+        );
     }
     let log = std::fs::read_to_string(&run.stderr_path).unwrap();
     let lines: Vec<&str> = log.lines().collect();
-    assert_eq!(lines.len(), 1, "one line per start, no per-request lines: {log}");
-    assert!(lines[0].contains(&format!("serving http://{addr}")), "{log}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "one line per start, no per-request lines: {log}"
+    );
+    assert!(
+        lines[0].contains(&format!("serving http://{addr}")),
+        "{log}"
+    );
     assert!(lines[0].contains("anthropic=api-key"), "{log}");
     if vault_proxy::sys::landlock_abi() >= 6 {
-        assert!(lines[0].contains("enforced") && !lines[0].contains("NOT enforced"), "{log}");
+        assert!(
+            lines[0].contains("enforced") && !lines[0].contains("NOT enforced"),
+            "{log}"
+        );
         assert!(!lines[0].contains("kernel lacks"), "{log}");
     }
     assert!(!log.contains(PH) && !log.contains(REAL));
@@ -190,13 +222,26 @@ fn binary_refuses_uid_0_without_allow_root() {
     });
     let tmp = tempfile::tempdir().unwrap();
     let state = proxy_state_dir(tmp.path(), None);
-    let res = spawn(&config(&state, &up.url()), &[], None, &tmp.path().join("stderr"));
+    let res = spawn(
+        &config(&state, &up.url()),
+        &[],
+        None,
+        &tmp.path().join("stderr"),
+    );
     if is_root() {
         let (code, err) = res.err().expect("started as root without --allow-root");
         assert_eq!(code, 1);
-        assert!(err.contains("refusing to run as root") && err.contains("--allow-root"), "{err}");
+        assert!(
+            err.contains("refusing to run as root") && err.contains("--allow-root"),
+            "{err}"
+        );
         // And --allow-root lets it start.
-        let ok = spawn(&config(&state, &up.url()), &["--allow-root"], None, &tmp.path().join("stderr2"));
+        let ok = spawn(
+            &config(&state, &up.url()),
+            &["--allow-root"],
+            None,
+            &tmp.path().join("stderr2"),
+        );
         assert!(ok.is_ok(), "{:?}", ok.err());
     } else {
         // Not root: the same start succeeds (the refusal is about uid 0 only).
@@ -208,7 +253,11 @@ fn binary_refuses_uid_0_without_allow_root() {
 fn binary_config_error_is_one_line_naming_the_fix() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("proxy.toml");
-    std::fs::write(&path, config(tmp.path(), "http://api.anthropic.com").replace("127.0.0.1:0", "0.0.0.0:8080")).unwrap();
+    std::fs::write(
+        &path,
+        config(tmp.path(), "http://api.anthropic.com").replace("127.0.0.1:0", "0.0.0.0:8080"),
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_vault-proxy"))
         .args(["--config", path.to_str().unwrap(), "--check"])
         .output()
@@ -216,5 +265,8 @@ fn binary_config_error_is_one_line_naming_the_fix() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("vault-proxy: config: listen") && err.contains("Fix:"), "{err}");
+    assert!(
+        err.starts_with("vault-proxy: config: listen") && err.contains("Fix:"),
+        "{err}"
+    );
 }

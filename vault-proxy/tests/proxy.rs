@@ -67,7 +67,13 @@ fn anthropic_messages_sse_passes_through_with_the_real_key_and_headers_intact() 
         ("via", "1.1 evil"),
     ];
     for _ in 0..2 {
-        let r = request(proxy, "POST", "/anthropic/v1/messages?beta=true", &headers, body);
+        let r = request(
+            proxy,
+            "POST",
+            "/anthropic/v1/messages?beta=true",
+            &headers,
+            body,
+        );
         assert_eq!(r.status, 200);
         assert_eq!(r.header("content-type"), Some("text/event-stream"));
         assert_eq!(r.text(), ANTHROPIC_EVENTS.concat());
@@ -121,7 +127,10 @@ fn openai_chat_sse_passes_through_with_bearer_key_under_the_base_path() {
     assert_eq!(r.text(), EVENTS.concat());
     let g = &up.received()[0];
     assert_eq!(g.target, "/v1/chat/completions");
-    assert_eq!(g.header("authorization"), Some(format!("Bearer {REAL}").as_str()));
+    assert_eq!(
+        g.header("authorization"),
+        Some(format!("Bearer {REAL}").as_str())
+    );
     assert_eq!(g.header("openai-beta"), Some("x"));
     assert_eq!(g.header("user-agent"), Some("codex_cli_rs/0.1"));
     assert!(!g.raw_head.contains("PLACEHOLDER"));
@@ -147,7 +156,13 @@ fn slow_sse_client_sees_event_1_before_the_server_sends_event_2() {
     });
     let state = state_dir();
     let proxy = start_proxy(&api_key_config(state.path(), &up.url(), "x-api-key"));
-    let mut r = request(proxy, "POST", "/anthropic/v1/messages", &[("x-api-key", PH)], b"{}");
+    let mut r = request(
+        proxy,
+        "POST",
+        "/anthropic/v1/messages",
+        &[("x-api-key", PH)],
+        b"{}",
+    );
     assert_eq!(r.status, 200);
     assert_eq!(read_chunk(&mut r.reader).unwrap(), b"data: one\n\n");
     release_tx.send(()).unwrap();
@@ -173,8 +188,9 @@ fn client_disconnect_mid_stream_closes_the_upstream_connection() {
             Ok(0) => {
                 closed_tx.lock().unwrap().send(t.elapsed()).unwrap();
             }
-            Err(e) if e.kind() != std::io::ErrorKind::WouldBlock
-                && e.kind() != std::io::ErrorKind::TimedOut =>
+            Err(e)
+                if e.kind() != std::io::ErrorKind::WouldBlock
+                    && e.kind() != std::io::ErrorKind::TimedOut =>
             {
                 closed_tx.lock().unwrap().send(t.elapsed()).unwrap();
             }
@@ -184,7 +200,13 @@ fn client_disconnect_mid_stream_closes_the_upstream_connection() {
     });
     let state = state_dir();
     let proxy = start_proxy(&api_key_config(state.path(), &up.url(), "x-api-key"));
-    let mut r = request(proxy, "POST", "/anthropic/v1/messages", &[("x-api-key", PH)], b"{}");
+    let mut r = request(
+        proxy,
+        "POST",
+        "/anthropic/v1/messages",
+        &[("x-api-key", PH)],
+        b"{}",
+    );
     assert_eq!(read_chunk(&mut r.reader).unwrap(), b"data: one\n\n");
     drop(r);
     let took = closed_rx
@@ -214,7 +236,11 @@ fn assert_refused(up: &Upstream, r: ClientResponse, status: u16, needle: &str) {
     assert!(t.starts_with("vault-proxy: "), "{t}");
     assert!(t.contains(needle), "{t:?} lacks {needle:?}");
     assert!(!t.contains(PH) && !t.contains(REAL));
-    assert_eq!(up.connections.load(Ordering::SeqCst), 0, "the upstream saw a connection");
+    assert_eq!(
+        up.connections.load(Ordering::SeqCst),
+        0,
+        "the upstream saw a connection"
+    );
 }
 
 #[test]
@@ -222,8 +248,11 @@ fn connect_is_refused_with_405() {
     let (up, _s, proxy) = refusal_setup("key");
     let r = raw_request(
         proxy,
-        format!("CONNECT {}:443 HTTP/1.1\r\nhost: {0}:443\r\nx-api-key: {PH}\r\n\r\n", up.addr.ip())
-            .as_bytes(),
+        format!(
+            "CONNECT {}:443 HTTP/1.1\r\nhost: {0}:443\r\nx-api-key: {PH}\r\n\r\n",
+            up.addr.ip()
+        )
+        .as_bytes(),
     );
     assert_refused(&up, r, 405, "CONNECT");
 }
@@ -247,7 +276,13 @@ fn unknown_route_is_404_and_prefix_must_end_at_a_slash() {
     let (up, _s, proxy) = refusal_setup("key");
     let r = request(proxy, "GET", "/openai/v1/models", &[("x-api-key", PH)], b"");
     assert_refused(&up, r, 404, "no route");
-    let r = request(proxy, "GET", "/anthropicx/v1/models", &[("x-api-key", PH)], b"");
+    let r = request(
+        proxy,
+        "GET",
+        "/anthropicx/v1/models",
+        &[("x-api-key", PH)],
+        b"",
+    );
     assert_refused(&up, r, 404, "/anthropic");
     let r = request(proxy, "GET", "/anthropic/../x", &[("x-api-key", PH)], b"");
     assert_ne!(r.status, 200);
@@ -275,7 +310,13 @@ fn missing_or_wrong_placeholder_is_401_and_nothing_is_forwarded() {
 #[test]
 fn route_without_credential_is_503_and_nothing_is_forwarded() {
     let (up, _s, proxy) = refusal_setup("none");
-    let r = request(proxy, "POST", "/anthropic/v1/messages", &[("x-api-key", PH)], b"{}");
+    let r = request(
+        proxy,
+        "POST",
+        "/anthropic/v1/messages",
+        &[("x-api-key", PH)],
+        b"{}",
+    );
     assert_refused(&up, r, 503, "no credential");
 }
 
@@ -314,7 +355,10 @@ fn token_endpoint(delay: Duration) -> TokenEndpoint {
         std::thread::sleep(delay);
         let j = json(&ex.req.body);
         let rt = j["refresh_token"].as_str().unwrap_or("");
-        match rt.strip_prefix("refresh-").and_then(|n| n.parse::<u32>().ok()) {
+        match rt
+            .strip_prefix("refresh-")
+            .and_then(|n| n.parse::<u32>().ok())
+        {
             Some(n) if j["grant_type"] == "refresh_token" && j["client_id"] == "client-x" => {
                 let b = format!(
                     r#"{{"access_token":"access-{0}","refresh_token":"refresh-{0}","expires_in":3600,"token_type":"Bearer"}}"#,
@@ -334,7 +378,14 @@ fn token_endpoint(delay: Duration) -> TokenEndpoint {
     TokenEndpoint { up, calls }
 }
 
-fn oauth_config(state: &Path, upstream: &str, token: &TokenEndpoint, access: &str, refresh: &str, expires_at_ms: u64) -> String {
+fn oauth_config(
+    state: &Path,
+    upstream: &str,
+    token: &TokenEndpoint,
+    access: &str,
+    refresh: &str,
+    expires_at_ms: u64,
+) -> String {
     format!(
         r#"
 listen = "127.0.0.1:0"
@@ -362,7 +413,10 @@ const FAR_FUTURE_MS: u64 = 4_102_444_800_000;
 
 /// A provider that accepts `valid` bearer tokens and answers 401 to others;
 /// on each accepted request it records what the state file held at that moment.
-fn oauth_upstream(valid: &'static [&'static str], state_file: std::path::PathBuf) -> (Upstream, Arc<Mutex<Vec<String>>>) {
+fn oauth_upstream(
+    valid: &'static [&'static str],
+    state_file: std::path::PathBuf,
+) -> (Upstream, Arc<Mutex<Vec<String>>>) {
     let seen_on_disk = Arc::new(Mutex::new(Vec::new()));
     let s = seen_on_disk.clone();
     let up = Upstream::start(move |ex| {
@@ -392,7 +446,14 @@ fn oauth_401_refreshes_once_for_concurrent_requests_stores_the_rotation_first_th
     let state_file = state.path().join("claude.json");
     let token = token_endpoint(Duration::from_millis(300));
     let (up, seen_on_disk) = oauth_upstream(&["access-1"], state_file.clone());
-    let proxy = start_proxy(&oauth_config(state.path(), &up.url(), &token, "access-0", "refresh-0", FAR_FUTURE_MS));
+    let proxy = start_proxy(&oauth_config(
+        state.path(),
+        &up.url(),
+        &token,
+        "access-0",
+        "refresh-0",
+        FAR_FUTURE_MS,
+    ));
     const N: usize = 8;
     let handles: Vec<_> = (0..N)
         .map(|i| {
@@ -412,7 +473,11 @@ fn oauth_401_refreshes_once_for_concurrent_requests_stores_the_rotation_first_th
     for h in handles {
         let (status, got, sent) = h.join().unwrap();
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&got));
-        assert_eq!(got, sent.as_bytes(), "the retried request carried the same body");
+        assert_eq!(
+            got,
+            sent.as_bytes(),
+            "the retried request carried the same body"
+        );
     }
     assert_eq!(token.calls.load(Ordering::SeqCst), 1, "exactly one refresh");
     let treq = &token.up.received()[0];
@@ -432,7 +497,9 @@ fn oauth_401_refreshes_once_for_concurrent_requests_stores_the_rotation_first_th
         assert_eq!(j["refresh_token"], "refresh-1");
         assert_eq!(j["access_token"], "access-1");
     }
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&state_file).unwrap().permissions());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&state_file).unwrap().permissions(),
+    );
     assert_eq!(mode & 0o777, 0o600);
     for r in up.received() {
         assert!(!r.raw_head.contains("PLACEHOLDER"));
@@ -445,8 +512,21 @@ fn oauth_token_expiring_within_5_minutes_is_refreshed_before_the_request() {
     let token = token_endpoint(Duration::ZERO);
     let (up, _) = oauth_upstream(&["access-1"], state.path().join("claude.json"));
     let soon = vault_proxy::oauth::now_ms() + 60_000;
-    let proxy = start_proxy(&oauth_config(state.path(), &up.url(), &token, "access-0", "refresh-0", soon));
-    let r = request(proxy, "POST", "/anthropic/v1/messages", &[("x-api-key", PH)], b"{}");
+    let proxy = start_proxy(&oauth_config(
+        state.path(),
+        &up.url(),
+        &token,
+        "access-0",
+        "refresh-0",
+        soon,
+    ));
+    let r = request(
+        proxy,
+        "POST",
+        "/anthropic/v1/messages",
+        &[("x-api-key", PH)],
+        b"{}",
+    );
     assert_eq!(r.status, 200);
     assert_eq!(token.calls.load(Ordering::SeqCst), 1);
     let got = up.received();
@@ -459,11 +539,27 @@ fn oauth_refresh_failure_is_502_naming_the_cause_and_the_fix() {
     let state = state_dir();
     let token = token_endpoint(Duration::ZERO);
     let (up, _) = oauth_upstream(&["never"], state.path().join("claude.json"));
-    let proxy = start_proxy(&oauth_config(state.path(), &up.url(), &token, "access-0", "dead-refresh", FAR_FUTURE_MS));
-    let r = request(proxy, "POST", "/anthropic/v1/messages", &[("x-api-key", PH)], b"{}");
+    let proxy = start_proxy(&oauth_config(
+        state.path(),
+        &up.url(),
+        &token,
+        "access-0",
+        "dead-refresh",
+        FAR_FUTURE_MS,
+    ));
+    let r = request(
+        proxy,
+        "POST",
+        "/anthropic/v1/messages",
+        &[("x-api-key", PH)],
+        b"{}",
+    );
     assert_eq!(r.status, 502);
     let t = r.text();
-    assert!(t.contains("400") && t.contains("invalid_grant") && t.contains("log in again"), "{t}");
+    assert!(
+        t.contains("400") && t.contains("invalid_grant") && t.contains("log in again"),
+        "{t}"
+    );
     assert!(!t.contains("dead-refresh"));
 }
 
@@ -474,22 +570,73 @@ fn restart_with_the_old_seed_uses_the_stored_rotation_and_a_new_seed_wins() {
     let token = token_endpoint(Duration::ZERO);
     let (up, _) = oauth_upstream(&["access-1", "access-new"], state_file.clone());
     // First run: 401 on the seed's token, refresh, rotation stored.
-    let p1 = start_proxy(&oauth_config(state.path(), &up.url(), &token, "access-0", "refresh-0", FAR_FUTURE_MS));
-    assert_eq!(request(p1, "POST", "/anthropic/v1/messages", &[("x-api-key", PH)], b"{}").status, 200);
+    let p1 = start_proxy(&oauth_config(
+        state.path(),
+        &up.url(),
+        &token,
+        "access-0",
+        "refresh-0",
+        FAR_FUTURE_MS,
+    ));
+    assert_eq!(
+        request(
+            p1,
+            "POST",
+            "/anthropic/v1/messages",
+            &[("x-api-key", PH)],
+            b"{}"
+        )
+        .status,
+        200
+    );
     assert_eq!(token.calls.load(Ordering::SeqCst), 1);
     // Restart with the same (old) seed: the stored rotation is used, no refresh,
     // and the dead seed token is never sent again.
     let n_before = up.received().len();
-    let p2 = start_proxy(&oauth_config(state.path(), &up.url(), &token, "access-0", "refresh-0", FAR_FUTURE_MS));
-    assert_eq!(request(p2, "POST", "/anthropic/v1/messages", &[("x-api-key", PH)], b"{}").status, 200);
+    let p2 = start_proxy(&oauth_config(
+        state.path(),
+        &up.url(),
+        &token,
+        "access-0",
+        "refresh-0",
+        FAR_FUTURE_MS,
+    ));
+    assert_eq!(
+        request(
+            p2,
+            "POST",
+            "/anthropic/v1/messages",
+            &[("x-api-key", PH)],
+            b"{}"
+        )
+        .status,
+        200
+    );
     let after = &up.received()[n_before..];
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].header("authorization"), Some("Bearer access-1"));
     assert_eq!(token.calls.load(Ordering::SeqCst), 1);
     // Restart with a newer host login: the new seed wins.
     let n_before = up.received().len();
-    let p3 = start_proxy(&oauth_config(state.path(), &up.url(), &token, "access-new", "refresh-100", FAR_FUTURE_MS));
-    assert_eq!(request(p3, "POST", "/anthropic/v1/messages", &[("x-api-key", PH)], b"{}").status, 200);
+    let p3 = start_proxy(&oauth_config(
+        state.path(),
+        &up.url(),
+        &token,
+        "access-new",
+        "refresh-100",
+        FAR_FUTURE_MS,
+    ));
+    assert_eq!(
+        request(
+            p3,
+            "POST",
+            "/anthropic/v1/messages",
+            &[("x-api-key", PH)],
+            b"{}"
+        )
+        .status,
+        200
+    );
     let after = &up.received()[n_before..];
     assert_eq!(after[0].header("authorization"), Some("Bearer access-new"));
     assert_eq!(token.calls.load(Ordering::SeqCst), 1);
@@ -506,10 +653,17 @@ fn config_error(toml: &str) -> String {
 
 #[test]
 fn config_refuses_a_non_loopback_listen_address() {
-    let cfg = api_key_config(Path::new("/tmp/x"), "https://api.anthropic.com", "x-api-key");
+    let cfg = api_key_config(
+        Path::new("/tmp/x"),
+        "https://api.anthropic.com",
+        "x-api-key",
+    );
     for addr in ["0.0.0.0:8080", "10.1.2.3:80", "[::]:80"] {
         let e = config_error(&cfg.replace("127.0.0.1:0", addr));
-        assert!(e.contains("loopback") && e.contains("Fix: listen = \"127.0.0.1:PORT\""), "{e}");
+        assert!(
+            e.contains("loopback") && e.contains("Fix: listen = \"127.0.0.1:PORT\""),
+            "{e}"
+        );
     }
 }
 
@@ -524,7 +678,11 @@ fn config_refuses_plain_http_to_a_non_loopback_upstream() {
 
 #[test]
 fn config_refuses_unknown_keys_at_every_level() {
-    let base = api_key_config(Path::new("/tmp/x"), "https://api.anthropic.com", "x-api-key");
+    let base = api_key_config(
+        Path::new("/tmp/x"),
+        "https://api.anthropic.com",
+        "x-api-key",
+    );
     for (from, to, key) in [
         ("state_dir =", "listn = 1\nstate_dir =", "listn"),
         ("prefix =", "prefixx = 1\nprefix =", "prefixx"),

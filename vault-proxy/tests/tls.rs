@@ -39,17 +39,40 @@ fn openssl(dir: &Path, args: &[&str]) {
 
 /// A CA (`ca.pem`) and a server certificate for 127.0.0.1 (`srv.pem`, `srv.key`).
 fn make_pki(dir: &Path) {
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
     let mut a = vec!["req", "-x509"];
     a.extend(ec);
     a.extend([
-        "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=vault-proxy test CA",
-        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=vault-proxy test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
     ]);
     openssl(dir, &a);
     let mut a = vec!["req"];
     a.extend(ec);
-    a.extend(["-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=127.0.0.1"]);
+    a.extend([
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
     openssl(dir, &a);
     std::fs::write(
         dir.join("ext.cnf"),
@@ -59,8 +82,21 @@ fn make_pki(dir: &Path) {
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", "srv.pem", "-days", "2", "-extfile", "ext.cnf",
+            "x509",
+            "-req",
+            "-in",
+            "srv.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "srv.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
         ],
     );
 }
@@ -97,7 +133,9 @@ fn tls_upstream(dir: &Path) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
                 let (s, _) = l.accept().await.unwrap();
                 let (acceptor, seen) = (acceptor.clone(), seen2.clone());
                 tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(s).await else { return };
+                    let Ok(tls) = acceptor.accept(s).await else {
+                        return;
+                    };
                     let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
                         let seen = seen.clone();
                         async move {
@@ -152,13 +190,26 @@ fn tls_upstream_is_trusted_via_upstream_ca_file() {
     make_pki(pki.path());
     let (addr, seen) = tls_upstream(pki.path());
     let state = state_dir();
-    let proxy = start_proxy(&config(state.path(), addr, Some(&pki.path().join("ca.pem"))));
+    let proxy = start_proxy(&config(
+        state.path(),
+        addr,
+        Some(&pki.path().join("ca.pem")),
+    ));
     for _ in 0..2 {
-        let r = request(proxy, "POST", "/anthropic/v1/messages", &[("x-api-key", PH)], b"{\"a\":1}");
+        let r = request(
+            proxy,
+            "POST",
+            "/anthropic/v1/messages",
+            &[("x-api-key", PH)],
+            b"{\"a\":1}",
+        );
         assert_eq!(r.status, 200);
         assert_eq!(r.text(), "tls-ok:{\"a\":1}");
     }
-    assert_eq!(*seen.lock().unwrap(), vec![REAL.to_string(), REAL.to_string()]);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![REAL.to_string(), REAL.to_string()]
+    );
 }
 
 #[test]
@@ -168,20 +219,33 @@ fn tls_upstream_without_its_ca_is_502_naming_the_certificate_error() {
     let (addr, seen) = tls_upstream(pki.path());
     let state = state_dir();
     let proxy = start_proxy(&config(state.path(), addr, None));
-    let r = request(proxy, "POST", "/anthropic/v1/messages", &[("x-api-key", PH)], b"{}");
+    let r = request(
+        proxy,
+        "POST",
+        "/anthropic/v1/messages",
+        &[("x-api-key", PH)],
+        b"{}",
+    );
     assert_eq!(r.status, 502);
     let t = r.text();
     assert!(
         t.contains("TLS handshake with 127.0.0.1") && t.contains("UnknownIssuer"),
         "{t}"
     );
-    assert!(seen.lock().unwrap().is_empty(), "no request reached the untrusted server");
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "no request reached the untrusted server"
+    );
 }
 
 #[test]
 fn missing_ca_file_is_refused_at_start_naming_the_file() {
     let state = state_dir();
-    let cfg = config(state.path(), "127.0.0.1:9".parse().unwrap(), Some(Path::new("/nonexistent/ca.pem")));
+    let cfg = config(
+        state.path(),
+        "127.0.0.1:9".parse().unwrap(),
+        Some(Path::new("/nonexistent/ca.pem")),
+    );
     let v = vault_proxy::config::ProxyConfig::from_toml(&cfg)
         .unwrap()
         .validate()
@@ -190,5 +254,8 @@ fn missing_ca_file_is_refused_at_start_naming_the_file() {
         Ok(_) => panic!("started without its CA file"),
         Err(e) => e.to_string(),
     };
-    assert!(e.contains("/nonexistent/ca.pem") && e.contains("Fix:"), "{e}");
+    assert!(
+        e.contains("/nonexistent/ca.pem") && e.contains("Fix:"),
+        "{e}"
+    );
 }

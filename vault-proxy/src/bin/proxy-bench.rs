@@ -96,9 +96,12 @@ fn upstream(go: mpsc::Receiver<()>, wrote: mpsc::Sender<Instant>) -> SocketAddr 
                         w.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n").unwrap();
                         for i in 0..SSE_EVENTS_PER_STREAM {
                             go.lock().unwrap().recv().unwrap();
-                            let ev = format!("event: content_block_delta\ndata: {{\"index\":{i},\"delta\":{{\"text\":\"tok\"}}}}\n\n");
+                            let ev = format!(
+                                "event: content_block_delta\ndata: {{\"index\":{i},\"delta\":{{\"text\":\"tok\"}}}}\n\n"
+                            );
                             let t = Instant::now();
-                            w.write_all(format!("{:x}\r\n{ev}\r\n", ev.len()).as_bytes()).unwrap();
+                            w.write_all(format!("{:x}\r\n{ev}\r\n", ev.len()).as_bytes())
+                                .unwrap();
                             wrote.send(t).unwrap();
                         }
                         w.write_all(b"0\r\n\r\n").unwrap();
@@ -152,7 +155,12 @@ impl Client {
         d
     }
 
-    fn sse_stream(&mut self, go: &mpsc::Sender<()>, wrote: &mpsc::Receiver<Instant>, out: &mut Vec<Duration>) {
+    fn sse_stream(
+        &mut self,
+        go: &mpsc::Sender<()>,
+        wrote: &mpsc::Receiver<Instant>,
+        out: &mut Vec<Duration>,
+    ) {
         self.send("/v1/sse");
         read_head(&mut self.r).unwrap();
         for _ in 0..SSE_EVENTS_PER_STREAM {
@@ -220,7 +228,10 @@ fn main() {
     let _ = std::fs::remove_dir_all(&state);
     let (mjd, mjp) = (median(&mut jd), median(&mut jp));
     let (msd, msp) = (median(&mut sd), median(&mut sp));
-    println!("proxy-bench: {rounds} JSON round trips and {} SSE events per path, alternating direct / via vault-proxy (loopback, plain http upstream)", sd.len());
+    println!(
+        "proxy-bench: {rounds} JSON round trips and {} SSE events per path, alternating direct / via vault-proxy (loopback, plain http upstream)",
+        sd.len()
+    );
     println!(
         "small JSON request/response: median direct {:.1} us, via proxy {:.1} us, added {:.1} us",
         us(mjd),

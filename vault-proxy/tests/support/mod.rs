@@ -169,7 +169,10 @@ impl Upstream {
                             raw_head,
                         };
                         rec.lock().unwrap().push(req.clone());
-                        if !script(Exchange { req, stream: &mut s }) {
+                        if !script(Exchange {
+                            req,
+                            stream: &mut s,
+                        }) {
                             let _ = s.shutdown(Shutdown::Both);
                             return;
                         }
