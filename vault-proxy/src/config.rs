@@ -11,8 +11,8 @@
 //!
 //! Secrets ([`Secret`]) never print through `Debug`.
 
-use hyper::Uri;
-use hyper::header::{HeaderName, HeaderValue};
+use http::Uri;
+use http::header::{HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;

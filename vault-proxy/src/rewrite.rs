@@ -8,8 +8,8 @@
 //! so first-party harness traffic stays first-party.
 
 use crate::config::{ApiKeyHeader, UpstreamUrl};
-use hyper::Uri;
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::Uri;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1, plus the legacy `keep-alive` and
 /// `proxy-connection`).

@@ -3,6 +3,8 @@
 //! config written into a pipe passed as `--config-fd 3`, the port read from
 //! `--ready-fd 4`.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use std::fs::File;

@@ -1,6 +1,8 @@
 //! vault-proxy against scripted providers on 127.0.0.1: pass-through,
 //! streaming, refusals, cancellation, OAuth refresh and restart.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use std::io::Read;

@@ -2,6 +2,8 @@
 //! the `openssl` CLI, a provider served with tokio-rustls on 127.0.0.1. The
 //! proxy trusts the test CA only through `upstream_ca_file`.
 
+#![cfg(feature = "server")]
+
 mod support;
 
 use http_body_util::{BodyExt, Full};
