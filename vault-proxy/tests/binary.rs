@@ -272,3 +272,80 @@ fn binary_config_error_is_one_line_naming_the_fix() {
         "{err}"
     );
 }
+
+#[test]
+fn binary_under_landlock_resolves_localhost_and_stores_a_refresh_in_state_dir() {
+    let up = Upstream::start(|ex| {
+        if ex.req.header("authorization") == Some("Bearer access-1") {
+            respond(ex.stream, "200 OK", "application/json", br#"{"ok":1}"#);
+        } else {
+            respond(ex.stream, "401 Unauthorized", "application/json", b"{}");
+        }
+        true
+    });
+    let token = Upstream::start(|ex| {
+        respond(
+            ex.stream,
+            "200 OK",
+            "application/json",
+            br#"{"access_token":"access-1","refresh_token":"refresh-1","expires_in":3600}"#,
+        );
+        true
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let uid = is_root().then_some(PROXY_UID);
+    let state = proxy_state_dir(tmp.path(), uid);
+    let cfg = format!(
+        r#"
+listen = "127.0.0.1:0"
+state_dir = "{}"
+
+[[route]]
+name = "claude"
+prefix = "/anthropic"
+upstream = "http://localhost:{}"
+placeholder = "{PH}"
+[route.credential]
+kind = "oauth"
+access = "access-0"
+refresh = "refresh-0"
+expires_at_ms = 4102444800000
+token_url = "http://localhost:{}/v1/oauth/token"
+client_id = "c"
+"#,
+        state.display(),
+        up.addr.port(),
+        token.addr.port()
+    );
+    let run = spawn(&cfg, &["--allow-root"], uid, &tmp.path().join("stderr"))
+        .unwrap_or_else(|(code, err)| panic!("vault-proxy exited {code}: {err}"));
+    let addr: std::net::SocketAddr = run
+        .ready
+        .trim()
+        .strip_prefix("ready ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let r = request(
+        addr,
+        "POST",
+        "/anthropic/v1/messages",
+        &[("x-api-key", PH)],
+        b"{}",
+    );
+    let status = r.status;
+    let text = r.text();
+    let log = std::fs::read_to_string(&run.stderr_path).unwrap();
+    assert_eq!(status, 200, "{text}\n{log}");
+    let stored = std::fs::read_to_string(state.join("claude.json")).unwrap();
+    assert!(
+        stored.contains("\"refresh_token\":\"refresh-1\""),
+        "{stored}"
+    );
+    assert!(log.contains("OAuth session refreshed; stored in"), "{log}");
+    assert!(
+        log.contains("connect tcp {53,"),
+        "name resolution was planned for: {log}"
+    );
+    assert!(!log.contains("refresh-1") && !log.contains("access-1") && !log.contains(PH));
+}

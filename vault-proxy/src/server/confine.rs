@@ -146,6 +146,8 @@ pub fn landlock_layer(cfg: &Validated) -> Result<String, ConfineError> {
     let mut ports = cfg.upstream_ports();
     if dns {
         ports.push(53);
+        ports.sort_unstable();
+        ports.dedup();
     }
     let read = AccessFs::from_read(TARGET_ABI);
     let read_file: BitFlags<AccessFs> = AccessFs::ReadFile.into();
