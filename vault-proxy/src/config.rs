@@ -113,8 +113,9 @@ pub enum CredentialConfig {
         token_url: String,
         client_id: String,
     },
-    /// No credential: the route answers 503 and never forwards.
-    None,
+    /// No credential: the route answers 503 and never forwards. (A struct
+    /// variant, so that unknown keys next to `kind = "none"` are refused too.)
+    None {},
 }
 
 /// A config that failed to load or validate. Each message names the key and the fix.
@@ -464,7 +465,7 @@ fn validate_route(r: &RouteConfig) -> Result<ValidRoute, ConfigError> {
         inject_headers.push((hn, hv));
     }
     let credential = match &r.credential {
-        CredentialConfig::None => ValidCredential::None,
+        CredentialConfig::None {} => ValidCredential::None,
         CredentialConfig::ApiKey { header, key } => {
             let text = match header {
                 ApiKeyHeader::Authorization => format!("Bearer {}", key.expose()),
@@ -590,6 +591,17 @@ credential = { kind = "none" }
         let bad = OK.replace("key = \"sk-ant-api03-real\"", "key = \"k\"\nkeyy = 1");
         let e = ProxyConfig::from_toml(&bad).unwrap_err().to_string();
         assert!(e.contains("keyy"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_next_to_kind_none_is_refused() {
+        let bad = OK.replace(
+            "{ kind = \"none\" }",
+            "{ kind = \"none\", key = \"left-over\" }",
+        );
+        assert_ne!(bad, OK);
+        let e = ProxyConfig::from_toml(&bad).unwrap_err().to_string();
+        assert!(e.contains("key"), "{e}");
     }
 
     #[test]
