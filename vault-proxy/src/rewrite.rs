@@ -52,11 +52,11 @@ fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
         .collect()
 }
 
-/// Rewrite the client's request headers in place for the upstream.
+/// Rewrite the client's request headers in place for the upstream (the
+/// credential itself is added per attempt, after a possible refresh).
 pub fn request_headers(
     headers: &mut HeaderMap,
     upstream: &UpstreamUrl,
-    credential: Option<(HeaderName, HeaderValue)>,
     inject: &[(HeaderName, HeaderValue)],
 ) {
     for name in connection_listed(headers) {
@@ -75,9 +75,6 @@ pub fn request_headers(
     }
     for (k, v) in inject {
         headers.insert(k.clone(), v.clone());
-    }
-    if let Some((k, v)) = credential {
-        headers.insert(k, v);
     }
 }
 
@@ -160,10 +157,6 @@ mod tests {
         request_headers(
             &mut h,
             &up,
-            Some((
-                api_key_header(ApiKeyHeader::XApiKey),
-                HeaderValue::from_static("real"),
-            )),
             &[(
                 HeaderName::from_static("chatgpt-account-id"),
                 HeaderValue::from_static("a"),
@@ -178,12 +171,10 @@ mod tests {
                 "chatgpt-account-id",
                 "host",
                 "user-agent",
-                "x-api-key",
                 "x-app"
             ]
         );
         assert_eq!(h["host"], "api.example.com:8443");
-        assert_eq!(h["x-api-key"], "real");
         assert_eq!(h["user-agent"], "claude-cli/2");
     }
 

@@ -103,7 +103,7 @@ fn anthropic_messages_sse_passes_through_with_the_real_key_and_headers_intact() 
 }
 
 #[test]
-fn openai_chat_sse_passes_through_with_bearer_key_under_the_base_path() {
+fn openai_chat_sse_passes_through_with_bearer_key_and_injected_headers_under_the_base_path() {
     const EVENTS: &[&str] = &[
         "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n",
         "data: [DONE]\n\n",
@@ -111,7 +111,11 @@ fn openai_chat_sse_passes_through_with_bearer_key_under_the_base_path() {
     let up = sse_upstream(EVENTS);
     let state = state_dir();
     let cfg = api_key_config(state.path(), &format!("{}/v1", up.url()), "authorization")
-        .replace("/anthropic", "/openai");
+        .replace("/anthropic", "/openai")
+        .replace(
+            "[route.credential]",
+            "inject_headers = { \"chatgpt-account-id\" = \"acct-real\" }\n[route.credential]",
+        );
     let proxy = start_proxy(&cfg);
     let body = br#"{"model":"gpt-5","stream":true,"messages":[]}"#;
     let r = request(
@@ -122,6 +126,7 @@ fn openai_chat_sse_passes_through_with_bearer_key_under_the_base_path() {
             ("authorization", &format!("Bearer {PH}")),
             ("openai-beta", "x"),
             ("user-agent", "codex_cli_rs/0.1"),
+            ("chatgpt-account-id", "acct-from-harness"),
         ],
         body,
     );
@@ -134,6 +139,8 @@ fn openai_chat_sse_passes_through_with_bearer_key_under_the_base_path() {
         Some(format!("Bearer {REAL}").as_str())
     );
     assert_eq!(g.header("openai-beta"), Some("x"));
+    assert_eq!(g.header("chatgpt-account-id"), Some("acct-real"));
+    assert_eq!(g.raw_head.matches("chatgpt-account-id").count(), 1);
     assert_eq!(g.header("user-agent"), Some("codex_cli_rs/0.1"));
     assert!(!g.raw_head.contains("PLACEHOLDER"));
     assert_eq!(g.body, body);

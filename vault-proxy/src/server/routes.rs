@@ -237,7 +237,6 @@ fn upstream_head(
     rewrite::request_headers(
         &mut headers,
         &route.config.upstream,
-        None,
         &route.config.inject_headers,
     );
     Ok(Head {
