@@ -53,7 +53,8 @@ pub struct ProxyConfig {
     /// Loopback address and port to serve on; port 0 picks a free port
     /// (learned through `--ready-fd`).
     pub listen: String,
-    /// Proxy-only durable state (rotated OAuth tokens). Created 0700 if missing.
+    /// Proxy-only durable state (rotated OAuth tokens). Created 0700 if
+    /// missing; an existing one must be 0700 and owned by the proxy's uid.
     pub state_dir: PathBuf,
     /// PEM bundle of system trust anchors for https upstreams
     /// (default [`DEFAULT_SYSTEM_TRUST_FILE`]).

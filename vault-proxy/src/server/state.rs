@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// One route's stored OAuth session.
@@ -39,6 +39,12 @@ pub enum StateError {
     },
     NotADirectory {
         path: PathBuf,
+    },
+    /// Other uids could enter it, or another uid owns it.
+    Exposed {
+        path: PathBuf,
+        mode: u32,
+        owner: u32,
     },
     Read {
         path: PathBuf,
@@ -68,6 +74,12 @@ impl fmt::Display for StateError {
             StateError::NotADirectory { path } => {
                 write!(f, "state_dir {} is not a directory", path.display())
             }
+            StateError::Exposed { path, mode, owner } => write!(
+                f,
+                "state_dir {} is mode {mode:o} owned by uid {owner}: it must be 0700 and owned by the proxy's uid {}, it will hold the rotated OAuth tokens. Fix: chown the directory to the proxy's uid and chmod 700",
+                path.display(),
+                crate::sys::uid()
+            ),
             StateError::Read { path, err } => write!(f, "read {}: {err}", path.display()),
             StateError::Parse { path, err } => write!(
                 f,
@@ -86,7 +98,7 @@ impl std::error::Error for StateError {
             | StateError::Read { err, .. }
             | StateError::Write { err, .. } => Some(err),
             StateError::Parse { err, .. } => Some(err),
-            StateError::NotADirectory { .. } => None,
+            StateError::NotADirectory { .. } | StateError::Exposed { .. } => None,
         }
     }
 }
@@ -104,10 +116,20 @@ pub struct StateStore {
 }
 
 impl StateStore {
-    /// Open `dir`, creating it 0700 if missing.
+    /// Open `dir`, creating it 0700 if missing; refuse one other uids can
+    /// enter or that another uid owns.
     pub fn open(dir: &Path) -> Result<StateStore, StateError> {
         match fs::metadata(dir) {
-            Ok(m) if m.is_dir() => {}
+            Ok(m) if m.is_dir() => {
+                let mode = m.permissions().mode() & 0o7777;
+                if mode & 0o077 != 0 || m.uid() != crate::sys::uid() {
+                    return Err(StateError::Exposed {
+                        path: dir.to_path_buf(),
+                        mode,
+                        owner: m.uid(),
+                    });
+                }
+            }
             Ok(_) => {
                 return Err(StateError::NotADirectory {
                     path: dir.to_path_buf(),
@@ -216,8 +238,19 @@ mod tests {
     }
 
     #[test]
+    fn a_state_dir_others_can_enter_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        fs::set_permissions(d.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let e = StateStore::open(d.path()).unwrap_err().to_string();
+        assert!(e.contains("mode 755") && e.contains("chmod 700"), "{e}");
+        fs::set_permissions(d.path(), fs::Permissions::from_mode(0o700)).unwrap();
+        StateStore::open(d.path()).unwrap();
+    }
+
+    #[test]
     fn corrupt_state_names_the_file_and_the_fix() {
         let d = tempfile::tempdir().unwrap();
+        fs::set_permissions(d.path(), fs::Permissions::from_mode(0o700)).unwrap();
         let st = StateStore::open(d.path()).unwrap();
         fs::write(st.path("x"), "{").unwrap();
         let e = st.load("x").unwrap_err().to_string();

@@ -11,7 +11,7 @@ use crate::body::ProxyBody;
 use hyper::Uri;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -292,6 +292,7 @@ pub fn client(tls: Option<Arc<rustls::ClientConfig>>) -> UpstreamClient {
     };
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(POOL_IDLE)
+        .pool_timer(TokioTimer::new())
         .set_host(false)
         .build(connector)
 }

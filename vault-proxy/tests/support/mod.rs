@@ -282,9 +282,12 @@ pub fn request(
     raw_request(addr, &bytes)
 }
 
-/// A fresh state directory.
+/// A fresh state directory (0700: the proxy refuses one others can enter).
 pub fn state_dir() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    d
 }
 
 /// Parse a JSON body.
