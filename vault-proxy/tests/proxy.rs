@@ -701,3 +701,63 @@ fn config_refuses_unknown_keys_at_every_level() {
         assert!(e.contains(key), "{e}");
     }
 }
+
+#[test]
+fn request_body_streams_upstream_before_the_client_finishes_sending() {
+    use std::io::{BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up_addr = listener.local_addr().unwrap();
+    let (first_tx, first_rx) = mpsc::channel::<Vec<u8>>();
+    let (rest_tx, rest_rx) = mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let (_, headers) = read_head(&mut r).unwrap();
+        assert!(
+            headers
+                .iter()
+                .any(|(k, v)| k == "transfer-encoding" && v == "chunked")
+        );
+        first_tx.send(read_chunk(&mut r).unwrap()).unwrap();
+        let mut rest = Vec::new();
+        while let Some(c) = read_chunk(&mut r) {
+            rest.extend(c);
+        }
+        rest_tx.send(rest).unwrap();
+        respond(
+            &mut (&s).try_clone().unwrap(),
+            "200 OK",
+            "text/plain",
+            b"got it",
+        );
+        let _ = r.fill_buf();
+    });
+    let state = state_dir();
+    let proxy = start_proxy(&api_key_config(
+        state.path(),
+        &format!("http://{up_addr}"),
+        "x-api-key",
+    ));
+    let mut c = std::net::TcpStream::connect(proxy).unwrap();
+    c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    write!(
+        c,
+        "POST /anthropic/v1/files HTTP/1.1\r\nhost: x\r\nx-api-key: {PH}\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n"
+    )
+    .unwrap();
+    // The upstream gets the first piece while the client still holds the rest.
+    let first = first_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the proxy held the request body back");
+    assert_eq!(first, b"first");
+    c.write_all(b"6\r\n-rest-\r\n0\r\n\r\n").unwrap();
+    assert_eq!(
+        rest_rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+        b"-rest-"
+    );
+    let mut r = BufReader::new(c);
+    let (status, headers) = read_head(&mut r).unwrap();
+    assert!(status.contains(" 200 "), "{status}");
+    assert_eq!(read_body(&mut r, &headers), b"got it");
+}

@@ -261,3 +261,25 @@ fn missing_ca_file_is_refused_at_start_naming_the_file() {
         "{e}"
     );
 }
+
+#[test]
+fn missing_system_trust_store_is_refused_at_start_naming_the_file_and_fix() {
+    let state = state_dir();
+    let cfg = config(state.path(), "127.0.0.1:9".parse().unwrap(), None).replace(
+        "[[route]]",
+        "system_trust_file = \"/nonexistent/ca-certificates.crt\"\n[[route]]",
+    );
+    let v = vault_proxy::config::ProxyConfig::from_toml(&cfg)
+        .unwrap()
+        .validate()
+        .unwrap();
+    let e = match vault_proxy::prepare(v) {
+        Ok(_) => panic!("started without a trust store"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        e.contains("system trust store /nonexistent/ca-certificates.crt")
+            && e.contains("install the ca-certificates package"),
+        "{e}"
+    );
+}
