@@ -755,3 +755,48 @@ fn request_body_streams_upstream_before_the_client_finishes_sending() {
     assert!(status.contains(" 200 "), "{status}");
     assert_eq!(read_body(&mut r, &headers), b"got it");
 }
+
+#[test]
+fn client_disconnect_before_the_response_head_closes_the_upstream_connection() {
+    let (closed_tx, closed_rx) = mpsc::channel::<()>();
+    let closed_tx = Mutex::new(closed_tx);
+    let up = Upstream::start(move |ex| {
+        // Never answer; wait for the proxy to give up on this connection.
+        ex.stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut b = [0u8; 16];
+        match ex.stream.read(&mut b) {
+            Ok(0) => closed_tx.lock().unwrap().send(()).unwrap(),
+            Err(e)
+                if e.kind() != std::io::ErrorKind::WouldBlock
+                    && e.kind() != std::io::ErrorKind::TimedOut =>
+            {
+                closed_tx.lock().unwrap().send(()).unwrap()
+            }
+            other => panic!("upstream connection stayed open: {other:?}"),
+        }
+        false
+    });
+    let state = state_dir();
+    let proxy = start_proxy(&api_key_config(state.path(), &up.url(), "x-api-key"));
+    let mut c = std::net::TcpStream::connect(proxy).unwrap();
+    use std::io::Write;
+    write!(
+        c,
+        "POST /anthropic/v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: {PH}\r\ncontent-length: 2\r\n\r\n{{}}"
+    )
+    .unwrap();
+    let t = Instant::now();
+    while up.received().is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "request never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(c);
+    closed_rx
+        .recv_timeout(Duration::from_secs(12))
+        .expect("the upstream request was not cancelled");
+}
