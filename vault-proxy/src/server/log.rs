@@ -1,0 +1,36 @@
+//! One-line log messages on stderr, prefixed `vault-proxy:`.
+//!
+//! `info` (the default) is one line per start plus rare events (an OAuth
+//! refresh, an upstream failure); `-v` adds one line per request. No line
+//! ever holds a credential, a placeholder or a header value.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// Turn per-request lines on (`-v`).
+pub fn set_verbose(on: bool) {
+    VERBOSE.store(on, Ordering::Relaxed);
+}
+
+pub fn verbose() -> bool {
+    VERBOSE.load(Ordering::Relaxed)
+}
+
+/// A start or rare-event line.
+macro_rules! info {
+    ($($t:tt)*) => {{
+        eprintln!("vault-proxy: {}", format_args!($($t)*));
+    }};
+}
+
+/// A per-request line (only with `-v`).
+macro_rules! debug {
+    ($($t:tt)*) => {{
+        if $crate::log::verbose() {
+            eprintln!("vault-proxy: {}", format_args!($($t)*));
+        }
+    }};
+}
+
+pub(crate) use {debug, info};

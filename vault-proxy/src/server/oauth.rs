@@ -1,0 +1,350 @@
+//! OAuth sessions owned by the proxy: refresh before expiry or after an
+//! upstream 401, one refresh at a time per route, rotated tokens stored
+//! durably before they are used.
+//!
+//! Why the proxy owns refresh: the harness holds only a placeholder whose
+//! expiry lies far in the future, so it never refreshes; refresh tokens
+//! rotate and are single-use, so exactly one party may refresh. After the
+//! first rotation the proxy's copy (`STATE_DIR/<route>.json`) owns the
+//! session and the host's copy of the refresh token is dead.
+//!
+//! Single flight: the session's tokens sit behind one async mutex, held for
+//! the whole refresh. Requests that arrive meanwhile wait on the mutex and
+//! then see the new token; a request that got a 401 refreshes only if the
+//! token it used is still the current one (otherwise someone else already
+//! refreshed and it just retries with the new one).
+
+use crate::body::{self, ProxyBody};
+use crate::config::{OauthSeed, Secret};
+use crate::log::info;
+use crate::state::{StateError, StateStore, StoredSession, seed_sha256};
+use crate::upstream::{UpstreamClient, error_chain};
+use http_body_util::{BodyExt, Limited};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, StatusCode, Uri};
+use serde::Deserialize;
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::Mutex;
+
+/// Refresh this long before the access token expires.
+pub const REFRESH_MARGIN_MS: u64 = 5 * 60 * 1000;
+/// The expiry assumed when the token endpoint gives no `expires_in`.
+pub const DEFAULT_EXPIRES_IN_S: u64 = 3600;
+/// The largest token-endpoint answer read.
+const TOKEN_RESPONSE_LIMIT: usize = 1 << 20;
+/// How long one refresh may take.
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The tokens in use.
+#[derive(Clone)]
+pub struct Tokens {
+    pub access: Secret,
+    pub refresh: Secret,
+    pub expires_at_ms: u64,
+}
+
+/// Which copy a start took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// No stored session, or one from another login: the config's seed.
+    Seed,
+    /// A stored session rotated from this same seed.
+    Stored,
+}
+
+/// Merge the config's seed with the stored session.
+///
+/// The stored session wins when it descends from this same seed (its
+/// `seed_sha256` matches): the seed's refresh token was used up by the
+/// rotation, so rolling back to it would end the session. A different seed is
+/// a newer login on the host: take it.
+pub fn merge_seed(seed: &OauthSeed, stored: Option<StoredSession>) -> (Tokens, Origin) {
+    let hash = seed_sha256(seed.refresh.expose());
+    match stored {
+        Some(s) if s.seed_sha256 == hash => (
+            Tokens {
+                access: s.access_token,
+                refresh: s.refresh_token,
+                expires_at_ms: s.expires_at_ms,
+            },
+            Origin::Stored,
+        ),
+        _ => (
+            Tokens {
+                access: seed.access.clone(),
+                refresh: seed.refresh.clone(),
+                expires_at_ms: seed.expires_at_ms,
+            },
+            Origin::Seed,
+        ),
+    }
+}
+
+/// A refresh failed.
+#[derive(Debug)]
+pub enum RefreshError {
+    Request(String),
+    Status {
+        status: StatusCode,
+        error: Option<String>,
+    },
+    Body(String),
+    Parse(String),
+    Timeout,
+}
+
+impl fmt::Display for RefreshError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RefreshError::Request(e) => write!(f, "OAuth refresh: token endpoint: {e}"),
+            RefreshError::Status { status, error } => {
+                write!(f, "OAuth refresh: token endpoint answered {status}")?;
+                if let Some(e) = error {
+                    write!(f, " ({e})")?;
+                }
+                write!(
+                    f,
+                    ". Fix: log in again on the host and restart the container"
+                )
+            }
+            RefreshError::Body(e) => write!(f, "OAuth refresh: reading the answer: {e}"),
+            RefreshError::Parse(e) => {
+                write!(f, "OAuth refresh: the answer is not a token response: {e}")
+            }
+            RefreshError::Timeout => write!(
+                f,
+                "OAuth refresh: no answer from the token endpoint in {}s",
+                REFRESH_TIMEOUT.as_secs()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RefreshError {}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct TokenErrorResponse {
+    error: String,
+}
+
+/// One route's OAuth session.
+pub struct OauthSession {
+    route: String,
+    token_uri: Uri,
+    token_host: HeaderValue,
+    client_id: String,
+    seed_sha256: String,
+    store: StateStore,
+    client: UpstreamClient,
+    tokens: Mutex<Tokens>,
+}
+
+impl OauthSession {
+    /// Load the stored session and merge it with the seed.
+    pub fn start(
+        route: &str,
+        seed: &OauthSeed,
+        store: StateStore,
+        client: UpstreamClient,
+    ) -> Result<(OauthSession, Origin), StateError> {
+        let (tokens, origin) = merge_seed(seed, store.load(route)?);
+        let token_uri: Uri = format!("{}{}", seed.token_url.origin(), seed.token_path)
+            .parse()
+            .expect("validated token URL");
+        let token_host =
+            HeaderValue::from_str(&seed.token_url.authority).expect("validated authority");
+        Ok((
+            OauthSession {
+                route: route.to_string(),
+                token_uri,
+                token_host,
+                client_id: seed.client_id.clone(),
+                seed_sha256: seed_sha256(seed.refresh.expose()),
+                store,
+                client,
+                tokens: Mutex::new(tokens),
+            },
+            origin,
+        ))
+    }
+
+    /// The access token for a new request, refreshed first when it expires
+    /// within [`REFRESH_MARGIN_MS`].
+    pub async fn access_token(&self) -> Result<Secret, RefreshError> {
+        let mut t = self.tokens.lock().await;
+        if now_ms().saturating_add(REFRESH_MARGIN_MS) >= t.expires_at_ms {
+            self.refresh_locked(&mut t).await?;
+        }
+        Ok(t.access.clone())
+    }
+
+    /// After the upstream refused `rejected` with 401: refresh, unless another
+    /// request already did, and return the token to retry with.
+    pub async fn access_token_after_401(&self, rejected: &Secret) -> Result<Secret, RefreshError> {
+        let mut t = self.tokens.lock().await;
+        if t.access == *rejected {
+            self.refresh_locked(&mut t).await?;
+        }
+        Ok(t.access.clone())
+    }
+
+    async fn refresh_locked(&self, t: &mut Tokens) -> Result<(), RefreshError> {
+        let fresh = tokio::time::timeout(REFRESH_TIMEOUT, self.call_token_endpoint(&t.refresh))
+            .await
+            .map_err(|_| RefreshError::Timeout)??;
+        let next = Tokens {
+            access: Secret::new(fresh.access_token),
+            refresh: fresh
+                .refresh_token
+                .map(Secret::new)
+                .unwrap_or_else(|| t.refresh.clone()),
+            expires_at_ms: now_ms().saturating_add(
+                fresh
+                    .expires_in
+                    .unwrap_or(DEFAULT_EXPIRES_IN_S)
+                    .saturating_mul(1000),
+            ),
+        };
+        let record = StoredSession {
+            seed_sha256: self.seed_sha256.clone(),
+            access_token: next.access.clone(),
+            refresh_token: next.refresh.clone(),
+            expires_at_ms: next.expires_at_ms,
+        };
+        // The old refresh token is spent either way: when the store fails the
+        // new one is still the only live copy, so keep it in memory (the
+        // session survives until a restart) and say so.
+        match self.store.save(&self.route, &record) {
+            Ok(()) => info!(
+                "route {}: OAuth session refreshed; stored in {}",
+                self.route,
+                self.store.path(&self.route).display()
+            ),
+            Err(e) => info!(
+                "route {}: OAuth session refreshed but NOT stored ({}); it is lost on restart",
+                self.route,
+                error_chain(&e)
+            ),
+        }
+        *t = next;
+        Ok(())
+    }
+
+    async fn call_token_endpoint(&self, refresh: &Secret) -> Result<TokenResponse, RefreshError> {
+        let payload = serde_json::json!({
+            "grant_type": "refresh_token",
+            "refresh_token": refresh.expose(),
+            "client_id": self.client_id,
+        });
+        let bytes = serde_json::to_vec(&payload).map_err(|e| RefreshError::Parse(e.to_string()))?;
+        let req: Request<ProxyBody> = Request::builder()
+            .method(Method::POST)
+            .uri(self.token_uri.clone())
+            .header(header::HOST, self.token_host.clone())
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json")
+            .header(header::CONTENT_LENGTH, bytes.len())
+            .body(body::full(bytes))
+            .map_err(|e| RefreshError::Request(e.to_string()))?;
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .map_err(|e| RefreshError::Request(error_chain(&e)))?;
+        let status = resp.status();
+        let data = Limited::new(resp.into_body(), TOKEN_RESPONSE_LIMIT)
+            .collect()
+            .await
+            .map_err(|e| RefreshError::Body(e.to_string()))?
+            .to_bytes();
+        if !status.is_success() {
+            // Only the OAuth error code, and only when it looks like one: the
+            // body of an error answer is never echoed.
+            let error = serde_json::from_slice::<TokenErrorResponse>(&data)
+                .ok()
+                .map(|e| e.error)
+                .filter(|e| {
+                    e.len() <= 64 && e.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                });
+            return Err(RefreshError::Status { status, error });
+        }
+        // serde_json's message can quote a value from the answer; name only
+        // the kind of error and where.
+        let parsed: TokenResponse = serde_json::from_slice(&data).map_err(|e| {
+            RefreshError::Parse(format!(
+                "{:?} error at line {} column {} (needs access_token, optional refresh_token and expires_in)",
+                e.classify(),
+                e.line(),
+                e.column()
+            ))
+        })?;
+        if parsed.access_token.is_empty()
+            || HeaderValue::from_str(&format!("Bearer {}", parsed.access_token)).is_err()
+        {
+            return Err(RefreshError::Parse(
+                "access_token is empty or not a header value".to_string(),
+            ));
+        }
+        Ok(parsed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_upstream;
+
+    fn seed(refresh: &str) -> OauthSeed {
+        OauthSeed {
+            access: Secret::new("seed-access"),
+            refresh: Secret::new(refresh),
+            expires_at_ms: 7,
+            token_url: parse_upstream("http://127.0.0.1:1/t").unwrap().0,
+            token_path: "/t".into(),
+            client_id: "c".into(),
+        }
+    }
+
+    fn stored(from_seed: &str) -> StoredSession {
+        StoredSession {
+            seed_sha256: seed_sha256(from_seed),
+            access_token: Secret::new("rotated-access"),
+            refresh_token: Secret::new("rotated-refresh"),
+            expires_at_ms: 9,
+        }
+    }
+
+    #[test]
+    fn same_seed_keeps_the_stored_rotation() {
+        let (t, o) = merge_seed(&seed("r0"), Some(stored("r0")));
+        assert_eq!(o, Origin::Stored);
+        assert_eq!(t.refresh.expose(), "rotated-refresh");
+    }
+
+    #[test]
+    fn new_seed_is_a_newer_login_and_wins() {
+        let (t, o) = merge_seed(&seed("r-new"), Some(stored("r0")));
+        assert_eq!(o, Origin::Seed);
+        assert_eq!(t.refresh.expose(), "r-new");
+        let (_, o) = merge_seed(&seed("r0"), None);
+        assert_eq!(o, Origin::Seed);
+    }
+}

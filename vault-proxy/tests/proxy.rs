@@ -1,0 +1,802 @@
+//! vault-proxy against scripted providers on 127.0.0.1: pass-through,
+//! streaming, refusals, cancellation, OAuth refresh and restart.
+
+#![cfg(feature = "server")]
+
+mod support;
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+use support::*;
+
+const PH: &str = "sk-ant-api03-av-PLACEHOLDER-0123456789abcdef";
+const REAL: &str = "sk-ant-api03-REAL-SECRET-KEY";
+
+fn api_key_config(state: &Path, upstream: &str, header: &str) -> String {
+    format!(
+        r#"
+listen = "127.0.0.1:0"
+state_dir = "{}"
+
+[[route]]
+name = "anthropic"
+prefix = "/anthropic"
+upstream = "{upstream}"
+placeholder = "{PH}"
+[route.credential]
+kind = "api-key"
+header = "{header}"
+key = "{REAL}"
+"#,
+        state.display()
+    )
+}
+
+fn sse_upstream(events: &'static [&'static str]) -> Upstream {
+    Upstream::start(move |ex| {
+        sse_head(ex.stream);
+        for e in events {
+            sse_event(ex.stream, e).unwrap();
+        }
+        sse_end(ex.stream);
+        true
+    })
+}
+
+const ANTHROPIC_EVENTS: &[&str] = &[
+    "event: message_start\ndata: {\"type\":\"message_start\"}\n\n",
+    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"hi\"}}\n\n",
+    "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+];
+
+#[test]
+fn anthropic_messages_sse_passes_through_with_the_real_key_and_headers_intact() {
+    let up = sse_upstream(ANTHROPIC_EVENTS);
+    let state = state_dir();
+    let proxy = start_proxy(&api_key_config(state.path(), &up.url(), "x-api-key"));
+    let body = br#"{"model":"claude-sonnet-4-5","stream":true,"messages":[{"role":"user","content":"h\u00e9"}]}"#;
+    let headers = [
+        ("x-api-key", PH),
+        ("anthropic-beta", "claude-code-20250219,oauth-2025-04-20"),
+        ("anthropic-version", "2023-06-01"),
+        ("user-agent", "claude-cli/2.1.0 (external, cli)"),
+        ("x-app", "cli"),
+        ("content-type", "application/json"),
+        ("x-forwarded-for", "10.0.0.1"),
+        ("via", "1.1 evil"),
+    ];
+    for _ in 0..2 {
+        let r = request(
+            proxy,
+            "POST",
+            "/anthropic/v1/messages?beta=true",
+            &headers,
+            body,
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("text/event-stream"));
+        assert_eq!(r.text(), ANTHROPIC_EVENTS.concat());
+    }
+    let got = up.received();
+    assert_eq!(got.len(), 2);
+    let g = &got[0];
+    assert_eq!(g.method, "POST");
+    assert_eq!(g.target, "/v1/messages?beta=true");
+    assert_eq!(g.header("x-api-key"), Some(REAL));
+    assert_eq!(g.header("host"), Some(up.addr.to_string().as_str()));
+    for (k, v) in &headers[1..6] {
+        assert_eq!(g.header(k), Some(*v), "{k}");
+    }
+    assert_eq!(g.header("x-forwarded-for"), None);
+    assert_eq!(g.header("via"), None);
+    assert_eq!(g.header("authorization"), None);
+    assert!(!g.raw_head.contains("PLACEHOLDER"), "{}", g.raw_head);
+    assert_eq!(g.body, body);
+    assert_eq!(
+        up.connections.load(Ordering::SeqCst),
+        1,
+        "the second request reuses the pooled upstream connection"
+    );
+}
+
+#[test]
+fn openai_chat_sse_passes_through_with_bearer_key_and_injected_headers_under_the_base_path() {
+    const EVENTS: &[&str] = &[
+        "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n",
+        "data: [DONE]\n\n",
+    ];
+    let up = sse_upstream(EVENTS);
+    let state = state_dir();
+    let cfg = api_key_config(state.path(), &format!("{}/v1", up.url()), "authorization")
+        .replace("/anthropic", "/openai")
+        .replace(
+            "[route.credential]",
+            "inject_headers = { \"chatgpt-account-id\" = \"acct-real\" }\n[route.credential]",
+        );
+    let proxy = start_proxy(&cfg);
+    let body = br#"{"model":"gpt-5","stream":true,"messages":[]}"#;
+    let r = request(
+        proxy,
+        "POST",
+        "/openai/chat/completions",
+        &[
+            ("authorization", &format!("Bearer {PH}")),
+            ("openai-beta", "x"),
+            ("user-agent", "codex_cli_rs/0.1"),
+            ("chatgpt-account-id", "acct-from-harness"),
+        ],
+        body,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), EVENTS.concat());
+    let g = &up.received()[0];
+    assert_eq!(g.target, "/v1/chat/completions");
+    assert_eq!(
+        g.header("authorization"),
+        Some(format!("Bearer {REAL}").as_str())
+    );
+    assert_eq!(g.header("openai-beta"), Some("x"));
+    assert_eq!(g.header("chatgpt-account-id"), Some("acct-real"));
+    assert_eq!(g.raw_head.matches("chatgpt-account-id").count(), 1);
+    assert_eq!(g.header("user-agent"), Some("codex_cli_rs/0.1"));
+    assert!(!g.raw_head.contains("PLACEHOLDER"));
+    assert_eq!(g.body, body);
+}
+
+#[test]
+fn slow_sse_client_sees_event_1_before_the_server_sends_event_2() {
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let up = Upstream::start(move |ex| {
+        sse_head(ex.stream);
+        sse_event(ex.stream, "data: one\n\n").unwrap();
+        // Event 2 only after the client has seen event 1.
+        release_rx
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the client never saw event 1 (the proxy buffered it)");
+        sse_event(ex.stream, "data: two\n\n").unwrap();
+        sse_end(ex.stream);
+        true
+    });
+    let state = state_dir();
+    let proxy = start_proxy(&api_key_config(state.path(), &up.url(), "x-api-key"));
+    let mut r = request(
+        proxy,
+        "POST",
+        "/anthropic/v1/messages",
+        &[("x-api-key", PH)],
+        b"{}",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(read_chunk(&mut r.reader).unwrap(), b"data: one\n\n");
+    release_tx.send(()).unwrap();
+    assert_eq!(read_chunk(&mut r.reader).unwrap(), b"data: two\n\n");
+    assert!(read_chunk(&mut r.reader).is_none());
+}
+
+#[test]
+fn client_disconnect_mid_stream_closes_the_upstream_connection() {
+    let (closed_tx, closed_rx) = mpsc::channel::<Duration>();
+    let closed_tx = Mutex::new(closed_tx);
+    let up = Upstream::start(move |ex| {
+        sse_head(ex.stream);
+        sse_event(ex.stream, "data: one\n\n").unwrap();
+        // Wait for the proxy to close this connection: read returns EOF (or
+        // an error), never data.
+        let t = Instant::now();
+        ex.stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut b = [0u8; 16];
+        match ex.stream.read(&mut b) {
+            Ok(0) => {
+                closed_tx.lock().unwrap().send(t.elapsed()).unwrap();
+            }
+            Err(e)
+                if e.kind() != std::io::ErrorKind::WouldBlock
+                    && e.kind() != std::io::ErrorKind::TimedOut =>
+            {
+                closed_tx.lock().unwrap().send(t.elapsed()).unwrap();
+            }
+            other => panic!("upstream connection stayed open: {other:?}"),
+        }
+        false
+    });
+    let state = state_dir();
+    let proxy = start_proxy(&api_key_config(state.path(), &up.url(), "x-api-key"));
+    let mut r = request(
+        proxy,
+        "POST",
+        "/anthropic/v1/messages",
+        &[("x-api-key", PH)],
+        b"{}",
+    );
+    assert_eq!(read_chunk(&mut r.reader).unwrap(), b"data: one\n\n");
+    drop(r);
+    let took = closed_rx
+        .recv_timeout(Duration::from_secs(12))
+        .expect("the upstream connection was not closed after the client left");
+    assert!(took < Duration::from_secs(5), "closed only after {took:?}");
+}
+
+// ---- refusals ----
+
+fn refusal_setup(cred: &str) -> (Upstream, tempfile::TempDir, std::net::SocketAddr) {
+    let up = sse_upstream(ANTHROPIC_EVENTS);
+    let state = state_dir();
+    let mut cfg = api_key_config(state.path(), &up.url(), "x-api-key");
+    if cred == "none" {
+        let at = cfg.find("[route.credential]").unwrap();
+        cfg.truncate(at);
+        cfg.push_str("credential = { kind = \"none\" }\n");
+    }
+    let proxy = start_proxy(&cfg);
+    (up, state, proxy)
+}
+
+fn assert_refused(up: &Upstream, r: ClientResponse, status: u16, needle: &str) {
+    assert_eq!(r.status, status);
+    let t = r.text();
+    assert!(t.starts_with("vault-proxy: "), "{t}");
+    assert!(t.contains(needle), "{t:?} lacks {needle:?}");
+    assert!(!t.contains(PH) && !t.contains(REAL));
+    assert_eq!(
+        up.connections.load(Ordering::SeqCst),
+        0,
+        "the upstream saw a connection"
+    );
+}
+
+#[test]
+fn connect_is_refused_with_405() {
+    let (up, _s, proxy) = refusal_setup("key");
+    let r = raw_request(
+        proxy,
+        format!(
+            "CONNECT {}:443 HTTP/1.1\r\nhost: {0}:443\r\nx-api-key: {PH}\r\n\r\n",
+            up.addr.ip()
+        )
+        .as_bytes(),
+    );
+    assert_refused(&up, r, 405, "CONNECT");
+}
+
+#[test]
+fn absolute_form_target_is_refused_with_400() {
+    let (up, _s, proxy) = refusal_setup("key");
+    let r = raw_request(
+        proxy,
+        format!(
+            "GET http://{}/anthropic/v1/models HTTP/1.1\r\nhost: {0}\r\nx-api-key: {PH}\r\n\r\n",
+            up.addr
+        )
+        .as_bytes(),
+    );
+    assert_refused(&up, r, 400, "absolute-form");
+}
+
+#[test]
+fn unknown_route_is_404_and_prefix_must_end_at_a_slash() {
+    let (up, _s, proxy) = refusal_setup("key");
+    let r = request(proxy, "GET", "/openai/v1/models", &[("x-api-key", PH)], b"");
+    assert_refused(&up, r, 404, "no route");
+    let r = request(
+        proxy,
+        "GET",
+        "/anthropicx/v1/models",
+        &[("x-api-key", PH)],
+        b"",
+    );
+    assert_refused(&up, r, 404, "/anthropic");
+    let r = request(proxy, "GET", "/anthropic/../x", &[("x-api-key", PH)], b"");
+    assert_ne!(r.status, 200);
+    assert_eq!(up.connections.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn missing_or_wrong_placeholder_is_401_and_nothing_is_forwarded() {
+    let (up, _s, proxy) = refusal_setup("key");
+    let r = request(proxy, "POST", "/anthropic/v1/messages", &[], b"{}");
+    assert_refused(&up, r, 401, "placeholder");
+    let wrong = format!("{}x", &PH[..PH.len() - 1]);
+    for (k, v) in [
+        ("x-api-key", wrong.clone()),
+        ("authorization", format!("Bearer {wrong}")),
+        ("authorization", PH.to_string()),
+        ("x-goog-api-key", wrong.clone()),
+        ("cookie", PH.to_string()),
+    ] {
+        let r = request(proxy, "POST", "/anthropic/v1/messages", &[(k, &v)], b"{}");
+        assert_refused(&up, r, 401, "placeholder");
+    }
+}
+
+#[test]
+fn route_without_credential_is_503_and_nothing_is_forwarded() {
+    let (up, _s, proxy) = refusal_setup("none");
+    let r = request(
+        proxy,
+        "POST",
+        "/anthropic/v1/messages",
+        &[("x-api-key", PH)],
+        b"{}",
+    );
+    assert_refused(&up, r, 503, "no credential");
+}
+
+#[test]
+fn websocket_upgrade_is_426() {
+    let (up, _s, proxy) = refusal_setup("key");
+    let r = request(
+        proxy,
+        "GET",
+        "/anthropic/v1/responses",
+        &[
+            ("authorization", &format!("Bearer {PH}")),
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ],
+        b"",
+    );
+    assert_refused(&up, r, 426, "SSE");
+}
+
+// ---- OAuth ----
+
+struct TokenEndpoint {
+    up: Upstream,
+    calls: Arc<AtomicUsize>,
+}
+
+/// Rotates: refresh-N -> access-(N+1), refresh-(N+1); anything else -> 400 invalid_grant.
+fn token_endpoint(delay: Duration) -> TokenEndpoint {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let up = Upstream::start(move |ex| {
+        c.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(delay);
+        let j = json(&ex.req.body);
+        let rt = j["refresh_token"].as_str().unwrap_or("");
+        match rt
+            .strip_prefix("refresh-")
+            .and_then(|n| n.parse::<u32>().ok())
+        {
+            Some(n) if j["grant_type"] == "refresh_token" && j["client_id"] == "client-x" => {
+                let b = format!(
+                    r#"{{"access_token":"access-{0}","refresh_token":"refresh-{0}","expires_in":3600,"token_type":"Bearer"}}"#,
+                    n + 1
+                );
+                respond(ex.stream, "200 OK", "application/json", b.as_bytes());
+            }
+            _ => respond(
+                ex.stream,
+                "400 Bad Request",
+                "application/json",
+                br#"{"error":"invalid_grant","error_description":"refresh token already used"}"#,
+            ),
+        }
+        true
+    });
+    TokenEndpoint { up, calls }
+}
+
+fn oauth_config(
+    state: &Path,
+    upstream: &str,
+    token: &TokenEndpoint,
+    access: &str,
+    refresh: &str,
+    expires_at_ms: u64,
+) -> String {
+    format!(
+        r#"
+listen = "127.0.0.1:0"
+state_dir = "{}"
+
+[[route]]
+name = "claude"
+prefix = "/anthropic"
+upstream = "{upstream}"
+placeholder = "{PH}"
+[route.credential]
+kind = "oauth"
+access = "{access}"
+refresh = "{refresh}"
+expires_at_ms = {expires_at_ms}
+token_url = "{}/v1/oauth/token"
+client_id = "client-x"
+"#,
+        state.display(),
+        token.up.url()
+    )
+}
+
+const FAR_FUTURE_MS: u64 = 4_102_444_800_000;
+
+/// A provider that accepts `valid` bearer tokens and answers 401 to others;
+/// on each accepted request it records what the state file held at that moment.
+fn oauth_upstream(
+    valid: &'static [&'static str],
+    state_file: std::path::PathBuf,
+) -> (Upstream, Arc<Mutex<Vec<String>>>) {
+    let seen_on_disk = Arc::new(Mutex::new(Vec::new()));
+    let s = seen_on_disk.clone();
+    let up = Upstream::start(move |ex| {
+        let auth = ex.req.header("authorization").unwrap_or("").to_string();
+        let ok = valid.iter().any(|v| auth == format!("Bearer {v}"));
+        if ok {
+            s.lock()
+                .unwrap()
+                .push(std::fs::read_to_string(&state_file).unwrap_or_default());
+            respond(ex.stream, "200 OK", "application/json", &ex.req.body);
+        } else {
+            respond(
+                ex.stream,
+                "401 Unauthorized",
+                "application/json",
+                br#"{"type":"error","error":{"type":"authentication_error"}}"#,
+            );
+        }
+        true
+    });
+    (up, seen_on_disk)
+}
+
+#[test]
+fn oauth_401_refreshes_once_for_concurrent_requests_stores_the_rotation_first_then_retries() {
+    let state = state_dir();
+    let state_file = state.path().join("claude.json");
+    let token = token_endpoint(Duration::from_millis(300));
+    let (up, seen_on_disk) = oauth_upstream(&["access-1"], state_file.clone());
+    let proxy = start_proxy(&oauth_config(
+        state.path(),
+        &up.url(),
+        &token,
+        "access-0",
+        "refresh-0",
+        FAR_FUTURE_MS,
+    ));
+    const N: usize = 8;
+    let handles: Vec<_> = (0..N)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let body = format!(r#"{{"n":{i}}}"#);
+                let r = request(
+                    proxy,
+                    "POST",
+                    "/anthropic/v1/messages",
+                    &[("authorization", &format!("Bearer {PH}"))],
+                    body.as_bytes(),
+                );
+                (r.status, r.body(), body)
+            })
+        })
+        .collect();
+    for h in handles {
+        let (status, got, sent) = h.join().unwrap();
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&got));
+        assert_eq!(
+            got,
+            sent.as_bytes(),
+            "the retried request carried the same body"
+        );
+    }
+    assert_eq!(token.calls.load(Ordering::SeqCst), 1, "exactly one refresh");
+    let treq = &token.up.received()[0];
+    assert_eq!(treq.method, "POST");
+    assert_eq!(treq.target, "/v1/oauth/token");
+    assert_eq!(treq.header("content-type"), Some("application/json"));
+    let tj = json(&treq.body);
+    assert_eq!(tj["grant_type"], "refresh_token");
+    assert_eq!(tj["refresh_token"], "refresh-0");
+    assert_eq!(tj["client_id"], "client-x");
+    // Every request that reached the provider with the new token found the
+    // rotated refresh token already on disk.
+    let disk = seen_on_disk.lock().unwrap().clone();
+    assert_eq!(disk.len(), N);
+    for d in &disk {
+        let j = json(d.as_bytes());
+        assert_eq!(j["refresh_token"], "refresh-1");
+        assert_eq!(j["access_token"], "access-1");
+    }
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&state_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    for r in up.received() {
+        assert!(!r.raw_head.contains("PLACEHOLDER"));
+    }
+}
+
+#[test]
+fn oauth_token_expiring_within_5_minutes_is_refreshed_before_the_request() {
+    let state = state_dir();
+    let token = token_endpoint(Duration::ZERO);
+    let (up, _) = oauth_upstream(&["access-1"], state.path().join("claude.json"));
+    let soon = vault_proxy::oauth::now_ms() + 60_000;
+    let proxy = start_proxy(&oauth_config(
+        state.path(),
+        &up.url(),
+        &token,
+        "access-0",
+        "refresh-0",
+        soon,
+    ));
+    let r = request(
+        proxy,
+        "POST",
+        "/anthropic/v1/messages",
+        &[("x-api-key", PH)],
+        b"{}",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(token.calls.load(Ordering::SeqCst), 1);
+    let got = up.received();
+    assert_eq!(got.len(), 1, "the stale token was never sent");
+    assert_eq!(got[0].header("authorization"), Some("Bearer access-1"));
+}
+
+#[test]
+fn oauth_refresh_failure_is_502_naming_the_cause_and_the_fix() {
+    let state = state_dir();
+    let token = token_endpoint(Duration::ZERO);
+    let (up, _) = oauth_upstream(&["never"], state.path().join("claude.json"));
+    let proxy = start_proxy(&oauth_config(
+        state.path(),
+        &up.url(),
+        &token,
+        "access-0",
+        "dead-refresh",
+        FAR_FUTURE_MS,
+    ));
+    let r = request(
+        proxy,
+        "POST",
+        "/anthropic/v1/messages",
+        &[("x-api-key", PH)],
+        b"{}",
+    );
+    assert_eq!(r.status, 502);
+    let t = r.text();
+    assert!(
+        t.contains("400") && t.contains("invalid_grant") && t.contains("log in again"),
+        "{t}"
+    );
+    assert!(!t.contains("dead-refresh"));
+}
+
+#[test]
+fn restart_with_the_old_seed_uses_the_stored_rotation_and_a_new_seed_wins() {
+    let state = state_dir();
+    let state_file = state.path().join("claude.json");
+    let token = token_endpoint(Duration::ZERO);
+    let (up, _) = oauth_upstream(&["access-1", "access-new"], state_file.clone());
+    // First run: 401 on the seed's token, refresh, rotation stored.
+    let p1 = start_proxy(&oauth_config(
+        state.path(),
+        &up.url(),
+        &token,
+        "access-0",
+        "refresh-0",
+        FAR_FUTURE_MS,
+    ));
+    assert_eq!(
+        request(
+            p1,
+            "POST",
+            "/anthropic/v1/messages",
+            &[("x-api-key", PH)],
+            b"{}"
+        )
+        .status,
+        200
+    );
+    assert_eq!(token.calls.load(Ordering::SeqCst), 1);
+    // Restart with the same (old) seed: the stored rotation is used, no refresh,
+    // and the dead seed token is never sent again.
+    let n_before = up.received().len();
+    let p2 = start_proxy(&oauth_config(
+        state.path(),
+        &up.url(),
+        &token,
+        "access-0",
+        "refresh-0",
+        FAR_FUTURE_MS,
+    ));
+    assert_eq!(
+        request(
+            p2,
+            "POST",
+            "/anthropic/v1/messages",
+            &[("x-api-key", PH)],
+            b"{}"
+        )
+        .status,
+        200
+    );
+    let after = &up.received()[n_before..];
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].header("authorization"), Some("Bearer access-1"));
+    assert_eq!(token.calls.load(Ordering::SeqCst), 1);
+    // Restart with a newer host login: the new seed wins.
+    let n_before = up.received().len();
+    let p3 = start_proxy(&oauth_config(
+        state.path(),
+        &up.url(),
+        &token,
+        "access-new",
+        "refresh-100",
+        FAR_FUTURE_MS,
+    ));
+    assert_eq!(
+        request(
+            p3,
+            "POST",
+            "/anthropic/v1/messages",
+            &[("x-api-key", PH)],
+            b"{}"
+        )
+        .status,
+        200
+    );
+    let after = &up.received()[n_before..];
+    assert_eq!(after[0].header("authorization"), Some("Bearer access-new"));
+    assert_eq!(token.calls.load(Ordering::SeqCst), 1);
+}
+
+// ---- config refusals ----
+
+fn config_error(toml: &str) -> String {
+    match vault_proxy::config::ProxyConfig::from_toml(toml).and_then(|c| c.validate()) {
+        Ok(_) => panic!("accepted:\n{toml}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn config_refuses_a_non_loopback_listen_address() {
+    let cfg = api_key_config(
+        Path::new("/tmp/x"),
+        "https://api.anthropic.com",
+        "x-api-key",
+    );
+    for addr in ["0.0.0.0:8080", "10.1.2.3:80", "[::]:80"] {
+        let e = config_error(&cfg.replace("127.0.0.1:0", addr));
+        assert!(
+            e.contains("loopback") && e.contains("Fix: listen = \"127.0.0.1:PORT\""),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn config_refuses_plain_http_to_a_non_loopback_upstream() {
+    let cfg = api_key_config(Path::new("/tmp/x"), "http://api.anthropic.com", "x-api-key");
+    let e = config_error(&cfg);
+    assert!(e.contains("upstream") && e.contains("https://"), "{e}");
+    let cfg = api_key_config(Path::new("/tmp/x"), "ftp://127.0.0.1", "x-api-key");
+    assert!(config_error(&cfg).contains("scheme"));
+}
+
+#[test]
+fn config_refuses_unknown_keys_at_every_level() {
+    let base = api_key_config(
+        Path::new("/tmp/x"),
+        "https://api.anthropic.com",
+        "x-api-key",
+    );
+    for (from, to, key) in [
+        ("state_dir =", "listn = 1\nstate_dir =", "listn"),
+        ("prefix =", "prefixx = 1\nprefix =", "prefixx"),
+        ("header =", "headr = 1\nheader =", "headr"),
+    ] {
+        let e = config_error(&base.replacen(from, to, 1));
+        assert!(e.contains(key), "{e}");
+    }
+}
+
+#[test]
+fn request_body_streams_upstream_before_the_client_finishes_sending() {
+    use std::io::{BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up_addr = listener.local_addr().unwrap();
+    let (first_tx, first_rx) = mpsc::channel::<Vec<u8>>();
+    let (rest_tx, rest_rx) = mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let (_, headers) = read_head(&mut r).unwrap();
+        assert!(
+            headers
+                .iter()
+                .any(|(k, v)| k == "transfer-encoding" && v == "chunked")
+        );
+        first_tx.send(read_chunk(&mut r).unwrap()).unwrap();
+        let mut rest = Vec::new();
+        while let Some(c) = read_chunk(&mut r) {
+            rest.extend(c);
+        }
+        rest_tx.send(rest).unwrap();
+        respond(&mut s, "200 OK", "text/plain", b"got it");
+    });
+    let state = state_dir();
+    let proxy = start_proxy(&api_key_config(
+        state.path(),
+        &format!("http://{up_addr}"),
+        "x-api-key",
+    ));
+    let mut c = std::net::TcpStream::connect(proxy).unwrap();
+    c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    write!(
+        c,
+        "POST /anthropic/v1/files HTTP/1.1\r\nhost: x\r\nx-api-key: {PH}\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n"
+    )
+    .unwrap();
+    // The upstream gets the first piece while the client still holds the rest.
+    let first = first_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the proxy held the request body back");
+    assert_eq!(first, b"first");
+    c.write_all(b"6\r\n-rest-\r\n0\r\n\r\n").unwrap();
+    assert_eq!(
+        rest_rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+        b"-rest-"
+    );
+    let mut r = BufReader::new(c);
+    let (status, headers) = read_head(&mut r).unwrap();
+    assert!(status.contains(" 200 "), "{status}");
+    assert_eq!(read_body(&mut r, &headers), b"got it");
+}
+
+#[test]
+fn client_disconnect_before_the_response_head_closes_the_upstream_connection() {
+    let (closed_tx, closed_rx) = mpsc::channel::<()>();
+    let closed_tx = Mutex::new(closed_tx);
+    let up = Upstream::start(move |ex| {
+        // Never answer; wait for the proxy to give up on this connection.
+        ex.stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut b = [0u8; 16];
+        match ex.stream.read(&mut b) {
+            Ok(0) => closed_tx.lock().unwrap().send(()).unwrap(),
+            Err(e)
+                if e.kind() != std::io::ErrorKind::WouldBlock
+                    && e.kind() != std::io::ErrorKind::TimedOut =>
+            {
+                closed_tx.lock().unwrap().send(()).unwrap()
+            }
+            other => panic!("upstream connection stayed open: {other:?}"),
+        }
+        false
+    });
+    let state = state_dir();
+    let proxy = start_proxy(&api_key_config(state.path(), &up.url(), "x-api-key"));
+    let mut c = std::net::TcpStream::connect(proxy).unwrap();
+    use std::io::Write;
+    write!(
+        c,
+        "POST /anthropic/v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: {PH}\r\ncontent-length: 2\r\n\r\n{{}}"
+    )
+    .unwrap();
+    let t = Instant::now();
+    while up.received().is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "request never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(c);
+    closed_rx
+        .recv_timeout(Duration::from_secs(12))
+        .expect("the upstream request was not cancelled");
+}
