@@ -6,51 +6,12 @@ use crate::state::State;
 use crate::sys;
 use core::ffi::c_char;
 
-unsafe extern "C" {
-    static mut environ: *mut *mut c_char;
-}
-
-/// The process's current `environ` pointer.
-pub fn current() -> *const *const c_char {
-    // SAFETY: reading the pointer value of libc's `environ` global; it may be
-    // replaced concurrently by setenv, which is the libc contract for exec*.
-    unsafe { *core::ptr::addr_of!(environ) as *const *const c_char }
-}
-
 fn is_secret(st: &State, entry: &[u8]) -> bool {
     let name = match entry.iter().position(|&b| b == b'=') {
         Some(i) => &entry[..i],
         None => entry,
     };
     st.policy.secret_env().any(|s| s.bytes() == name)
-}
-
-/// The value of `name` in this process's environment (`None`: unset).
-///
-/// # Safety
-/// The slice points into the environment: valid until the program changes
-/// that variable (`setenv`, `putenv`). Call it only while building the
-/// state (the constructor, or the first hook), and do not keep the result.
-pub unsafe fn get(name: &[u8]) -> Option<&'static [u8]> {
-    let env = current();
-    if env.is_null() {
-        return None;
-    }
-    let mut i = 0;
-    loop {
-        // SAFETY: `environ` is a NULL-terminated array of C strings (libc's
-        // contract); we read entries up to the terminator.
-        let e = unsafe { *env.add(i) };
-        if e.is_null() {
-            return None;
-        }
-        // SAFETY: a non-null entry is a C string.
-        let bytes: &'static [u8] = unsafe { sys::cstr_bytes(e) };
-        if bytes.len() > name.len() && bytes.starts_with(name) && bytes[name.len()] == b'=' {
-            return Some(&bytes[name.len() + 1..]);
-        }
-        i += 1;
-    }
 }
 
 /// A filtered copy of an `envp` array, in a stack array or (when large) an
@@ -146,7 +107,7 @@ pub fn scrub_own(st: &State) {
     // (or, for a dlopen, the libc env contract applies); each entry is a
     // valid, writable C string ("NAME=value") owned by the process.
     unsafe {
-        let env = *core::ptr::addr_of!(environ);
+        let env = sys::environ() as *mut *mut c_char;
         if env.is_null() {
             return;
         }

@@ -22,7 +22,7 @@
 //! the ones up to the terminating NULL. A call with more than 62 arguments
 //! fails with `E2BIG`.
 
-use crate::env::{self, EnvCopy};
+use crate::env::EnvCopy;
 use crate::real::{real, real_opt};
 use crate::state::State;
 use crate::{guard, state, sys, tool_layer};
@@ -112,7 +112,7 @@ pub unsafe extern "C" fn execve(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) -> c_int {
     // SAFETY: forwarded with libc's own environment.
-    unsafe { execve(path, argv, env::current()) }
+    unsafe { execve(path, argv, sys::environ()) }
 }
 
 /// Interposed: glibc's `execvp` calls the internal `__execvpe`, so it is
@@ -123,7 +123,7 @@ pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
     // SAFETY: forwarded with libc's own environment.
-    unsafe { execvpe(file, argv, env::current()) }
+    unsafe { execvpe(file, argv, sys::environ()) }
 }
 
 /// Interposed; see the module documentation.
@@ -263,7 +263,7 @@ list_exec!(
     |path, args, n| {
         let _ = n;
         // SAFETY: `args[..=n]` is the caller's NULL-terminated argument list.
-        unsafe { execve(path, args.as_ptr(), env::current()) }
+        unsafe { execve(path, args.as_ptr(), sys::environ()) }
     }
 );
 
@@ -273,7 +273,7 @@ list_exec!(
     |file, args, n| {
         let _ = n;
         // SAFETY: `args[..=n]` is the caller's NULL-terminated argument list.
-        unsafe { execvpe(file, args.as_ptr(), env::current()) }
+        unsafe { execvpe(file, args.as_ptr(), sys::environ()) }
     }
 );
 
@@ -521,7 +521,7 @@ pub unsafe extern "C" fn system(command: *const c_char) -> c_int {
             core::ptr::null(),
             &attr,
             argv.as_ptr(),
-            env::current(),
+            sys::environ(),
         );
         libc::posix_spawnattr_destroy(&mut attr);
         let status = if r != 0 { 127 << 8 } else { wait_status(pid) };
@@ -585,7 +585,7 @@ pub unsafe extern "C" fn popen(command: *const c_char, mode: *const c_char) -> *
             &fa,
             core::ptr::null(),
             argv.as_ptr(),
-            env::current(),
+            sys::environ(),
         );
         libc::posix_spawn_file_actions_destroy(&mut fa);
         sys::close(theirs);

@@ -10,7 +10,7 @@
 //!   the process is not under the tool layer yet (started outside the
 //!   harness tree), applies it ([`tool_layer`]).
 //!
-//! Modules: [`sys`] (raw system calls), [`real`] (`dlsym(RTLD_NEXT)`),
+//! Modules: [`sys`] (raw system calls, `errno`, `environ`), [`real`] (`dlsym(RTLD_NEXT)`),
 //! [`state`] (one-time init: identity, policy), [`guard`] (open checks),
 //! [`outside`] (files already found outside the vault),
 //! [`audit`], [`env`], [`tool_layer`], [`hooks_open`], [`hooks_spawn`].

@@ -529,7 +529,7 @@ impl policy_core::expand::Lookup for ProcessEnv {
     fn var(&self, name: &[u8]) -> Option<&[u8]> {
         // SAFETY: used only while the state is built, before the program
         // can change its environment.
-        unsafe { crate::env::get(name) }
+        unsafe { sys::getenv(name) }
     }
     fn home(&self) -> Option<&[u8]> {
         self.home
@@ -552,7 +552,7 @@ unsafe fn builtin(uid: u32) -> View<'static> {
     // SAFETY: exclusive by the caller's contract.
     let passwd: &'static mut [u8; PASSWD_SIZE] = unsafe { &mut *PASSWD.0.get() };
     // SAFETY: as in `ProcessEnv::var`; the home is copied into the image.
-    let home = match unsafe { crate::env::get(b"HOME") } {
+    let home = match unsafe { sys::getenv(b"HOME") } {
         Some(h) if h.starts_with(b"/") => Some(h),
         _ => passwd_home(uid, passwd),
     };

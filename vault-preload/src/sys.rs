@@ -1,8 +1,12 @@
-//! Raw system calls: the only place where the preload talks to the kernel
-//! without going through (possibly interposed) libc wrappers.
+//! Raw system calls and raw libc state: the only place where the preload
+//! talks to the kernel without going through (possibly interposed) libc
+//! wrappers, and where it reads libc's globals (`errno`, `environ`)
+//! directly. A leaf: it uses no other module of the crate, so every
+//! module can use it.
 //!
-//! Every function here returns the raw result: `>= 0` on success, `-errno`
-//! on failure (no `errno` side effect, no allocation, async-signal-safe).
+//! Every system call here returns the raw result: `>= 0` on success,
+//! `-errno` on failure (no `errno` side effect, no allocation,
+//! async-signal-safe).
 
 use core::ffi::{c_char, c_int, c_long, c_uint, c_void};
 
@@ -465,6 +469,49 @@ pub fn proc_fd_path(fd: c_int, out: &mut [u8; 40]) -> usize {
     out[P.len()..P.len() + digits.len()].copy_from_slice(digits);
     out[P.len() + digits.len()] = 0;
     P.len() + digits.len() + 1
+}
+
+/// libc's globals, under their C names.
+mod globals {
+    use core::ffi::c_char;
+    unsafe extern "C" {
+        pub(super) static mut environ: *mut *mut c_char;
+    }
+}
+
+/// The process's current `environ` pointer (libc's global, read directly).
+pub fn environ() -> *const *const c_char {
+    // SAFETY: reading the pointer value of libc's `environ` global; it may be
+    // replaced concurrently by setenv, which is the libc contract for exec*.
+    unsafe { *core::ptr::addr_of!(globals::environ) as *const *const c_char }
+}
+
+/// The value of `name` in this process's environment (`None`: unset).
+///
+/// # Safety
+/// The slice points into the environment: valid until the program changes
+/// that variable (`setenv`, `putenv`). Call it only while building the
+/// state (the constructor, or the first hook), and do not keep the result.
+pub unsafe fn getenv(name: &[u8]) -> Option<&'static [u8]> {
+    let env = environ();
+    if env.is_null() {
+        return None;
+    }
+    let mut i = 0;
+    loop {
+        // SAFETY: `environ` is a NULL-terminated array of C strings (libc's
+        // contract); we read entries up to the terminator.
+        let e = unsafe { *env.add(i) };
+        if e.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null entry is a C string.
+        let bytes: &'static [u8] = unsafe { cstr_bytes(e) };
+        if bytes.len() > name.len() && bytes.starts_with(name) && bytes[name.len()] == b'=' {
+            return Some(&bytes[name.len() + 1..]);
+        }
+        i += 1;
+    }
 }
 
 /// Length of a C string.
