@@ -171,6 +171,20 @@ impl<'a> Iterator for Dirents<'a> {
     }
 }
 
+/// `stat(path)`; `path` NUL-terminated. `None` when it fails.
+pub fn stat(path: &[u8]) -> Option<libc::stat> {
+    // SAFETY: all-zero is a valid `struct stat`.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    (fstatat(libc::AT_FDCWD, path, &mut st, 0) == 0).then_some(st)
+}
+
+/// `lstat(path)`; `path` NUL-terminated. `None` when it fails.
+pub fn lstat(path: &[u8]) -> Option<libc::stat> {
+    // SAFETY: all-zero is a valid `struct stat`.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    (fstatat(libc::AT_FDCWD, path, &mut st, libc::AT_SYMLINK_NOFOLLOW) == 0).then_some(st)
+}
+
 pub fn read(fd: c_int, buf: &mut [u8]) -> isize {
     // SAFETY: `buf` is writable for `buf.len()` bytes.
     ret(unsafe { libc::syscall(libc::SYS_read, fd, buf.as_mut_ptr(), buf.len()) }) as isize
@@ -193,6 +207,52 @@ pub fn write_all(fd: c_int, mut buf: &[u8]) {
         }
         buf = &buf[n as usize..];
     }
+}
+
+/// Read a whole file (NUL-terminated path, not followed when a symlink)
+/// into `buf`; `Err` is the `errno`, or `EFBIG` when the file does not fit.
+///
+/// A read that returns less than it was asked for is taken as the end of
+/// the file (what Linux does for regular files), which spares every process
+/// a second `read` per state file. Should a file system ever return a short
+/// read mid-file, the policy image fails to decode (every truncation is an
+/// error) and the process refuses to run: never a wrong policy.
+pub fn read_file<'a>(path: &[u8], buf: &'a mut [u8]) -> Result<&'a [u8], i32> {
+    let fd = openat(
+        libc::AT_FDCWD,
+        path,
+        libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+        0,
+    );
+    if fd < 0 {
+        return Err(-fd);
+    }
+    let mut n = 0;
+    let res = loop {
+        if n == buf.len() {
+            // Full: one more byte would make it too large.
+            let mut probe = [0u8; 1];
+            break match read(fd, &mut probe) {
+                0 => Ok(()),
+                r if r < 0 => Err((-r) as i32),
+                _ => Err(libc::EFBIG),
+            };
+        }
+        let want = buf.len() - n;
+        let r = read(fd, &mut buf[n..]);
+        if r == -(libc::EINTR as isize) {
+            continue;
+        }
+        if r < 0 {
+            break Err((-r) as i32);
+        }
+        n += r as usize;
+        if r == 0 || (r as usize) < want {
+            break Ok(());
+        }
+    };
+    close(fd);
+    res.map(|()| &buf[..n])
 }
 
 pub fn prctl(op: c_int, a: u64, b: u64, c: u64, d: u64) -> c_long {
