@@ -67,11 +67,9 @@ pub fn check_fd_read(st: &State, fd: c_int) -> Option<Rule> {
 }
 
 fn check_fd_with(st: &State, fd: c_int, cached: bool) -> Option<Rule> {
-    // SAFETY: all-zero is a valid `struct stat`.
-    let mut s: libc::stat = unsafe { core::mem::zeroed() };
-    if sys::fstat(fd, &mut s) < 0 {
+    let Ok(s) = sys::fstat(fd) else {
         return Some(INTERNAL);
-    }
+    };
     check_stat(st, fd, &s, cached)
 }
 
@@ -316,11 +314,9 @@ const POLL_LIMIT: u64 = 4096;
 
 /// Check the fd `fd` (open, `s` its `fstat`): a vault file or directory.
 fn is_vault_fd(st: &State, fd: c_int) -> bool {
-    // SAFETY: all-zero is a valid `struct stat`.
-    let mut s: libc::stat = unsafe { core::mem::zeroed() };
-    if sys::fstat(fd, &mut s) < 0 {
+    let Ok(s) = sys::fstat(fd) else {
         return false; // closed meanwhile
-    }
+    };
     // Only a file (read or written through the fd) or a directory (listed
     // through it) can give the vault away; pipes, sockets, terminals and
     // the like are left alone.

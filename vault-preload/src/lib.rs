@@ -27,6 +27,7 @@
 //! deny when a check cannot be made.
 
 #![cfg_attr(not(test), no_std)]
+#![deny(clippy::multiple_unsafe_ops_per_block)]
 
 pub mod audit;
 pub mod builtin;

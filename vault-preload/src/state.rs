@@ -71,16 +71,6 @@ struct Table<T: Copy, const N: usize> {
 }
 
 impl<T: Copy, const N: usize> Table<T, N> {
-    /// Make the table at `p` empty without writing its slots.
-    ///
-    /// # Safety
-    /// `p` is valid for writes.
-    unsafe fn init(p: *mut Self) {
-        // SAFETY: the caller's contract; `len` is the only field that needs
-        // a value (slots past `len` are never read).
-        unsafe { core::ptr::addr_of_mut!((*p).len).write(0) };
-    }
-
     /// Append; false when full.
     fn push(&mut self, v: T) -> bool {
         if self.len == N {
@@ -259,10 +249,7 @@ fn slow_get() -> Option<&'static State> {
             Err(owner) => {
                 // Is the builder still a thread of this process? After a
                 // fork during initialisation it is not: take over.
-                // SAFETY: tgkill with signal 0 only checks existence.
-                let alive =
-                    unsafe { libc::syscall(libc::SYS_tgkill, sys::getpid(), owner as i32, 0) } == 0;
-                if !alive {
+                if !sys::thread_exists(owner as i32) {
                     let _ = BUILDER.compare_exchange(owner, 0, Ordering::AcqRel, Ordering::Acquire);
                 } else {
                     // SAFETY: sched_yield has no arguments.
@@ -271,6 +258,20 @@ fn slow_get() -> Option<&'static State> {
             }
         }
     }
+}
+
+/// Write `$value` into a field of the State being built at `$st` (SLOT),
+/// through raw pointers: no reference to the whole State exists before
+/// every field has a value. Only for [`build`].
+macro_rules! init_field {
+    ($st:ident . $($field:ident).+ = $value:expr) => {{
+        // SAFETY: `$st` is SLOT (`build`'s contract: BUILDER is held), a
+        // static valid for writes: the field is in bounds.
+        let field = unsafe { &raw mut (*$st).$($field).+ };
+        // SAFETY: `field` points into SLOT, valid for writes and aligned;
+        // nothing reads it until STATE is published.
+        unsafe { field.write($value) };
+    }};
 }
 
 /// Fill `st` (the uninitialised SLOT).
@@ -286,17 +287,14 @@ unsafe fn build(st: *mut State) {
     // CAP_SYS_ADMIN). No tool can become PID 1: seccomp denies new PID
     // namespaces, and `docker exec` never starts one.
     let privileged = sys::cap_effective_low() & (1 << 21) != 0 || init_pid == 1;
-    // SAFETY: SLOT is ours (BUILDER); writing every field through raw
-    // pointers before any reference to the whole State exists.
-    unsafe {
-        Table::init(core::ptr::addr_of_mut!((*st).entries));
-        Table::init(core::ptr::addr_of_mut!((*st).existing));
-        Table::init(core::ptr::addr_of_mut!((*st).watched_devs));
-        core::ptr::addr_of_mut!((*st).file_aliases).write(false);
-        core::ptr::addr_of_mut!((*st).harness_pid).write(0);
-        core::ptr::addr_of_mut!((*st).init_pid).write(init_pid);
-        core::ptr::addr_of_mut!((*st).privileged).write(privileged);
-    }
+    // Empty tables: only `len` is written (slots past it are never read).
+    init_field!(st.entries.len = 0);
+    init_field!(st.existing.len = 0);
+    init_field!(st.watched_devs.len = 0);
+    init_field!(st.file_aliases = false);
+    init_field!(st.harness_pid = 0);
+    init_field!(st.init_pid = init_pid);
+    init_field!(st.privileged = privileged);
     let dir = state_dir::find(uid);
     let image = dir.as_ref().map(|(d, _)| {
         // SAFETY: BUILDER is held (this function's contract): nothing else
@@ -320,9 +318,9 @@ unsafe fn build(st: *mut State) {
             unsafe { builtin::policy(uid, image, passwd) }
         }
     };
-    // SAFETY: SLOT is ours; the last field.
-    unsafe { core::ptr::addr_of_mut!((*st).policy).write(policy) };
-    // SAFETY: every field is initialised now.
+    init_field!(st.policy = policy); // the last field
+    // SAFETY: `st` is SLOT, ours while BUILDER is held, and every field is
+    // initialised now.
     let st = unsafe { &mut *st };
     if let Some((d, pid_st)) = &dir {
         st.harness_pid = state_dir::harness_pid(d, *pid_st, uid);

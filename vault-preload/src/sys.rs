@@ -10,29 +10,32 @@
 
 use core::ffi::{c_char, c_int, c_long, c_uint, c_void};
 
+/// This thread's `errno` slot.
+#[inline]
+fn errno_slot() -> *mut c_int {
+    // SAFETY: `__errno_location` takes no arguments and always returns this
+    // thread's errno slot.
+    unsafe { libc::__errno_location() }
+}
+
 #[inline]
 fn ret(r: c_long) -> c_long {
-    if r < 0 {
-        // SAFETY: `__errno_location` returns this thread's errno slot, valid
-        // for the thread's lifetime; we only read it.
-        -(unsafe { *libc::__errno_location() } as c_long)
-    } else {
-        r
-    }
+    if r < 0 { -(errno() as c_long) } else { r }
 }
 
 /// Set this thread's `errno`.
 #[inline]
 pub fn set_errno(e: c_int) {
-    // SAFETY: `__errno_location` returns a valid pointer to this thread's errno.
-    unsafe { *libc::__errno_location() = e };
+    // SAFETY: `errno_slot()` is this thread's errno, valid for the thread's
+    // lifetime and written only by this thread.
+    unsafe { *errno_slot() = e };
 }
 
 /// Read this thread's `errno`.
 #[inline]
 pub fn errno() -> c_int {
-    // SAFETY: as in `set_errno`.
-    unsafe { *libc::__errno_location() }
+    // SAFETY: as in `set_errno`; we only read it.
+    unsafe { *errno_slot() }
 }
 
 pub fn getpid() -> i32 {
@@ -43,6 +46,12 @@ pub fn getpid() -> i32 {
 pub fn gettid() -> i32 {
     // SAFETY: gettid takes no arguments and cannot fail.
     unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
+/// Thread `tid` of this process exists (`tgkill` with signal 0 only checks).
+pub fn thread_exists(tid: i32) -> bool {
+    // SAFETY: integer arguments only; signal 0 sends nothing.
+    unsafe { libc::syscall(libc::SYS_tgkill, getpid(), tid, 0) == 0 }
 }
 
 pub fn getuid() -> u32 {
@@ -90,27 +99,51 @@ pub fn close(fd: c_int) -> c_int {
     ret(unsafe { libc::syscall(libc::SYS_close, fd) }) as c_int
 }
 
-pub fn fstat(fd: c_int, st: &mut libc::stat) -> c_int {
-    // SAFETY: `st` is a valid, exclusive `struct stat` for the call.
-    ret(unsafe { libc::syscall(libc::SYS_fstat, fd, st as *mut libc::stat) }) as c_int
+/// `fstat(fd)`; `Err` is the `errno`.
+///
+/// Out of line, as is [`fstatat`]: a `struct stat` returned by value and
+/// inlined at every call site made the library ~3 KiB larger; a call costs
+/// nothing next to the system call.
+#[inline(never)]
+pub fn fstat(fd: c_int) -> Result<libc::stat, c_int> {
+    // SAFETY: all-zero is a valid `struct stat` (integers only).
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: `st` is a local `struct stat`, exclusively borrowed for the
+    // call; the kernel writes it and keeps no reference.
+    let r = ret(unsafe { libc::syscall(libc::SYS_fstat, fd, &mut st as *mut libc::stat) });
+    if r < 0 { Err(-r as c_int) } else { Ok(st) }
 }
 
-/// `fstatat(dirfd, path, st, flags)`; `path` NUL-terminated.
-pub fn fstatat(dirfd: c_int, path: &[u8], st: &mut libc::stat, flags: c_int) -> c_int {
+/// `fstatat(dirfd, path, flags)`; `path` NUL-terminated. `None` when it fails.
+#[inline(never)]
+pub fn fstatat(dirfd: c_int, path: &[u8], flags: c_int) -> Option<libc::stat> {
     if path.last() != Some(&0) {
-        return -libc::EINVAL;
+        return None;
     }
+    // SAFETY: all-zero is a valid `struct stat` (integers only).
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
     // SAFETY: `path` is NUL-terminated and borrowed for the call; `st` is a
-    // valid exclusive buffer.
-    ret(unsafe {
+    // local `struct stat`, exclusively borrowed for the call.
+    let r = unsafe {
         libc::syscall(
             libc::SYS_newfstatat,
             dirfd,
             path.as_ptr(),
-            st as *mut libc::stat,
+            &mut st as *mut libc::stat,
             flags,
         )
-    }) as c_int
+    };
+    (r == 0).then_some(st)
+}
+
+/// `stat(path)`; `path` NUL-terminated. `None` when it fails.
+pub fn stat(path: &[u8]) -> Option<libc::stat> {
+    fstatat(libc::AT_FDCWD, path, 0)
+}
+
+/// `lstat(path)`; `path` NUL-terminated. `None` when it fails.
+pub fn lstat(path: &[u8]) -> Option<libc::stat> {
+    fstatat(libc::AT_FDCWD, path, libc::AT_SYMLINK_NOFOLLOW)
 }
 
 /// `readlinkat`; returns the length written (not NUL-terminated).
@@ -169,20 +202,6 @@ impl<'a> Iterator for Dirents<'a> {
             }
         }
     }
-}
-
-/// `stat(path)`; `path` NUL-terminated. `None` when it fails.
-pub fn stat(path: &[u8]) -> Option<libc::stat> {
-    // SAFETY: all-zero is a valid `struct stat`.
-    let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    (fstatat(libc::AT_FDCWD, path, &mut st, 0) == 0).then_some(st)
-}
-
-/// `lstat(path)`; `path` NUL-terminated. `None` when it fails.
-pub fn lstat(path: &[u8]) -> Option<libc::stat> {
-    // SAFETY: all-zero is a valid `struct stat`.
-    let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    (fstatat(libc::AT_FDCWD, path, &mut st, libc::AT_SYMLINK_NOFOLLOW) == 0).then_some(st)
 }
 
 pub fn read(fd: c_int, buf: &mut [u8]) -> isize {
@@ -541,9 +560,11 @@ mod globals {
 
 /// The process's current `environ` pointer (libc's global, read directly).
 pub fn environ() -> *const *const c_char {
-    // SAFETY: reading the pointer value of libc's `environ` global; it may be
-    // replaced concurrently by setenv, which is the libc contract for exec*.
-    unsafe { *core::ptr::addr_of!(globals::environ) as *const *const c_char }
+    let slot = &raw const globals::environ;
+    // SAFETY: `slot` is libc's `environ` global, valid for the process's
+    // lifetime; we read the pointer value, which setenv may replace
+    // concurrently (the libc contract for exec*).
+    unsafe { *slot as *const *const c_char }
 }
 
 /// The value of `name` in this process's environment (`None`: unset).
@@ -560,8 +581,8 @@ pub unsafe fn getenv(name: &[u8]) -> Option<&'static [u8]> {
     let mut i = 0;
     loop {
         // SAFETY: `environ` is a NULL-terminated array of C strings (libc's
-        // contract); we read entries up to the terminator.
-        let e = unsafe { *env.add(i) };
+        // contract); we read entries up to the terminator, so `i` is in it.
+        let e = unsafe { c_array_at(env, i) };
         if e.is_null() {
             return None;
         }
@@ -572,6 +593,18 @@ pub unsafe fn getenv(name: &[u8]) -> Option<&'static [u8]> {
         }
         i += 1;
     }
+}
+
+/// Element `i` of a C array (say, a NULL-terminated `argv` or `envp`).
+///
+/// # Safety
+/// `array` points to at least `i + 1` readable elements.
+#[inline(always)]
+pub unsafe fn c_array_at<T: Copy>(array: *const T, i: usize) -> T {
+    // SAFETY: `i` is within the array (the caller's contract).
+    let slot = unsafe { array.add(i) };
+    // SAFETY: `slot` points to a readable element (the caller's contract).
+    unsafe { *slot }
 }
 
 /// Length of a C string.

@@ -100,10 +100,8 @@ fn probe_dir(dir: &[u8]) -> Probe {
             if name == b".\0" || name == b"..\0" {
                 continue;
             }
-            // SAFETY: all-zero is a valid `struct stat`.
-            let mut s: libc::stat = unsafe { core::mem::zeroed() };
-            if sys::fstatat(dfd, name, &mut s, libc::AT_SYMLINK_NOFOLLOW) < 0
-                || s.st_mode & libc::S_IFMT != libc::S_IFREG
+            if sys::fstatat(dfd, name, libc::AT_SYMLINK_NOFOLLOW)
+                .is_none_or(|s| s.st_mode & libc::S_IFMT != libc::S_IFREG)
             {
                 continue;
             }

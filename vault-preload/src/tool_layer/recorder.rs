@@ -83,12 +83,11 @@ impl Recorder {
                 else {
                     return false;
                 };
-                // SAFETY: all-zero is a valid `struct stat`.
-                let mut s: libc::stat = unsafe { core::mem::zeroed() };
-                sys::fstatat(libc::AT_FDCWD, p, &mut s, 0) == 0
-                    && s.st_dev == d.dev
-                    && s.st_ino == d.ino
-                    && d.mtime.is_none_or(|m| m == (s.st_mtime, s.st_mtime_nsec))
+                sys::stat(p).is_some_and(|s| {
+                    s.st_dev == d.dev
+                        && s.st_ino == d.ino
+                        && d.mtime.is_none_or(|m| m == (s.st_mtime, s.st_mtime_nsec))
+                })
             })
     }
 }

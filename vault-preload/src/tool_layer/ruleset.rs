@@ -57,11 +57,9 @@ impl FsView for RawFs {
                 if name == b"." || name == b".." {
                     continue;
                 }
-                // SAFETY: all-zero is a valid `struct stat`.
-                let mut s: libc::stat = unsafe { core::mem::zeroed() };
-                if sys::fstatat(dfd, name_nul, &mut s, libc::AT_SYMLINK_NOFOLLOW) < 0 {
+                let Some(s) = sys::fstatat(dfd, name_nul, libc::AT_SYMLINK_NOFOLLOW) else {
                     continue; // vanished
-                }
+                };
                 let kind = match s.st_mode & libc::S_IFMT {
                     libc::S_IFDIR => EntryKind::Dir,
                     libc::S_IFLNK => EntryKind::Symlink,
@@ -123,16 +121,16 @@ impl RuleSink for RawSink<'_> {
             }
             return Ok(()); // a base path that does not exist (or vanished): no rule
         }
-        // SAFETY: all-zero is a valid `struct stat`.
-        let mut s: libc::stat = unsafe { core::mem::zeroed() };
-        let r = sys::fstat(fd, &mut s);
-        if r < 0 {
-            sys::close(fd);
-            return Err(LlError {
-                what: "fstat of a rule path",
-                errno: -r,
-            });
-        }
+        let s = match sys::fstat(fd) {
+            Ok(s) => s,
+            Err(errno) => {
+                sys::close(fd);
+                return Err(LlError {
+                    what: "fstat of a rule path",
+                    errno,
+                });
+            }
+        };
         if is_dir.is_none()
             && let Some(rec) = self.rec.as_deref_mut()
         {
@@ -263,12 +261,9 @@ fn record_dir(rec: &mut Recorder, dir: &[u8]) {
         rec.overflow = true;
         return;
     };
-    // SAFETY: all-zero is a valid `struct stat`.
-    let mut s: libc::stat = unsafe { core::mem::zeroed() };
-    if sys::fstatat(libc::AT_FDCWD, d.as_bytes_with_nul(), &mut s, 0) < 0 {
-        rec.overflow = true;
-    } else {
-        rec.record(dir, &s, true);
+    match sys::stat(d.as_bytes_with_nul()) {
+        Some(s) => rec.record(dir, &s, true),
+        None => rec.overflow = true,
     }
 }
 
