@@ -100,7 +100,8 @@ fn probe_dir(dir: &[u8]) -> Probe {
             if name == b".\0" || name == b"..\0" {
                 continue;
             }
-            if sys::fstatat(dfd, name, libc::AT_SYMLINK_NOFOLLOW)
+            let mut s = core::mem::MaybeUninit::uninit();
+            if sys::fstatat(dfd, name, libc::AT_SYMLINK_NOFOLLOW, &mut s)
                 .is_none_or(|s| s.st_mode & libc::S_IFMT != libc::S_IFREG)
             {
                 continue;

@@ -12,6 +12,7 @@ use super::recorder::Recorder;
 use crate::state::State;
 use crate::sys;
 use core::ffi::c_int;
+use core::mem::MaybeUninit;
 use policy_core::pathbuf::FixedPath;
 use policy_core::walk::{DirEntry, EntryKind, FsView, RuleSink, tool_layer};
 use policy_core::{Access, FileId};
@@ -57,7 +58,8 @@ impl FsView for RawFs {
                 if name == b"." || name == b".." {
                     continue;
                 }
-                let Some(s) = sys::fstatat(dfd, name_nul, libc::AT_SYMLINK_NOFOLLOW) else {
+                let mut s = MaybeUninit::uninit();
+                let Some(s) = sys::fstatat(dfd, name_nul, libc::AT_SYMLINK_NOFOLLOW, &mut s) else {
                     continue; // vanished
                 };
                 let kind = match s.st_mode & libc::S_IFMT {
@@ -121,7 +123,8 @@ impl RuleSink for RawSink<'_> {
             }
             return Ok(()); // a base path that does not exist (or vanished): no rule
         }
-        let s = match sys::fstat(fd) {
+        let mut s = MaybeUninit::uninit();
+        let s = match sys::fstat(fd, &mut s) {
             Ok(s) => s,
             Err(errno) => {
                 sys::close(fd);
@@ -134,7 +137,7 @@ impl RuleSink for RawSink<'_> {
         if is_dir.is_none()
             && let Some(rec) = self.rec.as_deref_mut()
         {
-            rec.record(path, &s, false);
+            rec.record(path, s, false);
         }
         let fmt = s.st_mode & libc::S_IFMT;
         let dir = fmt == libc::S_IFDIR;
