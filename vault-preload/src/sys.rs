@@ -149,8 +149,8 @@ pub fn fstatat<'a>(
     Some(unsafe { buf.assume_init_ref() })
 }
 
-/// `stat(path)` (`path` NUL-terminated), by value: for the callers that
-/// stat a handful of paths (the state's build, the cache's check).
+/// `stat(path)` (`path` NUL-terminated), by value: for the state's build,
+/// which stats a handful of paths once per process.
 pub fn stat(path: &[u8]) -> Option<libc::stat> {
     let mut buf = MaybeUninit::uninit();
     fstatat(libc::AT_FDCWD, path, 0, &mut buf).copied()

@@ -83,7 +83,8 @@ impl Recorder {
                 else {
                     return false;
                 };
-                sys::stat(p).is_some_and(|s| {
+                let mut s = core::mem::MaybeUninit::uninit();
+                sys::fstatat(libc::AT_FDCWD, p, 0, &mut s).is_some_and(|s| {
                     s.st_dev == d.dev
                         && s.st_ino == d.ino
                         && d.mtime.is_none_or(|m| m == (s.st_mtime, s.st_mtime_nsec))

@@ -264,8 +264,9 @@ fn record_dir(rec: &mut Recorder, dir: &[u8]) {
         rec.overflow = true;
         return;
     };
-    match sys::stat(d.as_bytes_with_nul()) {
-        Some(s) => rec.record(dir, &s, true),
+    let mut s = MaybeUninit::uninit();
+    match sys::fstatat(libc::AT_FDCWD, d.as_bytes_with_nul(), 0, &mut s) {
+        Some(s) => rec.record(dir, s, true),
         None => rec.overflow = true,
     }
 }
