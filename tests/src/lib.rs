@@ -398,16 +398,16 @@ read_write = ["/tmp", "/var/tmp", "/dev", "{ws}"]"#,
             rlim_cur: nofile,
             rlim_max: nofile,
         };
-        // SAFETY: setrlimit in the forked child before exec, on a value
-        // copied into the closure.
-        unsafe {
-            c.pre_exec(move || {
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+        let hook = move || {
+            if child::setrlimit_nofile(&lim) {
                 Ok(())
-            });
-        }
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        };
+        // SAFETY: the hook runs in the forked child before exec and makes one
+        // async-signal-safe system call on a value copied into the closure.
+        unsafe { c.pre_exec(hook) };
         Run::from(c.output().expect("run harness"))
     }
 
@@ -515,40 +515,21 @@ pub fn run_without_session(so: &Path, cmd: &str, env: &[(&str, &str)]) -> Run {
     let tmp = CString::new(layout::HostStateDir::new(HARNESS_UID).as_str()).unwrap();
     let tmpfs = CString::new("tmpfs").unwrap();
     let opts = CString::new("mode=1777").unwrap();
-    // SAFETY: the closure runs in the forked child before exec and only makes
+    let hook = move || {
+        let private = child::unshare_mounts() && child::make_private(&root);
+        let empty = |dir: &CString| child::mount(Some(&tmpfs), dir, Some(&tmpfs), 0, Some(&opts));
+        if !private
+            || !empty(&run)
+            || (child::exists(&tmp) && !empty(&tmp))
+            || !child::become_user(HARNESS_UID)
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs in the forked child before exec and only makes
     // async-signal-safe system calls on C strings prepared before the fork.
-    unsafe {
-        c.pre_exec(move || {
-            let private = libc::unshare(libc::CLONE_NEWNS) == 0
-                && libc::mount(
-                    std::ptr::null(),
-                    root.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_REC | libc::MS_PRIVATE,
-                    std::ptr::null(),
-                ) == 0;
-            let empty = |dir: &CString| {
-                libc::mount(
-                    tmpfs.as_ptr(),
-                    dir.as_ptr(),
-                    tmpfs.as_ptr(),
-                    0,
-                    opts.as_ptr().cast(),
-                ) == 0
-            };
-            let g = [HARNESS_UID as libc::gid_t];
-            if !private
-                || !empty(&run)
-                || (libc::access(tmp.as_ptr(), libc::F_OK) == 0 && !empty(&tmp))
-                || libc::setgroups(1, g.as_ptr()) != 0
-                || libc::setgid(HARNESS_UID) != 0
-                || libc::setuid(HARNESS_UID) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    unsafe { c.pre_exec(hook) };
     Run::from(c.output().expect("run without a session"))
 }
 
@@ -565,63 +546,112 @@ pub fn become_harness_user(c: &mut Command, state: &Path, record_pid: bool) {
     let root = CString::new("/").unwrap();
     let tmpfs = CString::new("tmpfs").unwrap();
     let opts = CString::new("mode=755").unwrap();
-    // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe system calls (unshare, mount, mkdir, open/write/close,
-    // setgroups/setgid/setuid) on C strings prepared before the fork.
-    unsafe {
-        c.pre_exec(move || {
-            let err = || Err(std::io::Error::last_os_error());
-            if libc::unshare(libc::CLONE_NEWNS) != 0
-                || libc::mount(
-                    std::ptr::null(),
-                    root.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_REC | libc::MS_PRIVATE,
-                    std::ptr::null(),
-                ) != 0
-                || libc::mount(
-                    tmpfs.as_ptr(),
-                    run.as_ptr(),
-                    tmpfs.as_ptr(),
-                    0,
-                    opts.as_ptr().cast(),
-                ) != 0
-                || libc::mkdir(target.as_ptr(), 0o755) != 0
-                || libc::mount(
-                    src.as_ptr(),
-                    target.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_BIND,
-                    std::ptr::null(),
-                ) != 0
-            {
-                return err();
-            }
-            if record_pid {
-                let pid = libc::getpid();
-                let fd = libc::open(
-                    pidfile.as_ptr(),
-                    libc::O_WRONLY | libc::O_TRUNC | libc::O_CLOEXEC,
-                );
-                if fd < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                let mut buf = [0u8; 16];
-                let mut cur = std::io::Cursor::new(&mut buf[..]);
-                let _ = writeln!(cur, "{pid}");
-                let n = cur.position() as usize;
-                libc::write(fd, buf.as_ptr().cast(), n);
-                libc::close(fd);
-            }
-            let g = [HARNESS_UID as libc::gid_t];
-            if libc::setgroups(1, g.as_ptr()) != 0
-                || libc::setgid(HARNESS_UID) != 0
-                || libc::setuid(HARNESS_UID) != 0
-            {
+    let hook = move || {
+        if !child::unshare_mounts()
+            || !child::make_private(&root)
+            || !child::mount(Some(&tmpfs), &run, Some(&tmpfs), 0, Some(&opts))
+            || !child::mkdir(&target, 0o755)
+            || !child::mount(Some(&src), &target, None, libc::MS_BIND, None)
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        if record_pid {
+            let mut buf = [0u8; 16];
+            let mut cur = std::io::Cursor::new(&mut buf[..]);
+            let _ = writeln!(cur, "{}", std::process::id());
+            let n = cur.position() as usize;
+            if !child::write_file(&pidfile, &buf[..n]) {
                 return Err(std::io::Error::last_os_error());
             }
-            Ok(())
-        });
+        }
+        if !child::become_user(HARNESS_UID) {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs in the forked child before exec and only makes
+    // async-signal-safe system calls (unshare, mount, mkdir, open/write/close,
+    // setgroups/setgid/setuid) on C strings prepared before the fork.
+    unsafe { c.pre_exec(hook) };
+}
+
+/// System calls for a forked child before exec: each async-signal-safe, on
+/// C strings prepared before the fork; `false` means failed (errno is set).
+mod child {
+    use std::ffi::CString;
+
+    pub fn setrlimit_nofile(lim: &libc::rlimit) -> bool {
+        // SAFETY: `lim` is a live reference for the duration of the call.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, lim) == 0 }
+    }
+
+    pub fn unshare_mounts() -> bool {
+        // SAFETY: no pointer arguments.
+        unsafe { libc::unshare(libc::CLONE_NEWNS) == 0 }
+    }
+
+    /// Make every mount below `root` private to this namespace.
+    pub fn make_private(root: &CString) -> bool {
+        mount(None, root, None, libc::MS_REC | libc::MS_PRIVATE, None)
+    }
+
+    pub fn mount(
+        src: Option<&CString>,
+        target: &CString,
+        fstype: Option<&CString>,
+        flags: libc::c_ulong,
+        data: Option<&CString>,
+    ) -> bool {
+        let ptr = |s: Option<&CString>| s.map_or(std::ptr::null(), |s| s.as_ptr());
+        // SAFETY: every pointer is NULL or a NUL-terminated string borrowed
+        // from the caller for the duration of the call.
+        unsafe {
+            libc::mount(
+                ptr(src),
+                target.as_ptr(),
+                ptr(fstype),
+                flags,
+                ptr(data).cast(),
+            ) == 0
+        }
+    }
+
+    pub fn mkdir(path: &CString, mode: libc::mode_t) -> bool {
+        // SAFETY: `path` is NUL-terminated and borrowed for the call.
+        unsafe { libc::mkdir(path.as_ptr(), mode) == 0 }
+    }
+
+    pub fn exists(path: &CString) -> bool {
+        // SAFETY: `path` is NUL-terminated and borrowed for the call.
+        unsafe { libc::access(path.as_ptr(), libc::F_OK) == 0 }
+    }
+
+    /// Truncate the existing file `path` and write `bytes` into it.
+    pub fn write_file(path: &CString, bytes: &[u8]) -> bool {
+        // SAFETY: `path` is NUL-terminated and borrowed for the call.
+        let fd = unsafe {
+            libc::open(
+                path.as_ptr(),
+                libc::O_WRONLY | libc::O_TRUNC | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return false;
+        }
+        // SAFETY: `bytes` is a live slice of `bytes.len()` bytes.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        // SAFETY: `fd` was opened above and is closed once.
+        unsafe { libc::close(fd) };
+        n == bytes.len() as isize
+    }
+
+    /// Switch to `uid` with gid and the one supplementary group `uid`.
+    pub fn become_user(uid: libc::uid_t) -> bool {
+        let g = [uid as libc::gid_t];
+        // SAFETY: `g` is a live array of one gid.
+        let groups = unsafe { libc::setgroups(1, g.as_ptr()) == 0 };
+        // SAFETY: no pointer arguments.
+        groups && unsafe { libc::setgid(uid) == 0 } && unsafe { libc::setuid(uid) == 0 }
     }
 }
 
