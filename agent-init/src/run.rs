@@ -31,6 +31,7 @@ use crate::privs::{self, PrivError};
 use crate::seccomp_layer::{self, SeccompError};
 use crate::seed::{self, Owner, SeedError};
 use crate::state::{RecordError, StateDir};
+use crate::stop::{self, Stopped};
 use crate::sys;
 use crate::vault_links;
 use nix::sys::signal::SigSet;
@@ -74,12 +75,15 @@ pub enum RunError {
     Seccomp(SeccompError),
     Start(StartError),
     Serve(ServeError),
+    /// TERM or INT arrived between steps, before the harness started.
+    Stopped(Stopped),
 }
 
 impl RunError {
     pub fn exit_code(&self) -> i32 {
         match self {
             RunError::Config(_) => EXIT_CONFIG,
+            RunError::Stopped(s) | RunError::Seed(SeedError::Stopped(s)) => s.exit_code(),
             RunError::Sanitize(SanitizeError::NotFound(_)) => EXIT_NOTFOUND,
             RunError::Start(StartError::Exec { errno, .. }) => exec_exit_code(*errno),
             _ => EXIT_SETUP,
@@ -99,6 +103,7 @@ impl fmt::Display for RunError {
             RunError::Seccomp(e) => write!(f, "step 6 (seccomp): {e}"),
             RunError::Start(e) => write!(f, "step 7 (start): {e}"),
             RunError::Serve(e) => write!(f, "step 8 (serve): {e}"),
+            RunError::Stopped(e) => write!(f, "{e}"),
         }
     }
 }
@@ -115,6 +120,7 @@ impl std::error::Error for RunError {
             RunError::Seccomp(e) => e,
             RunError::Start(e) => e,
             RunError::Serve(e) => e,
+            RunError::Stopped(e) => e,
         })
     }
 }
@@ -350,6 +356,9 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
     let root = nix::unistd::geteuid().is_root();
     let (mut policy, who) = load_step(&args, root).map_err(RunError::Config)?;
 
+    // A TERM or INT held since `main` began ([`stop::hold`]) stops us
+    // between steps (and, in step 2, between files), before anything starts.
+    stop::check().map_err(RunError::Stopped)?;
     // 1
     let mut sanitized = sanitize(&policy, &who, root, &args.command).map_err(RunError::Sanitize)?;
     // 2
@@ -363,6 +372,8 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
     let preload_note = preload::inject(&mut sanitized.env);
 
     let set = pid1::block_signals().map_err(RunError::Serve)?;
+    // The last look before the fork; from here on a stop goes to the harness.
+    stop::check().map_err(RunError::Stopped)?;
     let plan = ChildPlan {
         who,
         switch: root,
