@@ -21,6 +21,7 @@ mod selftest;
 mod state;
 mod stop;
 mod sys;
+mod unhooked;
 mod vault_links;
 
 use clap::{Parser, Subcommand};
