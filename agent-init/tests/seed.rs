@@ -340,16 +340,15 @@ fn sigterm_mid_seed_stops_the_start_by_agent_init() {
     std::fs::create_dir_all(&out).unwrap();
     std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
     let marker = out.join("harness-started");
-    // 3000 files in 30 subdirectories: seeding takes long enough to be
-    // stopped in the middle.
+    // 3000 files in one subdirectory: seeding takes long enough to be
+    // stopped in the middle, and the stop lands inside the directory it
+    // created (files are named 256 at a time, so some are there by then).
     let chunk = vec![5u8; 16 << 10];
-    for dir in 0..30 {
-        let sub = src.join(format!("d{dir:02}"));
-        std::fs::create_dir_all(&sub).unwrap();
-        std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o750)).unwrap();
-        for i in 0..100 {
-            std::fs::write(sub.join(format!("f{i:03}")), &chunk).unwrap();
-        }
+    let sub = src.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o750)).unwrap();
+    for i in 0..3000 {
+        std::fs::write(sub.join(format!("f{i:04}")), &chunk).unwrap();
     }
     let p = seed_policy(&d, &src, &dst);
     // agent-init as PID 1 of a new PID namespace, as in a container: there
@@ -401,8 +400,9 @@ fn sigterm_mid_seed_stops_the_start_by_agent_init() {
         copied < 3000,
         "seeding finished before the stop; make it bigger"
     );
-    // No partial file, no temporary name; every directory made is the
-    // harness user's, with the source's mode.
+    // No partial file, no temporary name; the directory made is the
+    // harness user's, with the source's mode (not root's 0700 as while it
+    // was being filled: the next start keeps an existing directory as is).
     for sub in std::fs::read_dir(&dst).unwrap().flatten() {
         let md = sub.metadata().unwrap();
         assert!(md.is_dir(), "{:?}", sub.path());
