@@ -115,7 +115,9 @@ enum Command {
 const RUN_LONG: &str = "\
 Start CMD as the harness. The steps, each logged as one line on stderr:
 
-  1 sanitize  close inherited fds above 2; harness env = env + [harness.env]
+  1 sanitize  close inherited fds above 2; harness env = env + [harness.env];
+              refuse a harness the preload cannot follow (static, Go, musl)
+              unless [harness] unhooked = \"allow\"
   2 seed      create the vault dirs (owned by the harness user), copy seeds
               without ever overwriting, refuse vault files with hard links
   3 record    /run/agent-vault (root) or /tmp/agent-vault-UID: policy.toml,
@@ -130,7 +132,7 @@ Start CMD as the harness. The steps, each logged as one line on stderr:
               with the harness's code or 128+signal
 
 Exit codes: the harness's; 1 a step failed before the harness started;
-2 invalid policy, user or arguments; 126 CMD not executable; 127 CMD not found;
+2 invalid policy, user or arguments, or an unhooked harness; 126 CMD not executable; 127 CMD not found;
 143 (TERM) or 130 (INT): stopped before the harness started (taken between
 files while seeding; every seeded file is whole, the next start copies the rest).";
 
