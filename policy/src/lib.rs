@@ -41,6 +41,6 @@ pub use policy_core::layout::{PROBE_ENTRY, STATE_DIR};
 pub use policy_core::{Access, FileId, VaultKind, View, access, layout, pathbuf};
 pub use resolved::{
     AuditSink, EnforceMode, Filesystem, GroupSpec, Harness, Policy, Seccomp, Seed, SeedMode,
-    UserSpec, VaultEntry,
+    Unhooked, UserSpec, VaultEntry,
 };
 pub use session::{SessionFile, host_state_dir};

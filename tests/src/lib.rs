@@ -249,13 +249,20 @@ pub fn chown_r(p: &Path, uid: u32) {
 
 impl World {
     /// A fresh world with the default test policy (landlock "required",
-    /// or "best-effort" on a kernel without Landlock, where the tests that
-    /// need it skip; audit to a file).
+    /// or, on a kernel without Landlock and only when the skip
+    /// `landlock-abi-1` is declared, "best-effort"; audit to a file).
+    #[track_caller]
     pub fn new() -> World {
         let mode = if landlock_abi() >= 1 {
             "required"
         } else {
-            eprintln!("NOTE: no Landlock on this kernel: policy landlock = \"best-effort\"");
+            assert!(
+                skip_declared("landlock-abi-1"),
+                "no Landlock on this kernel: the tests would run without the tool layer; declare AGENT_VAULT_ALLOW_SKIP=landlock-abi-1 to run them with the preload alone"
+            );
+            eprintln!(
+                "NOTE: no Landlock on this kernel (declared): policy landlock = \"best-effort\""
+            );
             "best-effort"
         };
         World::with_policy_extra(mode, "")
@@ -457,6 +464,16 @@ read_write = ["/tmp", "/var/tmp", "/dev", "{ws}"]"#,
     /// Audit records that name `path` (as given) and the rule.
     pub fn audit_denials(&self, needle: &str) -> usize {
         self.audit().lines().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Audit records with `needle` where the preload refused by its own
+    /// check (`"layer":"preload"`), not the kernel: what a `_by_preload`
+    /// test must see.
+    pub fn preload_denials(&self, needle: &str) -> usize {
+        self.audit()
+            .lines()
+            .filter(|l| l.contains(needle) && l.contains("\"layer\":\"preload\""))
+            .count()
     }
 
     pub fn secret(&self) -> &str {
@@ -669,21 +686,54 @@ pub fn landlock_abi() -> i64 {
     if r < 0 { 0 } else { r }
 }
 
-/// Skip (return true and say why) when Landlock is missing.
+/// A test that cannot run here fails, unless the environment declares the
+/// skip by name: `AGENT_VAULT_ALLOW_SKIP` is a comma-separated list of
+/// names (`root`, `landlock-abi-6`, `io_uring`, `node`, `git`, `bwrap`,
+/// ...). CI declares none, so a green run there tested everything. Returns
+/// true (after saying so) when the skip is declared; panics with `why` and
+/// the way out when not.
+#[track_caller]
+pub fn declared_skip(name: &str, why: &str) -> bool {
+    if skip_declared(name) {
+        eprintln!("SKIP ({name}, declared in AGENT_VAULT_ALLOW_SKIP): {why}");
+        return true;
+    }
+    panic!(
+        "cannot run here: {why}. Fix the environment, or declare the skip: AGENT_VAULT_ALLOW_SKIP={name}"
+    );
+}
+
+/// Is `name` listed in `AGENT_VAULT_ALLOW_SKIP`?
+pub fn skip_declared(name: &str) -> bool {
+    std::env::var("AGENT_VAULT_ALLOW_SKIP")
+        .unwrap_or_default()
+        .split(',')
+        .any(|n| n.trim() == name)
+}
+
+/// Skip when the kernel's Landlock ABI is below `min_abi`, if the skip
+/// `landlock-abi-MIN_ABI` is declared; fails otherwise.
+#[track_caller]
 pub fn skip_without_landlock(min_abi: i64) -> bool {
     let abi = landlock_abi();
     if abi < min_abi {
-        eprintln!("SKIP: Landlock ABI {abi} < {min_abi} on this kernel");
-        return true;
+        return declared_skip(
+            &format!("landlock-abi-{min_abi}"),
+            &format!("Landlock ABI {abi} < {min_abi} on this kernel"),
+        );
     }
     false
 }
 
-/// Skip when a program is missing; names the package that provides it.
+/// Skip when a program is missing, if the skip named after the program is
+/// declared; fails otherwise (naming the package that provides it).
+#[track_caller]
 pub fn skip_without(prog: &str, package: &str) -> bool {
     if !have(prog) {
-        eprintln!("SKIP: {prog} not installed (apt package {package})");
-        return true;
+        return declared_skip(
+            prog,
+            &format!("{prog} not installed (apt package {package})"),
+        );
     }
     false
 }

@@ -100,7 +100,7 @@ fn audit_kernel_denial(st: &state::State, dirfd: c_int, p: &[u8], flags: c_int, 
     let e = sys::errno();
     if e == libc::EACCES || e == libc::EPERM {
         if let Some(rule) = guard::pre_open(st, dirfd, p, flags, true) {
-            audit::deny(st, p, rule, op);
+            audit::deny_by_kernel(st, p, rule, op);
         }
         sys::set_errno(e);
     }
