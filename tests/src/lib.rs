@@ -67,12 +67,30 @@ impl FileLock {
     }
 }
 
-/// Where built helper programs go (readable and executable by the harness user).
+/// Where built helper programs go (readable and executable by the harness
+/// user): one folder per checkout, so two checkouts testing at once never
+/// load each other's preload or helpers.
 pub fn bin_dir() -> PathBuf {
-    let d = PathBuf::from("/tmp/agent-vault-test-bin");
+    let d = PathBuf::from(format!("/tmp/agent-vault-test-bin-{:016x}", checkout_id()));
     fs::create_dir_all(&d).unwrap();
     fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
     d
+}
+
+/// A name for this checkout (FNV-1a of its path).
+fn checkout_id() -> u64 {
+    workspace()
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        })
+}
+
+/// The lock that serializes this checkout's builds of helpers.
+fn build_lock() -> String {
+    format!("/tmp/agent-vault-test-build-{:016x}.lock", checkout_id())
 }
 
 /// The preload, built in release mode (`cargo build --release -p vault-preload`),
@@ -81,7 +99,7 @@ pub fn preload_so() -> PathBuf {
     if let Some(p) = std::env::var_os("AV_PRELOAD_SO") {
         return PathBuf::from(p);
     }
-    let _l = FileLock::take("/tmp/agent-vault-test-build.lock");
+    let _l = FileLock::take(&build_lock());
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let st = Command::new(cargo)
         .args(["build", "--release", "-q", "-p", "vault-preload"])
@@ -117,7 +135,7 @@ pub fn harness_bin() -> PathBuf {
     }
     let src = dir.join("av-harness");
     let dst = bin_dir().join("av-harness");
-    let _l = FileLock::take("/tmp/agent-vault-test-build.lock");
+    let _l = FileLock::take(&build_lock());
     copy_if_changed(&src, &dst);
     dst
 }
@@ -134,7 +152,7 @@ pub fn c_program(name: &str, args: &[&str]) -> PathBuf {
         h
     };
     let out = bin_dir().join(format!("{name}-{key:016x}"));
-    let _l = FileLock::take("/tmp/agent-vault-test-build.lock");
+    let _l = FileLock::take(&build_lock());
     if !out.exists() {
         let tmp = out.with_extension("tmp");
         let o = Command::new("gcc")
