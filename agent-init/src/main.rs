@@ -10,6 +10,7 @@ mod describe;
 mod error;
 mod landlock_layer;
 mod log;
+mod path_search;
 mod pid1;
 mod preload;
 mod privs;

@@ -241,7 +241,7 @@ pub fn sanitize(
         env.insert(k.into(), v.into());
     }
     let cmd = &command[0];
-    let path = resolve_command(cmd, env.get(std::ffi::OsStr::new("PATH")))
+    let path = crate::path_search::resolve_command(cmd, env.get(std::ffi::OsStr::new("PATH")))
         .ok_or_else(|| SanitizeError::NotFound(cmd.to_string_lossy().into_owned()))?;
     let hooks = check_hooks(policy, &path, env.get(std::ffi::OsStr::new("PATH")))?;
     let mut argv = Vec::new();
@@ -283,40 +283,6 @@ fn check_hooks(
         }
         Err(e) => Err(SanitizeError::Inspect(e)),
     }
-}
-
-/// execvp's search: a name with `/` is used as is; otherwise the first PATH
-/// entry where it exists (preferring an executable one).
-pub fn resolve_command(cmd: &std::ffi::OsStr, path: Option<&OsString>) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    if cmd.as_bytes().contains(&b'/') {
-        let p = PathBuf::from(cmd);
-        return p.exists().then_some(p);
-    }
-    if cmd.is_empty() {
-        return None;
-    }
-    let default = OsString::from("/usr/local/bin:/usr/bin:/bin");
-    let path = path.unwrap_or(&default);
-    let mut first = None;
-    for dir in std::env::split_paths(path) {
-        let dir = if dir.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            dir
-        };
-        let p = dir.join(cmd);
-        if let Ok(md) = std::fs::metadata(&p) {
-            if md.is_dir() {
-                continue;
-            }
-            if md.permissions().mode() & 0o111 != 0 {
-                return Some(p);
-            }
-            first.get_or_insert(p);
-        }
-    }
-    first
 }
 
 /// Step 2: seeding ([`seed::run`]), then every vault file has one name

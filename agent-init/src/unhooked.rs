@@ -155,7 +155,7 @@ pub fn inspect(
     };
     // `#!/usr/bin/env NAME`: what env runs is NAME, found in PATH.
     let target = match env_target(&interp, arg.as_ref()) {
-        Some(name) => crate::run::resolve_command(&name, path_var).ok_or_else(|| {
+        Some(name) => crate::path_search::resolve_command(&name, path_var).ok_or_else(|| {
             Call::at(
                 "resolve",
                 Path::new(&name),

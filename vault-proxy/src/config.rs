@@ -386,7 +386,7 @@ pub fn parse_upstream(url: &str) -> Result<(UpstreamUrl, String), String> {
 
 /// Headers the proxy owns: never injected from config, always stripped from the client.
 pub fn is_reserved_header(name: &str) -> bool {
-    crate::rewrite::is_stripped_request_header(name) || name == "host" || name == "content-length"
+    crate::headers::is_stripped_request_header(name) || name == "host" || name == "content-length"
 }
 
 fn validate_route(r: &RouteConfig) -> Result<ValidRoute, ConfigError> {

@@ -8,38 +8,9 @@
 //! so first-party harness traffic stays first-party.
 
 use crate::config::{ApiKeyHeader, UpstreamUrl};
+use crate::headers::{HOP_BY_HOP, is_stripped_request_header};
 use http::Uri;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-
-/// Hop-by-hop headers (RFC 9110 §7.6.1, plus the legacy `keep-alive` and
-/// `proxy-connection`).
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
-/// Credential and proxy-describing headers the client may not pass on.
-const CREDENTIAL_AND_HOP_INFO: &[&str] = &[
-    "authorization",
-    "x-api-key",
-    "proxy-authorization",
-    "x-goog-api-key",
-    "forwarded",
-    "via",
-];
-
-/// Whether a (lower-case) request header is always removed before forwarding.
-pub fn is_stripped_request_header(name: &str) -> bool {
-    HOP_BY_HOP.contains(&name)
-        || CREDENTIAL_AND_HOP_INFO.contains(&name)
-        || name.starts_with("x-forwarded-")
-}
 
 /// Names listed in `connection` are hop-by-hop too.
 fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
