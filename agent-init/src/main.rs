@@ -53,17 +53,22 @@ Examples:
   agent-init explain /pi-agent/auth.json ~/.ssh
   agent-init self-test --json                prove the layers hold (run it as a tool)
 
-Logging: -v (debug) or -q (warnings and errors only), or AGENT_VAULT_LOG=quiet|info|debug.";
+Logging: quiet by default (one line per start); -v adds the steps, -q keeps
+warnings and errors only; --log-format json for one JSON object a line. Or
+AGENT_VAULT_LOG=quiet|info|debug|text|json, comma-separated (json,debug).";
 
 #[derive(Parser)]
 #[command(name = "agent-init", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
 struct Cli {
-    /// More detail on stderr (AGENT_VAULT_LOG=debug).
+    /// One line per step and the details on stderr (AGENT_VAULT_LOG=debug).
     #[arg(short, long, global = true, conflicts_with = "quiet")]
     verbose: bool,
     /// Only warnings and errors on stderr (AGENT_VAULT_LOG=quiet).
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Log lines as text or as JSON objects with timestamps (AGENT_VAULT_LOG=json).
+    #[arg(long, global = true, value_name = "FORMAT", value_parser = ["text", "json"])]
+    log_format: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -114,7 +119,8 @@ enum Command {
 }
 
 const RUN_LONG: &str = "\
-Start CMD as the harness. The steps, each logged as one line on stderr:
+Start CMD as the harness. The steps (each one line on stderr with -v; by
+default one line says the harness started, and under which layers):
 
   1 sanitize  close inherited fds above 2; harness env = env + [harness.env];
               refuse a harness the preload cannot follow (static, Go, musl)
@@ -155,7 +161,14 @@ fn main() {
     if !matches!(cli.command, Command::Run { .. }) {
         stop::release();
     }
-    log::init(cli.verbose, cli.quiet);
+    let format = cli.log_format.as_deref().map(|f| match f {
+        "json" => log::Format::Json,
+        _ => log::Format::Text,
+    });
+    if let Err(e) = log::init(cli.verbose, cli.quiet, format) {
+        log::error!("{e}");
+        std::process::exit(run::EXIT_CONFIG);
+    }
     let code = match cli.command {
         Command::Run {
             policy,
@@ -165,7 +178,7 @@ fn main() {
             command,
         } => {
             if !(grace.is_finite() && grace >= 0.0) {
-                eprintln!("agent-init: error: --grace {grace}: expected seconds >= 0");
+                log::error!("--grace {grace}: expected seconds >= 0");
                 std::process::exit(run::EXIT_CONFIG);
             }
             run::run(run::RunArgs {

@@ -24,7 +24,7 @@
 use crate::config::{self, Identity, LoadError};
 use crate::error::{Call, CallResult};
 use crate::landlock_layer::{self, LandlockError, Outcome};
-use crate::log::{info, warning};
+use crate::log::{error, info, notice, warning};
 use crate::pid1::{self, Serve, ServeError};
 use crate::preload;
 use crate::privs::{self, PrivError};
@@ -227,7 +227,10 @@ pub fn sanitize(
         .map(|d| d.count().saturating_sub(4))
         .unwrap_or(0);
     sys::close_from(3).map_err(SanitizeError::CloseRange)?;
-    let mut env: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
+    // AGENT_VAULT_LOG is agent-init's: the harness and its tools do not see it.
+    let mut env: BTreeMap<OsString, OsString> = std::env::vars_os()
+        .filter(|(k, _)| k != crate::log::LOG_ENV)
+        .collect();
     if switching {
         if let Some(h) = &who.home {
             env.insert("HOME".into(), h.as_os_str().to_owned());
@@ -344,7 +347,7 @@ pub fn run(args: RunArgs) -> i32 {
     match run_inner(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("agent-init: error: {e}");
+            error!("{e}");
             e.exit_code()
         }
     }
@@ -375,6 +378,9 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
     let seccomp = seccomp_layer::compile(&policy).map_err(RunError::Seccomp)?;
     // 7 (the preload, while the environment is ours to change)
     let preload_note = preload::inject(&mut sanitized.env);
+    let layers = layers_words(&landlock, seccomp.is_some(), &preload_note);
+    let command = sanitized.path.clone();
+    let uid = who.uid;
 
     let set = pid1::block_signals().map_err(RunError::Serve)?;
     // The last look before the fork; from here on a stop goes to the harness.
@@ -394,8 +400,31 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
     if let Some(code) = child.release() {
         return Ok(code);
     }
+    notice!(
+        "harness {} started as pid {pid} (uid {uid}) under {layers}",
+        command.display()
+    );
     // 8
     serve_step(&args, root, &set, pid).map_err(RunError::Serve)
+}
+
+/// The layers a start's one line names.
+fn layers_words(landlock: &Outcome, seccomp: bool, preload_note: &str) -> String {
+    let mut on = Vec::new();
+    if matches!(landlock, Outcome::Ready(_)) {
+        on.push("landlock");
+    }
+    if seccomp {
+        on.push("seccomp");
+    }
+    if !preload_note.starts_with("WITHOUT") {
+        on.push("the vault preload");
+    }
+    if on.is_empty() {
+        "no layer".into()
+    } else {
+        on.join(", ")
+    }
 }
 
 /// The policy and the harness's identity, checked for `run`: a root
@@ -553,7 +582,7 @@ fn child_main(
     take_terminal();
     let mut status = std::fs::File::from(status);
     let mut fail = |e: RunError| -> ! {
-        eprintln!("agent-init: error: {e}");
+        error!("{e}");
         let _ = status.write_all(b"x");
         std::process::exit(e.exit_code());
     };
