@@ -8,6 +8,7 @@
 mod config;
 mod describe;
 mod error;
+mod json_out;
 mod landlock_layer;
 mod log;
 mod path_search;
@@ -99,20 +100,26 @@ enum Command {
         /// Policy file [default: /etc/agent-vault/policy.toml, else the built-in policy].
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
+        /// One JSON object on stdout (README: "Machine-readable output"), also for an invalid policy.
+        #[arg(long)]
+        json: bool,
     },
     /// For each PATH: what the harness and what a tool may do with it, and which rule says so.
     Explain {
         /// Policy file [default: /etc/agent-vault/policy.toml, else the built-in policy].
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
-        /// Paths to explain (absolute; relative ones are taken from the current directory).
+        /// Paths to explain (absolute; `~/...` is the harness user's home; relative ones are taken from the current directory).
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
+        /// One JSON object on stdout (README: "Machine-readable output").
+        #[arg(long)]
+        json: bool,
     },
     /// Prove the layers hold, from where a tool stands: one row per check; exit 0 only if all enabled layers hold.
     #[command(long_about = SELFTEST_LONG)]
     SelfTest {
-        /// One JSON object per line instead of a table.
+        /// One JSON object ({"ok": bool, "checks": [{layer, check, status, detail}]}) instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -189,8 +196,12 @@ fn main() {
                 command,
             })
         }
-        Command::Check { policy } => describe::check(policy.as_deref()),
-        Command::Explain { policy, paths } => describe::explain(policy.as_deref(), &paths),
+        Command::Check { policy, json } => describe::check(policy.as_deref(), json),
+        Command::Explain {
+            policy,
+            paths,
+            json,
+        } => describe::explain(policy.as_deref(), &paths, json),
         Command::SelfTest { json } => selftest::main(json),
     };
     std::process::exit(code);

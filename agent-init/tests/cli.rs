@@ -201,13 +201,8 @@ fn self_test_under_run_reports_the_kernel_layers() {
     let o = run_in_private_mounts("0755", "true", "", &p, &cmd, "off");
     let s = stdout(&o);
     assert!(!s.contains("TOPSECRET"), "a secret was printed");
-    let row = |check: &str| -> String {
-        let i = s
-            .find(&format!("\"check\":\"{check}"))
-            .unwrap_or_else(|| panic!("{check} missing: {s}"));
-        let j = s[i..].find('}').unwrap();
-        s[i..i + j].to_string()
-    };
+    let json = s.lines().next().unwrap_or_default();
+    let row = |check: &str| json_row(json, check);
     for ok in [
         "base layer restricts this process",
         "filter mode",
@@ -285,13 +280,21 @@ fn self_test_scenario(d: &Dir, preload: &str) -> (Option<i32>, String) {
     (o.status.code(), s)
 }
 
-/// The JSON row whose check starts with `check`.
+/// self-test's JSON object, parsed.
+fn report(s: &str) -> serde_json::Value {
+    serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("self-test --json: {e}: {s}"))
+}
+
+/// The JSON row whose check starts with `check`, as compact JSON text.
 fn json_row(s: &str, check: &str) -> String {
-    let i = s
-        .find(&format!("\"check\":\"{check}"))
-        .unwrap_or_else(|| panic!("{check} missing: {s}"));
-    let j = s[i..].find('}').unwrap();
-    s[i..i + j].to_string()
+    let r = report(s);
+    r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["check"].as_str().unwrap().starts_with(check))
+        .unwrap_or_else(|| panic!("{check} missing: {s}"))
+        .to_string()
 }
 
 #[test]
@@ -308,7 +311,7 @@ fn self_test_agrees_with_the_preload_tool_layer() {
     let d = Dir::new();
     let (code, s) = self_test_scenario(&d, so.to_str().unwrap());
     assert_eq!(code, Some(0), "preload {}: {s}", so.display());
-    assert!(s.starts_with("{\"ok\":true,"), "{s}");
+    assert_eq!(report(&s)["ok"], true, "{s}");
     assert!(!s.contains("\"status\":\"FAIL\""), "{s}");
     for check in [
         "vault preload loaded",
@@ -335,7 +338,7 @@ fn self_test_agrees_with_the_preload_tool_layer() {
     let d = Dir::new();
     let (code, s) = self_test_scenario(&d, "off");
     assert_eq!(code, Some(1), "{s}");
-    assert!(s.starts_with("{\"ok\":false,"), "{s}");
+    assert_eq!(report(&s)["ok"], false, "{s}");
     let row = json_row(&s, "tool layer (probe file denied)");
     assert!(row.contains("\"status\":\"FAIL\""), "{row}");
     assert!(row.contains("NOT under the tool layer"), "{row}");
@@ -343,4 +346,105 @@ fn self_test_agrees_with_the_preload_tool_layer() {
         let row = json_row(&s, check);
         assert!(row.contains("\"status\":\"FAIL\""), "{row}");
     }
+}
+
+#[test]
+fn check_json_is_the_policy_as_data() {
+    let d = Dir::new();
+    let v = d.join("vault");
+    let p = d.policy(
+        "root",
+        "required",
+        "best-effort",
+        &format!("[[vault.entry]]\nname = \"v\"\ndir = \"{}\"\n", v.display()),
+    );
+    let o = Command::new(BIN)
+        .args(["check", "--json", "--policy"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    let j: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("check --json parses");
+    assert_eq!(j["valid"], true);
+    assert_eq!(j["source"], p.display().to_string());
+    assert_eq!(j["harness"]["user"], "root");
+    assert_eq!(j["harness"]["uid"], 0);
+    assert_eq!(j["harness"]["home"], "/root");
+    assert_eq!(j["landlock"], "required");
+    assert_eq!(j["seccomp"]["mode"], "best-effort");
+    assert_eq!(j["audit"]["sink"], "off");
+    let vault = j["vault"].as_array().unwrap();
+    assert!(
+        vault.iter().any(|e| e["name"] == "v"
+            && e["kind"] == "dir"
+            && e["path"] == v.display().to_string()),
+        "{j}"
+    );
+    assert_eq!(j["secret_env"], serde_json::json!(["AV_TEST_SECRET"]));
+
+    // An invalid policy: still one object, with the error, exit 1.
+    std::fs::write(&p, "[harness]\nuser = 5\n").unwrap();
+    let o = Command::new(BIN)
+        .args(["check", "--json", "--policy"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_exit(&o, 1);
+    let j: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("invalid parses");
+    assert_eq!(j["valid"], false);
+    assert!(
+        j["error"]
+            .as_str()
+            .unwrap()
+            .starts_with(&p.display().to_string()),
+        "{j}"
+    );
+}
+
+#[test]
+fn explain_json_and_the_harness_users_tilde() {
+    let d = Dir::new();
+    let p = d.policy(
+        "root",
+        "required",
+        "required",
+        "[[vault.entry]]\nname = \"ssh\"\ndir = \"~/.ssh\"\n",
+    );
+    let o = Command::new(BIN)
+        .args(["explain", "--json", "--policy"])
+        .arg(&p)
+        .args(["~/.ssh/id_ed25519", "/usr/bin/cat"])
+        .current_dir("/tmp")
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    let j: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("explain --json parses");
+    let paths = j["paths"].as_array().unwrap();
+    assert_eq!(paths[0]["path"], "/root/.ssh/id_ed25519", "{j}");
+    assert_eq!(paths[0]["tool"]["access"], serde_json::json!([]), "{j}");
+    assert!(
+        paths[0]["vault_rule"].as_str().unwrap().contains("ssh"),
+        "{j}"
+    );
+    let cat = &paths[1];
+    assert_eq!(cat["path"], "/usr/bin/cat");
+    let harness: Vec<&str> = cat["harness"]["access"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        harness.contains(&"execute") && harness.contains(&"read_file"),
+        "{j}"
+    );
+    // The text form expands it the same way.
+    let o = Command::new(BIN)
+        .args(["explain", "--policy"])
+        .arg(&p)
+        .arg("~/.ssh")
+        .current_dir("/tmp")
+        .output()
+        .unwrap();
+    assert!(stdout(&o).contains("\n/root/.ssh\n"), "{}", stdout(&o));
 }
