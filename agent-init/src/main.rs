@@ -13,6 +13,7 @@ mod landlock_layer;
 mod log;
 mod path_search;
 mod pid1;
+mod preflight;
 mod preload;
 mod privs;
 mod run;

@@ -26,6 +26,7 @@ use crate::error::{Call, CallResult};
 use crate::landlock_layer::{self, LandlockError, Outcome};
 use crate::log::{error, info, notice, warning};
 use crate::pid1::{self, Serve, ServeError};
+use crate::preflight::{self, MissingCaps, PreflightError};
 use crate::preload;
 use crate::privs::{self, PrivError};
 use crate::seccomp_layer::{self, SeccompError};
@@ -68,6 +69,11 @@ pub struct RunArgs {
 #[derive(Debug)]
 pub enum RunError {
     Config(LoadError),
+    /// A root start that cannot work here ([`preflight`]).
+    Preflight(PreflightError),
+    /// Seeding failed while capabilities it needs are missing: they are
+    /// the cause to name.
+    SeedWithoutCaps(SeedError, MissingCaps),
     Sanitize(SanitizeError),
     Seed(SeedError),
     Record(RecordError),
@@ -97,6 +103,10 @@ impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RunError::Config(e) => write!(f, "{e}"),
+            RunError::Preflight(e) => write!(f, "{e}"),
+            RunError::SeedWithoutCaps(e, m) => {
+                write!(f, "step 2 (seed): {m}; seeding failed without them: {e}")
+            }
             RunError::Sanitize(e) => write!(f, "step 1 (sanitize): {e}"),
             RunError::Seed(e) => write!(f, "step 2 (seed): {e}"),
             RunError::Record(e) => write!(f, "step 3 (record): {e}"),
@@ -114,6 +124,8 @@ impl std::error::Error for RunError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(match self {
             RunError::Config(e) => e,
+            RunError::Preflight(e) => e,
+            RunError::SeedWithoutCaps(e, _) => e,
             RunError::Sanitize(e) => e,
             RunError::Seed(e) => e,
             RunError::Record(e) => e,
@@ -362,6 +374,11 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
     // resets its dumpable flag).
     privs::no_dumps();
     let root = nix::unistd::geteuid().is_root();
+    let missing = if root {
+        preflight_step().map_err(RunError::Preflight)?
+    } else {
+        MissingCaps(Vec::new())
+    };
     let (mut policy, who) = load_step(&args, root).map_err(RunError::Config)?;
 
     // A TERM or INT held since `main` began ([`stop::hold`]) stops us
@@ -370,7 +387,13 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
     // 1
     let mut sanitized = sanitize(&policy, &who, root, &args.command).map_err(RunError::Sanitize)?;
     // 2
-    seed_step(&policy, &who, root).map_err(RunError::Seed)?;
+    seed_step(&policy, &who, root).map_err(|e| match e {
+        SeedError::Stopped(_) | SeedError::HardLinks(_) => RunError::Seed(e),
+        _ if missing.0.iter().any(|n| !n.for_drop && n.name != "KILL") => {
+            RunError::SeedWithoutCaps(e, missing.clone())
+        }
+        _ => RunError::Seed(e),
+    })?;
     // 3 (files)
     let state = record_step(&mut policy).map_err(RunError::Record)?;
     // Prepare 5 and 6 while privileged, so their errors stop us before the fork.
@@ -406,6 +429,25 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
     );
     // 8
     serve_step(&args, root, &set, pid).map_err(RunError::Serve)
+}
+
+/// Before the steps, as root: refuse a start that cannot work (started by
+/// a container init, no capability to drop privileges); warn about missing
+/// capabilities seeding may need (CAP_KILL has its own warning).
+fn preflight_step() -> Result<MissingCaps, PreflightError> {
+    let missing = preflight::check()?;
+    let seeding = MissingCaps(
+        missing
+            .0
+            .iter()
+            .filter(|n| n.name != "KILL")
+            .copied()
+            .collect(),
+    );
+    if !seeding.0.is_empty() {
+        warning!("{seeding}");
+    }
+    Ok(missing)
 }
 
 /// The layers a start's one line names.

@@ -105,11 +105,35 @@ impl fmt::Display for Unwritable {
 impl fmt::Display for SeedError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            SeedError::Create {
+                path,
+                uid,
+                errno: Errno::EROFS,
+            } => write!(
+                f,
+                "cannot create {} for the harness user (uid {uid}): the file system is read-only. Fix: mount a volume or a tmpfs there (`--tmpfs {}:uid={uid}` or `-v NAME:{}`)",
+                path.display(),
+                path.display(),
+                path.display()
+            ),
             SeedError::Create { path, uid, errno } => write!(
                 f,
                 "cannot create {} for the harness user (uid {uid}): {}. Fix: create it in the image (`install -d -o {uid} {}`) or mount a volume there that uid {uid} can write",
                 path.display(),
                 errno.desc(),
+                path.display()
+            ),
+            SeedError::NotWritable {
+                path,
+                uid,
+                why: Unwritable::ReadOnly,
+                ..
+            } => write!(
+                f,
+                "{} is not writable by the harness user (uid {uid}): it is on a read-only file system (a read-only root without a volume there). Fix: mount a volume or a tmpfs at {} (`--tmpfs {}:uid={uid}` or `-v NAME:{}`)",
+                path.display(),
+                path.display(),
+                path.display(),
                 path.display()
             ),
             SeedError::NotWritable {
@@ -307,6 +331,19 @@ fn ensure_dir_as(
 ) -> Result<OwnedFd, SeedError> {
     let fd = open_or_create_dir(path, owner, stats)?;
     let st = fstat(&fd).call_at("fstat", path)?;
+    // Read-only first: on a read-only root neither owner nor mode is the
+    // cause, and a chown would fail with EROFS.
+    if let Ok(vfs) = nix::sys::statvfs::fstatvfs(&fd)
+        && vfs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)
+    {
+        return Err(SeedError::NotWritable {
+            path: path.to_path_buf(),
+            uid: owner.uid,
+            owner: st.st_uid,
+            mode: st.st_mode & 0o7777,
+            why: Unwritable::ReadOnly,
+        });
+    }
     if !writable_by(&st, owner) {
         if owner.chown && adopt {
             fchown(
@@ -337,17 +374,6 @@ fn ensure_dir_as(
                 why: Unwritable::Mode,
             });
         }
-    }
-    if let Ok(vfs) = nix::sys::statvfs::fstatvfs(&fd)
-        && vfs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)
-    {
-        return Err(SeedError::NotWritable {
-            path: path.to_path_buf(),
-            uid: owner.uid,
-            owner: st.st_uid,
-            mode: st.st_mode & 0o7777,
-            why: Unwritable::ReadOnly,
-        });
     }
     Ok(fd)
 }

@@ -53,7 +53,10 @@ fn unknown_user_is_one_line_exit_2() {
     let marker = d.join("started");
     let o = run_expecting(&p, &[], &["/bin/touch", marker.to_str().unwrap()], 2);
     let line = one_error_line(&o);
-    assert!(line.contains("unknown user \"no-such-user-av\""), "{line}");
+    assert!(
+        line.contains("no user 'no-such-user-av' in /etc/passwd"),
+        "{line}"
+    );
     assert!(!marker.exists());
     let p = d.policy("65534:65534", "required", "required", "");
     let o = run_expecting(
@@ -62,7 +65,7 @@ fn unknown_user_is_one_line_exit_2() {
         &["/bin/touch", marker.to_str().unwrap()],
         2,
     );
-    assert!(one_error_line(&o).contains("unknown user \"nope-nobody-av\""));
+    assert!(one_error_line(&o).contains("no user 'nope-nobody-av' in /etc/passwd"));
     assert!(!marker.exists());
 }
 

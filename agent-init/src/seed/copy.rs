@@ -127,6 +127,7 @@ impl Walk<'_> {
                         self.owner,
                         &dst_path.join(name),
                         None,
+                        &src_path.join(name),
                     )? {
                         self.batch.push(staged);
                         if self.batch.len() >= BATCH {
