@@ -123,6 +123,12 @@ enum Command {
         /// One JSON object ({"ok": bool, "checks": [{layer, check, status, detail}]}) instead of a table.
         #[arg(long)]
         json: bool,
+        /// Policy for the session self-test starts when it is PID 1 with none [default: as `run`].
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// Run the rows in this process, even as PID 1 or as the harness (which otherwise start a session or a tool to test from).
+        #[arg(long)]
+        as_tool: bool,
     },
 }
 
@@ -152,8 +158,11 @@ Exit codes: the harness's; 1 a step failed before the harness started;
 files while seeding; every seeded file is whole, the next start copies the rest).";
 
 const SELFTEST_LONG: &str = "\
-Run it inside the container (docker exec ... agent-init self-test) or as a
-command under `agent-init run`, where a tool would run. One row per check:
+Run it inside the container (docker exec ... agent-init self-test), as a
+command under `agent-init run`, where a tool would run, or as the container's
+command either way (`--entrypoint agent-init IMAGE self-test`: as PID 1 it
+starts a session with itself as the harness; `IMAGE agent-init self-test`: as
+the harness it runs itself as a tool), so the rows are a tool's. One row per check:
 the layers (preload, Landlock, seccomp, capabilities, no_new_privs, harness
 non-dumpable), attacks on every vault entry of the effective policy (open,
 raw openat, openat2, io_uring, link, rename, /proc/<harness>/environ|mem|fd,
@@ -203,7 +212,11 @@ fn main() {
             paths,
             json,
         } => describe::explain(policy.as_deref(), &paths, json),
-        Command::SelfTest { json } => selftest::main(json),
+        Command::SelfTest {
+            json,
+            policy,
+            as_tool,
+        } => selftest::main(json, as_tool, policy.as_deref()),
     };
     std::process::exit(code);
 }

@@ -250,6 +250,27 @@ fn built_preload() -> Option<std::path::PathBuf> {
 /// harness, so self-test runs as a tool; in a private mount namespace with
 /// a fresh `/run`. `preload`: the value of `AGENT_VAULT_PRELOAD`.
 fn self_test_scenario(d: &Dir, preload: &str) -> (Option<i32>, String) {
+    let p = self_test_policy(d);
+    let pi = d.join("st").join("pi");
+    let o = run_in_private_mounts(
+        "0755",
+        "true",
+        "-q",
+        &p,
+        &format!("{BIN} self-test --json"),
+        preload,
+    );
+    let s = stdout(&o);
+    assert!(!s.contains("TOPSECRET"), "a secret was printed");
+    assert!(
+        pi.join("auth.json").is_file(),
+        "the attacks moved the credential"
+    );
+    (o.status.code(), s)
+}
+
+/// The policy of [`self_test_scenario`], with its vault dir and credential.
+fn self_test_policy(d: &Dir) -> std::path::PathBuf {
     let st = d.join("st");
     let pi = st.join("pi");
     std::fs::create_dir_all(&pi).unwrap();
@@ -266,21 +287,7 @@ fn self_test_scenario(d: &Dir, preload: &str) -> (Option<i32>, String) {
             pi.display()
         ),
     );
-    let o = run_in_private_mounts(
-        "0755",
-        "true",
-        "-q",
-        &p,
-        &format!("{BIN} self-test --json"),
-        preload,
-    );
-    let s = stdout(&o);
-    assert!(!s.contains("TOPSECRET"), "a secret was printed");
-    assert!(
-        pi.join("auth.json").is_file(),
-        "the attacks moved the credential"
-    );
-    (o.status.code(), s)
+    p
 }
 
 /// self-test's JSON object, parsed.
@@ -450,4 +457,95 @@ fn explain_json_and_the_harness_users_tilde() {
         .output()
         .unwrap();
     assert!(stdout(&o).contains("\n/root/.ssh\n"), "{}", stdout(&o));
+}
+
+/// The rows a tool sees, all holding: what both documented container
+/// commands must print.
+#[track_caller]
+fn assert_tool_rows_hold(o: &std::process::Output) {
+    let s = stdout(o);
+    assert!(!s.contains("TOPSECRET"), "a secret was printed");
+    assert_eq!(o.status.code(), Some(0), "{s}\n{}", stderr(o));
+    let r = report(&s);
+    assert_eq!(r["ok"], true, "{s}");
+    for check in [
+        "vault preload loaded",
+        "base layer restricts this process",
+        "tool layer (probe file denied)",
+        "filter mode",
+        "capabilities empty",
+        "no_new_privs",
+        "harness non-dumpable",
+        "raw openat ",
+        "ptrace attach to the harness",
+    ] {
+        let row = json_row(&s, check);
+        assert!(row.contains("\"status\":\"pass\""), "{row}");
+    }
+    assert!(!s.contains("this process IS the harness"), "{s}");
+}
+
+/// `podman run --rm --entrypoint agent-init IMAGE self-test`: self-test is
+/// PID 1, as root, with no session; it starts one and tests as its tool.
+#[test]
+fn self_test_as_pid_1_starts_a_session_and_passes() {
+    if skip_unless_root("self_test_as_pid_1_starts_a_session_and_passes") {
+        return;
+    }
+    let so = built_preload().expect("build the preload first (cargo build -p vault-preload)");
+    let d = Dir::new();
+    let p = self_test_policy(&d);
+    let script = format!(
+        "mount -t tmpfs -o mode=0755 tmpfs /run && exec {BIN} self-test --json --policy {}",
+        p.display()
+    );
+    let o = Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--propagation",
+            "private",
+        ])
+        .args(["/bin/sh", "-c", &script])
+        .env("AGENT_VAULT_PRELOAD", &so)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_tool_rows_hold(&o);
+    assert!(
+        stderr(&o).contains("self-test: PID 1 with no session: starting one"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// `podman run --rm IMAGE agent-init self-test`: self-test is the harness
+/// (`agent-init run -- agent-init self-test`); it runs itself as a tool.
+#[test]
+fn self_test_as_the_harness_runs_itself_as_a_tool_and_passes() {
+    if skip_unless_root("self_test_as_the_harness_runs_itself_as_a_tool_and_passes") {
+        return;
+    }
+    let so = built_preload().expect("build the preload first (cargo build -p vault-preload)");
+    let d = Dir::new();
+    let p = self_test_policy(&d);
+    let script = format!(
+        "mount -t tmpfs -o mode=0755 tmpfs /run && exec {BIN} run --policy {} -- {BIN} self-test --json",
+        p.display()
+    );
+    let o = Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "/bin/sh",
+            "-c",
+            &script,
+        ])
+        .env("AGENT_VAULT_PRELOAD", &so)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_tool_rows_hold(&o);
 }
