@@ -8,6 +8,7 @@
 mod config;
 mod describe;
 mod error;
+mod health;
 mod json_out;
 mod landlock_layer;
 mod log;
@@ -54,6 +55,7 @@ Examples:
   agent-init check --policy ./policy.toml    validate a policy, print it in words
   agent-init explain /pi-agent/auth.json ~/.ssh
   agent-init self-test --json                prove the layers hold (run it as a tool)
+  agent-init health                          exit 0 while the harness runs under its layers
 
 Logging: quiet by default (one line per start); -v adds the steps, -q keeps
 warnings and errors only; --log-format json for one JSON object a line. Or
@@ -117,6 +119,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Exit 0 only while the harness runs under every layer the policy requires (a container HEALTHCHECK or Kubernetes exec probe); 1 with one line otherwise.
+    #[command(long_about = HEALTH_LONG)]
+    Health,
     /// Prove the layers hold, from where a tool stands: one row per check; exit 0 only if all enabled layers hold.
     #[command(long_about = SELFTEST_LONG)]
     SelfTest {
@@ -156,6 +161,17 @@ Exit codes: the harness's; 1 a step failed before the harness started;
 2 invalid policy, user or arguments, or an unhooked harness; 126 CMD not executable; 127 CMD not found;
 143 (TERM) or 130 (INT): stopped before the harness started (taken between
 files while seeding; every seeded file is whole, the next start copies the rest).";
+
+const HEALTH_LONG: &str = "\
+Exit 0 only while the harness runs under every layer the policy requires;
+exit 1 with one line saying what is wrong. For a container HEALTHCHECK,
+`docker exec`, or a Kubernetes exec probe. Reads agent-init's state directory
+(the effective policy and harness.pid) and /proc/<harness>: alive, started by
+agent-init, NoNewPrivs 1, no effective capability, Seccomp 2 (unless the
+policy turns seccomp off), not dumpable (the vault preload). Landlock is not
+visible from outside a process: health relies on step 5, which refuses to
+start a harness the kernel does not restrict when landlock = \"required\";
+self-test proves it from inside.";
 
 const SELFTEST_LONG: &str = "\
 Run it inside the container (docker exec ... agent-init self-test), as a
@@ -212,6 +228,7 @@ fn main() {
             paths,
             json,
         } => describe::explain(policy.as_deref(), &paths, json),
+        Command::Health => health::main(),
         Command::SelfTest {
             json,
             policy,
