@@ -252,7 +252,9 @@ pub fn load(
     // An unknown user has no home, so a `~` in the policy cannot expand:
     // the user is the cause to name, not the policy line.
     let policy = policy::load::resolve(raw, &text, &file, &ctx).map_err(|e| match &identity {
-        Err(u @ UserError::UnknownUser(_)) => LoadError::User(u.clone()),
+        Err(u @ UserError::UnknownUser(_)) if e.kind == policy::error::ErrorKind::NoHome => {
+            LoadError::User(u.clone())
+        }
         _ => LoadError::Policy(e),
     })?;
     let identity = match identity {

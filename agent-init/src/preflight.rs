@@ -5,7 +5,7 @@
 //!
 //! Two facts: the capabilities the steps need ([`NEEDED`]) against this
 //! process's effective set, and whether agent-init was started by another
-//! init (`--init`, `init: true`: tini, docker-init, catatonit) instead of
+//! init (`--init`, `init: true`: tini, docker-init, catatonit, podman-init) instead of
 //! being PID 1. Only a root agent-init (container mode) is checked: a host
 //! run as a user is legitimately neither PID 1 nor privileged, and a root
 //! run from a shell or a service manager is not under a container init.
@@ -67,6 +67,7 @@ pub const CONTAINER_INITS: &[&str] = &[
     "tini-static",
     "docker-init",
     "catatonit",
+    "podman-init",
     "dumb-init",
 ];
 

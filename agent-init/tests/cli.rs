@@ -278,7 +278,7 @@ fn self_test_policy(d: &Dir) -> std::path::PathBuf {
     for p in [&st, &pi, &pi.join("auth.json")] {
         std::os::unix::fs::chown(p, Some(1000), Some(1000)).unwrap();
     }
-    let p = d.policy(
+    d.policy(
         "1000:1000",
         "required",
         "required",
@@ -286,8 +286,7 @@ fn self_test_policy(d: &Dir) -> std::path::PathBuf {
             "[[vault.entry]]\nname = \"pi\"\ndir = \"{}\"\n",
             pi.display()
         ),
-    );
-    p
+    )
 }
 
 /// self-test's JSON object, parsed.
