@@ -105,7 +105,10 @@ impl fmt::Display for RunError {
             RunError::Config(e) => write!(f, "{e}"),
             RunError::Preflight(e) => write!(f, "{e}"),
             RunError::SeedWithoutCaps(e, m) => {
-                write!(f, "step 2 (seed): {m}; seeding failed without them: {e}")
+                // One fix: the capabilities' (the seed error's own would mislead).
+                let e = e.to_string();
+                let what = e.split(". Fix:").next().unwrap_or(&e);
+                write!(f, "step 2 (seed): {m}; seeding failed without them: {what}")
             }
             RunError::Sanitize(e) => write!(f, "step 1 (sanitize): {e}"),
             RunError::Seed(e) => write!(f, "step 2 (seed): {e}"),

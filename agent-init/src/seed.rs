@@ -70,6 +70,12 @@ pub enum SeedError {
     },
     /// A target (or vault directory) is a symlink or not a directory.
     NotADirectory { path: PathBuf, what: &'static str },
+    /// A seed (the source side) cannot be read: named, with the call.
+    Unreadable {
+        call: &'static str,
+        path: PathBuf,
+        errno: Errno,
+    },
     /// A vault file has more than one name ([`crate::vault_links`]).
     HardLinks(HardLinks),
     /// Any other call failed.
@@ -153,6 +159,12 @@ impl fmt::Display for SeedError {
                 "{} is {what}; agent-init only seeds into real directories and never follows symlinks. Fix: make it a directory, or point the policy at the real path",
                 path.display()
             ),
+            SeedError::Unreadable { call, path, errno } => write!(
+                f,
+                "cannot read the seed {} ({call}: {}). Fix: make it readable by agent-init (root in a container: check the mount, e.g. NFS root_squash or a secret's mode) or remove it from the seed source",
+                path.display(),
+                errno.desc()
+            ),
             SeedError::HardLinks(h) => write!(f, "{h}"),
             SeedError::Call(c) => write!(f, "{c}"),
             SeedError::Stopped(s) => write!(f, "{s}"),
@@ -163,7 +175,7 @@ impl fmt::Display for SeedError {
 impl std::error::Error for SeedError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            SeedError::Create { errno, .. } => Some(errno),
+            SeedError::Create { errno, .. } | SeedError::Unreadable { errno, .. } => Some(errno),
             SeedError::NotWritable {
                 why: Unwritable::ChownFailed(errno),
                 ..
@@ -171,6 +183,17 @@ impl std::error::Error for SeedError {
             SeedError::Call(c) => Some(&c.source),
             SeedError::Stopped(s) => Some(s),
             _ => None,
+        }
+    }
+}
+
+impl SeedError {
+    /// `call` on the seed's `path` failed.
+    pub fn unreadable(call: &'static str, path: &Path, errno: Errno) -> SeedError {
+        SeedError::Unreadable {
+            call,
+            path: path.to_path_buf(),
+            errno,
         }
     }
 }

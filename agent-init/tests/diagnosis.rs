@@ -156,9 +156,10 @@ fn an_unreadable_seed_names_the_source_and_the_missing_capability() {
     assert!(
         line.contains("step 2 (seed): missing capabilities DAC_OVERRIDE (")
             && line.contains(&format!(
-                "seeding failed without them: open {}:",
+                "seeding failed without them: cannot read the seed {} (open: Permission denied)",
                 secret.display()
-            )),
+            ))
+            && line.matches("Fix:").count() == 1,
         "{line}"
     );
     assert!(
@@ -222,4 +223,39 @@ fn an_unknown_user_is_named_even_when_the_policy_uses_tilde() {
     );
     assert!(!line.contains('~'), "{line}");
     assert!(!marker.exists());
+}
+
+#[test]
+fn an_unreadable_seed_names_the_source_and_its_fix() {
+    if skip_unless_root("an_unreadable_seed_names_the_source_and_its_fix") {
+        return;
+    }
+    if skip_without("/usr/bin/setpriv", "setpriv") {
+        return;
+    }
+    // Host mode (uid 65534): a seed file only root may read.
+    let d = Dir::new();
+    let src = d.join("seed");
+    let dst = d.join("pi");
+    std::fs::create_dir(&src).unwrap();
+    let secret = src.join("auth.json");
+    std::fs::write(&secret, "x").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::create_dir(&dst).unwrap();
+    std::os::unix::fs::chown(&dst, Some(NOBODY), Some(NOBODY)).unwrap();
+    let p = seed_policy(&d, &src, &dst);
+    let o = in_private_mounts(&format!(
+        "cd / && exec setpriv --reuid 65534 --regid 65534 --clear-groups $BIN run --policy {} -- /bin/true",
+        p.display()
+    ));
+    assert_exit(&o, 1);
+    let line = the_error_line(&o);
+    assert!(
+        line.contains(&format!(
+            "step 2 (seed): cannot read the seed {} (open: Permission denied). Fix: make it readable by agent-init",
+            secret.display()
+        )),
+        "{line}"
+    );
+    assert!(!dst.join("auth.json").exists());
 }

@@ -62,8 +62,8 @@ pub(super) fn stage_file(
             | OFlag::O_NONBLOCK,
         Mode::empty(),
     )
-    .call_at("open", src_path)?;
-    let st = fstat(&src_fd).call_at("fstat", src_path)?;
+    .map_err(|e| SeedError::unreadable("open", src_path, e))?;
+    let st = fstat(&src_fd).map_err(|e| SeedError::unreadable("fstat", src_path, e))?;
     if !is_type(&st, SFlag::S_IFREG) {
         return Ok(None);
     }
@@ -77,10 +77,9 @@ pub(super) fn stage_file(
             let _ = unlinkat(dst_dir, n.as_os_str(), UnlinkatFlags::NoRemoveDir);
         }
         return Err(match e {
-            FillError::Read(e) => Call::at("read", src_path, e),
-            FillError::Write(e) => Call::at("write", dst_path, e),
-        }
-        .into());
+            FillError::Read(e) => SeedError::unreadable("read", src_path, e),
+            FillError::Write(e) => Call::at("write", dst_path, e).into(),
+        });
     }
     Ok(Some(Staged {
         tmp,
