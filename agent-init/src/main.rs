@@ -13,6 +13,7 @@ mod log;
 mod pid1;
 mod preload;
 mod privs;
+mod proxy;
 mod run;
 mod safe_path;
 mod seccomp_layer;

@@ -27,6 +27,7 @@ use crate::landlock_layer::{self, LandlockError, Outcome};
 use crate::log::{info, warning};
 use crate::pid1::{self, Serve, ServeError};
 use crate::preload;
+use crate::proxy::{self, ProxyError};
 use crate::privs::{self, PrivError};
 use crate::seccomp_layer::{self, SeccompError};
 use crate::seed::{self, Owner, SeedError};
@@ -69,6 +70,7 @@ pub enum RunError {
     Sanitize(SanitizeError),
     Seed(SeedError),
     Record(RecordError),
+    Proxy(ProxyError),
     DropPrivileges(PrivError),
     Landlock(LandlockError),
     Seccomp(SeccompError),
@@ -80,6 +82,7 @@ impl RunError {
     pub fn exit_code(&self) -> i32 {
         match self {
             RunError::Config(_) => EXIT_CONFIG,
+            RunError::Proxy(ProxyError::NotRoot | ProxyError::SameUid(_)) => EXIT_CONFIG,
             RunError::Sanitize(SanitizeError::NotFound(_)) => EXIT_NOTFOUND,
             RunError::Start(StartError::Exec { errno, .. }) => exec_exit_code(*errno),
             _ => EXIT_SETUP,
@@ -94,6 +97,7 @@ impl fmt::Display for RunError {
             RunError::Sanitize(e) => write!(f, "step 1 (sanitize): {e}"),
             RunError::Seed(e) => write!(f, "step 2 (seed): {e}"),
             RunError::Record(e) => write!(f, "step 3 (record): {e}"),
+            RunError::Proxy(e) => write!(f, "step 3 (proxy): {e}"),
             RunError::DropPrivileges(e) => write!(f, "step 4 (drop privileges): {e}"),
             RunError::Landlock(e) => write!(f, "step 5 (landlock): {e}"),
             RunError::Seccomp(e) => write!(f, "step 6 (seccomp): {e}"),
@@ -110,6 +114,7 @@ impl std::error::Error for RunError {
             RunError::Sanitize(e) => e,
             RunError::Seed(e) => e,
             RunError::Record(e) => e,
+            RunError::Proxy(e) => e,
             RunError::DropPrivileges(e) => e,
             RunError::Landlock(e) => e,
             RunError::Seccomp(e) => e,
@@ -359,6 +364,9 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
     // Prepare 5 and 6 while privileged, so their errors stop us before the fork.
     let landlock = landlock_layer::prepare(&policy).map_err(RunError::Landlock)?;
     let seccomp = seccomp_layer::compile(&policy).map_err(RunError::Seccomp)?;
+    // 3 (proxy: the real credentials leave the harness's reach)
+    let mut proxy = proxy::proxy_step(&policy, &who, root, &mut sanitized.env)
+        .map_err(RunError::Proxy)?;
     // 7 (the preload, while the environment is ours to change)
     let preload_note = preload::inject(&mut sanitized.env);
 
@@ -379,7 +387,7 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
         return Ok(code);
     }
     // 8
-    serve_step(&args, root, &set, pid).map_err(RunError::Serve)
+    serve_step(&args, root, &set, pid, proxy.as_mut()).map_err(RunError::Serve)
 }
 
 /// The policy and the harness's identity, checked for `run`: a root
@@ -493,8 +501,14 @@ impl Forked {
 
 /// Step 8: agent-init keeps only what it needs to signal and reap, then
 /// serves as PID 1 until the harness exits.
-fn serve_step(args: &RunArgs, root: bool, set: &SigSet, child: Pid) -> Result<i32, ServeError> {
-    privs::restrict_self();
+fn serve_step(
+    args: &RunArgs,
+    root: bool,
+    set: &SigSet,
+    child: Pid,
+    proxy: Option<&mut proxy::spawn::Supervisor>,
+) -> Result<i32, ServeError> {
+    privs::restrict_self(proxy.is_some());
     info!(
         "[8/8] serve: pid {}{}, forwarding TERM INT HUP QUIT USR1 USR2 WINCH to {}, grace {:?}; agent-init {}",
         std::process::id(),
@@ -524,6 +538,7 @@ fn serve_step(args: &RunArgs, root: bool, set: &SigSet, child: Pid) -> Result<i3
             process_group: args.process_group,
             grace: args.grace,
         },
+        proxy.map(|p| p as &mut dyn pid1::Supervised),
     )
 }
 
