@@ -255,7 +255,7 @@ fn activate<'p>(
         }
         Err(e) => return Err(e),
     };
-    let upstream = user_upstream(route, env)?.unwrap_or_else(|| route.upstream.clone());
+    let upstream = user_upstream(policy, route, env)?.unwrap_or_else(|| route.upstream.clone());
     let (shown, placeholder) = match &found {
         Some(Found::Oauth { .. }) => {
             let Some(o) = &route.oauth else {
@@ -308,21 +308,36 @@ fn is_ours(url: &str, route: &Route) -> bool {
     port.parse::<u16>().is_ok() && path.trim_end_matches('/') == route.prefix()
 }
 
-/// The base URL the user already gave the harness for this route.
+/// The base URL the user already gave the harness for this route. For
+/// Pi's `models.json` holding the URL an earlier start wrote, the user's
+/// value is in the seed file it was copied from.
 fn user_upstream(
+    policy: &policy::Policy,
     route: &Route,
     env: &BTreeMap<OsString, OsString>,
 ) -> Result<Option<String>, ProxyError> {
-    let given = match &route.point {
-        BaseUrl::Env(v) => env
-            .get(std::ffi::OsStr::new(v))
-            .and_then(|s| s.to_str())
-            .map(str::to_string),
-        BaseUrl::PiModels { path, provider } => harness_view::pi_base_url(path, provider)?,
+    let given = |u: Option<String>| {
+        u.filter(|u| !u.is_empty() && !is_ours(u, route))
+            .map(|u| u.trim_end_matches('/').to_string())
     };
-    Ok(given
-        .filter(|u| !u.is_empty() && !is_ours(u, route))
-        .map(|u| u.trim_end_matches('/').to_string()))
+    match &route.point {
+        BaseUrl::Env(v) => Ok(given(
+            env.get(std::ffi::OsStr::new(v))
+                .and_then(|s| s.to_str())
+                .map(str::to_string),
+        )),
+        BaseUrl::PiModels { path, provider } => {
+            let vault = harness_view::pi_base_url(path, provider)?;
+            let ours = vault.as_deref().is_some_and(|u| is_ours(u, route));
+            if !ours {
+                return Ok(given(vault));
+            }
+            match credential::seed_source_of(policy, path) {
+                Some(seed) => Ok(given(harness_view::pi_base_url(&seed, provider)?)),
+                None => Ok(None),
+            }
+        }
+    }
 }
 
 fn route_config(a: &Active<'_>) -> RouteConfig {

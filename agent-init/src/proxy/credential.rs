@@ -168,7 +168,7 @@ pub enum Origin {
 }
 
 /// The seed source file that a `copy-missing` seed copies to `target`.
-fn seed_source_of(policy: &policy::Policy, target: &Path) -> Option<PathBuf> {
+pub fn seed_source_of(policy: &policy::Policy, target: &Path) -> Option<PathBuf> {
     policy.seeds.iter().find_map(|s| {
         let rel = target.strip_prefix(&s.target).ok()?;
         (s.mode == SeedMode::CopyMissing && !rel.as_os_str().is_empty())
