@@ -255,7 +255,10 @@ pub fn serve(
                 Some(_) => {}
             }
         }
-        let restart = helper.as_deref().and_then(|h| h.due()).filter(|_| code.is_none());
+        let restart = helper
+            .as_deref()
+            .and_then(|h| h.due())
+            .filter(|_| code.is_none());
         let wake = match (deadline, restart) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

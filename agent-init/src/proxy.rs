@@ -169,12 +169,7 @@ pub fn proxy_step(
     if px.mode == ProxyMode::Off {
         return Ok(None);
     }
-    if !root {
-        return Err(ProxyError::NotRoot);
-    }
-    if who.uid == px.uid {
-        return Err(ProxyError::SameUid(who.uid));
-    }
+    check_identity(policy, who, root)?;
     let binary = find_binary()?;
     let mut active = Vec::new();
     for route in &px.routes {
@@ -223,6 +218,25 @@ pub fn proxy_step(
         names.join(", ")
     );
     Ok(Some(supervisor))
+}
+
+/// Before anything is written: with the proxy on, agent-init must be root
+/// (a second uid) and the proxy's uid must not be the harness's.
+pub fn check_identity(
+    policy: &policy::Policy,
+    who: &Identity,
+    root: bool,
+) -> Result<(), ProxyError> {
+    if policy.proxy.mode == ProxyMode::Off {
+        return Ok(());
+    }
+    if !root {
+        return Err(ProxyError::NotRoot);
+    }
+    if who.uid == policy.proxy.uid {
+        return Err(ProxyError::SameUid(who.uid));
+    }
+    Ok(())
 }
 
 /// Next to this agent-init, else [`INSTALLED_BINARY`].

@@ -27,8 +27,8 @@ use crate::landlock_layer::{self, LandlockError, Outcome};
 use crate::log::{info, warning};
 use crate::pid1::{self, Serve, ServeError};
 use crate::preload;
-use crate::proxy::{self, ProxyError};
 use crate::privs::{self, PrivError};
+use crate::proxy::{self, ProxyError};
 use crate::seccomp_layer::{self, SeccompError};
 use crate::seed::{self, Owner, SeedError};
 use crate::state::{RecordError, StateDir};
@@ -354,6 +354,7 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
     privs::no_dumps();
     let root = nix::unistd::geteuid().is_root();
     let (mut policy, who) = load_step(&args, root).map_err(RunError::Config)?;
+    proxy::check_identity(&policy, &who, root).map_err(RunError::Proxy)?;
 
     // 1
     let mut sanitized = sanitize(&policy, &who, root, &args.command).map_err(RunError::Sanitize)?;
@@ -365,8 +366,8 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
     let landlock = landlock_layer::prepare(&policy).map_err(RunError::Landlock)?;
     let seccomp = seccomp_layer::compile(&policy).map_err(RunError::Seccomp)?;
     // 3 (proxy: the real credentials leave the harness's reach)
-    let mut proxy = proxy::proxy_step(&policy, &who, root, &mut sanitized.env)
-        .map_err(RunError::Proxy)?;
+    let mut proxy =
+        proxy::proxy_step(&policy, &who, root, &mut sanitized.env).map_err(RunError::Proxy)?;
     // 7 (the preload, while the environment is ours to change)
     let preload_note = preload::inject(&mut sanitized.env);
 

@@ -27,7 +27,14 @@ fn ensure_proxy_binary() -> PathBuf {
     BUILT
         .get_or_init(|| {
             let st = Command::new(env!("CARGO"))
-                .args(["build", "-q", "-p", "agent-vault-proxy", "--bin", "vault-proxy"])
+                .args([
+                    "build",
+                    "-q",
+                    "-p",
+                    "agent-vault-proxy",
+                    "--bin",
+                    "vault-proxy",
+                ])
                 .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
                 .status()
                 .expect("run cargo build -p agent-vault-proxy");
@@ -229,8 +236,11 @@ impl World {
             "openai": {"type": "api_key", "key": c.pi_api_key},
         });
         std::fs::write(seed.join("auth.json"), auth.to_string()).unwrap();
-        std::fs::set_permissions(seed.join("auth.json"), std::fs::Permissions::from_mode(0o600))
-            .unwrap();
+        std::fs::set_permissions(
+            seed.join("auth.json"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
         let models = serde_json::json!({
             "providers": {
                 "anthropic": {"baseUrl": format!("http://127.0.0.1:{}/pia", up.port), "models": [{"id": "kept"}]},
@@ -330,14 +340,20 @@ fn assert_upstream_got_only_real_credentials(w: &World, runs: usize) {
     let reqs = w.up.requests();
     let routed: Vec<_> = reqs
         .iter()
-        .filter(|r| r["path"].as_str().unwrap().contains("/v1/messages") || r["path"].as_str().unwrap().contains("/chat/"))
+        .filter(|r| {
+            r["path"].as_str().unwrap().contains("/v1/messages")
+                || r["path"].as_str().unwrap().contains("/chat/")
+        })
         .collect();
     assert_eq!(routed.len(), 3 * runs, "{reqs:#?}");
     for r in &reqs {
         let path = r["path"].as_str().unwrap();
         let h = &r["headers"];
         let text = r.to_string();
-        assert!(!text.contains("-av-"), "a placeholder reached the upstream: {text}");
+        assert!(
+            !text.contains("-av-"),
+            "a placeholder reached the upstream: {text}"
+        );
         let expect = if path.starts_with("/env/") {
             assert_eq!(h["x-api-key"], w.c.env_key.as_str());
             &w.c.env_key
@@ -380,20 +396,41 @@ fn harness_sees_only_placeholders_and_upstream_gets_the_real_keys() {
     assert_eq!(v["env"], 200, "{v:#}\n{err}");
     assert_eq!(v["pi_anthropic"], 200, "{v:#}\n{err}");
     assert_eq!(v["pi_openai"], 200, "{v:#}\n{err}");
-    assert_eq!(v["no_placeholder"], 401, "a request without the placeholder passed");
+    assert_eq!(
+        v["no_placeholder"], 401,
+        "a request without the placeholder passed"
+    );
     let seen = &v["seen"];
     let key = seen["AV_TEST_KEY"].as_str().unwrap();
     assert!(key.starts_with("sk-ant-api03-av-"), "{key}");
     let access = seen["auth"]["anthropic"]["access"].as_str().unwrap();
     assert!(access.starts_with("sk-ant-oat01-av-"), "{access}");
-    assert!(seen["auth"]["anthropic"]["refresh"].as_str().unwrap().starts_with("av-"));
+    assert!(
+        seen["auth"]["anthropic"]["refresh"]
+            .as_str()
+            .unwrap()
+            .starts_with("av-")
+    );
     assert_eq!(seen["auth"]["anthropic"]["expires"], 4_102_444_800_000u64);
-    assert!(seen["auth"]["openai"]["key"].as_str().unwrap().starts_with("sk-av-"));
+    assert!(
+        seen["auth"]["openai"]["key"]
+            .as_str()
+            .unwrap()
+            .starts_with("sk-av-")
+    );
     // models.json: base URLs point at the proxy; the user's other keys stay.
-    let base = seen["models"]["providers"]["anthropic"]["baseUrl"].as_str().unwrap();
-    assert!(base.starts_with("http://127.0.0.1:") && base.ends_with("/pi-anthropic"), "{base}");
+    let base = seen["models"]["providers"]["anthropic"]["baseUrl"]
+        .as_str()
+        .unwrap();
+    assert!(
+        base.starts_with("http://127.0.0.1:") && base.ends_with("/pi-anthropic"),
+        "{base}"
+    );
     assert_eq!(seen["models"]["userKey"], "kept");
-    assert_eq!(seen["models"]["providers"]["anthropic"]["models"][0]["id"], "kept");
+    assert_eq!(
+        seen["models"]["providers"]["anthropic"]["models"][0]["id"],
+        "kept"
+    );
     assert_no_canary(&w, "what the harness saw", &seen.to_string());
     assert_upstream_got_only_real_credentials(&w, 1);
     assert!(err.contains("[proxy] vault-proxy pid"), "{err}");
@@ -410,27 +447,52 @@ fn canary_appears_nowhere_the_harness_uid_can_look_across_two_starts() {
         let (v, err) = w.run_harness();
         assert_eq!(
             (&v["env"], &v["pi_anthropic"], &v["pi_openai"]),
-            (&serde_json::json!(200), &serde_json::json!(200), &serde_json::json!(200)),
+            (
+                &serde_json::json!(200),
+                &serde_json::json!(200),
+                &serde_json::json!(200)
+            ),
             "run {run}: {v:#}\n{err}"
         );
         let tool = v["tool"].as_str().unwrap();
         // Positive controls: the tool did read the vault files and the
         // harness's environ (so "no canary" means something), and could not
         // enter the proxy's state or the root-only seed.
-        assert!(tool.contains(&format!("FILE {}/auth.json", w.vault.display())), "{tool}");
+        assert!(
+            tool.contains(&format!("FILE {}/auth.json", w.vault.display())),
+            "{tool}"
+        );
         assert!(tool.contains("AV_TEST_KEY=sk-ant-api03-av-"), "{tool}");
-        assert!(tool.contains(&format!("DENIED {}", w.state.display())), "{tool}");
-        assert!(tool.contains(&format!("DENIED {}", w.seed.display())), "{tool}");
+        assert!(
+            tool.contains(&format!("DENIED {}", w.state.display())),
+            "{tool}"
+        );
+        assert!(
+            tool.contains(&format!("DENIED {}", w.seed.display())),
+            "{tool}"
+        );
         assert_no_canary(&w, &format!("run {run}: the tool's output"), tool);
-        assert_no_canary(&w, &format!("run {run}: the harness's output"), &v.to_string());
+        assert_no_canary(
+            &w,
+            &format!("run {run}: the harness's output"),
+            &v.to_string(),
+        );
         // The second start finds placeholders in the vault and takes the real
         // credentials from the seed again.
         if run == 2 {
             assert!(err.contains("(seed "), "{err}");
         }
-        placeholders.push(v["seen"]["auth"]["openai"]["key"].as_str().unwrap().to_string());
+        placeholders.push(
+            v["seen"]["auth"]["openai"]["key"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
-    assert_ne!(placeholders[0], placeholders[1], "placeholders are per start");
+    assert_ne!(
+        placeholders[0], placeholders[1],
+        "placeholders are per start"
+    );
     assert_upstream_got_only_real_credentials(&w, 2);
     // As root: the vault holds placeholders only, and the state dir is the proxy's alone.
     let vault_text = std::fs::read_to_string(w.vault.join("auth.json")).unwrap();
@@ -520,7 +582,10 @@ print("after", r, flush=True)
     let init_pid = child.id();
     let t0 = Instant::now();
     while !sync.join("ready").exists() {
-        assert!(t0.elapsed() < Duration::from_secs(30), "the harness never got ready");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the harness never got ready"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let (proxy, uid) = proxy_child_of(init_pid).expect("vault-proxy is agent-init's child");
@@ -546,8 +611,10 @@ print("after", r, flush=True)
 }
 
 #[test]
-fn proxy_on_without_the_binary_or_with_the_harness_uid_is_refused_in_one_line() {
-    if skip_unless_root("proxy_on_without_the_binary_or_with_the_harness_uid_is_refused_in_one_line") {
+fn proxy_on_is_refused_in_one_line_without_root_a_uid_of_its_own_or_the_binary() {
+    if skip_unless_root(
+        "proxy_on_is_refused_in_one_line_without_root_a_uid_of_its_own_or_the_binary",
+    ) {
         return;
     }
     let d = Dir::new();
@@ -559,6 +626,26 @@ fn proxy_on_without_the_binary_or_with_the_harness_uid_is_refused_in_one_line() 
     );
     let o = run_expecting(&same, &[], &["/bin/true"], 2);
     assert_stderr_contains(&o, "uid of its own");
+    // Without root there is no second uid: refused before anything is written.
+    let o = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "run",
+            "--policy",
+        ])
+        .arg(&same)
+        .args(["--", "/bin/true"])
+        .env("AGENT_VAULT_PRELOAD", "off")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_exit(&o, 2);
+    assert_stderr_contains(&o, "needs agent-init started as root");
+    assert_stderr_contains(&o, "sidecar");
+    assert!(!stderr(&o).contains("[2/8] seed"), "{}", stderr(&o));
     // A copy of agent-init with no vault-proxy beside it (and none installed).
     if Path::new("/usr/lib/agent-vault/vault-proxy").exists() {
         panic!("/usr/lib/agent-vault/vault-proxy exists on this host: this test needs it absent");
@@ -584,11 +671,58 @@ fn proxy_on_without_the_binary_or_with_the_harness_uid_is_refused_in_one_line() 
         .unwrap();
     assert_exit(&o, 1);
     let err = stderr(&o);
-    let line = err.lines().find(|l| l.contains("error")).unwrap_or_default();
+    let line = err
+        .lines()
+        .find(|l| l.contains("error"))
+        .unwrap_or_default();
     assert!(
-        line.contains(&format!("{}/vault-proxy", lonely.parent().unwrap().display()))
-            && line.contains("/usr/lib/agent-vault/vault-proxy")
+        line.contains(&format!(
+            "{}/vault-proxy",
+            lonely.parent().unwrap().display()
+        )) && line.contains("/usr/lib/agent-vault/vault-proxy")
             && line.contains("mode = \"off\""),
         "{err}"
+    );
+}
+
+#[test]
+fn self_test_reports_the_proxy_uid_and_routes_without_values() {
+    if skip_unless_root("self_test_reports_the_proxy_uid_and_routes_without_values") {
+        return;
+    }
+    let w = World::new();
+    ensure_proxy_binary();
+    let mut cmd = run_cmd(&w.policy, &[], &[BIN, "self-test", "--json"]);
+    cmd.env("AV_TEST_KEY", &w.c.env_key);
+    let o = output(cmd);
+    // Other rows fail here (the preload is off in these tests); the proxy rows must pass.
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim())
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
+    let rows: Vec<_> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["layer"] == "proxy")
+        .collect();
+    let running = rows
+        .iter()
+        .find(|r| r["check"] == "vault-proxy running as its own uid")
+        .expect("a proxy row");
+    assert_eq!(running["status"], "pass", "{running}");
+    assert!(
+        running["detail"].as_str().unwrap().contains("uid 64990"),
+        "{running}"
+    );
+    for name in ["/env-key", "/pi-anthropic", "/pi-openai"] {
+        assert!(
+            rows.iter()
+                .any(|r| r["check"] == format!("route {name}").as_str()),
+            "{rows:?}"
+        );
+    }
+    assert_no_canary(&w, "self-test's output", &stdout(&o));
+    assert!(
+        !stdout(&o).contains("-av-"),
+        "self-test printed a placeholder"
     );
 }

@@ -338,7 +338,11 @@ pub(crate) fn resolve(
 type Invalid<'a> = dyn Fn(&Spanned<String>, String) -> PolicyError + 'a;
 type PathOf<'a> = dyn Fn(&Spanned<String>) -> Result<PathBuf, PolicyError> + 'a;
 
-fn resolve_route(r: &RawRoute, invalid: &Invalid<'_>, path: &PathOf<'_>) -> Result<Route, PolicyError> {
+fn resolve_route(
+    r: &RawRoute,
+    invalid: &Invalid<'_>,
+    path: &PathOf<'_>,
+) -> Result<Route, PolicyError> {
     let name = r.name.get_ref();
     let name_ok = !name.is_empty()
         && name.len() <= 64
@@ -544,7 +548,10 @@ fn nonempty(
     invalid: &Invalid<'_>,
 ) -> Result<String, PolicyError> {
     if s.get_ref().is_empty() {
-        return Err(invalid(s, format!("empty {what}; expected a non-empty value")));
+        return Err(invalid(
+            s,
+            format!("empty {what}; expected a non-empty value"),
+        ));
     }
     Ok(s.get_ref().clone())
 }
@@ -557,7 +564,9 @@ fn env_name(s: &Spanned<String>, invalid: &Invalid<'_>) -> Result<String, Policy
     if !ok {
         return Err(invalid(
             s,
-            format!("environment variable name {v:?} is not valid; expected letters, digits and `_`"),
+            format!(
+                "environment variable name {v:?} is not valid; expected letters, digits and `_`"
+            ),
         ));
     }
     Ok(v.clone())

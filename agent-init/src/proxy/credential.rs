@@ -171,8 +171,7 @@ pub enum Origin {
 pub fn seed_source_of(policy: &policy::Policy, target: &Path) -> Option<PathBuf> {
     policy.seeds.iter().find_map(|s| {
         let rel = target.strip_prefix(&s.target).ok()?;
-        (s.mode == SeedMode::CopyMissing && !rel.as_os_str().is_empty())
-            .then(|| s.source.join(rel))
+        (s.mode == SeedMode::CopyMissing && !rel.as_os_str().is_empty()).then(|| s.source.join(rel))
     })
 }
 
@@ -267,7 +266,9 @@ mod tests {
             extract(&pi, &src("anthropic"), p).unwrap(),
             Some(Found::Oauth { expires_ms: 5, .. })
         ));
-        assert!(matches!(extract(&pi, &src("openai"), p).unwrap(), Some(Found::Key(k)) if k == "k"));
+        assert!(
+            matches!(extract(&pi, &src("openai"), p).unwrap(), Some(Found::Key(k)) if k == "k")
+        );
         assert!(extract(&pi, &src("google"), p).unwrap().is_none());
         let cc: Value = serde_json::from_str(
             r#"{"claudeAiOauth":{"accessToken":"a","refreshToken":"r","expiresAt":7,"scopes":["user:inference"]}}"#,

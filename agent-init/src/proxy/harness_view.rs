@@ -46,7 +46,8 @@ pub fn write_placeholder(src: &SecretSource, shown: &Shown) -> Result<(), ProxyE
     match (format, shown) {
         (FileFormat::Json, Shown::Key(k)) => {
             let p = pointer.as_deref().unwrap_or("");
-            *v.pointer_mut(p).ok_or_else(|| bad("the pointer vanished"))? = Value::String(k.clone());
+            *v.pointer_mut(p)
+                .ok_or_else(|| bad("the pointer vanished"))? = Value::String(k.clone());
         }
         (FileFormat::PiAuth, _) => {
             let p = provider.as_deref().unwrap_or("");
@@ -154,7 +155,8 @@ fn replace_json(
             .map_err(|e| Call::at("fchmod", &tmp, e))?;
         let mut bytes = serde_json::to_vec_pretty(v).expect("a Value serializes");
         bytes.push(b'\n');
-        f.write_all(&bytes).map_err(|e| Call::at("write", &tmp, e))?;
+        f.write_all(&bytes)
+            .map_err(|e| Call::at("write", &tmp, e))?;
         f.sync_all().map_err(|e| Call::at("fsync", &tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| Call::at("rename", path, e))
     })();

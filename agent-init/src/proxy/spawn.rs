@@ -15,7 +15,6 @@
 //! are refused (connection refused): fail closed.
 
 use super::ProxyError;
-use vault_proxy::config::ProxyConfig;
 use crate::config::Identity;
 use crate::error::{Call, CallResult, io_errno};
 use crate::log::{info, warning};
@@ -29,6 +28,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use vault_proxy::config::ProxyConfig;
 
 /// How long a starting proxy may take to say `ready`.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
