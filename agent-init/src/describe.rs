@@ -352,10 +352,14 @@ pub fn explain(p: Option<&Path>, paths: &[PathBuf]) -> i32 {
         }
         for r in &l.policy.proxy.routes {
             if matches!(&r.from, policy::SecretSource::File { path, .. } if *path == abs) {
+                let now = if l.policy.proxy.mode == policy::ProxyMode::On {
+                    "the harness sees only a placeholder here (the proxy holds the real one)"
+                } else {
+                    "[proxy] mode is off, so the harness holds the real one"
+                };
                 println!(
-                    "  proxy route /{}: its credential comes from this file ({}); with [proxy] mode = \"on\" the harness sees only a placeholder here",
-                    r.name,
-                    l.policy.proxy.mode.as_str()
+                    "  proxy route /{}: its credential comes from here ({}); {now}",
+                    r.name, r.from
                 );
             }
         }

@@ -135,7 +135,9 @@ fn reap(
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => return true,
             Ok(ws) => {
+                // Once the harness has exited the helper is being stopped, not restarted.
                 if let Some(h) = helper.as_deref_mut()
+                    && code.is_none()
                     && ws.pid().is_some()
                     && h.pid() == ws.pid()
                     && exit_code(ws).is_some()

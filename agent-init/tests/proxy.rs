@@ -726,3 +726,56 @@ fn self_test_reports_the_proxy_uid_and_routes_without_values() {
         "self-test printed a placeholder"
     );
 }
+
+#[test]
+fn check_and_explain_show_each_route_and_its_source_never_a_value() {
+    if skip_unless_root("check_and_explain_show_each_route_and_its_source_never_a_value") {
+        return;
+    }
+    let w = World::new();
+    // Seed the vault so explain has a real file with the canaries in it.
+    std::fs::create_dir_all(&w.vault).unwrap();
+    std::fs::copy(w.seed.join("auth.json"), w.vault.join("auth.json")).unwrap();
+    let o = Command::new(BIN)
+        .args(["check", "--policy", w.policy.to_str().unwrap()])
+        .env("AV_TEST_KEY", &w.c.env_key)
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    assert!(
+        out.contains("on: vault-proxy runs as uid 64990 gid 64990"),
+        "{out}"
+    );
+    assert!(out.contains("route /env-key -> http://127.0.0.1:"), "{out}");
+    assert!(
+        out.contains("secret from environment variable AV_TEST_KEY"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "secret from {}/auth.json (pi-auth) entry \"anthropic\"",
+            w.vault.display()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("OAuth login refreshed by the proxy"), "{out}");
+    assert_no_canary(&w, "check", &(out + &stderr(&o)));
+    let o = Command::new(BIN)
+        .args(["explain", "--policy", w.policy.to_str().unwrap()])
+        .arg(w.vault.join("auth.json"))
+        .env("AV_TEST_KEY", &w.c.env_key)
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    assert!(
+        out.contains("proxy route /pi-openai: its credential comes from here"),
+        "{out}"
+    );
+    assert!(
+        out.contains("the harness sees only a placeholder here"),
+        "{out}"
+    );
+    assert_no_canary(&w, "explain", &(out + &stderr(&o)));
+}
