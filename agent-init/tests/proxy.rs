@@ -779,3 +779,32 @@ fn check_and_explain_show_each_route_and_its_source_never_a_value() {
     );
     assert_no_canary(&w, "explain", &(out + &stderr(&o)));
 }
+
+#[test]
+fn a_vault_placeholder_with_no_seed_behind_it_is_never_forwarded() {
+    if skip_unless_root("a_vault_placeholder_with_no_seed_behind_it_is_never_forwarded") {
+        return;
+    }
+    let w = World::new();
+    let (v, _) = w.run_harness();
+    assert_eq!(v["pi_openai"], 200);
+    // The host login is gone: the vault holds only the last start's placeholders.
+    std::fs::remove_file(w.seed.join("auth.json")).unwrap();
+    let before = w.up.requests().len();
+    let (v, err) = w.run_harness();
+    assert!(
+        err.contains("holds a placeholder from a previous start"),
+        "{err}"
+    );
+    assert_eq!(v["env"], 200, "the env route is unaffected: {v:#}");
+    for k in ["pi_anthropic", "pi_openai"] {
+        let s = v[k].as_i64().unwrap_or(0);
+        assert!(s == 401 || s == 503, "{k}: {v:#}");
+    }
+    let new: Vec<_> = w.up.requests().into_iter().skip(before).collect();
+    assert_eq!(
+        new.len(),
+        1,
+        "only the env route reached the upstream: {new:#?}"
+    );
+}
