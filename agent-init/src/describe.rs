@@ -90,6 +90,16 @@ fn harness_section(o: &mut String, l: &config::Loaded) {
     for (k, v) in &p.harness.env {
         let _ = writeln!(o, "  gets environment {k}={v}");
     }
+    let _ = writeln!(
+        o,
+        "{}",
+        match p.harness.unhooked {
+            policy::Unhooked::Refuse =>
+                "  must be one the preload's spawn hooks follow (dynamic, glibc's loader, not Go): others are refused (unhooked = \"refuse\")",
+            policy::Unhooked::Allow =>
+                "  may be one the preload's spawn hooks cannot follow (static, Go, musl): its tools would then run outside the tool layer with the secret variables (unhooked = \"allow\")",
+        }
+    );
 }
 
 /// The vault entries, their tool exceptions and the secret variables.

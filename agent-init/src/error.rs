@@ -75,6 +75,12 @@ impl Describe for caps::errors::CapsError {
     }
 }
 
+impl Describe for landlock::RulesetError {
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 /// `CALL PATH: why`, or `CALL: why` without a path.
 impl<S: Describe> fmt::Display for Call<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -116,26 +122,6 @@ pub fn io_errno(e: &std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
-// The errors of the modules another change reshapes (the state directory,
-// and the Landlock and seccomp layers moving into the policy crate) get
-// `Error` here, so the step errors that wrap them can return them as their
-// source; move each impl next to its enum when that module settles.
-
-impl std::error::Error for crate::state::RecordError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            crate::state::RecordError::Call { err, .. } => Some(err),
-            crate::state::RecordError::Untrusted { .. } => None,
-        }
-    }
-}
-
-/// Its call errors are kept as text (`Ruleset { err: String }`).
-impl std::error::Error for crate::landlock_layer::LandlockError {}
-
-/// Its compile and apply errors are kept as text.
-impl std::error::Error for crate::seccomp_layer::SeccompError {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +148,69 @@ mod tests {
         );
         let io_src = io.source().unwrap().downcast_ref::<std::io::Error>();
         assert_eq!(io_src.and_then(|e| e.raw_os_error()), Some(libc::EPERM));
+    }
+
+    #[test]
+    fn layer_and_record_errors_keep_their_source() {
+        use crate::landlock_layer::LandlockError;
+        use crate::seccomp_layer::{Filters, SeccompError, apply_filters};
+
+        let ruleset = landlock::Ruleset::default()
+            .create()
+            .call("landlock_create_ruleset")
+            .map(drop);
+        let e = LandlockError::from(ruleset.unwrap_err());
+        assert_eq!(e.to_string(), "landlock_create_ruleset: missing access");
+        let src = e.source().unwrap().downcast_ref::<landlock::RulesetError>();
+        assert!(
+            matches!(
+                src,
+                Some(landlock::RulesetError::CreateRuleset(
+                    landlock::CreateRulesetError::MissingHandledAccess
+                ))
+            ),
+            "{src:?}"
+        );
+
+        let e = SeccompError::Compile(seccompiler::SeccompRule::new(vec![]).unwrap_err());
+        let src = e
+            .source()
+            .unwrap()
+            .downcast_ref::<seccompiler::BackendError>();
+        assert!(
+            matches!(src, Some(seccompiler::BackendError::EmptyRule)),
+            "{src:?}"
+        );
+
+        // An empty program is refused before any system call.
+        let filters = Filters {
+            programs: vec![("test", vec![])],
+            denied: 0,
+            best_effort: false,
+        };
+        let e = apply_filters(Some(filters)).unwrap_err();
+        assert!(
+            matches!(e, SeccompError::Apply { filter: "test", .. }),
+            "{e:?}"
+        );
+        assert!(e.to_string().starts_with(
+            "seccomp(SECCOMP_SET_MODE_FILTER) for the test filter: Cannot install empty filter."
+        ));
+        let src = e.source().unwrap().downcast_ref::<seccompiler::Error>();
+        assert!(
+            matches!(src, Some(seccompiler::Error::EmptyFilter)),
+            "{src:?}"
+        );
+
+        // `harness.pid` before the directory was opened.
+        let state = crate::state::StateDir::at("/nonexistent-state".into(), false);
+        let e = state.write_pid(1).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "open /nonexistent-state: Bad file descriptor (os error 9)"
+        );
+        let src = e.source().unwrap().downcast_ref::<std::io::Error>();
+        assert_eq!(src.and_then(|e| e.raw_os_error()), Some(libc::EBADF));
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! - The base layer itself has no scopes: the harness may signal and connect
 //!   to anything outside (the tool layer, added by the preload, scopes tools).
 
+use crate::error::{Call, CallResult};
 use crate::log::debug;
 use crate::sys;
 use landlock::{
@@ -42,11 +43,7 @@ pub enum LandlockError {
     /// `required`, and the kernel's ABI is too old (0: no Landlock).
     Unsupported { abi: u32 },
     /// A landlock call failed.
-    Ruleset {
-        call: &'static str,
-        path: Option<PathBuf>,
-        err: String,
-    },
+    Ruleset(Call<landlock::RulesetError>),
     /// `required`, and the kernel did not enforce all of it.
     NotEnforced(String),
 }
@@ -62,14 +59,26 @@ impl fmt::Display for LandlockError {
                 f,
                 "landlock mode \"required\" needs Landlock ABI {REQUIRED_ABI} (Linux 6.12: IoctlDev and the tool layer's signal and socket scopes); this kernel has ABI {abi}. Fix: a newer kernel, or `[landlock] mode = \"best-effort\"`"
             ),
-            LandlockError::Ruleset { call, path, err } => match path {
-                Some(p) => write!(f, "{call} {}: {err}", p.display()),
-                None => write!(f, "{call}: {err}"),
-            },
+            LandlockError::Ruleset(c) => write!(f, "{c}"),
             LandlockError::NotEnforced(s) => {
                 write!(f, "landlock mode \"required\", but the kernel reports: {s}")
             }
         }
+    }
+}
+
+impl std::error::Error for LandlockError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LandlockError::Ruleset(c) => Some(&c.source),
+            LandlockError::Unsupported { .. } | LandlockError::NotEnforced(_) => None,
+        }
+    }
+}
+
+impl From<Call<landlock::RulesetError>> for LandlockError {
+    fn from(c: Call<landlock::RulesetError>) -> LandlockError {
+        LandlockError::Ruleset(c)
     }
 }
 
@@ -91,17 +100,6 @@ pub enum Outcome {
 
 fn flags(a: Access) -> BitFlags<AccessFs> {
     BitFlags::<AccessFs>::from_bits_truncate(a.bits())
-}
-
-fn rerr<'a>(
-    call: &'static str,
-    path: Option<&'a Path>,
-) -> impl FnOnce(landlock::RulesetError) -> LandlockError + 'a {
-    move |e| LandlockError::Ruleset {
-        call,
-        path: path.map(Path::to_path_buf),
-        err: e.to_string(),
-    }
 }
 
 /// The ttys behind fds 0 to 2 (a fact of this process; the plan holds the
@@ -146,9 +144,9 @@ pub fn prepare(policy: &Policy) -> Result<Outcome, LandlockError> {
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(flags(handled))
-        .map_err(rerr("landlock_create_ruleset", None))?
+        .call("landlock_create_ruleset")?
         .create()
-        .map_err(rerr("landlock_create_ruleset", None))?;
+        .call("landlock_create_ruleset")?;
     let mut skipped = Vec::new();
     let mut count = 0usize;
     let mut add = |ruleset: RulesetCreated,
@@ -175,9 +173,9 @@ pub fn prepare(policy: &Policy) -> Result<Outcome, LandlockError> {
         }
         debug!("landlock: {} {}", path.display(), a.to_string());
         count += 1;
-        ruleset
+        Ok(ruleset
             .add_rule(PathBeneath::new(fd, flags(a)))
-            .map_err(rerr("landlock_add_rule", Some(path)))
+            .call_at("landlock_add_rule", path)?)
     };
     for r in &plan.rules {
         ruleset = add(ruleset, &r.path, r.access)?;
@@ -218,7 +216,7 @@ impl Prepared {
         let status = self
             .ruleset
             .restrict_self()
-            .map_err(rerr("landlock_restrict_self", None))?;
+            .call("landlock_restrict_self")?;
         let word = match status.ruleset {
             RulesetStatus::FullyEnforced => "fully enforced",
             RulesetStatus::PartiallyEnforced => "partially enforced",

@@ -20,7 +20,9 @@ mod seccomp_layer;
 mod seed;
 mod selftest;
 mod state;
+mod stop;
 mod sys;
+mod unhooked;
 mod vault_links;
 
 use clap::{Parser, Subcommand};
@@ -114,7 +116,9 @@ enum Command {
 const RUN_LONG: &str = "\
 Start CMD as the harness. The steps, each logged as one line on stderr:
 
-  1 sanitize  close inherited fds above 2; harness env = env + [harness.env]
+  1 sanitize  close inherited fds above 2; harness env = env + [harness.env];
+              refuse a harness the preload cannot follow (static, Go, musl)
+              unless [harness] unhooked = \"allow\"
   2 seed      create the vault dirs (owned by the harness user), copy seeds
               without ever overwriting, refuse vault files with hard links
   3 record    /run/agent-vault (root) or /tmp/agent-vault-UID: policy.toml,
@@ -129,7 +133,9 @@ Start CMD as the harness. The steps, each logged as one line on stderr:
               with the harness's code or 128+signal
 
 Exit codes: the harness's; 1 a step failed before the harness started;
-2 invalid policy, user or arguments; 126 CMD not executable; 127 CMD not found.";
+2 invalid policy, user or arguments, or an unhooked harness; 126 CMD not executable; 127 CMD not found;
+143 (TERM) or 130 (INT): stopped before the harness started (taken between
+files while seeding; every seeded file is whole, the next start copies the rest).";
 
 const SELFTEST_LONG: &str = "\
 Run it inside the container (docker exec ... agent-init self-test) or as a
@@ -142,7 +148,13 @@ controls (the workspace and /tmp are writable). Secrets are never printed.
 Exit 0 only if every enabled layer holds.";
 
 fn main() {
+    // Before anything else: a TERM or INT from now on waits for `run` to
+    // take it (as PID 1 an unblocked one would be dropped).
+    stop::hold();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run { .. }) {
+        stop::release();
+    }
     log::init(cli.verbose, cli.quiet);
     let code = match cli.command {
         Command::Run {

@@ -32,7 +32,9 @@ use crate::proxy::{self, ProxyError};
 use crate::seccomp_layer::{self, SeccompError};
 use crate::seed::{self, Owner, SeedError};
 use crate::state::{RecordError, StateDir};
+use crate::stop::{self, Stopped};
 use crate::sys;
+use crate::unhooked::{self, Unfollowable, Verdict};
 use crate::vault_links;
 use nix::sys::signal::SigSet;
 use nix::unistd::{ForkResult, Pid};
@@ -76,6 +78,8 @@ pub enum RunError {
     Seccomp(SeccompError),
     Start(StartError),
     Serve(ServeError),
+    /// TERM or INT arrived between steps, before the harness started.
+    Stopped(Stopped),
 }
 
 impl RunError {
@@ -83,7 +87,9 @@ impl RunError {
         match self {
             RunError::Config(_) => EXIT_CONFIG,
             RunError::Proxy(ProxyError::NotRoot | ProxyError::SameUid(_)) => EXIT_CONFIG,
+            RunError::Stopped(s) | RunError::Seed(SeedError::Stopped(s)) => s.exit_code(),
             RunError::Sanitize(SanitizeError::NotFound(_)) => EXIT_NOTFOUND,
+            RunError::Sanitize(SanitizeError::Unhooked(_)) => EXIT_CONFIG,
             RunError::Start(StartError::Exec { errno, .. }) => exec_exit_code(*errno),
             _ => EXIT_SETUP,
         }
@@ -103,6 +109,7 @@ impl fmt::Display for RunError {
             RunError::Seccomp(e) => write!(f, "step 6 (seccomp): {e}"),
             RunError::Start(e) => write!(f, "step 7 (start): {e}"),
             RunError::Serve(e) => write!(f, "step 8 (serve): {e}"),
+            RunError::Stopped(e) => write!(f, "{e}"),
         }
     }
 }
@@ -120,6 +127,7 @@ impl std::error::Error for RunError {
             RunError::Seccomp(e) => e,
             RunError::Start(e) => e,
             RunError::Serve(e) => e,
+            RunError::Stopped(e) => e,
         })
     }
 }
@@ -133,6 +141,11 @@ pub enum SanitizeError {
     NotFound(String),
     /// A NUL byte in an argument or the environment.
     Nul(String),
+    /// The preload's hooks cannot follow the command, and the policy does
+    /// not allow that ([`unhooked`]).
+    Unhooked(Unfollowable),
+    /// The command could not be read to check it.
+    Inspect(Call<std::io::Error>),
 }
 
 impl fmt::Display for SanitizeError {
@@ -143,6 +156,11 @@ impl fmt::Display for SanitizeError {
                 write!(f, "{c}: command not found (nothing was started)")
             }
             SanitizeError::Nul(s) => write!(f, "{s:?} contains a NUL byte"),
+            SanitizeError::Unhooked(u) => write!(f, "{u}"),
+            SanitizeError::Inspect(c) => write!(
+                f,
+                "cannot check whether the preload can follow the command: {c}. Fix: make it readable, or set `unhooked = \"allow\"` under [harness] in the policy"
+            ),
         }
     }
 }
@@ -151,7 +169,8 @@ impl std::error::Error for SanitizeError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             SanitizeError::CloseRange(e) => Some(e),
-            SanitizeError::NotFound(_) | SanitizeError::Nul(_) => None,
+            SanitizeError::Inspect(c) => Some(c),
+            SanitizeError::NotFound(_) | SanitizeError::Nul(_) | SanitizeError::Unhooked(_) => None,
         }
     }
 }
@@ -229,6 +248,7 @@ pub fn sanitize(
     let cmd = &command[0];
     let path = resolve_command(cmd, env.get(std::ffi::OsStr::new("PATH")))
         .ok_or_else(|| SanitizeError::NotFound(cmd.to_string_lossy().into_owned()))?;
+    let hooks = check_hooks(policy, &path, env.get(std::ffi::OsStr::new("PATH")))?;
     let mut argv = Vec::new();
     for a in command {
         argv.push(
@@ -237,12 +257,37 @@ pub fn sanitize(
         );
     }
     info!(
-        "[1/8] sanitize: closed {closed} inherited fds; harness env {} variables ({} from the policy); command {}",
+        "[1/8] sanitize: closed {closed} inherited fds; harness env {} variables ({} from the policy); command {} ({hooks})",
         env.len(),
         policy.harness.env.len(),
         path.display()
     );
     Ok(Sanitized { env, path, argv })
+}
+
+/// Can the preload follow the command ([`unhooked::inspect`])? Refused
+/// unless the policy says `unhooked = "allow"`, which only warns. Returns
+/// the phrase for the step's log line.
+fn check_hooks(
+    policy: &policy::Policy,
+    path: &std::path::Path,
+    path_var: Option<&OsString>,
+) -> Result<String, SanitizeError> {
+    let allow = policy.harness.unhooked == policy::Unhooked::Allow;
+    match unhooked::inspect(path, path_var) {
+        Ok(Verdict::Hooked { loader }) => Ok(format!("loader {}", loader.display())),
+        Ok(Verdict::NotExecutable) => Ok("not executable".into()),
+        Ok(Verdict::Unhooked(u)) if allow => {
+            warning!("unhooked = \"allow\": {}", u.why_line());
+            Ok("UNHOOKED, allowed by the policy".into())
+        }
+        Ok(Verdict::Unhooked(u)) => Err(SanitizeError::Unhooked(u)),
+        Err(e) if allow => {
+            warning!("unhooked = \"allow\": cannot check the command: {e}");
+            Ok("not checked, unhooked allowed by the policy".into())
+        }
+        Err(e) => Err(SanitizeError::Inspect(e)),
+    }
 }
 
 /// execvp's search: a name with `/` is used as is; otherwise the first PATH
@@ -356,6 +401,9 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
     let (mut policy, who) = load_step(&args, root).map_err(RunError::Config)?;
     proxy::check_identity(&policy, &who, root).map_err(RunError::Proxy)?;
 
+    // A TERM or INT held since `main` began ([`stop::hold`]) stops us
+    // between steps (and, in step 2, between files), before anything starts.
+    stop::check().map_err(RunError::Stopped)?;
     // 1
     let mut sanitized = sanitize(&policy, &who, root, &args.command).map_err(RunError::Sanitize)?;
     // 2
@@ -372,6 +420,8 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
     let preload_note = preload::inject(&mut sanitized.env);
 
     let set = pid1::block_signals().map_err(RunError::Serve)?;
+    // The last look before the fork; from here on a stop goes to the harness.
+    stop::check().map_err(RunError::Stopped)?;
     let plan = ChildPlan {
         who,
         switch: root,

@@ -33,11 +33,14 @@ pub enum SeccompError {
     /// The host architecture has no plan.
     UnsupportedArch(&'static str),
     /// Compiling a filter failed.
-    Compile(String),
+    Compile(seccompiler::BackendError),
     /// seccompiler's prologue is not what we patch.
     UnexpectedPrologue,
     /// `seccomp(SECCOMP_SET_MODE_FILTER)` failed.
-    Apply { filter: &'static str, err: String },
+    Apply {
+        filter: &'static str,
+        source: seccompiler::Error,
+    },
 }
 
 impl fmt::Display for SeccompError {
@@ -52,10 +55,20 @@ impl fmt::Display for SeccompError {
                 f,
                 "seccomp: seccompiler's arch check is not the expected 3 instructions; refusing to patch it"
             ),
-            SeccompError::Apply { filter, err } => write!(
+            SeccompError::Apply { filter, source } => write!(
                 f,
-                "seccomp(SECCOMP_SET_MODE_FILTER) for the {filter} filter: {err}. Fix: a kernel with seccomp filters, or `[seccomp] mode = \"off\"`/\"best-effort\""
+                "seccomp(SECCOMP_SET_MODE_FILTER) for the {filter} filter: {source}. Fix: a kernel with seccomp filters, or `[seccomp] mode = \"off\"`/\"best-effort\""
             ),
+        }
+    }
+}
+
+impl std::error::Error for SeccompError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SeccompError::Compile(e) => Some(e),
+            SeccompError::Apply { source, .. } => Some(source),
+            SeccompError::UnsupportedArch(_) | SeccompError::UnexpectedPrologue => None,
         }
     }
 }
@@ -96,7 +109,7 @@ fn target(arch: Arch) -> TargetArch {
 }
 
 fn compile_one(plan: &SeccompPlan, errno: u32) -> Result<Option<BpfProgram>, SeccompError> {
-    let cerr = |e: seccompiler::BackendError| SeccompError::Compile(e.to_string());
+    let cerr = SeccompError::Compile;
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for d in plan.with_errno(errno) {
         let mut chain = Vec::new();
@@ -193,10 +206,10 @@ pub fn apply_filters(filters: Option<Filters>) -> Result<String, SeccompError> {
         return Ok("off (policy)".into());
     };
     for (name, prog) in &filters.programs {
-        if let Err(e) = seccompiler::apply_filter(prog) {
+        if let Err(source) = seccompiler::apply_filter(prog) {
             let err = SeccompError::Apply {
                 filter: name,
-                err: e.to_string(),
+                source,
             };
             if filters.best_effort {
                 return Ok(format!("NOT enforced (best-effort): {err}"));

@@ -16,6 +16,11 @@
 //! - each file is written as an unnamed `O_TMPFILE` (or, where the file system
 //!   lacks it, a `.agent-vault-seed.*` temporary name), `fsync`ed, and only
 //!   then linked under its name: a crash leaves no partial file;
+//! - a TERM or INT ([`crate::stop`]) is taken between files: the files
+//!   staged but not yet named are dropped, the directories created so far
+//!   get their owner and mode, and the next start's `copy-missing` copies
+//!   only what is missing (a stopped tree is never taken as complete, since
+//!   each file is checked by name);
 //! - owned by the harness user;
 //! - a missing source is fine (logged); a target that cannot be created or
 //!   written stops agent-init with the path, the uid and the fix.
@@ -69,6 +74,9 @@ pub enum SeedError {
     HardLinks(HardLinks),
     /// Any other call failed.
     Call(Call<Errno>),
+    /// TERM or INT arrived between two files; every file named so far is
+    /// complete, and nothing staged was named.
+    Stopped(crate::stop::Stopped),
 }
 
 /// Why a directory the harness needs stays unwritable, beyond its owner and mode.
@@ -123,6 +131,7 @@ impl fmt::Display for SeedError {
             ),
             SeedError::HardLinks(h) => write!(f, "{h}"),
             SeedError::Call(c) => write!(f, "{c}"),
+            SeedError::Stopped(s) => write!(f, "{s}"),
         }
     }
 }
@@ -136,6 +145,7 @@ impl std::error::Error for SeedError {
                 ..
             } => Some(errno),
             SeedError::Call(c) => Some(&c.source),
+            SeedError::Stopped(s) => Some(s),
             _ => None,
         }
     }
@@ -144,6 +154,12 @@ impl std::error::Error for SeedError {
 impl From<HardLinks> for SeedError {
     fn from(h: HardLinks) -> SeedError {
         SeedError::HardLinks(h)
+    }
+}
+
+impl From<crate::stop::Stopped> for SeedError {
+    fn from(s: crate::stop::Stopped) -> SeedError {
+        SeedError::Stopped(s)
     }
 }
 
@@ -203,6 +219,7 @@ fn vault_dirs(
         if e.name == policy::PROBE_ENTRY {
             continue;
         }
+        crate::stop::check()?;
         vault_dir(policy, e, owner, create_missing, stats)?;
     }
     Ok(())
@@ -257,6 +274,7 @@ fn vault_dir(
 /// Each seed, in the policy's order.
 fn seeds(policy: &Policy, owner: Owner, stats: &mut Stats) -> Result<(), SeedError> {
     for s in &policy.seeds {
+        crate::stop::check()?;
         match s.mode {
             SeedMode::CopyMissing => copy::copy_missing(s, owner, stats)?,
             SeedMode::NewestBackup => backup::newest_backup(s, owner, stats)?,

@@ -129,6 +129,7 @@ pub fn main(json: bool) -> i32 {
     // The harness.
     let harness = find_harness(&ctx, me);
     harness_dumpable_row(&mut r, harness);
+    unhooked_row(&mut r, p, harness);
 
     // Attacks on the vault.
     for e in &p.vault {
@@ -308,6 +309,42 @@ fn find_harness(ctx: &Context, me: i32) -> Option<Harness> {
     let uid = status_field(&pid.to_string(), "Uid:")
         .and_then(|s| s.split_whitespace().next().and_then(|u| u.parse().ok()));
     Some(Harness { pid, uid })
+}
+
+/// The harness is one the preload's spawn hooks follow
+/// ([`crate::unhooked`]): with `unhooked = "refuse"` agent-init started
+/// nothing else; with `"allow"`, look at the running harness's executable
+/// when this process may (`/proc/<pid>/exe` of a non-dumpable harness is
+/// root's with `CAP_SYS_PTRACE` only).
+fn unhooked_row(r: &mut Report, p: &Policy, harness: Option<Harness>) {
+    use crate::unhooked::{Verdict, inspect};
+    let check = "harness followed by the spawn hooks";
+    if p.harness.unhooked == policy::Unhooked::Refuse {
+        r.add(
+            "preload",
+            check,
+            Status::Pass,
+            "unhooked = \"refuse\": agent-init starts only a dynamically linked glibc harness that is not Go",
+        );
+        return;
+    }
+    let exe = harness.map(|h| PathBuf::from(format!("/proc/{}/exe", h.pid)));
+    let verdict = exe.as_deref().map(|e| inspect(e, None));
+    let (status, detail) = match verdict {
+        Some(Ok(Verdict::Hooked { loader })) => (
+            Status::Pass,
+            format!("unhooked = \"allow\", but this harness is followed (loader {})", loader.display()),
+        ),
+        Some(Ok(Verdict::Unhooked(u))) => (
+            Status::Fail,
+            format!("unhooked = \"allow\": {}; its tools run outside the tool layer with the secret variables", u.why_line()),
+        ),
+        _ => (
+            Status::Skip,
+            "unhooked = \"allow\": cannot read the harness's executable to tell; a static, Go or musl harness's tools are not kept from the vault".into(),
+        ),
+    };
+    r.add("preload", check, status, detail);
 }
 
 /// The harness is not dumpable: its `/proc/<pid>` files are root's.

@@ -20,6 +20,7 @@
 //! nobody else, or agent-init refuses to start (it would be trusting what
 //! someone else put in it).
 
+use crate::error::{Call, CallResult};
 use crate::safe_path::{self, Create, Walk, WalkError};
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, openat, renameat};
@@ -46,11 +47,7 @@ pub struct StateDir {
 #[derive(Debug)]
 pub enum RecordError {
     /// A call on a state file failed.
-    Call {
-        call: &'static str,
-        path: PathBuf,
-        err: std::io::Error,
-    },
+    Call(Call<std::io::Error>),
     /// The state directory exists but someone else owns it (or it is a symlink).
     Untrusted { path: PathBuf, why: String },
 }
@@ -58,9 +55,7 @@ pub enum RecordError {
 impl fmt::Display for RecordError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RecordError::Call { call, path, err } => {
-                write!(f, "{call} {}: {err}", path.display())
-            }
+            RecordError::Call(c) => write!(f, "{c}"),
             RecordError::Untrusted { path, why } => write!(
                 f,
                 "state directory {} cannot be trusted: {why}. Fix: remove it (agent-init recreates it), or make it and its parents writable only by root (a parent may be sticky, like a 1777 tmpfs)",
@@ -70,11 +65,25 @@ impl fmt::Display for RecordError {
     }
 }
 
-fn io<'a>(call: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> RecordError + 'a {
-    move |err| RecordError::Call {
-        call,
-        path: path.to_path_buf(),
-        err,
+impl std::error::Error for RecordError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RecordError::Call(c) => Some(&c.source),
+            RecordError::Untrusted { .. } => None,
+        }
+    }
+}
+
+impl From<Call<std::io::Error>> for RecordError {
+    fn from(c: Call<std::io::Error>) -> RecordError {
+        RecordError::Call(c)
+    }
+}
+
+/// nix's errno, reported as the I/O error it is (`... (os error N)`).
+impl From<Call<Errno>> for RecordError {
+    fn from(c: Call<Errno>) -> RecordError {
+        RecordError::Call(c.map(std::io::Error::from))
     }
 }
 
@@ -131,16 +140,10 @@ impl StateDir {
     /// Write `harness.pid`.
     pub fn write_pid(&self, pid: i32) -> Result<(), RecordError> {
         let Some(dir) = &self.fd else {
-            return Err(io("open", &self.dir)(std::io::Error::from_raw_os_error(
-                libc::EBADF,
-            )));
+            return Err(Call::at("open", &self.dir, Errno::EBADF).into());
         };
         write_file(dir.as_fd(), &self.dir, &session::harness_pid_file(pid))
     }
-}
-
-fn errno_io(e: Errno) -> std::io::Error {
-    std::io::Error::from_raw_os_error(e as i32)
 }
 
 fn walk_err(e: WalkError) -> RecordError {
@@ -159,7 +162,7 @@ fn walk_err(e: WalkError) -> RecordError {
                 "this ancestor is owned by uid {uid} with mode {mode:04o}: others could rename the state directory"
             ),
         },
-        WalkError::Errno { path, errno } => io("open", &path)(errno_io(errno)),
+        WalkError::Errno { path, errno } => Call::at("open", &path, errno).into(),
     }
 }
 
@@ -184,7 +187,7 @@ fn open_state_dir(dir: &Path) -> Result<OwnedFd, RecordError> {
         },
     )
     .map_err(walk_err)?;
-    let st = fstat(&opened.fd).map_err(|e| io("fstat", dir)(errno_io(e)))?;
+    let st = fstat(&opened.fd).call_at("fstat", dir)?;
     if st.st_uid != me {
         return Err(RecordError::Untrusted {
             path: dir.to_path_buf(),
@@ -200,8 +203,7 @@ fn open_state_dir(dir: &Path) -> Result<OwnedFd, RecordError> {
             ),
         });
     }
-    fchmod(&opened.fd, Mode::from_bits_truncate(STATE_DIR_MODE))
-        .map_err(|e| io("chmod", dir)(errno_io(e)))?;
+    fchmod(&opened.fd, Mode::from_bits_truncate(STATE_DIR_MODE)).call_at("chmod", dir)?;
     Ok(opened.fd)
 }
 
@@ -215,16 +217,16 @@ fn make_subdir(
     let path = dir_path.join(name);
     match mkdirat(dir, name, Mode::from_bits_truncate(sub.mode)) {
         Ok(()) | Err(Errno::EEXIST) => {}
-        Err(e) => return Err(io("mkdir", &path)(errno_io(e))),
+        Err(e) => return Err(Call::at("mkdir", &path, e).into()),
     }
     let fd = openat(dir, name, safe_path::DIR_FLAGS, Mode::empty()).map_err(|e| match e {
         Errno::ELOOP | Errno::ENOTDIR => RecordError::Untrusted {
             path: path.clone(),
             why: "it is not a directory (a symlink?)".into(),
         },
-        e => io("open", &path)(errno_io(e)),
+        e => Call::at("open", &path, e).into(),
     })?;
-    let st = fstat(&fd).map_err(|e| io("fstat", &path)(errno_io(e)))?;
+    let st = fstat(&fd).call_at("fstat", &path)?;
     let me = nix::unistd::geteuid().as_raw();
     if st.st_uid != me {
         return Err(RecordError::Untrusted {
@@ -232,7 +234,7 @@ fn make_subdir(
             why: format!("owned by uid {}, not {me}", st.st_uid),
         });
     }
-    fchmod(&fd, Mode::from_bits_truncate(sub.mode)).map_err(|e| io("chmod", &path)(errno_io(e)))?;
+    fchmod(&fd, Mode::from_bits_truncate(sub.mode)).call_at("chmod", &path)?;
     Ok(fd)
 }
 
@@ -259,14 +261,14 @@ fn write_at(
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::from_bits_truncate(mode),
     )
-    .map_err(|e| io("create", &tmp_path)(errno_io(e)))?;
+    .call_at("create", &tmp_path)?;
     let mut f = std::fs::File::from(fd);
-    f.write_all(data).map_err(io("write", &tmp_path))?;
-    fchmod(&f, Mode::from_bits_truncate(mode)).map_err(|e| io("chmod", &tmp_path)(errno_io(e)))?;
+    f.write_all(data).call_at("write", &tmp_path)?;
+    fchmod(&f, Mode::from_bits_truncate(mode)).call_at("chmod", &tmp_path)?;
     drop(f);
     renameat(dir, tmp.as_str(), dir, name).map_err(|e| {
         let _ = unlinkat(dir, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
-        io("rename", &dir_path.join(name))(errno_io(e))
+        Call::at("rename", &dir_path.join(name), e).into()
     })
 }
 
@@ -277,7 +279,7 @@ fn write_at(
 /// planted there would otherwise make, say, `/etc/shadow` 0622).
 fn prepare_audit(file: &Path, root: bool) -> Result<(), RecordError> {
     let (Some(parent), Some(name)) = (file.parent(), file.file_name()) else {
-        return Err(io("open", file)(errno_io(Errno::EINVAL)));
+        return Err(Call::at("open", file, Errno::EINVAL).into());
     };
     let opened = safe_path::open_dir(
         parent,
@@ -312,16 +314,14 @@ fn prepare_audit(file: &Path, root: bool) -> Result<(), RecordError> {
             path: file.to_path_buf(),
             why: "the audit file is a symlink".into(),
         },
-        e => io("open", file)(errno_io(e)),
+        e => Call::at("open", file, e).into(),
     })?;
-    let st = fstat(&fd).map_err(|e| io("fstat", file)(errno_io(e)))?;
+    let st = fstat(&fd).call_at("fstat", file)?;
     check_audit_file(&st, file)?;
     if root {
-        fchown(&fd, Some(Uid::from_raw(0)), Some(Gid::from_raw(0)))
-            .map_err(|e: Errno| io("chown", file)(errno_io(e)))?;
+        fchown(&fd, Some(Uid::from_raw(0)), Some(Gid::from_raw(0))).call_at("chown", file)?;
     }
-    fchmod(&fd, Mode::from_bits_truncate(AUDIT_FILE.mode))
-        .map_err(|e| io("chmod", file)(errno_io(e)))?;
+    fchmod(&fd, Mode::from_bits_truncate(AUDIT_FILE.mode)).call_at("chmod", file)?;
     Ok(())
 }
 

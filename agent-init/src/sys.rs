@@ -159,9 +159,12 @@ pub fn read_dir_fd(dir: BorrowedFd<'_>) -> io::Result<Vec<RawDirEntry>> {
     unsafe { libc::rewinddir(dp) };
     let mut out = Vec::new();
     let result = loop {
-        // SAFETY: errno is thread-local; resetting it distinguishes end of
-        // directory (NULL, errno 0) from an error.
-        unsafe { *libc::__errno_location() = 0 };
+        // SAFETY: no arguments; returns this thread's errno slot.
+        let errno = unsafe { libc::__errno_location() };
+        // SAFETY: `errno` points at this thread's errno, live as long as the
+        // thread; resetting it distinguishes end of directory (NULL, errno 0)
+        // from an error.
+        unsafe { *errno = 0 };
         // SAFETY: dp is a valid, open DIR*.
         let ent = unsafe { libc::readdir64(dp) };
         if ent.is_null() {
@@ -172,10 +175,14 @@ pub fn read_dir_fd(dir: BorrowedFd<'_>) -> io::Result<Vec<RawDirEntry>> {
                 Err(e)
             };
         }
-        // SAFETY: readdir64 returned a valid dirent64 whose d_name is a
-        // NUL-terminated string inside the entry; we copy it before the
-        // next readdir call.
-        let name = unsafe { CStr::from_ptr((*ent).d_name.as_ptr()).to_bytes().to_vec() };
+        // SAFETY: readdir64 returned a valid dirent64, live until the next
+        // readdir call on `dp`.
+        let d_name = unsafe { &(*ent).d_name };
+        // SAFETY: d_name is a NUL-terminated string inside that entry; we copy
+        // it before the next readdir call.
+        let name = unsafe { CStr::from_ptr(d_name.as_ptr()) }
+            .to_bytes()
+            .to_vec();
         if name == b"." || name == b".." {
             continue;
         }

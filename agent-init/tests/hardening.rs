@@ -223,7 +223,9 @@ fn audit_policy(d: &Dir) -> std::path::PathBuf {
 /// in it was put there by someone else.
 #[test]
 fn state_dir_owned_by_someone_else_is_refused() {
-    if skip_unless_root("state_dir_owned_by_someone_else_is_refused") || !has("/usr/bin/unshare") {
+    if skip_unless_root("state_dir_owned_by_someone_else_is_refused")
+        || skip_without("/usr/bin/unshare", "unshare")
+    {
         return;
     }
     let d = Dir::new();
@@ -245,7 +247,7 @@ fn state_dir_owned_by_someone_else_is_refused() {
 #[test]
 fn state_dir_under_a_world_writable_parent_is_refused() {
     if skip_unless_root("state_dir_under_a_world_writable_parent_is_refused")
-        || !has("/usr/bin/unshare")
+        || skip_without("/usr/bin/unshare", "unshare")
     {
         return;
     }
@@ -264,7 +266,9 @@ fn state_dir_under_a_world_writable_parent_is_refused() {
 /// chmod that file 0622 (world-writable) nor append to it.
 #[test]
 fn audit_file_hard_link_is_refused() {
-    if skip_unless_root("audit_file_hard_link_is_refused") || !has("/usr/bin/unshare") {
+    if skip_unless_root("audit_file_hard_link_is_refused")
+        || skip_without("/usr/bin/unshare", "unshare")
+    {
         return;
     }
     let d = Dir::new();
@@ -309,7 +313,9 @@ fn root_harness_is_refused() {
 /// tries /proc/<agent-init>/environ.
 #[test]
 fn agent_init_environ_is_closed_from_the_start() {
-    if skip_unless_root("agent_init_environ_is_closed_from_the_start") || !has("/usr/bin/setpriv") {
+    if skip_unless_root("agent_init_environ_is_closed_from_the_start")
+        || skip_without("/usr/bin/setpriv", "setpriv")
+    {
         return;
     }
     let d = Dir::new();

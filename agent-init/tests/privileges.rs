@@ -170,7 +170,7 @@ print("py", r, out, sq)
     let o = output(run_cmd(&p, &[], &["/usr/bin/python3", "-c", py]));
     assert_eq!(stdout(&o).trim(), "py [1] sub [1, 2]", "{}", stderr(&o));
 
-    if has("/usr/bin/node") {
+    if !skip_without("/usr/bin/node", "node") {
         let js = r#"
 const { Worker } = require('worker_threads');
 const cp = require('child_process');
@@ -191,8 +191,6 @@ w.on('message', async (m) => {
             "{}",
             stderr(&o)
         );
-    } else {
-        eprintln!("SKIP node part: /usr/bin/node missing");
     }
 
     let git = if has("/usr/local/bin/git") {
@@ -200,15 +198,13 @@ w.on('message', async (m) => {
     } else {
         "/usr/bin/git"
     };
-    if has(git) {
+    if !skip_without(git, "git") {
         let script = format!(
             "cd {w} && G='{git} -c user.email=a@b -c user.name=n' && $G init -q r && cd r && echo x > f && $G add f && $G commit -qm m && echo y >> f && $G status --short && $G log --oneline | wc -l && grep -r x . --exclude-dir=.git",
             w = work.display()
         );
         let o = output(run_cmd(&p, &[], &["/bin/sh", "-c", &script]));
         assert_eq!(stdout(&o), " M f\n1\n./f:x\n", "{}", stderr(&o));
-    } else {
-        eprintln!("SKIP git part: git missing");
     }
 }
 

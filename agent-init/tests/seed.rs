@@ -301,3 +301,131 @@ fn an_uncreatable_vault_dir_warns_unless_it_is_a_seed_target() {
     assert!(!stdout(&o).contains("started"));
     assert_stderr_contains(&o, other.to_str().unwrap());
 }
+
+/// The pid of `parent`'s child (from /proc), waiting up to 10 s for it.
+fn child_of(parent: u32) -> i32 {
+    let t = std::time::Instant::now();
+    loop {
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                continue;
+            };
+            if rest.split_whitespace().nth(1) == Some(&parent.to_string()) {
+                return pid;
+            }
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no child of {parent}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn sigterm_mid_seed_stops_the_start_by_agent_init() {
+    if skip_unless_root("sigterm_mid_seed_stops_the_start_by_agent_init") {
+        return;
+    }
+    let d = Dir::new();
+    let src = d.join("seed");
+    let dst = d.join("target");
+    let out = d.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let marker = out.join("harness-started");
+    // 3000 files in one subdirectory: seeding takes long enough to be
+    // stopped in the middle, and the stop lands inside the directory it
+    // created (files are named 256 at a time, so some are there by then).
+    let chunk = vec![5u8; 16 << 10];
+    let sub = src.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o750)).unwrap();
+    for i in 0..3000 {
+        std::fs::write(sub.join(format!("f{i:04}")), &chunk).unwrap();
+    }
+    let p = seed_policy(&d, &src, &dst);
+    // agent-init as PID 1 of a new PID namespace, as in a container: there
+    // the kernel drops a signal PID 1 neither handles nor blocks, which is
+    // how a TERM during seeding was lost.
+    let script = format!(
+        "mount -t tmpfs -o mode=0755 tmpfs /run && mount -t proc proc /proc && exec {BIN} run --policy {} -- /bin/sh -c 'touch {}'",
+        p.display(),
+        marker.display()
+    );
+    let unshare = std::process::Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--mount",
+            "--propagation",
+            "private",
+            "/bin/sh",
+            "-c",
+            &script,
+        ])
+        .env("AGENT_VAULT_PRELOAD", "off")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let init = child_of(unshare.id());
+    // Some files are there: seeding is under way.
+    let t = std::time::Instant::now();
+    while count_files(&dst) < 1 {
+        assert!(t.elapsed() < Duration::from_secs(30), "seeding never began");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(init),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let o = unshare.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(143), "{err}");
+    assert!(err.contains("stopped by SIGTERM"), "{err}");
+    assert!(
+        !marker.exists(),
+        "the harness started after the stop: {err}"
+    );
+    let copied = count_files(&dst);
+    assert!(
+        copied < 3000,
+        "seeding finished before the stop; make it bigger"
+    );
+    // No partial file, no temporary name; the directory made is the
+    // harness user's, with the source's mode (not root's 0700 as while it
+    // was being filled: the next start keeps an existing directory as is).
+    for sub in std::fs::read_dir(&dst).unwrap().flatten() {
+        let md = sub.metadata().unwrap();
+        assert!(md.is_dir(), "{:?}", sub.path());
+        assert_eq!(md.uid(), NOBODY, "{:?}", sub.path());
+        assert_eq!(md.mode() & 0o7777, 0o750, "{:?}", sub.path());
+        for f in std::fs::read_dir(sub.path()).unwrap().flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            assert!(!name.starts_with(".agent-vault-seed."), "{name}");
+            assert_eq!(f.metadata().unwrap().len(), 16 << 10, "partial {name}");
+        }
+    }
+    // The next start copies what is missing: the stopped tree is not taken
+    // as complete.
+    run_expecting(&p, &[], &["/bin/true"], 0);
+    assert_eq!(count_files(&dst), 3000);
+}
+
+/// Regular files under `dir`, one level of subdirectories deep.
+fn count_files(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| std::fs::read_dir(e.path()).map(|r| r.count()).unwrap_or(0))
+        .sum()
+}

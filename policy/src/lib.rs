@@ -44,6 +44,6 @@ pub use policy_core::{Access, FileId, VaultKind, View, access, layout, pathbuf};
 pub use proxy::{BaseUrl, FileFormat, KeyHeader, Proxy, ProxyMode, Route, SecretSource};
 pub use resolved::{
     AuditSink, EnforceMode, Filesystem, GroupSpec, Harness, Policy, Seccomp, Seed, SeedMode,
-    UserSpec, VaultEntry,
+    Unhooked, UserSpec, VaultEntry,
 };
 pub use session::{SessionFile, host_state_dir};

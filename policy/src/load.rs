@@ -161,7 +161,12 @@ fn resolve_harness(
             expand::expand_vars(v.get_ref(), ctx).map_err(|kind| err(v, kind))?,
         );
     }
-    Ok(Harness { user, groups, env })
+    Ok(Harness {
+        user,
+        groups,
+        env,
+        unhooked: raw.unhooked,
+    })
 }
 
 /// `vault.secret_env`: variable names, each once.

@@ -4,7 +4,7 @@
 //! (`deny_unknown_fields`), and every string that will be checked later keeps
 //! its place in the text ([`Spanned`]) so the check can name line and column.
 
-use crate::resolved::{EnforceMode, SeedMode};
+use crate::resolved::{EnforceMode, SeedMode, Unhooked};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use toml::Spanned;
@@ -41,6 +41,9 @@ pub struct RawHarness {
     /// Extra environment variables for the harness (values are expanded).
     #[serde(default)]
     pub env: BTreeMap<String, Spanned<String>>,
+    /// A harness the preload cannot follow: `refuse` (default) or `allow`.
+    #[serde(default)]
+    pub unhooked: Unhooked,
 }
 
 /// `[vault]`: what only the harness may touch.

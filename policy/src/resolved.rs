@@ -34,6 +34,31 @@ pub struct Harness {
     pub user: UserSpec,
     pub groups: Vec<GroupSpec>,
     pub env: BTreeMap<String, String>,
+    /// Whether agent-init starts a harness whose spawns the preload cannot
+    /// follow (static, Go, or another dynamic loader than glibc's).
+    pub unhooked: Unhooked,
+}
+
+/// `[harness] unhooked`: what agent-init does with a harness the preload's
+/// spawn hooks cannot follow. Such a harness starts its tools outside the
+/// tool layer and with the whole environment, secret variables included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Unhooked {
+    /// Refuse to start it (exit 2, with the reason).
+    #[default]
+    Refuse,
+    /// Start it anyway: its tools are not kept from the vault.
+    Allow,
+}
+
+impl Unhooked {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unhooked::Refuse => "refuse",
+            Unhooked::Allow => "allow",
+        }
+    }
 }
 
 /// A user by name or by numbers.
@@ -172,6 +197,11 @@ impl Policy {
             })
             .collect();
         let _ = writeln!(o, "groups = [{}]", groups.join(", "));
+        let _ = writeln!(
+            o,
+            "unhooked = {}",
+            toml_string(self.harness.unhooked.as_str())
+        );
         let _ = writeln!(o, "[harness.env]");
         for (k, v) in &self.harness.env {
             let _ = writeln!(o, "{k} = {}", q(v));

@@ -20,7 +20,8 @@
 # tests/container/.cache), AGENT_VAULT_SKIP_CARGO=1, AGENT_VAULT_SKIP_BUILD=1
 # (reuse the images as they are). Artifacts (logs, tool results, requests)
 # land in $AGENT_VAULT_CACHE/artifacts/<case>/.
-# Exit status: 0 all passed, 1 a case failed, 77 no container engine (skip).
+# Exit status: 0 all passed, 1 a case failed (or no container engine), 77 no
+# container engine and the skip declared (AGENT_VAULT_ALLOW_SKIP=containers).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -34,7 +35,10 @@ engine=${CONTAINER_ENGINE:-}
 if [ -z "$engine" ]; then
     if command -v podman >/dev/null 2>&1; then engine=podman
     elif command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then engine=docker
-    else echo "container tests: SKIP (no podman and no working docker)" >&2; exit 77
+    elif [[ ",${AGENT_VAULT_ALLOW_SKIP:-}," == *",containers,"* ]]; then
+        echo "container tests: SKIP (containers, declared in AGENT_VAULT_ALLOW_SKIP): no podman and no working docker" >&2; exit 77
+    else
+        echo "container tests: cannot run: no podman and no working docker. Install podman, or declare the skip: AGENT_VAULT_ALLOW_SKIP=containers" >&2; exit 1
     fi
 fi
 export CONTAINER_ENGINE=$engine

@@ -67,12 +67,30 @@ impl FileLock {
     }
 }
 
-/// Where built helper programs go (readable and executable by the harness user).
+/// Where built helper programs go (readable and executable by the harness
+/// user): one folder per checkout, so two checkouts testing at once never
+/// load each other's preload or helpers.
 pub fn bin_dir() -> PathBuf {
-    let d = PathBuf::from("/tmp/agent-vault-test-bin");
+    let d = PathBuf::from(format!("/tmp/agent-vault-test-bin-{:016x}", checkout_id()));
     fs::create_dir_all(&d).unwrap();
     fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
     d
+}
+
+/// A name for this checkout (FNV-1a of its path).
+fn checkout_id() -> u64 {
+    workspace()
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        })
+}
+
+/// The lock that serializes this checkout's builds of helpers.
+fn build_lock() -> String {
+    format!("/tmp/agent-vault-test-build-{:016x}.lock", checkout_id())
 }
 
 /// The preload, built in release mode (`cargo build --release -p vault-preload`),
@@ -81,7 +99,7 @@ pub fn preload_so() -> PathBuf {
     if let Some(p) = std::env::var_os("AV_PRELOAD_SO") {
         return PathBuf::from(p);
     }
-    let _l = FileLock::take("/tmp/agent-vault-test-build.lock");
+    let _l = FileLock::take(&build_lock());
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let st = Command::new(cargo)
         .args(["build", "--release", "-q", "-p", "vault-preload"])
@@ -117,7 +135,7 @@ pub fn harness_bin() -> PathBuf {
     }
     let src = dir.join("av-harness");
     let dst = bin_dir().join("av-harness");
-    let _l = FileLock::take("/tmp/agent-vault-test-build.lock");
+    let _l = FileLock::take(&build_lock());
     copy_if_changed(&src, &dst);
     dst
 }
@@ -134,7 +152,7 @@ pub fn c_program(name: &str, args: &[&str]) -> PathBuf {
         h
     };
     let out = bin_dir().join(format!("{name}-{key:016x}"));
-    let _l = FileLock::take("/tmp/agent-vault-test-build.lock");
+    let _l = FileLock::take(&build_lock());
     if !out.exists() {
         let tmp = out.with_extension("tmp");
         let o = Command::new("gcc")
@@ -249,13 +267,20 @@ pub fn chown_r(p: &Path, uid: u32) {
 
 impl World {
     /// A fresh world with the default test policy (landlock "required",
-    /// or "best-effort" on a kernel without Landlock, where the tests that
-    /// need it skip; audit to a file).
+    /// or, on a kernel without Landlock and only when the skip
+    /// `landlock-abi-1` is declared, "best-effort"; audit to a file).
+    #[track_caller]
     pub fn new() -> World {
         let mode = if landlock_abi() >= 1 {
             "required"
         } else {
-            eprintln!("NOTE: no Landlock on this kernel: policy landlock = \"best-effort\"");
+            assert!(
+                skip_declared("landlock-abi-1"),
+                "no Landlock on this kernel: the tests would run without the tool layer; declare AGENT_VAULT_ALLOW_SKIP=landlock-abi-1 to run them with the preload alone"
+            );
+            eprintln!(
+                "NOTE: no Landlock on this kernel (declared): policy landlock = \"best-effort\""
+            );
             "best-effort"
         };
         World::with_policy_extra(mode, "")
@@ -398,16 +423,16 @@ read_write = ["/tmp", "/var/tmp", "/dev", "{ws}"]"#,
             rlim_cur: nofile,
             rlim_max: nofile,
         };
-        // SAFETY: setrlimit in the forked child before exec, on a value
-        // copied into the closure.
-        unsafe {
-            c.pre_exec(move || {
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+        let hook = move || {
+            if child::setrlimit_nofile(&lim) {
                 Ok(())
-            });
-        }
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        };
+        // SAFETY: the hook runs in the forked child before exec and makes one
+        // async-signal-safe system call on a value copied into the closure.
+        unsafe { c.pre_exec(hook) };
         Run::from(c.output().expect("run harness"))
     }
 
@@ -457,6 +482,16 @@ read_write = ["/tmp", "/var/tmp", "/dev", "{ws}"]"#,
     /// Audit records that name `path` (as given) and the rule.
     pub fn audit_denials(&self, needle: &str) -> usize {
         self.audit().lines().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Audit records with `needle` where the preload refused by its own
+    /// check (`"layer":"preload"`), not the kernel: what a `_by_preload`
+    /// test must see.
+    pub fn preload_denials(&self, needle: &str) -> usize {
+        self.audit()
+            .lines()
+            .filter(|l| l.contains(needle) && l.contains("\"layer\":\"preload\""))
+            .count()
     }
 
     pub fn secret(&self) -> &str {
@@ -515,40 +550,21 @@ pub fn run_without_session(so: &Path, cmd: &str, env: &[(&str, &str)]) -> Run {
     let tmp = CString::new(layout::HostStateDir::new(HARNESS_UID).as_str()).unwrap();
     let tmpfs = CString::new("tmpfs").unwrap();
     let opts = CString::new("mode=1777").unwrap();
-    // SAFETY: the closure runs in the forked child before exec and only makes
+    let hook = move || {
+        let private = child::unshare_mounts() && child::make_private(&root);
+        let empty = |dir: &CString| child::mount(Some(&tmpfs), dir, Some(&tmpfs), 0, Some(&opts));
+        if !private
+            || !empty(&run)
+            || (child::exists(&tmp) && !empty(&tmp))
+            || !child::become_user(HARNESS_UID)
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs in the forked child before exec and only makes
     // async-signal-safe system calls on C strings prepared before the fork.
-    unsafe {
-        c.pre_exec(move || {
-            let private = libc::unshare(libc::CLONE_NEWNS) == 0
-                && libc::mount(
-                    std::ptr::null(),
-                    root.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_REC | libc::MS_PRIVATE,
-                    std::ptr::null(),
-                ) == 0;
-            let empty = |dir: &CString| {
-                libc::mount(
-                    tmpfs.as_ptr(),
-                    dir.as_ptr(),
-                    tmpfs.as_ptr(),
-                    0,
-                    opts.as_ptr().cast(),
-                ) == 0
-            };
-            let g = [HARNESS_UID as libc::gid_t];
-            if !private
-                || !empty(&run)
-                || (libc::access(tmp.as_ptr(), libc::F_OK) == 0 && !empty(&tmp))
-                || libc::setgroups(1, g.as_ptr()) != 0
-                || libc::setgid(HARNESS_UID) != 0
-                || libc::setuid(HARNESS_UID) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    unsafe { c.pre_exec(hook) };
     Run::from(c.output().expect("run without a session"))
 }
 
@@ -565,63 +581,112 @@ pub fn become_harness_user(c: &mut Command, state: &Path, record_pid: bool) {
     let root = CString::new("/").unwrap();
     let tmpfs = CString::new("tmpfs").unwrap();
     let opts = CString::new("mode=755").unwrap();
-    // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe system calls (unshare, mount, mkdir, open/write/close,
-    // setgroups/setgid/setuid) on C strings prepared before the fork.
-    unsafe {
-        c.pre_exec(move || {
-            let err = || Err(std::io::Error::last_os_error());
-            if libc::unshare(libc::CLONE_NEWNS) != 0
-                || libc::mount(
-                    std::ptr::null(),
-                    root.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_REC | libc::MS_PRIVATE,
-                    std::ptr::null(),
-                ) != 0
-                || libc::mount(
-                    tmpfs.as_ptr(),
-                    run.as_ptr(),
-                    tmpfs.as_ptr(),
-                    0,
-                    opts.as_ptr().cast(),
-                ) != 0
-                || libc::mkdir(target.as_ptr(), 0o755) != 0
-                || libc::mount(
-                    src.as_ptr(),
-                    target.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_BIND,
-                    std::ptr::null(),
-                ) != 0
-            {
-                return err();
-            }
-            if record_pid {
-                let pid = libc::getpid();
-                let fd = libc::open(
-                    pidfile.as_ptr(),
-                    libc::O_WRONLY | libc::O_TRUNC | libc::O_CLOEXEC,
-                );
-                if fd < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                let mut buf = [0u8; 16];
-                let mut cur = std::io::Cursor::new(&mut buf[..]);
-                let _ = writeln!(cur, "{pid}");
-                let n = cur.position() as usize;
-                libc::write(fd, buf.as_ptr().cast(), n);
-                libc::close(fd);
-            }
-            let g = [HARNESS_UID as libc::gid_t];
-            if libc::setgroups(1, g.as_ptr()) != 0
-                || libc::setgid(HARNESS_UID) != 0
-                || libc::setuid(HARNESS_UID) != 0
-            {
+    let hook = move || {
+        if !child::unshare_mounts()
+            || !child::make_private(&root)
+            || !child::mount(Some(&tmpfs), &run, Some(&tmpfs), 0, Some(&opts))
+            || !child::mkdir(&target, 0o755)
+            || !child::mount(Some(&src), &target, None, libc::MS_BIND, None)
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        if record_pid {
+            let mut buf = [0u8; 16];
+            let mut cur = std::io::Cursor::new(&mut buf[..]);
+            let _ = writeln!(cur, "{}", std::process::id());
+            let n = cur.position() as usize;
+            if !child::write_file(&pidfile, &buf[..n]) {
                 return Err(std::io::Error::last_os_error());
             }
-            Ok(())
-        });
+        }
+        if !child::become_user(HARNESS_UID) {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs in the forked child before exec and only makes
+    // async-signal-safe system calls (unshare, mount, mkdir, open/write/close,
+    // setgroups/setgid/setuid) on C strings prepared before the fork.
+    unsafe { c.pre_exec(hook) };
+}
+
+/// System calls for a forked child before exec: each async-signal-safe, on
+/// C strings prepared before the fork; `false` means failed (errno is set).
+mod child {
+    use std::ffi::CString;
+
+    pub fn setrlimit_nofile(lim: &libc::rlimit) -> bool {
+        // SAFETY: `lim` is a live reference for the duration of the call.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, lim) == 0 }
+    }
+
+    pub fn unshare_mounts() -> bool {
+        // SAFETY: no pointer arguments.
+        unsafe { libc::unshare(libc::CLONE_NEWNS) == 0 }
+    }
+
+    /// Make every mount below `root` private to this namespace.
+    pub fn make_private(root: &CString) -> bool {
+        mount(None, root, None, libc::MS_REC | libc::MS_PRIVATE, None)
+    }
+
+    pub fn mount(
+        src: Option<&CString>,
+        target: &CString,
+        fstype: Option<&CString>,
+        flags: libc::c_ulong,
+        data: Option<&CString>,
+    ) -> bool {
+        let ptr = |s: Option<&CString>| s.map_or(std::ptr::null(), |s| s.as_ptr());
+        // SAFETY: every pointer is NULL or a NUL-terminated string borrowed
+        // from the caller for the duration of the call.
+        unsafe {
+            libc::mount(
+                ptr(src),
+                target.as_ptr(),
+                ptr(fstype),
+                flags,
+                ptr(data).cast(),
+            ) == 0
+        }
+    }
+
+    pub fn mkdir(path: &CString, mode: libc::mode_t) -> bool {
+        // SAFETY: `path` is NUL-terminated and borrowed for the call.
+        unsafe { libc::mkdir(path.as_ptr(), mode) == 0 }
+    }
+
+    pub fn exists(path: &CString) -> bool {
+        // SAFETY: `path` is NUL-terminated and borrowed for the call.
+        unsafe { libc::access(path.as_ptr(), libc::F_OK) == 0 }
+    }
+
+    /// Truncate the existing file `path` and write `bytes` into it.
+    pub fn write_file(path: &CString, bytes: &[u8]) -> bool {
+        // SAFETY: `path` is NUL-terminated and borrowed for the call.
+        let fd = unsafe {
+            libc::open(
+                path.as_ptr(),
+                libc::O_WRONLY | libc::O_TRUNC | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return false;
+        }
+        // SAFETY: `bytes` is a live slice of `bytes.len()` bytes.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        // SAFETY: `fd` was opened above and is closed once.
+        unsafe { libc::close(fd) };
+        n == bytes.len() as isize
+    }
+
+    /// Switch to `uid` with gid and the one supplementary group `uid`.
+    pub fn become_user(uid: libc::uid_t) -> bool {
+        let g = [uid as libc::gid_t];
+        // SAFETY: `g` is a live array of one gid.
+        let groups = unsafe { libc::setgroups(1, g.as_ptr()) == 0 };
+        // SAFETY: no pointer arguments.
+        groups && unsafe { libc::setgid(uid) == 0 } && unsafe { libc::setuid(uid) == 0 }
     }
 }
 
@@ -639,21 +704,54 @@ pub fn landlock_abi() -> i64 {
     if r < 0 { 0 } else { r }
 }
 
-/// Skip (return true and say why) when Landlock is missing.
+/// A test that cannot run here fails, unless the environment declares the
+/// skip by name: `AGENT_VAULT_ALLOW_SKIP` is a comma-separated list of
+/// names (`root`, `landlock-abi-6`, `io_uring`, `node`, `git`, `bwrap`,
+/// ...). CI declares none, so a green run there tested everything. Returns
+/// true (after saying so) when the skip is declared; panics with `why` and
+/// the way out when not.
+#[track_caller]
+pub fn declared_skip(name: &str, why: &str) -> bool {
+    if skip_declared(name) {
+        eprintln!("SKIP ({name}, declared in AGENT_VAULT_ALLOW_SKIP): {why}");
+        return true;
+    }
+    panic!(
+        "cannot run here: {why}. Fix the environment, or declare the skip: AGENT_VAULT_ALLOW_SKIP={name}"
+    );
+}
+
+/// Is `name` listed in `AGENT_VAULT_ALLOW_SKIP`?
+pub fn skip_declared(name: &str) -> bool {
+    std::env::var("AGENT_VAULT_ALLOW_SKIP")
+        .unwrap_or_default()
+        .split(',')
+        .any(|n| n.trim() == name)
+}
+
+/// Skip when the kernel's Landlock ABI is below `min_abi`, if the skip
+/// `landlock-abi-MIN_ABI` is declared; fails otherwise.
+#[track_caller]
 pub fn skip_without_landlock(min_abi: i64) -> bool {
     let abi = landlock_abi();
     if abi < min_abi {
-        eprintln!("SKIP: Landlock ABI {abi} < {min_abi} on this kernel");
-        return true;
+        return declared_skip(
+            &format!("landlock-abi-{min_abi}"),
+            &format!("Landlock ABI {abi} < {min_abi} on this kernel"),
+        );
     }
     false
 }
 
-/// Skip when a program is missing; names the package that provides it.
+/// Skip when a program is missing, if the skip named after the program is
+/// declared; fails otherwise (naming the package that provides it).
+#[track_caller]
 pub fn skip_without(prog: &str, package: &str) -> bool {
     if !have(prog) {
-        eprintln!("SKIP: {prog} not installed (apt package {package})");
-        return true;
+        return declared_skip(
+            prog,
+            &format!("{prog} not installed (apt package {package})"),
+        );
     }
     false
 }

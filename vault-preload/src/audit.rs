@@ -4,7 +4,12 @@
 //! stdout. Allocation-free: the record is built in a stack buffer.
 //!
 //! `{"time":"2026-11-24T22:25:28.123Z","pid":42,"exe":"/usr/bin/cat",
-//!   "path":"/pi-agent/auth.json","rule":"pi","op":"open","action":"deny"}`
+//!   "path":"/pi-agent/auth.json","rule":"pi","op":"open","action":"deny",
+//!   "layer":"preload"}`
+//!
+//! `layer` names what decided: `preload` when the hooks refused by their own
+//! check, `kernel` when the real call failed (the tool layer's `EACCES`) and
+//! the record only resolves which rule it was.
 
 use crate::guard::{EntryId, INTERNAL};
 use crate::state::State;
@@ -77,8 +82,20 @@ fn civil(days: i64) -> (i64, u64, u64) {
     (y, m, d)
 }
 
-/// Write one denial record. `op` names the hooked call.
+/// Write one denial record for a refusal by the hooks' own check. `op`
+/// names the hooked call.
 pub fn deny(st: &State, path: &[u8], rule: EntryId, op: &[u8]) {
+    record(st, path, rule, op, b"preload");
+}
+
+/// Write one denial record for a refusal by the kernel (the real call
+/// failed with `EACCES`/`EPERM` on a vault entry).
+pub fn deny_by_kernel(st: &State, path: &[u8], rule: EntryId, op: &[u8]) {
+    record(st, path, rule, op, b"kernel");
+}
+
+/// One record; `layer` names what decided.
+fn record(st: &State, path: &[u8], rule: EntryId, op: &[u8], layer: &[u8]) {
     let fd = match &st.policy.audit {
         Audit::Off => return,
         Audit::Stderr => 2,
@@ -129,7 +146,9 @@ pub fn deny(st: &State, path: &[u8], rule: EntryId, op: &[u8]) {
     }
     b.raw(b",\"op\":");
     b.string(op);
-    b.raw(b",\"action\":\"deny\"}\n");
+    b.raw(b",\"action\":\"deny\",\"layer\":");
+    b.string(layer);
+    b.raw(b"}\n");
     if b.n == b.b.len() {
         b.b[b.n - 1] = b'\n';
     }

@@ -6,51 +6,12 @@ use crate::state::State;
 use crate::sys;
 use core::ffi::c_char;
 
-unsafe extern "C" {
-    static mut environ: *mut *mut c_char;
-}
-
-/// The process's current `environ` pointer.
-pub fn current() -> *const *const c_char {
-    // SAFETY: reading the pointer value of libc's `environ` global; it may be
-    // replaced concurrently by setenv, which is the libc contract for exec*.
-    unsafe { *core::ptr::addr_of!(environ) as *const *const c_char }
-}
-
 fn is_secret(st: &State, entry: &[u8]) -> bool {
     let name = match entry.iter().position(|&b| b == b'=') {
         Some(i) => &entry[..i],
         None => entry,
     };
     st.policy.secret_env().any(|s| s.bytes() == name)
-}
-
-/// The value of `name` in this process's environment (`None`: unset).
-///
-/// # Safety
-/// The slice points into the environment: valid until the program changes
-/// that variable (`setenv`, `putenv`). Call it only while building the
-/// state (the constructor, or the first hook), and do not keep the result.
-pub unsafe fn get(name: &[u8]) -> Option<&'static [u8]> {
-    let env = current();
-    if env.is_null() {
-        return None;
-    }
-    let mut i = 0;
-    loop {
-        // SAFETY: `environ` is a NULL-terminated array of C strings (libc's
-        // contract); we read entries up to the terminator.
-        let e = unsafe { *env.add(i) };
-        if e.is_null() {
-            return None;
-        }
-        // SAFETY: a non-null entry is a C string.
-        let bytes: &'static [u8] = unsafe { sys::cstr_bytes(e) };
-        if bytes.len() > name.len() && bytes.starts_with(name) && bytes[name.len()] == b'=' {
-            return Some(&bytes[name.len() + 1..]);
-        }
-        i += 1;
-    }
 }
 
 /// A filtered copy of an `envp` array, in a stack array or (when large) an
@@ -85,8 +46,9 @@ impl EnvCopy {
             return envp;
         }
         let mut n = 0usize;
-        // SAFETY: the caller guarantees a NULL-terminated array.
-        while !unsafe { *envp.add(n) }.is_null() {
+        // SAFETY: `envp` is a NULL-terminated array (the caller's contract)
+        // and we stop at its terminator, so `n` is within it.
+        while !unsafe { sys::c_array_at(envp, n) }.is_null() {
             n += 1;
         }
         let out: &mut [*const c_char] = if n < self.small.len() {
@@ -105,8 +67,8 @@ impl EnvCopy {
         };
         let mut k = 0;
         for i in 0..n {
-            // SAFETY: `i < n`, inside the array; each element is a C string.
-            let e = unsafe { *envp.add(i) };
+            // SAFETY: `i < n`, inside the caller's array (alive for the call).
+            let e = unsafe { sys::c_array_at(envp, i) };
             // SAFETY: `e` is a valid C string (caller's contract).
             let bytes = unsafe { sys::cstr_bytes(e) };
             if !is_secret(st, bytes) {
@@ -142,32 +104,47 @@ pub fn scrub_own(st: &State) {
     if st.policy.secret_env().next().is_none() {
         return;
     }
-    // SAFETY: in the constructor no other thread of this program runs yet
-    // (or, for a dlopen, the libc env contract applies); each entry is a
-    // valid, writable C string ("NAME=value") owned by the process.
-    unsafe {
-        let env = *core::ptr::addr_of!(environ);
-        if env.is_null() {
+    // In the constructor no other thread of this program runs yet (or, for
+    // a dlopen, the libc env contract applies): `environ` and its strings
+    // stay as they are while we walk them, but for our own `unsetenv`.
+    let env = sys::environ() as *const *mut c_char;
+    if env.is_null() {
+        return;
+    }
+    let mut i = 0;
+    loop {
+        // SAFETY: `env` is libc's `environ`, a NULL-terminated array; we stop
+        // at its terminator, so `i` is within it.
+        let e = unsafe { sys::c_array_at(env, i) };
+        if e.is_null() {
             return;
         }
-        let mut i = 0;
-        while !(*env.add(i)).is_null() {
-            let e = *env.add(i);
-            let bytes = sys::cstr_bytes(e);
-            if is_secret(st, bytes)
-                && let Some(eq) = bytes.iter().position(|&b| b == b'=')
-            {
-                let len = bytes.len();
-                core::ptr::write_bytes(e.add(eq + 1), 0, len - eq - 1);
-                let mut name = [0u8; 256];
-                if eq < name.len() {
-                    name[..eq].copy_from_slice(&bytes[..eq]);
-                    // unsetenv shifts later entries down: stay at `i`.
-                    libc::unsetenv(name.as_ptr().cast());
+        // SAFETY: a non-null `environ` entry is a C string ("NAME=value")
+        // owned by the process, alive while it is in `environ`.
+        let bytes = unsafe { sys::cstr_bytes(e) };
+        if is_secret(st, bytes)
+            && let Some(eq) = bytes.iter().position(|&b| b == b'=')
+        {
+            let len = bytes.len();
+            // SAFETY: `eq + 1 <= len`: the start of the value, inside the
+            // string `e` (or its NUL).
+            let value = unsafe { e.add(eq + 1) };
+            // SAFETY: `value` is followed by `len - eq - 1` bytes of the
+            // string `e` (its value, before the NUL), writable process
+            // memory; only the name, before them, is read afterwards.
+            unsafe { core::ptr::write_bytes(value, 0, len - eq - 1) };
+            let mut name = [0u8; 256];
+            if eq < name.len() {
+                name[..eq].copy_from_slice(&bytes[..eq]);
+                // SAFETY: `name` is a NUL-terminated copy of the name on our
+                // stack (zero past `eq`), borrowed for the call.
+                // unsetenv shifts later entries down: stay at `i` (unless it
+                // refused the name: the value is wiped, go on).
+                if unsafe { libc::unsetenv(name.as_ptr().cast()) } == 0 {
                     continue;
                 }
             }
-            i += 1;
         }
+        i += 1;
     }
 }

@@ -17,6 +17,7 @@
 use crate::state::State;
 use crate::sys;
 use core::ffi::{c_int, c_uint};
+use core::mem::MaybeUninit;
 use policy_core::pathbuf::{FixedPath, PATH_MAX, normalize_into};
 
 /// A denial: the index of the vault entry that denied (into the policy
@@ -68,12 +69,11 @@ pub fn check_fd_read(st: &State, fd: c_int) -> Option<EntryId> {
 }
 
 fn check_fd_with(st: &State, fd: c_int, cached: bool) -> Option<EntryId> {
-    // SAFETY: all-zero is a valid `struct stat`.
-    let mut s: libc::stat = unsafe { core::mem::zeroed() };
-    if sys::fstat(fd, &mut s) < 0 {
+    let mut buf = MaybeUninit::uninit();
+    let Ok(s) = sys::fstat(fd, &mut buf) else {
         return Some(INTERNAL);
-    }
-    check_stat(st, fd, &s, cached)
+    };
+    check_stat(st, fd, s, cached)
 }
 
 /// [`check_fd`] with the fd's `fstat` already made.
@@ -317,16 +317,15 @@ const POLL_LIMIT: u64 = 4096;
 
 /// Check the fd `fd` (open, `s` its `fstat`): a vault file or directory.
 fn is_vault_fd(st: &State, fd: c_int) -> bool {
-    // SAFETY: all-zero is a valid `struct stat`.
-    let mut s: libc::stat = unsafe { core::mem::zeroed() };
-    if sys::fstat(fd, &mut s) < 0 {
+    let mut buf = MaybeUninit::uninit();
+    let Ok(s) = sys::fstat(fd, &mut buf) else {
         return false; // closed meanwhile
-    }
+    };
     // Only a file (read or written through the fd) or a directory (listed
     // through it) can give the vault away; pipes, sockets, terminals and
     // the like are left alone.
     let t = s.st_mode & libc::S_IFMT;
-    (t == libc::S_IFREG || t == libc::S_IFDIR) && check_stat(st, fd, &s, false).is_some()
+    (t == libc::S_IFREG || t == libc::S_IFDIR) && check_stat(st, fd, s, false).is_some()
 }
 
 /// [`close_vault_fds`] by `poll(2)`, for fds below `limit`. False when

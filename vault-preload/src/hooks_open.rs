@@ -100,7 +100,7 @@ fn audit_kernel_denial(st: &state::State, dirfd: c_int, p: &[u8], flags: c_int, 
     let e = sys::errno();
     if e == libc::EACCES || e == libc::EPERM {
         if let Some(rule) = guard::pre_open(st, dirfd, p, flags, true) {
-            audit::deny(st, p, rule, op);
+            audit::deny_by_kernel(st, p, rule, op);
         }
         sys::set_errno(e);
     }
@@ -307,8 +307,12 @@ unsafe fn guarded_file(
     if !st.guarded() || path.is_null() {
         return call();
     }
-    // SAFETY: non-null C strings by the caller's contract.
-    let (p, flags) = unsafe { (sys::cstr_bytes(path), fopen_flags(mode)) };
+    // SAFETY: `path` is non-null here and a C string, alive for the call
+    // (the caller's contract).
+    let p = unsafe { sys::cstr_bytes(path) };
+    // SAFETY: `mode` is null or a C string, alive for the call (the caller's
+    // contract).
+    let flags = unsafe { fopen_flags(mode) };
     let light = st.light();
     let pre = if light {
         guard::lexical(st, p)

@@ -22,7 +22,7 @@
 //! the ones up to the terminating NULL. A call with more than 62 arguments
 //! fails with `E2BIG`.
 
-use crate::env::{self, EnvCopy};
+use crate::env::EnvCopy;
 use crate::real::{real, real_opt};
 use crate::state::State;
 use crate::{guard, state, sys, tool_layer};
@@ -100,9 +100,13 @@ pub unsafe extern "C" fn execve(
 ) -> c_int {
     // glibc's execve is the bare system call; making it here spares every
     // forked child a `dlsym` (and its page faults) before it execs.
-    // SAFETY: `envp` is the caller's NULL-terminated array; `exec` gets it,
-    // or a filtered copy alive for the call, with the caller's other arguments.
-    unsafe { exec_as_tool(envp, |env| sys::execve(path, argv, env)) }
+    let exec = |env| {
+        // SAFETY: the caller's `path` and `argv` (execve's contract), and
+        // `env`: `envp` or a filtered copy alive for the call.
+        unsafe { sys::execve(path, argv, env) }
+    };
+    // SAFETY: `envp` is the caller's NULL-terminated array, alive for the call.
+    unsafe { exec_as_tool(envp, exec) }
 }
 
 /// Interposed: `execve` with the current environment.
@@ -112,7 +116,7 @@ pub unsafe extern "C" fn execve(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) -> c_int {
     // SAFETY: forwarded with libc's own environment.
-    unsafe { execve(path, argv, env::current()) }
+    unsafe { execve(path, argv, sys::environ()) }
 }
 
 /// Interposed: glibc's `execvp` calls the internal `__execvpe`, so it is
@@ -123,7 +127,7 @@ pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
     // SAFETY: forwarded with libc's own environment.
-    unsafe { execvpe(file, argv, env::current()) }
+    unsafe { execvpe(file, argv, sys::environ()) }
 }
 
 /// Interposed; see the module documentation.
@@ -137,9 +141,13 @@ pub unsafe extern "C" fn execvpe(
     envp: *const *const c_char,
 ) -> c_int {
     let f = real!("execvpe", ExecveFn);
-    // SAFETY: `envp` is the caller's NULL-terminated array; `exec` gets it,
-    // or a filtered copy alive for the call, with the caller's other arguments.
-    unsafe { exec_as_tool(envp, |env| f(file, argv, env)) }
+    let exec = |env| {
+        // SAFETY: the caller's `file` and `argv` (execvpe's contract), and
+        // `env`: `envp` or a filtered copy alive for the call.
+        unsafe { f(file, argv, env) }
+    };
+    // SAFETY: `envp` is the caller's NULL-terminated array, alive for the call.
+    unsafe { exec_as_tool(envp, exec) }
 }
 
 /// Interposed; see the module documentation.
@@ -153,9 +161,13 @@ pub unsafe extern "C" fn fexecve(
     envp: *const *const c_char,
 ) -> c_int {
     let f = real!("fexecve", FexecveFn);
-    // SAFETY: `envp` is the caller's NULL-terminated array; `exec` gets it,
-    // or a filtered copy alive for the call, with the caller's other arguments.
-    unsafe { exec_as_tool(envp, |env| f(fd, argv, env)) }
+    let exec = |env| {
+        // SAFETY: the caller's `fd` and `argv` (fexecve's contract), and
+        // `env`: `envp` or a filtered copy alive for the call.
+        unsafe { f(fd, argv, env) }
+    };
+    // SAFETY: `envp` is the caller's NULL-terminated array, alive for the call.
+    unsafe { exec_as_tool(envp, exec) }
 }
 
 /// Interposed; falls back to the raw system call when libc has no wrapper.
@@ -263,7 +275,7 @@ list_exec!(
     |path, args, n| {
         let _ = n;
         // SAFETY: `args[..=n]` is the caller's NULL-terminated argument list.
-        unsafe { execve(path, args.as_ptr(), env::current()) }
+        unsafe { execve(path, args.as_ptr(), sys::environ()) }
     }
 );
 
@@ -273,7 +285,7 @@ list_exec!(
     |file, args, n| {
         let _ = n;
         // SAFETY: `args[..=n]` is the caller's NULL-terminated argument list.
-        unsafe { execvpe(file, args.as_ptr(), env::current()) }
+        unsafe { execvpe(file, args.as_ptr(), sys::environ()) }
     }
 );
 
@@ -346,26 +358,45 @@ fn in_helper_thread(st: &State, body: &mut dyn FnMut() -> c_int) -> c_int {
         body,
         result: libc::EAGAIN,
     };
-    // SAFETY: `attr` and `tid` are local and initialised by the pthread
-    // calls; `h` outlives the thread, which is joined before we return.
-    unsafe {
-        let mut attr: libc::pthread_attr_t = core::mem::zeroed();
-        if libc::pthread_attr_init(&mut attr) != 0 {
-            return libc::EAGAIN;
-        }
-        libc::pthread_attr_setstacksize(&mut attr, 1 << 20);
-        let mut tid: libc::pthread_t = 0;
-        let r = libc::pthread_create(
-            &mut tid,
-            &attr,
-            helper_main,
-            &mut h as *mut Helper<'_> as *mut c_void,
+    // SAFETY: all-zero is a valid bit pattern for `pthread_attr_t` (plain
+    // data); `pthread_attr_init` initialises it before any other use.
+    let mut attr: libc::pthread_attr_t = unsafe { core::mem::zeroed() };
+    // SAFETY: `attr` is local, exclusively borrowed for the call.
+    if unsafe { libc::pthread_attr_init(&mut attr) } != 0 {
+        return libc::EAGAIN;
+    }
+    // SAFETY: `attr` is local and initialised, borrowed for the call.
+    let mut r = unsafe { libc::pthread_attr_setstacksize(&mut attr, 1 << 20) };
+    let mut tid: libc::pthread_t = 0;
+    if r == 0 {
+        // SAFETY: `tid` and `attr` are local, borrowed for the call;
+        // `helper_main` gets `h`, which outlives the thread: it is joined
+        // below before this frame returns.
+        r = unsafe {
+            libc::pthread_create(
+                &mut tid,
+                &attr,
+                helper_main,
+                &mut h as *mut Helper<'_> as *mut c_void,
+            )
+        };
+    }
+    // SAFETY: `attr` is local and initialised; not used after this (the
+    // thread keeps no reference to it). It always returns 0 on glibc.
+    unsafe { libc::pthread_attr_destroy(&mut attr) };
+    if r != 0 {
+        return r; // no thread: nothing spawned
+    }
+    // SAFETY: `tid` is the joinable thread just created, joined once.
+    if unsafe { libc::pthread_join(tid, core::ptr::null_mut()) } != 0 {
+        // Not reachable (a thread of ours, joinable, not this one); but the
+        // thread may still be using `h` on this stack: never return.
+        sys::write_all(
+            2,
+            b"agent-vault: pthread_join of the spawn helper failed; aborting\n",
         );
-        libc::pthread_attr_destroy(&mut attr);
-        if r != 0 {
-            return r;
-        }
-        libc::pthread_join(tid, core::ptr::null_mut());
+        // SAFETY: abort takes no arguments and never returns.
+        unsafe { libc::abort() }
     }
     h.result
 }
@@ -491,43 +522,105 @@ pub unsafe extern "C" fn system(command: *const c_char) -> c_int {
     if command.is_null() {
         return 1; // a shell is available
     }
+    match system_as_tool(command) {
+        Ok(status) => status,
+        Err(errno) => {
+            sys::set_errno(errno);
+            -1
+        }
+    }
+}
+
+/// `0` is success; anything else is an error number (the pthread and
+/// `posix_spawn*` convention).
+fn check(r: c_int) -> Result<(), c_int> {
+    if r == 0 { Ok(()) } else { Err(r) }
+}
+
+/// A signal set holding `signals`; `Err`: the errno.
+fn sigset_of(signals: &[c_int]) -> Result<libc::sigset_t, c_int> {
+    // SAFETY: all-zero is a valid `sigset_t` (a bit array); `sigemptyset`
+    // initialises it below.
+    let mut set: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: `set` is local, exclusively borrowed for the call.
+    if unsafe { libc::sigemptyset(&mut set) } != 0 {
+        return Err(sys::errno());
+    }
+    for &s in signals {
+        // SAFETY: as above.
+        if unsafe { libc::sigaddset(&mut set, s) } != 0 {
+            return Err(sys::errno());
+        }
+    }
+    Ok(set)
+}
+
+/// `system`'s own path: SIGCHLD blocked in this thread, `/bin/sh -c
+/// command` spawned as a tool and waited for, the thread's mask restored.
+/// `Err`: an errno, and nothing was spawned.
+fn system_as_tool(command: *const c_char) -> Result<c_int, c_int> {
+    let chld = sigset_of(&[libc::SIGCHLD])?;
+    // SAFETY: all-zero is a valid `sigset_t`; `pthread_sigmask` fills it.
+    let mut old: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: `chld` and `old` are local, borrowed for the call.
+    check(unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &chld, &mut old) })?;
+    let status = spawn_shell_and_wait(command, &old);
+    // SAFETY: `old` is local, borrowed for the call; no old mask wanted
+    // (null). It cannot fail (only a bad `how` is refused); the command has
+    // run by now, and its status is the answer.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut()) };
+    status
+}
+
+/// Spawn `/bin/sh -c command` as a tool (SIGINT and SIGQUIT at their
+/// default, signal mask `mask`) and wait for it: its wait status (`127`
+/// as exit code when it could not be spawned, as glibc's `system`), or
+/// `Err(errno)` when the attributes could not be set up.
+fn spawn_shell_and_wait(command: *const c_char, mask: &libc::sigset_t) -> Result<c_int, c_int> {
     let spawn = real!("posix_spawn", SpawnFn);
     let argv: [*const c_char; 4] = [c"sh".as_ptr(), c"-c".as_ptr(), command, core::ptr::null()];
-    // SAFETY: sigset/attr are local and initialised by libc before use; all
-    // pointers passed stay alive for the calls.
-    unsafe {
-        let mut chld: libc::sigset_t = core::mem::zeroed();
-        let mut old: libc::sigset_t = core::mem::zeroed();
-        libc::sigemptyset(&mut chld);
-        libc::sigaddset(&mut chld, libc::SIGCHLD);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &chld, &mut old);
-        let mut attr: posix_spawnattr_t = core::mem::zeroed();
-        libc::posix_spawnattr_init(&mut attr);
-        let mut def: libc::sigset_t = core::mem::zeroed();
-        libc::sigemptyset(&mut def);
-        libc::sigaddset(&mut def, libc::SIGINT);
-        libc::sigaddset(&mut def, libc::SIGQUIT);
-        libc::posix_spawnattr_setsigdefault(&mut attr, &def);
-        libc::posix_spawnattr_setsigmask(&mut attr, &old);
-        libc::posix_spawnattr_setflags(
-            &mut attr,
-            (libc::POSIX_SPAWN_SETSIGDEF | libc::POSIX_SPAWN_SETSIGMASK) as _,
-        );
+    // SAFETY: all-zero is a valid bit pattern for `posix_spawnattr_t` (plain
+    // data); `posix_spawnattr_init` initialises it before any other use.
+    let mut attr: posix_spawnattr_t = unsafe { core::mem::zeroed() };
+    // SAFETY: `attr` is local, exclusively borrowed for the call.
+    check(unsafe { libc::posix_spawnattr_init(&mut attr) })?;
+    let spawned = system_attr(&mut attr, mask).map(|()| {
         let mut pid: pid_t = 0;
-        let r = spawn_tool(
-            spawn,
-            &mut pid,
-            c"/bin/sh".as_ptr(),
-            core::ptr::null(),
-            &attr,
-            argv.as_ptr(),
-            env::current(),
-        );
-        libc::posix_spawnattr_destroy(&mut attr);
-        let status = if r != 0 { 127 << 8 } else { wait_status(pid) };
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
-        status
-    }
+        // SAFETY: `pid`, `attr` and `argv` are local and alive for the call;
+        // `argv` holds static C strings and the caller's `command`; the
+        // environment is libc's own.
+        let r = unsafe {
+            spawn_tool(
+                spawn,
+                &mut pid,
+                c"/bin/sh".as_ptr(),
+                core::ptr::null(),
+                &attr,
+                argv.as_ptr(),
+                sys::environ(),
+            )
+        };
+        (r, pid)
+    });
+    // SAFETY: `attr` is local and initialised; not used after this. It
+    // cannot fail on glibc, and the spawn (if any) has happened.
+    unsafe { libc::posix_spawnattr_destroy(&mut attr) };
+    let (r, pid) = spawned?;
+    Ok(if r != 0 { 127 << 8 } else { wait_status(pid) })
+}
+
+/// `system`'s spawn attributes, on an initialised `attr`: SIGINT and
+/// SIGQUIT at their default in the child, signal mask `mask`.
+fn system_attr(attr: &mut posix_spawnattr_t, mask: &libc::sigset_t) -> Result<(), c_int> {
+    let def = sigset_of(&[libc::SIGINT, libc::SIGQUIT])?;
+    // SAFETY: `attr` is initialised (the caller's) and `def` local, both
+    // borrowed for the call.
+    check(unsafe { libc::posix_spawnattr_setsigdefault(attr, &def) })?;
+    // SAFETY: `attr` as above; `mask` is the caller's, borrowed for the call.
+    check(unsafe { libc::posix_spawnattr_setsigmask(attr, mask) })?;
+    let flags = (libc::POSIX_SPAWN_SETSIGDEF | libc::POSIX_SPAWN_SETSIGMASK) as _;
+    // SAFETY: `attr` as above; integer flags.
+    check(unsafe { libc::posix_spawnattr_setflags(attr, flags) })
 }
 
 const POPEN_SLOTS: usize = 64;
@@ -560,64 +653,94 @@ pub unsafe extern "C" fn popen(command: *const c_char, mode: *const c_char) -> *
         }
     };
     let cloexec = m.contains(&b'e');
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: `fds` is a local array of two fds, written by the call.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return core::ptr::null_mut();
+    }
+    let (ours, theirs, target) = if reading {
+        (fds[0], fds[1], 1)
+    } else {
+        (fds[1], fds[0], 0)
+    };
+    let spawned = spawn_shell_on(command, theirs, target);
+    sys::close(theirs);
+    let pid = match spawned {
+        Ok(pid) => pid,
+        Err(errno) => {
+            sys::close(ours);
+            sys::set_errno(errno);
+            return core::ptr::null_mut();
+        }
+    };
+    // SAFETY: `ours` is our end of the pipe; integer arguments only.
+    if !cloexec && unsafe { libc::fcntl(ours, libc::F_SETFD, 0) } != 0 {
+        let errno = sys::errno();
+        sys::close(ours);
+        wait_status(pid);
+        sys::set_errno(errno);
+        return core::ptr::null_mut();
+    }
+    // SAFETY: `ours` is our end of the pipe, handed to the stream; the mode
+    // is a static C string.
+    let file = unsafe { libc::fdopen(ours, if reading { c"r" } else { c"w" }.as_ptr()) };
+    if file.is_null() {
+        sys::close(ours);
+        wait_status(pid);
+        return core::ptr::null_mut();
+    }
+    for i in 0..POPEN_SLOTS {
+        if POPEN_FILE[i]
+            .compare_exchange(0, file as usize, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            POPEN_PID[i].store(pid, Ordering::Release);
+            return file;
+        }
+    }
+    // No slot: undo (fail closed rather than leak an unreapable child).
+    // SAFETY: `file` is the stream fdopen just returned, never given out;
+    // closed once. Its result does not matter: the call fails anyway.
+    unsafe { libc::fclose(file) };
+    wait_status(pid);
+    sys::set_errno(libc::EMFILE);
+    core::ptr::null_mut()
+}
+
+/// `popen`'s spawn: `/bin/sh -c command` as a tool, with the pipe end
+/// `theirs` as its fd `target`. Its pid, or `Err(errno)`: nothing spawned.
+fn spawn_shell_on(command: *const c_char, theirs: c_int, target: c_int) -> Result<pid_t, c_int> {
     let spawn = real!("posix_spawn", SpawnFn);
     let argv: [*const c_char; 4] = [c"sh".as_ptr(), c"-c".as_ptr(), command, core::ptr::null()];
-    // SAFETY: `fds`, `fa` and `pid` are local and initialised by libc before
-    // use; the fds are the pipe we just created.
-    unsafe {
-        let mut fds = [0 as c_int; 2];
-        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
-            return core::ptr::null_mut();
-        }
-        let (ours, theirs, target) = if reading {
-            (fds[0], fds[1], 1)
-        } else {
-            (fds[1], fds[0], 0)
-        };
-        let mut fa: posix_spawn_file_actions_t = core::mem::zeroed();
-        libc::posix_spawn_file_actions_init(&mut fa);
-        libc::posix_spawn_file_actions_adddup2(&mut fa, theirs, target);
-        let mut pid: pid_t = 0;
-        let r = spawn_tool(
-            spawn,
-            &mut pid,
-            c"/bin/sh".as_ptr(),
-            &fa,
-            core::ptr::null(),
-            argv.as_ptr(),
-            env::current(),
-        );
-        libc::posix_spawn_file_actions_destroy(&mut fa);
-        sys::close(theirs);
-        if r != 0 {
-            sys::close(ours);
-            sys::set_errno(r);
-            return core::ptr::null_mut();
-        }
-        if !cloexec {
-            libc::fcntl(ours, libc::F_SETFD, 0);
-        }
-        let file = libc::fdopen(ours, if reading { c"r" } else { c"w" }.as_ptr());
-        if file.is_null() {
-            sys::close(ours);
-            wait_status(pid);
-            return core::ptr::null_mut();
-        }
-        for i in 0..POPEN_SLOTS {
-            if POPEN_FILE[i]
-                .compare_exchange(0, file as usize, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                POPEN_PID[i].store(pid, Ordering::Release);
-                return file;
-            }
-        }
-        // No slot: undo (fail closed rather than leak an unreapable child).
-        libc::fclose(file);
-        wait_status(pid);
-        sys::set_errno(libc::EMFILE);
-        core::ptr::null_mut()
-    }
+    // SAFETY: all-zero is a valid bit pattern for `posix_spawn_file_actions_t`
+    // (plain data); `posix_spawn_file_actions_init` initialises it first.
+    let mut fa: posix_spawn_file_actions_t = unsafe { core::mem::zeroed() };
+    // SAFETY: `fa` is local, exclusively borrowed for the call.
+    check(unsafe { libc::posix_spawn_file_actions_init(&mut fa) })?;
+    // SAFETY: `fa` is local and initialised, borrowed for the call.
+    let spawned = check(unsafe { libc::posix_spawn_file_actions_adddup2(&mut fa, theirs, target) })
+        .and_then(|()| {
+            let mut pid: pid_t = 0;
+            // SAFETY: `pid`, `fa` and `argv` are local and alive for the
+            // call; `argv` holds static C strings and the caller's
+            // `command`; the environment is libc's own.
+            let r = unsafe {
+                spawn_tool(
+                    spawn,
+                    &mut pid,
+                    c"/bin/sh".as_ptr(),
+                    &fa,
+                    core::ptr::null(),
+                    argv.as_ptr(),
+                    sys::environ(),
+                )
+            };
+            check(r).map(|()| pid)
+        });
+    // SAFETY: `fa` is local and initialised; not used after this. It cannot
+    // fail on glibc, and the spawn (if any) has happened.
+    unsafe { libc::posix_spawn_file_actions_destroy(&mut fa) };
+    spawned
 }
 
 /// Interposed: closes our `popen` streams and waits for their shell; other

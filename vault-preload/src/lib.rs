@@ -10,25 +10,37 @@
 //!   the process is not under the tool layer yet (started outside the
 //!   harness tree), applies it ([`tool_layer`]).
 //!
-//! Modules: [`sys`] (raw system calls), [`real`] (`dlsym(RTLD_NEXT)`),
-//! [`state`] (one-time init: identity, policy), [`guard`] (open checks),
-//! [`outside`] (files already found outside the vault),
-//! [`audit`], [`env`](mod@env), [`tool_layer`], [`hooks_open`], [`hooks_spawn`].
+//! Modules, each using only those listed before it:
+//! - [`sys`]: raw system calls and libc's globals (`errno`, `environ`);
+//!   [`real`]: the interposed functions' next definitions (`dlsym(RTLD_NEXT)`);
+//! - [`state_dir`]: where agent-init's state is, who the harness is;
+//!   [`image_load`]: its policy image; [`passwd`] and [`builtin`]: the
+//!   built-in policy, without one; [`state`]: the process state, built once
+//!   from those;
+//! - [`outside`] (files already found outside the vault), [`guard`] (the
+//!   open checks), [`audit`] (denial records), [`env`](mod@env) (secret variables),
+//!   [`tool_layer`] (the Landlock layer of the harness's children);
+//! - the hooks: [`hooks_open`], [`hooks_spawn`].
 //!
 //! Invariants: `no_std` and no allocator: nothing allocates, ever. Hooks take
 //! no lock, never unwind across the FFI boundary (`panic = "abort"`), and
 //! deny when a check cannot be made.
 
 #![cfg_attr(not(test), no_std)]
+#![deny(clippy::multiple_unsafe_ops_per_block)]
 
 pub mod audit;
+pub mod builtin;
 pub mod env;
 pub mod guard;
 pub mod hooks_open;
 pub mod hooks_spawn;
+pub mod image_load;
 pub mod outside;
+pub mod passwd;
 pub mod real;
 pub mod state;
+pub mod state_dir;
 pub mod sys;
 pub mod tool_layer;
 

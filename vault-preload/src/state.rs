@@ -1,32 +1,29 @@
-//! One-time initialisation: where the state is, who the harness is, the policy.
+//! The process state: who the harness is and the policy, built once per
+//! process image, and the queries the hooks make on it.
 //!
 //! [`get`] is called by every hook and by the constructor; the first caller
-//! builds the [`State`], in place in a static: it reads agent-init's policy
-//! image into a static buffer and checks it once ([`View::decode`]); the
-//! view keeps slices into that buffer. Nothing allocates, here or later. Files are read with raw system calls,
+//! builds the [`State`], in place in a static: it finds the state directory
+//! ([`state_dir`]), loads agent-init's policy image ([`image_load`]) or,
+//! without one, encodes the built-in policy ([`builtin`]), into a static
+//! buffer; the view keeps slices into that buffer. It then unpacks the vault
+//! entries once, with their identities, so that no hook parses the image.
+//! Nothing allocates, here or later. Files are read with raw system calls,
 //! so initialisation never re-enters our own `open` hooks.
 //!
-//! Nothing in the environment redirects the state directory or the policy:
-//! - state: `/run/agent-vault/` when it is a root-owned directory holding
-//!   `harness.pid`; else `/tmp/agent-vault-<uid>/` when owned by this uid or
-//!   root and not group- or world-writable; else none;
-//! - policy: `<state>/policy.bin` (the image agent-init writes), else the
-//!   built-in policy (`builtin`): the vault of `policy/default.toml`,
-//!   expanded with this process's home and environment. A state directory
-//!   without its image gets one line on stderr and the built-in policy; one
-//!   with a damaged image (or one of another version) gets one line and
-//!   exit 126 in every unprivileged process: a tool never guesses the vault.
+//! A state directory without its image gets the built-in policy; one with a
+//! damaged image (or one of another version) gets exit 126 in every
+//! unprivileged process: a tool never guesses the vault.
 
-use crate::sys;
+use crate::image_load::{self, Image};
+use crate::state_dir::{self, PROBE_ENTRY};
+use crate::{builtin, passwd, sys};
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, Ordering};
-use policy_core::image::{Encoder, MAX_IMAGE, MAX_VAULT, SliceOut, Strs};
+use policy_core::image::{MAX_IMAGE, MAX_VAULT, Strs};
 use policy_core::pathbuf::FixedPath;
 use policy_core::pathbuf::is_within;
-use policy_core::{Access, FileId, VaultKind, View};
-
-use policy_core::layout::{HARNESS_PID, HostStateDir, POLICY_IMAGE, PROBE_ENTRY, STATE_DIR};
+use policy_core::{FileId, VaultKind, View};
 
 /// Everything the hooks need, built once per process image.
 pub struct State {
@@ -74,16 +71,6 @@ struct Table<T: Copy, const N: usize> {
 }
 
 impl<T: Copy, const N: usize> Table<T, N> {
-    /// Make the table at `p` empty without writing its slots.
-    ///
-    /// # Safety
-    /// `p` is valid for writes.
-    unsafe fn init(p: *mut Self) {
-        // SAFETY: the caller's contract; `len` is the only field that needs
-        // a value (slots past `len` are never read).
-        unsafe { core::ptr::addr_of_mut!((*p).len).write(0) };
-    }
-
     /// Append; false when full.
     fn push(&mut self, v: T) -> bool {
         if self.len == N {
@@ -204,7 +191,7 @@ impl State {
         let dirs = self
             .policy
             .vault()
-            .filter(|e| e.kind == VaultKind::Dir && e.name.bytes() != PROBE_ENTRY.as_bytes())
+            .filter(|e| e.kind == VaultKind::Dir && e.name.bytes() != PROBE_ENTRY)
             .map(|e| e.path.with_nul());
         probe.into_iter().chain(dirs)
     }
@@ -220,8 +207,7 @@ static SLOT: Cell<MaybeUninit<State>> = Cell(UnsafeCell::new(MaybeUninit::uninit
 /// The policy image, as read from `policy.bin`.
 static IMAGE: Cell<[u8; MAX_IMAGE]> = Cell(UnsafeCell::new([0; MAX_IMAGE]));
 /// `/etc/passwd`, read for the built-in policy's home (no session only).
-static PASSWD: Cell<[u8; PASSWD_SIZE]> = Cell(UnsafeCell::new([0; PASSWD_SIZE]));
-const PASSWD_SIZE: usize = 64 * 1024;
+static PASSWD: Cell<[u8; passwd::BUF_SIZE]> = Cell(UnsafeCell::new([0; passwd::BUF_SIZE]));
 
 static STATE: AtomicPtr<State> = AtomicPtr::new(core::ptr::null_mut());
 /// 0: not started; > 0: the tid of the thread building the state.
@@ -263,10 +249,7 @@ fn slow_get() -> Option<&'static State> {
             Err(owner) => {
                 // Is the builder still a thread of this process? After a
                 // fork during initialisation it is not: take over.
-                // SAFETY: tgkill with signal 0 only checks existence.
-                let alive =
-                    unsafe { libc::syscall(libc::SYS_tgkill, sys::getpid(), owner as i32, 0) } == 0;
-                if !alive {
+                if !sys::thread_exists(owner as i32) {
                     let _ = BUILDER.compare_exchange(owner, 0, Ordering::AcqRel, Ordering::Acquire);
                 } else {
                     // SAFETY: sched_yield has no arguments.
@@ -277,369 +260,18 @@ fn slow_get() -> Option<&'static State> {
     }
 }
 
-/// Read a whole file (NUL-terminated path) into `buf` with raw system calls;
-/// `None` when it cannot be read or does not fit.
-///
-/// A read that returns less than it was asked for is taken as the end of
-/// the file (what Linux does for regular files), which spares every process
-/// a second `read` per state file. Should a file system ever return a short
-/// read mid-file, the policy image fails to decode (every truncation is an
-/// error) and the process refuses to run: never a wrong policy.
-fn read_into<'a>(path: &[u8], buf: &'a mut [u8]) -> Option<&'a [u8]> {
-    read_file(path, buf).ok()
-}
-
-/// [`read_into`], saying why not: the `errno`, or `EFBIG` when the file
-/// does not fit.
-fn read_file<'a>(path: &[u8], buf: &'a mut [u8]) -> Result<&'a [u8], i32> {
-    let fd = sys::openat(
-        libc::AT_FDCWD,
-        path,
-        libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-        0,
-    );
-    if fd < 0 {
-        return Err(-fd);
-    }
-    let mut n = 0;
-    let res = loop {
-        if n == buf.len() {
-            // Full: one more byte would make it too large.
-            let mut probe = [0u8; 1];
-            break match sys::read(fd, &mut probe) {
-                0 => Ok(()),
-                r if r < 0 => Err((-r) as i32),
-                _ => Err(libc::EFBIG),
-            };
-        }
-        let want = buf.len() - n;
-        let r = sys::read(fd, &mut buf[n..]);
-        if r == -(libc::EINTR as isize) {
-            continue;
-        }
-        if r < 0 {
-            break Err((-r) as i32);
-        }
-        n += r as usize;
-        if r == 0 || (r as usize) < want {
-            break Ok(());
-        }
-    };
-    sys::close(fd);
-    res.map(|()| &buf[..n])
-}
-
-fn lstat(path: &[u8]) -> Option<libc::stat> {
-    // SAFETY: all-zero is a valid `struct stat`.
-    let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    (sys::fstatat(libc::AT_FDCWD, path, &mut st, libc::AT_SYMLINK_NOFOLLOW) == 0).then_some(st)
-}
-
-fn stat(path: &[u8]) -> Option<libc::stat> {
-    // SAFETY: all-zero is a valid `struct stat`.
-    let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    (sys::fstatat(libc::AT_FDCWD, path, &mut st, 0) == 0).then_some(st)
-}
-
-/// A path in the state directory: short, so it takes a few stack bytes (a
-/// 4 KiB path buffer would touch a fresh stack page, a page fault, in every
-/// process).
-#[derive(Clone, Copy)]
-pub struct StatePath {
-    buf: [u8; 64],
-    len: usize,
-}
-
-impl StatePath {
-    /// The concatenation of `parts`; `None` if it holds a NUL or does not fit.
-    pub fn new(parts: &[&[u8]]) -> Option<StatePath> {
-        let mut p = StatePath {
-            buf: [0; 64],
-            len: 0,
-        };
-        for part in parts {
-            let end = p.len + part.len();
-            if end >= p.buf.len() || part.contains(&0) {
-                return None;
-            }
-            p.buf[p.len..end].copy_from_slice(part);
-            p.len = end;
-        }
-        Some(p)
-    }
-
-    pub fn bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-
-    /// With the terminating NUL (the buffer past `len` is zero).
-    pub fn with_nul(&self) -> &[u8] {
-        &self.buf[..=self.len]
-    }
-}
-
-/// `dir/name`.
-fn join(dir: &StatePath, name: &[u8]) -> Option<StatePath> {
-    StatePath::new(&[dir.bytes(), b"/", name])
-}
-
-/// The state directory, found without trusting the environment, and the
-/// `lstat` of its `harness.pid` when that was needed to find it.
-pub fn state_dir(uid: u32) -> Option<(StatePath, Option<libc::stat>)> {
-    let run = StatePath::new(&[STATE_DIR.as_bytes()])?;
-    if let Some(st) = lstat(run.with_nul())
-        && st.st_mode & libc::S_IFMT == libc::S_IFDIR
-        && st.st_uid == 0
-        && let Some(pidf) = join(&run, HARNESS_PID.name.as_bytes())
-        && let Some(pid_st) = lstat(pidf.with_nul())
-    {
-        return Some((run, Some(pid_st)));
-    }
-    let host = StatePath::new(&[HostStateDir::new(uid).as_bytes()])?;
-    let st = lstat(host.with_nul())?;
-    let ok = st.st_mode & libc::S_IFMT == libc::S_IFDIR
-        && (st.st_uid == uid || st.st_uid == 0)
-        && st.st_mode & 0o022 == 0;
-    ok.then_some((host, None))
-}
-
-fn parse_pid(bytes: &[u8]) -> i32 {
-    let s = bytes.trim_ascii();
-    if s.is_empty() || s.len() > 9 || !s.iter().all(u8::is_ascii_digit) {
-        return 0;
-    }
-    s.iter().fold(0i32, |v, d| v * 10 + i32::from(d - b'0'))
-}
-
-/// The harness's pid from `<dir>/harness.pid` (0: none, or not trustworthy).
-fn harness_pid(dir: &StatePath, known: Option<libc::stat>, uid: u32) -> i32 {
-    let Some(p) = join(dir, HARNESS_PID.name.as_bytes()) else {
-        return 0;
-    };
-    let Some(st) = known.or_else(|| lstat(p.with_nul())) else {
-        return 0;
-    };
-    // The pid file must not be writable by anyone but its owner (root or us).
-    if st.st_mode & 0o022 != 0 || (st.st_uid != 0 && st.st_uid != uid) {
-        return 0;
-    }
-    let mut buf = [0u8; 32];
-    read_into(p.with_nul(), &mut buf).map_or(0, parse_pid)
-}
-
-/// One line on stderr: the policy image could not be used, and what now.
-fn report_image(
-    path: &[u8],
-    why: &[u8],
-    detail: Option<policy_core::image::DecodeError>,
-    consequence: &[u8],
-) {
-    sys::write_all(2, b"agent-vault: ");
-    sys::write_all(2, path);
-    sys::write_all(2, b": ");
-    sys::write_all(2, why);
-    if let Some(e) = detail {
-        let mut d = [0u8; 20];
-        sys::write_all(2, b" (byte ");
-        sys::write_all(2, sys::fmt_u64(e.at as u64, &mut d));
-        sys::write_all(2, b": ");
-        sys::write_all(2, e.what.as_bytes());
-        sys::write_all(2, b")");
-    }
-    sys::write_all(2, consequence);
-}
-
-/// What `<dir>/policy.bin` gave.
-enum Image {
-    Loaded(View<'static>),
-    /// Not there (`ENOENT`): the built-in policy, with one line.
-    Missing,
-    /// There but unreadable, too large, damaged or of another version:
-    /// refuse, in an unprivileged process.
-    Damaged,
-}
-
-/// Read and check `<dir>/policy.bin`; a missing or damaged image gets one
-/// line on stderr.
-///
-/// # Safety
-/// The caller holds BUILDER (exclusive use of IMAGE).
-unsafe fn load_image(dir: &StatePath) -> Image {
-    let Some(p) = join(dir, POLICY_IMAGE.name.as_bytes()) else {
-        return Image::Missing;
-    };
-    // SAFETY: exclusive by the caller's contract; after this build the
-    // buffer is never written again, so the 'static slices stay valid.
-    let buf: &'static mut [u8; MAX_IMAGE] = unsafe { &mut *IMAGE.0.get() };
-    let bytes = match read_file(p.with_nul(), buf) {
-        Ok(b) => b,
-        Err(libc::ENOENT) => {
-            report_image(
-                p.bytes(),
-                b"no policy image",
-                None,
-                b"; using the built-in policy\n",
-            );
-            return Image::Missing;
-        }
-        // There but unreadable (permissions, a Landlock layer hiding it, no
-        // fd left, too large): as unusable as a damaged one.
-        Err(e) => {
-            let mut d = [0u8; 20];
-            sys::write_all(2, b"agent-vault: ");
-            sys::write_all(2, p.bytes());
-            sys::write_all(2, b": cannot read the policy image (errno ");
-            sys::write_all(2, sys::fmt_u64(e as u64, &mut d));
-            sys::write_all(2, b"); refusing to run\n");
-            return Image::Damaged;
-        }
-    };
-    match View::decode(bytes) {
-        Ok(v) => Image::Loaded(v),
-        Err(e) => {
-            report_image(
-                p.bytes(),
-                b"damaged policy image",
-                Some(e),
-                b"; refusing to run (restart agent-init to write it again)\n",
-            );
-            Image::Damaged
-        }
-    }
-}
-
-/// The built-in policy's vault, as generated from `policy/default.toml`.
-mod builtin_table {
-    use policy_core::VaultKind;
-    use policy_core::image::{Audit, CStr, Mode};
-    include!(concat!(env!("OUT_DIR"), "/builtin.rs"));
-}
-
-/// What expansion reads: this process's environment and home.
-struct ProcessEnv {
-    home: Option<&'static [u8]>,
-}
-
-impl policy_core::expand::Lookup for ProcessEnv {
-    fn var(&self, name: &[u8]) -> Option<&[u8]> {
-        // SAFETY: used only while the state is built, before the program
-        // can change its environment.
-        unsafe { crate::env::get(name) }
-    }
-    fn home(&self) -> Option<&[u8]> {
-        self.home
-    }
-}
-
-/// The built-in policy: the vault of `policy/default.toml` expanded with
-/// this process's home (`$HOME` when absolute, else `/etc/passwd`) and
-/// environment, and one base rule granting everything (with no agent-init
-/// session there is no base layer to mirror: the tool layer only hides the
-/// vault). An entry that does not expand (say `~` with no home) is left
-/// out. Encoded into IMAGE with the same encoder as `policy.bin`, then read
-/// back like it.
-///
-/// # Safety
-/// The caller holds BUILDER (exclusive use of IMAGE and PASSWD).
-#[cold]
-#[inline(never)]
-unsafe fn builtin(uid: u32) -> View<'static> {
-    // SAFETY: exclusive by the caller's contract.
-    let passwd: &'static mut [u8; PASSWD_SIZE] = unsafe { &mut *PASSWD.0.get() };
-    // SAFETY: as in `ProcessEnv::var`; the home is copied into the image.
-    let home = match unsafe { crate::env::get(b"HOME") } {
-        Some(h) if h.starts_with(b"/") => Some(h),
-        _ => passwd_home(uid, passwd),
-    };
-    let env = ProcessEnv { home };
-    let expand = |template: &[u8], out: &mut FixedPath| {
-        policy_core::expand::absolute_path(&template[..template.len() - 1], &env, out)
-    };
-    // SAFETY: exclusive by the caller's contract; never written again after
-    // this build, so the view's 'static slices stay valid.
-    let buf: &'static mut [u8; MAX_IMAGE] = unsafe { &mut *IMAGE.0.get() };
-    let mut e = Encoder(SliceOut {
-        buf: &mut buf[..],
-        len: 0,
-        overflow: false,
-    });
-    e.header(builtin_table::LANDLOCK, builtin_table::audit(), None);
-    let mut path = FixedPath::new();
-    // An entry is kept when it expands and no earlier entry expanded to the
-    // same path (as agent-init merges them; `CLAUDE_CONFIG_DIR=~/.claude`).
-    let kept = |i: usize, path: &mut FixedPath| {
-        if !expand(builtin_table::VAULT[i].1, path) {
-            return false;
-        }
-        let mut earlier = FixedPath::new();
-        !(0..i).any(|j| {
-            expand(builtin_table::VAULT[j].1, &mut earlier) && earlier.as_bytes() == path.as_bytes()
-        })
-    };
-    let n = (0..builtin_table::VAULT.len())
-        .filter(|&i| kept(i, &mut path))
-        .count();
-    e.count(n);
-    for (i, (name, _, kind, rel_exceptions)) in builtin_table::VAULT.iter().enumerate() {
-        if !kept(i, &mut path) {
-            continue;
-        }
-        e.entry(&name[..name.len() - 1], path.as_bytes(), *kind);
-        // An exception whose full path does not fit is left out: the entry
-        // then covers that part too (stricter, never looser).
-        let here = path.len();
-        let fits = |x: &&[u8], path: &mut FixedPath| {
-            let ok = path.push(&x[..x.len() - 1]);
-            path.truncate(here);
-            ok
-        };
-        e.count(rel_exceptions.iter().filter(|x| fits(x, &mut path)).count());
-        for x in *rel_exceptions {
-            if path.push(&x[..x.len() - 1]) {
-                e.str(path.as_bytes());
-            }
-            path.truncate(here);
-        }
-    }
-    e.count(builtin_table::SECRET_ENV.len());
-    for s in builtin_table::SECRET_ENV {
-        e.str(&s[..s.len() - 1]);
-    }
-    e.count(1);
-    e.rule(b"/", Access::ALL);
-    let SliceOut { buf, len, overflow } = e.0;
-    let image: &'static [u8] = &buf[..len];
-    match View::decode(image) {
-        Ok(v) if !overflow => v,
-        // Not reachable with the generated table (a test decodes it); if it
-        // ever were, an empty vault would be a silent fallback: refuse instead.
-        _ => {
-            sys::write_all(
-                2,
-                b"agent-vault: the built-in policy does not encode; refusing to run\n",
-            );
-            sys::exit_now(126)
-        }
-    }
-}
-
-/// The home of `uid` from `/etc/passwd` (read raw: `getpwuid` would open
-/// files through our own hooks during initialisation).
-fn passwd_home(uid: u32, buf: &'static mut [u8]) -> Option<&'static [u8]> {
-    let text = read_into(b"/etc/passwd\0", buf)?;
-    let mut d = [0u8; 20];
-    let want = sys::fmt_u64(u64::from(uid), &mut d);
-    for line in text.split(|&b| b == b'\n') {
-        let mut f = line.split(|&b| b == b':');
-        let (_, _, u, _, _, h) = (f.next(), f.next(), f.next(), f.next(), f.next(), f.next());
-        if u == Some(want)
-            && let Some(h) = h
-            && h.starts_with(b"/")
-        {
-            return Some(h);
-        }
-    }
-    None
+/// Write `$value` into a field of the State being built at `$st` (SLOT),
+/// through raw pointers: no reference to the whole State exists before
+/// every field has a value. Only for [`build`].
+macro_rules! init_field {
+    ($st:ident . $($field:ident).+ = $value:expr) => {{
+        // SAFETY: `$st` is SLOT (`build`'s contract: BUILDER is held), a
+        // static valid for writes: the field is in bounds.
+        let field = unsafe { &raw mut (*$st).$($field).+ };
+        // SAFETY: `field` points into SLOT, valid for writes and aligned;
+        // nothing reads it until STATE is published.
+        unsafe { field.write($value) };
+    }};
 }
 
 /// Fill `st` (the uninitialised SLOT).
@@ -655,40 +287,49 @@ unsafe fn build(st: *mut State) {
     // CAP_SYS_ADMIN). No tool can become PID 1: seccomp denies new PID
     // namespaces, and `docker exec` never starts one.
     let privileged = sys::cap_effective_low() & (1 << 21) != 0 || init_pid == 1;
-    // SAFETY: SLOT is ours (BUILDER); writing every field through raw
-    // pointers before any reference to the whole State exists.
-    unsafe {
-        Table::init(core::ptr::addr_of_mut!((*st).entries));
-        Table::init(core::ptr::addr_of_mut!((*st).existing));
-        Table::init(core::ptr::addr_of_mut!((*st).watched_devs));
-        core::ptr::addr_of_mut!((*st).file_aliases).write(false);
-        core::ptr::addr_of_mut!((*st).harness_pid).write(0);
-        core::ptr::addr_of_mut!((*st).init_pid).write(init_pid);
-        core::ptr::addr_of_mut!((*st).privileged).write(privileged);
-    }
-    let dir = state_dir(uid);
-    // SAFETY: BUILDER is held (this function's contract).
-    let image = dir.as_ref().map(|(d, _)| unsafe { load_image(d) });
+    // Empty tables: only `len` is written (slots past it are never read).
+    init_field!(st.entries.len = 0);
+    init_field!(st.existing.len = 0);
+    init_field!(st.watched_devs.len = 0);
+    init_field!(st.file_aliases = false);
+    init_field!(st.harness_pid = 0);
+    init_field!(st.init_pid = init_pid);
+    init_field!(st.privileged = privileged);
+    let dir = state_dir::find(uid);
+    let image = dir.as_ref().map(|(d, _)| {
+        // SAFETY: BUILDER is held (this function's contract): nothing else
+        // uses IMAGE; after this build it is never written again.
+        let buf = unsafe { &mut *IMAGE.0.get() };
+        image_load::load(d, buf)
+    });
     let policy = match image {
         Some(Image::Loaded(v)) => v,
         // A session whose policy cannot be trusted: a tool must not guess
         // the vault. (The privileged are exempt from the checks anyway.)
         Some(Image::Damaged) if !privileged => sys::exit_now(126),
-        // SAFETY: as above.
-        _ => unsafe { builtin(uid) },
+        _ => {
+            // SAFETY: IMAGE's cell, 'static; BUILDER is held, so nothing
+            // else uses it, and the load above returned no view into it.
+            let image = unsafe { &mut *IMAGE.0.get() };
+            // SAFETY: PASSWD's cell, 'static; BUILDER is held, so nothing
+            // else uses it, and nothing has used it before.
+            let passwd = unsafe { &mut *PASSWD.0.get() };
+            // SAFETY: the state is being built (BUILDER is held).
+            unsafe { builtin::policy(uid, image, passwd) }
+        }
     };
-    // SAFETY: SLOT is ours; the last field.
-    unsafe { core::ptr::addr_of_mut!((*st).policy).write(policy) };
-    // SAFETY: every field is initialised now.
+    init_field!(st.policy = policy); // the last field
+    // SAFETY: `st` is SLOT, ours while BUILDER is held, and every field is
+    // initialised now.
     let st = unsafe { &mut *st };
     if let Some((d, pid_st)) = &dir {
-        st.harness_pid = harness_pid(d, *pid_st, uid);
+        st.harness_pid = state_dir::harness_pid(d, *pid_st, uid);
     }
 
     let policy: View<'static> = st.policy;
     for e in policy.vault() {
         let p = e.path.bytes();
-        let s = stat(e.path.with_nul());
+        let s = sys::stat(e.path.with_nul());
         if e.kind == VaultKind::File && s.is_some_and(|s| s.st_nlink > 1) {
             st.file_aliases = true;
         }
@@ -728,7 +369,7 @@ fn nearest_ancestor_dev(path: &[u8]) -> Option<u64> {
     while p.len() > 1 {
         let cut = p.as_bytes().iter().rposition(|&b| b == b'/').unwrap_or(0);
         p.truncate(cut.max(1));
-        if let Some(s) = stat(p.as_bytes_with_nul()) {
+        if let Some(s) = sys::stat(p.as_bytes_with_nul()) {
             return Some(s.st_dev);
         }
     }

@@ -9,7 +9,7 @@ mod support;
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -30,8 +30,21 @@ fn pipe() -> (OwnedFd, OwnedFd) {
     // SAFETY: `fds` is a valid 2-int array for the duration of the call.
     let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
     assert_eq!(r, 0, "pipe2: {}", std::io::Error::last_os_error());
-    // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    // SAFETY: pipe2 succeeded, so `fds[0]` is an open read end owned by
+    // nobody else; the OwnedFd takes it over.
+    let read = unsafe { OwnedFd::from_raw_fd(fds[0]) };
+    // SAFETY: likewise `fds[1]`, the write end.
+    let write = unsafe { OwnedFd::from_raw_fd(fds[1]) };
+    (read, write)
+}
+
+/// dup2(2) in the forked child: make `target` a copy of `fd`.
+fn dup2(fd: RawFd, target: RawFd) -> std::io::Result<()> {
+    // SAFETY: no pointer arguments; a bad `fd` fails with EBADF.
+    if unsafe { libc::dup2(fd, target) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 struct Running {
@@ -71,10 +84,8 @@ fn spawn(
     // returns, so the child's copies are valid.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(cr, 3) < 0 || libc::dup2(rw, 4) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
+            dup2(cr, 3)?;
+            dup2(rw, 4)
         });
     }
     let mut child = cmd.spawn().expect("spawn vault-proxy");

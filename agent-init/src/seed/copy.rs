@@ -2,7 +2,7 @@
 //! name that exists (a file is never overwritten, a symlink in the target is
 //! never entered), recreating only symlinks that stay inside the seed.
 
-use super::stage::{Staged, TMP_PREFIX, commit, stage_file};
+use super::stage::{Staged, TMP_PREFIX, commit, discard, stage_file};
 use super::{Owner, SeedError, Stats, ensure_dir, open_source};
 use crate::error::{Call, CallResult};
 use crate::log::{debug, info};
@@ -43,7 +43,11 @@ pub(super) fn copy_missing(seed: &Seed, owner: Owner, stats: &mut Stats) -> Resu
         batch: Vec::with_capacity(BATCH),
     };
     let dst = Rc::new(dst);
-    walk.dir(src.as_fd(), &dst, Path::new(""))?;
+    if let Err(e) = walk.dir(src.as_fd(), &dst, Path::new("")) {
+        // Stopped (or failed): what is staged is never named.
+        discard(&mut walk.batch);
+        return Err(e);
+    }
     walk.flush()?;
     fsync(&*dst).call_at("fsync", &seed.target)?;
     Ok(())
@@ -90,6 +94,8 @@ impl Walk<'_> {
             }
         }
         for e in entries {
+            // A stop between two files: the caller drops what is staged.
+            crate::stop::check()?;
             let name: &OsStr = &e.name;
             if name.as_bytes().starts_with(TMP_PREFIX.as_bytes()) {
                 continue;
@@ -177,22 +183,38 @@ impl Walk<'_> {
             .call_at("open", &self.src_root.join(rel))?;
         let d = openat(dst, name, DIR_FLAGS, Mode::empty()).call_at("open", &dst_path)?;
         let d = Rc::new(d);
-        self.dir(s.as_fd(), &d, rel)?;
+        let walked = self.dir(s.as_fd(), &d, rel);
+        if let Err(SeedError::Stopped(_)) = walked {
+            // A stop inside: the directory we made still gets its owner and
+            // mode, so the next start (which keeps it, as it exists) fills
+            // it as the harness user's; its staged files are dropped.
+            if created {
+                discard(&mut self.batch);
+                self.finish_dir(&d, st, &dst_path)?;
+            }
+            return walked;
+        }
+        walked?;
         if created {
             // Name the files inside before the directory gets its final mode.
             self.flush()?;
-            let d = &*d;
-            if self.owner.chown {
-                fchown(
-                    d,
-                    Some(Uid::from_raw(self.owner.uid)),
-                    Some(Gid::from_raw(self.owner.gid)),
-                )
-                .call_at("fchown", &dst_path)?;
-            }
-            fchmod(d, Mode::from_bits_truncate(st.st_mode & 0o1777))
-                .call_at("fchmod", &dst_path)?;
+            self.finish_dir(&d, st, &dst_path)?;
         }
+        Ok(())
+    }
+
+    /// A directory this walk created gets the harness user as owner and the
+    /// source's mode (it was made 0700, root's, while being filled).
+    fn finish_dir(&self, d: &OwnedFd, st: &FileStat, dst_path: &Path) -> Result<(), SeedError> {
+        if self.owner.chown {
+            fchown(
+                d,
+                Some(Uid::from_raw(self.owner.uid)),
+                Some(Gid::from_raw(self.owner.gid)),
+            )
+            .call_at("fchown", dst_path)?;
+        }
+        fchmod(d, Mode::from_bits_truncate(st.st_mode & 0o1777)).call_at("fchmod", dst_path)?;
         Ok(())
     }
 

@@ -144,6 +144,16 @@ fn fill(src: OwnedFd, tmp: &OwnedFd, mode: u32, owner: Owner) -> Result<(), Errn
     fchmod(tmp, Mode::from_bits_truncate(mode & 0o1777))
 }
 
+/// Drop staged files without naming them (a stop while seeding): an
+/// `O_TMPFILE` vanishes with its descriptor; a temporary name is removed.
+pub(super) fn discard(batch: &mut Vec<Staged>) {
+    for s in batch.drain(..) {
+        if let Some(n) = &s.tmp_name {
+            let _ = unlinkat(s.dir.as_fd(), n.as_os_str(), UnlinkatFlags::NoRemoveDir);
+        }
+    }
+}
+
 /// Make the staged files durable (one `syncfs` per file system instead of
 /// one `fsync` per file), then give each its name with `linkat` (or
 /// `renameat2(RENAME_NOREPLACE)`): a name never points at unsynced data, and

@@ -1,8 +1,9 @@
 //! Helpers for agent-init's integration tests: the binary, test policies in
 //! temporary directories, and runs that do not depend on the vault preload
 //! (`AGENT_VAULT_PRELOAD=off`). The tests run as root on a host with
-//! Landlock and seccomp; a test that needs something missing says why and
-//! returns early.
+//! Landlock and seccomp; a test that needs something missing fails unless
+//! the skip is declared by name in `AGENT_VAULT_ALLOW_SKIP`
+//! ([`declared_skip`]).
 #![allow(dead_code)]
 
 use std::os::unix::fs::PermissionsExt;
@@ -17,11 +18,42 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// Skip (return true and say why) unless root.
+/// A test that cannot run here fails, unless the environment declares the
+/// skip by name: `AGENT_VAULT_ALLOW_SKIP` is a comma-separated list of
+/// names (`root`, `gcc`, `landlock-abi-6`, ...). CI declares none, so a
+/// green run there tested everything. Returns true (after saying so) when
+/// the skip is declared; panics with `why` and the way out when not.
+#[track_caller]
+pub fn declared_skip(name: &str, why: &str) -> bool {
+    let declared = std::env::var("AGENT_VAULT_ALLOW_SKIP").unwrap_or_default();
+    if declared.split(',').any(|n| n.trim() == name) {
+        eprintln!("SKIP ({name}, declared in AGENT_VAULT_ALLOW_SKIP): {why}");
+        return true;
+    }
+    panic!(
+        "cannot run here: {why}. Fix the environment, or declare the skip: AGENT_VAULT_ALLOW_SKIP={name}"
+    );
+}
+
+/// Skip (return true and say why) unless root, when the skip `root` is
+/// declared ([`declared_skip`]); fails otherwise.
+#[track_caller]
 pub fn skip_unless_root(test: &str) -> bool {
     if !is_root() {
-        eprintln!("SKIP {test}: needs root (run the tests as root)");
-        return true;
+        return declared_skip(
+            "root",
+            &format!("{test} needs root (run the tests as root)"),
+        );
+    }
+    false
+}
+
+/// Skip unless the program `cmd` (an absolute path) exists, when the skip
+/// `name` is declared; fails otherwise.
+#[track_caller]
+pub fn skip_without(cmd: &str, name: &str) -> bool {
+    if !has(cmd) {
+        return declared_skip(name, &format!("{cmd} is not installed"));
     }
     false
 }

@@ -22,8 +22,9 @@
 //! Exit status: the command's (128+signal when killed).
 
 use std::ffi::CString;
-use std::os::raw::c_char;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use sys::{Argv, Envp};
 
 static GOT_USR1: AtomicBool = AtomicBool::new(false);
 
@@ -46,198 +47,105 @@ fn status_code(status: libc::c_int) -> i32 {
 }
 
 fn wait(pid: libc::pid_t) -> i32 {
-    let mut st = 0;
     loop {
-        // SAFETY: `st` is a valid out-pointer.
-        let r = unsafe { libc::waitpid(pid, &mut st, 0) };
-        if r == pid {
-            return status_code(st);
-        }
-        if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return 255;
+        match sys::waitpid(pid) {
+            Ok(st) => return status_code(st),
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+            Err(_) => return 255,
         }
     }
-}
-
-unsafe extern "C" {
-    static environ: *const *const c_char;
-}
-
-fn env_ptr() -> *const *const c_char {
-    // SAFETY: reads libc's environ pointer (single-threaded program).
-    unsafe { environ }
 }
 
 /// Fork (or vfork) and exec `/bin/sh -c cmd` with the exec call `how`.
 fn fork_exec(how: &str, cmd: &str) -> i32 {
-    let sh = cs("/bin/sh");
-    let shname = cs("sh");
-    let dash_c = cs("-c");
+    let sh = c"/bin/sh";
+    let shname = c"sh";
+    let dash_c = c"-c";
     let c = cs(cmd);
-    let argv: [*const c_char; 4] = [
-        shname.as_ptr(),
-        dash_c.as_ptr(),
-        c.as_ptr(),
-        std::ptr::null(),
-    ];
-    let envp = env_ptr();
+    let argv = Argv::new(&[shname, dash_c, &c]);
+    let envp = Envp::current();
     let shfd = if how == "fexecve" {
-        // SAFETY: opening a constant path.
-        unsafe { libc::open(sh.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) }
+        match sys::open(sh, libc::O_RDONLY | libc::O_CLOEXEC) {
+            Ok(fd) => fd,
+            Err(e) => {
+                eprintln!("harness open failed: {e}");
+                return 255;
+            }
+        }
     } else {
         -1
     };
-    // SAFETY: fork/vfork in a single-threaded program; the child only calls
-    // exec functions and _exit (async-signal-safe, and vfork-safe: no
-    // allocation in the child, all strings prepared above).
-    unsafe {
-        #[allow(deprecated)] // vfork: the point of this mode (Claude Code's native binary uses it)
-        let pid = if how == "vfork" {
-            libc::vfork()
-        } else {
-            libc::fork()
-        };
-        if pid == 0 {
-            match how {
-                "execl" => {
-                    libc::execl(
-                        sh.as_ptr(),
-                        shname.as_ptr(),
-                        dash_c.as_ptr(),
-                        c.as_ptr(),
-                        std::ptr::null::<c_char>(),
-                    );
-                }
-                "execlp" => {
-                    libc::execlp(
-                        shname.as_ptr(),
-                        shname.as_ptr(),
-                        dash_c.as_ptr(),
-                        c.as_ptr(),
-                        std::ptr::null::<c_char>(),
-                    );
-                }
-                "execle" => {
-                    libc::execle(
-                        sh.as_ptr(),
-                        shname.as_ptr(),
-                        dash_c.as_ptr(),
-                        c.as_ptr(),
-                        std::ptr::null::<c_char>(),
-                        envp,
-                    );
-                }
-                "execvp" => {
-                    libc::execvp(shname.as_ptr(), argv.as_ptr());
-                }
-                "execvpe" => {
-                    libc::execvpe(shname.as_ptr(), argv.as_ptr(), envp);
-                }
-                "execv" => {
-                    libc::execv(sh.as_ptr(), argv.as_ptr());
-                }
-                "fexecve" => {
-                    libc::fexecve(shfd, argv.as_ptr(), envp);
-                }
-                "execveat" => {
-                    libc::execveat(
-                        libc::AT_FDCWD,
-                        sh.as_ptr(),
-                        argv.as_ptr() as _,
-                        envp as _,
-                        0,
-                    );
-                }
-                _ => {
-                    libc::execve(sh.as_ptr(), argv.as_ptr(), envp);
-                }
-            }
-            libc::_exit(127);
+    #[allow(deprecated)] // vfork: the point of this mode (Claude Code's native binary uses it)
+    let pid = if how == "vfork" {
+        // SAFETY: vfork is called here, not in a `sys` wrapper, because the
+        // child borrows this stack frame until it execs or _exits and must
+        // not return from the function that called vfork. The harness is
+        // single-threaded; the child below only calls exec functions and
+        // _exit on strings and vectors prepared above (no allocation).
+        unsafe { libc::vfork() }
+    } else {
+        sys::fork()
+    };
+    if pid == 0 {
+        let args = [shname, dash_c, c.as_c_str()];
+        match how {
+            "execl" => sys::execl(sh, args),
+            "execlp" => sys::execlp(shname, args),
+            "execle" => sys::execle(sh, args, envp),
+            "execvp" => sys::execvp(shname, &argv),
+            "execvpe" => sys::execvpe(shname, &argv, envp),
+            "execv" => sys::execv(sh, &argv),
+            "fexecve" => sys::fexecve(shfd, &argv, envp),
+            "execveat" => sys::execveat(sh, &argv, envp),
+            _ => sys::execve(sh, &argv, envp),
         }
-        if pid < 0 {
-            return 255;
-        }
-        wait(pid)
+        sys::exit_now(127);
     }
+    if pid < 0 {
+        return 255;
+    }
+    wait(pid)
 }
 
 fn spawn(p: bool, cmd: &str) -> i32 {
-    let sh = cs(if p { "sh" } else { "/bin/sh" });
-    let shname = cs("sh");
-    let dash_c = cs("-c");
+    let shname = c"sh";
     let c = cs(cmd);
-    let argv: [*const c_char; 4] = [
-        shname.as_ptr(),
-        dash_c.as_ptr(),
-        c.as_ptr(),
-        std::ptr::null(),
-    ];
-    let mut pid: libc::pid_t = 0;
-    // SAFETY: all pointers are valid C strings/arrays alive for the call.
-    let r = unsafe {
-        if p {
-            libc::posix_spawnp(
-                &mut pid,
-                sh.as_ptr(),
-                std::ptr::null(),
-                std::ptr::null(),
-                argv.as_ptr() as _,
-                env_ptr() as _,
-            )
-        } else {
-            libc::posix_spawn(
-                &mut pid,
-                sh.as_ptr(),
-                std::ptr::null(),
-                std::ptr::null(),
-                argv.as_ptr() as _,
-                env_ptr() as _,
-            )
-        }
+    let argv = Argv::new(&[shname, c"-c", &c]);
+    let spawned = if p {
+        sys::posix_spawnp(shname, &argv, Envp::current())
+    } else {
+        sys::posix_spawn(c"/bin/sh", &argv, Envp::current())
     };
-    if r != 0 {
-        eprintln!(
-            "posix_spawn failed: {}",
-            std::io::Error::from_raw_os_error(r)
-        );
-        return 254;
+    match spawned {
+        Ok(pid) => wait(pid),
+        Err(e) => {
+            eprintln!("posix_spawn failed: {e}");
+            254
+        }
     }
-    wait(pid)
 }
 
 fn fork_exec_true() -> i32 {
     let t = c"/bin/true";
-    let argv: [*const c_char; 2] = [t.as_ptr(), std::ptr::null()];
-    // SAFETY: the child only calls execv and _exit.
-    unsafe {
-        let pid = libc::fork();
-        if pid == 0 {
-            libc::execv(t.as_ptr(), argv.as_ptr());
-            libc::_exit(127);
-        }
-        wait(pid)
+    let argv = Argv::new(&[t]);
+    let pid = sys::fork();
+    if pid == 0 {
+        // The child only calls execv and _exit.
+        sys::execv(t, &argv);
+        sys::exit_now(127);
     }
+    if pid < 0 {
+        return 255;
+    }
+    wait(pid)
 }
 
 fn spawn_true() -> i32 {
     let t = c"/bin/true";
-    let argv: [*const c_char; 2] = [t.as_ptr(), std::ptr::null()];
-    let mut pid: libc::pid_t = 0;
-    // SAFETY: valid pointers alive for the call.
-    let r = unsafe {
-        libc::posix_spawn(
-            &mut pid,
-            t.as_ptr(),
-            std::ptr::null(),
-            std::ptr::null(),
-            argv.as_ptr() as _,
-            env_ptr() as _,
-        )
-    };
-    if r != 0 {
-        return 254;
+    match sys::posix_spawn(t, &Argv::new(&[t]), Envp::current()) {
+        Ok(pid) => wait(pid),
+        Err(_) => 254,
     }
-    wait(pid)
 }
 
 /// Open `path` without O_CLOEXEC and make it fd number `fd` (a leak to
@@ -245,14 +153,16 @@ fn spawn_true() -> i32 {
 fn leak_fd(path: &str, fd: &str) -> libc::c_int {
     let path = cs(path);
     let target: libc::c_int = fd.parse().expect("fd number");
-    // SAFETY: open/dup2 on our own fds.
-    unsafe {
-        let fd = libc::open(path.as_ptr(), libc::O_RDONLY);
-        if fd < 0 {
-            eprintln!("harness open failed: {}", std::io::Error::last_os_error());
+    let fd = match sys::open(&path, libc::O_RDONLY) {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("harness open failed: {e}");
             std::process::exit(1);
         }
-        libc::dup2(fd, target);
+    };
+    if let Err(e) = sys::dup2(fd, target) {
+        eprintln!("harness dup2 failed: {e}");
+        std::process::exit(1);
     }
     target
 }
@@ -270,23 +180,354 @@ fn deny_unshare() {
         insn(RET_K, 0, 0, 0x0005_0000 | libc::EPERM as u32), // SECCOMP_RET_ERRNO
         insn(RET_K, 0, 0, 0x7fff_0000),                      // SECCOMP_RET_ALLOW
     ];
-    let prog = libc::sock_fprog {
-        len: filter.len() as u16,
-        filter: filter.as_ptr() as *mut libc::sock_filter,
+    if let Err(e) = sys::set_no_new_privs().and_then(|()| sys::set_seccomp_filter(&filter)) {
+        eprintln!("seccomp: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Run `cmd` with popen(3), copy its output to stdout, return its status.
+fn popen(cmd: &str) -> i32 {
+    use std::io::Write;
+    let c = cs(cmd);
+    let Some(mut stream) = sys::Stream::popen(&c) else {
+        eprintln!("popen failed: {}", std::io::Error::last_os_error());
+        return 255;
     };
-    // SAFETY: `prog` points at `filter`, both alive for the call; the
-    // kernel copies the program.
-    let ok = unsafe {
-        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
-            && libc::prctl(
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if let Err(e) = std::io::stdout().write_all(&buf[..n]) {
+                    eprintln!("harness write failed: {e}");
+                }
+            }
+            Err(e) => {
+                eprintln!("popen read failed: {e}");
+                break;
+            }
+        }
+    }
+    match stream.close() {
+        Ok(st) => status_code(st),
+        Err(e) => {
+            eprintln!("pclose failed: {e}");
+            255
+        }
+    }
+}
+
+/// The harness's libc calls, one unsafe operation each. Strings come in as
+/// `&CStr` and argument vectors as [`Argv`], so every pointer handed to libc
+/// is NUL-terminated (vectors NULL-terminated) and outlives the call.
+/// Failures come back as `io::Error` (errno) for the caller to report; an
+/// exec wrapper returns only when its exec failed.
+mod sys {
+    use std::ffi::{CStr, c_char, c_int};
+    use std::io;
+    use std::marker::PhantomData;
+    use std::ptr::{NonNull, null};
+
+    /// A NULL-terminated argument vector borrowing its strings.
+    pub struct Argv<'a> {
+        ptrs: Vec<*const c_char>,
+        strs: PhantomData<&'a CStr>,
+    }
+
+    impl<'a> Argv<'a> {
+        pub fn new(args: &[&'a CStr]) -> Self {
+            let mut ptrs: Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
+            ptrs.push(null());
+            Argv {
+                ptrs,
+                strs: PhantomData,
+            }
+        }
+
+        fn as_ptr(&self) -> *const *const c_char {
+            self.ptrs.as_ptr()
+        }
+    }
+
+    unsafe extern "C" {
+        static environ: *const *const c_char;
+    }
+
+    /// This process's environment as libc holds it (`environ`).
+    #[derive(Clone, Copy)]
+    pub struct Envp(*const *const c_char);
+
+    impl Envp {
+        pub fn current() -> Self {
+            // SAFETY: reads libc's `environ` pointer; the harness is
+            // single-threaded and never changes its environment, so the
+            // array it points at stays valid for the process's life.
+            Envp(unsafe { environ })
+        }
+    }
+
+    fn check(rc: c_int) -> io::Result<c_int> {
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(rc)
+        }
+    }
+
+    pub fn open(path: &CStr, flags: c_int) -> io::Result<c_int> {
+        // SAFETY: `path` is NUL-terminated and borrowed for the call.
+        check(unsafe { libc::open(path.as_ptr(), flags) })
+    }
+
+    pub fn dup2(fd: c_int, target: c_int) -> io::Result<()> {
+        // SAFETY: no pointer arguments; a bad fd fails with EBADF.
+        check(unsafe { libc::dup2(fd, target) }).map(drop)
+    }
+
+    /// Whether `fd` is an open descriptor (F_GETFD only reads its flags).
+    pub fn fd_is_open(fd: c_int) -> bool {
+        // SAFETY: no pointer arguments; a closed fd fails with EBADF.
+        unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+    }
+
+    /// fork(2): the child's pid in the parent, 0 in the child, -1 on failure.
+    pub fn fork() -> libc::pid_t {
+        // SAFETY: the harness is single-threaded, so the child's copy of
+        // memory holds no lock another thread held; callers have the child
+        // only exec or _exit.
+        unsafe { libc::fork() }
+    }
+
+    /// Wait for `pid`; its wait status.
+    pub fn waitpid(pid: libc::pid_t) -> io::Result<c_int> {
+        let mut status = 0;
+        // SAFETY: `status` is a live local the call writes once.
+        check(unsafe { libc::waitpid(pid, &mut status, 0) })?;
+        Ok(status)
+    }
+
+    /// _exit(2): leave at once (no atexit handlers, no flush; vfork-safe).
+    pub fn exit_now(code: c_int) -> ! {
+        // SAFETY: no pointer arguments; never returns.
+        unsafe { libc::_exit(code) }
+    }
+
+    pub fn execl(path: &CStr, [a0, a1, a2]: [&CStr; 3]) {
+        // SAFETY: every string is NUL-terminated and borrowed for the call;
+        // the list ends with a NULL pointer.
+        unsafe {
+            libc::execl(
+                path.as_ptr(),
+                a0.as_ptr(),
+                a1.as_ptr(),
+                a2.as_ptr(),
+                null::<c_char>(),
+            )
+        };
+    }
+
+    pub fn execlp(file: &CStr, [a0, a1, a2]: [&CStr; 3]) {
+        // SAFETY: as `execl`.
+        unsafe {
+            libc::execlp(
+                file.as_ptr(),
+                a0.as_ptr(),
+                a1.as_ptr(),
+                a2.as_ptr(),
+                null::<c_char>(),
+            )
+        };
+    }
+
+    pub fn execle(path: &CStr, [a0, a1, a2]: [&CStr; 3], envp: Envp) {
+        // SAFETY: as `execl`; `envp` is libc's environment array.
+        unsafe {
+            libc::execle(
+                path.as_ptr(),
+                a0.as_ptr(),
+                a1.as_ptr(),
+                a2.as_ptr(),
+                null::<c_char>(),
+                envp.0,
+            )
+        };
+    }
+
+    pub fn execv(path: &CStr, argv: &Argv) {
+        // SAFETY: `path` and `argv` are borrowed for the call; `argv` is
+        // NULL-terminated.
+        unsafe { libc::execv(path.as_ptr(), argv.as_ptr()) };
+    }
+
+    pub fn execvp(file: &CStr, argv: &Argv) {
+        // SAFETY: as `execv`.
+        unsafe { libc::execvp(file.as_ptr(), argv.as_ptr()) };
+    }
+
+    pub fn execve(path: &CStr, argv: &Argv, envp: Envp) {
+        // SAFETY: as `execv`; `envp` is libc's environment array.
+        unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.0) };
+    }
+
+    pub fn execvpe(file: &CStr, argv: &Argv, envp: Envp) {
+        // SAFETY: as `execve`.
+        unsafe { libc::execvpe(file.as_ptr(), argv.as_ptr(), envp.0) };
+    }
+
+    pub fn fexecve(fd: c_int, argv: &Argv, envp: Envp) {
+        // SAFETY: as `execve`; a bad `fd` fails with EBADF.
+        unsafe { libc::fexecve(fd, argv.as_ptr(), envp.0) };
+    }
+
+    /// execveat(2) relative to the working directory.
+    pub fn execveat(path: &CStr, argv: &Argv, envp: Envp) {
+        // SAFETY: as `execve` (libc declares the vectors `*const *mut`;
+        // exec does not write through them).
+        unsafe {
+            libc::execveat(
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                argv.as_ptr() as _,
+                envp.0 as _,
+                0,
+            )
+        };
+    }
+
+    fn spawned(rc: c_int, pid: libc::pid_t) -> io::Result<libc::pid_t> {
+        if rc == 0 {
+            Ok(pid)
+        } else {
+            Err(io::Error::from_raw_os_error(rc))
+        }
+    }
+
+    /// posix_spawn(3) with default attributes and file actions; the pid.
+    pub fn posix_spawn(path: &CStr, argv: &Argv, envp: Envp) -> io::Result<libc::pid_t> {
+        let mut pid = 0;
+        // SAFETY: `pid` is a live local; `path` and `argv` are borrowed for
+        // the call, `argv` NULL-terminated; `envp` is libc's environment
+        // array; NULL attributes and file actions mean the defaults.
+        let rc = unsafe {
+            libc::posix_spawn(
+                &mut pid,
+                path.as_ptr(),
+                null(),
+                null(),
+                argv.as_ptr() as _,
+                envp.0 as _,
+            )
+        };
+        spawned(rc, pid)
+    }
+
+    /// posix_spawnp(3): as [`posix_spawn`], searching PATH for `file`.
+    pub fn posix_spawnp(file: &CStr, argv: &Argv, envp: Envp) -> io::Result<libc::pid_t> {
+        let mut pid = 0;
+        // SAFETY: as `posix_spawn`.
+        let rc = unsafe {
+            libc::posix_spawnp(
+                &mut pid,
+                file.as_ptr(),
+                null(),
+                null(),
+                argv.as_ptr() as _,
+                envp.0 as _,
+            )
+        };
+        spawned(rc, pid)
+    }
+
+    /// system(3): the command's wait status, or -1.
+    pub fn system(cmd: &CStr) -> c_int {
+        // SAFETY: `cmd` is NUL-terminated and borrowed for the call.
+        unsafe { libc::system(cmd.as_ptr()) }
+    }
+
+    pub fn set_no_new_privs() -> io::Result<()> {
+        // SAFETY: no pointer arguments.
+        check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).map(drop)
+    }
+
+    /// Install the classic BPF program `filter` as this thread's seccomp filter.
+    pub fn set_seccomp_filter(filter: &[libc::sock_filter]) -> io::Result<()> {
+        let prog = libc::sock_fprog {
+            len: u16::try_from(filter.len())
+                .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?,
+            filter: filter.as_ptr().cast_mut(),
+        };
+        // SAFETY: `prog` points at `filter`, both alive for the call; the
+        // kernel copies the program and never writes through the pointer.
+        check(unsafe {
+            libc::prctl(
                 libc::PR_SET_SECCOMP,
                 libc::SECCOMP_MODE_FILTER,
                 &prog as *const libc::sock_fprog,
-            ) == 0
-    };
-    if !ok {
-        eprintln!("seccomp: {}", std::io::Error::last_os_error());
-        std::process::exit(1);
+            )
+        })
+        .map(drop)
+    }
+
+    pub fn getrlimit_nofile() -> io::Result<libc::rlimit> {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `lim` is a live local the call fills in.
+        check(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
+        Ok(lim)
+    }
+
+    pub fn setrlimit_nofile(lim: &libc::rlimit) -> io::Result<()> {
+        // SAFETY: `lim` is borrowed for the call.
+        check(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, lim) }).map(drop)
+    }
+
+    /// Install `handler` for `sig` with signal(3).
+    pub fn set_handler(sig: c_int, handler: extern "C" fn(c_int)) -> io::Result<()> {
+        // SAFETY: `handler` is a plain `extern "C"` function that lives as
+        // long as the program.
+        let old = unsafe { libc::signal(sig, handler as *const () as libc::sighandler_t) };
+        if old == libc::SIG_ERR {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// A popen(3) stream, read until EOF and closed with [`Stream::close`].
+    pub struct Stream(NonNull<libc::FILE>);
+
+    impl Stream {
+        /// popen(3) `cmd` for reading; `None` (errno set) on failure.
+        pub fn popen(cmd: &CStr) -> Option<Self> {
+            // SAFETY: `cmd` and the mode are NUL-terminated and borrowed for
+            // the call.
+            NonNull::new(unsafe { libc::popen(cmd.as_ptr(), c"r".as_ptr()) }).map(Stream)
+        }
+
+        /// Up to `buf.len()` bytes; 0 at end of stream.
+        pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let file = self.0.as_ptr();
+            // SAFETY: `file` is the open stream this value owns; `buf` is a
+            // live, writable slice of `buf.len()` bytes.
+            let n = unsafe { libc::fread(buf.as_mut_ptr().cast(), 1, buf.len(), file) };
+            // SAFETY: `file` is still open; ferror only reads its flag.
+            if n == 0 && unsafe { libc::ferror(file) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(n)
+        }
+
+        /// pclose(3): the command's wait status.
+        pub fn close(self) -> io::Result<c_int> {
+            // SAFETY: the stream this value owns, closed once (`self` is consumed).
+            let status = unsafe { libc::pclose(self.0.as_ptr()) };
+            if status == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(status)
+        }
     }
 }
 
@@ -325,33 +566,10 @@ fn main() {
         }
         "spawnp" => spawn(true, &arg(2)),
         "system" => {
-            let c = cs(&arg(2));
-            // SAFETY: a valid C string.
-            let st = unsafe { libc::system(c.as_ptr()) };
+            let st = sys::system(&cs(&arg(2)));
             if st == -1 { 255 } else { status_code(st) }
         }
-        "popen" => {
-            let c = cs(&arg(2));
-            // SAFETY: valid C strings; the stream is read and closed here.
-            unsafe {
-                let f = libc::popen(c.as_ptr(), c"r".as_ptr());
-                if f.is_null() {
-                    eprintln!("popen failed: {}", std::io::Error::last_os_error());
-                    255
-                } else {
-                    let mut buf = [0u8; 4096];
-                    loop {
-                        let n = libc::fread(buf.as_mut_ptr().cast(), 1, buf.len(), f);
-                        if n == 0 {
-                            break;
-                        }
-                        use std::io::Write;
-                        let _ = std::io::stdout().write_all(&buf[..n]);
-                    }
-                    status_code(libc::pclose(f))
-                }
-            }
-        }
+        "popen" => popen(&arg(2)),
         "leakfd" => {
             leak_fd(&arg(2), &arg(3));
             fork_exec("fork", &arg(4))
@@ -364,8 +582,7 @@ fn main() {
             deny_unshare();
             let target = leak_fd(&arg(2), &arg(3));
             let code = spawn(false, &arg(4));
-            // SAFETY: F_GETFD on a number only reads its flags.
-            let kept = unsafe { libc::fcntl(target, libc::F_GETFD) } >= 0;
+            let kept = sys::fd_is_open(target);
             println!("HARNESS_FD_{}", if kept { "KEPT" } else { "LOST" });
             code
         }
@@ -378,53 +595,57 @@ fn main() {
                 .map(|i| cs(&format!("/nonexistent-{i}/prog")))
                 .collect();
             let sh = c"/bin/sh";
-            let argv: [*const c_char; 4] =
-                [sh.as_ptr(), c"-c".as_ptr(), cmd.as_ptr(), std::ptr::null()];
-            let envp = env_ptr();
-            // SAFETY: the child only calls execve and _exit on strings
-            // prepared before the fork.
-            unsafe {
-                let pid = libc::fork();
-                if pid == 0 {
-                    for m in &missing {
-                        libc::execve(m.as_ptr(), argv.as_ptr(), envp);
-                    }
-                    libc::execve(sh.as_ptr(), argv.as_ptr(), envp);
-                    libc::_exit(127);
+            let argv = Argv::new(&[sh, c"-c", &cmd]);
+            let envp = Envp::current();
+            let pid = sys::fork();
+            if pid == 0 {
+                // The child only calls execve and _exit on strings prepared
+                // before the fork.
+                for m in &missing {
+                    sys::execve(m, &argv, envp);
                 }
-                wait(pid)
+                sys::execve(sh, &argv, envp);
+                sys::exit_now(127);
             }
+            if pid < 0 { 255 } else { wait(pid) }
         }
         "leakfd-lowered" => {
             // As leakfd, then lower the soft fd limit below the leaked fd
             // (an fd opened earlier stays open above a lowered limit).
             leak_fd(&arg(2), &arg(3));
             let limit: libc::rlim_t = arg(4).parse().expect("limit");
-            // SAFETY: getrlimit/setrlimit on a local struct.
-            unsafe {
-                let mut lim = libc::rlimit {
-                    rlim_cur: 0,
-                    rlim_max: 0,
-                };
-                libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-                lim.rlim_cur = limit;
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                    eprintln!("setrlimit: {}", std::io::Error::last_os_error());
+            let mut lim = match sys::getrlimit_nofile() {
+                Ok(lim) => lim,
+                Err(e) => {
+                    eprintln!("getrlimit: {e}");
                     std::process::exit(1);
                 }
+            };
+            lim.rlim_cur = limit;
+            if let Err(e) = sys::setrlimit_nofile(&lim) {
+                eprintln!("setrlimit: {e}");
+                std::process::exit(1);
             }
             fork_exec("fork", &arg(5))
         }
         "holdfd" => {
-            let path = cs(&arg(2));
-            // SAFETY: opening a path; the fd stays open for the child's lifetime.
-            let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+            // The fd stays open for the child's lifetime.
+            let fd = match sys::open(&cs(&arg(2)), libc::O_RDONLY | libc::O_CLOEXEC) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    eprintln!("harness open failed: {e}");
+                    std::process::exit(1);
+                }
+            };
             let cmd = arg(3).replace("{HFD}", &fd.to_string());
             fork_exec("fork", &cmd)
         }
         "usr1" => {
-            // SAFETY: installing a handler that only stores an atomic.
-            unsafe { libc::signal(libc::SIGUSR1, on_usr1 as *const () as libc::sighandler_t) };
+            // The handler only stores an atomic.
+            if let Err(e) = sys::set_handler(libc::SIGUSR1, on_usr1) {
+                eprintln!("signal: {e}");
+                std::process::exit(1);
+            }
             let code = fork_exec("fork", &arg(2));
             std::thread::sleep(std::time::Duration::from_millis(100));
             if GOT_USR1.load(Ordering::SeqCst) {
