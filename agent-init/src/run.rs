@@ -7,6 +7,8 @@
 //!  2 seed       vault dirs, seeds, link check
 //!  3 record     state dir, policy.toml, policy.bin, probe, audit
 //!    (prepare Landlock ruleset and seccomp BPF: errors stop here)
+//!  3 proxy      [proxy] on: fork vault-proxy (own uid) ──► drop, seccomp, exec
+//!               harness env/files get placeholders, base URLs
 //!    block signals, subreaper, fork ───────────► setpgid, wait on "go" pipe
 //!  3 record     harness.pid, then "go" ─────────►
 //!                                               4 drop privileges, PDEATHSIG
@@ -14,7 +16,8 @@
 //!                                               6 seccomp filters
 //!                                               7 exec (126/127 on failure)
 //!    status pipe closes on exec (CLOEXEC) ◄─────
-//!  8 serve      keep CAP_KILL only; forward, reap, exit with the harness code
+//!  8 serve      keep CAP_KILL only (and what restarting the proxy takes);
+//!               forward, reap, restart a dead proxy, exit with the harness code
 //! ```
 //!
 //! Steps 4 to 6 run in the child so that agent-init itself keeps the right
