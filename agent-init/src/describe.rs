@@ -44,6 +44,7 @@ pub fn describe(l: &config::Loaded) -> String {
     seccomp_section(&mut o, p);
     seeds_section(&mut o, p);
     audit_section(&mut o, p);
+    proxy_section(&mut o, p);
     o
 }
 
@@ -259,6 +260,46 @@ fn audit_section(o: &mut String, p: &Policy) {
     };
 }
 
+/// The credential proxy: each route and where its secret comes from (never a value).
+fn proxy_section(o: &mut String, p: &Policy) {
+    let x = &p.proxy;
+    let _ = writeln!(o, "\nCredential proxy");
+    if x.mode == policy::ProxyMode::Off {
+        let _ = writeln!(
+            o,
+            "  off: the harness holds its real credentials (the vault keeps them from tools)"
+        );
+    } else {
+        let _ = writeln!(
+            o,
+            "  on: vault-proxy runs as uid {} gid {} with state in {}; the harness gets placeholders and base URLs http://127.0.0.1:PORT/<route>",
+            x.uid,
+            x.gid,
+            x.state_dir.display()
+        );
+    }
+    for r in &x.routes {
+        let _ = writeln!(o, "  route /{} -> {}", r.name, r.upstream);
+        let _ = writeln!(o, "    secret from {}", r.from);
+        if let Some(h) = r.header {
+            let _ = writeln!(
+                o,
+                "    API key sent as {}; the harness sees {}av-<random>",
+                h.as_str(),
+                r.placeholder
+            );
+        }
+        if let Some(a) = &r.oauth {
+            let _ = writeln!(
+                o,
+                "    OAuth login refreshed by the proxy at {}; the harness sees {}av-<random>, never expiring",
+                a.token_url, a.placeholder
+            );
+        }
+        let _ = writeln!(o, "    harness pointed at the proxy by {}", r.point);
+    }
+}
+
 /// `agent-init check`.
 pub fn check(p: Option<&Path>) -> i32 {
     match load(p) {
@@ -318,6 +359,19 @@ pub fn explain(p: Option<&Path>, paths: &[PathBuf]) -> i32 {
         println!("  a tool may:  {}", rights(e.tool.access));
         for r in &e.tool.reasons {
             println!("    because {r}");
+        }
+        for r in &l.policy.proxy.routes {
+            if matches!(&r.from, policy::SecretSource::File { path, .. } if *path == abs) {
+                let now = if l.policy.proxy.mode == policy::ProxyMode::On {
+                    "the harness sees only a placeholder here (the proxy holds the real one)"
+                } else {
+                    "[proxy] mode is off, so the harness holds the real one"
+                };
+                println!(
+                    "  proxy route /{}: its credential comes from here ({}); {now}",
+                    r.name, r.from
+                );
+            }
         }
     }
     0
