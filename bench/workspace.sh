@@ -3,12 +3,12 @@
 # and one script per kind of work, $1/work-NAME.sh, each run by the harness
 # as its child:
 #   configure  a real autoconf-generated ./configure (compiler, 16 headers,
-#              16 functions, 4 sizeofs, sed/grep/install) writing config.h
+#              16 functions, 4 sizeofs, byte order, types, sed/grep/awk/ln) writing config.h
 #              and a Makefile
 #   make       `make -B -j2` of 40 small C files and a link
 #   git        init, add, commit, edit, status, diff, add, commit, log on a
 #              scratch repository of 60 files
-#   grep       `grep -r` over a copy of /usr/include/linux (~570 files)
+#   grep       `grep -r` over a copy of /usr/include (~8,000 files here)
 #   python     20 `python3 -c "import MODULE"` (20 standard modules)
 #   pipelines  100 small shell pipelines (echo | tr | wc, sort | head, ...)
 set -euo pipefail
@@ -24,8 +24,11 @@ AC_CONFIG_HEADERS([config.h])
 AC_PROG_CC
 AC_PROG_SED
 AC_PROG_GREP
-AC_PROG_INSTALL
-AC_PROG_MKDIR_P
+AC_PROG_AWK
+AC_PROG_LN_S
+AC_C_BIGENDIAN
+AC_TYPE_SIZE_T
+AC_TYPE_PID_T
 AC_CHECK_HEADERS([stdio.h stdlib.h string.h unistd.h fcntl.h errno.h sys/stat.h sys/types.h sys/wait.h sys/time.h time.h signal.h pthread.h dlfcn.h locale.h langinfo.h])
 AC_CHECK_FUNCS([strdup strndup memmem getline posix_spawn pipe2 dup3 accept4 clock_gettime nanosleep sigaction realpath mkostemp openat fstatat getrandom])
 AC_CHECK_SIZEOF([long])
@@ -37,7 +40,7 @@ AC_OUTPUT
 AC
 printf 'int main(void) { return 0; }\n' > "$WS/conf/hello.c"
 printf 'all:\n\t@true\n' > "$WS/conf/Makefile.in"
-(cd "$WS/conf" && autoconf && rm -rf autom4te.cache)
+(cd "$WS/conf" && autoheader && autoconf && rm -rf autom4te.cache)
 
 # make: 40 small C files
 for i in $(seq -w 1 40); do
@@ -87,7 +90,7 @@ cp "$WS"/proj/src/*.c "$WS/gitsrc/"
 for i in $(seq 1 19); do seq 1 200 | sed "s/^/line $i /" > "$WS/gitsrc/notes$i.txt"; done
 
 # grep
-cp -a /usr/include/linux/. "$WS/tree/"
+cp -a /usr/include/. "$WS/tree/"
 
 cat > "$WS/work-configure.sh" <<S
 cd "$WS/conf" && ./configure -q >/dev/null
