@@ -5,8 +5,8 @@
 #   sudo bench/run.sh --quick   # smoke run (< 60 s after the build)
 #
 # Builds agent-init and the preload (release), then, inside a private mount
-# namespace (nothing on the host changes): tmpfs over /tmp, /run/agent-vault
-# and the harness user's home; two copies of /etc, one plain and one with an
+# namespace (nothing on the host changes): tmpfs over /tmp, /srv (the vault's
+# parent), /run/agent-vault and the harness user's home; two copies of /etc, one plain and one with an
 # /etc/ld.so.preload naming the release preload (as the images have it).
 # Every sample starts each arm in its own nested mount namespace with one of
 # the two /etc copies bind-mounted, so the arms differ only by agent-vault:
@@ -40,6 +40,12 @@ gid=$(getent passwd "$BENCH_UID" | cut -d: -f4)
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mkdir -p /run/agent-vault && mount -t tmpfs -o mode=0755 tmpfs /run/agent-vault
 mount -t tmpfs -o mode=0755 tmpfs "$BENCH_HOME" && chown "$BENCH_UID:$gid" "$BENCH_HOME"
+# The vault directories (images: /pi-agent and /claude) go in /srv, a tmpfs
+# here: one directory below / as in the images, and not inside a directory
+# that tools write to (the tool layer keeps tools from creating entries next
+# to a vault entry, so a vault in /tmp would break every tool's temp files).
+[ -d /srv ] || { echo "bench/run.sh: needs an /srv directory to mount a tmpfs on (the vault's parent)" >&2; exit 1; }
+mount -t tmpfs -o mode=0755 tmpfs /srv
 W=/tmp/av-bench
 mkdir -m 0755 "$W" "$W/bin"
 

@@ -19,6 +19,7 @@ import sys
 import time
 
 import resource
+import shlex
 
 # The two fd limits users get: Docker/Podman's default soft limit (1024) and
 # the 1048576 common under Kubernetes. Raising the hard limit needs
@@ -58,7 +59,7 @@ if a.quick:
     N_C, N_SCRIPT, N_OPEN, N_STRACE = 100, 30, 20000, 10
     WORK = ["git", "grep", "pipelines"]
 else:
-    S_WORK, S_SPAWN, S_OPEN = 5, 5, 7
+    S_WORK, S_SPAWN, S_OPEN = 5, 7, 7
     N_C, N_SCRIPT, N_OPEN, N_STRACE = 1000, 300, 200000, 100
     WORK = ["configure", "make", "git", "grep", "python", "pipelines"]
 
@@ -67,10 +68,10 @@ ENV = {
     "HOME": a.home,
     "LANG": "C.UTF-8",
     # The built-in policy's vault directories default to /pi-agent and
-    # /claude; agent-init creates them, so they are moved under the
-    # namespace's own /tmp (a tmpfs) to leave the host untouched.
-    "PI_CODING_AGENT_DIR": "/tmp/pi-agent",
-    "CLAUDE_CONFIG_DIR": "/tmp/claude",
+    # /claude; agent-init creates them, so they are moved to /srv (a tmpfs
+    # in the namespace, see run.sh) to leave the host untouched.
+    "PI_CODING_AGENT_DIR": "/srv/pi-agent",
+    "CLAUDE_CONFIG_DIR": "/srv/claude",
 }
 user = subprocess.run(["getent", "passwd", a.uid], capture_output=True, text=True).stdout.split(":")[0]
 ENV["USER"] = ENV["LOGNAME"] = user
@@ -311,16 +312,12 @@ def main():
         for name, cmd in harnesses:
             r = measure({"without": without_av(cmd, soft), "with": with_av(cmd, soft)}, "us_per_spawn", S_SPAWN)
             row(soft, 2, f"spawn from the harness: {name}", r["without"], r["with"], 1.25, "us")
-            if name.startswith("C harness: fork"):
-                breakdown[(soft, "harness")] = r
         # 3. spawn inside a tool (the C program is the harness's child).
         for mode in ("forkexec", "posix_spawn"):
             cmd = [sp, "run", "1", sp, mode, str(N_C)]
             r = measure({"without": without_av(cmd, soft), "with": with_av(cmd, soft)}, "us_per_spawn", S_SPAWN)
             row(soft, 3, f"spawn inside a tool: {'fork+exec' if mode == 'forkexec' else 'posix_spawn'} /bin/true",
                 r["without"], r["with"], 1.12, "us")
-            if mode == "forkexec":
-                breakdown[(soft, "tool")] = r
         # 4. open+read+close of a workspace file in a tool vs the same layers alone.
         loop = [BIN + "/openloop", ws_file, str(N_OPEN)]
         r = measure({
@@ -334,12 +331,15 @@ def main():
             r["nothing"], r["layers"], None, "ns")
         # Breakdown of a harness spawn (C harness, fork+exec).
         fe = [sp, "forkexec", str(N_C)]
+        in_tool = [sp, "run", "1", *fe]
         r = measure({
             "without": without_av(fe, soft),
             "empty": without_av(fe, soft, W + "/bin/empty.so"),
             "with": with_av(fe, soft),
             "landlock-off": with_av(fe, soft, W + "/landlock-off.toml"),
             "seccomp-off": with_av(fe, soft, W + "/seccomp-off.toml"),
+            "tool-without": without_av(in_tool, soft),
+            "tool-with": with_av(in_tool, soft),
         }, "us_per_spawn", S_SPAWN)
         breakdown[(soft, "variants")] = r
         st = {}
@@ -361,6 +361,10 @@ def print_tables(bd, rule_counts):
           "(in brackets: the ratio of the minimums).")
     if LIMIT_NOTE:
         print(LIMIT_NOTE)
+    sp = [BIN + "/spawner", "forkexec", str(N_C)]
+    print("Arms (here for figure 2's C fork+exec; SOFT = the table's limit):")
+    print("- with:    `" + shlex.join(with_av(sp, "SOFT")) + "`")
+    print("- without: `" + shlex.join(without_av(sp, "SOFT")) + "`")
     titles = {
         1: "1. a coding agent's tool work, run as a tool (the C harness's child)",
         2: "2. spawn from the harness",
@@ -389,7 +393,6 @@ def print_tables(bd, rule_counts):
             print(f"| {name.split(': ', 1)[-1]} | {fmt(med(wo), unit)} | {fmt(med(w), unit)} | "
                   f"**{med(w) / med(wo):.3f}** ({min(w) / min(wo):.3f}) | {g} |")
         v = bd[(soft, "variants")]
-        h, t = bd[(soft, "harness")], bd[(soft, "tool")]
         b = {k: med(x) for k, x in v.items()}
         print(f"\nWhere a harness spawn's time goes (C harness, fork+exec of /bin/true, µs per spawn, "
               f"medians; the variants were interleaved with each other):\n")
@@ -399,17 +402,20 @@ def print_tables(bd, rule_counts):
                          ("empty", "without agent-vault, an EMPTY library in LD_PRELOAD (any preload's floor)"),
                          ("with", "with agent-vault (built-in policy)"),
                          ("landlock-off", "with agent-vault, `[landlock] mode = \"off\"` (no base or tool layer)"),
-                         ("seccomp-off", "with agent-vault, `[seccomp] mode = \"off\"`")):
+                         ("seccomp-off", "with agent-vault, `[seccomp] mode = \"off\"`"),
+                         ("tool-without", "a TOOL spawning (figure 3's loop), without agent-vault"),
+                         ("tool-with", "a TOOL spawning (figure 3's loop), with agent-vault")):
             print(f"| {label} | {b[k]:,.1f} | {b[k] - b['without']:+,.1f} µs ({b[k] / b['without']:.3f}) |")
         st = bd[(soft, "strace")]
         print()
         print(f"- any preloaded library (empty one): {b['empty'] - b['without']:+,.1f} µs per spawn")
-        print(f"- the preload's start-up in the new program (a tool spawning: figure 3's fork+exec, "
-              f"with − without): {med(t['with']) - med(t['without']):+,.1f} µs; "
+        print(f"- the preload's start-up in the new program (a tool spawning, with − without: the "
+              f"spawned program loads the preload, no layer is built): "
+              f"{b['tool-with'] - b['tool-without']:+,.1f} µs; "
               f"syscalls of /bin/true after its execve under strace: {st['without'][3]:.0f} without, "
               f"{st['with'][3]:.0f} with")
-        print(f"- the harness child's work before exec (figure 2 fork+exec minus figure 3 fork+exec, "
-              f"with agent-vault): {med(h['with']) - med(t['with']):+,.1f} µs; under `strace -f -ttt`, "
+        print(f"- the harness child's work before exec (the harness spawning − a tool spawning, both "
+              f"with agent-vault): {b['with'] - b['tool-with']:+,.1f} µs; under `strace -f -ttt`, "
               f"fork→execve {st['without'][0]:,.0f} µs and {st['without'][1]:.0f} syscalls without, "
               f"{st['with'][0]:,.0f} µs and {st['with'][1]:.0f} syscalls with (strace slows each syscall)")
         print(f"  - the child's syscalls before execve, with agent-vault (one child, by count): {compact(st['with'][2])}")
