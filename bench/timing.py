@@ -131,6 +131,12 @@ def stat(v):
     return min(v), statistics.median(v)
 
 
+def paired(wo, w):
+    """The median of the per-sample ratios: each sample's two arms ran one
+    after the other, so a pair shares the machine's load of that moment."""
+    return statistics.median(b / a for a, b in zip(wo, w))
+
+
 def fmt(x, unit):
     if unit == "ms":
         return f"{x / 1e6:,.1f} ms"
@@ -143,7 +149,7 @@ def row(limit, section, name, without, with_, goal, unit):
     ROWS.append((limit, section, name, without, with_, goal, unit))
     (wmin, wmed), (amin, amed) = stat(without), stat(with_)
     print(f"  [{limit}] {name}: without {fmt(wmed, unit)} (min {fmt(wmin, unit)}), "
-          f"with {fmt(amed, unit)} (min {fmt(amin, unit)}), ratio {amed / wmed:.3f} "
+          f"with {fmt(amed, unit)} (min {fmt(amin, unit)}), ratio {paired(without, with_):.3f} "
           f"(of minimums {amin / wmin:.3f})", file=sys.stderr, flush=True)
 
 
@@ -176,7 +182,10 @@ def record_layers(file):
     """strace a tool started through agent-init and write the Landlock layers
     it ends up under (every ruleset that is enforced on its way: the base
     layer by agent-init's child, the tool layer by the harness's child) in
-    llreplay's format. Returns a description."""
+    llreplay's format. Returns the rules file and the rule count per layer.
+    The base layer's handled network rights and scopes are taken as none
+    (agent-init/src/landlock_layer.rs: the base layer has no scopes and the
+    policy no network rules); strace prints neither."""
     log = W + "/landlock.strace"
     cmd = with_av([BIN + "/spawner", "run", "1", BIN + "/openloop", file, "10"], LIMITS[0])
     strace = ["strace", "-f", "-qq", "-y", "-s", "4096", "-o", log,
@@ -199,6 +208,8 @@ def record_layers(file):
         if m:
             created[m.group(1)][1].append((access_bits(m.group(2)), m.group(3)))
             continue
+        if "landlock_add_rule(" in line and line.rstrip().endswith("= 0"):
+            sys.exit(f"bench: a landlock_add_rule line this script cannot read: {line}")
         m = re.search(r"landlock_restrict_self\((\d+)<.*\) = 0", line)
         if m:
             layers.append(created[m.group(1)])
@@ -357,8 +368,9 @@ def print_tables(bd, rule_counts):
     print(f"agent-vault overhead, {'QUICK (smoke) run' if a.quick else 'full run'}; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; kernel {os.uname().release}; "
           f"{os.cpu_count()} CPUs")
-    print("Medians over interleaved samples (A B A B ...); ratio = with / without from this run "
-          "(in brackets: the ratio of the minimums).")
+    print("Interleaved samples (A B A B ...), all from this run. without, with: medians. "
+          "ratio: the median of the per-sample ratios (each sample's with / its without, run "
+          "back to back); in brackets: the ratio of the minimums.")
     if LIMIT_NOTE:
         print(LIMIT_NOTE)
     sp = [BIN + "/spawner", "forkexec", str(N_C)]
@@ -391,7 +403,7 @@ def print_tables(bd, rule_counts):
                 tot_w += med(w)
             g = f"≤ {goal:.2f}" if goal else "(for scale)"
             print(f"| {name.split(': ', 1)[-1]} | {fmt(med(wo), unit)} | {fmt(med(w), unit)} | "
-                  f"**{med(w) / med(wo):.3f}** ({min(w) / min(wo):.3f}) | {g} |")
+                  f"**{paired(wo, w):.3f}** ({min(w) / min(wo):.3f}) | {g} |")
         v = bd[(soft, "variants")]
         b = {k: med(x) for k, x in v.items()}
         print(f"\nWhere a harness spawn's time goes (C harness, fork+exec of /bin/true, µs per spawn, "
