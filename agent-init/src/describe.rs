@@ -52,6 +52,7 @@ pub fn describe(l: &config::Loaded) -> String {
     seccomp_section(&mut o, p);
     seeds_section(&mut o, p);
     audit_section(&mut o, p);
+    proxy_section(&mut o, p);
     o
 }
 
@@ -267,6 +268,46 @@ fn audit_section(o: &mut String, p: &Policy) {
     };
 }
 
+/// The credential proxy: each route and where its secret comes from (never a value).
+fn proxy_section(o: &mut String, p: &Policy) {
+    let x = &p.proxy;
+    let _ = writeln!(o, "\nCredential proxy");
+    if x.mode == policy::ProxyMode::Off {
+        let _ = writeln!(
+            o,
+            "  off: the harness holds its real credentials (the vault keeps them from tools)"
+        );
+    } else {
+        let _ = writeln!(
+            o,
+            "  on: vault-proxy runs as uid {} gid {} with state in {}; the harness gets placeholders and base URLs http://127.0.0.1:PORT/<route>",
+            x.uid,
+            x.gid,
+            x.state_dir.display()
+        );
+    }
+    for r in &x.routes {
+        let _ = writeln!(o, "  route /{} -> {}", r.name, r.upstream);
+        let _ = writeln!(o, "    secret from {}", r.from);
+        if let Some(h) = r.header {
+            let _ = writeln!(
+                o,
+                "    API key sent as {}; the harness sees {}av-<random>",
+                h.as_str(),
+                r.placeholder
+            );
+        }
+        if let Some(a) = &r.oauth {
+            let _ = writeln!(
+                o,
+                "    OAuth login refreshed by the proxy at {}; the harness sees {}av-<random>, never expiring",
+                a.token_url, a.placeholder
+            );
+        }
+        let _ = writeln!(o, "    harness pointed at the proxy by {}", r.point);
+    }
+}
+
 /// `agent-init check [--json]`.
 pub fn check(p: Option<&Path>, json: bool) -> i32 {
     match load(p, json) {
@@ -323,6 +364,17 @@ fn rights(a: Access) -> String {
     }
 }
 
+/// The `[proxy]` routes whose credential is read from `path`.
+fn proxy_routes_from<'a>(
+    p: &'a Policy,
+    path: &'a Path,
+) -> impl Iterator<Item = &'a policy::proxy::Route> + 'a {
+    p.proxy
+        .routes
+        .iter()
+        .filter(move |r| matches!(&r.from, policy::SecretSource::File { path: f, .. } if f == path))
+}
+
 /// `agent-init explain [--json]`.
 pub fn explain(p: Option<&Path>, paths: &[PathBuf], json: bool) -> i32 {
     let l = match load(p, false) {
@@ -343,7 +395,12 @@ pub fn explain(p: Option<&Path>, paths: &[PathBuf], json: bool) -> i32 {
     if json {
         let rows = abs_paths
             .iter()
-            .map(|abs| json_out::explained(abs, &policy::explain::explain(&l.policy, abs)))
+            .map(|abs| {
+                let routes = proxy_routes_from(&l.policy, abs)
+                    .map(|r| r.name.as_str())
+                    .collect();
+                json_out::explained(abs, &policy::explain::explain(&l.policy, abs), routes)
+            })
             .collect();
         println!("{}", json_out::explanation(&l, rows));
         return 0;
@@ -362,6 +419,19 @@ pub fn explain(p: Option<&Path>, paths: &[PathBuf], json: bool) -> i32 {
         println!("  a tool may:  {}", rights(e.tool.access));
         for r in &e.tool.reasons {
             println!("    because {r}");
+        }
+        for r in proxy_routes_from(&l.policy, abs) {
+            {
+                let now = if l.policy.proxy.mode == policy::ProxyMode::On {
+                    "the harness sees only a placeholder here (the proxy holds the real one)"
+                } else {
+                    "[proxy] mode is off, so the harness holds the real one"
+                };
+                println!(
+                    "  proxy route /{}: its credential comes from here ({}); {now}",
+                    r.name, r.from
+                );
+            }
         }
     }
     0

@@ -17,16 +17,23 @@
 //!  "seccomp": {"mode": "required" | "best-effort" | "off", "extra_deny": ["..."]},
 //!  "seeds": [{"source": "...", "target": "...", "mode": "copy-missing" | "newest-backup",
 //!             "prefix": null | "..."}],
-//!  "audit": {"sink": "off" | "stderr" | "file", "path": null | "..."}}
+//!  "audit": {"sink": "off" | "stderr" | "file", "path": null | "..."},
+//!  "proxy": {"mode": "on" | "off", "uid": 999, "gid": 999, "state_dir": "...",
+//!            "routes": [{"name": "anthropic", "upstream": "https://...",
+//!                        "header": null | "x-api-key" | ..., "from": "env ANTHROPIC_API_KEY",
+//!                        "point": "..."}]}}
 //! ```
+//! Secret values never appear, only where they come from.
 //! invalid policy or user (exit 1): `{"valid": false, "error": "file:line:column: message"}`.
 //!
 //! `explain --json PATH...` (exit 0):
 //! ```text
 //! {"source": "...", "paths": [{"path": "/pi-agent/auth.json", "vault_rule": null | "...",
 //!   "harness": {"access": ["read_file", ...], "reasons": ["..."]},
-//!   "tool":    {"access": [], "reasons": ["..."]}}]}
+//!   "tool":    {"access": [], "reasons": ["..."]},
+//!   "proxy_routes": ["anthropic"]}]}
 //! ```
+//! `proxy_routes`: the `[proxy]` routes whose credential is read from this path.
 //! `access` lists the Landlock access names (`execute`, `write_file`,
 //! `read_file`, `read_dir`, ...); empty means nothing.
 //!
@@ -90,6 +97,20 @@ pub fn policy(l: &Loaded) -> Value {
         AuditSink::Stderr => json!({"sink": "stderr", "path": null}),
         AuditSink::File(f) => json!({"sink": "file", "path": f.display().to_string()}),
     };
+    let x = &p.proxy;
+    let routes: Vec<Value> = x
+        .routes
+        .iter()
+        .map(|r| {
+            json!({
+                "name": r.name,
+                "upstream": r.upstream,
+                "header": r.header.map(|h| h.as_str()),
+                "from": r.from.to_string(),
+                "point": r.point.to_string(),
+            })
+        })
+        .collect();
     json!({
         "valid": true,
         "source": l.source.to_string(),
@@ -114,6 +135,13 @@ pub fn policy(l: &Loaded) -> Value {
         "seccomp": {"mode": p.seccomp.mode.as_str(), "extra_deny": p.seccomp.extra_deny},
         "seeds": seeds,
         "audit": audit,
+        "proxy": {
+            "mode": x.mode.as_str(),
+            "uid": x.uid,
+            "gid": x.gid,
+            "state_dir": x.state_dir.display().to_string(),
+            "routes": routes,
+        },
     })
 }
 
@@ -126,13 +154,15 @@ fn access(a: Access) -> Vec<&'static str> {
     a.names().collect()
 }
 
-/// One path of `explain --json`.
-pub fn explained(path: &Path, e: &Explanation) -> Value {
+/// One path of `explain --json`; `proxy_routes`: the routes reading their
+/// credential from it.
+pub fn explained(path: &Path, e: &Explanation, proxy_routes: Vec<&str>) -> Value {
     json!({
         "path": path.display().to_string(),
         "vault_rule": e.vault_rule,
         "harness": {"access": access(e.harness.access), "reasons": e.harness.reasons},
         "tool": {"access": access(e.tool.access), "reasons": e.tool.reasons},
+        "proxy_routes": proxy_routes,
     })
 }
 

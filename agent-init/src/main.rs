@@ -17,6 +17,7 @@ mod pid1;
 mod preflight;
 mod preload;
 mod privs;
+mod proxy;
 mod run;
 mod safe_path;
 mod seccomp_layer;
@@ -149,6 +150,9 @@ default one line says the harness started, and under which layers):
   3 record    /run/agent-vault (root) or /tmp/agent-vault-UID: policy.toml,
               policy.bin (what the preload reads), probe/, the audit file,
               harness.pid
+    proxy     ([proxy] mode = \"on\", root only) start vault-proxy as its own
+              uid with the real credentials; the harness gets placeholders
+              and base URLs http://127.0.0.1:PORT/<route>
   4 drop      switch user and groups, clear every capability set, lock
               securebits, no_new_privs, no core dumps
   5 landlock  the policy's filesystem allow-list (terminals stay usable)

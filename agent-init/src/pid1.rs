@@ -103,6 +103,19 @@ pub struct Serve {
     pub grace: Duration,
 }
 
+/// A helper process the serve loop keeps running beside the harness (the
+/// credential proxy): told when it exits, asked when to start it again.
+pub trait Supervised {
+    /// Its pid while it runs.
+    fn pid(&self) -> Option<Pid>;
+    /// It exited with `ws` (reaped).
+    fn exited(&mut self, ws: WaitStatus);
+    /// When it should be started again, if it is down.
+    fn due(&self) -> Option<Instant>;
+    /// Start it again (and log one line).
+    fn restart(&mut self);
+}
+
 /// The exit code for a wait status.
 pub fn exit_code(ws: WaitStatus) -> Option<i32> {
     match ws {
@@ -137,12 +150,24 @@ fn log_harness_end(ws: WaitStatus) {
 }
 
 /// Reap every child that has exited. Returns whether children remain.
-fn reap(harness: Pid, code: &mut Option<i32>) -> bool {
+fn reap(
+    harness: Pid,
+    code: &mut Option<i32>,
+    mut helper: Option<&mut (dyn Supervised + '_)>,
+) -> bool {
     loop {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => return true,
             Ok(ws) => {
-                if ws.pid() == Some(harness) {
+                // Once the harness has exited the helper is being stopped, not restarted.
+                if let Some(h) = helper.as_deref_mut()
+                    && code.is_none()
+                    && ws.pid().is_some()
+                    && h.pid() == ws.pid()
+                    && exit_code(ws).is_some()
+                {
+                    h.exited(ws);
+                } else if ws.pid() == Some(harness) {
                     if let Some(c) = exit_code(ws) {
                         log_harness_end(ws);
                         *code = Some(c);
@@ -209,8 +234,13 @@ fn descendants() -> Vec<Pid> {
     out.into_iter().map(Pid::from_raw).collect()
 }
 
-/// Serve until the harness and every other child are gone. Returns the exit code.
-pub fn serve(set: &SigSet, cfg: Serve) -> Result<i32, ServeError> {
+/// Serve until the harness and every other child are gone. Returns the exit
+/// code. `helper` (the proxy) is restarted when it dies while the harness runs.
+pub fn serve(
+    set: &SigSet,
+    cfg: Serve,
+    mut helper: Option<&mut (dyn Supervised + '_)>,
+) -> Result<i32, ServeError> {
     let mut code: Option<i32> = None;
     let mut deadline: Option<Instant> = None;
     let target = if cfg.process_group {
@@ -219,7 +249,14 @@ pub fn serve(set: &SigSet, cfg: Serve) -> Result<i32, ServeError> {
         cfg.harness
     };
     loop {
-        let remaining = reap(cfg.harness, &mut code);
+        let remaining = reap(cfg.harness, &mut code, helper.as_deref_mut());
+        if code.is_none()
+            && let Some(h) = helper.as_deref_mut()
+            && h.due().is_some_and(|t| t <= Instant::now())
+        {
+            h.restart();
+            continue;
+        }
         if let Some(c) = code {
             if !remaining {
                 debug!("exit: no process left; exiting {c}");
@@ -245,7 +282,15 @@ pub fn serve(set: &SigSet, cfg: Serve) -> Result<i32, ServeError> {
                 Some(_) => {}
             }
         }
-        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let restart = helper
+            .as_deref()
+            .and_then(|h| h.due())
+            .filter(|_| code.is_none());
+        let wake = match (deadline, restart) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let timeout = wake.map(|d| d.saturating_duration_since(Instant::now()));
         let sig = sys::sigtimedwait(set, timeout)
             .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))
             .call("sigtimedwait")?;

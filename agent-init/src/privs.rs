@@ -217,22 +217,30 @@ pub fn holds_kill() -> bool {
 /// other capability from all sets; no core dumps; not dumpable (its memory
 /// and `/proc/<pid>/environ` hold the harness's secrets, and in host mode it
 /// runs as the tools' user); `no_new_privs`.
-pub fn restrict_self() {
+///
+/// `restarts_proxy`: also keep what starting vault-proxy again takes
+/// (`CAP_SETUID`, `CAP_SETGID` to switch to its user, `CAP_SETPCAP` to empty
+/// its bounding set and lock its securebits). agent-init is root, not
+/// dumpable and signalled by no one else, so the harness cannot use them.
+pub fn restrict_self(restarts_proxy: bool) {
     no_dumps();
     let _ = nix::sys::prctl::set_no_new_privs();
     if !nix::unistd::geteuid().is_root() {
         return;
     }
-    let keep = caps::Capability::CAP_KILL;
+    use caps::Capability::{CAP_KILL, CAP_SETGID, CAP_SETPCAP, CAP_SETUID};
+    let mut keep = caps::CapsHashSet::new();
+    keep.insert(CAP_KILL);
+    if restarts_proxy {
+        keep.extend([CAP_SETUID, CAP_SETGID, CAP_SETPCAP]);
+    }
     for cap in 0..=cap_last_cap() {
-        if cap != keep.index() as u32 {
+        if !keep.iter().any(|k| k.index() as u32 == cap) {
             let _ = sys::capbset_drop(cap);
         }
     }
     let _ = sys::ambient_clear_all();
     let _ = caps::clear(None, CapSet::Inheritable);
-    let mut only_kill = caps::CapsHashSet::new();
-    only_kill.insert(keep);
-    let _ = caps::set(None, CapSet::Effective, &only_kill);
-    let _ = caps::set(None, CapSet::Permitted, &only_kill);
+    let _ = caps::set(None, CapSet::Effective, &keep);
+    let _ = caps::set(None, CapSet::Permitted, &keep);
 }

@@ -7,6 +7,8 @@
 //!  2 seed       vault dirs, seeds, link check
 //!  3 record     state dir, policy.toml, policy.bin, probe, audit
 //!    (prepare Landlock ruleset and seccomp BPF: errors stop here)
+//!  3 proxy      [proxy] on: fork vault-proxy (own uid) ──► drop, seccomp, exec
+//!               harness env/files get placeholders, base URLs
 //!    block signals, subreaper, fork ───────────► setpgid, wait on "go" pipe
 //!  3 record     harness.pid, then "go" ─────────►
 //!                                               4 drop privileges, PDEATHSIG
@@ -14,7 +16,8 @@
 //!                                               6 seccomp filters
 //!                                               7 exec (126/127 on failure)
 //!    status pipe closes on exec (CLOEXEC) ◄─────
-//!  8 serve      keep CAP_KILL only; forward, reap, exit with the harness code
+//!  8 serve      keep CAP_KILL only (and what restarting the proxy takes);
+//!               forward, reap, restart a dead proxy, exit with the harness code
 //! ```
 //!
 //! Steps 4 to 6 run in the child so that agent-init itself keeps the right
@@ -29,6 +32,7 @@ use crate::pid1::{self, Serve, ServeError};
 use crate::preflight::{self, MissingCaps, PreflightError};
 use crate::preload;
 use crate::privs::{self, PrivError};
+use crate::proxy::{self, ProxyError};
 use crate::seccomp_layer::{self, SeccompError};
 use crate::seed::{self, Owner, SeedError};
 use crate::state::{RecordError, StateDir};
@@ -77,6 +81,7 @@ pub enum RunError {
     Sanitize(SanitizeError),
     Seed(SeedError),
     Record(RecordError),
+    Proxy(ProxyError),
     DropPrivileges(PrivError),
     Landlock(LandlockError),
     Seccomp(SeccompError),
@@ -90,6 +95,7 @@ impl RunError {
     pub fn exit_code(&self) -> i32 {
         match self {
             RunError::Config(_) => EXIT_CONFIG,
+            RunError::Proxy(ProxyError::NotRoot | ProxyError::SameUid(_)) => EXIT_CONFIG,
             RunError::Stopped(s) | RunError::Seed(SeedError::Stopped(s)) => s.exit_code(),
             RunError::Sanitize(SanitizeError::NotFound(_)) => EXIT_NOTFOUND,
             RunError::Sanitize(SanitizeError::Unhooked(_)) => EXIT_CONFIG,
@@ -113,6 +119,7 @@ impl fmt::Display for RunError {
             RunError::Sanitize(e) => write!(f, "step 1 (sanitize): {e}"),
             RunError::Seed(e) => write!(f, "step 2 (seed): {e}"),
             RunError::Record(e) => write!(f, "step 3 (record): {e}"),
+            RunError::Proxy(e) => write!(f, "step 3 (proxy): {e}"),
             RunError::DropPrivileges(e) => write!(f, "step 4 (drop privileges): {e}"),
             RunError::Landlock(e) => write!(f, "step 5 (landlock): {e}"),
             RunError::Seccomp(e) => write!(f, "step 6 (seccomp): {e}"),
@@ -132,6 +139,7 @@ impl std::error::Error for RunError {
             RunError::Sanitize(e) => e,
             RunError::Seed(e) => e,
             RunError::Record(e) => e,
+            RunError::Proxy(e) => e,
             RunError::DropPrivileges(e) => e,
             RunError::Landlock(e) => e,
             RunError::Seccomp(e) => e,
@@ -383,6 +391,7 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
         MissingCaps(Vec::new())
     };
     let (mut policy, who) = load_step(&args, root).map_err(RunError::Config)?;
+    proxy::check_identity(&policy, &who, root).map_err(RunError::Proxy)?;
 
     // A TERM or INT held since `main` began ([`stop::hold`]) stops us
     // between steps (and, in step 2, between files), before anything starts.
@@ -402,9 +411,12 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
     // Prepare 5 and 6 while privileged, so their errors stop us before the fork.
     let landlock = landlock_layer::prepare(&policy).map_err(RunError::Landlock)?;
     let seccomp = seccomp_layer::compile(&policy).map_err(RunError::Seccomp)?;
+    // 3 (proxy: the real credentials leave the harness's reach)
+    let mut proxy =
+        proxy::proxy_step(&policy, &who, root, &mut sanitized.env).map_err(RunError::Proxy)?;
     // 7 (the preload, while the environment is ours to change)
     let preload_note = preload::inject(&mut sanitized.env);
-    let layers = layers_words(&landlock, seccomp.is_some(), &preload_note);
+    let layers = layers_words(&landlock, seccomp.is_some(), &preload_note, proxy.is_some());
     let command = sanitized.path.clone();
     let uid = who.uid;
 
@@ -431,7 +443,7 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
         command.display()
     );
     // 8
-    serve_step(&args, root, &set, pid).map_err(RunError::Serve)
+    serve_step(&args, root, &set, pid, proxy.as_mut()).map_err(RunError::Serve)
 }
 
 /// Before the steps, as root: refuse a start that cannot work (started by
@@ -454,7 +466,7 @@ fn preflight_step() -> Result<MissingCaps, PreflightError> {
 }
 
 /// The layers a start's one line names.
-fn layers_words(landlock: &Outcome, seccomp: bool, preload_note: &str) -> String {
+fn layers_words(landlock: &Outcome, seccomp: bool, preload_note: &str, proxy: bool) -> String {
     let mut on = Vec::new();
     if matches!(landlock, Outcome::Ready(_)) {
         on.push("landlock");
@@ -464,6 +476,9 @@ fn layers_words(landlock: &Outcome, seccomp: bool, preload_note: &str) -> String
     }
     if !preload_note.starts_with("WITHOUT") {
         on.push("the vault preload");
+    }
+    if proxy {
+        on.push("the credential proxy");
     }
     if on.is_empty() {
         "no layer".into()
@@ -583,8 +598,14 @@ impl Forked {
 
 /// Step 8: agent-init keeps only what it needs to signal and reap, then
 /// serves as PID 1 until the harness exits.
-fn serve_step(args: &RunArgs, root: bool, set: &SigSet, child: Pid) -> Result<i32, ServeError> {
-    privs::restrict_self();
+fn serve_step(
+    args: &RunArgs,
+    root: bool,
+    set: &SigSet,
+    child: Pid,
+    proxy: Option<&mut proxy::spawn::Supervisor>,
+) -> Result<i32, ServeError> {
+    privs::restrict_self(proxy.is_some());
     info!(
         "[8/8] serve: pid {}{}, forwarding TERM INT HUP QUIT USR1 USR2 WINCH to {}, grace {:?}; agent-init {}",
         std::process::id(),
@@ -614,6 +635,7 @@ fn serve_step(args: &RunArgs, root: bool, set: &SigSet, child: Pid) -> Result<i3
             process_group: args.process_group,
             grace: args.grace,
         },
+        proxy.map(|p| p as &mut dyn pid1::Supervised),
     )
 }
 

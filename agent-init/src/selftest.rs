@@ -23,6 +23,7 @@
 //! harness's uid (what a tool can observe of "the harness can read its
 //! credential"; the harness's own read is proven by the integration tests).
 
+mod proxy;
 mod report;
 mod session;
 mod vault;
@@ -160,6 +161,7 @@ pub fn main(json: bool, as_tool: bool, policy: Option<&Path>) -> i32 {
         ownership_rows(&mut r, p, h.uid);
     }
     audit_row(&mut r, p);
+    proxy::proxy_rows(&mut r, p);
 
     let ok = r.ok();
     print_report(&r, ok, json);

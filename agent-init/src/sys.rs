@@ -316,3 +316,43 @@ pub fn link_tmpfile(fd: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &CStr) -> io:
     } as _)
     .map(drop)
 }
+
+/// `getrandom(buf, 0)` until `buf` is full (blocks only before the kernel's
+/// pool is initialised, once per boot).
+pub fn getrandom(buf: &mut [u8]) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let rest = &mut buf[filled..];
+        // SAFETY: `rest` is a live, writable slice of `rest.len()` bytes for
+        // the duration of the call.
+        match check(unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) } as _) {
+            Ok(n) => filled += n as usize,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// `fcntl(fd, F_DUPFD_CLOEXEC, min)`: a close-on-exec copy of `fd` at `min` or above.
+pub fn dup_above(fd: RawFd, min: RawFd) -> io::Result<RawFd> {
+    // SAFETY: integer arguments only; the new fd is the caller's to own.
+    check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) } as _).map(|v| v as RawFd)
+}
+
+/// `dup2(old, new)`: `new` becomes a copy of `old` (without close-on-exec).
+pub fn dup_to(old: RawFd, new: RawFd) -> io::Result<()> {
+    // SAFETY: integer arguments only; the caller gives up whatever `new` was.
+    check(unsafe { libc::dup2(old, new) } as _).map(drop)
+}
+
+/// `poll` for input on one fd: true when readable (or closed) within `timeout_ms`.
+pub fn wait_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> io::Result<bool> {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `p` is one live pollfd for the duration of the call.
+    check(unsafe { libc::poll(&mut p, 1, timeout_ms) } as _).map(|n| n > 0)
+}

@@ -390,6 +390,8 @@ fn check_json_is_the_policy_as_data() {
         "{j}"
     );
     assert_eq!(j["secret_env"], serde_json::json!(["AV_TEST_SECRET"]));
+    assert_eq!(j["proxy"]["mode"], "off", "{j}");
+    assert!(j["proxy"]["routes"].is_array(), "{j}");
 
     // An invalid policy: still one object, with the error, exit 1.
     std::fs::write(&p, "[harness]\nuser = 5\n").unwrap();
@@ -431,6 +433,7 @@ fn explain_json_and_the_harness_users_tilde() {
     let paths = j["paths"].as_array().unwrap();
     assert_eq!(paths[0]["path"], "/root/.ssh/id_ed25519", "{j}");
     assert_eq!(paths[0]["tool"]["access"], serde_json::json!([]), "{j}");
+    assert!(paths[0]["proxy_routes"].is_array(), "{j}");
     assert!(
         paths[0]["vault_rule"].as_str().unwrap().contains("ssh"),
         "{j}"

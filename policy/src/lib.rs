@@ -18,6 +18,7 @@
 //! - [`seccomp_plan`]: the deny-list as data, per architecture.
 //! - [`session`]: the files of agent-init's state directory, as bytes (the
 //!   names and modes: [`layout`]).
+//! - [`proxy`]: `[proxy]`, the credential routes agent-init hands to vault-proxy.
 //! - [`testing`]: the policy text the test suites build their policies from.
 //! - [`explain`]: what the harness and what a tool may do with a path, and why.
 
@@ -27,6 +28,7 @@ pub mod explain;
 pub mod image;
 pub mod landlock_plan;
 pub mod load;
+pub mod proxy;
 pub mod raw;
 pub mod resolved;
 pub mod seccomp_plan;
@@ -39,6 +41,7 @@ pub use expand::ExpandContext;
 pub use load::{BUILTIN_NAME, DEFAULT_POLICY_PATH, DEFAULT_POLICY_TOML, load_file, load_str};
 pub use policy_core::layout::{PROBE_ENTRY, STATE_DIR};
 pub use policy_core::{Access, FileId, VaultKind, View, access, layout, pathbuf};
+pub use proxy::{BaseUrl, FileFormat, KeyHeader, Proxy, ProxyMode, Route, SecretSource};
 pub use resolved::{
     AuditSink, EnforceMode, Filesystem, GroupSpec, Harness, Policy, Seccomp, Seed, SeedMode,
     Unhooked, UserSpec, VaultEntry,

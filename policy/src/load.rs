@@ -87,7 +87,7 @@ pub fn resolve(
     let secret_env = resolve_secret_env(&raw.vault, src)?;
     let vault = resolve_vault(&raw.vault, src, ctx)?;
     check_exceptions(&vault, &raw.vault, src)?;
-    let policy = Policy {
+    let mut policy = Policy {
         source: file.to_string(),
         harness,
         vault,
@@ -97,9 +97,31 @@ pub fn resolve(
         seccomp: resolve_seccomp(&raw.seccomp, src)?,
         seeds: resolve_seeds(&raw.seed, src, ctx)?,
         audit: resolve_audit(&raw.audit, src, ctx)?,
+        proxy: Default::default(),
     };
+    let harness_uid = match &policy.harness.user {
+        UserSpec::Ids { uid, .. } => Some(*uid),
+        UserSpec::Name(_) => None,
+    };
+    policy.proxy = crate::proxy::resolve(&raw.proxy, harness_uid, &|s, k| src.err(s, k), ctx)?;
+    grant_proxy_state_dir(&mut policy);
     check_image_limits(&policy, &raw, src, ctx)?;
     Ok(policy)
+}
+
+/// With the proxy on, its state directory joins the base layer's
+/// `read_write` list: a dynamically linked vault-proxy gets the tool layer
+/// from the preload (`/etc/ld.so.preload`) before its own Landlock layer,
+/// and must still write its state. File modes keep everyone else out (the
+/// directory is 0700 and the proxy uid's), as they do for another user's home.
+fn grant_proxy_state_dir(policy: &mut Policy) {
+    let dir = &policy.proxy.state_dir;
+    let fs = &mut policy.filesystem;
+    if policy.proxy.mode == crate::proxy::ProxyMode::On
+        && !fs.read_write.iter().any(|p| dir.starts_with(p))
+    {
+        fs.read_write.push(dir.clone());
+    }
 }
 
 /// `[harness]`: the user, its groups, its extra environment.

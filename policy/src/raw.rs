@@ -24,6 +24,9 @@ pub struct RawPolicy {
     pub seed: Vec<RawSeed>,
     #[serde(default)]
     pub audit: RawAudit,
+    /// `[proxy]` ([`crate::proxy`]).
+    #[serde(default)]
+    pub proxy: crate::proxy::RawProxy,
 }
 
 /// `[harness]`: who the harness runs as, and what extra environment it gets.

@@ -24,6 +24,8 @@ pub struct Policy {
     pub seccomp: Seccomp,
     pub seeds: Vec<Seed>,
     pub audit: AuditSink,
+    /// `[proxy]`: the credential proxy agent-init starts.
+    pub proxy: crate::proxy::Proxy,
 }
 
 /// Who the harness runs as.
@@ -264,6 +266,7 @@ impl Policy {
             AuditSink::File(p) => qp(p),
         };
         let _ = writeln!(o, "\n[audit]\nsink = {sink}");
+        self.proxy.write_effective(&mut o, &q);
         o
     }
 
@@ -293,7 +296,7 @@ impl Policy {
 }
 
 /// A TOML basic string with everything escaped that needs it.
-fn toml_string(s: &str) -> String {
+pub(crate) fn toml_string(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + 2);
     o.push('"');
     for c in s.chars() {

@@ -144,6 +144,7 @@ fn broken_files_name_file_line_and_column() {
         ("relative-path.toml", 7, 7, "is relative"),
         ("dotdot.toml", 7, 15, "`..` component"),
         ("bad-mode.toml", 9, 8, "unknown variant `sometimes`"),
+        ("proxy-unknown-key.toml", 12, 37, "unknown field `pointr`"),
         (
             "too-many-secret-vars.toml",
             71,

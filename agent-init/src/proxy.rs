@@ -1,0 +1,517 @@
+//! The proxy step (after seeding, while root, before the harness forks):
+//! the real credentials leave the harness's reach.
+//!
+//! 1. Read every credential `[proxy]` names ([`credential`]): a variable of
+//!    the harness environment, or a vault file (a JSON pointer, Pi's
+//!    `auth.json` entry, Claude Code's `.credentials.json`). A route whose
+//!    source is absent is not served.
+//! 2. Mint a placeholder per route and start (256 bits, the provider's key
+//!    prefix, the marker `av-`), build vault-proxy's config, prepare its
+//!    state directory (0700, the proxy uid's) and start it ([`spawn`]) under
+//!    its own uid with no capabilities, `no_new_privs` and the harness's
+//!    seccomp filters; it reports `ready 127.0.0.1:PORT`.
+//! 3. Show the harness only placeholders ([`harness_view`]): variables
+//!    replaced, vault files rewritten atomically (an OAuth entry gets
+//!    placeholder access and refresh tokens and an expiry in 2100, so the
+//!    harness never refreshes), base URLs `http://127.0.0.1:PORT/<route>`.
+//!
+//! **Upstream.** A base URL the user already gave (the variable in the
+//! harness environment, or `baseUrl` in Pi's `models.json`) becomes the
+//! route's upstream, unless it is one agent-init wrote
+//! (`http://127.0.0.1:N/<route>`, recognised by that exact shape).
+//!
+//! **The next start.** Seeding copies only missing files, so the vault file
+//! now holds the previous start's placeholder. It is recognised by its shape
+//! (the marker and 64 hex digits) and the real credential is read again from
+//! the seed file the vault file was copied from (the `copy-missing` seed
+//! whose target holds it). For an OAuth login the proxy then prefers its own
+//! refreshed session in `state_dir` when it descends from that seed (the
+//! proxy keeps the SHA-256 of the seed's refresh token), and takes the seed
+//! when it is a newer login. When no seed has a real credential, the route
+//! is served with no credential (the proxy answers 503) and a warning says
+//! to log in on the host: never a fallback to the placeholder.
+//!
+//! **Without root** there is no second uid: the proxy would share the
+//! harness's uid, and although a non-dumpable process under the harness's
+//! seccomp filter (ptrace denied) is out of reach of `/proc/<pid>/mem` and
+//! ptrace, its state directory and config would be files the harness uid
+//! owns. `mode = "on"` is refused with the reason and the fix (start as root,
+//! or run vault-proxy as a sidecar container).
+
+pub mod credential;
+pub mod harness_view;
+pub mod spawn;
+
+use crate::config::Identity;
+use crate::error::Call;
+use crate::log::{info, warning};
+use credential::{Found, Origin};
+use harness_view::Shown;
+use policy::{BaseUrl, FileFormat, KeyHeader, ProxyMode, Route, SecretSource};
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::fmt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use vault_proxy::config::{ApiKeyHeader, CredentialConfig, ProxyConfig, RouteConfig, Secret};
+
+/// Where agent-init looks for the proxy when it is not next to agent-init.
+pub const INSTALLED_BINARY: &str = "/usr/lib/agent-vault/vault-proxy";
+
+/// What failed.
+#[derive(Debug)]
+pub enum ProxyError {
+    /// `mode = "on"` but agent-init is not root.
+    NotRoot,
+    /// `[proxy] user` is the harness's uid.
+    SameUid(u32),
+    /// The binary is in neither place.
+    NoBinary { next_to: PathBuf },
+    /// Reading a credential source failed.
+    Read(Call<std::io::Error>),
+    /// A credential file is not what its format says.
+    Json { path: PathBuf, why: String },
+    /// Writing a harness file failed.
+    Write(Call<std::io::Error>),
+    /// `getrandom` failed.
+    Random(Call<std::io::Error>),
+    /// Only a previous start's placeholder was found (handled as a warning).
+    Stale {
+        source: String,
+        seed: Option<PathBuf>,
+    },
+    /// The config the policy leads to is refused by vault-proxy's rules.
+    Config(vault_proxy::config::ConfigError),
+    /// Preparing the proxy's state directory failed.
+    StateDir(Call<std::io::Error>),
+    /// Compiling the seccomp filters failed.
+    Seccomp(crate::seccomp_layer::SeccompError),
+    /// `pipe`, `fork` or `poll` failed.
+    Spawn(Call<nix::Error>),
+    /// The proxy did not report ready.
+    Ready(String),
+}
+
+impl fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProxyError::NotRoot => write!(
+                f,
+                "[proxy] mode = \"on\" needs agent-init started as root (the proxy needs a uid of its own, or the harness could reach its state); start the container as root, or run vault-proxy as a sidecar container (vault-proxy/README.md) and set [proxy] mode = \"off\""
+            ),
+            ProxyError::SameUid(u) => write!(
+                f,
+                "[proxy] user has the harness's uid {u}; give the proxy a uid of its own, like \"64990:64990\""
+            ),
+            ProxyError::NoBinary { next_to } => write!(
+                f,
+                "vault-proxy not found at {} nor {INSTALLED_BINARY}; install it there (the images copy it next to agent-init), or set [proxy] mode = \"off\"",
+                next_to.display()
+            ),
+            ProxyError::Read(c) => write!(f, "{c}"),
+            ProxyError::Json { path, why } => write!(f, "{}: {why}", path.display()),
+            ProxyError::Write(c) => write!(f, "{c}"),
+            ProxyError::Random(c) => write!(f, "{c}"),
+            ProxyError::Stale { source, seed } => match seed {
+                Some(s) => write!(
+                    f,
+                    "{source} holds a placeholder from a previous start and {} has no real credential; log in on the host and mount the login there",
+                    s.display()
+                ),
+                None => write!(
+                    f,
+                    "{source} holds a placeholder from a previous start and no [[seed]] copies it; log in again, or add a copy-missing seed for it"
+                ),
+            },
+            ProxyError::Config(e) => write!(f, "vault-proxy {e}"),
+            ProxyError::StateDir(c) => write!(f, "state_dir: {c}"),
+            ProxyError::Seccomp(e) => write!(f, "{e}"),
+            ProxyError::Spawn(c) => write!(f, "{c}"),
+            ProxyError::Ready(why) => write!(f, "vault-proxy did not start: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ProxyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ProxyError::Read(c) | ProxyError::Write(c) | ProxyError::Random(c) => Some(&c.source),
+            ProxyError::StateDir(c) => Some(&c.source),
+            ProxyError::Spawn(c) => Some(&c.source),
+            ProxyError::Config(e) => Some(e),
+            ProxyError::Seccomp(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// One route agent-init serves this start.
+struct Active<'p> {
+    route: &'p Route,
+    /// `None`: only a stale placeholder was found (served with no credential).
+    found: Option<Found>,
+    origin: Option<Origin>,
+    upstream: String,
+    shown: Shown,
+    placeholder: String,
+}
+
+/// The proxy step. `env` is the harness's environment (step 1's); it comes
+/// back with placeholders and base URLs. Returns the running proxy, or
+/// `None` when the policy turns the proxy off or no route has a credential.
+pub fn proxy_step(
+    policy: &policy::Policy,
+    who: &Identity,
+    root: bool,
+    env: &mut BTreeMap<OsString, OsString>,
+) -> Result<Option<spawn::Supervisor>, ProxyError> {
+    let px = &policy.proxy;
+    if px.mode == ProxyMode::Off {
+        return Ok(None);
+    }
+    check_identity(policy, who, root)?;
+    let binary = find_binary()?;
+    let mut active = Vec::new();
+    for route in &px.routes {
+        if let Some(a) = activate(policy, route, env)? {
+            active.push(a);
+        }
+    }
+    if active.is_empty() {
+        info!("[proxy] no route has a credential here; vault-proxy not started");
+        return Ok(None);
+    }
+    let config = ProxyConfig {
+        listen: "127.0.0.1:0".into(),
+        state_dir: px.state_dir.clone(),
+        system_trust_file: None,
+        routes: active.iter().map(route_config).collect(),
+    };
+    config.validate().map_err(ProxyError::Config)?;
+    prepare_state_dir(&px.state_dir, px.uid, px.gid)?;
+    let launch = spawn::Launch {
+        binary,
+        uid: px.uid,
+        gid: px.gid,
+        config,
+        policy: policy.clone(),
+    };
+    let started = spawn::start(&launch)?;
+    let (pid, addr) = (started.pid, started.addr);
+    let supervisor = spawn::Supervisor::new(launch, started);
+    show_placeholders(&active, addr, who, env)?;
+    warn_unrouted(policy, &active);
+    let names: Vec<String> = active
+        .iter()
+        .map(|a| {
+            let from = match (&a.origin, &a.found) {
+                (_, None) => "no credential: 503".to_string(),
+                (Some(Origin::Seed(s)), _) => format!("seed {}", s.display()),
+                _ => a.route.from.to_string(),
+            };
+            format!("/{} ({from})", a.route.name)
+        })
+        .collect();
+    info!(
+        "[proxy] vault-proxy pid {pid}, uid {}, on {addr}; routes {}; the harness sees placeholders only",
+        px.uid,
+        names.join(", ")
+    );
+    Ok(Some(supervisor))
+}
+
+/// Before anything is written: with the proxy on, agent-init must be root
+/// (a second uid) and the proxy's uid must not be the harness's.
+pub fn check_identity(
+    policy: &policy::Policy,
+    who: &Identity,
+    root: bool,
+) -> Result<(), ProxyError> {
+    if policy.proxy.mode == ProxyMode::Off {
+        return Ok(());
+    }
+    if !root {
+        return Err(ProxyError::NotRoot);
+    }
+    if who.uid == policy.proxy.uid {
+        return Err(ProxyError::SameUid(who.uid));
+    }
+    Ok(())
+}
+
+/// Next to this agent-init, else [`INSTALLED_BINARY`].
+fn find_binary() -> Result<PathBuf, ProxyError> {
+    let next_to = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("vault-proxy")))
+        .unwrap_or_else(|| PathBuf::from("vault-proxy"));
+    for p in [next_to.clone(), PathBuf::from(INSTALLED_BINARY)] {
+        if std::fs::metadata(&p).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0) {
+            return Ok(p);
+        }
+    }
+    Err(ProxyError::NoBinary { next_to })
+}
+
+/// The route's credential, upstream and placeholders; `None` when its
+/// source is absent.
+fn activate<'p>(
+    policy: &policy::Policy,
+    route: &'p Route,
+    env: &BTreeMap<OsString, OsString>,
+) -> Result<Option<Active<'p>>, ProxyError> {
+    let (found, origin) = match credential::read_with_seed(policy, &route.from, env) {
+        Ok(None) => return Ok(None),
+        Ok(Some((f, o))) => (Some(f), Some(o)),
+        Err(e @ ProxyError::Stale { .. }) => {
+            warning!("[proxy] route /{}: {e}; it answers 503", route.name);
+            (None, None)
+        }
+        Err(e) => return Err(e),
+    };
+    let upstream = user_upstream(policy, route, env)?.unwrap_or_else(|| route.upstream.clone());
+    let (shown, placeholder) = match &found {
+        Some(Found::Oauth { .. }) => {
+            let Some(o) = &route.oauth else {
+                return Err(ProxyError::Json {
+                    path: source_path(&route.from),
+                    why: format!(
+                        "holds an OAuth login, but route /{} has no `oauth` (placeholder, token_url, client_id); add it to the policy",
+                        route.name
+                    ),
+                });
+            };
+            let access = credential::mint(&o.placeholder)?;
+            let refresh = credential::mint("")?;
+            (
+                Shown::Oauth {
+                    access: access.clone(),
+                    refresh,
+                },
+                access,
+            )
+        }
+        _ => {
+            let k = credential::mint(&route.placeholder)?;
+            (Shown::Key(k.clone()), k)
+        }
+    };
+    Ok(Some(Active {
+        route,
+        found,
+        origin,
+        upstream,
+        shown,
+        placeholder,
+    }))
+}
+
+fn source_path(s: &SecretSource) -> PathBuf {
+    match s {
+        SecretSource::File { path, .. } => path.clone(),
+        SecretSource::Env(v) => PathBuf::from(format!("${v}")),
+    }
+}
+
+/// A base URL agent-init wrote for `route` on an earlier start.
+fn is_ours(url: &str, route: &Route) -> bool {
+    let Some(rest) = url.strip_prefix("http://127.0.0.1:") else {
+        return false;
+    };
+    let (port, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    port.parse::<u16>().is_ok() && path.trim_end_matches('/') == route.prefix()
+}
+
+/// The base URL the user already gave the harness for this route. For
+/// Pi's `models.json` holding the URL an earlier start wrote, the user's
+/// value is in the seed file it was copied from.
+fn user_upstream(
+    policy: &policy::Policy,
+    route: &Route,
+    env: &BTreeMap<OsString, OsString>,
+) -> Result<Option<String>, ProxyError> {
+    let given = |u: Option<String>| {
+        u.filter(|u| !u.is_empty() && !is_ours(u, route))
+            .map(|u| u.trim_end_matches('/').to_string())
+    };
+    match &route.point {
+        BaseUrl::Env(v) => Ok(given(
+            env.get(std::ffi::OsStr::new(v))
+                .and_then(|s| s.to_str())
+                .map(str::to_string),
+        )),
+        BaseUrl::PiModels { path, provider } => {
+            let vault = harness_view::pi_base_url(path, provider)?;
+            let ours = vault.as_deref().is_some_and(|u| is_ours(u, route));
+            if !ours {
+                return Ok(given(vault));
+            }
+            match credential::seed_source_of(policy, path) {
+                Some(seed) => Ok(given(harness_view::pi_base_url(&seed, provider)?)),
+                None => Ok(None),
+            }
+        }
+    }
+}
+
+fn route_config(a: &Active<'_>) -> RouteConfig {
+    let credential = match (&a.found, a.route.header) {
+        (None, _) => CredentialConfig::None {},
+        (Some(Found::Key(k)), h) => CredentialConfig::ApiKey {
+            header: match h.unwrap_or(KeyHeader::Authorization) {
+                KeyHeader::XApiKey => ApiKeyHeader::XApiKey,
+                KeyHeader::Authorization => ApiKeyHeader::Authorization,
+                KeyHeader::XGoogApiKey => ApiKeyHeader::XGoogApiKey,
+            },
+            key: Secret::new(k.clone()),
+        },
+        (
+            Some(Found::Oauth {
+                access,
+                refresh,
+                expires_ms,
+            }),
+            _,
+        ) => {
+            let o = a.route.oauth.as_ref().expect("checked in activate");
+            CredentialConfig::Oauth {
+                access: Secret::new(access.clone()),
+                refresh: Secret::new(refresh.clone()),
+                expires_at_ms: *expires_ms,
+                token_url: o.token_url.clone(),
+                client_id: o.client_id.clone(),
+            }
+        }
+    };
+    RouteConfig {
+        name: a.route.name.clone(),
+        prefix: a.route.prefix(),
+        upstream: a.upstream.clone(),
+        upstream_ca_file: None,
+        placeholder: Secret::new(a.placeholder.clone()),
+        inject_headers: BTreeMap::new(),
+        credential,
+    }
+}
+
+/// `state_dir` exists, is a directory (not a link), owned by the proxy, 0700.
+/// Its parents are created root-owned 0755 when missing.
+fn prepare_state_dir(dir: &Path, uid: u32, gid: u32) -> Result<(), ProxyError> {
+    let err = |c: &'static str, e| ProxyError::StateDir(Call::at(c, dir, e));
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| err("mkdir -p", e))?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(err("mkdir", e)),
+    }
+    let m = std::fs::symlink_metadata(dir).map_err(|e| err("lstat", e))?;
+    if !m.file_type().is_dir() {
+        return Err(err(
+            "lstat",
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a directory (a symlink?); expected a directory for the proxy's state",
+            ),
+        ));
+    }
+    std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).map_err(|e| err("chown", e))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| err("chmod", e))?;
+    Ok(())
+}
+
+/// Placeholders and base URLs into the harness's environment and files.
+fn show_placeholders(
+    active: &[Active<'_>],
+    addr: std::net::SocketAddr,
+    who: &Identity,
+    env: &mut BTreeMap<OsString, OsString>,
+) -> Result<(), ProxyError> {
+    let mut pointed: BTreeSet<String> = BTreeSet::new();
+    for a in active {
+        let url = format!("http://{addr}{}", a.route.prefix());
+        if a.found.is_some() {
+            match (&a.route.from, &a.shown) {
+                (SecretSource::Env(v), Shown::Key(k)) => {
+                    env.insert(v.into(), k.into());
+                }
+                (src, shown) => harness_view::write_placeholder(src, shown)?,
+            }
+        }
+        match &a.route.point {
+            BaseUrl::Env(v) => {
+                if pointed.insert(v.clone()) {
+                    env.insert(v.into(), url.into());
+                } else {
+                    warning!(
+                        "[proxy] route /{}: {v} already points at an earlier route; this route's placeholder works only through {v}'s route if the harness uses it",
+                        a.route.name
+                    );
+                }
+            }
+            BaseUrl::PiModels { path, provider } => {
+                harness_view::set_pi_base_url(path, provider, &url, (who.uid, who.gid))?
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A Pi `auth.json` entry no route covers keeps its real credential: say so.
+fn warn_unrouted(policy: &policy::Policy, active: &[Active<'_>]) {
+    let mut files: BTreeMap<&Path, Vec<&str>> = BTreeMap::new();
+    for r in &policy.proxy.routes {
+        if let SecretSource::File {
+            path,
+            format: FileFormat::PiAuth,
+            provider: Some(p),
+            ..
+        } = &r.from
+        {
+            files.entry(path.as_path()).or_default().push(p);
+        }
+    }
+    for (path, routed) in files {
+        if !active
+            .iter()
+            .any(|a| matches!(&a.route.from, SecretSource::File { path: p, .. } if p == path))
+        {
+            continue;
+        }
+        let Ok(Some(v)) = credential::read_json(path) else {
+            continue;
+        };
+        let Some(obj) = v.as_object() else { continue };
+        for k in obj.keys().filter(|k| !routed.contains(&k.as_str())) {
+            warning!(
+                "[proxy] {} entry {k:?} has no [[proxy.route]]: the harness keeps its real credential; add a route for it",
+                path.display()
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_exact_shape_agent_init_writes_is_ours() {
+        let route = Route {
+            name: "pi-anthropic".into(),
+            upstream: "https://api.anthropic.com".into(),
+            header: Some(KeyHeader::XApiKey),
+            placeholder: "sk-ant-api03-".into(),
+            from: SecretSource::Env("X".into()),
+            point: BaseUrl::Env("Y".into()),
+            oauth: None,
+        };
+        assert!(is_ours("http://127.0.0.1:41234/pi-anthropic", &route));
+        assert!(!is_ours("http://127.0.0.1:41234/other", &route));
+        assert!(!is_ours("http://127.0.0.1:41234/pi-anthropic/v1", &route));
+        assert!(!is_ours("https://127.0.0.1:1/pi-anthropic", &route));
+        assert!(!is_ours("http://localhost:1/pi-anthropic", &route));
+    }
+}

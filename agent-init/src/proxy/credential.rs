@@ -1,0 +1,288 @@
+//! Reading a route's real credential from its source, and the per-start
+//! placeholders that take its place.
+//!
+//! A placeholder is the provider's key prefix, the marker `av-`, and 64 hex
+//! digits (256 bits from `getrandom`): `sk-ant-api03-av-3f…`. The marker lets
+//! the next start recognise a vault file that holds a previous start's
+//! placeholder ([`is_placeholder`]); the real credential is then taken from
+//! the seed source again ([`read_with_seed`]).
+
+use super::ProxyError;
+use crate::error::Call;
+use policy::{FileFormat, SecretSource, SeedMode};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// Placeholder expiry for OAuth entries: 2100-01-01 in Unix ms, so the
+/// harness never refreshes (the proxy does).
+pub const FAR_FUTURE_MS: u64 = 4_102_444_800_000;
+
+/// The marker between a placeholder's prefix and its random part.
+pub const MARKER: &str = "av-";
+
+/// A real credential as found.
+#[derive(Clone)]
+pub enum Found {
+    Key(String),
+    Oauth {
+        access: String,
+        refresh: String,
+        expires_ms: u64,
+    },
+}
+
+impl Found {
+    /// Whether this is a previous start's placeholder rather than a credential.
+    pub fn is_placeholder(&self) -> bool {
+        match self {
+            Found::Key(k) => is_placeholder(k),
+            Found::Oauth {
+                access, refresh, ..
+            } => is_placeholder(access) || is_placeholder(refresh),
+        }
+    }
+}
+
+/// `prefix` + `av-` + 64 lowercase hex digits from `getrandom`.
+pub fn mint(prefix: &str) -> Result<String, ProxyError> {
+    let mut b = [0u8; 32];
+    crate::sys::getrandom(&mut b).map_err(|e| ProxyError::Random(Call::of("getrandom", e)))?;
+    let mut s = String::with_capacity(prefix.len() + MARKER.len() + 64);
+    s.push_str(prefix);
+    s.push_str(MARKER);
+    for x in b {
+        s.push_str(&format!("{x:02x}"));
+    }
+    Ok(s)
+}
+
+/// A string agent-init minted: ends in `av-` + 64 lowercase hex digits, the
+/// marker at the start or after a `-`.
+pub fn is_placeholder(s: &str) -> bool {
+    let Some(head) = s.len().checked_sub(64 + MARKER.len()) else {
+        return false;
+    };
+    let (before, rest) = s.split_at(head);
+    rest.starts_with(MARKER)
+        && rest[MARKER.len()..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && (before.is_empty() || before.ends_with('-'))
+}
+
+/// Read a JSON file as root, refusing a symlink (the harness owns the vault directories).
+pub fn read_json(path: &Path) -> Result<Option<Value>, ProxyError> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(ProxyError::Read(Call::at("lstat", path, e))),
+        Ok(m) if !m.file_type().is_file() => {
+            return Err(ProxyError::Json {
+                path: path.to_path_buf(),
+                why: "not a regular file (a symlink or a directory)".into(),
+            });
+        }
+        Ok(_) => {}
+    }
+    let text = std::fs::read(path).map_err(|e| ProxyError::Read(Call::at("read", path, e)))?;
+    let v = serde_json::from_slice(&text).map_err(|e| ProxyError::Json {
+        path: path.to_path_buf(),
+        // Line and column only: serde_json's messages never quote the value.
+        why: format!("not valid JSON (line {}, column {})", e.line(), e.column()),
+    })?;
+    Ok(Some(v))
+}
+
+/// The credential in a parsed file, by the source's format.
+pub fn extract(v: &Value, src: &SecretSource, path: &Path) -> Result<Option<Found>, ProxyError> {
+    let SecretSource::File {
+        format,
+        pointer,
+        provider,
+        ..
+    } = src
+    else {
+        return Ok(None);
+    };
+    let bad = |why: String| ProxyError::Json {
+        path: path.to_path_buf(),
+        why,
+    };
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    match format {
+        FileFormat::Json => {
+            let p = pointer.as_deref().unwrap_or("");
+            match v.pointer(p) {
+                None => Ok(None),
+                Some(Value::String(k)) => Ok(Some(Found::Key(k.clone()))),
+                Some(_) => Err(bad(format!("{p} is not a string"))),
+            }
+        }
+        FileFormat::PiAuth => {
+            let p = provider.as_deref().unwrap_or("");
+            let Some(e) = v.get(p) else { return Ok(None) };
+            match e.get("type").and_then(Value::as_str) {
+                Some("api_key") => s(e, "key")
+                    .map(|k| Some(Found::Key(k)))
+                    .ok_or_else(|| bad(format!("entry {p:?} (api_key) has no string \"key\""))),
+                Some("oauth") => match (s(e, "access"), s(e, "refresh")) {
+                    (Some(access), Some(refresh)) => Ok(Some(Found::Oauth {
+                        access,
+                        refresh,
+                        expires_ms: e.get("expires").and_then(Value::as_u64).unwrap_or(0),
+                    })),
+                    _ => Err(bad(format!(
+                        "entry {p:?} (oauth) needs string \"access\" and \"refresh\""
+                    ))),
+                },
+                _ => Err(bad(format!(
+                    "entry {p:?}: expected \"type\": \"api_key\" or \"oauth\""
+                ))),
+            }
+        }
+        FileFormat::ClaudeCredentials => {
+            let Some(e) = v.get("claudeAiOauth") else {
+                return Ok(None);
+            };
+            match (s(e, "accessToken"), s(e, "refreshToken")) {
+                (Some(access), Some(refresh)) => Ok(Some(Found::Oauth {
+                    access,
+                    refresh,
+                    expires_ms: e.get("expiresAt").and_then(Value::as_u64).unwrap_or(0),
+                })),
+                _ => Err(bad(
+                    "claudeAiOauth needs string \"accessToken\" and \"refreshToken\"".into(),
+                )),
+            }
+        }
+    }
+}
+
+/// Where a route's credential was found.
+pub enum Origin {
+    Env,
+    Vault,
+    /// The vault file held a previous start's placeholder; this seed file had the real one.
+    Seed(PathBuf),
+}
+
+/// The seed source file that a `copy-missing` seed copies to `target`.
+pub fn seed_source_of(policy: &policy::Policy, target: &Path) -> Option<PathBuf> {
+    policy.seeds.iter().find_map(|s| {
+        let rel = target.strip_prefix(&s.target).ok()?;
+        (s.mode == SeedMode::CopyMissing && !rel.as_os_str().is_empty()).then(|| s.source.join(rel))
+    })
+}
+
+/// The route's real credential: from the harness environment, or from the
+/// vault file, or, when the vault file holds a previous start's placeholder,
+/// from the seed source that file was copied from. `None`: not configured
+/// here (the route is not served); `Err(Stale)`: only placeholders found.
+pub fn read_with_seed(
+    policy: &policy::Policy,
+    src: &SecretSource,
+    env: &BTreeMap<OsString, OsString>,
+) -> Result<Option<(Found, Origin)>, ProxyError> {
+    let found = match src {
+        SecretSource::Env(name) => {
+            let Some(v) = env.get(std::ffi::OsStr::new(name)) else {
+                return Ok(None);
+            };
+            let Some(v) = v.to_str().filter(|v| !v.is_empty()) else {
+                return Ok(None);
+            };
+            (Found::Key(v.to_string()), Origin::Env)
+        }
+        SecretSource::File { path, .. } => {
+            let Some(v) = read_json(path)? else {
+                return Ok(None);
+            };
+            let Some(f) = extract(&v, src, path)? else {
+                return Ok(None);
+            };
+            (f, Origin::Vault)
+        }
+    };
+    if !found.0.is_placeholder() {
+        return Ok(Some(found));
+    }
+    // A previous start's placeholder: the seed has the real credential.
+    let SecretSource::File { path, .. } = src else {
+        return Err(ProxyError::Stale {
+            source: src.to_string(),
+            seed: None,
+        });
+    };
+    let seed = seed_source_of(policy, path);
+    let from_seed = match &seed {
+        Some(s) => match read_json(s)? {
+            Some(v) => extract(&v, src, s)?,
+            None => None,
+        },
+        None => None,
+    };
+    match from_seed {
+        Some(f) if !f.is_placeholder() => Ok(Some((f, Origin::Seed(seed.expect("read from it"))))),
+        _ => Err(ProxyError::Stale {
+            source: src.to_string(),
+            seed,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minted_placeholders_are_recognised_and_real_keys_are_not() {
+        let p = mint("sk-ant-api03-").unwrap();
+        assert!(p.starts_with("sk-ant-api03-av-"));
+        assert_eq!(p.len(), "sk-ant-api03-av-".len() + 64);
+        assert!(is_placeholder(&p));
+        assert!(is_placeholder(&mint("").unwrap()));
+        assert_ne!(mint("sk-").unwrap(), mint("sk-").unwrap());
+        assert!(!is_placeholder("sk-ant-api03-realkeyrealkeyrealkey"));
+        assert!(!is_placeholder(&format!("sk-xav-{}", "a".repeat(64))));
+        assert!(!is_placeholder(&format!("sk-av-{}", "A".repeat(64))));
+        assert!(!is_placeholder("av-"));
+    }
+
+    #[test]
+    fn pi_and_claude_formats_are_read() {
+        let pi: Value = serde_json::from_str(
+            r#"{"anthropic":{"type":"oauth","access":"a","refresh":"r","expires":5},"openai":{"type":"api_key","key":"k"}}"#,
+        )
+        .unwrap();
+        let src = |p: &str| SecretSource::File {
+            path: "/x".into(),
+            format: FileFormat::PiAuth,
+            pointer: None,
+            provider: Some(p.into()),
+        };
+        let p = Path::new("/x");
+        assert!(matches!(
+            extract(&pi, &src("anthropic"), p).unwrap(),
+            Some(Found::Oauth { expires_ms: 5, .. })
+        ));
+        assert!(
+            matches!(extract(&pi, &src("openai"), p).unwrap(), Some(Found::Key(k)) if k == "k")
+        );
+        assert!(extract(&pi, &src("google"), p).unwrap().is_none());
+        let cc: Value = serde_json::from_str(
+            r#"{"claudeAiOauth":{"accessToken":"a","refreshToken":"r","expiresAt":7,"scopes":["user:inference"]}}"#,
+        )
+        .unwrap();
+        let src = SecretSource::File {
+            path: "/x".into(),
+            format: FileFormat::ClaudeCredentials,
+            pointer: None,
+            provider: None,
+        };
+        assert!(matches!(
+            extract(&cc, &src, p).unwrap(),
+            Some(Found::Oauth { expires_ms: 7, .. })
+        ));
+    }
+}

@@ -1,0 +1,167 @@
+//! What the harness sees once the proxy runs: each real credential replaced
+//! by its placeholder (environment variables; vault files rewritten
+//! atomically, same owner and mode), and each base URL pointing at the proxy
+//! (an environment variable, or Pi's `models.json` merged so the user's other
+//! keys stay).
+//!
+//! Files are written as root before the harness exists: a temporary file
+//! next to the target (`O_EXCL`, `O_NOFOLLOW`), owner and mode set before any
+//! byte is written, `fsync`, `rename`. The old content never stays readable
+//! under the harness's uid.
+
+use super::ProxyError;
+use super::credential::{FAR_FUTURE_MS, read_json};
+use crate::error::Call;
+use policy::{FileFormat, SecretSource};
+use serde_json::{Map, Value};
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+/// The placeholders of one route, as the harness gets them.
+pub enum Shown {
+    Key(String),
+    Oauth { access: String, refresh: String },
+}
+
+/// Put the placeholders into the route's vault file.
+pub fn write_placeholder(src: &SecretSource, shown: &Shown) -> Result<(), ProxyError> {
+    let SecretSource::File {
+        path,
+        format,
+        pointer,
+        provider,
+    } = src
+    else {
+        return Ok(());
+    };
+    let mut v = read_json(path)?.ok_or_else(|| ProxyError::Json {
+        path: path.clone(),
+        why: "disappeared while agent-init was starting the proxy".into(),
+    })?;
+    let bad = |why: &str| ProxyError::Json {
+        path: path.clone(),
+        why: why.to_string(),
+    };
+    match (format, shown) {
+        (FileFormat::Json, Shown::Key(k)) => {
+            let p = pointer.as_deref().unwrap_or("");
+            *v.pointer_mut(p)
+                .ok_or_else(|| bad("the pointer vanished"))? = Value::String(k.clone());
+        }
+        (FileFormat::PiAuth, _) => {
+            let p = provider.as_deref().unwrap_or("");
+            let e = v
+                .get_mut(p)
+                .and_then(Value::as_object_mut)
+                .ok_or_else(|| bad("the entry vanished"))?;
+            match shown {
+                Shown::Key(k) => {
+                    e.insert("key".into(), Value::String(k.clone()));
+                }
+                Shown::Oauth { access, refresh } => {
+                    e.insert("access".into(), Value::String(access.clone()));
+                    e.insert("refresh".into(), Value::String(refresh.clone()));
+                    e.insert("expires".into(), Value::from(FAR_FUTURE_MS));
+                }
+            }
+        }
+        (FileFormat::ClaudeCredentials, Shown::Oauth { access, refresh }) => {
+            let e = v
+                .get_mut("claudeAiOauth")
+                .and_then(Value::as_object_mut)
+                .ok_or_else(|| bad("claudeAiOauth vanished"))?;
+            e.insert("accessToken".into(), Value::String(access.clone()));
+            e.insert("refreshToken".into(), Value::String(refresh.clone()));
+            e.insert("expiresAt".into(), Value::from(FAR_FUTURE_MS));
+        }
+        _ => return Err(bad("the credential changed kind while starting")),
+    }
+    replace_json(path, &v, None)
+}
+
+/// `providers.<provider>.baseUrl` in Pi's `models.json`, or `None`.
+pub fn pi_base_url(path: &Path, provider: &str) -> Result<Option<String>, ProxyError> {
+    Ok(read_json(path)?.and_then(|v| {
+        v.get("providers")?
+            .get(provider)?
+            .get("baseUrl")?
+            .as_str()
+            .map(str::to_string)
+    }))
+}
+
+/// Set `providers.<provider>.baseUrl` in Pi's `models.json`, keeping every
+/// other key; create the file (owned by the harness, 0600) when missing.
+pub fn set_pi_base_url(
+    path: &Path,
+    provider: &str,
+    url: &str,
+    owner: (u32, u32),
+) -> Result<(), ProxyError> {
+    let existing = read_json(path)?;
+    let created = existing.is_none();
+    let mut v = existing.unwrap_or_else(|| Value::Object(Map::new()));
+    let bad = |why: &str| ProxyError::Json {
+        path: path.to_path_buf(),
+        why: why.to_string(),
+    };
+    let providers = v
+        .as_object_mut()
+        .ok_or_else(|| bad("expected a JSON object"))?
+        .entry("providers")
+        .or_insert_with(|| Value::Object(Map::new()))
+        .as_object_mut()
+        .ok_or_else(|| bad("\"providers\" is not an object"))?;
+    let entry = providers
+        .entry(provider)
+        .or_insert_with(|| Value::Object(Map::new()))
+        .as_object_mut()
+        .ok_or_else(|| bad("the provider entry is not an object"))?;
+    entry.insert("baseUrl".into(), Value::String(url.to_string()));
+    replace_json(path, &v, created.then_some(owner))
+}
+
+/// Write `v` to `path` atomically. The owner and mode are the old file's,
+/// or `create_owner` with 0600 for a new file.
+fn replace_json(
+    path: &Path,
+    v: &Value,
+    create_owner: Option<(u32, u32)>,
+) -> Result<(), ProxyError> {
+    let (uid, gid, mode) = match create_owner {
+        Some((u, g)) => (u, g, 0o600),
+        None => {
+            let m = std::fs::symlink_metadata(path)
+                .map_err(|e| ProxyError::Write(Call::at("lstat", path, e)))?;
+            (m.uid(), m.gid(), m.mode() & 0o7777)
+        }
+    };
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.agent-vault.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .map_err(|e| ProxyError::Write(Call::at("open", &tmp, e)))?;
+    let result = (|| {
+        std::os::unix::fs::fchown(&f, Some(uid), Some(gid))
+            .map_err(|e| Call::at("fchown", &tmp, e))?;
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .map_err(|e| Call::at("fchmod", &tmp, e))?;
+        let mut bytes = serde_json::to_vec_pretty(v).expect("a Value serializes");
+        bytes.push(b'\n');
+        f.write_all(&bytes)
+            .map_err(|e| Call::at("write", &tmp, e))?;
+        f.sync_all().map_err(|e| Call::at("fsync", &tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| Call::at("rename", path, e))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(ProxyError::Write)
+}

@@ -1,0 +1,810 @@
+//! The proxy step, as root in a private mount namespace: agent-init starts
+//! vault-proxy as its own uid, the harness (nobody) sees only placeholders
+//! and reaches a scripted upstream on 127.0.0.1 through the proxy, which
+//! injects the real credentials. Canary credentials are planted in every
+//! kind of source and searched for wherever the harness's uid can look.
+
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The harness's interpreter (a system path the harness user can execute).
+const PYTHON: &str = "/usr/bin/python3";
+
+/// The uid:gid the proxy runs as in these tests.
+const PROXY_UID: u32 = 64990;
+
+/// vault-proxy next to agent-init (where agent-init looks first): built
+/// once per test process, so `cargo nextest run -p agent-init` needs no
+/// separate build step.
+fn ensure_proxy_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let st = Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "-q",
+                    "-p",
+                    "agent-vault-proxy",
+                    "--bin",
+                    "vault-proxy",
+                ])
+                .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+                .status()
+                .expect("run cargo build -p agent-vault-proxy");
+            assert!(st.success(), "cargo build -p agent-vault-proxy failed");
+            let p = Path::new(BIN).with_file_name("vault-proxy");
+            assert!(p.exists(), "{} missing after the build", p.display());
+            p
+        })
+        .clone()
+}
+
+/// A scripted upstream on 127.0.0.1: answers every request 200 and records
+/// its method, path and headers, one JSON object a line.
+struct Upstream {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+const UPSTREAM_PY: &str = r#"
+import http.server, json, sys
+log = open(sys.argv[1], "a")
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        n = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(n).decode("latin-1")
+        log.write(json.dumps({"method": self.command, "path": self.path,
+            "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}) + "\n")
+        log.flush()
+        out = b'{"ok":true}'
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+    do_GET = do_POST
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+
+impl Upstream {
+    fn start(d: &Dir) -> Upstream {
+        let log = d.join("upstream.jsonl");
+        let mut child = Command::new(PYTHON)
+            .args(["-c", UPSTREAM_PY])
+            .arg(&log)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 for the scripted upstream");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().parse().expect("upstream port");
+        Upstream { child, port, log }
+    }
+
+    /// Every recorded request.
+    fn requests(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Canary credentials, unique per test run.
+struct Canaries {
+    env_key: String,
+    pi_oauth_access: String,
+    pi_oauth_refresh: String,
+    pi_api_key: String,
+}
+
+impl Canaries {
+    fn new() -> Canaries {
+        let n = format!(
+            "{}{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        );
+        Canaries {
+            env_key: format!("sk-ant-api03-CANARYENV{n}"),
+            pi_oauth_access: format!("sk-ant-oat01-CANARYACCESS{n}"),
+            pi_oauth_refresh: format!("sk-ant-ort01-CANARYREFRESH{n}"),
+            pi_api_key: format!("sk-CANARYPIKEY{n}"),
+        }
+    }
+    fn all(&self) -> [&str; 4] {
+        [
+            &self.env_key,
+            &self.pi_oauth_access,
+            &self.pi_oauth_refresh,
+            &self.pi_api_key,
+        ]
+    }
+}
+
+/// The tool: as the harness's uid, read every file it can under the vault,
+/// the proxy's state directory and the seed, and every `/proc/*/environ`
+/// it can; print it all.
+const TOOL_PY: &str = r#"
+import os, sys
+out = []
+for root in sys.argv[1:]:
+    for dp, dn, fn in os.walk(root):
+        for f in fn:
+            p = os.path.join(dp, f)
+            try:
+                out.append("FILE %s\n%s" % (p, open(p, "rb").read().decode("latin-1")))
+            except OSError as e:
+                out.append("DENIED %s %s" % (p, e.errno))
+    if not os.access(root, os.R_OK | os.X_OK):
+        out.append("DENIED %s" % root)
+for pid in os.listdir("/proc"):
+    if pid.isdigit():
+        try:
+            out.append("ENVIRON %s\n%s" % (pid, open("/proc/%s/environ" % pid, "rb").read().decode("latin-1")))
+        except OSError:
+            pass
+print("\n".join(out))
+"#;
+
+/// The harness: sends one request per route with what it sees (its
+/// variable, its auth.json) through the base URL it was given, runs the
+/// tool, prints one JSON object.
+const HARNESS_PY: &str = r#"
+import json, os, subprocess, sys, urllib.request
+pi, tool = sys.argv[1], sys.argv[2:]
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+def call(url, headers):
+    req = urllib.request.Request(url, data=b'{"hello":1}', headers=headers, method="POST")
+    try:
+        with opener.open(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except Exception as e:
+        return str(e)
+auth = json.load(open(os.path.join(pi, "auth.json")))
+models = json.load(open(os.path.join(pi, "models.json")))
+res = {"seen": {"AV_TEST_KEY": os.environ.get("AV_TEST_KEY"),
+                "AV_TEST_BASE_URL": os.environ.get("AV_TEST_BASE_URL"),
+                "auth": auth, "models": models}}
+res["env"] = call(os.environ["AV_TEST_BASE_URL"] + "/v1/messages", {"x-api-key": os.environ["AV_TEST_KEY"]})
+res["pi_anthropic"] = call(models["providers"]["anthropic"]["baseUrl"] + "/v1/messages",
+                           {"authorization": "Bearer " + auth["anthropic"]["access"]})
+res["pi_openai"] = call(models["providers"]["openai"]["baseUrl"] + "/chat/completions",
+                        {"authorization": "Bearer " + auth["openai"]["key"]})
+res["no_placeholder"] = call(os.environ["AV_TEST_BASE_URL"] + "/v1/messages", {"x-api-key": "guess"})
+t = subprocess.run([sys.executable] + tool, capture_output=True, text=True)
+res["tool"] = t.stdout + t.stderr
+print(json.dumps(res))
+"#;
+
+/// A test world: seed (root-only), vault, proxy state, upstream, policy.
+struct World {
+    d: Dir,
+    up: Upstream,
+    c: Canaries,
+    seed: PathBuf,
+    vault: PathBuf,
+    state: PathBuf,
+    policy: PathBuf,
+}
+
+impl World {
+    fn new() -> World {
+        let d = Dir::new();
+        let up = Upstream::start(&d);
+        let c = Canaries::new();
+        let seed = d.join("seed");
+        let vault = d.join("pi-agent");
+        let state = d.join("proxy-state");
+        std::fs::create_dir(&seed).unwrap();
+        std::fs::set_permissions(&seed, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let far = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+            + 3_600_000;
+        let auth = serde_json::json!({
+            "anthropic": {"type": "oauth", "access": c.pi_oauth_access, "refresh": c.pi_oauth_refresh, "expires": far},
+            "openai": {"type": "api_key", "key": c.pi_api_key},
+        });
+        std::fs::write(seed.join("auth.json"), auth.to_string()).unwrap();
+        std::fs::set_permissions(
+            seed.join("auth.json"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        let models = serde_json::json!({
+            "providers": {
+                "anthropic": {"baseUrl": format!("http://127.0.0.1:{}/pia", up.port), "models": [{"id": "kept"}]},
+                "openai": {"baseUrl": format!("http://127.0.0.1:{}/pio/v1", up.port)},
+            },
+            "userKey": "kept",
+        });
+        std::fs::write(seed.join("models.json"), models.to_string()).unwrap();
+        std::fs::write(d.join("harness.py"), HARNESS_PY).unwrap();
+        std::fs::write(d.join("tool.py"), TOOL_PY).unwrap();
+        let extra = format!(
+            r#"[[vault.entry]]
+name = "pi"
+dir = "{vault}"
+
+[[seed]]
+source = "{seed}"
+target = "{vault}"
+mode = "copy-missing"
+
+[proxy]
+mode = "on"
+user = "{PROXY_UID}:{PROXY_UID}"
+state_dir = "{state}"
+
+[[proxy.route]]
+name = "env-key"
+upstream = "http://127.0.0.1:{port}/env"
+header = "x-api-key"
+placeholder = "sk-ant-api03-"
+from = {{ env = "AV_TEST_KEY" }}
+point = {{ env = "AV_TEST_BASE_URL" }}
+
+[[proxy.route]]
+name = "pi-anthropic"
+upstream = "https://api.anthropic.com"
+header = "x-api-key"
+placeholder = "sk-ant-api03-"
+from = {{ file = "{vault}/auth.json", format = "pi-auth", provider = "anthropic" }}
+point = {{ pi_models = "{vault}/models.json", provider = "anthropic" }}
+oauth = {{ placeholder = "sk-ant-oat01-", token_url = "http://127.0.0.1:{port}/token", client_id = "test-client" }}
+
+[[proxy.route]]
+name = "pi-openai"
+upstream = "https://api.openai.com/v1"
+header = "authorization"
+placeholder = "sk-"
+from = {{ file = "{vault}/auth.json", format = "pi-auth", provider = "openai" }}
+point = {{ pi_models = "{vault}/models.json", provider = "openai" }}
+"#,
+            vault = vault.display(),
+            seed = seed.display(),
+            state = state.display(),
+            port = up.port,
+        );
+        let policy = d.policy("65534:65534", "required", "required", &extra);
+        World {
+            d,
+            up,
+            c,
+            seed,
+            vault,
+            state,
+            policy,
+        }
+    }
+
+    /// `agent-init run` with the harness; returns its JSON and agent-init's stderr.
+    fn run_harness(&self) -> (serde_json::Value, String) {
+        ensure_proxy_binary();
+        let mut cmd = run_cmd(
+            &self.policy,
+            &[],
+            &[
+                PYTHON,
+                self.d.join("harness.py").to_str().unwrap(),
+                self.vault.to_str().unwrap(),
+                self.d.join("tool.py").to_str().unwrap(),
+                self.vault.to_str().unwrap(),
+                self.state.to_str().unwrap(),
+                self.seed.to_str().unwrap(),
+            ],
+        );
+        cmd.env("AV_TEST_KEY", &self.c.env_key);
+        let o = output(cmd);
+        assert_exit(&o, 0);
+        let out = stdout(&o);
+        let v = serde_json::from_str(out.trim()).unwrap_or_else(|e| {
+            panic!("harness output {out:?}: {e}\n{}", stderr(&o));
+        });
+        (v, stderr(&o))
+    }
+}
+
+/// Which canary belongs to which upstream path.
+fn assert_upstream_got_only_real_credentials(w: &World, runs: usize) {
+    let reqs = w.up.requests();
+    let routed: Vec<_> = reqs
+        .iter()
+        .filter(|r| {
+            r["path"].as_str().unwrap().contains("/v1/messages")
+                || r["path"].as_str().unwrap().contains("/chat/")
+        })
+        .collect();
+    assert_eq!(routed.len(), 3 * runs, "{reqs:#?}");
+    for r in &reqs {
+        let path = r["path"].as_str().unwrap();
+        let h = &r["headers"];
+        let text = r.to_string();
+        assert!(
+            !text.contains("-av-"),
+            "a placeholder reached the upstream: {text}"
+        );
+        let expect = if path.starts_with("/env/") {
+            assert_eq!(h["x-api-key"], w.c.env_key.as_str());
+            &w.c.env_key
+        } else if path.starts_with("/pia/") {
+            assert_eq!(
+                h["authorization"],
+                format!("Bearer {}", w.c.pi_oauth_access).as_str()
+            );
+            &w.c.pi_oauth_access
+        } else if path.starts_with("/pio/v1/") {
+            assert_eq!(
+                h["authorization"],
+                format!("Bearer {}", w.c.pi_api_key).as_str()
+            );
+            &w.c.pi_api_key
+        } else {
+            panic!("request to an unexpected path: {text}");
+        };
+        for c in w.c.all() {
+            if c != expect.as_str() {
+                assert!(!text.contains(c), "canary {c} sent to {path}: {text}");
+            }
+        }
+    }
+}
+
+fn assert_no_canary(w: &World, what: &str, text: &str) {
+    for c in w.c.all() {
+        assert!(!text.contains(c), "canary {c} found in {what}:\n{text}");
+    }
+}
+
+#[test]
+fn harness_sees_only_placeholders_and_upstream_gets_the_real_keys() {
+    if skip_unless_root("harness_sees_only_placeholders_and_upstream_gets_the_real_keys") {
+        return;
+    }
+    let w = World::new();
+    let (v, err) = w.run_harness();
+    assert_eq!(v["env"], 200, "{v:#}\n{err}");
+    assert_eq!(v["pi_anthropic"], 200, "{v:#}\n{err}");
+    assert_eq!(v["pi_openai"], 200, "{v:#}\n{err}");
+    assert_eq!(
+        v["no_placeholder"], 401,
+        "a request without the placeholder passed"
+    );
+    let seen = &v["seen"];
+    let key = seen["AV_TEST_KEY"].as_str().unwrap();
+    assert!(key.starts_with("sk-ant-api03-av-"), "{key}");
+    let access = seen["auth"]["anthropic"]["access"].as_str().unwrap();
+    assert!(access.starts_with("sk-ant-oat01-av-"), "{access}");
+    assert!(
+        seen["auth"]["anthropic"]["refresh"]
+            .as_str()
+            .unwrap()
+            .starts_with("av-")
+    );
+    assert_eq!(seen["auth"]["anthropic"]["expires"], 4_102_444_800_000u64);
+    assert!(
+        seen["auth"]["openai"]["key"]
+            .as_str()
+            .unwrap()
+            .starts_with("sk-av-")
+    );
+    // models.json: base URLs point at the proxy; the user's other keys stay.
+    let base = seen["models"]["providers"]["anthropic"]["baseUrl"]
+        .as_str()
+        .unwrap();
+    assert!(
+        base.starts_with("http://127.0.0.1:") && base.ends_with("/pi-anthropic"),
+        "{base}"
+    );
+    assert_eq!(seen["models"]["userKey"], "kept");
+    assert_eq!(
+        seen["models"]["providers"]["anthropic"]["models"][0]["id"],
+        "kept"
+    );
+    assert_no_canary(&w, "what the harness saw", &seen.to_string());
+    assert_upstream_got_only_real_credentials(&w, 1);
+    assert!(err.contains("[proxy] vault-proxy pid"), "{err}");
+}
+
+#[test]
+fn canary_appears_nowhere_the_harness_uid_can_look_across_two_starts() {
+    if skip_unless_root("canary_appears_nowhere_the_harness_uid_can_look_across_two_starts") {
+        return;
+    }
+    let w = World::new();
+    let mut placeholders = Vec::new();
+    for run in 1..=2 {
+        let (v, err) = w.run_harness();
+        assert_eq!(
+            (&v["env"], &v["pi_anthropic"], &v["pi_openai"]),
+            (
+                &serde_json::json!(200),
+                &serde_json::json!(200),
+                &serde_json::json!(200)
+            ),
+            "run {run}: {v:#}\n{err}"
+        );
+        let tool = v["tool"].as_str().unwrap();
+        // Positive controls: the tool did read the vault files and the
+        // harness's environ (so "no canary" means something), and could not
+        // enter the proxy's state or the root-only seed.
+        assert!(
+            tool.contains(&format!("FILE {}/auth.json", w.vault.display())),
+            "{tool}"
+        );
+        assert!(tool.contains("AV_TEST_KEY=sk-ant-api03-av-"), "{tool}");
+        assert!(
+            tool.contains(&format!("DENIED {}", w.state.display())),
+            "{tool}"
+        );
+        assert!(
+            tool.contains(&format!("DENIED {}", w.seed.display())),
+            "{tool}"
+        );
+        assert_no_canary(&w, &format!("run {run}: the tool's output"), tool);
+        assert_no_canary(
+            &w,
+            &format!("run {run}: the harness's output"),
+            &v.to_string(),
+        );
+        // The second start finds placeholders in the vault and takes the real
+        // credentials from the seed again.
+        if run == 2 {
+            assert!(err.contains("(seed "), "{err}");
+        }
+        placeholders.push(
+            v["seen"]["auth"]["openai"]["key"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_ne!(
+        placeholders[0], placeholders[1],
+        "placeholders are per start"
+    );
+    assert_upstream_got_only_real_credentials(&w, 2);
+    // As root: the vault holds placeholders only, and the state dir is the proxy's alone.
+    let vault_text = std::fs::read_to_string(w.vault.join("auth.json")).unwrap();
+    assert_no_canary(&w, "the vault's auth.json", &vault_text);
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(&w.state).unwrap();
+    assert_eq!((m.uid(), m.mode() & 0o777), (PROXY_UID, 0o700));
+    let m = std::fs::metadata(w.vault.join("auth.json")).unwrap();
+    assert_eq!((m.uid(), m.mode() & 0o777), (NOBODY, 0o600));
+}
+
+/// The pid of the vault-proxy whose parent is `parent`.
+fn proxy_child_of(parent: u32) -> Option<(u32, u32)> {
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            continue;
+        };
+        let field = |k: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.split_whitespace().next().unwrap_or("").to_string())
+        };
+        if field("Name:").as_deref() == Some("vault-proxy")
+            && field("PPid:").and_then(|p| p.parse().ok()) == Some(parent)
+        {
+            return Some((pid, field("Uid:")?.parse().ok()?));
+        }
+    }
+    None
+}
+
+#[test]
+fn killed_proxy_is_restarted_on_the_same_port_and_the_next_request_works() {
+    if skip_unless_root("killed_proxy_is_restarted_on_the_same_port_and_the_next_request_works") {
+        return;
+    }
+    let w = World::new();
+    ensure_proxy_binary();
+    // A directory the harness (nobody) may write its "ready" file into.
+    let sync = w.d.join("sync");
+    std::fs::create_dir(&sync).unwrap();
+    std::fs::set_permissions(&sync, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let go = sync.join("go");
+    // The harness: one request, wait for the test to kill the proxy, then
+    // retry until a request works again.
+    let script = format!(
+        r#"
+import os, time, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({{}}))
+def call():
+    req = urllib.request.Request(os.environ["AV_TEST_BASE_URL"] + "/v1/messages", data=b"{{}}",
+        headers={{"x-api-key": os.environ["AV_TEST_KEY"]}}, method="POST")
+    try:
+        with opener.open(req, timeout=5) as r:
+            return r.status
+    except Exception as e:
+        return str(e)
+print("first", call(), flush=True)
+open("{ready}", "w").close()
+while not os.path.exists("{go}"):
+    time.sleep(0.05)
+deadline = time.time() + 20
+while True:
+    r = call()
+    if r == 200 or time.time() > deadline:
+        break
+    time.sleep(0.1)
+print("after", r, flush=True)
+"#,
+        ready = sync.join("ready").display(),
+        go = go.display()
+    );
+    std::fs::write(w.d.join("restart.py"), script).unwrap();
+    let mut cmd = run_cmd(
+        &w.policy,
+        &[],
+        &[PYTHON, w.d.join("restart.py").to_str().unwrap()],
+    );
+    cmd.env("AV_TEST_KEY", &w.c.env_key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let init_pid = child.id();
+    let t0 = Instant::now();
+    while !sync.join("ready").exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the harness never got ready"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (proxy, uid) = proxy_child_of(init_pid).expect("vault-proxy is agent-init's child");
+    assert_eq!(uid, PROXY_UID, "the proxy runs as its own uid");
+    assert_ne!(uid, NOBODY);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(proxy as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::fs::write(&go, "").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    assert!(out.contains("first 200"), "{out}\n{}", stderr(&o));
+    assert!(out.contains("after 200"), "{out}\n{}", stderr(&o));
+    assert_stderr_contains(&o, "restarted as pid");
+    assert_eq!(
+        w.up.requests().len(),
+        2,
+        "exactly the two successful requests reached the upstream"
+    );
+}
+
+#[test]
+fn proxy_on_is_refused_in_one_line_without_root_a_uid_of_its_own_or_the_binary() {
+    if skip_unless_root(
+        "proxy_on_is_refused_in_one_line_without_root_a_uid_of_its_own_or_the_binary",
+    ) {
+        return;
+    }
+    let d = Dir::new();
+    let same = d.policy(
+        "64990:64990",
+        "required",
+        "required",
+        "[proxy]\nmode = \"on\"\n",
+    );
+    let o = run_expecting(&same, &[], &["/bin/true"], 2);
+    assert_stderr_contains(&o, "uid of its own");
+    // Without root there is no second uid: refused before anything is written.
+    let o = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "run",
+            "--policy",
+        ])
+        .arg(&same)
+        .args(["--", "/bin/true"])
+        .env("AGENT_VAULT_PRELOAD", "off")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_exit(&o, 2);
+    assert_stderr_contains(&o, "needs agent-init started as root");
+    assert_stderr_contains(&o, "sidecar");
+    assert!(!stderr(&o).contains("[2/8] seed"), "{}", stderr(&o));
+    // A copy of agent-init with no vault-proxy beside it (and none installed).
+    if Path::new("/usr/lib/agent-vault/vault-proxy").exists() {
+        panic!("/usr/lib/agent-vault/vault-proxy exists on this host: this test needs it absent");
+    }
+    let lonely = d.join("bin/agent-init");
+    std::fs::create_dir_all(lonely.parent().unwrap()).unwrap();
+    std::fs::copy(BIN, &lonely).unwrap();
+    let p = d.policy(
+        "65534:65534",
+        "required",
+        "required",
+        "[proxy]\nmode = \"on\"\n[[proxy.route]]\nname = \"k\"\nupstream = \"http://127.0.0.1:9/\"\nheader = \"x-api-key\"\nplaceholder = \"sk-\"\nfrom = { env = \"AV_TEST_KEY\" }\npoint = { env = \"AV_TEST_BASE_URL\" }\n",
+    );
+    let o = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "/bin/sh", "-c"])
+        .arg("mount -t tmpfs -o mode=0755 tmpfs /run && exec \"$0\" \"$@\"")
+        .arg(&lonely)
+        .args(["run", "--policy", p.to_str().unwrap(), "--", "/bin/true"])
+        .env("AGENT_VAULT_PRELOAD", "off")
+        .env("AV_TEST_KEY", "sk-whatever")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_exit(&o, 1);
+    let err = stderr(&o);
+    let line = err
+        .lines()
+        .find(|l| l.contains("error"))
+        .unwrap_or_default();
+    assert!(
+        line.contains(&format!(
+            "{}/vault-proxy",
+            lonely.parent().unwrap().display()
+        )) && line.contains("/usr/lib/agent-vault/vault-proxy")
+            && line.contains("mode = \"off\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn self_test_reports_the_proxy_uid_and_routes_without_values() {
+    if skip_unless_root("self_test_reports_the_proxy_uid_and_routes_without_values") {
+        return;
+    }
+    let w = World::new();
+    ensure_proxy_binary();
+    let mut cmd = run_cmd(&w.policy, &[], &[BIN, "self-test", "--json"]);
+    cmd.env("AV_TEST_KEY", &w.c.env_key);
+    let o = output(cmd);
+    // Other rows fail here (the preload is off in these tests); the proxy rows must pass.
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim())
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
+    let rows: Vec<_> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["layer"] == "proxy")
+        .collect();
+    let running = rows
+        .iter()
+        .find(|r| r["check"] == "vault-proxy running as its own uid")
+        .expect("a proxy row");
+    assert_eq!(running["status"], "pass", "{running}");
+    assert!(
+        running["detail"].as_str().unwrap().contains("uid 64990"),
+        "{running}"
+    );
+    for name in ["/env-key", "/pi-anthropic", "/pi-openai"] {
+        assert!(
+            rows.iter()
+                .any(|r| r["check"] == format!("route {name}").as_str()),
+            "{rows:?}"
+        );
+    }
+    assert_no_canary(&w, "self-test's output", &stdout(&o));
+    assert!(
+        !stdout(&o).contains("-av-"),
+        "self-test printed a placeholder"
+    );
+}
+
+#[test]
+fn check_and_explain_show_each_route_and_its_source_never_a_value() {
+    if skip_unless_root("check_and_explain_show_each_route_and_its_source_never_a_value") {
+        return;
+    }
+    let w = World::new();
+    // Seed the vault so explain has a real file with the canaries in it.
+    std::fs::create_dir_all(&w.vault).unwrap();
+    std::fs::copy(w.seed.join("auth.json"), w.vault.join("auth.json")).unwrap();
+    let o = Command::new(BIN)
+        .args(["check", "--policy", w.policy.to_str().unwrap()])
+        .env("AV_TEST_KEY", &w.c.env_key)
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    assert!(
+        out.contains("on: vault-proxy runs as uid 64990 gid 64990"),
+        "{out}"
+    );
+    assert!(out.contains("route /env-key -> http://127.0.0.1:"), "{out}");
+    assert!(
+        out.contains("secret from environment variable AV_TEST_KEY"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "secret from {}/auth.json (pi-auth) entry \"anthropic\"",
+            w.vault.display()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("OAuth login refreshed by the proxy"), "{out}");
+    assert_no_canary(&w, "check", &(out + &stderr(&o)));
+    let o = Command::new(BIN)
+        .args(["explain", "--policy", w.policy.to_str().unwrap()])
+        .arg(w.vault.join("auth.json"))
+        .env("AV_TEST_KEY", &w.c.env_key)
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    assert!(
+        out.contains("proxy route /pi-openai: its credential comes from here"),
+        "{out}"
+    );
+    assert!(
+        out.contains("the harness sees only a placeholder here"),
+        "{out}"
+    );
+    assert_no_canary(&w, "explain", &(out + &stderr(&o)));
+}
+
+#[test]
+fn a_vault_placeholder_with_no_seed_behind_it_is_never_forwarded() {
+    if skip_unless_root("a_vault_placeholder_with_no_seed_behind_it_is_never_forwarded") {
+        return;
+    }
+    let w = World::new();
+    let (v, _) = w.run_harness();
+    assert_eq!(v["pi_openai"], 200);
+    // The host login is gone: the vault holds only the last start's placeholders.
+    std::fs::remove_file(w.seed.join("auth.json")).unwrap();
+    let before = w.up.requests().len();
+    let (v, err) = w.run_harness();
+    assert!(
+        err.contains("holds a placeholder from a previous start"),
+        "{err}"
+    );
+    assert_eq!(v["env"], 200, "the env route is unaffected: {v:#}");
+    for k in ["pi_anthropic", "pi_openai"] {
+        let s = v[k].as_i64().unwrap_or(0);
+        assert!(s == 401 || s == 503, "{k}: {v:#}");
+    }
+    let new: Vec<_> = w.up.requests().into_iter().skip(before).collect();
+    assert_eq!(
+        new.len(),
+        1,
+        "only the env route reached the upstream: {new:#?}"
+    );
+}

@@ -1,0 +1,632 @@
+//! `[proxy]`: which credentials agent-init hands to `vault-proxy`, where each
+//! one comes from, where its route forwards to, and how the harness is
+//! pointed at the proxy. Pure data like the rest of the policy: agent-init
+//! reads the sources, mints the placeholders and starts the proxy
+//! (agent-init's `proxy` step); `check` and `explain` print this section
+//! without ever reading a secret.
+//!
+//! The file as written ([`RawProxy`]) and the validated form ([`Proxy`])
+//! live together here because the section is one concept: routes.
+
+use crate::error::{ErrorKind, PolicyError};
+use crate::expand::{self, ExpandContext};
+use serde::Deserialize;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use toml::Spanned;
+
+/// The proxy's uid and gid when `[proxy] user` is not set.
+pub const DEFAULT_PROXY_USER: (u32, u32) = (64990, 64990);
+/// The proxy's durable state (refreshed OAuth sessions) when `state_dir` is not set.
+pub const DEFAULT_PROXY_STATE_DIR: &str = "/var/lib/agent-vault/proxy";
+
+/// `[proxy] mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProxyMode {
+    /// agent-init starts vault-proxy; the harness sees placeholders only.
+    On,
+    /// No proxy: the harness holds its real credentials (the vault guards them from tools).
+    #[default]
+    Off,
+}
+
+impl ProxyMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyMode::On => "on",
+            ProxyMode::Off => "off",
+        }
+    }
+}
+
+/// Which header an API key is sent in (the proxy's `ApiKeyHeader`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyHeader {
+    /// `x-api-key: KEY` (Anthropic).
+    XApiKey,
+    /// `authorization: Bearer KEY` (OpenAI, Claude Code's OAuth token).
+    Authorization,
+    /// `x-goog-api-key: KEY` (Gemini).
+    XGoogApiKey,
+}
+
+impl KeyHeader {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyHeader::XApiKey => "x-api-key",
+            KeyHeader::Authorization => "authorization",
+            KeyHeader::XGoogApiKey => "x-goog-api-key",
+        }
+    }
+}
+
+/// The known credential file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileFormat {
+    /// Any JSON file: the string at `pointer` is an API key.
+    Json,
+    /// Pi's `auth.json`: `{"<provider>": {"type": "api_key", "key"} | {"type": "oauth", "access", "refresh", "expires"}}`.
+    PiAuth,
+    /// Claude Code's `.credentials.json`: `{"claudeAiOauth": {"accessToken", "refreshToken", "expiresAt", ...}}`.
+    ClaudeCredentials,
+}
+
+impl FileFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileFormat::Json => "json",
+            FileFormat::PiAuth => "pi-auth",
+            FileFormat::ClaudeCredentials => "claude-credentials",
+        }
+    }
+}
+
+/// `[proxy]` as written.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawProxy {
+    #[serde(default)]
+    pub mode: ProxyMode,
+    /// `uid:gid` (numbers: the proxy's user needs no passwd entry).
+    #[serde(default)]
+    pub user: Option<Spanned<String>>,
+    #[serde(default)]
+    pub state_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    pub route: Vec<RawRoute>,
+}
+
+/// One `[[proxy.route]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub name: Spanned<String>,
+    pub upstream: Spanned<String>,
+    /// For API keys: the header the real key goes in.
+    #[serde(default)]
+    pub header: Option<KeyHeader>,
+    /// For API keys: what the placeholder starts with (the provider's key shape).
+    pub placeholder: Spanned<String>,
+    pub from: RawFrom,
+    pub point: RawPoint,
+    #[serde(default)]
+    pub oauth: Option<RawOauth>,
+}
+
+/// `from = { env = "NAME" }` or `from = { file = "...", format = "...", pointer = "...", provider = "..." }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFrom {
+    #[serde(default)]
+    pub env: Option<Spanned<String>>,
+    #[serde(default)]
+    pub file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub format: Option<FileFormat>,
+    #[serde(default)]
+    pub pointer: Option<Spanned<String>>,
+    #[serde(default)]
+    pub provider: Option<Spanned<String>>,
+}
+
+/// `point = { env = "NAME" }` or `point = { pi_models = "...", provider = "..." }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPoint {
+    #[serde(default)]
+    pub env: Option<Spanned<String>>,
+    #[serde(default)]
+    pub pi_models: Option<Spanned<String>>,
+    #[serde(default)]
+    pub provider: Option<Spanned<String>>,
+}
+
+/// `oauth = { placeholder, token_url, client_id }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOauth {
+    pub placeholder: Spanned<String>,
+    pub token_url: Spanned<String>,
+    pub client_id: Spanned<String>,
+}
+
+/// `[proxy]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proxy {
+    pub mode: ProxyMode,
+    pub uid: u32,
+    pub gid: u32,
+    pub state_dir: PathBuf,
+    pub routes: Vec<Route>,
+}
+
+impl Default for Proxy {
+    fn default() -> Proxy {
+        Proxy {
+            mode: ProxyMode::Off,
+            uid: DEFAULT_PROXY_USER.0,
+            gid: DEFAULT_PROXY_USER.1,
+            state_dir: PathBuf::from(DEFAULT_PROXY_STATE_DIR),
+            routes: Vec::new(),
+        }
+    }
+}
+
+/// One route, validated: served at `/<name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub name: String,
+    pub upstream: String,
+    pub header: Option<KeyHeader>,
+    pub placeholder: String,
+    pub from: SecretSource,
+    pub point: BaseUrl,
+    pub oauth: Option<OauthSpec>,
+}
+
+/// Where a route's real credential comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// An environment variable of the harness (agent-init's environment plus `[harness.env]`).
+    Env(String),
+    /// A file in the vault. `pointer` for [`FileFormat::Json`], `provider` for [`FileFormat::PiAuth`].
+    File {
+        path: PathBuf,
+        format: FileFormat,
+        pointer: Option<String>,
+        provider: Option<String>,
+    },
+}
+
+/// How the harness is pointed at the proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseUrl {
+    /// An environment variable (`ANTHROPIC_BASE_URL`, `OPENAI_BASE_URL`).
+    Env(String),
+    /// Pi's `models.json`: `providers.<provider>.baseUrl`.
+    PiModels { path: PathBuf, provider: String },
+}
+
+/// What an OAuth session of this route needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OauthSpec {
+    pub placeholder: String,
+    pub token_url: String,
+    pub client_id: String,
+}
+
+impl Route {
+    /// The listener's path prefix for this route.
+    pub fn prefix(&self) -> String {
+        format!("/{}", self.name)
+    }
+}
+
+impl std::fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretSource::Env(v) => write!(f, "environment variable {v}"),
+            SecretSource::File {
+                path,
+                format,
+                pointer,
+                provider,
+            } => {
+                write!(f, "{} ({})", path.display(), format.as_str())?;
+                if let Some(p) = pointer {
+                    write!(f, " at {p}")?;
+                }
+                if let Some(p) = provider {
+                    write!(f, " entry {p:?}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BaseUrl::Env(v) => write!(f, "environment variable {v}"),
+            BaseUrl::PiModels { path, provider } => {
+                write!(f, "{} providers.{provider}.baseUrl", path.display())
+            }
+        }
+    }
+}
+
+/// Validate and expand `[proxy]`. `harness_uid` is the harness's uid when the
+/// policy gives it as numbers (a name is checked by agent-init at `run`).
+pub(crate) fn resolve(
+    raw: &RawProxy,
+    harness_uid: Option<u32>,
+    at: &dyn Fn(&Spanned<String>, ErrorKind) -> PolicyError,
+    ctx: &ExpandContext,
+) -> Result<Proxy, PolicyError> {
+    let invalid = |s: &Spanned<String>, m: String| at(s, ErrorKind::Invalid(m));
+    let path = |s: &Spanned<String>| expand::absolute_path(s.get_ref(), ctx).map_err(|k| at(s, k));
+    let (uid, gid) = match &raw.user {
+        None => DEFAULT_PROXY_USER,
+        Some(s) => {
+            let ids = s
+                .get_ref()
+                .split_once(':')
+                .and_then(|(u, g)| Some((u.parse::<u32>().ok()?, g.parse::<u32>().ok()?)));
+            let Some((uid, gid)) = ids else {
+                return Err(invalid(
+                    s,
+                    format!(
+                        "proxy.user {:?}: expected `uid:gid` with numbers, like \"64990:64990\"",
+                        s.get_ref()
+                    ),
+                ));
+            };
+            if uid == 0 || gid == 0 {
+                return Err(invalid(
+                    s,
+                    "proxy.user is root: the proxy holds the real credentials and must run as a uid of its own, like \"64990:64990\"".into(),
+                ));
+            }
+            if Some(uid) == harness_uid {
+                return Err(invalid(
+                    s,
+                    format!(
+                        "proxy.user has the harness's uid {uid}: the harness could then read the proxy's memory and state; use a uid of its own, like \"64990:64990\""
+                    ),
+                ));
+            }
+            (uid, gid)
+        }
+    };
+    let state_dir = match &raw.state_dir {
+        None => PathBuf::from(DEFAULT_PROXY_STATE_DIR),
+        Some(s) => {
+            let p = path(s)?;
+            if p == std::path::Path::new("/") {
+                return Err(invalid(s, "proxy.state_dir cannot be `/`".into()));
+            }
+            p
+        }
+    };
+    let mut routes: Vec<Route> = Vec::new();
+    for r in &raw.route {
+        let route = resolve_route(r, &invalid, &path)?;
+        if routes.iter().any(|o| o.name == route.name) {
+            return Err(invalid(
+                &r.name,
+                format!(
+                    "a second route named {:?}; give each route its own name",
+                    route.name
+                ),
+            ));
+        }
+        routes.push(route);
+    }
+    Ok(Proxy {
+        mode: raw.mode,
+        uid,
+        gid,
+        state_dir,
+        routes,
+    })
+}
+
+type Invalid<'a> = dyn Fn(&Spanned<String>, String) -> PolicyError + 'a;
+type PathOf<'a> = dyn Fn(&Spanned<String>) -> Result<PathBuf, PolicyError> + 'a;
+
+fn resolve_route(
+    r: &RawRoute,
+    invalid: &Invalid<'_>,
+    path: &PathOf<'_>,
+) -> Result<Route, PolicyError> {
+    let name = r.name.get_ref();
+    let name_ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !name_ok {
+        return Err(invalid(
+            &r.name,
+            format!(
+                "route name {name:?}: expected 1 to 64 of `a-z`, `0-9`, `-`, `_` (it is also the path prefix /{name})"
+            ),
+        ));
+    }
+    let upstream = url(&r.upstream, invalid)?;
+    let placeholder = placeholder_prefix(&r.placeholder, invalid)?;
+    let from = resolve_from(&r.from, &r.name, invalid, path)?;
+    let point = resolve_point(&r.point, &r.name, invalid, path)?;
+    let oauth = match &r.oauth {
+        None => None,
+        Some(o) => Some(OauthSpec {
+            placeholder: placeholder_prefix(&o.placeholder, invalid)?,
+            token_url: url(&o.token_url, invalid)?,
+            client_id: nonempty(&o.client_id, "oauth.client_id", invalid)?,
+        }),
+    };
+    let may_be_key = match &from {
+        SecretSource::Env(_) => true,
+        SecretSource::File { format, .. } => *format != FileFormat::ClaudeCredentials,
+    };
+    let may_be_oauth = matches!(
+        &from,
+        SecretSource::File { format, .. } if *format != FileFormat::Json
+    );
+    if may_be_key && r.header.is_none() {
+        return Err(invalid(
+            &r.name,
+            format!(
+                "route {name:?} can carry an API key but has no `header`; add header = \"x-api-key\", \"authorization\" or \"x-goog-api-key\""
+            ),
+        ));
+    }
+    let must_be_oauth = matches!(
+        &from,
+        SecretSource::File { format, .. } if *format == FileFormat::ClaudeCredentials
+    );
+    if must_be_oauth && oauth.is_none() {
+        return Err(invalid(
+            &r.name,
+            format!(
+                "route {name:?} reads a Claude Code login but has no `oauth`; add oauth = {{ placeholder = \"...\", token_url = \"...\", client_id = \"...\" }}"
+            ),
+        ));
+    }
+    if !may_be_oauth && let Some(o) = &r.oauth {
+        return Err(invalid(
+            &o.placeholder,
+            format!("route {name:?}: `oauth` only goes with a pi-auth or claude-credentials file"),
+        ));
+    }
+    Ok(Route {
+        name: name.clone(),
+        upstream,
+        header: if may_be_key { r.header } else { None },
+        placeholder,
+        from,
+        point,
+        oauth,
+    })
+}
+
+fn resolve_from(
+    f: &RawFrom,
+    name: &Spanned<String>,
+    invalid: &Invalid<'_>,
+    path: &PathOf<'_>,
+) -> Result<SecretSource, PolicyError> {
+    match (&f.env, &f.file) {
+        (Some(e), None) => {
+            if f.format.is_some() || f.pointer.is_some() || f.provider.is_some() {
+                return Err(invalid(
+                    e,
+                    "`from.env` stands alone: format, pointer and provider go with `from.file`"
+                        .into(),
+                ));
+            }
+            Ok(SecretSource::Env(env_name(e, invalid)?))
+        }
+        (None, Some(file)) => {
+            let format = f.format.unwrap_or(FileFormat::Json);
+            let pointer = match (&f.pointer, format) {
+                (Some(p), FileFormat::Json) => {
+                    if !p.get_ref().starts_with('/') {
+                        return Err(invalid(
+                            p,
+                            format!(
+                                "JSON pointer {:?}: expected it to start with `/`, like \"/anthropic/key\"",
+                                p.get_ref()
+                            ),
+                        ));
+                    }
+                    Some(p.get_ref().clone())
+                }
+                (None, FileFormat::Json) => {
+                    return Err(invalid(
+                        file,
+                        "a `format = \"json\"` source needs `pointer = \"/path/to/key\"`".into(),
+                    ));
+                }
+                (Some(p), _) => {
+                    return Err(invalid(
+                        p,
+                        "`pointer` only goes with `format = \"json\"`".into(),
+                    ));
+                }
+                (None, _) => None,
+            };
+            let provider = match (&f.provider, format) {
+                (Some(p), FileFormat::PiAuth) => Some(nonempty(p, "from.provider", invalid)?),
+                (None, FileFormat::PiAuth) => {
+                    return Err(invalid(
+                        file,
+                        "a `format = \"pi-auth\"` source needs `provider = \"anthropic\"` (the auth.json entry)".into(),
+                    ));
+                }
+                (Some(p), _) => {
+                    return Err(invalid(
+                        p,
+                        "`provider` only goes with `format = \"pi-auth\"`".into(),
+                    ));
+                }
+                (None, _) => None,
+            };
+            Ok(SecretSource::File {
+                path: path(file)?,
+                format,
+                pointer,
+                provider,
+            })
+        }
+        _ => Err(invalid(
+            name,
+            "`from` needs exactly one of `env = \"NAME\"` or `file = \"PATH\"`".into(),
+        )),
+    }
+}
+
+fn resolve_point(
+    p: &RawPoint,
+    name: &Spanned<String>,
+    invalid: &Invalid<'_>,
+    path: &PathOf<'_>,
+) -> Result<BaseUrl, PolicyError> {
+    match (&p.env, &p.pi_models, &p.provider) {
+        (Some(e), None, None) => Ok(BaseUrl::Env(env_name(e, invalid)?)),
+        (None, Some(m), Some(prov)) => Ok(BaseUrl::PiModels {
+            path: path(m)?,
+            provider: nonempty(prov, "point.provider", invalid)?,
+        }),
+        (None, Some(m), None) => Err(invalid(
+            m,
+            "`point.pi_models` needs `provider = \"...\"` (the models.json provider)".into(),
+        )),
+        _ => Err(invalid(
+            name,
+            "`point` needs exactly one of `env = \"NAME\"` or `pi_models = \"PATH\", provider = \"...\"`".into(),
+        )),
+    }
+}
+
+fn url(s: &Spanned<String>, invalid: &Invalid<'_>) -> Result<String, PolicyError> {
+    let v = s.get_ref();
+    let rest = v
+        .strip_prefix("https://")
+        .or_else(|| v.strip_prefix("http://"));
+    match rest {
+        Some(r) if !r.is_empty() && !r.starts_with('/') && !v.contains(char::is_whitespace) => {
+            Ok(v.trim_end_matches('/').to_string())
+        }
+        _ => Err(invalid(
+            s,
+            format!("URL {v:?}: expected https://HOST[/PATH] (http:// only to a loopback host)"),
+        )),
+    }
+}
+
+fn placeholder_prefix(s: &Spanned<String>, invalid: &Invalid<'_>) -> Result<String, PolicyError> {
+    let v = s.get_ref();
+    if v.is_empty() || v.len() > 32 || !v.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid(
+            s,
+            format!(
+                "placeholder {v:?}: expected the provider's key prefix, 1 to 32 visible ASCII characters, like \"sk-ant-api03-\""
+            ),
+        ));
+    }
+    Ok(v.clone())
+}
+
+fn nonempty(
+    s: &Spanned<String>,
+    what: &'static str,
+    invalid: &Invalid<'_>,
+) -> Result<String, PolicyError> {
+    if s.get_ref().is_empty() {
+        return Err(invalid(
+            s,
+            format!("empty {what}; expected a non-empty value"),
+        ));
+    }
+    Ok(s.get_ref().clone())
+}
+
+fn env_name(s: &Spanned<String>, invalid: &Invalid<'_>) -> Result<String, PolicyError> {
+    let v = s.get_ref();
+    let ok = !v.is_empty()
+        && !v.starts_with(|c: char| c.is_ascii_digit())
+        && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !ok {
+        return Err(invalid(
+            s,
+            format!(
+                "environment variable name {v:?} is not valid; expected letters, digits and `_`"
+            ),
+        ));
+    }
+    Ok(v.clone())
+}
+
+impl Proxy {
+    /// The section as TOML for the effective policy (every path expanded).
+    pub(crate) fn write_effective(&self, o: &mut String, q: &dyn Fn(&str) -> String) {
+        let s = crate::resolved::toml_string;
+        let _ = writeln!(o, "\n[proxy]\nmode = {}", s(self.mode.as_str()));
+        let _ = writeln!(o, "user = {}", s(&format!("{}:{}", self.uid, self.gid)));
+        let _ = writeln!(o, "state_dir = {}", q(&self.state_dir.to_string_lossy()));
+        for r in &self.routes {
+            let _ = writeln!(o, "\n[[proxy.route]]\nname = {}", s(&r.name));
+            let _ = writeln!(o, "upstream = {}", s(&r.upstream));
+            if let Some(h) = r.header {
+                let _ = writeln!(o, "header = {}", s(h.as_str()));
+            }
+            let _ = writeln!(o, "placeholder = {}", s(&r.placeholder));
+            let from = match &r.from {
+                SecretSource::Env(v) => format!("env = {}", s(v)),
+                SecretSource::File {
+                    path,
+                    format,
+                    pointer,
+                    provider,
+                } => {
+                    let mut t = format!(
+                        "file = {}, format = {}",
+                        q(&path.to_string_lossy()),
+                        s(format.as_str())
+                    );
+                    if let Some(p) = pointer {
+                        let _ = write!(t, ", pointer = {}", s(p));
+                    }
+                    if let Some(p) = provider {
+                        let _ = write!(t, ", provider = {}", s(p));
+                    }
+                    t
+                }
+            };
+            let _ = writeln!(o, "from = {{ {from} }}");
+            let point = match &r.point {
+                BaseUrl::Env(v) => format!("env = {}", s(v)),
+                BaseUrl::PiModels { path, provider } => format!(
+                    "pi_models = {}, provider = {}",
+                    q(&path.to_string_lossy()),
+                    s(provider)
+                ),
+            };
+            let _ = writeln!(o, "point = {{ {point} }}");
+            if let Some(a) = &r.oauth {
+                let _ = writeln!(
+                    o,
+                    "oauth = {{ placeholder = {}, token_url = {}, client_id = {} }}",
+                    s(&a.placeholder),
+                    s(&a.token_url),
+                    s(&a.client_id)
+                );
+            }
+        }
+    }
+}
