@@ -60,6 +60,16 @@ fn main() {
     for s in &raw.vault.secret_env {
         writeln!(o, "    {},", bytes(s.get_ref())).unwrap();
     }
+    o.push_str(
+        "];\n\n/// Secret variable patterns.\npub const SECRET_ENV_PATTERNS: &[&[u8]] = &[\n",
+    );
+    for s in &raw.vault.secret_env_patterns {
+        writeln!(o, "    {},", bytes(s.get_ref())).unwrap();
+    }
+    o.push_str("];\n\n/// Kept variables.\npub const KEEP_ENV: &[&[u8]] = &[\n");
+    for s in &raw.vault.keep_env {
+        writeln!(o, "    {},", bytes(s.get_ref())).unwrap();
+    }
     o.push_str("];\n\n");
     let sink = raw.audit.sink.get_ref();
     assert!(

@@ -129,6 +129,20 @@ fn vault_section(o: &mut String, p: &Policy) {
             p.secret_env.join(", ")
         );
     }
+    if !p.secret_env_patterns.is_empty() {
+        let _ = writeln!(
+            o,
+            "  and every variable whose name matches: {}",
+            p.secret_env_patterns.join(", ")
+        );
+    }
+    if !p.keep_env.is_empty() {
+        let _ = writeln!(
+            o,
+            "  tools keep these all the same: {}",
+            p.keep_env.join(", ")
+        );
+    }
 }
 
 /// The Landlock base layer's allow-list.

@@ -138,6 +138,7 @@ pub fn main(json: bool) -> i32 {
     }
     harness_attack_rows(&mut r, harness.map(|h| h.pid));
     secret_env_rows(&mut r, p);
+    secret_env_pattern_row(&mut r, p);
     seccomp_probe_rows(&mut r, sc_on, harness.is_some());
 
     // Positive controls.
@@ -424,6 +425,35 @@ fn secret_env_rows(r: &mut Report, p: &Policy) {
             },
         );
     }
+}
+
+/// No variable of this environment matches a secret pattern (unless kept).
+fn secret_env_pattern_row(r: &mut Report, p: &Policy) {
+    if p.secret_env_patterns.is_empty() {
+        return;
+    }
+    let present: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| !p.secret_env.contains(k) && p.is_secret_env(k))
+        .collect();
+    let detail = if present.is_empty() {
+        "none present".to_string()
+    } else {
+        format!(
+            "PRESENT in this tool's environment (values not shown): {}",
+            present.join(", ")
+        )
+    };
+    r.add(
+        "preload",
+        "secret env patterns absent",
+        if present.is_empty() {
+            Status::Pass
+        } else {
+            Status::Fail
+        },
+        detail,
+    );
 }
 
 /// The seccomp deny-list, one probe each (harmless when they succeed).

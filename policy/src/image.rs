@@ -55,6 +55,12 @@ impl Policy {
         }
         e.count(self.secret_env.len());
         self.secret_env.iter().for_each(|s| e.str(s.as_bytes()));
+        e.count(self.secret_env_patterns.len());
+        self.secret_env_patterns
+            .iter()
+            .for_each(|s| e.str(s.as_bytes()));
+        e.count(self.keep_env.len());
+        self.keep_env.iter().for_each(|s| e.str(s.as_bytes()));
         let base = base_layer(self);
         e.count(base.rules.len());
         base.rules

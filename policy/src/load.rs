@@ -85,6 +85,7 @@ pub fn resolve(
     let src = Source { text, file };
     let harness = resolve_harness(&raw.harness, src, ctx)?;
     let secret_env = resolve_secret_env(&raw.vault, src)?;
+    let (secret_env_patterns, keep_env) = resolve_env_patterns(&raw.vault, src)?;
     let vault = resolve_vault(&raw.vault, src, ctx)?;
     check_exceptions(&vault, &raw.vault, src)?;
     let policy = Policy {
@@ -92,6 +93,8 @@ pub fn resolve(
         harness,
         vault,
         secret_env,
+        secret_env_patterns,
+        keep_env,
         filesystem: resolve_filesystem(&raw.filesystem, src, ctx)?,
         landlock: raw.landlock.mode,
         seccomp: resolve_seccomp(&raw.seccomp, src)?,
@@ -166,6 +169,45 @@ fn resolve_secret_env(raw: &RawVault, src: Source<'_>) -> Result<Vec<String>, Po
         }
     }
     Ok(secret_env)
+}
+
+/// `vault.secret_env_patterns` (names with `*`) and `vault.keep_env`
+/// (names), each once.
+fn resolve_env_patterns(
+    raw: &RawVault,
+    src: Source<'_>,
+) -> Result<(Vec<String>, Vec<String>), PolicyError> {
+    let mut patterns = Vec::new();
+    for s in &raw.secret_env_patterns {
+        if !policy_core::image::is_env_pattern(s.get_ref().as_bytes()) {
+            return Err(src.err(
+                s,
+                ErrorKind::Invalid(format!(
+                    "secret_env_patterns entry {:?} is not a pattern; expected letters, digits, `_` and `*` (any run of characters)",
+                    s.get_ref()
+                )),
+            ));
+        }
+        if !patterns.contains(s.get_ref()) {
+            patterns.push(s.get_ref().clone());
+        }
+    }
+    let mut keep = Vec::new();
+    for s in &raw.keep_env {
+        if !valid_env_name(s.get_ref()) {
+            return Err(src.err(
+                s,
+                ErrorKind::Invalid(format!(
+                    "keep_env entry {:?} is not a variable name; expected letters, digits and `_`",
+                    s.get_ref()
+                )),
+            ));
+        }
+        if !keep.contains(s.get_ref()) {
+            keep.push(s.get_ref().clone());
+        }
+    }
+    Ok((patterns, keep))
 }
 
 /// `[[vault.entry]]`: names, paths and tool exceptions; two entries for
@@ -492,7 +534,8 @@ fn check_image_limits(
     ctx: &ExpandContext,
 ) -> Result<(), PolicyError> {
     use policy_core::image::{
-        MAX_BASE_RULES, MAX_EXCEPTIONS, MAX_IMAGE, MAX_SECRET_ENV, MAX_VAULT, MAX_VAULT_DEPTH,
+        MAX_BASE_RULES, MAX_EXCEPTIONS, MAX_IMAGE, MAX_KEEP_ENV, MAX_SECRET_ENV,
+        MAX_SECRET_PATTERNS, MAX_VAULT, MAX_VAULT_DEPTH,
     };
     let at = |s: Option<&Spanned<String>>, kind: ErrorKind| match s {
         Some(s) => src.err(s, kind),
@@ -544,6 +587,25 @@ fn check_image_limits(
             first_past,
             too_many("secret variables", p.secret_env.len(), MAX_SECRET_ENV),
         ));
+    }
+    for (list, raw_list, max, what) in [
+        (
+            &p.secret_env_patterns,
+            &raw.vault.secret_env_patterns,
+            MAX_SECRET_PATTERNS,
+            "secret variable patterns",
+        ),
+        (
+            &p.keep_env,
+            &raw.vault.keep_env,
+            MAX_KEEP_ENV,
+            "kept variables",
+        ),
+    ] {
+        if list.len() > max {
+            let first_past = raw_list.iter().find(|s| s.get_ref() == &list[max]);
+            return Err(at(first_past, too_many(what, list.len(), max)));
+        }
     }
     // The probe entry adds one base rule.
     let rules = crate::landlock_plan::base_layer(p).rules;

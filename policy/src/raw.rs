@@ -50,6 +50,12 @@ pub struct RawVault {
     /// Environment variables removed from every tool's environment.
     #[serde(default)]
     pub secret_env: Vec<Spanned<String>>,
+    /// Patterns of secret variable names: `*` stands for any run of characters.
+    #[serde(default)]
+    pub secret_env_patterns: Vec<Spanned<String>>,
+    /// Variables that tools keep although a name or pattern above says secret.
+    #[serde(default)]
+    pub keep_env: Vec<Spanned<String>>,
     /// `[[vault.entry]]`: harness-private directories and files.
     #[serde(default)]
     pub entry: Vec<RawVaultEntry>,

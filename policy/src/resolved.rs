@@ -19,6 +19,10 @@ pub struct Policy {
     pub harness: Harness,
     pub vault: Vec<VaultEntry>,
     pub secret_env: Vec<String>,
+    /// Patterns of secret variable names (`*`: any run of characters).
+    pub secret_env_patterns: Vec<String>,
+    /// Variables tools keep, whatever `secret_env` and the patterns say.
+    pub keep_env: Vec<String>,
     pub filesystem: Filesystem,
     pub landlock: EnforceMode,
     pub seccomp: Seccomp,
@@ -207,6 +211,18 @@ impl Policy {
         let _ = writeln!(o, "\n[vault]");
         let secrets: Vec<String> = self.secret_env.iter().map(|s| toml_string(s)).collect();
         let _ = writeln!(o, "secret_env = [{}]", secrets.join(", "));
+        let strings = |v: &[String]| {
+            v.iter()
+                .map(|s| toml_string(s))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            o,
+            "secret_env_patterns = [{}]",
+            strings(&self.secret_env_patterns)
+        );
+        let _ = writeln!(o, "keep_env = [{}]", strings(&self.keep_env));
         for e in &self.vault {
             let _ = writeln!(o, "\n[[vault.entry]]\nname = {}", toml_string(&e.name));
             let key = if e.kind == VaultKind::Dir {
@@ -284,6 +300,18 @@ impl Policy {
     /// The probe directory, when agent-init added one.
     pub fn probe_dir(&self) -> Option<&Path> {
         self.vault_entry(PROBE_ENTRY).map(|e| e.path.as_path())
+    }
+
+    /// Whether tools lose the variable `name` (the preload's test,
+    /// `policy_core::View::is_secret_env`): not kept, and named in
+    /// `secret_env` or matching a pattern.
+    pub fn is_secret_env(&self, name: &str) -> bool {
+        !self.keep_env.iter().any(|k| k == name)
+            && (self.secret_env.iter().any(|s| s == name)
+                || self
+                    .secret_env_patterns
+                    .iter()
+                    .any(|p| policy_core::image::glob_match(p.as_bytes(), name.as_bytes())))
     }
 
     /// The vault entry with this name.

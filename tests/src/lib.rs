@@ -288,6 +288,23 @@ impl World {
 
     /// `landlock`: the policy's landlock mode; `extra`: TOML appended to `[vault]` entries.
     pub fn with_policy_extra(landlock: &str, extra: &str) -> World {
+        World::with_policy(landlock, "", extra)
+    }
+
+    /// [`World::new`]'s Landlock mode, with `keys` (TOML) added to `[vault]`
+    /// after `secret_env`.
+    pub fn with_vault_keys(keys: &str) -> World {
+        let mode = if landlock_abi() >= 1 {
+            "required"
+        } else {
+            "best-effort"
+        };
+        World::with_policy(mode, keys, "")
+    }
+
+    /// `landlock`: the policy's landlock mode; `vault_keys`: TOML keys of
+    /// `[vault]`; `extra`: TOML appended to `[vault]` entries.
+    pub fn with_policy(landlock: &str, vault_keys: &str, extra: &str) -> World {
         assert_eq!(
             // SAFETY: geteuid has no preconditions.
             unsafe { libc::geteuid() },
@@ -343,6 +360,7 @@ impl World {
             &format!("{HARNESS_UID}:{HARNESS_UID}"),
             &format!(
                 r#"secret_env = ["{SECRET_ENV}"]
+{vault_keys}
 [[vault.entry]]
 name = "test-vault"
 dir = "{vault}"

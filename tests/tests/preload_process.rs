@@ -624,3 +624,28 @@ fn a_harness_child_that_retries_exec_gets_one_layer_by_landlock() {
     w.assert_no_leak(&r);
     assert!(r.stderr.contains("Permission denied"), "{r:?}");
 }
+
+#[test]
+fn a_secret_by_pattern_is_removed_from_a_tool_by_the_preload_and_a_kept_one_stays() {
+    let w = World::with_vault_keys(
+        "secret_env_patterns = [\"*_API_KEY\", \"*_SECRET*\"]\nkeep_env = [\"PUBLIC_API_KEY\"]",
+    );
+    let r = w
+        .harness_cmd(
+            &harness_bin(),
+            &["fork", "env; tr '\\0' '\\n' < /proc/$$/environ"],
+        )
+        .env("FOO_API_KEY", "sk-foo-by-pattern")
+        .env("AWS_SECRET_ACCESS_KEY", "aws-by-pattern")
+        .env("PUBLIC_API_KEY", "kept-public-value")
+        .output()
+        .expect("run harness");
+    let r = Run::from(r);
+    assert!(!r.all().contains("FOO_API_KEY"), "{r:?}");
+    assert!(!r.all().contains("sk-foo-by-pattern"), "{r:?}");
+    assert!(!r.all().contains("aws-by-pattern"), "{r:?}");
+    assert!(
+        r.stdout.contains("PUBLIC_API_KEY=kept-public-value"),
+        "{r:?}"
+    );
+}

@@ -109,6 +109,14 @@ pub unsafe fn policy(
     for s in table::SECRET_ENV {
         e.str(&s[..s.len() - 1]);
     }
+    e.count(table::SECRET_ENV_PATTERNS.len());
+    for s in table::SECRET_ENV_PATTERNS {
+        e.str(&s[..s.len() - 1]);
+    }
+    e.count(table::KEEP_ENV.len());
+    for s in table::KEEP_ENV {
+        e.str(&s[..s.len() - 1]);
+    }
     e.count(1);
     e.rule(b"/", Access::ALL);
     let SliceOut { buf, len, overflow } = e.0;

@@ -6,13 +6,17 @@
 //! vault).
 //!
 //! Layout, integers little-endian:
-//! - the magic `AGVP` and the version byte 2;
+//! - the magic `AGVP` and the version byte 3;
 //! - the Landlock mode: `u8` (0 required, 1 best-effort, 2 off);
 //! - the audit sink: `u8` (0 off, 1 stderr, 2 a file, followed by its path);
 //! - the probe directory: `u8` (0 none, 1 followed by its path);
 //! - the vault: a `u32` count, then per entry its name, its path, its kind
 //!   (`u8`: 0 dir, 1 file) and its tool exceptions (a `u32` count and paths);
 //! - the secret variables: a `u32` count and names;
+//! - the secret variable patterns: a `u32` count and patterns (names with
+//!   `*` standing for any run of characters, [`glob_match`]);
+//! - the kept variables: a `u32` count and names (never secret, whatever
+//!   the names and patterns above say);
 //! - the base layer's rules: a `u32` count, then per rule a path and the
 //!   rights (`u64`, the kernel's `LANDLOCK_ACCESS_FS_*` bits).
 //!
@@ -29,7 +33,7 @@ use crate::pathbuf::{is_within, last_component, split_last};
 use core::fmt;
 
 /// The magic and the format version.
-pub const MAGIC: &[u8; 5] = b"AGVP\x02";
+pub const MAGIC: &[u8; 5] = b"AGVP\x03";
 /// The largest image the preload reads (a real one is a few KiB).
 pub const MAX_IMAGE: usize = 64 * 1024;
 /// At most this many vault entries (the probe included).
@@ -38,6 +42,10 @@ pub const MAX_VAULT: usize = 64;
 pub const MAX_EXCEPTIONS: usize = 64;
 /// At most this many secret variables.
 pub const MAX_SECRET_ENV: usize = 64;
+/// At most this many secret variable patterns.
+pub const MAX_SECRET_PATTERNS: usize = 32;
+/// At most this many kept variables.
+pub const MAX_KEEP_ENV: usize = 64;
 /// At most this many base-layer rules.
 pub const MAX_BASE_RULES: usize = 128;
 /// At most this many components in a vault entry's path: the tool-layer
@@ -157,6 +165,8 @@ pub struct View<'a> {
     bytes: &'a [u8],
     vault: (usize, usize),
     secret_env: (usize, usize),
+    secret_patterns: (usize, usize),
+    keep_env: (usize, usize),
     base: (usize, usize),
 }
 
@@ -196,6 +206,38 @@ pub fn is_clean_absolute(p: &[u8]) -> bool {
         }
     }
     true
+}
+
+/// A secret variable pattern: letters, digits, `_` and `*`, not empty.
+pub fn is_env_pattern(p: &[u8]) -> bool {
+    !p.is_empty()
+        && p.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'*')
+}
+
+/// Whether `name` matches `pattern`, where `*` stands for any run of bytes
+/// (none included) and every other byte for itself. No allocation: one
+/// backtrack point (the last `*`), so at most `pattern.len() * name.len()`
+/// steps.
+pub fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, n));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == name[n] {
+            p += 1;
+            n += 1;
+        } else if let Some((sp, sn)) = star {
+            p = sp + 1;
+            n = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&b| b == b'*')
 }
 
 /// The strings of a section or of an entry's tool exceptions.
@@ -346,6 +388,29 @@ impl<'a> View<'a> {
             }
         }
         let n = r.count(
+            MAX_SECRET_PATTERNS,
+            "more secret variable patterns than the preload holds (32)",
+        )?;
+        let secret_patterns = (r.at, n);
+        for _ in 0..n {
+            if !is_env_pattern(r.str()?.bytes()) {
+                return Err(r.bad(
+                    "a secret variable pattern is empty or holds other than letters, digits, `_` and `*`",
+                ));
+            }
+        }
+        let n = r.count(
+            MAX_KEEP_ENV,
+            "more kept variables than the preload holds (64)",
+        )?;
+        let keep_env = (r.at, n);
+        for _ in 0..n {
+            let s = r.str()?.bytes();
+            if s.is_empty() || s.contains(&b'=') {
+                return Err(r.bad("a kept variable's name is empty or holds `=`"));
+            }
+        }
+        let n = r.count(
             MAX_BASE_RULES,
             "more base rules than the preload holds (128)",
         )?;
@@ -367,6 +432,8 @@ impl<'a> View<'a> {
             bytes,
             vault,
             secret_env,
+            secret_patterns,
+            keep_env,
             base,
         })
     }
@@ -398,6 +465,32 @@ impl<'a> View<'a> {
             r: self.reader(self.secret_env.0),
             left: self.secret_env.1,
         }
+    }
+
+    /// The secret variable patterns.
+    pub fn secret_patterns(&self) -> Strs<'a> {
+        Strs {
+            r: self.reader(self.secret_patterns.0),
+            left: self.secret_patterns.1,
+        }
+    }
+
+    /// The kept variables.
+    pub fn keep_env(&self) -> Strs<'a> {
+        Strs {
+            r: self.reader(self.keep_env.0),
+            left: self.keep_env.1,
+        }
+    }
+
+    /// Whether tools lose the variable `name`: it is not kept, and it is a
+    /// secret variable or matches a secret pattern.
+    pub fn is_secret_env(&self, name: &[u8]) -> bool {
+        if self.keep_env().any(|k| k.bytes() == name) {
+            return false;
+        }
+        self.secret_env().any(|s| s.bytes() == name)
+            || self.secret_patterns().any(|p| glob_match(p.bytes(), name))
     }
 
     /// The base layer's rules: one per path, rights merged.
@@ -694,6 +787,11 @@ mod tests {
         e.count(0);
         e.count(1);
         e.str(b"ANTHROPIC_API_KEY");
+        e.count(2);
+        e.str(b"*_API_KEY");
+        e.str(b"*_SECRET*");
+        e.count(1);
+        e.str(b"PUBLIC_API_KEY");
         e.count(1);
         e.rule(b"/", Access::EXEC);
         e.0.0
@@ -719,6 +817,50 @@ mod tests {
         assert_eq!(v.exceptions().count(), 1);
         assert_eq!(v.secret_env().count(), 1);
         assert_eq!(v.base().collect::<Vec<_>>()[0].1, Access::EXEC);
+    }
+
+    #[test]
+    fn secret_variables_by_name_and_pattern_unless_kept() {
+        let b = sample();
+        let v = View::decode(&b).unwrap();
+        assert!(v.is_secret_env(b"ANTHROPIC_API_KEY"));
+        assert!(v.is_secret_env(b"FOO_API_KEY"));
+        assert!(v.is_secret_env(b"AWS_SECRET_ACCESS_KEY"));
+        assert!(v.is_secret_env(b"DB_SECRET"));
+        assert!(!v.is_secret_env(b"PUBLIC_API_KEY"), "kept");
+        assert!(
+            !v.is_secret_env(b"API_KEY"),
+            "the pattern needs `_API_KEY` after something"
+        );
+        assert!(!v.is_secret_env(b"FOO_API_KEYS"));
+        assert!(!v.is_secret_env(b"PATH"));
+    }
+
+    #[test]
+    fn glob_patterns() {
+        for (p, n, want) in [
+            (&b"*_TOKEN"[..], &b"GH_TOKEN"[..], true),
+            (b"*_TOKEN", b"_TOKEN", true),
+            (b"*_TOKEN", b"TOKEN", false),
+            (b"*_TOKEN", b"GH_TOKENS", false),
+            (b"*_SECRET*", b"AWS_SECRET_ACCESS_KEY", true),
+            (b"*_SECRET*", b"X_SECRET", true),
+            (b"*_SECRET*", b"SECRET", false),
+            (b"*_ACCESS_KEY*", b"AWS_ACCESS_KEY_ID", true),
+            (b"A*B*C", b"AXBYBC", true),
+            (b"A*B*C", b"AXBYC", true),
+            (b"A*B*C", b"AXCYB", false),
+            (b"EXACT", b"EXACT", true),
+            (b"EXACT", b"EXACTLY", false),
+            (b"*", b"", true),
+            (b"**A", b"BA", true),
+        ] {
+            assert_eq!(glob_match(p, n), want, "{p:?} {n:?}");
+        }
+        assert!(is_env_pattern(b"*_API_KEY"));
+        assert!(!is_env_pattern(b""));
+        assert!(!is_env_pattern(b"A=B"));
+        assert!(!is_env_pattern(b"A?"));
     }
 
     #[test]
@@ -774,6 +916,8 @@ mod tests {
             }
             e.count(0);
             e.count(0);
+            e.count(0);
+            e.count(0);
             e.0.0
         };
         assert!(View::decode(&image(b"x", b"/a", b"/a/b")).is_ok());
@@ -807,6 +951,8 @@ mod tests {
         e.count(0);
         e.count(0);
         e.count(0);
+        e.count(0);
+        e.count(0);
         let err = View::decode(&e.0.0).unwrap_err();
         assert_eq!(err.what, "a vault entry lies inside a tool exception");
     }
@@ -822,6 +968,8 @@ mod tests {
             e.entry(b"inner", second, VaultKind::Dir);
             e.count(1);
             e.str(exc);
+            e.count(0);
+            e.count(0);
             e.count(0);
             e.count(0);
             e.0.0
@@ -840,6 +988,8 @@ mod tests {
             e.header(Mode::Off, Audit::Off, None);
             e.count(1);
             e.entry(b"x", path, VaultKind::Dir);
+            e.count(0);
+            e.count(0);
             e.count(0);
             e.count(0);
             e.count(0);
