@@ -71,6 +71,12 @@ fn main() {
         writeln!(o, "    {},", bytes(s.get_ref())).unwrap();
     }
     o.push_str("];\n\n");
+    writeln!(
+        o,
+        "/// `[tools] keep_terminal`.\npub const KEEP_TERMINAL: bool = {};\n",
+        raw.tools.keep_terminal
+    )
+    .unwrap();
     let sink = raw.audit.sink.get_ref();
     assert!(
         !sink.contains(['~', '$']),

@@ -44,7 +44,24 @@ pub fn describe(l: &config::Loaded) -> String {
     seccomp_section(&mut o, p);
     seeds_section(&mut o, p);
     audit_section(&mut o, p);
+    tools_section(&mut o, p);
     o
+}
+
+/// How tools start: with or without the controlling terminal.
+fn tools_section(o: &mut String, p: &Policy) {
+    let _ = writeln!(o, "\nTools");
+    let _ = if p.tools.keep_terminal {
+        writeln!(
+            o,
+            "  tools keep the harness's controlling terminal (they can read what the user types)"
+        )
+    } else {
+        writeln!(
+            o,
+            "  tools start without the controlling terminal (/dev/tty: ENXIO)"
+        )
+    };
 }
 
 /// Who the harness runs as, its groups and the environment it gets.

@@ -46,7 +46,10 @@ impl Policy {
         };
         let mut e = Encoder(VecOut(Vec::with_capacity(2048)));
         let probe = self.probe_dir().map(bytes);
-        e.header(mode(self.landlock), audit, probe.as_deref());
+        let tools = ToolOptions {
+            keep_terminal: self.tools.keep_terminal,
+        };
+        e.header(mode(self.landlock), audit, probe.as_deref(), tools);
         e.count(self.vault.len());
         for v in &self.vault {
             e.entry(v.name.as_bytes(), &bytes(&v.path), v.kind);

@@ -40,7 +40,7 @@ pub use load::{BUILTIN_NAME, DEFAULT_POLICY_PATH, DEFAULT_POLICY_TOML, load_file
 pub use policy_core::layout::{PROBE_ENTRY, STATE_DIR};
 pub use policy_core::{Access, FileId, VaultKind, View, access, layout, pathbuf};
 pub use resolved::{
-    AuditSink, EnforceMode, Filesystem, GroupSpec, Harness, Policy, Seccomp, Seed, SeedMode,
+    AuditSink, EnforceMode, Filesystem, GroupSpec, Harness, Policy, Seccomp, Seed, SeedMode, Tools,
     Unhooked, UserSpec, VaultEntry,
 };
 pub use session::{SessionFile, host_state_dir};

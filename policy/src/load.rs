@@ -3,9 +3,11 @@
 
 use crate::error::{ErrorKind, PolicyError};
 use crate::expand::{self, ExpandContext};
-use crate::raw::{RawAudit, RawFilesystem, RawHarness, RawPolicy, RawSeccomp, RawSeed, RawVault};
+use crate::raw::{
+    RawAudit, RawFilesystem, RawHarness, RawPolicy, RawSeccomp, RawSeed, RawTools, RawVault,
+};
 use crate::resolved::{
-    AuditSink, Filesystem, GroupSpec, Harness, Policy, Seccomp, Seed, SeedMode, UserSpec,
+    AuditSink, Filesystem, GroupSpec, Harness, Policy, Seccomp, Seed, SeedMode, Tools, UserSpec,
     VaultEntry, VaultKind,
 };
 use crate::syscalls;
@@ -100,6 +102,7 @@ pub fn resolve(
         seccomp: resolve_seccomp(&raw.seccomp, src)?,
         seeds: resolve_seeds(&raw.seed, src, ctx)?,
         audit: resolve_audit(&raw.audit, src, ctx)?,
+        tools: resolve_tools(&raw.tools),
     };
     check_image_limits(&policy, &raw, src, ctx)?;
     Ok(policy)
@@ -208,6 +211,13 @@ fn resolve_env_patterns(
         }
     }
     Ok((patterns, keep))
+}
+
+/// `[tools]`: nothing to check (booleans).
+fn resolve_tools(raw: &RawTools) -> Tools {
+    Tools {
+        keep_terminal: raw.keep_terminal,
+    }
 }
 
 /// `[[vault.entry]]`: names, paths and tool exceptions; two entries for

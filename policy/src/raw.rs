@@ -24,6 +24,8 @@ pub struct RawPolicy {
     pub seed: Vec<RawSeed>,
     #[serde(default)]
     pub audit: RawAudit,
+    #[serde(default)]
+    pub tools: RawTools,
 }
 
 /// `[harness]`: who the harness runs as, and what extra environment it gets.
@@ -86,6 +88,15 @@ pub struct RawFilesystem {
     pub read_write: Vec<Spanned<String>>,
     #[serde(default)]
     pub executable: Vec<Spanned<String>>,
+}
+
+/// `[tools]`: how the harness's children start.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawTools {
+    /// Tools keep the harness's controlling terminal (default: they lose it).
+    #[serde(default)]
+    pub keep_terminal: bool,
 }
 
 /// `[landlock]`.

@@ -28,6 +28,15 @@ pub struct Policy {
     pub seccomp: Seccomp,
     pub seeds: Vec<Seed>,
     pub audit: AuditSink,
+    pub tools: Tools,
+}
+
+/// `[tools]`: how the harness's children start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tools {
+    /// Tools keep the harness's controlling terminal. Off by default: a tool
+    /// that opens `/dev/tty` could read what the user types to the harness.
+    pub keep_terminal: bool,
 }
 
 /// Who the harness runs as.
@@ -280,6 +289,7 @@ impl Policy {
             AuditSink::File(p) => qp(p),
         };
         let _ = writeln!(o, "\n[audit]\nsink = {sink}");
+        let _ = writeln!(o, "\n[tools]\nkeep_terminal = {}", self.tools.keep_terminal);
         o
     }
 

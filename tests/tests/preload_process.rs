@@ -649,3 +649,93 @@ fn a_secret_by_pattern_is_removed_from_a_tool_by_the_preload_and_a_kept_one_stay
         "{r:?}"
     );
 }
+
+/// Run the test harness with `args`, a new pty as its controlling terminal
+/// (and stdin, as for an interactive harness), stdout and stderr piped.
+fn harness_on_a_pty(w: &World, args: &[&str]) -> Run {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::process::CommandExt;
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: `master` and `slave` are locals the call fills; no name,
+    // termios or window size (null).
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: `master` is the fd openpty just returned, owned here only.
+    let master = unsafe { std::os::fd::OwnedFd::from_raw_fd(master) };
+    let mut c = w.harness_cmd(&w.harness, args);
+    // SAFETY: `slave` is the fd openpty just returned; the Command owns it.
+    c.stdin(unsafe { std::process::Stdio::from_raw_fd(slave) });
+    // SAFETY: in the child between fork and exec: setsid and ioctl are
+    // async-signal-safe system calls on the child's own fd 0 (the pty).
+    unsafe {
+        c.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o = c.output().expect("run harness on a pty");
+    drop(master);
+    Run::from(o)
+}
+
+/// A tool that opens `/dev/tty` and says what it got.
+const OPEN_TTY: &str = "python3 -c \"import os,errno\ntry:\n  os.open('/dev/tty', os.O_RDWR); print('TTY_OPENED')\nexcept OSError as e:\n  print('TTY_' + errno.errorcode[e.errno])\"";
+
+#[test]
+fn a_tool_opening_dev_tty_gets_enxio_by_the_preload_on_fork_exec() {
+    let w = World::new();
+    let r = harness_on_a_pty(&w, &["fork", OPEN_TTY]);
+    assert!(r.stdout.contains("TTY_ENXIO"), "{r:?}");
+}
+
+#[test]
+fn a_tool_opening_dev_tty_gets_enxio_by_the_preload_on_posix_spawn_and_system() {
+    let w = World::new();
+    for mode in ["spawn", "system", "popen"] {
+        let r = harness_on_a_pty(&w, &[mode, OPEN_TTY]);
+        assert!(r.stdout.contains("TTY_ENXIO"), "{mode}: {r:?}");
+    }
+}
+
+#[test]
+fn tools_keep_the_terminal_when_the_policy_says_so() {
+    // Also proves the two tests above start the harness with a terminal.
+    let w = World::with_policy(
+        if landlock_abi() >= 1 {
+            "required"
+        } else {
+            "best-effort"
+        },
+        "",
+        "[tools]\nkeep_terminal = true",
+    );
+    for mode in ["fork", "spawn"] {
+        let r = harness_on_a_pty(&w, &[mode, OPEN_TTY]);
+        assert!(r.stdout.contains("TTY_OPENED"), "{mode}: {r:?}");
+    }
+}
+
+#[test]
+fn a_tool_keeps_the_harness_process_group_on_fork_exec() {
+    // Ctrl-C reaches a forked tool as before: the preload gives up the
+    // terminal without a new session or process group.
+    let w = World::new();
+    let r = harness_on_a_pty(
+        &w,
+        &[
+            "fork",
+            "test \"$(cut -d' ' -f5 /proc/$$/stat)\" = \"$(cut -d' ' -f5 /proc/$PPID/stat)\" && echo SAME_PGRP",
+        ],
+    );
+    assert!(r.stdout.contains("SAME_PGRP"), "{r:?}");
+}

@@ -11,7 +11,7 @@
 //! `policy.bin`, then read back like it, so the hooks see one format.
 
 use crate::{passwd, sys};
-use policy_core::image::{Encoder, MAX_IMAGE, SliceOut};
+use policy_core::image::{Encoder, MAX_IMAGE, SliceOut, ToolOptions};
 use policy_core::pathbuf::FixedPath;
 use policy_core::{Access, View};
 
@@ -67,7 +67,10 @@ pub unsafe fn policy(
         len: 0,
         overflow: false,
     });
-    e.header(table::LANDLOCK, table::audit(), None);
+    let tools = ToolOptions {
+        keep_terminal: table::KEEP_TERMINAL,
+    };
+    e.header(table::LANDLOCK, table::audit(), None, tools);
     let mut path = FixedPath::new();
     // An entry is kept when it expands and no earlier entry expanded to the
     // same path (as agent-init merges them; `CLAUDE_CONFIG_DIR=~/.claude`).

@@ -42,6 +42,7 @@ pub mod real;
 pub mod state;
 pub mod state_dir;
 pub mod sys;
+pub mod terminal;
 pub mod tool_layer;
 
 use policy_core::Mode as EnforceMode;

@@ -6,10 +6,12 @@
 //! vault).
 //!
 //! Layout, integers little-endian:
-//! - the magic `AGVP` and the version byte 3;
+//! - the magic `AGVP` and the version byte 4;
 //! - the Landlock mode: `u8` (0 required, 1 best-effort, 2 off);
 //! - the audit sink: `u8` (0 off, 1 stderr, 2 a file, followed by its path);
 //! - the probe directory: `u8` (0 none, 1 followed by its path);
+//! - the tool options: `u8` bits (bit 0: tools keep the controlling
+//!   terminal, [`ToolOptions`]; other bits must be 0);
 //! - the vault: a `u32` count, then per entry its name, its path, its kind
 //!   (`u8`: 0 dir, 1 file) and its tool exceptions (a `u32` count and paths);
 //! - the secret variables: a `u32` count and names;
@@ -33,7 +35,7 @@ use crate::pathbuf::{is_within, last_component, split_last};
 use core::fmt;
 
 /// The magic and the format version.
-pub const MAGIC: &[u8; 5] = b"AGVP\x03";
+pub const MAGIC: &[u8; 5] = b"AGVP\x04";
 /// The largest image the preload reads (a real one is a few KiB).
 pub const MAX_IMAGE: usize = 64 * 1024;
 /// At most this many vault entries (the probe included).
@@ -81,6 +83,31 @@ impl Mode {
             Mode::Required => 0,
             Mode::BestEffort => 1,
             Mode::Off => 2,
+        }
+    }
+}
+
+/// How tools start, beyond the vault: the policy's `[tools]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ToolOptions {
+    /// Tools keep the harness's controlling terminal (`[tools]
+    /// keep_terminal`); by default they start without one.
+    pub keep_terminal: bool,
+}
+
+impl ToolOptions {
+    /// The default: tools start without the controlling terminal.
+    pub const DEFAULT: ToolOptions = ToolOptions {
+        keep_terminal: false,
+    };
+
+    const KEEP_TERMINAL: u8 = 1;
+
+    pub const fn to_byte(self) -> u8 {
+        if self.keep_terminal {
+            Self::KEEP_TERMINAL
+        } else {
+            0
         }
     }
 }
@@ -162,6 +189,7 @@ pub struct View<'a> {
     pub landlock: Mode,
     pub audit: Audit<'a>,
     pub probe: Option<CStr<'a>>,
+    pub tools: ToolOptions,
     bytes: &'a [u8],
     vault: (usize, usize),
     secret_env: (usize, usize),
@@ -322,6 +350,12 @@ impl<'a> View<'a> {
             1 => Some(r.path()?),
             _ => return Err(r.bad("unknown probe tag")),
         };
+        let tools = match r.u8()? {
+            b if b & !ToolOptions::KEEP_TERMINAL == 0 => ToolOptions {
+                keep_terminal: b & ToolOptions::KEEP_TERMINAL != 0,
+            },
+            _ => return Err(r.bad("unknown tool option bits")),
+        };
         let n_vault = r.count(MAX_VAULT, "more vault entries than the preload holds (64)")?;
         let vault = (r.at, n_vault);
         let mut exceptions = 0;
@@ -429,6 +463,7 @@ impl<'a> View<'a> {
             landlock,
             audit,
             probe,
+            tools,
             bytes,
             vault,
             secret_env,
@@ -589,8 +624,15 @@ impl Out for SliceOut<'_> {
 pub struct Encoder<O: Out>(pub O);
 
 impl<O: Out> Encoder<O> {
-    /// The magic, the Landlock mode, the audit sink and the probe.
-    pub fn header(&mut self, landlock: Mode, audit: Audit<'_>, probe: Option<&[u8]>) {
+    /// The magic, the Landlock mode, the audit sink, the probe and the
+    /// tool options.
+    pub fn header(
+        &mut self,
+        landlock: Mode,
+        audit: Audit<'_>,
+        probe: Option<&[u8]>,
+        tools: ToolOptions,
+    ) {
         self.0.put(MAGIC);
         self.u8(landlock.to_byte());
         match audit {
@@ -608,6 +650,7 @@ impl<O: Out> Encoder<O> {
                 self.str(p);
             }
         }
+        self.u8(tools.to_byte());
     }
 
     /// The count of a section (vault entries, secret variables, base rules)
@@ -776,7 +819,7 @@ mod tests {
 
     fn sample() -> Vec<u8> {
         let mut e = Encoder(VecOut(Vec::new()));
-        e.header(Mode::Required, Audit::Stderr, None);
+        e.header(Mode::Required, Audit::Stderr, None, ToolOptions::DEFAULT);
         e.count(3);
         e.entry(b"pi", b"/pi-agent", VaultKind::Dir);
         e.count(0);
@@ -834,6 +877,28 @@ mod tests {
         );
         assert!(!v.is_secret_env(b"FOO_API_KEYS"));
         assert!(!v.is_secret_env(b"PATH"));
+    }
+
+    #[test]
+    fn tool_options_round_trip_and_unknown_bits_are_refused() {
+        let image = |tools: ToolOptions| {
+            let mut e = Encoder(VecOut(Vec::new()));
+            e.header(Mode::Off, Audit::Off, None, tools);
+            (0..5).for_each(|_| e.count(0));
+            e.0.0
+        };
+        let keep = ToolOptions {
+            keep_terminal: true,
+        };
+        assert_eq!(View::decode(&image(keep)).unwrap().tools, keep);
+        let b = image(ToolOptions::DEFAULT);
+        assert!(!View::decode(&b).unwrap().tools.keep_terminal);
+        let mut bad = b.clone();
+        bad[MAGIC.len() + 3] = 2;
+        assert_eq!(
+            View::decode(&bad).unwrap_err().what,
+            "unknown tool option bits"
+        );
     }
 
     #[test]
@@ -905,7 +970,7 @@ mod tests {
     fn bad_entries_are_refused() {
         let image = |name: &[u8], path: &[u8], exc: &[u8]| {
             let mut e = Encoder(VecOut(Vec::new()));
-            e.header(Mode::Off, Audit::Off, None);
+            e.header(Mode::Off, Audit::Off, None, ToolOptions::DEFAULT);
             e.count(1);
             e.entry(name, path, VaultKind::Dir);
             if exc.is_empty() {
@@ -942,7 +1007,7 @@ mod tests {
     #[test]
     fn an_entry_inside_another_entrys_exception_is_refused() {
         let mut e = Encoder(VecOut(Vec::new()));
-        e.header(Mode::Off, Audit::Off, None);
+        e.header(Mode::Off, Audit::Off, None, ToolOptions::DEFAULT);
         e.count(2);
         e.entry(b"claude", b"/claude", VaultKind::Dir);
         e.count(1);
@@ -961,7 +1026,7 @@ mod tests {
     fn an_exception_inside_another_entry_and_duplicate_paths_are_refused() {
         let image = |second: &[u8], exc: &[u8]| {
             let mut e = Encoder(VecOut(Vec::new()));
-            e.header(Mode::Off, Audit::Off, None);
+            e.header(Mode::Off, Audit::Off, None, ToolOptions::DEFAULT);
             e.count(2);
             e.entry(b"outer", b"/secrets", VaultKind::Dir);
             e.count(0);
@@ -985,7 +1050,7 @@ mod tests {
     fn root_and_overlong_paths_are_refused() {
         let image = |path: &[u8]| {
             let mut e = Encoder(VecOut(Vec::new()));
-            e.header(Mode::Off, Audit::Off, None);
+            e.header(Mode::Off, Audit::Off, None, ToolOptions::DEFAULT);
             e.count(1);
             e.entry(b"x", path, VaultKind::Dir);
             e.count(0);
@@ -1015,7 +1080,12 @@ mod tests {
             len: 0,
             overflow: false,
         });
-        e.header(Mode::Off, Audit::Off, Some(b"/run/agent-vault/probe"));
+        e.header(
+            Mode::Off,
+            Audit::Off,
+            Some(b"/run/agent-vault/probe"),
+            ToolOptions::DEFAULT,
+        );
         assert!(e.0.overflow);
         assert_eq!(
             e.0.len, 8,
