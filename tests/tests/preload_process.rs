@@ -739,3 +739,64 @@ fn a_tool_keeps_the_harness_process_group_on_fork_exec() {
     );
     assert!(r.stdout.contains("SAME_PGRP"), "{r:?}");
 }
+
+#[test]
+fn a_tools_chmod_chown_utime_and_xattr_on_the_vault_are_refused_by_the_preload() {
+    // Landlock has no right for these: a refusal here is the preload's.
+    let w = World::new();
+    let vault = w.vault.display().to_string();
+    let secret = w.secret.display().to_string();
+    let script = format!(
+        "import os\n\
+         def t(name, f):\n\
+         \x20   try:\n\
+         \x20       f(); print(name, 'DONE')\n\
+         \x20   except OSError as e:\n\
+         \x20       print(name, 'REFUSED', e.errno)\n\
+         t('chmod-dir', lambda: os.chmod('{vault}', 0))\n\
+         t('chmod-file', lambda: os.chmod('{secret}', 0))\n\
+         t('chown', lambda: os.chown('{vault}', os.getuid(), os.getgid()))\n\
+         t('lchown', lambda: os.lchown('{secret}', os.getuid(), os.getgid()))\n\
+         t('utime', lambda: os.utime('{secret}', (0, 0)))\n\
+         t('setxattr', lambda: os.setxattr('{vault}', 'user.x', b'1'))\n\
+         t('removexattr', lambda: os.removexattr('{vault}', 'user.x'))\n\
+         t('relative', lambda: os.chmod('{vault}/../{name}', 0))\n\
+         os.symlink('{vault}', 'via-link')\n\
+         t('symlink', lambda: os.chmod('via-link', 0))\n\
+         open('mine', 'w').close()\n\
+         t('workspace', lambda: os.chmod('mine', 0o600))\n",
+        name = w.vault.file_name().unwrap().to_str().unwrap(),
+    );
+    std::fs::write(w.ws.join("attrs.py"), script).unwrap();
+    let r = w.tool(&format!(
+        "chmod 000 {vault}; echo sh-chmod=$?; {PYTHON} attrs.py"
+    ));
+    for op in [
+        "chmod-dir",
+        "chmod-file",
+        "chown",
+        "lchown",
+        "utime",
+        "setxattr",
+        "removexattr",
+        "relative",
+        "symlink",
+    ] {
+        assert!(
+            r.stdout.contains(&format!("{op} REFUSED {}", libc::EPERM)),
+            "{op}: {r:?}"
+        );
+    }
+    assert!(r.stdout.contains("sh-chmod=1"), "{r:?}");
+    assert!(r.stdout.contains("workspace DONE"), "{r:?}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&w.vault).unwrap().permissions().mode() & 0o7777,
+        0o700
+    );
+    assert!(
+        w.harness(&["read", &secret])
+            .stdout
+            .contains(&w.secret_text)
+    );
+}

@@ -33,6 +33,7 @@ pub mod audit;
 pub mod builtin;
 pub mod env;
 pub mod guard;
+pub mod hooks_attr;
 pub mod hooks_open;
 pub mod hooks_spawn;
 pub mod image_load;
