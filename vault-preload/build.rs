@@ -70,6 +70,12 @@ fn main() {
     for s in &raw.vault.keep_env {
         writeln!(o, "    {},", bytes(s.get_ref())).unwrap();
     }
+    o.push_str(
+        "];\n\n/// Tool read-only path templates.\npub const TOOL_READ_ONLY: &[&[u8]] = &[\n",
+    );
+    for s in &raw.filesystem.tool_read_only {
+        writeln!(o, "    {},", bytes(s.get_ref())).unwrap();
+    }
     o.push_str("];\n\n");
     writeln!(
         o,

@@ -182,6 +182,13 @@ fn filesystem_section(o: &mut String, p: &Policy) {
     let _ = writeln!(o, "  read-only:  {}", list(&fs.read_only));
     let _ = writeln!(o, "  read-write: {}", list(&fs.read_write));
     let _ = writeln!(o, "  executable: {}", list(&fs.executable));
+    if !fs.tool_read_only.is_empty() {
+        let _ = writeln!(
+            o,
+            "  read and execute only for tools (the harness keeps its rights; their parents are list-only for tools): {}",
+            list(&fs.tool_read_only)
+        );
+    }
     let terminals = policy::landlock_plan::base_layer(p).terminals;
     let t: Vec<String> = terminals
         .iter()

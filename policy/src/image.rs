@@ -64,6 +64,11 @@ impl Policy {
             .for_each(|s| e.str(s.as_bytes()));
         e.count(self.keep_env.len());
         self.keep_env.iter().for_each(|s| e.str(s.as_bytes()));
+        e.count(self.filesystem.tool_read_only.len());
+        self.filesystem
+            .tool_read_only
+            .iter()
+            .for_each(|p| e.str(&bytes(p)));
         let base = base_layer(self);
         e.count(base.rules.len());
         base.rules

@@ -90,6 +90,7 @@ pub fn resolve(
     let (secret_env_patterns, keep_env) = resolve_env_patterns(&raw.vault, src)?;
     let vault = resolve_vault(&raw.vault, src, ctx)?;
     check_exceptions(&vault, &raw.vault, src)?;
+    let tool_read_only = resolve_tool_read_only(&raw.filesystem, &vault, src, ctx)?;
     let policy = Policy {
         source: file.to_string(),
         harness,
@@ -97,7 +98,10 @@ pub fn resolve(
         secret_env,
         secret_env_patterns,
         keep_env,
-        filesystem: resolve_filesystem(&raw.filesystem, src, ctx)?,
+        filesystem: Filesystem {
+            tool_read_only,
+            ..resolve_filesystem(&raw.filesystem, src, ctx)?
+        },
         landlock: raw.landlock.mode,
         seccomp: resolve_seccomp(&raw.seccomp, src)?,
         seeds: resolve_seeds(&raw.seed, src, ctx)?,
@@ -376,8 +380,50 @@ fn resolve_filesystem(
         read_only: list(&raw.read_only)?,
         read_write: list(&raw.read_write)?,
         executable: list(&raw.executable)?,
+        tool_read_only: Vec::new(),
     };
     Ok(filesystem)
+}
+
+/// `filesystem.tool_read_only`: expanded paths, each once, none `/` and
+/// none inside or around a vault entry (the tool layer would have to both
+/// hide and grant it).
+fn resolve_tool_read_only(
+    raw: &RawFilesystem,
+    vault: &[VaultEntry],
+    src: Source<'_>,
+    ctx: &ExpandContext,
+) -> Result<Vec<PathBuf>, PolicyError> {
+    let mut out = Vec::new();
+    for s in &raw.tool_read_only {
+        let p = src.path(s, ctx)?;
+        if p == Path::new("/") {
+            return Err(src.err(
+                s,
+                ErrorKind::Invalid(
+                    "tool_read_only cannot be `/`; name the harness's own directories".into(),
+                ),
+            ));
+        }
+        if let Some(e) = vault
+            .iter()
+            .find(|e| p.starts_with(&e.path) || e.path.starts_with(&p))
+        {
+            return Err(src.err(
+                s,
+                ErrorKind::Invalid(format!(
+                    "tool_read_only {} overlaps vault entry {:?} ({}): tools may not read a vault entry at all",
+                    p.display(),
+                    e.name,
+                    e.path.display()
+                )),
+            ));
+        }
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok(out)
 }
 
 /// `[seccomp]`: the mode, and extra syscalls each known to [`syscalls`].
@@ -545,7 +591,7 @@ fn check_image_limits(
 ) -> Result<(), PolicyError> {
     use policy_core::image::{
         MAX_BASE_RULES, MAX_EXCEPTIONS, MAX_IMAGE, MAX_KEEP_ENV, MAX_SECRET_ENV,
-        MAX_SECRET_PATTERNS, MAX_VAULT, MAX_VAULT_DEPTH,
+        MAX_SECRET_PATTERNS, MAX_TOOL_READ_ONLY, MAX_VAULT, MAX_VAULT_DEPTH,
     };
     let at = |s: Option<&Spanned<String>>, kind: ErrorKind| match s {
         Some(s) => src.err(s, kind),
@@ -616,6 +662,17 @@ fn check_image_limits(
             let first_past = raw_list.iter().find(|s| s.get_ref() == &list[max]);
             return Err(at(first_past, too_many(what, list.len(), max)));
         }
+    }
+    if p.filesystem.tool_read_only.len() > MAX_TOOL_READ_ONLY {
+        let first_past = raw.filesystem.tool_read_only.get(MAX_TOOL_READ_ONLY);
+        return Err(at(
+            first_past,
+            too_many(
+                "tool read-only paths",
+                p.filesystem.tool_read_only.len(),
+                MAX_TOOL_READ_ONLY,
+            ),
+        ));
     }
     // The probe entry adds one base rule.
     let rules = crate::landlock_plan::base_layer(p).rules;

@@ -88,6 +88,10 @@ pub struct RawFilesystem {
     pub read_write: Vec<Spanned<String>>,
     #[serde(default)]
     pub executable: Vec<Spanned<String>>,
+    /// Paths tools may read and execute but not write (the harness's own
+    /// program); the harness keeps its base rights there.
+    #[serde(default)]
+    pub tool_read_only: Vec<Spanned<String>>,
 }
 
 /// `[tools]`: how the harness's children start.

@@ -104,6 +104,10 @@ pub struct Filesystem {
     pub read_only: Vec<PathBuf>,
     pub read_write: Vec<PathBuf>,
     pub executable: Vec<PathBuf>,
+    /// Read and execute only, for tools: the harness's install prefix,
+    /// runtime, global config and extensions (the harness keeps write, to
+    /// update itself). Never inside or around a vault entry.
+    pub tool_read_only: Vec<PathBuf>,
 }
 
 /// `[seccomp]`, validated.
@@ -254,6 +258,7 @@ impl Policy {
         let _ = writeln!(o, "read_only = [{}]", list(&fs.read_only));
         let _ = writeln!(o, "read_write = [{}]", list(&fs.read_write));
         let _ = writeln!(o, "executable = [{}]", list(&fs.executable));
+        let _ = writeln!(o, "tool_read_only = [{}]", list(&fs.tool_read_only));
         let _ = writeln!(
             o,
             "\n[landlock]\nmode = {}",

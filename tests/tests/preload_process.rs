@@ -718,6 +718,7 @@ fn tools_keep_the_terminal_when_the_policy_says_so() {
         },
         "",
         "[tools]\nkeep_terminal = true",
+        "",
     );
     for mode in ["fork", "spawn"] {
         let r = harness_on_a_pty(&w, &[mode, OPEN_TTY]);

@@ -12,7 +12,7 @@
 
 use crate::{passwd, sys};
 use policy_core::image::{Encoder, MAX_IMAGE, SliceOut, ToolOptions};
-use policy_core::pathbuf::FixedPath;
+use policy_core::pathbuf::{FixedPath, is_within};
 use policy_core::{Access, View};
 
 /// The built-in policy's vault, as generated from `policy/default.toml`.
@@ -119,6 +119,26 @@ pub unsafe fn policy(
     e.count(table::KEEP_ENV.len());
     for s in table::KEEP_ENV {
         e.str(&s[..s.len() - 1]);
+    }
+    // A tool read-only path is kept when it expands and overlaps no kept
+    // vault entry (the image refuses overlaps; the vault wins).
+    let mut entry = FixedPath::new();
+    let mut read_only_kept = |i: usize, path: &mut FixedPath| {
+        expand(table::TOOL_READ_ONLY[i], path)
+            && !(0..table::VAULT.len()).any(|j| {
+                kept(j, &mut entry)
+                    && (is_within(path.as_bytes(), entry.as_bytes())
+                        || is_within(entry.as_bytes(), path.as_bytes()))
+            })
+    };
+    let n = (0..table::TOOL_READ_ONLY.len())
+        .filter(|&i| read_only_kept(i, &mut path))
+        .count();
+    e.count(n);
+    for i in 0..table::TOOL_READ_ONLY.len() {
+        if read_only_kept(i, &mut path) {
+            e.str(path.as_bytes());
+        }
     }
     e.count(1);
     e.rule(b"/", Access::ALL);

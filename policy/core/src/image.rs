@@ -6,7 +6,7 @@
 //! vault).
 //!
 //! Layout, integers little-endian:
-//! - the magic `AGVP` and the version byte 4;
+//! - the magic `AGVP` and the version byte 5;
 //! - the Landlock mode: `u8` (0 required, 1 best-effort, 2 off);
 //! - the audit sink: `u8` (0 off, 1 stderr, 2 a file, followed by its path);
 //! - the probe directory: `u8` (0 none, 1 followed by its path);
@@ -19,6 +19,8 @@
 //!   `*` standing for any run of characters, [`glob_match`]);
 //! - the kept variables: a `u32` count and names (never secret, whatever
 //!   the names and patterns above say);
+//! - the tool read-only paths: a `u32` count and paths (tools may read and
+//!   execute there, not write; the harness keeps its base rights);
 //! - the base layer's rules: a `u32` count, then per rule a path and the
 //!   rights (`u64`, the kernel's `LANDLOCK_ACCESS_FS_*` bits).
 //!
@@ -35,7 +37,7 @@ use crate::pathbuf::{is_within, last_component, split_last};
 use core::fmt;
 
 /// The magic and the format version.
-pub const MAGIC: &[u8; 5] = b"AGVP\x04";
+pub const MAGIC: &[u8; 5] = b"AGVP\x05";
 /// The largest image the preload reads (a real one is a few KiB).
 pub const MAX_IMAGE: usize = 64 * 1024;
 /// At most this many vault entries (the probe included).
@@ -48,6 +50,8 @@ pub const MAX_SECRET_ENV: usize = 64;
 pub const MAX_SECRET_PATTERNS: usize = 32;
 /// At most this many kept variables.
 pub const MAX_KEEP_ENV: usize = 64;
+/// At most this many tool read-only paths.
+pub const MAX_TOOL_READ_ONLY: usize = 32;
 /// At most this many base-layer rules.
 pub const MAX_BASE_RULES: usize = 128;
 /// At most this many components in a vault entry's path: the tool-layer
@@ -195,6 +199,7 @@ pub struct View<'a> {
     secret_env: (usize, usize),
     secret_patterns: (usize, usize),
     keep_env: (usize, usize),
+    tool_read_only: (usize, usize),
     base: (usize, usize),
 }
 
@@ -445,6 +450,32 @@ impl<'a> View<'a> {
             }
         }
         let n = r.count(
+            MAX_TOOL_READ_ONLY,
+            "more tool read-only paths than the preload holds (32)",
+        )?;
+        let tool_read_only = (r.at, n);
+        for _ in 0..n {
+            let p = r.path()?.bytes();
+            if p == b"/" {
+                return Err(r.bad("a tool read-only path cannot be `/`"));
+            }
+            if depth(p) > MAX_VAULT_DEPTH {
+                return Err(r.bad("a tool read-only path has more than 64 components"));
+            }
+            // A vault entry inside it, or it inside one: the walk would
+            // have to both hide and grant one path.
+            let mut vault = Entries {
+                r: Reader {
+                    b: bytes,
+                    at: vault.0,
+                },
+                left: n_vault,
+            };
+            if vault.any(|e| is_within(p, e.path.bytes()) || is_within(e.path.bytes(), p)) {
+                return Err(r.bad("a tool read-only path overlaps a vault entry"));
+            }
+        }
+        let n = r.count(
             MAX_BASE_RULES,
             "more base rules than the preload holds (128)",
         )?;
@@ -469,6 +500,7 @@ impl<'a> View<'a> {
             secret_env,
             secret_patterns,
             keep_env,
+            tool_read_only,
             base,
         })
     }
@@ -526,6 +558,32 @@ impl<'a> View<'a> {
         }
         self.secret_env().any(|s| s.bytes() == name)
             || self.secret_patterns().any(|p| glob_match(p.bytes(), name))
+    }
+
+    /// The tool read-only paths: tools may read and execute there, not write.
+    pub fn tool_read_only(&self) -> Strs<'a> {
+        Strs {
+            r: self.reader(self.tool_read_only.0),
+            left: self.tool_read_only.1,
+        }
+    }
+
+    /// `path` is a tool read-only path or lies under one.
+    pub fn in_tool_read_only(&self, path: &[u8]) -> bool {
+        self.tool_read_only().any(|p| is_within(path, p.bytes()))
+    }
+
+    /// The paths the tool layer does not simply grant the base rights on:
+    /// the vault entries, then the tool read-only paths.
+    pub fn held_paths(&self) -> impl Iterator<Item = CStr<'a>> + use<'a> {
+        self.vault().map(|e| e.path).chain(self.tool_read_only())
+    }
+
+    /// `path` is a strict ancestor of a vault entry or of a tool read-only
+    /// path: the tool layer walks down through it.
+    pub fn leads_to_held(&self, path: &[u8]) -> bool {
+        self.held_paths()
+            .any(|h| h.bytes() != path && is_within(h.bytes(), path))
     }
 
     /// The base layer's rules: one per path, rights merged.
@@ -836,6 +894,8 @@ mod tests {
         e.count(1);
         e.str(b"PUBLIC_API_KEY");
         e.count(1);
+        e.str(b"/home/agent/.local/claude-code");
+        e.count(1);
         e.rule(b"/", Access::EXEC);
         e.0.0
     }
@@ -884,7 +944,7 @@ mod tests {
         let image = |tools: ToolOptions| {
             let mut e = Encoder(VecOut(Vec::new()));
             e.header(Mode::Off, Audit::Off, None, tools);
-            (0..5).for_each(|_| e.count(0));
+            (0..6).for_each(|_| e.count(0));
             e.0.0
         };
         let keep = ToolOptions {
@@ -898,6 +958,42 @@ mod tests {
         assert_eq!(
             View::decode(&bad).unwrap_err().what,
             "unknown tool option bits"
+        );
+    }
+
+    #[test]
+    fn tool_read_only_paths_are_read_and_overlaps_refused() {
+        let b = sample();
+        let v = View::decode(&b).unwrap();
+        assert!(v.in_tool_read_only(b"/home/agent/.local/claude-code"));
+        assert!(v.in_tool_read_only(b"/home/agent/.local/claude-code/bin/claude"));
+        assert!(!v.in_tool_read_only(b"/home/agent/.local/claude-codex"));
+        assert!(v.leads_to_held(b"/home/agent/.local"));
+        assert!(v.leads_to_held(b"/home/agent"));
+        assert!(!v.leads_to_held(b"/home/agent/.local/claude-code"));
+        assert!(
+            !v.is_ancestor(b"/home/agent/.local"),
+            "not a vault ancestor"
+        );
+        let image = |ro: &[u8]| {
+            let mut e = Encoder(VecOut(Vec::new()));
+            e.header(Mode::Off, Audit::Off, None, ToolOptions::DEFAULT);
+            e.count(1);
+            e.entry(b"pi", b"/pi-agent", VaultKind::Dir);
+            e.count(0);
+            (0..3).for_each(|_| e.count(0));
+            e.count(1);
+            e.str(ro);
+            e.count(0);
+            e.0.0
+        };
+        assert!(View::decode(&image(b"/opt/claude")).is_ok());
+        for bad in [&b"/pi-agent/ext"[..], b"/", b"/pi-agent", b"/opt/../x"] {
+            assert!(View::decode(&image(bad)).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            View::decode(&image(b"/")).unwrap_err().what,
+            "a tool read-only path cannot be `/`"
         );
     }
 
@@ -983,6 +1079,7 @@ mod tests {
             e.count(0);
             e.count(0);
             e.count(0);
+            e.count(0);
             e.0.0
         };
         assert!(View::decode(&image(b"x", b"/a", b"/a/b")).is_ok());
@@ -1018,6 +1115,7 @@ mod tests {
         e.count(0);
         e.count(0);
         e.count(0);
+        e.count(0);
         let err = View::decode(&e.0.0).unwrap_err();
         assert_eq!(err.what, "a vault entry lies inside a tool exception");
     }
@@ -1033,6 +1131,7 @@ mod tests {
             e.entry(b"inner", second, VaultKind::Dir);
             e.count(1);
             e.str(exc);
+            e.count(0);
             e.count(0);
             e.count(0);
             e.count(0);
@@ -1053,6 +1152,7 @@ mod tests {
             e.header(Mode::Off, Audit::Off, None, ToolOptions::DEFAULT);
             e.count(1);
             e.entry(b"x", path, VaultKind::Dir);
+            e.count(0);
             e.count(0);
             e.count(0);
             e.count(0);
