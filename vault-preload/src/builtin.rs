@@ -120,23 +120,26 @@ pub unsafe fn policy(
     for s in table::KEEP_ENV {
         e.str(&s[..s.len() - 1]);
     }
-    // A tool read-only path is kept when it expands and overlaps no kept
-    // vault entry (the image refuses overlaps; the vault wins).
+    // A tool read-only path is kept when it expands and overlaps no vault
+    // entry (the image refuses overlaps; the vault wins). Decided once per
+    // path (a bit each: the table has far fewer than 32).
     let mut entry = FixedPath::new();
-    let mut read_only_kept = |i: usize, path: &mut FixedPath| {
-        expand(table::TOOL_READ_ONLY[i], path)
-            && !(0..table::VAULT.len()).any(|j| {
-                kept(j, &mut entry)
+    let mut read_only: u32 = 0;
+    for (i, template) in table::TOOL_READ_ONLY.iter().enumerate().take(32) {
+        let overlaps = |path: &FixedPath, entry: &mut FixedPath| {
+            table::VAULT.iter().any(|v| {
+                expand(v.1, entry)
                     && (is_within(path.as_bytes(), entry.as_bytes())
                         || is_within(entry.as_bytes(), path.as_bytes()))
             })
-    };
-    let n = (0..table::TOOL_READ_ONLY.len())
-        .filter(|&i| read_only_kept(i, &mut path))
-        .count();
-    e.count(n);
-    for i in 0..table::TOOL_READ_ONLY.len() {
-        if read_only_kept(i, &mut path) {
+        };
+        if expand(template, &mut path) && !overlaps(&path, &mut entry) {
+            read_only |= 1 << i;
+        }
+    }
+    e.count(read_only.count_ones() as usize);
+    for (i, template) in table::TOOL_READ_ONLY.iter().enumerate().take(32) {
+        if read_only & (1 << i) != 0 && expand(template, &mut path) {
             e.str(path.as_bytes());
         }
     }

@@ -253,6 +253,20 @@ pub fn is_env_pattern(p: &[u8]) -> bool {
 /// backtrack point (the last `*`), so at most `pattern.len() * name.len()`
 /// steps.
 pub fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
+    // The literal head (before the first `*`) and tail (after the last)
+    // first: most names fail there, without backtracking.
+    let Some(first) = pattern.iter().position(|&b| b == b'*') else {
+        return pattern == name;
+    };
+    let last = pattern.iter().rposition(|&b| b == b'*').unwrap_or(first);
+    let (head, tail) = (&pattern[..first], &pattern[last + 1..]);
+    if name.len() < head.len() + tail.len() || !name.starts_with(head) || !name.ends_with(tail) {
+        return false;
+    }
+    let (pattern, name) = (
+        &pattern[first..=last],
+        &name[head.len()..name.len() - tail.len()],
+    );
     let (mut p, mut n) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while n < name.len() {
