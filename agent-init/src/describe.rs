@@ -106,6 +106,13 @@ fn harness_section(o: &mut String, l: &config::Loaded) {
     for (k, v) in &p.harness.env {
         let _ = writeln!(o, "  gets environment {k}={v}");
     }
+    if !p.harness.random_env.is_empty() {
+        let _ = writeln!(
+            o,
+            "  gets a fresh random value (tools never see it) in: {}",
+            p.harness.random_env.join(", ")
+        );
+    }
     let _ = writeln!(
         o,
         "{}",

@@ -26,6 +26,27 @@ pub fn close_from(first: u32) -> io::Result<()> {
 
 /// `fork()`. The caller is single-threaded (agent-init never starts a
 /// thread), so the child may allocate and use std freely.
+/// Fill `buf` from the kernel's random source (`getrandom`, blocking until
+/// it is seeded).
+pub fn getrandom(buf: &mut [u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &mut buf[done..];
+        // SAFETY: `rest` is a writable slice of `rest.len()` bytes, borrowed
+        // for the call; the kernel writes at most that many.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        done += n as usize;
+    }
+    Ok(())
+}
+
 pub fn fork() -> nix::Result<nix::unistd::ForkResult> {
     // SAFETY: agent-init is single-threaded when it forks (no thread is ever
     // spawned), so no lock can be held by a thread that does not exist in

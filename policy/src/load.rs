@@ -86,7 +86,13 @@ pub fn resolve(
 ) -> Result<Policy, PolicyError> {
     let src = Source { text, file };
     let harness = resolve_harness(&raw.harness, src, ctx)?;
-    let secret_env = resolve_secret_env(&raw.vault, src)?;
+    let mut secret_env = resolve_secret_env(&raw.vault, src)?;
+    // The harness's random secrets are secret for tools too.
+    for name in &harness.random_env {
+        if !secret_env.contains(name) {
+            secret_env.push(name.clone());
+        }
+    }
     let (secret_env_patterns, keep_env) = resolve_env_patterns(&raw.vault, src)?;
     let vault = resolve_vault(&raw.vault, src, ctx)?;
     check_exceptions(&vault, &raw.vault, src)?;
@@ -154,7 +160,28 @@ fn resolve_harness(
         groups,
         env,
         unhooked: raw.unhooked,
+        random_env: resolve_random_env(raw, src)?,
     })
+}
+
+/// `harness.random_env`: variable names, each once.
+fn resolve_random_env(raw: &RawHarness, src: Source<'_>) -> Result<Vec<String>, PolicyError> {
+    let mut out = Vec::new();
+    for s in &raw.random_env {
+        if !valid_env_name(s.get_ref()) {
+            return Err(src.err(
+                s,
+                ErrorKind::Invalid(format!(
+                    "random_env entry {:?} is not a variable name; expected letters, digits and `_`",
+                    s.get_ref()
+                )),
+            ));
+        }
+        if !out.contains(s.get_ref()) {
+            out.push(s.get_ref().clone());
+        }
+    }
+    Ok(out)
 }
 
 /// `vault.secret_env`: variable names, each once.

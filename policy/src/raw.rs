@@ -43,6 +43,10 @@ pub struct RawHarness {
     /// A harness the preload cannot follow: `refuse` (default) or `allow`.
     #[serde(default)]
     pub unhooked: Unhooked,
+    /// Variables agent-init sets to a fresh random value for the harness
+    /// (a server password for its loopback services); secret for tools.
+    #[serde(default)]
+    pub random_env: Vec<Spanned<String>>,
 }
 
 /// `[vault]`: what only the harness may touch.

@@ -48,6 +48,11 @@ pub struct Harness {
     /// Whether agent-init starts a harness whose spawns the preload cannot
     /// follow (static, Go, or another dynamic loader than glibc's).
     pub unhooked: Unhooked,
+    /// Variables agent-init sets to a fresh random value for the harness
+    /// unless its environment has them (a password for a server the harness
+    /// runs on loopback, such as `opencode serve`'s); tools lose them like
+    /// every secret variable (load adds them to `secret_env`).
+    pub random_env: Vec<String>,
 }
 
 /// `[harness] unhooked`: what agent-init does with a harness the preload's
@@ -217,6 +222,13 @@ impl Policy {
             "unhooked = {}",
             toml_string(self.harness.unhooked.as_str())
         );
+        let random: Vec<String> = self
+            .harness
+            .random_env
+            .iter()
+            .map(|s| toml_string(s))
+            .collect();
+        let _ = writeln!(o, "random_env = [{}]", random.join(", "));
         let _ = writeln!(o, "[harness.env]");
         for (k, v) in &self.harness.env {
             let _ = writeln!(o, "{k} = {}", q(v));
