@@ -11,6 +11,13 @@
 //! backups, and the temporary an atomic save renames over it: a rule would
 //! follow that inode into the vault).
 //!
+//! Tool read-only paths (the harness's own program: its install prefix,
+//! runtime, extensions) are walked to the same way, and found in their
+//! parent's listing get the base rights less every write right: read and
+//! execute ([`Access::EXEC`]). A base rule inside one is cut the same way.
+//! Their ancestors are list-only for tools, as a vault entry's are, so a
+//! tool can neither write in them nor rename them away.
+//!
 //! The walk is allocation-free and generic over the file system ([`FsView`])
 //! and the rule sink ([`RuleSink`]): the preload runs it with raw system
 //! calls in a freshly forked child, and the `policy` crate's golden tests run
@@ -75,7 +82,14 @@ pub fn tool_layer<E>(
         if policy.in_vault(path) {
             continue;
         }
-        if policy.is_ancestor(path) {
+        if policy.in_tool_read_only(path) {
+            let a = access.intersect(Access::EXEC);
+            if !a.is_empty() {
+                sink.add(path, None, a)?;
+            }
+            continue;
+        }
+        if policy.leads_to_held(path) {
             if cur.set(path) {
                 expand(policy, vault_ids, &mut cur, access, fs, sink)?;
             }
@@ -98,7 +112,8 @@ pub fn tool_layer<E>(
     Ok(())
 }
 
-/// `cur` is a strict ancestor of at least one vault entry.
+/// `cur` is a strict ancestor of at least one vault entry or tool
+/// read-only path.
 fn expand<E>(
     policy: &View<'_>,
     vault_ids: &[FileId],
@@ -125,18 +140,21 @@ fn expand<E>(
                 return Ok(()); // too long to name: no rule, so no access
             }
             let p = child.as_bytes();
-            if policy.in_vault(p) || policy.is_ancestor(p) {
-                return Ok(()); // the vault entry itself, or the way on to it
+            if policy.in_vault(p) || policy.leads_to_held(p) {
+                return Ok(()); // the vault entry itself, or the way on to a held path
             }
             if policy.is_vault_file_namesake(p) {
                 return Ok(()); // a backup or save temporary of a vault file
             }
             let is_dir = e.kind == EntryKind::Dir;
-            let a = if is_dir {
+            let mut a = if is_dir {
                 access
             } else {
                 access.intersect(Access::FILE_ONLY)
             };
+            if policy.in_tool_read_only(p) {
+                a = a.intersect(Access::EXEC); // the harness's program: no writes
+            }
             if a.is_empty() {
                 Ok(())
             } else {
@@ -144,20 +162,21 @@ fn expand<E>(
             }
         })?;
     }
-    // Recurse into each distinct next component on the way to a vault entry.
+    // Recurse into each distinct next component on the way to a held path.
     let here = cur.len();
-    for (i, v) in policy.vault().enumerate() {
-        let Some(next) = next_component(v.path.bytes(), cur.as_bytes()) else {
+    for (i, v) in policy.held_paths().enumerate() {
+        let Some(next) = next_component(v.bytes(), cur.as_bytes()) else {
             continue;
         };
         let seen = policy
-            .vault()
+            .held_paths()
             .take(i)
-            .any(|w| next_component(w.path.bytes(), cur.as_bytes()) == Some(next));
+            .any(|w| next_component(w.bytes(), cur.as_bytes()) == Some(next));
         if seen || !cur.push(next) {
             continue;
         }
-        if !policy.in_vault(cur.as_bytes()) && policy.is_ancestor(cur.as_bytes()) {
+        let c = cur.as_bytes();
+        if !policy.in_vault(c) && !policy.in_tool_read_only(c) && policy.leads_to_held(c) {
             expand(policy, vault_ids, cur, access, fs, sink)?;
         }
         cur.truncate(here);
