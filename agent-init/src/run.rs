@@ -337,6 +337,30 @@ fn check_hooks(
     }
 }
 
+/// After seeding: a `tool_read_only` path that is missing or an empty
+/// directory holds no program yet (say Claude Code's install prefix, a
+/// fresh volume, before its first-start install). Left read-only for tools,
+/// the install (`npm`, a tool of the harness) could never write it; so for
+/// this start it gets no rule, with one warning, and from the next start on
+/// it is read-only for tools. A tool running while the program is first
+/// installed can therefore still change it (README: what it does not stop).
+fn uninstalled_programs_step(policy: &mut policy::Policy) {
+    policy.filesystem.tool_read_only.retain(|p| {
+        let present = match std::fs::read_dir(p) {
+            Ok(mut entries) => entries.next().is_some(),
+            // A file, or a directory we cannot list: there is something to protect.
+            Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+        };
+        if !present {
+            warning!(
+                "tool_read_only {}: missing or empty, so tools may write it during this start (a first install); it is read-only for tools from the next start",
+                p.display()
+            );
+        }
+        present
+    });
+}
+
 /// Step 2: seeding ([`seed::run`]), then every vault file has one name
 /// ([`vault_links::check`]).
 pub fn seed_step(
@@ -432,6 +456,8 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
         }
         _ => RunError::Seed(e),
     })?;
+    // 2 (the harness's program files that are there to protect)
+    uninstalled_programs_step(&mut policy);
     // 3 (files)
     let state = record_step(&mut policy).map_err(RunError::Record)?;
     // Prepare 5 and 6 while privileged, so their errors stop us before the fork.

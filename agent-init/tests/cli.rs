@@ -232,19 +232,6 @@ fn self_test_under_run_reports_the_kernel_layers() {
     assert!(s.contains("rc=1"), "{s}");
 }
 
-/// The newest built vault preload (`target/{debug,release}`), if any.
-fn built_preload() -> Option<std::path::PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    ["debug", "release"]
-        .iter()
-        .map(|p| target.join(p).join("libvault_preload.so"))
-        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
-        .max()
-        .map(|(_, p)| p)
-}
-
 /// `agent-init run` (harness user 1000:1000, vault dir `<d>/st/pi` holding
 /// `auth.json`) with `/bin/sh -c 'agent-init self-test --json'` as the
 /// harness, so self-test runs as a tool; in a private mount namespace with
@@ -311,11 +298,7 @@ fn self_test_agrees_with_the_preload_tool_layer() {
     if skip_unless_root("self_test_agrees_with_the_preload_tool_layer") {
         return;
     }
-    let Some(so) = built_preload() else {
-        panic!(
-            "no target/{{debug,release}}/libvault_preload.so: build it first (cargo build -p vault-preload)"
-        );
-    };
+    let so = built_preload();
     // Under the tool layer: every row holds, exit 0.
     let d = Dir::new();
     let (code, s) = self_test_scenario(&d, so.to_str().unwrap());
@@ -494,7 +477,7 @@ fn self_test_as_pid_1_starts_a_session_and_passes() {
     if skip_unless_root("self_test_as_pid_1_starts_a_session_and_passes") {
         return;
     }
-    let so = built_preload().expect("build the preload first (cargo build -p vault-preload)");
+    let so = built_preload();
     let d = Dir::new();
     let p = self_test_policy(&d);
     let script = format!(
@@ -529,7 +512,7 @@ fn self_test_as_the_harness_runs_itself_as_a_tool_and_passes() {
     if skip_unless_root("self_test_as_the_harness_runs_itself_as_a_tool_and_passes") {
         return;
     }
-    let so = built_preload().expect("build the preload first (cargo build -p vault-preload)");
+    let so = built_preload();
     let d = Dir::new();
     let p = self_test_policy(&d);
     let script = format!(

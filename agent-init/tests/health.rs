@@ -6,20 +6,6 @@ mod common;
 use common::*;
 use std::process::{Command, Output, Stdio};
 
-/// The newest built vault preload (`target/{debug,release}`).
-fn built_preload() -> std::path::PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    ["debug", "release"]
-        .iter()
-        .map(|p| target.join(p).join("libvault_preload.so"))
-        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
-        .max()
-        .map(|(_, p)| p)
-        .expect("build the preload first (cargo build --release -p vault-preload)")
-}
-
 /// `sh -c SCRIPT` as root in a private mount namespace with a fresh /run
 /// (so /run/agent-vault is this test's); `$BIN` is agent-init.
 fn in_private_mounts(script: &str) -> Output {

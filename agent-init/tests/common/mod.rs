@@ -196,3 +196,22 @@ pub fn run_in_private_mounts(
         .output()
         .unwrap()
 }
+
+/// The release vault preload the tests load (`AV_PRELOAD_SO` overrides it).
+/// Release only: the debug build cannot be loaded (it needs the unwinder's
+/// `rust_eh_personality`, which only the release profile links statically).
+pub fn built_preload() -> PathBuf {
+    if let Some(p) = std::env::var_os("AV_PRELOAD_SO") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let so = target.join("release/libvault_preload.so");
+    assert!(
+        so.exists(),
+        "{} is missing: build it first (cargo build --release -p vault-preload)",
+        so.display()
+    );
+    so
+}
