@@ -196,7 +196,9 @@ def check_tool_results(res, reqs, attacks, secrets_, steps_field="tool_results")
 # ---------------------------------------------------------------------------
 # Writable state every run needs with --read-only: anonymous volumes get the
 # image directory's owner (uid 1000), like the named volumes of compose.yaml.
-STATE_VOLUMES = ["-v", "/pi-agent", "-v", "/claude", "-v", "/home/agent", "-v", "/workspace"]
+# /var/lib/agent-vault/proxy: the proxy's state_dir (the images turn the proxy on).
+STATE_VOLUMES = ["-v", "/pi-agent", "-v", "/claude", "-v", "/home/agent", "-v", "/workspace",
+                 "-v", "/var/lib/agent-vault/proxy"]
 
 
 def volumes_except(*mounted):
@@ -243,9 +245,13 @@ def case_selftest(res):
             continue
         # 1. self-test where a tool stands: a child of the harness (bash),
         #    as root with the documented capabilities, and as --user 1000 with none
+        #    (not root: the proxy cannot run beside the harness, so the
+        #    image's proxy-off policy, as in the sidecar form)
         for label, user in (("root+caps", None), ("uid1000", "1000:1000")):
+            entry = [image(img)] if not user else ["--entrypoint", "agent-init", image(img), "run", "--policy",
+                                                   "/etc/agent-vault/proxy-off.toml", "--"]
             args = [ENGINE, "run", "--rm", "--network", "none"] + secure_flags(user) + STATE_VOLUMES + \
-                   [image(img), "bash", "-c", "agent-init self-test --json; exit $?"]
+                   entry + ["bash", "-c", "agent-init self-test --json; exit $?"]
             rc, out, err, dt = sh(args, timeout=120)
             write(os.path.join(art, "%s-%s.out" % (img, label)), out)
             write(os.path.join(art, "%s-%s.err" % (img, label)), err)
@@ -439,7 +445,7 @@ def run_claude(res, art, port, attacks_env, extra_mounts):
     prefix = claude_prefix()
     state = os.path.join(art, "state")
     ws = os.path.join(art, "workspace")
-    os.makedirs(state)
+    os.makedirs(state, exist_ok=True)  # a case may have put a login there
     os.makedirs(ws)
     for d in (state, ws):
         os.chown(d, 1000, 1000)
@@ -678,6 +684,7 @@ CASES = {
     "stop": case_stop,
     "exec": case_exec,
 }
+CASES.update(__import__("proxy_cases").cases(sys.modules[__name__]))  # the credential proxy's cases
 
 
 def main():
