@@ -511,9 +511,9 @@ CLAUDE_OAUTH_ATTACKS = [
 
 
 def case_claude_oauth(res):
-    """A host OAuth login mounted read-only: ~/.claude/.credentials.json at
-    /claude/.credentials.json:ro. Claude Code must use it, its tools must not
-    read it."""
+    """A host OAuth login in the /claude state volume (with the images' proxy
+    on, agent-init replaces the file with placeholders, so it cannot be a
+    read-only bind mount). Claude Code must use it, its tools must not read it."""
     art = artifact_dir("claude-oauth")
     token = "sk-ant-oat01-avtest" + secrets.token_hex(16)
     refresh = "sk-ant-ort01-avtest" + secrets.token_hex(16)
@@ -522,11 +522,14 @@ def case_claude_oauth(res):
                                               "expiresAt": 4102444800000,
                                               "scopes": ["user:inference", "user:profile"],
                                               "subscriptionType": "pro"}}), 0o600)
-    os.chown(cred, 1000, 1000)  # the host user's file, as a bind mount shows it
-    before = sha(cred)
+    os.chown(cred, 1000, 1000)  # the host user's file
+    state = os.path.join(art, "state")  # run_claude mounts it at /claude
+    os.makedirs(state)
+    shutil.copy2(cred, os.path.join(state, ".credentials.json"))
+    os.chown(os.path.join(state, ".credentials.json"), 1000, 1000)
     srv = MockServer(art, step_script(CLAUDE_OAUTH_ATTACKS))
     try:
-        run_claude(res, art, srv.port, {}, ["%s:/claude/.credentials.json:ro" % cred])
+        run_claude(res, art, srv.port, {}, [])
     finally:
         srv.stop()
     reqs = srv.requests()
@@ -536,7 +539,6 @@ def case_claude_oauth(res):
     res.check(not bad, "requests without the OAuth token: %s" % bad[:3])
     results = check_tool_results(res, main, CLAUDE_OAUTH_ATTACKS, {"OAuth access token": token,
                                                                      "OAuth refresh token": refresh})
-    res.check(sha(cred) == before, "the read-only credentials file changed")
     write(os.path.join(art, "tool_results.json"), json.dumps(results, indent=1))
 
 
