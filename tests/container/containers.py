@@ -22,6 +22,7 @@ Cases (default: all):
   stop                `stop` (SIGTERM) ends the container within 2 s with the
                       harness's exit status; orphaned zombies are reaped
   exec                processes started with `exec` into a running container
+  proxy-*             the credential proxy's cases (proxy_cases.py)
 """
 
 import argparse
@@ -245,11 +246,14 @@ def case_selftest(res):
             continue
         # 1. self-test where a tool stands: a child of the harness (bash),
         #    as root with the documented capabilities, and as --user 1000 with none
-        #    (not root: the proxy cannot run beside the harness, so the
-        #    image's proxy-off policy, as in the sidecar form)
+        #    (as root the image's proxy is on: a key in the environment makes
+        #    agent-init start it, so its rows are checked too; not root, the
+        #    proxy cannot run beside the harness: the image's proxy-off
+        #    policy, as in the sidecar form)
         for label, user in (("root+caps", None), ("uid1000", "1000:1000")):
-            entry = [image(img)] if not user else ["--entrypoint", "agent-init", image(img), "run", "--policy",
-                                                   "/etc/agent-vault/proxy-off.toml", "--"]
+            entry = ["-e", "ANTHROPIC_API_KEY=sk-ant-api03-avtest" + secrets.token_hex(16), image(img)] \
+                if not user else ["--entrypoint", "agent-init", image(img), "run", "--policy",
+                                  "/etc/agent-vault/proxy-off.toml", "--"]
             args = [ENGINE, "run", "--rm", "--network", "none"] + secure_flags(user) + STATE_VOLUMES + \
                    entry + ["bash", "-c", "agent-init self-test --json; exit $?"]
             rc, out, err, dt = sh(args, timeout=120)

@@ -25,6 +25,7 @@ import json
 import os
 import secrets
 import socket
+import subprocess
 import time
 
 # Set by cases(): the containers.py module (ENGINE, ARTIFACTS, helpers).
@@ -315,21 +316,28 @@ SIDECAR_BASH = [
 def case_proxy_sidecar(res):
     art = C.artifact_dir("proxy-sidecar")
     key = "sk-ant-api03-avtest" + secrets.token_hex(16)
-    placeholder = "sk-ant-api03-av-" + secrets.token_hex(32)
     port = free_port()
     script = [read_step({"path": "/pi-agent/auth.json"})] + bash_steps(1, SIDECAR_BASH)
     srv = C.MockServer(art, script)
     proxy = "av-test-sidecar-proxy-%d" % os.getpid()
     try:
-        # the user's config (images/README.md, "Sidecar"): only the proxy container mounts it
-        cfg = os.path.join(art, "vault-proxy.toml")
-        C.write(cfg, "\n".join([
-            'listen = "127.0.0.1:%d"' % port,
-            'state_dir = "/var/lib/agent-vault/proxy"',
-            "[[route]]", 'name = "anthropic"', 'prefix = "/anthropic"',
-            'upstream = "http://127.0.0.1:%d"' % srv.port, 'placeholder = "%s"' % placeholder,
-            "[route.credential]", 'kind = "api-key"', 'header = "x-api-key"', 'key = "%s"' % key, ""]), 0o400)
-        os.chown(cfg, PROXY_UID, PROXY_UID)
+        # the files images/sidecar-config.sh writes: the config (real key) for
+        # the proxy container only, Pi's seed (placeholder) for the agent
+        side = os.path.join(art, "sidecar")
+        env = dict(os.environ, ANTHROPIC_API_KEY=key, ANTHROPIC_BASE_URL="http://127.0.0.1:%d" % srv.port,
+                   VAULT_PROXY_PORT=str(port))
+        p = subprocess.run([os.path.join(C.ROOT, "images", "sidecar-config.sh"), side], env=env,
+                           capture_output=True, text=True, timeout=30)
+        rc, err = p.returncode, p.stderr
+        if not res.check(rc == 0, "sidecar-config.sh failed: %s" % err[-300:]):
+            return
+        cfg = os.path.join(side, "vault-proxy.toml")
+        seed = os.path.join(side, "pi-agent")
+        with open(os.path.join(seed, "auth.json")) as f:
+            placeholder = json.load(f)["anthropic"]["key"]
+        res.check(placeholder.startswith("sk-ant-api03-av-") and key not in open(os.path.join(seed, "auth.json")).read()
+                  and key not in open(os.path.join(side, "claude.env")).read(),
+                  "the agent's side of sidecar-config.sh is not placeholder-only")
         C.sh([C.ENGINE, "rm", "-f", proxy], timeout=30)
         rc, out, err, _ = C.sh([C.ENGINE, "run", "-d", "--name", proxy, "--network", "host", "--read-only",
                                 "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--pids-limit", "64",
@@ -343,19 +351,12 @@ def case_proxy_sidecar(res):
                          % C.sh([C.ENGINE, "logs", proxy], timeout=30)[2][-500:]):
             return
         res.note("proxy container: %s" % [l for l in logs.splitlines() if "serving" in l][0][:160])
-        # the agent's seed holds only the placeholder: readable by uid 1000
-        seed = os.path.join(art, "seed")
+        # the agent's state: empty, owned by the harness user (it starts as uid 1000)
         state = os.path.join(art, "state")
         ws = os.path.join(art, "workspace")
-        for d in (seed, state, ws):
+        for d in (state, ws):
             os.makedirs(d)
             os.chown(d, 1000, 1000)
-        C.write(os.path.join(seed, "models.json"), json.dumps(
-            {"providers": {"anthropic": {"baseUrl": "http://127.0.0.1:%d/anthropic" % port}}}), 0o600)
-        C.write(os.path.join(seed, "auth.json"), json.dumps(
-            {"anthropic": {"type": "api_key", "key": placeholder}}), 0o600)
-        for f in ("models.json", "auth.json"):
-            os.chown(os.path.join(seed, f), 1000, 1000)
         os.chmod(state, 0o700)
         args = [C.ENGINE, "run", "--rm", "--name", "av-test-sidecar-agent-%d" % os.getpid(),
                 "--network", "container:%s" % proxy] + C.secure_flags("1000:1000") + \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # agent-vault container tests: the single entry point (.ci/run calls it).
 #
-#   tests/container/run.sh [CASE...]   cases: selftest pi pi-restart claude claude-oauth stop exec
+#   tests/container/run.sh [CASE...]   cases: selftest pi pi-restart claude claude-oauth stop exec proxy-*
+#                                      (proxy_cases.py)
 #
 # 1. `cargo build --release -p agent-init -p vault-preload -p agent-vault-proxy` (the images get the host's binaries; skip with
 #    AGENT_VAULT_SKIP_CARGO=1 when target/release is already current).
