@@ -17,12 +17,15 @@ and what the upstream receives (the real key or token, on every request).
                       capabilities joining its network namespace
   proxy-nonroot       `--user 1000` with the image's policy: refused (exit 2),
                       the message names the sidecar form
+  proxy-restart       the documented capabilities: a killed proxy is restarted
+                      (requests work again), `stop` ends the container promptly
 
 containers.py imports this module and adds `cases(module)` to its cases.
 """
 
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -405,6 +408,115 @@ def case_proxy_nonroot(res):
               "the refusal does not name the cause and the fix: %s" % err[-400:])
 
 
+# A static program (no preload, so no tool layer and no Landlock signal
+# scope) that SIGKILLs every process named vault-proxy: run by `exec` as root
+# with the container's capabilities, it plays a proxy crash.
+KILLER_C = r"""
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+int main(void) {
+    DIR *d = opendir("/proc"); struct dirent *e; int n = 0;
+    while (d && (e = readdir(d))) {
+        char path[300], comm[64] = {0}; FILE *f;
+        if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+        snprintf(path, sizeof path, "/proc/%s/comm", e->d_name);
+        if (!(f = fopen(path, "r"))) continue;
+        if (fgets(comm, sizeof comm, f) && strcmp(comm, "vault-proxy\n") == 0) {
+            if (kill(atoi(e->d_name), SIGKILL) == 0) { printf("killed %s\n", e->d_name); n++; }
+            else perror("kill");
+        }
+        fclose(f);
+    }
+    return n ? 0 : 1;
+}
+"""
+
+# The harness: bash itself (in-process, /dev/tcp) sends requests to the
+# proxy with the placeholder it holds, before and after the proxy is killed.
+RESTART_HARNESS = r"""
+u=${ANTHROPIC_BASE_URL#http://}; hp=${u%%/*}; path=/${u#*/}
+req() {
+    exec 3<>/dev/tcp/${hp%:*}/${hp#*:} || return 1
+    printf 'POST %s/v1/messages HTTP/1.1
+Host: proxy
+x-api-key: %s
+content-type: application/json
+content-length: 2
+connection: close
+
+{}' "$path" "$ANTHROPIC_API_KEY" >&3
+    head -n 1 <&3; exec 3<&-
+}
+echo "FIRST $(req)"
+while [ ! -e /tmp/killed ]; do sleep 0.1; done
+for i in $(seq 100); do r=$(req 2>/dev/null); case "$r" in *" 200"*) echo "AFTER $r try $i"; break;; esac; sleep 0.1; done
+trap 'echo got-TERM; exit 42' TERM
+echo HARNESS-READY
+while :; do sleep 0.1; done
+"""
+
+
+def case_proxy_restart(res):
+    """The documented capabilities suffice for agent-init to restart a dead
+    proxy while it serves (it keeps SETUID, SETGID, SETPCAP) and to stop the
+    container promptly with the proxy running."""
+    art = C.artifact_dir("proxy-restart")
+    key = "sk-ant-api03-avtest" + secrets.token_hex(16)
+    killer = os.path.join(art, "killer")
+    with open(killer + ".c", "w") as f:
+        f.write(KILLER_C)
+    rc, _, err, _ = C.sh(["gcc", "-static", "-O2", "-o", killer, killer + ".c"], timeout=120)
+    if not res.check(rc == 0, "gcc -static killer: %s" % err[-300:]):
+        return
+    srv = C.MockServer(art, [])
+    name = "av-test-proxy-restart-%d" % os.getpid()
+    try:
+        C.sh([C.ENGINE, "rm", "-f", name], timeout=30)
+        rc, _, err, _ = C.sh([C.ENGINE, "run", "-d", "--name", name, "--network", "host"] + C.secure_flags() +
+                             C.STATE_VOLUMES + ["-v", "%s:/usr/local/bin/av-kill-proxy:ro" % killer,
+                                                "-e", "ANTHROPIC_API_KEY=" + key,
+                                                "-e", "ANTHROPIC_BASE_URL=http://127.0.0.1:%d" % srv.port,
+                                                C.image("base"), "bash", "-c", RESTART_HARNESS], timeout=60)
+        if not res.check(rc == 0, "could not start: %s" % err[-400:]):
+            return
+        logs = C.wait_for_log(name, "FIRST", 30)
+        if not res.check(logs is not None and re.search(r"FIRST HTTP/1\.\d 200", logs), "the first request through the "
+                         "proxy failed: %s" % (logs or C.sh([C.ENGINE, "logs", name], timeout=30)[2])[-500:]):
+            return
+        rc, out, err, _ = C.sh([C.ENGINE, "exec", name, "av-kill-proxy"], timeout=30)
+        res.note("killed the proxy: %s" % (out + err).strip()[:100])
+        if not res.check(rc == 0, "could not kill vault-proxy: %s" % (out + err)[-300:]):
+            return
+        C.sh([C.ENGINE, "exec", "--user", "1000", name, "touch", "/tmp/killed"], timeout=30)
+        logs = C.wait_for_log(name, "HARNESS-READY", 40)
+        res.check(logs is not None and re.search(r"AFTER HTTP/1\.\d 200", logs),
+                  "no request went through after the restart: %s" % (logs or "")[-600:])
+        res.check(logs is not None and "vault-proxy restarted as pid" in logs,
+                  "agent-init did not report the restart: %s" % (logs or "")[-600:])
+        for l in (logs or "").splitlines():
+            if "vault-proxy exited" in l or "restarted as pid" in l or l.startswith("AFTER"):
+                res.note(l.strip()[:200])
+        t0 = time.monotonic()
+        C.sh([C.ENGINE, "stop", "-t", "10", name], timeout=30)
+        dt = time.monotonic() - t0
+        _, code, _, _ = C.sh([C.ENGINE, "inspect", "--format", "{{.State.ExitCode}}", name], timeout=30)
+        res.note("stop with the proxy running: %.2fs, exit code %s" % (dt, code.strip()))
+        res.check(code.strip() == "42", "exit code %s after stop, want the harness's 42" % code.strip())
+        res.check(dt < 5.0, "stop took %.2fs" % dt)
+    finally:
+        srv.stop()
+        _, out, err, _ = C.sh([C.ENGINE, "logs", name], timeout=30)
+        C.write(os.path.join(art, "container.log"), out + err)
+        if not C.KEEP:
+            C.sh([C.ENGINE, "rm", "-f", "-t", "0", name], timeout=30)
+    reqs = [r for r in srv.requests() if r.get("api", "").startswith("anthropic")]
+    res.check(len(reqs) >= 2, "the upstream received %d requests, want 2 (before and after)" % len(reqs))
+    res.check(all(r.get("x_api_key") == key for r in reqs), "a request reached the upstream without the real key")
+
+
 def cases(module):
     """The cases above, for containers.py's CASES; `module` is containers.py."""
     global C
@@ -416,4 +528,5 @@ def cases(module):
         "proxy-claude-oauth": case_proxy_claude_oauth,
         "proxy-sidecar": case_proxy_sidecar,
         "proxy-nonroot": case_proxy_nonroot,
+        "proxy-restart": case_proxy_restart,
     }
