@@ -78,11 +78,15 @@ def final_results(reqs):
 
 
 def proxy_started_line(res, err):
-    """agent-init's line naming the running proxy; checks its uid."""
-    line = next((l for l in err.splitlines() if "[proxy] vault-proxy pid" in l), "")
-    res.check(line, "agent-init did not report a running vault-proxy: %s" % C.why(err))
-    res.check(("uid %d" % PROXY_UID) in line, "vault-proxy is not uid %d: %s" % (PROXY_UID, line))
-    res.note(line.strip()[-200:])
+    """vault-proxy's own start line (it names its uid) and agent-init's
+    start line naming the credential proxy among the harness's layers."""
+    line = next((l for l in err.splitlines() if l.startswith("vault-proxy: serving")), "")
+    res.check(line, "vault-proxy did not start: %s" % C.why(err))
+    res.check(("; uid %d;" % PROXY_UID) in line, "vault-proxy is not uid %d: %s" % (PROXY_UID, line))
+    started = next((l for l in err.splitlines() if "started as pid" in l), "")
+    res.check("credential proxy" in started, "agent-init's start line does not name the credential proxy: %r"
+              % started)
+    res.note(line.strip()[:200])
     return line
 
 
@@ -338,8 +342,11 @@ def case_proxy_sidecar(res):
         seed = os.path.join(side, "pi-agent")
         with open(os.path.join(seed, "auth.json")) as f:
             placeholder = json.load(f)["anthropic"]["key"]
-        res.check(placeholder.startswith("sk-ant-api03-av-") and key not in open(os.path.join(seed, "auth.json")).read()
-                  and key not in open(os.path.join(side, "claude.env")).read(),
+        agent_side = ""
+        for f in (os.path.join(seed, "auth.json"), os.path.join(seed, "models.json"), os.path.join(side, "claude.env")):
+            with open(f) as fh:
+                agent_side += fh.read()
+        res.check(placeholder.startswith("sk-ant-api03-av-") and key not in agent_side,
                   "the agent's side of sidecar-config.sh is not placeholder-only")
         C.sh([C.ENGINE, "rm", "-f", proxy], timeout=30)
         rc, out, err, _ = C.sh([C.ENGINE, "run", "-d", "--name", proxy, "--network", "host", "--read-only",
@@ -393,6 +400,8 @@ def case_proxy_sidecar(res):
               % (results[0][:200] if results else None))
     res.check(len(results) > 1 and "No such file" in results[1],
               "the agent container sees the proxy's config: %r" % (results[1][:200] if len(results) > 1 else None))
+    res.check(len(results) > 2 and "vault-proxy" not in results[2],
+              "the agent container sees the proxy's process: %r" % (results[2][:300] if len(results) > 2 else None))
 
 
 def case_proxy_nonroot(res):
@@ -494,10 +503,12 @@ def case_proxy_restart(res):
         logs = C.wait_for_log(name, "HARNESS-READY", 40)
         res.check(logs is not None and re.search(r"AFTER HTTP/1\.\d 200", logs),
                   "no request went through after the restart: %s" % (logs or "")[-600:])
-        res.check(logs is not None and "vault-proxy restarted as pid" in logs,
-                  "agent-init did not report the restart: %s" % (logs or "")[-600:])
+        res.check(logs is not None and "vault-proxy exited (killed by SIGKILL); restarting" in logs,
+                  "agent-init did not report the proxy's death: %s" % (logs or "")[-600:])
+        res.check(logs is not None and logs.count("vault-proxy: serving") >= 2,
+                  "vault-proxy did not start again: %s" % (logs or "")[-600:])
         for l in (logs or "").splitlines():
-            if "vault-proxy exited" in l or "restarted as pid" in l or l.startswith("AFTER"):
+            if "vault-proxy exited" in l or "vault-proxy: serving" in l or l.startswith("AFTER"):
                 res.note(l.strip()[:200])
         t0 = time.monotonic()
         C.sh([C.ENGINE, "stop", "-t", "10", name], timeout=30)
