@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the agent-vault images, tagged agent-vault/<name>:latest.
 #
-#   images/build.sh [options] [NAME...]      NAME: base pi claude opencode (default: all)
+#   images/build.sh [options] [NAME...]      NAME: base pi claude opencode proxy (default: all)
 #
 # Options:
 #   --offline          build without any container registry: first build local
@@ -9,8 +9,8 @@
 #                      (cached under $AGENT_VAULT_CACHE), then use them as
 #                      BASE_IMAGE (and BUILDER_IMAGE). Needs mmdebstrap and a
 #                      Debian mirror. Implies --prebuilt unless --from-source.
-#   --prebuilt[=DIR]   do not compile in the image: copy agent-init and
-#                      libvault_preload.so from DIR (default target/release,
+#   --prebuilt[=DIR]   do not compile in the image: copy agent-init,
+#                      libvault_preload.so and vault-proxy from DIR (default target/release,
 #                      built by `cargo build --release`) into images/.prebuilt/
 #                      and build with BINARIES=prebuilt.
 #   --from-source      compile the workspace inside BUILDER_IMAGE (default
@@ -41,7 +41,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ALL=(base pi claude opencode)
+ALL=(base pi claude opencode proxy)
 offline=0 prebuilt= from_source=0 quiet=0 engine=${CONTAINER_ENGINE:-}
 build_args=() names=()
 
@@ -146,11 +146,11 @@ fi
 
 # --- prebuilt binaries -------------------------------------------------------
 if [ -n "$prebuilt" ]; then
-    for f in agent-init libvault_preload.so; do
+    for f in agent-init libvault_preload.so vault-proxy; do
         [ -f "$prebuilt/$f" ] || die "--prebuilt: $prebuilt/$f missing (run: cargo build --release)"
     done
     mkdir -p "$ROOT/images/.prebuilt"
-    cp -f "$prebuilt/agent-init" "$prebuilt/libvault_preload.so" "$ROOT/images/.prebuilt/"
+    cp -f "$prebuilt/agent-init" "$prebuilt/libvault_preload.so" "$prebuilt/vault-proxy" "$ROOT/images/.prebuilt/"
     build_args=(--build-arg BINARIES=prebuilt "${build_args[@]}")
 else
     # explicit: buildah 1.28 does not expand a global ARG's default in `FROM stage-${ARG}`

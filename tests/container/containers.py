@@ -22,6 +22,7 @@ Cases (default: all):
   stop                `stop` (SIGTERM) ends the container within 2 s with the
                       harness's exit status; orphaned zombies are reaped
   exec                processes started with `exec` into a running container
+  proxy-*             the credential proxy's cases (proxy_cases.py)
 """
 
 import argparse
@@ -196,7 +197,9 @@ def check_tool_results(res, reqs, attacks, secrets_, steps_field="tool_results")
 # ---------------------------------------------------------------------------
 # Writable state every run needs with --read-only: anonymous volumes get the
 # image directory's owner (uid 1000), like the named volumes of compose.yaml.
-STATE_VOLUMES = ["-v", "/pi-agent", "-v", "/claude", "-v", "/home/agent", "-v", "/workspace"]
+# /var/lib/agent-vault/proxy: the proxy's state_dir (the images turn the proxy on).
+STATE_VOLUMES = ["-v", "/pi-agent", "-v", "/claude", "-v", "/home/agent", "-v", "/workspace",
+                 "-v", "/var/lib/agent-vault/proxy"]
 
 
 def volumes_except(*mounted):
@@ -243,9 +246,16 @@ def case_selftest(res):
             continue
         # 1. self-test where a tool stands: a child of the harness (bash),
         #    as root with the documented capabilities, and as --user 1000 with none
+        #    (as root the image's proxy is on: a key in the environment makes
+        #    agent-init start it, so its rows are checked too; not root, the
+        #    proxy cannot run beside the harness: the image's proxy-off
+        #    policy, as in the sidecar form)
         for label, user in (("root+caps", None), ("uid1000", "1000:1000")):
+            entry = ["-e", "ANTHROPIC_API_KEY=sk-ant-api03-avtest" + secrets.token_hex(16), image(img)] \
+                if not user else ["--entrypoint", "agent-init", image(img), "run", "--policy",
+                                  "/etc/agent-vault/proxy-off.toml", "--"]
             args = [ENGINE, "run", "--rm", "--network", "none"] + secure_flags(user) + STATE_VOLUMES + \
-                   [image(img), "bash", "-c", "agent-init self-test --json; exit $?"]
+                   entry + ["bash", "-c", "agent-init self-test --json; exit $?"]
             rc, out, err, dt = sh(args, timeout=120)
             write(os.path.join(art, "%s-%s.out" % (img, label)), out)
             write(os.path.join(art, "%s-%s.err" % (img, label)), err)
@@ -439,7 +449,7 @@ def run_claude(res, art, port, attacks_env, extra_mounts):
     prefix = claude_prefix()
     state = os.path.join(art, "state")
     ws = os.path.join(art, "workspace")
-    os.makedirs(state)
+    os.makedirs(state, exist_ok=True)  # a case may have put a login there
     os.makedirs(ws)
     for d in (state, ws):
         os.chown(d, 1000, 1000)
@@ -505,9 +515,9 @@ CLAUDE_OAUTH_ATTACKS = [
 
 
 def case_claude_oauth(res):
-    """A host OAuth login mounted read-only: ~/.claude/.credentials.json at
-    /claude/.credentials.json:ro. Claude Code must use it, its tools must not
-    read it."""
+    """A host OAuth login in the /claude state volume (with the images' proxy
+    on, agent-init replaces the file with placeholders, so it cannot be a
+    read-only bind mount). Claude Code must use it, its tools must not read it."""
     art = artifact_dir("claude-oauth")
     token = "sk-ant-oat01-avtest" + secrets.token_hex(16)
     refresh = "sk-ant-ort01-avtest" + secrets.token_hex(16)
@@ -516,11 +526,14 @@ def case_claude_oauth(res):
                                               "expiresAt": 4102444800000,
                                               "scopes": ["user:inference", "user:profile"],
                                               "subscriptionType": "pro"}}), 0o600)
-    os.chown(cred, 1000, 1000)  # the host user's file, as a bind mount shows it
-    before = sha(cred)
+    os.chown(cred, 1000, 1000)  # the host user's file
+    state = os.path.join(art, "state")  # run_claude mounts it at /claude
+    os.makedirs(state)
+    shutil.copy2(cred, os.path.join(state, ".credentials.json"))
+    os.chown(os.path.join(state, ".credentials.json"), 1000, 1000)
     srv = MockServer(art, step_script(CLAUDE_OAUTH_ATTACKS))
     try:
-        run_claude(res, art, srv.port, {}, ["%s:/claude/.credentials.json:ro" % cred])
+        run_claude(res, art, srv.port, {}, [])
     finally:
         srv.stop()
     reqs = srv.requests()
@@ -530,7 +543,6 @@ def case_claude_oauth(res):
     res.check(not bad, "requests without the OAuth token: %s" % bad[:3])
     results = check_tool_results(res, main, CLAUDE_OAUTH_ATTACKS, {"OAuth access token": token,
                                                                      "OAuth refresh token": refresh})
-    res.check(sha(cred) == before, "the read-only credentials file changed")
     write(os.path.join(art, "tool_results.json"), json.dumps(results, indent=1))
 
 
@@ -678,6 +690,7 @@ CASES = {
     "stop": case_stop,
     "exec": case_exec,
 }
+CASES.update(__import__("proxy_cases").cases(sys.modules[__name__]))  # the credential proxy's cases
 
 
 def main():

@@ -9,10 +9,13 @@ conversation:
 * Anthropic Messages (``POST .../messages``, ``.../messages/count_tokens``),
   streaming SSE or plain JSON: what Claude Code sends to ``ANTHROPIC_BASE_URL``.
 
-The script is a JSON list of shell commands.  The server is stateless: it
-counts the tool results already present in the conversation it receives and
-answers with a tool call running the next command (Pi: tool ``bash``; Claude
-Code: tool ``Bash``), or with a final text once every command has run.
+The script is a JSON list of steps.  A step is a shell command (a string),
+or ``{"tool": NAME, "input": {...}}`` for another of the harness's tools (its
+in-process ``read``/``Read``, say); NAME matches the request's tool list
+without regard to case.  The server is stateless: it counts the tool results
+already present in the conversation it receives and answers with a tool call
+running the next step (Pi: tool ``bash``; Claude Code: tool ``Bash``), or
+with a final text once every step has run.
 
 Every request is appended to ``--log`` as one JSON line:
 ``{"path", "auth", "x_api_key", "tool_results", "step", "body"}`` where
@@ -62,6 +65,31 @@ def anthropic_tool_results(body):
                 if isinstance(block, dict) and block.get("type") == "tool_result":
                     out.append(text_of(block.get("content")))
     return out
+
+
+def offered_tools(body):
+    """The tool names a request offers (OpenAI ``function.name`` or Anthropic ``name``)."""
+    names = []
+    for t in body.get("tools", []) or []:
+        if isinstance(t, dict):
+            n = t.get("name") or (t.get("function") or {}).get("name")
+            if isinstance(n, str):
+                names.append(n)
+    return names
+
+
+def scripted_call(step, offered, shell_tool, describe=False):
+    """(tool name, input) for a script step: a string is a shell command for
+    `shell_tool`; a dict names its tool, spelled as the request offers it."""
+    if isinstance(step, dict):
+        want = step["tool"]
+        name = next((n for n in offered if n.lower() == want.lower()), want)
+        return name, dict(step.get("input", {}))
+    name = next((n for n in offered if n.lower() == shell_tool.lower()), shell_tool)
+    args = {"command": step}
+    if describe:
+        args["description"] = "scripted step"
+    return name, args
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -139,8 +167,9 @@ class Handler(BaseHTTPRequestHandler):
             self.record(entry)
             self.send_json({"input_tokens": 42})
         elif path.endswith("/messages"):
-            tools = [t.get("name") for t in body.get("tools", []) if isinstance(t, dict)]
-            main = "Bash" in tools
+            # the main loop offers the shell tool (Claude Code: Bash; Pi: bash,
+            # or Bash when it speaks as Claude Code with an OAuth login)
+            main = any(n.lower() == "bash" for n in offered_tools(body))
             results = anthropic_tool_results(body) if main else []
             entry.update(api="anthropic", main_loop=main, tool_results=results, step=len(results))
             self.record(entry)
@@ -157,8 +186,9 @@ class Handler(BaseHTTPRequestHandler):
         cid = "chatcmpl-%d" % step
         created = int(time.time())
         if step < len(script):
+            name, args = scripted_call(script[step], offered_tools(body), "bash")
             call = {"index": 0, "id": "call_%d" % step, "type": "function",
-                    "function": {"name": "bash", "arguments": json.dumps({"command": script[step]})}}
+                    "function": {"name": name, "arguments": json.dumps(args)}}
             delta, finish, message = ({"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls",
                                       {"role": "assistant", "content": None, "tool_calls": [call]})
         else:
@@ -184,8 +214,8 @@ class Handler(BaseHTTPRequestHandler):
         script = self.server.script
         mid = "msg_mock_%d_%d" % (step, int(time.time() * 1000) % 100000)
         if main and step < len(script):
-            block = {"type": "tool_use", "id": "toolu_mock_%d" % step, "name": "Bash",
-                     "input": {"command": script[step], "description": "scripted step %d" % step}}
+            name, args = scripted_call(script[step], offered_tools(body), "Bash", describe=True)
+            block = {"type": "tool_use", "id": "toolu_mock_%d" % step, "name": name, "input": args}
             stop = "tool_use"
         else:
             block = {"type": "text", "text": self.server.final_text if main else "ok"}
@@ -223,7 +253,7 @@ def main():
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--port-file", help="write the bound port here once listening")
-    ap.add_argument("--script", required=True, help="JSON list of shell commands")
+    ap.add_argument("--script", required=True, help="JSON list of steps (shell commands or tool calls)")
     ap.add_argument("--log", required=True)
     ap.add_argument("--final-text", default="All scripted steps done.")
     ap.add_argument("--verbose", action="store_true")

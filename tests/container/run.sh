@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # agent-vault container tests: the single entry point (.ci/run calls it).
 #
-#   tests/container/run.sh [CASE...]   cases: selftest pi pi-restart claude claude-oauth stop exec
+#   tests/container/run.sh [CASE...]   cases: selftest pi pi-restart claude claude-oauth stop exec proxy-*
+#                                      (proxy_cases.py)
 #
-# 1. `cargo build --release -p agent-init -p vault-preload` (the images get the host's binaries; skip with
+# 1. `cargo build --release -p agent-init -p vault-preload -p agent-vault-proxy` (the images get the host's binaries; skip with
 #    AGENT_VAULT_SKIP_CARGO=1 when target/release is already current).
 # 2. `gcc -static` the raw-syscall attacker (tests/container/attack/rawread.c).
 # 3. `images/build.sh --offline --prebuilt`: local Debian base image from
@@ -44,11 +45,11 @@ fi
 export CONTAINER_ENGINE=$engine
 
 if [ "${AGENT_VAULT_SKIP_CARGO:-0}" != 1 ]; then
-    phase "cargo build --release -p agent-init -p vault-preload"
+    phase "cargo build --release -p agent-init -p vault-preload -p agent-vault-proxy"
     locked=; [ -f "$ROOT/Cargo.lock" ] && locked=--locked
-    (cd "$ROOT" && cargo build --release $locked -p agent-init -p vault-preload)
+    (cd "$ROOT" && cargo build --release $locked -p agent-init -p vault-preload -p agent-vault-proxy)
 fi
-for f in agent-init libvault_preload.so; do
+for f in agent-init libvault_preload.so vault-proxy; do
     [ -f "$ROOT/target/release/$f" ] || { echo "missing target/release/$f" >&2; exit 1; }
 done
 
