@@ -43,9 +43,12 @@ pub(super) fn proxy_rows(r: &mut Report, p: &Policy) {
     let me = nix::unistd::getuid().as_raw();
     let found = find_proxies();
     let (status, detail) = match found.first() {
+        // agent-init starts no proxy when no route has a credential (its
+        // start log says so), and restarts one that died; from here the two
+        // look alike, so this is not a failure of a layer.
         None => (
-            Status::Fail,
-            "no vault-proxy process: the harness's requests are refused (agent-init restarts it)"
+            Status::Skip,
+            "no vault-proxy process: no route has a credential here (agent-init's log says \"vault-proxy not started\"), or it is being restarted; requests fail closed meanwhile"
                 .to_string(),
         ),
         Some((_, uid)) if *uid == me => (
