@@ -83,6 +83,10 @@ pub struct RawFilesystem {
     pub read_write: Vec<Spanned<String>>,
     #[serde(default)]
     pub executable: Vec<Spanned<String>>,
+    /// Paths kept from the harness and every tool (secret mounts), beside
+    /// the seed sources.
+    #[serde(default)]
+    pub hidden: Vec<Spanned<String>>,
 }
 
 /// `[landlock]`.

@@ -93,6 +93,9 @@ pub struct Filesystem {
     pub read_only: Vec<PathBuf>,
     pub read_write: Vec<PathBuf>,
     pub executable: Vec<PathBuf>,
+    /// `hidden`: kept from the harness and every tool, like the seed
+    /// sources ([`crate::landlock_plan::hidden_paths`]).
+    pub hidden: Vec<PathBuf>,
 }
 
 /// `[seccomp]`, validated.
@@ -231,6 +234,7 @@ impl Policy {
         let _ = writeln!(o, "read_only = [{}]", list(&fs.read_only));
         let _ = writeln!(o, "read_write = [{}]", list(&fs.read_write));
         let _ = writeln!(o, "executable = [{}]", list(&fs.executable));
+        let _ = writeln!(o, "hidden = [{}]", list(&fs.hidden));
         let _ = writeln!(
             o,
             "\n[landlock]\nmode = {}",

@@ -1,12 +1,12 @@
 //! The policy image, the effective policy as the preload reads it: what agent-init writes as
 //! `policy.bin` and every process's preload reads. It holds only what the
 //! preload needs, already computed by the `policy` crate: the vault, the
-//! secret variables, the audit sink, the Landlock mode, the probe directory
-//! and the base layer's rules (the tool layer is the base layer minus the
-//! vault).
+//! secret variables, the audit sink, the Landlock mode, the probe directory,
+//! the base layer's rules and its hidden paths (the tool layer is the base
+//! layer minus the vault and minus the hidden paths).
 //!
 //! Layout, integers little-endian:
-//! - the magic `AGVP` and the version byte 2;
+//! - the magic `AGVP` and the version byte 3;
 //! - the Landlock mode: `u8` (0 required, 1 best-effort, 2 off);
 //! - the audit sink: `u8` (0 off, 1 stderr, 2 a file, followed by its path);
 //! - the probe directory: `u8` (0 none, 1 followed by its path);
@@ -14,7 +14,12 @@
 //!   (`u8`: 0 dir, 1 file) and its tool exceptions (a `u32` count and paths);
 //! - the secret variables: a `u32` count and names;
 //! - the base layer's rules: a `u32` count, then per rule a path and the
-//!   rights (`u64`, the kernel's `LANDLOCK_ACCESS_FS_*` bits).
+//!   rights (`u64`, the kernel's `LANDLOCK_ACCESS_FS_*` bits);
+//! - the hidden paths (seed sources, `[filesystem] hidden`): a `u32` count
+//!   and paths. The base layer's walk grants nothing on them or beneath
+//!   them, for the harness and every tool; the tool layer's walk hides them
+//!   as it hides the vault, so a process that gets only the tool layer
+//!   (`docker exec`) does not get them back either.
 //!
 //! A string is a `u32` length, the bytes, and a NUL that the length does not
 //! count: the preload passes paths to system calls straight from the image.
@@ -29,7 +34,7 @@ use crate::pathbuf::{is_within, last_component, split_last};
 use core::fmt;
 
 /// The magic and the format version.
-pub const MAGIC: &[u8; 5] = b"AGVP\x02";
+pub const MAGIC: &[u8; 5] = b"AGVP\x03";
 /// The largest image the preload reads (a real one is a few KiB).
 pub const MAX_IMAGE: usize = 64 * 1024;
 /// At most this many vault entries (the probe included).
@@ -40,7 +45,9 @@ pub const MAX_EXCEPTIONS: usize = 64;
 pub const MAX_SECRET_ENV: usize = 64;
 /// At most this many base-layer rules.
 pub const MAX_BASE_RULES: usize = 128;
-/// At most this many components in a vault entry's path: the tool-layer
+/// At most this many hidden paths.
+pub const MAX_HIDDEN: usize = 64;
+/// At most this many components in a vault entry's (or hidden) path: the tool-layer
 /// walk recurses once per component below a base rule, with a path buffer
 /// on the stack each time (a forked child's or the spawn helper thread's).
 pub const MAX_VAULT_DEPTH: usize = 64;
@@ -158,6 +165,7 @@ pub struct View<'a> {
     vault: (usize, usize),
     secret_env: (usize, usize),
     base: (usize, usize),
+    hidden: (usize, usize),
 }
 
 /// The number of components of a clean absolute path (`/` has none).
@@ -357,6 +365,24 @@ impl<'a> View<'a> {
                 return Err(r.bad("a base rule with unknown rights"));
             }
         }
+        let n = r.count(MAX_HIDDEN, "more hidden paths than the preload holds (64)")?;
+        let hidden = (r.at, n);
+        for _ in 0..n {
+            let h = r.path()?;
+            if h.bytes() == b"/" {
+                return Err(r.bad("a hidden path cannot be `/`"));
+            }
+            if depth(h.bytes()) > MAX_VAULT_DEPTH {
+                return Err(r.bad("a hidden path has more than 64 components"));
+            }
+            // The tool layer grants a tool exception the base rights, and
+            // the harness needs its vault: neither may lie in a hidden path.
+            if all.clone().any(|e| {
+                is_within(e.path.bytes(), h.bytes()) || is_within(h.bytes(), e.path.bytes())
+            }) {
+                return Err(r.bad("a hidden path holds or lies in a vault entry"));
+            }
+        }
         if r.at != bytes.len() {
             return Err(r.bad("trailing bytes"));
         }
@@ -368,6 +394,7 @@ impl<'a> View<'a> {
             vault,
             secret_env,
             base,
+            hidden,
         })
     }
 
@@ -405,6 +432,14 @@ impl<'a> View<'a> {
         Rules {
             r: self.reader(self.base.0),
             left: self.base.1,
+        }
+    }
+
+    /// The hidden paths: seed sources and `[filesystem] hidden`.
+    pub fn hidden(&self) -> Strs<'a> {
+        Strs {
+            r: self.reader(self.hidden.0),
+            left: self.hidden.1,
         }
     }
 
@@ -491,7 +526,7 @@ impl Out for SliceOut<'_> {
 
 /// Writes an image, section by section, in the order of the layout: the
 /// header, then the vault (a count, then each entry with its exceptions),
-/// the secret variables, the base rules. The one encoder: the `policy`
+/// the secret variables, the base rules, the hidden paths. The one encoder: the `policy`
 /// crate writes `policy.bin` with it, the preload its built-in policy.
 pub struct Encoder<O: Out>(pub O);
 
@@ -517,7 +552,8 @@ impl<O: Out> Encoder<O> {
         }
     }
 
-    /// The count of a section (vault entries, secret variables, base rules)
+    /// The count of a section (vault entries, secret variables, base rules,
+    /// hidden paths)
     /// or of an entry's tool exceptions.
     pub fn count(&mut self, n: usize) {
         let n = u32::try_from(n).unwrap_or(u32::MAX);
@@ -696,6 +732,8 @@ mod tests {
         e.str(b"ANTHROPIC_API_KEY");
         e.count(1);
         e.rule(b"/", Access::EXEC);
+        e.count(1);
+        e.str(b"/pi-agent-ro");
         e.0.0
     }
 
@@ -719,6 +757,38 @@ mod tests {
         assert_eq!(v.exceptions().count(), 1);
         assert_eq!(v.secret_env().count(), 1);
         assert_eq!(v.base().collect::<Vec<_>>()[0].1, Access::EXEC);
+        let hidden: Vec<_> = v.hidden().map(|h| h.bytes()).collect();
+        assert_eq!(hidden, [&b"/pi-agent-ro"[..]]);
+    }
+
+    #[test]
+    fn hidden_paths_that_are_root_or_touch_the_vault_are_refused() {
+        let image = |hidden: &[u8]| {
+            let mut e = Encoder(VecOut(Vec::new()));
+            e.header(Mode::Off, Audit::Off, None);
+            e.count(1);
+            e.entry(b"claude", b"/claude", VaultKind::Dir);
+            e.count(1);
+            e.str(b"/claude/shell-snapshots");
+            e.count(0);
+            e.count(0);
+            e.count(1);
+            e.str(hidden);
+            e.0.0
+        };
+        assert!(View::decode(&image(b"/claude-ro")).is_ok());
+        assert_eq!(
+            View::decode(&image(b"/")).unwrap_err().what,
+            "a hidden path cannot be `/`"
+        );
+        for touching in [&b"/claude"[..], b"/claude/backups", b"/claude/shell-snapshots/x"] {
+            assert_eq!(
+                View::decode(&image(touching)).unwrap_err().what,
+                "a hidden path holds or lies in a vault entry",
+                "{touching:?}"
+            );
+        }
+        assert!(View::decode(&image(b"/claude/../x")).is_err());
     }
 
     #[test]
@@ -774,6 +844,7 @@ mod tests {
             }
             e.count(0);
             e.count(0);
+            e.count(0); // hidden paths
             e.0.0
         };
         assert!(View::decode(&image(b"x", b"/a", b"/a/b")).is_ok());
@@ -807,6 +878,7 @@ mod tests {
         e.count(0);
         e.count(0);
         e.count(0);
+        e.count(0); // hidden paths
         let err = View::decode(&e.0.0).unwrap_err();
         assert_eq!(err.what, "a vault entry lies inside a tool exception");
     }
@@ -824,6 +896,7 @@ mod tests {
             e.str(exc);
             e.count(0);
             e.count(0);
+            e.count(0); // hidden paths
             e.0.0
         };
         let err = View::decode(&image(b"/secrets/app", b"/secrets/app/cache")).unwrap_err();
@@ -843,6 +916,7 @@ mod tests {
             e.count(0);
             e.count(0);
             e.count(0);
+            e.count(0); // hidden paths
             e.0.0
         };
         assert_eq!(

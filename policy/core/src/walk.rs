@@ -1,20 +1,24 @@
-//! The tool layer's walk: the rules of the Landlock layer that the preload
-//! puts on every process the harness spawns.
+//! The walks that turn grants into Landlock rules when some paths beneath
+//! them must stay out of reach: the base layer's (agent-init hides the seed
+//! sources and `[filesystem] hidden` from the harness and every tool) and
+//! the tool layer's (the preload hides those and the vault from every
+//! process the harness spawns).
 //!
-//! Landlock only grants; it has no deny rule. The tool layer therefore grants
-//! what the base layer grants, except on the way to each vault entry: there it
-//! grants only `read_dir` on each ancestor, and the base rights to every
+//! Landlock only grants; it has no deny rule. A walk therefore grants its
+//! rules as they are, except on the way to each hidden path: there it
+//! grants only `read_dir` on each ancestor, and the rule's rights to every
 //! sibling along the path, leaving out siblings that are symlinks (the rule
 //! would land on their target), non-directories with more than one link
-//! (possibly a hard link to a vault file: rules attach to inodes), and
-//! siblings named like a vault `file` entry with more after the name (its
-//! backups, and the temporary an atomic save renames over it: a rule would
-//! follow that inode into the vault).
+//! (possibly a hard link to a hidden file: rules attach to inodes), and, in
+//! the tool layer, siblings named like a vault `file` entry with more after
+//! the name (its backups, and the temporary an atomic save renames over it:
+//! a rule would follow that inode into the vault).
 //!
-//! The walk is allocation-free and generic over the file system ([`FsView`])
-//! and the rule sink ([`RuleSink`]): the preload runs it with raw system
-//! calls in a freshly forked child, and the `policy` crate's golden tests run
-//! it on listings they make up.
+//! The walk is allocation-free and generic over the hidden set ([`Hidden`]),
+//! the file system ([`FsView`]) and the rule sink ([`RuleSink`]): the preload
+//! runs the tool layer's with raw system calls in a freshly forked child,
+//! agent-init the base layer's as root before it drops privileges, and the
+//! `policy` crate's golden tests both on listings they make up.
 
 use crate::access::Access;
 use crate::image::{FileId, View};
@@ -59,30 +63,91 @@ pub trait RuleSink {
     -> Result<(), Self::Error>;
 }
 
-/// Run the walk over `policy`'s base rules and vault: every rule of the tool
-/// layer goes to `sink`. `vault_ids`: the identities of the vault entries
-/// that exist (the caller stats them), so that a sibling that is one of them
-/// under another name gets no rule.
+/// What a walk keeps out of reach: it grants nothing on these paths or
+/// beneath them.
+pub trait Hidden {
+    /// The hidden paths (absolute, clean), in a fixed order.
+    fn paths(&self) -> impl Iterator<Item = &[u8]> + Clone;
+    /// `path` is hidden: it is, or lies beneath, a hidden path.
+    fn covers(&self, path: &[u8]) -> bool {
+        self.paths().any(|h| is_within(path, h))
+    }
+    /// `path` is a strict ancestor of a hidden path (the walk lists it).
+    fn is_ancestor(&self, path: &[u8]) -> bool {
+        self.paths().any(|h| h != path && is_within(h, path))
+    }
+    /// `path` must get no rule although it is not hidden itself (the tool
+    /// layer: a backup or save temporary of a vault file).
+    fn is_namesake(&self, _path: &[u8]) -> bool {
+        false
+    }
+}
+
+/// A list of hidden paths: the base layer's (agent-init builds it from the
+/// plan).
+impl<T: AsRef<[u8]>> Hidden for [T] {
+    fn paths(&self) -> impl Iterator<Item = &[u8]> + Clone {
+        self.iter().map(AsRef::as_ref)
+    }
+}
+
+/// The tool layer's hidden set: the vault (less its tool exceptions) and
+/// the image's hidden paths.
+struct ToolHidden<'a>(View<'a>);
+
+impl Hidden for ToolHidden<'_> {
+    fn paths(&self) -> impl Iterator<Item = &[u8]> + Clone {
+        let vault = self.0.vault().map(|e| e.path.bytes());
+        vault.chain(self.0.hidden().map(|h| h.bytes()))
+    }
+    fn covers(&self, path: &[u8]) -> bool {
+        self.0.in_vault(path) || self.0.hidden().any(|h| is_within(path, h.bytes()))
+    }
+    fn is_namesake(&self, path: &[u8]) -> bool {
+        self.0.is_vault_file_namesake(path)
+    }
+}
+
+/// Run the walk over `rules` (path, rights; one per path): every rule that
+/// keeps `hidden` out of reach goes to `sink`. `hidden_ids`: the identities
+/// of the hidden paths that exist (the caller stats them), so that a
+/// sibling that is one of them under another name gets no rule.
+pub fn walk<'r, E>(
+    rules: impl Iterator<Item = (&'r [u8], Access)>,
+    hidden: &(impl Hidden + ?Sized),
+    hidden_ids: &[FileId],
+    fs: &mut impl FsView<Error = E>,
+    sink: &mut impl RuleSink<Error = E>,
+) -> Result<(), E> {
+    let mut cur = FixedPath::new();
+    for (path, access) in rules {
+        if hidden.covers(path) {
+            continue;
+        }
+        if hidden.is_ancestor(path) {
+            if cur.set(path) {
+                expand(hidden, hidden_ids, &mut cur, access, fs, sink)?;
+            }
+        } else {
+            sink.add(path, None, access)?;
+        }
+    }
+    Ok(())
+}
+
+/// Run the walk over `policy`'s base rules, hiding the vault and the hidden
+/// paths: every rule of the tool layer goes to `sink`. `vault_ids`: the
+/// identities of the vault entries and hidden paths that exist (the caller
+/// stats them), so that a sibling that is one of them under another name
+/// gets no rule.
 pub fn tool_layer<E>(
     policy: &View<'_>,
     vault_ids: &[FileId],
     fs: &mut impl FsView<Error = E>,
     sink: &mut impl RuleSink<Error = E>,
 ) -> Result<(), E> {
-    let mut cur = FixedPath::new();
-    for (path, access) in policy.base() {
-        let path = path.bytes();
-        if policy.in_vault(path) {
-            continue;
-        }
-        if policy.is_ancestor(path) {
-            if cur.set(path) {
-                expand(policy, vault_ids, &mut cur, access, fs, sink)?;
-            }
-        } else {
-            sink.add(path, None, access)?;
-        }
-    }
+    let rules = policy.base().map(|(p, a)| (p.bytes(), a));
+    walk(rules, &ToolHidden(*policy), vault_ids, fs, sink)?;
     for x in policy.exceptions() {
         let x = x.bytes();
         let access = policy
@@ -98,10 +163,10 @@ pub fn tool_layer<E>(
     Ok(())
 }
 
-/// `cur` is a strict ancestor of at least one vault entry.
+/// `cur` is a strict ancestor of at least one hidden path.
 fn expand<E>(
-    policy: &View<'_>,
-    vault_ids: &[FileId],
+    hidden: &(impl Hidden + ?Sized),
+    hidden_ids: &[FileId],
     cur: &mut FixedPath,
     access: Access,
     fs: &mut impl FsView<Error = E>,
@@ -116,7 +181,7 @@ fn expand<E>(
         let dir = cur.as_bytes();
         fs.list(dir, &mut |e: &DirEntry<'_>| {
             if e.kind == EntryKind::Symlink
-                || vault_ids.contains(&e.id)
+                || hidden_ids.contains(&e.id)
                 || (e.kind != EntryKind::Dir && e.nlink > 1)
             {
                 return Ok(());
@@ -125,10 +190,10 @@ fn expand<E>(
                 return Ok(()); // too long to name: no rule, so no access
             }
             let p = child.as_bytes();
-            if policy.in_vault(p) || policy.is_ancestor(p) {
-                return Ok(()); // the vault entry itself, or the way on to it
+            if hidden.covers(p) || hidden.is_ancestor(p) {
+                return Ok(()); // the hidden path itself, or the way on to it
             }
-            if policy.is_vault_file_namesake(p) {
+            if hidden.is_namesake(p) {
                 return Ok(()); // a backup or save temporary of a vault file
             }
             let is_dir = e.kind == EntryKind::Dir;
@@ -144,21 +209,21 @@ fn expand<E>(
             }
         })?;
     }
-    // Recurse into each distinct next component on the way to a vault entry.
+    // Recurse into each distinct next component on the way to a hidden path.
     let here = cur.len();
-    for (i, v) in policy.vault().enumerate() {
-        let Some(next) = next_component(v.path.bytes(), cur.as_bytes()) else {
+    for (i, v) in hidden.paths().enumerate() {
+        let Some(next) = next_component(v, cur.as_bytes()) else {
             continue;
         };
-        let seen = policy
-            .vault()
+        let seen = hidden
+            .paths()
             .take(i)
-            .any(|w| next_component(w.path.bytes(), cur.as_bytes()) == Some(next));
+            .any(|w| next_component(w, cur.as_bytes()) == Some(next));
         if seen || !cur.push(next) {
             continue;
         }
-        if !policy.in_vault(cur.as_bytes()) && policy.is_ancestor(cur.as_bytes()) {
-            expand(policy, vault_ids, cur, access, fs, sink)?;
+        if !hidden.covers(cur.as_bytes()) && hidden.is_ancestor(cur.as_bytes()) {
+            expand(hidden, hidden_ids, cur, access, fs, sink)?;
         }
         cur.truncate(here);
     }
