@@ -56,28 +56,36 @@ fn attack(p: &Path, raw: &Path, files: &[&Path]) -> std::process::Output {
     run_expecting(p, &[], &cmd, 0)
 }
 
-#[test]
-fn seed_sources_and_hidden_paths_are_out_of_reach_of_harness_and_tools() {
-    if skip_unless_root("seed_sources_and_hidden_paths_are_out_of_reach_of_harness_and_tools") {
-        return;
+/// A seed mount `mnt/seed` with a key, its sibling `mnt/other`, the vault it
+/// seeds, and a policy (with `hidden`, paths in the directory, appended to
+/// `[filesystem]`).
+struct Seeded {
+    d: Dir,
+    raw: PathBuf,
+    seed: PathBuf,
+    key: String,
+    sibling: PathBuf,
+    vault: PathBuf,
+    policy: PathBuf,
+}
+
+fn seeded(test: &str, hidden: &[&str]) -> Option<Seeded> {
+    if skip_unless_root(test) {
+        return None;
     }
     let d = Dir::new();
-    let Some(raw) = rawopen(&d) else { return };
-    // /…/mnt/seed (the seed mount), /…/mnt/other (its sibling), and a
-    // secret mount under /…/secrets.
+    let raw = rawopen(&d)?;
     let mnt = d.join("mnt");
     let seed = mnt.join("seed");
     let other = mnt.join("other");
-    let secrets = d.join("secrets");
-    for dir in [&seed, &other, &secrets] {
+    for dir in [&seed, &other] {
         std::fs::create_dir_all(dir).unwrap();
     }
     let key = format!("CANARY-SEED-{}", std::process::id());
     canary(&seed.join("auth.json"), &key);
     canary(&other.join("readme"), "SIBLING-OK");
-    canary(&secrets.join("db"), "CANARY-SECRET");
     let vault = d.join("pi-agent");
-    let p = d.policy(
+    let policy = d.policy(
         "65534:65534",
         "required",
         "required",
@@ -87,56 +95,103 @@ fn seed_sources_and_hidden_paths_are_out_of_reach_of_harness_and_tools() {
             seed = seed.display(),
         ),
     );
-    // `[filesystem] hidden`, beside the helper's lists.
-    let text = std::fs::read_to_string(&p).unwrap().replace(
-        "[filesystem]\n",
-        &format!("[filesystem]\nhidden = [\"{}\"]\n", secrets.display()),
-    );
-    std::fs::write(&p, text).unwrap();
-
-    let seed_key = seed.join("auth.json");
-    let secret = secrets.join("db");
-    let sibling = other.join("readme");
-    let seeded = vault.join("auth.json");
-    let o = attack(&p, &raw, &[&seed_key, &secret, &sibling, &seeded]);
-    let out = stdout(&o);
-    let line = |who: &str, f: &Path| {
-        let head = format!("{who} {} ", f.display());
-        out.lines()
-            .find(|l| l.starts_with(&head))
-            .map(|l| l[head.len()..].to_string())
-            .unwrap_or_else(|| panic!("no line for {who} {}:\n{out}\n{}", f.display(), stderr(&o)))
-    };
-    for f in [&seed_key, &secret] {
-        let harness = line("harness", f);
-        assert!(harness.starts_with("DENIED"), "harness read {f:?}: {out}");
-        let cat = line("cat", f);
-        assert!(
-            cat.starts_with("DENIED") && cat.contains("Permission denied"),
-            "cat {f:?}: {out}"
+    if !hidden.is_empty() {
+        let list: Vec<String> = hidden
+            .iter()
+            .map(|h| format!("\"{}\"", d.join(h).display()))
+            .collect();
+        let text = std::fs::read_to_string(&policy).unwrap().replace(
+            "[filesystem]\n",
+            &format!("[filesystem]\nhidden = [{}]\n", list.join(", ")),
         );
-        let raw = line("raw", f);
-        assert!(raw.starts_with("DENIED"), "raw openat {f:?}: {out}");
-        assert!(raw.contains("Permission denied"), "raw openat {f:?}: {out}");
+        std::fs::write(&policy, text).unwrap();
     }
-    assert!(!out.contains("CANARY-SECRET"), "{out}");
-    // The harness's in-process read failed with EACCES (the shell says so).
-    let err = stderr(&o);
+    Some(Seeded {
+        sibling: other.join("readme"),
+        d,
+        raw,
+        seed,
+        key,
+        vault,
+        policy,
+    })
+}
+
+/// The attack's verdict for `who` (harness, cat, raw) on `f`: the rest of its line.
+fn verdict(o: &std::process::Output, who: &str, f: &Path) -> String {
+    let out = stdout(o);
+    let head = format!("{who} {} ", f.display());
+    out.lines()
+        .find(|l| l.starts_with(&head))
+        .map(|l| l[head.len()..].to_string())
+        .unwrap_or_else(|| panic!("no line for {who} {}:\n{out}\n{}", f.display(), stderr(o)))
+}
+
+/// Neither the harness nor a tool (cat, raw openat) reads `f`: EACCES.
+#[track_caller]
+fn assert_out_of_reach(o: &std::process::Output, f: &Path) {
+    let out = stdout(o);
+    assert_eq!(verdict(o, "harness", f), "DENIED", "harness read {f:?}: {out}");
+    // The harness's in-process open failed with EACCES (the shell says so).
     assert!(
-        err.contains(&format!("{}: Permission denied", seed_key.display())),
-        "{err}"
+        stderr(o).contains(&format!("{}: Permission denied", f.display())),
+        "{}",
+        stderr(o)
     );
-    // A sibling of the seed mount keeps its rights.
-    assert_eq!(line("harness", &sibling), "READ SIBLING-OK");
-    assert_eq!(line("cat", &sibling), "READ SIBLING-OK");
-    assert_eq!(line("raw", &sibling), "READ SIBLING-OK");
-    // Seeding copied the key into the vault, where the harness reads it.
-    assert_eq!(line("harness", &seeded), format!("READ {key}"));
-    assert_eq!(std::fs::read_to_string(&seeded).unwrap(), format!("{key}\n"));
-    // The log line names what the base layer hides.
+    let cat = verdict(o, "cat", f);
     assert!(
-        err.contains(&format!("hidden: {}, {}", seed.display(), secrets.display())),
-        "{err}"
+        cat.starts_with("DENIED") && cat.contains("Permission denied"),
+        "cat {f:?}: {out}"
+    );
+    assert_eq!(verdict(o, "raw", f), "DENIED Permission denied", "{out}");
+}
+
+#[test]
+fn seed_sources_are_out_of_reach_of_harness_and_tools() {
+    let Some(w) = seeded("seed_sources_are_out_of_reach_of_harness_and_tools", &[]) else {
+        return;
+    };
+    let seed_key = w.seed.join("auth.json");
+    let seeded = w.vault.join("auth.json");
+    let o = attack(&w.policy, &w.raw, &[&seed_key, &w.sibling, &seeded]);
+    assert_out_of_reach(&o, &seed_key);
+    // A sibling of the seed mount keeps its rights.
+    for who in ["harness", "cat", "raw"] {
+        assert_eq!(verdict(&o, who, &w.sibling), "READ SIBLING-OK", "{who}");
+    }
+    // Seeding copied the key into the vault, where the harness reads it.
+    assert_eq!(verdict(&o, "harness", &seeded), format!("READ {}", w.key));
+    assert_eq!(
+        std::fs::read_to_string(&seeded).unwrap(),
+        format!("{}\n", w.key)
+    );
+    // The log line names what the base layer hides.
+    assert_stderr_contains(&o, &format!("hidden: {}", w.seed.display()));
+}
+
+#[test]
+fn listed_hidden_paths_are_out_of_reach_of_harness_and_tools() {
+    let Some(w) = seeded(
+        "listed_hidden_paths_are_out_of_reach_of_harness_and_tools",
+        &["run/secrets"],
+    ) else {
+        return;
+    };
+    // A secret mount, beside a directory that stays readable.
+    let secrets = w.d.join("run/secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::create_dir_all(w.d.join("run/lock")).unwrap();
+    canary(&w.d.join("run/lock/pid"), "LOCK-OK");
+    let secret = secrets.join("db");
+    canary(&secret, "CANARY-SECRET");
+    let lock = w.d.join("run/lock/pid");
+    let o = attack(&w.policy, &w.raw, &[&secret, &lock]);
+    assert_out_of_reach(&o, &secret);
+    assert!(!stdout(&o).contains("CANARY-SECRET"), "{}", stdout(&o));
+    assert_eq!(verdict(&o, "raw", &lock), "READ LOCK-OK");
+    assert_stderr_contains(
+        &o,
+        &format!("hidden: {}, {}", w.seed.display(), secrets.display()),
     );
 }
 
