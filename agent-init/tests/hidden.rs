@@ -227,3 +227,54 @@ fn explain_says_a_seed_source_is_hidden_and_why() {
     );
     assert_eq!(out.matches(&why).count(), 2, "{out}");
 }
+
+/// The JSON row of `self-test --json` whose check starts with `check`.
+fn json_row(s: &str, check: &str) -> String {
+    let i = s
+        .find(&format!("\"check\":\"{check}"))
+        .unwrap_or_else(|| panic!("{check} missing: {s}"));
+    let j = s[i..].find('}').unwrap();
+    s[i..i + j].to_string()
+}
+
+#[test]
+fn self_test_attacks_each_seed_source() {
+    let Some(w) = seeded("self_test_attacks_each_seed_source", &[]) else {
+        return;
+    };
+    let seed = format!("seed source {}", w.seed.display());
+    let auth = w.seed.join("auth.json");
+    let attacks = [
+        format!("read {} (libc, as cat)", auth.display()),
+        format!("read {} (raw openat)", auth.display()),
+    ];
+    // Under the base layer: reading the seed's file is blocked.
+    let o = output(run_cmd(&w.policy, &[], &[BIN, "self-test", "--json"]));
+    let s = stdout(&o);
+    assert!(!s.contains(&w.key), "a secret was printed: {s}");
+    for how in &attacks {
+        let row = json_row(&s, &format!("{seed}: {how}"));
+        assert!(
+            row.contains("\"status\":\"pass\"") && row.contains("blocked: EACCES"),
+            "{row}"
+        );
+    }
+    // Without Landlock the seed is readable (world-readable here), and
+    // self-test says so, naming the file and what guards it then.
+    let text = std::fs::read_to_string(&w.policy)
+        .unwrap()
+        .replace("[landlock]\nmode = \"required\"", "[landlock]\nmode = \"off\"");
+    std::fs::write(&w.policy, text).unwrap();
+    let o = output(run_cmd(&w.policy, &[], &[BIN, "self-test", "--json"]));
+    let s = stdout(&o);
+    assert!(!s.contains(&w.key), "a secret was printed: {s}");
+    for how in &attacks {
+        let row = json_row(&s, &format!("{seed}: {how}"));
+        assert!(
+            row.contains("\"status\":\"FAIL\"")
+                && row.contains("READABLE")
+                && row.contains("only the file modes guard it"),
+            "{row}"
+        );
+    }
+}
