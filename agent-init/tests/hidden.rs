@@ -131,7 +131,11 @@ fn verdict(o: &std::process::Output, who: &str, f: &Path) -> String {
 #[track_caller]
 fn assert_out_of_reach(o: &std::process::Output, f: &Path) {
     let out = stdout(o);
-    assert_eq!(verdict(o, "harness", f), "DENIED", "harness read {f:?}: {out}");
+    assert_eq!(
+        verdict(o, "harness", f),
+        "DENIED",
+        "harness read {f:?}: {out}"
+    );
     // The harness's in-process open failed with EACCES (the shell says so).
     assert!(
         stderr(o).contains(&format!("{}: Permission denied", f.display())),
@@ -261,9 +265,10 @@ fn self_test_attacks_each_seed_source() {
     }
     // Without Landlock the seed is readable (world-readable here), and
     // self-test says so, naming the file and what guards it then.
-    let text = std::fs::read_to_string(&w.policy)
-        .unwrap()
-        .replace("[landlock]\nmode = \"required\"", "[landlock]\nmode = \"off\"");
+    let text = std::fs::read_to_string(&w.policy).unwrap().replace(
+        "[landlock]\nmode = \"required\"",
+        "[landlock]\nmode = \"off\"",
+    );
     std::fs::write(&w.policy, text).unwrap();
     let o = output(run_cmd(&w.policy, &[], &[BIN, "self-test", "--json"]));
     let s = stdout(&o);

@@ -288,7 +288,11 @@ mod tests {
         assert_eq!(e.harness.access, Access::NONE);
         assert_eq!(e.tool.access, Access::NONE);
         assert!(
-            e.tool.reasons.last().unwrap().contains("filesystem.hidden has /run/secrets"),
+            e.tool
+                .reasons
+                .last()
+                .unwrap()
+                .contains("filesystem.hidden has /run/secrets"),
             "{:?}",
             e.tool
         );

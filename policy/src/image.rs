@@ -141,7 +141,11 @@ mod tests {
             .collect();
         assert_eq!(base, want);
         let hidden: Vec<_> = v.hidden().map(|h| s(h.bytes())).collect();
-        assert_eq!(hidden, ["/pi-agent-ro"], "the seed source outside the vault");
+        assert_eq!(
+            hidden,
+            ["/pi-agent-ro"],
+            "the seed source outside the vault"
+        );
     }
 
     #[test]

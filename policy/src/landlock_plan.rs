@@ -93,7 +93,9 @@ impl HiddenPath {
             ),
             Hiding::Listed => format!("filesystem.hidden has {}", self.path.display()),
         };
-        format!("{what}: hidden from the harness and every tool (the base layer grants nothing beneath it)")
+        format!(
+            "{what}: hidden from the harness and every tool (the base layer grants nothing beneath it)"
+        )
     }
 }
 
@@ -578,7 +580,8 @@ mod tests {
     #[test]
     fn hidden_paths_that_would_take_the_harness_files_are_refused() {
         let load = |vault: &str, fs: &str| {
-            let text = crate::testing::policy_toml("1000:1000", vault, fs, "[audit]\nsink = \"off\"");
+            let text =
+                crate::testing::policy_toml("1000:1000", vault, fs, "[audit]\nsink = \"off\"");
             crate::load::load_str(&text, "t.toml", &ExpandContext::default())
                 .map(|_| ())
                 .map_err(|e| e.to_string())
@@ -593,14 +596,20 @@ mod tests {
         let e = load("", "hidden = [\"/\"]\n").unwrap_err();
         assert!(e.contains("is `/`"), "{e}");
         let e = load("", "hidden = [\"/run\"]\n").unwrap_err();
-        assert!(e.contains("holds agent-init's state directory /run/agent-vault"), "{e}");
+        assert!(
+            e.contains("holds agent-init's state directory /run/agent-vault"),
+            "{e}"
+        );
         let seed = "[[seed]]\nsource = \"/home\"\ntarget = \"/pi\"\nmode = \"copy-missing\"\n";
         let e = load(
             "[[vault.entry]]\nname = \"h\"\ndir = \"/home/a/.codex\"\n",
             seed,
         )
         .unwrap_err();
-        assert!(e.contains("seed source /home overlaps vault entry \"h\""), "{e}");
+        assert!(
+            e.contains("seed source /home overlaps vault entry \"h\""),
+            "{e}"
+        );
         assert!(load(vault, "hidden = [\"/run/secrets\", \"/claude-ro\"]\n").is_ok());
     }
 

@@ -77,7 +77,12 @@ fn first_file(dir: &Path) -> Result<PathBuf, String> {
 fn read_rows(r: &mut Report, name: &str, f: &Path, note: &str) {
     let shown = f.display();
     let libc_read = std::fs::read(f).map(drop);
-    row(r, format!("{name}: read {shown} (libc, as cat)"), libc_read, note);
+    row(
+        r,
+        format!("{name}: read {shown} (libc, as cat)"),
+        libc_read,
+        note,
+    );
     let raw = sys::raw_openat(libc::AT_FDCWD, &cpath(f), libc::O_RDONLY).map(drop);
     row(r, format!("{name}: read {shown} (raw openat)"), raw, note);
 }

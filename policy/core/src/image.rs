@@ -781,7 +781,11 @@ mod tests {
             View::decode(&image(b"/")).unwrap_err().what,
             "a hidden path cannot be `/`"
         );
-        for touching in [&b"/claude"[..], b"/claude/backups", b"/claude/shell-snapshots/x"] {
+        for touching in [
+            &b"/claude"[..],
+            b"/claude/backups",
+            b"/claude/shell-snapshots/x",
+        ] {
             assert_eq!(
                 View::decode(&image(touching)).unwrap_err().what,
                 "a hidden path holds or lies in a vault entry",
