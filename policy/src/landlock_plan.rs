@@ -73,11 +73,12 @@ pub enum Hiding {
 }
 
 impl Hiding {
-    /// What the path is, in words ("seed source", "hidden path").
+    /// What the path is, in words: "seed source", "hidden path"
+    /// (`[filesystem] hidden`).
     pub fn noun(&self) -> &'static str {
         match self {
             Hiding::Seed { .. } => "seed source",
-            Hiding::Listed => "filesystem.hidden has",
+            Hiding::Listed => "hidden path",
         }
     }
 }
@@ -589,12 +590,15 @@ mod tests {
         let vault = "[[vault.entry]]\nname = \"c\"\ndir = \"/claude\"\n";
         let e = load(vault, "hidden = [\"/claude/keys\"]\n").unwrap_err();
         assert!(
-            e.contains("filesystem.hidden has /claude/keys overlaps vault entry \"c\" (/claude)"),
+            e.contains("hidden path /claude/keys overlaps vault entry \"c\" (/claude)"),
             "{e}"
         );
         assert!(e.starts_with("t.toml:"), "{e}");
         let e = load("", "hidden = [\"/\"]\n").unwrap_err();
-        assert!(e.contains("is `/`"), "{e}");
+        assert!(
+            e.contains("hidden path / is `/` (it would hide everything)"),
+            "{e}"
+        );
         let e = load("", "hidden = [\"/run\"]\n").unwrap_err();
         assert!(
             e.contains("holds agent-init's state directory /run/agent-vault"),

@@ -155,7 +155,7 @@ fn check_hidden(
             }
         };
         if h.path == Path::new("/") {
-            return refuse("is `/`".into());
+            return refuse("is `/` (it would hide everything)".into());
         }
         if let Some(e) = policy.vault.iter().find(|e| overlap(&e.path, &h.path)) {
             return refuse(format!(
