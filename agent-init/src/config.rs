@@ -65,7 +65,7 @@ impl fmt::Display for UserError {
         match self {
             UserError::UnknownUser(n) => write!(
                 f,
-                "unknown user {n:?}: no such entry in /etc/passwd; use a user that exists in this image, or numbers like \"1000:1000\""
+                "no user '{n}' in /etc/passwd; use a name from it or uid:gid (numbers, like \"1000:1000\")"
             ),
             UserError::UnknownGroup(n) => write!(
                 f,
@@ -249,7 +249,14 @@ pub fn load(
     };
     let home = identity.as_ref().ok().and_then(|i| i.home.clone());
     let ctx = ExpandContext::from_process_env(home);
-    let policy = policy::load::resolve(raw, &text, &file, &ctx).map_err(LoadError::Policy)?;
+    // An unknown user has no home, so a `~` in the policy cannot expand:
+    // the user is the cause to name, not the policy line.
+    let policy = policy::load::resolve(raw, &text, &file, &ctx).map_err(|e| match &identity {
+        Err(u @ UserError::UnknownUser(_)) if e.kind == policy::error::ErrorKind::NoHome => {
+            LoadError::User(u.clone())
+        }
+        _ => LoadError::Policy(e),
+    })?;
     let identity = match identity {
         Ok(mut id) => {
             if !as_current_user {
@@ -291,7 +298,9 @@ mod tests {
     #[test]
     fn unknown_user_is_clear() {
         let e = resolve_user(&UserSpec::Name("no-such-user-av".into())).unwrap_err();
-        assert!(e.to_string().contains("unknown user \"no-such-user-av\""));
+        assert!(e.to_string().starts_with(
+            "no user 'no-such-user-av' in /etc/passwd; use a name from it or uid:gid"
+        ));
     }
 
     #[test]

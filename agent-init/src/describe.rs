@@ -1,6 +1,8 @@
 //! `check` and `explain`: the policy in plain words.
 
 use crate::config::{self, LoadError};
+use crate::json_out;
+use crate::log::error;
 use policy::access::Access;
 use policy::seccomp_plan::{ArgTest, plan};
 use policy::syscalls::Arch;
@@ -9,12 +11,18 @@ use policy::{EnforceMode, Policy};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-fn load(p: Option<&Path>) -> Result<config::Loaded, i32> {
+/// Load the policy; on failure say why (on stderr, or as `check --json`'s
+/// object on stdout) and return exit code 1.
+fn load(p: Option<&Path>, json: bool) -> Result<config::Loaded, i32> {
     let root = nix::unistd::geteuid().is_root();
     config::load(p, None, !root).map_err(|e| {
-        match e {
-            LoadError::Policy(e) => eprintln!("{e}"),
-            LoadError::User(e) => eprintln!("agent-init: error: {e}"),
+        if json {
+            println!("{}", json_out::invalid(&e.to_string()));
+        } else {
+            match e {
+                LoadError::Policy(e) => eprintln!("{e}"),
+                LoadError::User(e) => error!("{e}"),
+            }
         }
         1
     })
@@ -309,9 +317,13 @@ fn proxy_section(o: &mut String, p: &Policy) {
     }
 }
 
-/// `agent-init check`.
-pub fn check(p: Option<&Path>) -> i32 {
-    match load(p) {
+/// `agent-init check [--json]`.
+pub fn check(p: Option<&Path>, json: bool) -> i32 {
+    match load(p, json) {
+        Ok(l) if json => {
+            println!("{}", json_out::policy(&l));
+            0
+        }
         Ok(l) => {
             print!("{}", describe(&l));
             0
@@ -320,8 +332,22 @@ pub fn check(p: Option<&Path>) -> i32 {
     }
 }
 
-fn absolute(p: &Path) -> PathBuf {
-    let joined = if p.is_absolute() {
+/// `~` and `~/...` (a quoted tilde the shell left alone) are the harness
+/// user's home, as in the policy; other paths are taken from the current
+/// directory.
+fn absolute(p: &Path, home: Option<&Path>) -> Result<PathBuf, String> {
+    let tilde = p.strip_prefix("~").ok();
+    let joined = if let Some(rest) = tilde {
+        match home {
+            Some(h) => h.join(rest),
+            None => {
+                return Err(format!(
+                    "{}: the harness user's home is unknown (no /etc/passwd entry), so `~` cannot be expanded; give the path without `~`",
+                    p.display()
+                ));
+            }
+        }
+    } else if p.is_absolute() {
         p.to_path_buf()
     } else {
         std::env::current_dir().unwrap_or_default().join(p)
@@ -336,7 +362,7 @@ fn absolute(p: &Path) -> PathBuf {
             _ => {}
         }
     }
-    out
+    Ok(out)
 }
 
 fn rights(a: Access) -> String {
@@ -347,16 +373,50 @@ fn rights(a: Access) -> String {
     }
 }
 
-/// `agent-init explain`.
-pub fn explain(p: Option<&Path>, paths: &[PathBuf]) -> i32 {
-    let l = match load(p) {
+/// The `[proxy]` routes whose credential is read from `path`.
+fn proxy_routes_from<'a>(
+    p: &'a Policy,
+    path: &'a Path,
+) -> impl Iterator<Item = &'a policy::proxy::Route> + 'a {
+    p.proxy
+        .routes
+        .iter()
+        .filter(move |r| matches!(&r.from, policy::SecretSource::File { path: f, .. } if f == path))
+}
+
+/// `agent-init explain [--json]`.
+pub fn explain(p: Option<&Path>, paths: &[PathBuf], json: bool) -> i32 {
+    let l = match load(p, false) {
         Ok(l) => l,
         Err(c) => return c,
     };
-    println!("Policy: {}", l.source);
+    let home = l.identity.as_ref().ok().and_then(|i| i.home.clone());
+    let mut abs_paths = Vec::new();
     for path in paths {
-        let abs = absolute(path);
-        let e = policy::explain::explain(&l.policy, &abs);
+        match absolute(path, home.as_deref()) {
+            Ok(a) => abs_paths.push(a),
+            Err(e) => {
+                error!("{e}");
+                return 1;
+            }
+        }
+    }
+    if json {
+        let rows = abs_paths
+            .iter()
+            .map(|abs| {
+                let routes = proxy_routes_from(&l.policy, abs)
+                    .map(|r| r.name.as_str())
+                    .collect();
+                json_out::explained(abs, &policy::explain::explain(&l.policy, abs), routes)
+            })
+            .collect();
+        println!("{}", json_out::explanation(&l, rows));
+        return 0;
+    }
+    println!("Policy: {}", l.source);
+    for abs in &abs_paths {
+        let e = policy::explain::explain(&l.policy, abs);
         println!("\n{}", abs.display());
         if let Some(r) = &e.vault_rule {
             println!("  vault entry: {r}");
@@ -369,8 +429,8 @@ pub fn explain(p: Option<&Path>, paths: &[PathBuf]) -> i32 {
         for r in &e.tool.reasons {
             println!("    because {r}");
         }
-        for r in &l.policy.proxy.routes {
-            if matches!(&r.from, policy::SecretSource::File { path, .. } if *path == abs) {
+        for r in proxy_routes_from(&l.policy, abs) {
+            {
                 let now = if l.policy.proxy.mode == policy::ProxyMode::On {
                     "the harness sees only a placeholder here (the proxy holds the real one)"
                 } else {

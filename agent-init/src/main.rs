@@ -8,10 +8,13 @@
 mod config;
 mod describe;
 mod error;
+mod health;
+mod json_out;
 mod landlock_layer;
 mod log;
 mod path_search;
 mod pid1;
+mod preflight;
 mod preload;
 mod privs;
 mod proxy;
@@ -53,18 +56,24 @@ Examples:
   agent-init check --policy ./policy.toml    validate a policy, print it in words
   agent-init explain /pi-agent/auth.json ~/.ssh
   agent-init self-test --json                prove the layers hold (run it as a tool)
+  agent-init health                          exit 0 while the harness runs under its layers
 
-Logging: -v (debug) or -q (warnings and errors only), or AGENT_VAULT_LOG=quiet|info|debug.";
+Logging: quiet by default (one line per start); -v adds the steps, -q keeps
+warnings and errors only; --log-format json for one JSON object a line. Or
+AGENT_VAULT_LOG=quiet|info|debug|text|json, comma-separated (json,debug).";
 
 #[derive(Parser)]
 #[command(name = "agent-init", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
 struct Cli {
-    /// More detail on stderr (AGENT_VAULT_LOG=debug).
+    /// One line per step and the details on stderr (AGENT_VAULT_LOG=debug).
     #[arg(short, long, global = true, conflicts_with = "quiet")]
     verbose: bool,
     /// Only warnings and errors on stderr (AGENT_VAULT_LOG=quiet).
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Log lines as text or as JSON objects with timestamps (AGENT_VAULT_LOG=json).
+    #[arg(long, global = true, value_name = "FORMAT", value_parser = ["text", "json"])]
+    log_format: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -95,27 +104,43 @@ enum Command {
         /// Policy file [default: /etc/agent-vault/policy.toml, else the built-in policy].
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
+        /// One JSON object on stdout (README: "Machine-readable output"), also for an invalid policy.
+        #[arg(long)]
+        json: bool,
     },
     /// For each PATH: what the harness and what a tool may do with it, and which rule says so.
     Explain {
         /// Policy file [default: /etc/agent-vault/policy.toml, else the built-in policy].
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
-        /// Paths to explain (absolute; relative ones are taken from the current directory).
+        /// Paths to explain (absolute; `~/...` is the harness user's home; relative ones are taken from the current directory).
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
+        /// One JSON object on stdout (README: "Machine-readable output").
+        #[arg(long)]
+        json: bool,
     },
+    /// Exit 0 only while the harness runs under every layer the policy requires (a container HEALTHCHECK or Kubernetes exec probe); 1 with one line otherwise.
+    #[command(long_about = HEALTH_LONG)]
+    Health,
     /// Prove the layers hold, from where a tool stands: one row per check; exit 0 only if all enabled layers hold.
     #[command(long_about = SELFTEST_LONG)]
     SelfTest {
-        /// One JSON object per line instead of a table.
+        /// One JSON object ({"ok": bool, "checks": [{layer, check, status, detail}]}) instead of a table.
         #[arg(long)]
         json: bool,
+        /// Policy for the session self-test starts when it is PID 1 with none [default: as `run`].
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// Run the rows in this process, even as PID 1 or as the harness (which otherwise start a session or a tool to test from).
+        #[arg(long)]
+        as_tool: bool,
     },
 }
 
 const RUN_LONG: &str = "\
-Start CMD as the harness. The steps, each logged as one line on stderr:
+Start CMD as the harness. The steps (each one line on stderr with -v; by
+default one line says the harness started, and under which layers):
 
   1 sanitize  close inherited fds above 2; harness env = env + [harness.env];
               refuse a harness the preload cannot follow (static, Go, musl)
@@ -141,9 +166,23 @@ Exit codes: the harness's; 1 a step failed before the harness started;
 143 (TERM) or 130 (INT): stopped before the harness started (taken between
 files while seeding; every seeded file is whole, the next start copies the rest).";
 
+const HEALTH_LONG: &str = "\
+Exit 0 only while the harness runs under every layer the policy requires;
+exit 1 with one line saying what is wrong. For a container HEALTHCHECK,
+`docker exec`, or a Kubernetes exec probe. Reads agent-init's state directory
+(the effective policy and harness.pid) and /proc/<harness>: alive, started by
+agent-init, NoNewPrivs 1, no effective capability, Seccomp 2 (unless the
+policy turns seccomp off), not dumpable (the vault preload). Landlock is not
+visible from outside a process: health relies on step 5, which refuses to
+start a harness the kernel does not restrict when landlock = \"required\";
+self-test proves it from inside.";
+
 const SELFTEST_LONG: &str = "\
-Run it inside the container (docker exec ... agent-init self-test) or as a
-command under `agent-init run`, where a tool would run. One row per check:
+Run it inside the container (docker exec ... agent-init self-test), as a
+command under `agent-init run`, where a tool would run, or as the container's
+command either way (`--entrypoint agent-init IMAGE self-test`: as PID 1 it
+starts a session with itself as the harness; `IMAGE agent-init self-test`: as
+the harness it runs itself as a tool), so the rows are a tool's. One row per check:
 the layers (preload, Landlock, seccomp, capabilities, no_new_privs, harness
 non-dumpable), attacks on every vault entry of the effective policy (open,
 raw openat, openat2, io_uring, link, rename, /proc/<harness>/environ|mem|fd,
@@ -159,7 +198,14 @@ fn main() {
     if !matches!(cli.command, Command::Run { .. }) {
         stop::release();
     }
-    log::init(cli.verbose, cli.quiet);
+    let format = cli.log_format.as_deref().map(|f| match f {
+        "json" => log::Format::Json,
+        _ => log::Format::Text,
+    });
+    if let Err(e) = log::init(cli.verbose, cli.quiet, format) {
+        log::error!("{e}");
+        std::process::exit(run::EXIT_CONFIG);
+    }
     let code = match cli.command {
         Command::Run {
             policy,
@@ -169,7 +215,7 @@ fn main() {
             command,
         } => {
             if !(grace.is_finite() && grace >= 0.0) {
-                eprintln!("agent-init: error: --grace {grace}: expected seconds >= 0");
+                log::error!("--grace {grace}: expected seconds >= 0");
                 std::process::exit(run::EXIT_CONFIG);
             }
             run::run(run::RunArgs {
@@ -180,9 +226,18 @@ fn main() {
                 command,
             })
         }
-        Command::Check { policy } => describe::check(policy.as_deref()),
-        Command::Explain { policy, paths } => describe::explain(policy.as_deref(), &paths),
-        Command::SelfTest { json } => selftest::main(json),
+        Command::Check { policy, json } => describe::check(policy.as_deref(), json),
+        Command::Explain {
+            policy,
+            paths,
+            json,
+        } => describe::explain(policy.as_deref(), &paths, json),
+        Command::Health => health::main(),
+        Command::SelfTest {
+            json,
+            policy,
+            as_tool,
+        } => selftest::main(json, as_tool, policy.as_deref()),
     };
     std::process::exit(code);
 }

@@ -8,7 +8,7 @@
 //! is a child subreaper, so orphaned descendants are reparented to it.
 
 use crate::error::{Call, CallResult};
-use crate::log::{debug, info};
+use crate::log::{debug, info, notice};
 use crate::sys;
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
@@ -125,6 +125,30 @@ pub fn exit_code(ws: WaitStatus) -> Option<i32> {
     }
 }
 
+/// How the harness ended, in words: "harness killed by SIGTERM", not "code 143".
+pub fn end_words(ws: WaitStatus) -> Option<String> {
+    match ws {
+        WaitStatus::Exited(_, c) => Some(format!("harness exited with code {c}")),
+        WaitStatus::Signaled(_, s, core) => Some(format!(
+            "harness killed by {}{} (agent-init exits {})",
+            s.as_str(),
+            if core { ", core dumped" } else { "" },
+            128 + s as i32
+        )),
+        _ => None,
+    }
+}
+
+/// One line when the harness ends: by default only when it did not exit 0.
+fn log_harness_end(ws: WaitStatus) {
+    let Some(words) = end_words(ws) else { return };
+    if matches!(ws, WaitStatus::Exited(_, 0)) {
+        info!("exit: {words}");
+    } else {
+        notice!("exit: {words}");
+    }
+}
+
 /// Reap every child that has exited. Returns whether children remain.
 fn reap(
     harness: Pid,
@@ -145,6 +169,7 @@ fn reap(
                     h.exited(ws);
                 } else if ws.pid() == Some(harness) {
                     if let Some(c) = exit_code(ws) {
+                        log_harness_end(ws);
                         *code = Some(c);
                     }
                 } else {
@@ -234,7 +259,7 @@ pub fn serve(
         }
         if let Some(c) = code {
             if !remaining {
-                info!("exit: harness exited, code {c}");
+                debug!("exit: no process left; exiting {c}");
                 return Ok(c);
             }
             let now = Instant::now();

@@ -27,8 +27,9 @@
 use crate::config::{self, Identity, LoadError};
 use crate::error::{Call, CallResult};
 use crate::landlock_layer::{self, LandlockError, Outcome};
-use crate::log::{info, warning};
+use crate::log::{error, info, notice, warning};
 use crate::pid1::{self, Serve, ServeError};
+use crate::preflight::{self, MissingCaps, PreflightError};
 use crate::preload;
 use crate::privs::{self, PrivError};
 use crate::proxy::{self, ProxyError};
@@ -72,6 +73,11 @@ pub struct RunArgs {
 #[derive(Debug)]
 pub enum RunError {
     Config(LoadError),
+    /// A root start that cannot work here ([`preflight`]).
+    Preflight(PreflightError),
+    /// Seeding failed while capabilities it needs are missing: they are
+    /// the cause to name.
+    SeedWithoutCaps(SeedError, MissingCaps),
     Sanitize(SanitizeError),
     Seed(SeedError),
     Record(RecordError),
@@ -103,6 +109,13 @@ impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RunError::Config(e) => write!(f, "{e}"),
+            RunError::Preflight(e) => write!(f, "{e}"),
+            RunError::SeedWithoutCaps(e, m) => {
+                // One fix: the capabilities' (the seed error's own would mislead).
+                let e = e.to_string();
+                let what = e.split(". Fix:").next().unwrap_or(&e);
+                write!(f, "step 2 (seed): {m}; seeding failed without them: {what}")
+            }
             RunError::Sanitize(e) => write!(f, "step 1 (sanitize): {e}"),
             RunError::Seed(e) => write!(f, "step 2 (seed): {e}"),
             RunError::Record(e) => write!(f, "step 3 (record): {e}"),
@@ -121,6 +134,8 @@ impl std::error::Error for RunError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(match self {
             RunError::Config(e) => e,
+            RunError::Preflight(e) => e,
+            RunError::SeedWithoutCaps(e, _) => e,
             RunError::Sanitize(e) => e,
             RunError::Seed(e) => e,
             RunError::Record(e) => e,
@@ -235,7 +250,10 @@ pub fn sanitize(
         .map(|d| d.count().saturating_sub(4))
         .unwrap_or(0);
     sys::close_from(3).map_err(SanitizeError::CloseRange)?;
-    let mut env: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
+    // AGENT_VAULT_LOG is agent-init's: the harness and its tools do not see it.
+    let mut env: BTreeMap<OsString, OsString> = std::env::vars_os()
+        .filter(|(k, _)| k != crate::log::LOG_ENV)
+        .collect();
     if switching {
         if let Some(h) = &who.home {
             env.insert("HOME".into(), h.as_os_str().to_owned());
@@ -352,7 +370,7 @@ pub fn run(args: RunArgs) -> i32 {
     match run_inner(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("agent-init: error: {e}");
+            error!("{e}");
             e.exit_code()
         }
     }
@@ -367,6 +385,11 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
     // resets its dumpable flag).
     privs::no_dumps();
     let root = nix::unistd::geteuid().is_root();
+    let missing = if root {
+        preflight_step().map_err(RunError::Preflight)?
+    } else {
+        MissingCaps(Vec::new())
+    };
     let (mut policy, who) = load_step(&args, root).map_err(RunError::Config)?;
     proxy::check_identity(&policy, &who, root).map_err(RunError::Proxy)?;
 
@@ -376,7 +399,13 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
     // 1
     let mut sanitized = sanitize(&policy, &who, root, &args.command).map_err(RunError::Sanitize)?;
     // 2
-    seed_step(&policy, &who, root).map_err(RunError::Seed)?;
+    seed_step(&policy, &who, root).map_err(|e| match e {
+        SeedError::Stopped(_) | SeedError::HardLinks(_) => RunError::Seed(e),
+        _ if missing.0.iter().any(|n| !n.for_drop && n.name != "KILL") => {
+            RunError::SeedWithoutCaps(e, missing.clone())
+        }
+        _ => RunError::Seed(e),
+    })?;
     // 3 (files)
     let state = record_step(&mut policy).map_err(RunError::Record)?;
     // Prepare 5 and 6 while privileged, so their errors stop us before the fork.
@@ -387,6 +416,9 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
         proxy::proxy_step(&policy, &who, root, &mut sanitized.env).map_err(RunError::Proxy)?;
     // 7 (the preload, while the environment is ours to change)
     let preload_note = preload::inject(&mut sanitized.env);
+    let layers = layers_words(&landlock, seccomp.is_some(), &preload_note, proxy.is_some());
+    let command = sanitized.path.clone();
+    let uid = who.uid;
 
     let set = pid1::block_signals().map_err(RunError::Serve)?;
     // The last look before the fork; from here on a stop goes to the harness.
@@ -406,8 +438,53 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
     if let Some(code) = child.release() {
         return Ok(code);
     }
+    notice!(
+        "harness {} started as pid {pid} (uid {uid}) under {layers}",
+        command.display()
+    );
     // 8
     serve_step(&args, root, &set, pid, proxy.as_mut()).map_err(RunError::Serve)
+}
+
+/// Before the steps, as root: refuse a start that cannot work (started by
+/// a container init, no capability to drop privileges); warn about missing
+/// capabilities seeding may need (CAP_KILL has its own warning).
+fn preflight_step() -> Result<MissingCaps, PreflightError> {
+    let missing = preflight::check()?;
+    let seeding = MissingCaps(
+        missing
+            .0
+            .iter()
+            .filter(|n| n.name != "KILL")
+            .copied()
+            .collect(),
+    );
+    if !seeding.0.is_empty() {
+        warning!("{seeding}");
+    }
+    Ok(missing)
+}
+
+/// The layers a start's one line names.
+fn layers_words(landlock: &Outcome, seccomp: bool, preload_note: &str, proxy: bool) -> String {
+    let mut on = Vec::new();
+    if matches!(landlock, Outcome::Ready(_)) {
+        on.push("landlock");
+    }
+    if seccomp {
+        on.push("seccomp");
+    }
+    if !preload_note.starts_with("WITHOUT") {
+        on.push("the vault preload");
+    }
+    if proxy {
+        on.push("the credential proxy");
+    }
+    if on.is_empty() {
+        "no layer".into()
+    } else {
+        on.join(", ")
+    }
 }
 
 /// The policy and the harness's identity, checked for `run`: a root
@@ -572,7 +649,7 @@ fn child_main(
     take_terminal();
     let mut status = std::fs::File::from(status);
     let mut fail = |e: RunError| -> ! {
-        eprintln!("agent-init: error: {e}");
+        error!("{e}");
         let _ = status.write_all(b"x");
         std::process::exit(e.exit_code());
     };

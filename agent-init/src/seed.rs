@@ -70,6 +70,12 @@ pub enum SeedError {
     },
     /// A target (or vault directory) is a symlink or not a directory.
     NotADirectory { path: PathBuf, what: &'static str },
+    /// A seed (the source side) cannot be read: named, with the call.
+    Unreadable {
+        call: &'static str,
+        path: PathBuf,
+        errno: Errno,
+    },
     /// A vault file has more than one name ([`crate::vault_links`]).
     HardLinks(HardLinks),
     /// Any other call failed.
@@ -105,11 +111,35 @@ impl fmt::Display for Unwritable {
 impl fmt::Display for SeedError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            SeedError::Create {
+                path,
+                uid,
+                errno: Errno::EROFS,
+            } => write!(
+                f,
+                "cannot create {} for the harness user (uid {uid}): the file system is read-only. Fix: mount a volume or a tmpfs there (`--tmpfs {}:uid={uid}` or `-v NAME:{}`)",
+                path.display(),
+                path.display(),
+                path.display()
+            ),
             SeedError::Create { path, uid, errno } => write!(
                 f,
                 "cannot create {} for the harness user (uid {uid}): {}. Fix: create it in the image (`install -d -o {uid} {}`) or mount a volume there that uid {uid} can write",
                 path.display(),
                 errno.desc(),
+                path.display()
+            ),
+            SeedError::NotWritable {
+                path,
+                uid,
+                why: Unwritable::ReadOnly,
+                ..
+            } => write!(
+                f,
+                "{} is not writable by the harness user (uid {uid}): it is on a read-only file system (a read-only root without a volume there). Fix: mount a volume or a tmpfs at {} (`--tmpfs {}:uid={uid}` or `-v NAME:{}`)",
+                path.display(),
+                path.display(),
+                path.display(),
                 path.display()
             ),
             SeedError::NotWritable {
@@ -129,6 +159,12 @@ impl fmt::Display for SeedError {
                 "{} is {what}; agent-init only seeds into real directories and never follows symlinks. Fix: make it a directory, or point the policy at the real path",
                 path.display()
             ),
+            SeedError::Unreadable { call, path, errno } => write!(
+                f,
+                "cannot read the seed {} ({call}: {}). Fix: make it readable by agent-init (root in a container: check the mount, e.g. NFS root_squash or a secret's mode) or remove it from the seed source",
+                path.display(),
+                errno.desc()
+            ),
             SeedError::HardLinks(h) => write!(f, "{h}"),
             SeedError::Call(c) => write!(f, "{c}"),
             SeedError::Stopped(s) => write!(f, "{s}"),
@@ -139,7 +175,7 @@ impl fmt::Display for SeedError {
 impl std::error::Error for SeedError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            SeedError::Create { errno, .. } => Some(errno),
+            SeedError::Create { errno, .. } | SeedError::Unreadable { errno, .. } => Some(errno),
             SeedError::NotWritable {
                 why: Unwritable::ChownFailed(errno),
                 ..
@@ -147,6 +183,17 @@ impl std::error::Error for SeedError {
             SeedError::Call(c) => Some(&c.source),
             SeedError::Stopped(s) => Some(s),
             _ => None,
+        }
+    }
+}
+
+impl SeedError {
+    /// `call` on the seed's `path` failed.
+    pub fn unreadable(call: &'static str, path: &Path, errno: Errno) -> SeedError {
+        SeedError::Unreadable {
+            call,
+            path: path.to_path_buf(),
+            errno,
         }
     }
 }
@@ -307,6 +354,19 @@ fn ensure_dir_as(
 ) -> Result<OwnedFd, SeedError> {
     let fd = open_or_create_dir(path, owner, stats)?;
     let st = fstat(&fd).call_at("fstat", path)?;
+    // Read-only first: on a read-only root neither owner nor mode is the
+    // cause, and a chown would fail with EROFS.
+    if let Ok(vfs) = nix::sys::statvfs::fstatvfs(&fd)
+        && vfs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)
+    {
+        return Err(SeedError::NotWritable {
+            path: path.to_path_buf(),
+            uid: owner.uid,
+            owner: st.st_uid,
+            mode: st.st_mode & 0o7777,
+            why: Unwritable::ReadOnly,
+        });
+    }
     if !writable_by(&st, owner) {
         if owner.chown && adopt {
             fchown(
@@ -337,17 +397,6 @@ fn ensure_dir_as(
                 why: Unwritable::Mode,
             });
         }
-    }
-    if let Ok(vfs) = nix::sys::statvfs::fstatvfs(&fd)
-        && vfs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)
-    {
-        return Err(SeedError::NotWritable {
-            path: path.to_path_buf(),
-            uid: owner.uid,
-            owner: st.st_uid,
-            mode: st.st_mode & 0o7777,
-            why: Unwritable::ReadOnly,
-        });
     }
     Ok(fd)
 }

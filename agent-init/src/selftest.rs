@@ -31,6 +31,7 @@
 mod hidden;
 mod proxy;
 mod report;
+mod session;
 mod vault;
 
 use crate::sys;
@@ -53,7 +54,7 @@ struct Context {
     harness_pid: Option<i32>,
 }
 
-fn find_context() -> Context {
+fn find_context(explicit: Option<&Path>) -> Context {
     let uid = nix::unistd::getuid().as_raw();
     for dir in [PathBuf::from(STATE_DIR), host_state_dir(uid)] {
         let pf = dir.join(POLICY_TOML.name);
@@ -69,14 +70,14 @@ fn find_context() -> Context {
         }
     }
     let root = nix::unistd::geteuid().is_root();
-    match crate::config::load(None, None, !root) {
+    match crate::config::load(explicit, None, !root) {
         Ok(l) => Context {
             policy: l.policy,
             policy_from: format!("{} (no agent-init state found)", l.source),
             harness_pid: None,
         },
         Err(e) => {
-            eprintln!("agent-init: error: {e}");
+            crate::log::error!("{e}");
             std::process::exit(2);
         }
     }
@@ -119,8 +120,21 @@ fn tool_layer_row(r: &mut Report, probe_dir: &Path, ll_on: bool) {
 /// `agent-init self-test`: the rows in order (what this process is, the
 /// layers, the harness, the attacks, the positive controls), then the
 /// report. Exit 0 only when no row failed.
-pub fn main(json: bool) -> i32 {
-    let ctx = find_context();
+///
+/// Started as PID 1 or as the harness, and not `as_tool`, it first makes
+/// itself a tool ([`session`]); `policy` is the session's then.
+pub fn main(json: bool, as_tool: bool, policy: Option<&Path>) -> i32 {
+    let ctx = find_context(policy);
+    if !as_tool {
+        let alive = ctx
+            .harness_pid
+            .is_some_and(|h| Path::new(&format!("/proc/{h}")).exists());
+        match session::position(ctx.harness_pid, alive) {
+            session::Position::Pid1 => return session::start_session(json, policy),
+            session::Position::Harness => return session::run_as_tool(json),
+            session::Position::Elsewhere => {}
+        }
+    }
     let p = &ctx.policy;
     let mut r = Report::default();
     let me = std::process::id() as i32;
@@ -180,7 +194,7 @@ fn position_rows(r: &mut Report, ctx: &Context, me: i32) {
             "info",
             "position",
             Status::Fail,
-            "this process IS the harness (trusted); run self-test as a tool: agent-init run -- sh -c 'agent-init self-test'",
+            "this process IS the harness (trusted) and --as-tool was given; run self-test without --as-tool, or as a tool: agent-init run -- sh -c 'agent-init self-test'",
         );
     }
 }

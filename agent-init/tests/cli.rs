@@ -53,7 +53,10 @@ fn unknown_user_is_one_line_exit_2() {
     let marker = d.join("started");
     let o = run_expecting(&p, &[], &["/bin/touch", marker.to_str().unwrap()], 2);
     let line = one_error_line(&o);
-    assert!(line.contains("unknown user \"no-such-user-av\""), "{line}");
+    assert!(
+        line.contains("no user 'no-such-user-av' in /etc/passwd"),
+        "{line}"
+    );
     assert!(!marker.exists());
     let p = d.policy("65534:65534", "required", "required", "");
     let o = run_expecting(
@@ -62,7 +65,7 @@ fn unknown_user_is_one_line_exit_2() {
         &["/bin/touch", marker.to_str().unwrap()],
         2,
     );
-    assert!(one_error_line(&o).contains("unknown user \"nope-nobody-av\""));
+    assert!(one_error_line(&o).contains("no user 'nope-nobody-av' in /etc/passwd"));
     assert!(!marker.exists());
 }
 
@@ -201,13 +204,8 @@ fn self_test_under_run_reports_the_kernel_layers() {
     let o = run_in_private_mounts("0755", "true", "", &p, &cmd, "off");
     let s = stdout(&o);
     assert!(!s.contains("TOPSECRET"), "a secret was printed");
-    let row = |check: &str| -> String {
-        let i = s
-            .find(&format!("\"check\":\"{check}"))
-            .unwrap_or_else(|| panic!("{check} missing: {s}"));
-        let j = s[i..].find('}').unwrap();
-        s[i..i + j].to_string()
-    };
+    let json = s.lines().next().unwrap_or_default();
+    let row = |check: &str| json_row(json, check);
     for ok in [
         "base layer restricts this process",
         "filter mode",
@@ -252,22 +250,8 @@ fn built_preload() -> Option<std::path::PathBuf> {
 /// harness, so self-test runs as a tool; in a private mount namespace with
 /// a fresh `/run`. `preload`: the value of `AGENT_VAULT_PRELOAD`.
 fn self_test_scenario(d: &Dir, preload: &str) -> (Option<i32>, String) {
-    let st = d.join("st");
-    let pi = st.join("pi");
-    std::fs::create_dir_all(&pi).unwrap();
-    std::fs::write(pi.join("auth.json"), "TOPSECRET-VALUE").unwrap();
-    for p in [&st, &pi, &pi.join("auth.json")] {
-        std::os::unix::fs::chown(p, Some(1000), Some(1000)).unwrap();
-    }
-    let p = d.policy(
-        "1000:1000",
-        "required",
-        "required",
-        &format!(
-            "[[vault.entry]]\nname = \"pi\"\ndir = \"{}\"\n",
-            pi.display()
-        ),
-    );
+    let p = self_test_policy(d);
+    let pi = d.join("st").join("pi");
     let o = run_in_private_mounts(
         "0755",
         "true",
@@ -285,13 +269,41 @@ fn self_test_scenario(d: &Dir, preload: &str) -> (Option<i32>, String) {
     (o.status.code(), s)
 }
 
-/// The JSON row whose check starts with `check`.
+/// The policy of [`self_test_scenario`], with its vault dir and credential.
+fn self_test_policy(d: &Dir) -> std::path::PathBuf {
+    let st = d.join("st");
+    let pi = st.join("pi");
+    std::fs::create_dir_all(&pi).unwrap();
+    std::fs::write(pi.join("auth.json"), "TOPSECRET-VALUE").unwrap();
+    for p in [&st, &pi, &pi.join("auth.json")] {
+        std::os::unix::fs::chown(p, Some(1000), Some(1000)).unwrap();
+    }
+    d.policy(
+        "1000:1000",
+        "required",
+        "required",
+        &format!(
+            "[[vault.entry]]\nname = \"pi\"\ndir = \"{}\"\n",
+            pi.display()
+        ),
+    )
+}
+
+/// self-test's JSON object, parsed.
+fn report(s: &str) -> serde_json::Value {
+    serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("self-test --json: {e}: {s}"))
+}
+
+/// The JSON row whose check starts with `check`, as compact JSON text.
 fn json_row(s: &str, check: &str) -> String {
-    let i = s
-        .find(&format!("\"check\":\"{check}"))
-        .unwrap_or_else(|| panic!("{check} missing: {s}"));
-    let j = s[i..].find('}').unwrap();
-    s[i..i + j].to_string()
+    let r = report(s);
+    r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["check"].as_str().unwrap().starts_with(check))
+        .unwrap_or_else(|| panic!("{check} missing: {s}"))
+        .to_string()
 }
 
 #[test]
@@ -308,7 +320,7 @@ fn self_test_agrees_with_the_preload_tool_layer() {
     let d = Dir::new();
     let (code, s) = self_test_scenario(&d, so.to_str().unwrap());
     assert_eq!(code, Some(0), "preload {}: {s}", so.display());
-    assert!(s.starts_with("{\"ok\":true,"), "{s}");
+    assert_eq!(report(&s)["ok"], true, "{s}");
     assert!(!s.contains("\"status\":\"FAIL\""), "{s}");
     for check in [
         "vault preload loaded",
@@ -335,7 +347,7 @@ fn self_test_agrees_with_the_preload_tool_layer() {
     let d = Dir::new();
     let (code, s) = self_test_scenario(&d, "off");
     assert_eq!(code, Some(1), "{s}");
-    assert!(s.starts_with("{\"ok\":false,"), "{s}");
+    assert_eq!(report(&s)["ok"], false, "{s}");
     let row = json_row(&s, "tool layer (probe file denied)");
     assert!(row.contains("\"status\":\"FAIL\""), "{row}");
     assert!(row.contains("NOT under the tool layer"), "{row}");
@@ -343,4 +355,199 @@ fn self_test_agrees_with_the_preload_tool_layer() {
         let row = json_row(&s, check);
         assert!(row.contains("\"status\":\"FAIL\""), "{row}");
     }
+}
+
+#[test]
+fn check_json_is_the_policy_as_data() {
+    let d = Dir::new();
+    let v = d.join("vault");
+    let p = d.policy(
+        "root",
+        "required",
+        "best-effort",
+        &format!("[[vault.entry]]\nname = \"v\"\ndir = \"{}\"\n", v.display()),
+    );
+    let o = Command::new(BIN)
+        .args(["check", "--json", "--policy"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    let j: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("check --json parses");
+    assert_eq!(j["valid"], true);
+    assert_eq!(j["source"], p.display().to_string());
+    assert_eq!(j["harness"]["user"], "root");
+    assert_eq!(j["harness"]["uid"], 0);
+    assert_eq!(j["harness"]["home"], "/root");
+    assert_eq!(j["landlock"], "required");
+    assert_eq!(j["seccomp"]["mode"], "best-effort");
+    assert_eq!(j["audit"]["sink"], "off");
+    let vault = j["vault"].as_array().unwrap();
+    assert!(
+        vault.iter().any(|e| e["name"] == "v"
+            && e["kind"] == "dir"
+            && e["path"] == v.display().to_string()),
+        "{j}"
+    );
+    assert_eq!(j["secret_env"], serde_json::json!(["AV_TEST_SECRET"]));
+    assert_eq!(j["proxy"]["mode"], "off", "{j}");
+    assert!(j["proxy"]["routes"].is_array(), "{j}");
+
+    // An invalid policy: still one object, with the error, exit 1.
+    std::fs::write(&p, "[harness]\nuser = 5\n").unwrap();
+    let o = Command::new(BIN)
+        .args(["check", "--json", "--policy"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_exit(&o, 1);
+    let j: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("invalid parses");
+    assert_eq!(j["valid"], false);
+    assert!(
+        j["error"]
+            .as_str()
+            .unwrap()
+            .starts_with(&p.display().to_string()),
+        "{j}"
+    );
+}
+
+#[test]
+fn explain_json_and_the_harness_users_tilde() {
+    let d = Dir::new();
+    let p = d.policy(
+        "root",
+        "required",
+        "required",
+        "[[vault.entry]]\nname = \"ssh\"\ndir = \"~/.ssh\"\n",
+    );
+    let o = Command::new(BIN)
+        .args(["explain", "--json", "--policy"])
+        .arg(&p)
+        .args(["~/.ssh/id_ed25519", "/usr/bin/cat"])
+        .current_dir("/tmp")
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    let j: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("explain --json parses");
+    let paths = j["paths"].as_array().unwrap();
+    assert_eq!(paths[0]["path"], "/root/.ssh/id_ed25519", "{j}");
+    assert_eq!(paths[0]["tool"]["access"], serde_json::json!([]), "{j}");
+    assert!(paths[0]["proxy_routes"].is_array(), "{j}");
+    assert!(
+        paths[0]["vault_rule"].as_str().unwrap().contains("ssh"),
+        "{j}"
+    );
+    let cat = &paths[1];
+    assert_eq!(cat["path"], "/usr/bin/cat");
+    let harness: Vec<&str> = cat["harness"]["access"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        harness.contains(&"execute") && harness.contains(&"read_file"),
+        "{j}"
+    );
+    // The text form expands it the same way.
+    let o = Command::new(BIN)
+        .args(["explain", "--policy"])
+        .arg(&p)
+        .arg("~/.ssh")
+        .current_dir("/tmp")
+        .output()
+        .unwrap();
+    assert!(stdout(&o).contains("\n/root/.ssh\n"), "{}", stdout(&o));
+}
+
+/// The rows a tool sees, all holding: what both documented container
+/// commands must print.
+#[track_caller]
+fn assert_tool_rows_hold(o: &std::process::Output) {
+    let s = stdout(o);
+    assert!(!s.contains("TOPSECRET"), "a secret was printed");
+    assert_eq!(o.status.code(), Some(0), "{s}\n{}", stderr(o));
+    let r = report(&s);
+    assert_eq!(r["ok"], true, "{s}");
+    for check in [
+        "vault preload loaded",
+        "base layer restricts this process",
+        "tool layer (probe file denied)",
+        "filter mode",
+        "capabilities empty",
+        "no_new_privs",
+        "harness non-dumpable",
+        "raw openat ",
+        "ptrace attach to the harness",
+    ] {
+        let row = json_row(&s, check);
+        assert!(row.contains("\"status\":\"pass\""), "{row}");
+    }
+    assert!(!s.contains("this process IS the harness"), "{s}");
+}
+
+/// `podman run --rm --entrypoint agent-init IMAGE self-test`: self-test is
+/// PID 1, as root, with no session; it starts one and tests as its tool.
+#[test]
+fn self_test_as_pid_1_starts_a_session_and_passes() {
+    if skip_unless_root("self_test_as_pid_1_starts_a_session_and_passes") {
+        return;
+    }
+    let so = built_preload().expect("build the preload first (cargo build -p vault-preload)");
+    let d = Dir::new();
+    let p = self_test_policy(&d);
+    let script = format!(
+        "mount -t tmpfs -o mode=0755 tmpfs /run && exec {BIN} self-test --json --policy {}",
+        p.display()
+    );
+    let o = Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--propagation",
+            "private",
+        ])
+        .args(["/bin/sh", "-c", &script])
+        .env("AGENT_VAULT_PRELOAD", &so)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_tool_rows_hold(&o);
+    assert!(
+        stderr(&o).contains("self-test: PID 1 with no session: starting one"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// `podman run --rm IMAGE agent-init self-test`: self-test is the harness
+/// (`agent-init run -- agent-init self-test`); it runs itself as a tool.
+#[test]
+fn self_test_as_the_harness_runs_itself_as_a_tool_and_passes() {
+    if skip_unless_root("self_test_as_the_harness_runs_itself_as_a_tool_and_passes") {
+        return;
+    }
+    let so = built_preload().expect("build the preload first (cargo build -p vault-preload)");
+    let d = Dir::new();
+    let p = self_test_policy(&d);
+    let script = format!(
+        "mount -t tmpfs -o mode=0755 tmpfs /run && exec {BIN} run --policy {} -- {BIN} self-test --json",
+        p.display()
+    );
+    let o = Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "/bin/sh",
+            "-c",
+            &script,
+        ])
+        .env("AGENT_VAULT_PRELOAD", &so)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_tool_rows_hold(&o);
 }

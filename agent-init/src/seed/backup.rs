@@ -68,6 +68,7 @@ pub(super) fn newest_backup(seed: &Seed, owner: Owner, stats: &mut Stats) -> Res
         owner,
         &seed.target,
         src_owner,
+        &seed.source.join(&name),
     )?
     .into_iter()
     .collect();

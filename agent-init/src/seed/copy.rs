@@ -32,7 +32,7 @@ pub(super) fn copy_missing(seed: &Seed, owner: Owner, stats: &mut Stats) -> Resu
             );
             return Ok(());
         }
-        Err(e) => return Err(Call::at("open", &seed.source, e).into()),
+        Err(e) => return Err(SeedError::unreadable("open", &seed.source, e)),
     };
     let dst = ensure_dir(&seed.target, owner, stats)?;
     let mut walk = Walk {
@@ -82,9 +82,13 @@ impl Walk<'_> {
         let dst = dst_rc.as_fd();
         let src_path = self.src_root.join(rel);
         let dst_path = self.dst_root.join(rel);
-        let entries = sys::read_dir_fd(src)
-            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))
-            .call_at("readdir", &src_path)?;
+        let entries = sys::read_dir_fd(src).map_err(|e| {
+            SeedError::unreadable(
+                "readdir",
+                &src_path,
+                Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            )
+        })?;
         // A crash of the fallback path leaves `.agent-vault-seed.*` names; remove them.
         if let Ok(existing) = sys::read_dir_fd(dst) {
             for e in existing {
@@ -127,6 +131,7 @@ impl Walk<'_> {
                         self.owner,
                         &dst_path.join(name),
                         None,
+                        &src_path.join(name),
                     )? {
                         self.batch.push(staged);
                         if self.batch.len() >= BATCH {
@@ -180,7 +185,7 @@ impl Walk<'_> {
             }
         };
         let s = openat(src, name, DIR_FLAGS, Mode::empty())
-            .call_at("open", &self.src_root.join(rel))?;
+            .map_err(|e| SeedError::unreadable("open", &self.src_root.join(rel).join(name), e))?;
         let d = openat(dst, name, DIR_FLAGS, Mode::empty()).call_at("open", &dst_path)?;
         let d = Rc::new(d);
         let walked = self.dir(s.as_fd(), &d, rel);

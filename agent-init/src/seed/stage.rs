@@ -48,6 +48,7 @@ pub(super) fn stage_file(
     owner: Owner,
     dst_path: &Path,
     src_owner: Option<u32>,
+    src_path: &Path,
 ) -> Result<Option<Staged>, SeedError> {
     let dst_dir = dst_rc.as_fd();
     // O_NONBLOCK: a FIFO swapped in after the caller's fstatat must not hang us.
@@ -61,8 +62,8 @@ pub(super) fn stage_file(
             | OFlag::O_NONBLOCK,
         Mode::empty(),
     )
-    .call_at("open", dst_path)?;
-    let st = fstat(&src_fd).call_at("fstat", dst_path)?;
+    .map_err(|e| SeedError::unreadable("open", src_path, e))?;
+    let st = fstat(&src_fd).map_err(|e| SeedError::unreadable("fstat", src_path, e))?;
     if !is_type(&st, SFlag::S_IFREG) {
         return Ok(None);
     }
@@ -75,7 +76,10 @@ pub(super) fn stage_file(
         if let Some(n) = &tmp_name {
             let _ = unlinkat(dst_dir, n.as_os_str(), UnlinkatFlags::NoRemoveDir);
         }
-        return Err(Call::at("write", dst_path, e).into());
+        return Err(match e {
+            FillError::Read(e) => SeedError::unreadable("read", src_path, e),
+            FillError::Write(e) => Call::at("write", dst_path, e).into(),
+        });
     }
     Ok(Some(Staged {
         tmp,
@@ -128,20 +132,41 @@ fn create_unnamed(
     }
 }
 
+/// Which side of a copy failed: a read names the seed, a write the target.
+enum FillError {
+    Read(Errno),
+    Write(Errno),
+}
+
 /// Copy the source's content into `tmp`, then owner and mode (set-id bits
 /// dropped).
-fn fill(src: OwnedFd, tmp: &OwnedFd, mode: u32, owner: Owner) -> Result<(), Errno> {
+fn fill(src: OwnedFd, tmp: &OwnedFd, mode: u32, owner: Owner) -> Result<(), FillError> {
+    use std::io::{Read as _, Write as _};
     let mut from = File::from(src);
-    let mut to = File::from(tmp.try_clone().map_err(|e| io_errno(&e))?);
-    std::io::copy(&mut from, &mut to).map_err(|e| io_errno(&e))?;
+    let mut to = File::from(
+        tmp.try_clone()
+            .map_err(|e| FillError::Write(io_errno(&e)))?,
+    );
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(FillError::Read(io_errno(&e))),
+        };
+        to.write_all(&buf[..n])
+            .map_err(|e| FillError::Write(io_errno(&e)))?;
+    }
     if owner.chown {
         fchown(
             tmp,
             Some(Uid::from_raw(owner.uid)),
             Some(Gid::from_raw(owner.gid)),
-        )?;
+        )
+        .map_err(FillError::Write)?;
     }
-    fchmod(tmp, Mode::from_bits_truncate(mode & 0o1777))
+    fchmod(tmp, Mode::from_bits_truncate(mode & 0o1777)).map_err(FillError::Write)
 }
 
 /// Drop staged files without naming them (a stop while seeding): an

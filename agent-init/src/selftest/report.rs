@@ -2,8 +2,6 @@
 //! JSON object (`--json`). A row only says whether an operation succeeded,
 //! never what it read.
 
-use std::fmt::Write as _;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Status {
     Pass,
@@ -92,18 +90,14 @@ pub(super) fn errno_name(e: &std::io::Error) -> String {
 /// One JSON object (`--json`), or a table and a verdict line, on stdout.
 pub(super) fn print_report(r: &Report, ok: bool, json: bool) {
     if json {
-        print!("{{\"ok\":{ok},\"checks\":[");
-        for (i, row) in r.rows.iter().enumerate() {
-            print!(
-                "{}{{\"layer\":{},\"check\":{},\"status\":{},\"detail\":{}}}",
-                if i > 0 { "," } else { "" },
-                js(row.layer),
-                js(&row.check),
-                js(row.status.word()),
-                js(&row.detail)
-            );
-        }
-        println!("]}}");
+        let checks = r
+            .rows
+            .iter()
+            .map(|row| {
+                crate::json_out::check_row(row.layer, &row.check, row.status.word(), &row.detail)
+            })
+            .collect();
+        println!("{}", crate::json_out::self_test(ok, checks));
     } else {
         for row in &r.rows {
             println!(
@@ -123,20 +117,4 @@ pub(super) fn print_report(r: &Report, ok: bool, json: bool) {
             }
         );
     }
-}
-
-fn js(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
 }

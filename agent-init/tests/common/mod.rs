@@ -118,7 +118,7 @@ pub fn run_cmd(policy: &Path, args: &[&str], cmd: &[&str]) -> Command {
     c.arg("run").arg("--policy").arg(policy);
     c.args(args).arg("--").args(cmd);
     c.env("AGENT_VAULT_PRELOAD", "off")
-        .env("AGENT_VAULT_LOG", "info");
+        .env("AGENT_VAULT_LOG", "debug");
     c.stdin(Stdio::null());
     c
 }

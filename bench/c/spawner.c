@@ -1,0 +1,91 @@
+/* The benchmark's C harness and C tool (compiled by bench/run.sh).
+ *
+ *   spawner forkexec N       N x fork + execve("/bin/true") + waitpid;
+ *                            prints "us_per_spawn <mean microseconds>"
+ *   spawner posix_spawn N    the same with posix_spawn(3)
+ *   spawner run K CMD ARG... K x fork + execvp(CMD) + waitpid, timing each
+ *                            child from fork to reap; prints "ns <t>" per run.
+ *                            A non-zero exit of CMD fails the run.
+ *
+ * Started by `agent-init run` it is the harness and what it spawns is a tool;
+ * started by a tool it is itself a tool spawning tools. */
+#include <errno.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static double now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1e9 + t.tv_nsec;
+}
+
+static int reap(pid_t pid, const char *what) {
+  int st;
+  while (waitpid(pid, &st, 0) < 0) {
+    if (errno != EINTR) { perror("waitpid"); return -1; }
+  }
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    fprintf(stderr, "spawner: %s: child status 0x%x\n", what, st);
+    return -1;
+  }
+  return 0;
+}
+
+static pid_t fork_exec(char *const argv[]) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    execvp(argv[0], argv);
+    fprintf(stderr, "spawner: execvp %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  if (pid < 0) perror("fork");
+  return pid;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 3) {
+    fprintf(stderr, "usage: spawner forkexec|posix_spawn N | run K CMD...\n");
+    return 2;
+  }
+  long n = atol(argv[2]);
+  if (strcmp(argv[1], "run") == 0) {
+    if (argc < 4) return 2;
+    for (long i = 0; i < n; i++) {
+      double t = now_ns();
+      pid_t pid = fork_exec(argv + 3);
+      if (pid < 0 || reap(pid, argv[3]) < 0) return 1;
+      printf("ns %.0f\n", now_ns() - t);
+      fflush(stdout);
+    }
+    return 0;
+  }
+  char *true_argv[] = {"/bin/true", NULL};
+  int spawn = strcmp(argv[1], "posix_spawn") == 0;
+  if (!spawn && strcmp(argv[1], "forkexec") != 0) return 2;
+  /* Warm-up: page in /bin/true and the loader. */
+  for (int w = 0; w < 20; w++) {
+    pid_t pid = fork_exec(true_argv);
+    if (pid < 0 || reap(pid, "/bin/true") < 0) return 1;
+  }
+  double t = now_ns();
+  for (long i = 0; i < n; i++) {
+    pid_t pid;
+    if (spawn) {
+      int e = posix_spawn(&pid, "/bin/true", NULL, NULL, true_argv, environ);
+      if (e != 0) { fprintf(stderr, "posix_spawn: %s\n", strerror(e)); return 1; }
+    } else {
+      pid = fork_exec(true_argv);
+      if (pid < 0) return 1;
+    }
+    if (reap(pid, "/bin/true") < 0) return 1;
+  }
+  printf("us_per_spawn %.2f\n", (now_ns() - t) / n / 1000.0);
+  return 0;
+}

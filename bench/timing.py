@@ -1,0 +1,443 @@
+"""The benchmark's timing core (started by bench/run.sh inside its mount
+namespace; see bench/README.md).
+
+Every figure is taken with two arms started alternately, A B A B ..., in one
+run: "with" through `agent-init run` (the built-in policy, the preload from
+/etc/ld.so.preload) and "without" as the same user with `setpriv`. Each arm
+prints its own timing (the harness or the tool measures itself), so the
+start-up of agent-init, unshare and prlimit is never in a figure. Each figure
+is printed as min and median over the samples, and the ratio of the medians
+(and of the minimums) from this run only.
+"""
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+import resource
+import shlex
+
+# The two fd limits users get: Docker/Podman's default soft limit (1024) and
+# the 1048576 common under Kubernetes. Raising the hard limit needs
+# CAP_SYS_RESOURCE; without it (some containers) the large figure is taken at
+# the current hard limit, and the output says so. The preload lists
+# /proc/self/fd instead of polling above 4096 (vault-preload/src/guard.rs
+# POLL_LIMIT), so any limit above that takes the same path.
+WANT_LARGE = 1048576
+_, HARD_NOFILE = resource.getrlimit(resource.RLIMIT_NOFILE)
+if subprocess.run(["prlimit", f"--nofile={WANT_LARGE}:{WANT_LARGE}", "--", "true"],
+                  stderr=subprocess.DEVNULL).returncode == 0:
+    HARD_NOFILE = WANT_LARGE
+LIMITS = (1024, min(WANT_LARGE, HARD_NOFILE))
+LIMIT_NOTE = ("" if LIMITS[1] == WANT_LARGE else
+              f"NOTE: the hard RLIMIT_NOFILE here is {HARD_NOFILE} and cannot be raised (no "
+              f"CAP_SYS_RESOURCE), so the large-limit figures use a soft limit of {LIMITS[1]}, "
+              f"not {WANT_LARGE} (the preload takes its /proc/self/fd path above 4096 either way).")
+
+p = argparse.ArgumentParser()
+p.add_argument("--root", required=True)
+p.add_argument("--dir", required=True)
+p.add_argument("--uid", required=True)
+p.add_argument("--gid", required=True)
+p.add_argument("--home", required=True)
+p.add_argument("--quick", action="store_true", help="short smoke run")
+a = p.parse_args()
+
+W = a.dir
+BIN = W + "/bin"
+AGENT_INIT = a.root + "/target/release/agent-init"
+PRELOAD = a.root + "/target/release/libvault_preload.so"
+WS = W + "/ws"
+
+# Sample counts and loop sizes.
+if a.quick:
+    S_WORK, S_SPAWN, S_OPEN = 1, 2, 2
+    N_C, N_SCRIPT, N_OPEN, N_STRACE = 100, 30, 20000, 10
+    WORK = ["git", "grep", "pipelines"]
+else:
+    S_WORK, S_SPAWN, S_OPEN = 5, 7, 7
+    N_C, N_SCRIPT, N_OPEN, N_STRACE = 1000, 300, 200000, 100
+    WORK = ["configure", "make", "git", "grep", "python", "pipelines"]
+
+ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "HOME": a.home,
+    "LANG": "C.UTF-8",
+    # The built-in policy's vault directories default to /pi-agent and
+    # /claude; agent-init creates them, so they are moved to /srv (a tmpfs
+    # in the namespace, see run.sh) to leave the host untouched.
+    "PI_CODING_AGENT_DIR": "/srv/pi-agent",
+    "CLAUDE_CONFIG_DIR": "/srv/claude",
+}
+user = subprocess.run(["getent", "passwd", a.uid], capture_output=True, text=True).stdout.split(":")[0]
+ENV["USER"] = ENV["LOGNAME"] = user
+
+
+def prefix(etc, soft):
+    """prlimit, then a nested mount namespace with `etc` over /etc."""
+    return [
+        "prlimit", f"--nofile={soft}:{HARD_NOFILE}", "--",
+        "unshare", "--mount", "--propagation", "private", "--",
+        "/bin/sh", "-c", 'mount --bind "$0" /etc && exec "$@"', etc,
+    ]
+
+
+def with_av(cmd, soft, policy=None):
+    pol = ["--policy", policy] if policy else []
+    return prefix(W + "/etc-vault", soft) + [
+        AGENT_INIT, "run", "-q", "--user", f"{a.uid}:{a.gid}", *pol, "--", *cmd]
+
+
+def without_av(cmd, soft, preload=None):
+    env = ["env", f"LD_PRELOAD={preload}"] if preload else []
+    return prefix(W + "/etc-plain", soft) + [
+        "setpriv", "--reuid", a.uid, "--regid", a.gid, "--clear-groups", "--", *env, *cmd]
+
+
+def replayed(cmd, soft, rules):
+    """Without agent-vault, under the recorded Landlock layers."""
+    return prefix(W + "/etc-plain", soft) + [BIN + "/llreplay", rules, a.uid, a.gid, *cmd]
+
+
+def run_once(cmd, key):
+    r = subprocess.run(cmd, env=ENV, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    vals = [float(m.group(1)) for m in re.finditer(rf"^{key} ([0-9.]+)$", r.stdout, re.M)]
+    if r.returncode != 0 or not vals:
+        sys.exit(f"bench: failed (exit {r.returncode}, no '{key}' line): {' '.join(cmd)}\n"
+                 f"stdout: {r.stdout[-2000:]}\nstderr: {r.stderr[-2000:]}")
+    return vals
+
+
+def measure(arms, key, samples):
+    """arms: {label: cmd}; run them alternately `samples` times (after one
+    untimed round). Returns {label: [values]}."""
+    for cmd in arms.values():
+        run_once(cmd, key)
+    out = {k: [] for k in arms}
+    for _ in range(samples):
+        for k, cmd in arms.items():
+            out[k] += run_once(cmd, key)
+    return out
+
+
+ROWS = []  # (limit, section, name, without, with, goal, unit)
+
+
+def stat(v):
+    return min(v), statistics.median(v)
+
+
+def paired(wo, w):
+    """The median of the per-sample ratios: each sample's two arms ran one
+    after the other, so a pair shares the machine's load of that moment."""
+    return statistics.median(b / a for a, b in zip(wo, w))
+
+
+def fmt(x, unit):
+    if unit == "ms":
+        return f"{x / 1e6:,.1f} ms"
+    if unit == "us":
+        return f"{x:,.1f} µs"
+    return f"{x:,.0f} ns"
+
+
+def row(limit, section, name, without, with_, goal, unit):
+    ROWS.append((limit, section, name, without, with_, goal, unit))
+    (wmin, wmed), (amin, amed) = stat(without), stat(with_)
+    print(f"  [{limit}] {name}: without {fmt(wmed, unit)} (min {fmt(wmin, unit)}), "
+          f"with {fmt(amed, unit)} (min {fmt(amin, unit)}), ratio {paired(without, with_):.3f} "
+          f"(of minimums {amin / wmin:.3f})", file=sys.stderr, flush=True)
+
+
+def say(s):
+    print(s, file=sys.stderr, flush=True)
+
+
+# --- figure 4's comparison ruleset: recorded from a real tool -------------
+
+ACCESS = {n: 1 << i for i, n in enumerate(
+    "EXECUTE WRITE_FILE READ_FILE READ_DIR REMOVE_DIR REMOVE_FILE MAKE_CHAR MAKE_DIR "
+    "MAKE_REG MAKE_SOCK MAKE_FIFO MAKE_BLOCK MAKE_SYM REFER TRUNCATE IOCTL_DEV".split())}
+# The tool layer's scopes (vault-preload/src/tool_layer.rs: SIGNAL |
+# ABSTRACT_UNIX_SOCKET from ABI 6); strace 6.1 does not print `scoped`.
+TOOL_SCOPES = 3
+
+
+def access_bits(s):
+    bits = 0
+    for part in s.split("|"):
+        part = part.strip()
+        if part.startswith("LANDLOCK_ACCESS_FS_"):
+            bits |= ACCESS[part[len("LANDLOCK_ACCESS_FS_"):]]
+        else:
+            bits |= int(part, 0)
+    return bits
+
+
+def record_layers(file):
+    """strace a tool started through agent-init and write the Landlock layers
+    it ends up under (every ruleset that is enforced on its way: the base
+    layer by agent-init's child, the tool layer by the harness's child) in
+    llreplay's format. Returns the rules file and the rule count per layer.
+    The base layer's handled network rights and scopes are taken as none
+    (agent-init/src/landlock_layer.rs: the base layer has no scopes and the
+    policy no network rules); strace prints neither."""
+    log = W + "/landlock.strace"
+    cmd = with_av([BIN + "/spawner", "run", "1", BIN + "/openloop", file, "10"], LIMITS[0])
+    strace = ["strace", "-f", "-qq", "-y", "-s", "4096", "-o", log,
+              "-e", "trace=landlock_create_ruleset,landlock_add_rule,landlock_restrict_self"]
+    # strace goes after the namespace prefix, so that the bind mount of /etc
+    # is in place and agent-init is traced from its start.
+    i = cmd.index(AGENT_INIT)
+    run_once(cmd[:i] + strace + cmd[i:], "ns_per_open")
+    created = {}   # fd -> [handled, [(access, path)]]
+    layers = []
+    for line in open(log):
+        if "unfinished" in line or "resumed" in line:
+            sys.exit(f"bench: an interleaved strace line; cannot record the layers: {line}")
+        m = re.search(r"landlock_create_ruleset\(\{handled_access_fs=([^,]+),.*\) = (\d+)<", line)
+        if m:
+            created[m.group(2)] = [access_bits(m.group(1)), []]
+            continue
+        m = re.search(r"landlock_add_rule\((\d+)<[^>]*>, LANDLOCK_RULE_PATH_BENEATH, "
+                      r"\{allowed_access=([^,]+), parent_fd=\d+<(.*)>\}, 0\) = 0", line)
+        if m:
+            created[m.group(1)][1].append((access_bits(m.group(2)), m.group(3)))
+            continue
+        if "landlock_add_rule(" in line and line.rstrip().endswith("= 0"):
+            sys.exit(f"bench: a landlock_add_rule line this script cannot read: {line}")
+        m = re.search(r"landlock_restrict_self\((\d+)<.*\) = 0", line)
+        if m:
+            layers.append(created[m.group(1)])
+    if len(layers) != 2:
+        sys.exit(f"bench: expected 2 Landlock layers on a tool (base + tool layer), saw {len(layers)}; see {log}")
+    rules = W + "/tool-layers.rules"
+    with open(rules, "w") as f:
+        for n, (handled, rs) in enumerate(layers):
+            f.write(f"layer {handled} {0 if n == 0 else TOOL_SCOPES}\n")
+            for acc, path in rs:
+                f.write(f"rule {acc} {path}\n")
+    return rules, [len(rs) for _, rs in layers]
+
+
+# --- the per-step breakdown of a harness spawn ----------------------------
+
+def strace_children(cmd_prefix_until, tail, soft, with_arm):
+    """strace -f -ttt a harness doing N_STRACE fork+execs of /bin/true and
+    return (median µs fork->execve, median syscalls before execve, one
+    child's syscall names before execve, median syscalls after execve)."""
+    log = W + f"/spawn-{'with' if with_arm else 'without'}-{soft}.strace"
+    strace = ["strace", "-f", "-ttt", "-qq", "-o", log]
+    # strace as root, in front of agent-init or setpriv (the tracee may not
+    # write the log).
+    cmd = cmd_prefix_until
+    i = cmd.index(AGENT_INIT if with_arm else "setpriv")
+    run_once(cmd[:i] + strace + cmd[i:], "us_per_spawn")
+    lines = [ln.split(None, 2) for ln in open(log) if ln.strip()]
+    spawner = None
+    clone_at = {}   # child pid -> clone entry time
+    pending = {}    # pid -> entry time of an unfinished clone
+    per_child = {}  # pid -> list of (t, name)
+    for pid, t, rest in lines:
+        t = float(t)
+        name = re.match(r"(<\.\.\. )?([a-z0-9_]+)", rest)
+        name = name.group(2) if name else "?"
+        if spawner is None and rest.startswith(f'execve("{BIN}/spawner"'):
+            spawner = pid
+        if pid == spawner and name in ("clone", "clone3", "fork", "vfork"):
+            if "unfinished" in rest:
+                pending[pid] = t
+                continue
+            m = re.search(r"= (\d+)$", rest)
+            if m:
+                clone_at[m.group(1)] = pending.pop(pid, t)
+            continue
+        per_child.setdefault(pid, []).append((t, name, rest))
+    spans, before, after, sample = [], [], [], None
+    for c, t0 in clone_at.items():
+        ev = per_child.get(c, [])
+        idx = next((k for k, e in enumerate(ev) if e[1] == "execve" and "/bin/true" in e[2]), None)
+        if idx is None:
+            continue
+        spans.append((ev[idx][0] - t0) * 1e6)
+        before.append(idx)
+        after.append(len(ev) - idx - 1)
+        if sample is None or len(spans) == len(clone_at) // 2:
+            sample = [e[1] for e in ev[:idx]]
+    if not spans:
+        sys.exit(f"bench: no fork->execve of /bin/true found in {log} (spawner pid {spawner}, "
+                 f"{len(clone_at)} clones); its first lines:\n" + "".join(open(log).readlines()[:60]))
+    return statistics.median(spans), statistics.median(before), sample, statistics.median(after)
+
+
+def compact(names):
+    """Syscall names as counts, most frequent first."""
+    counts = {}
+    for n in names:
+        counts[n] = counts.get(n, 0) + 1
+    return ", ".join(f"{n} {c}" for n, c in sorted(counts.items(), key=lambda x: (-x[1], x[0])))
+
+
+# --- the figures ----------------------------------------------------------
+
+def main():
+    t_start = time.time()
+    load = open("/proc/loadavg").read().split()[:3]
+    say(f"bench: {'quick' if a.quick else 'full'} run; load average {' '.join(load)} at start")
+    if LIMIT_NOTE:
+        say("bench: " + LIMIT_NOTE)
+    ws_file = WS + "/proj/src/f01.c"
+    rules, rule_counts = record_layers(ws_file)
+    say(f"bench: recorded a tool's Landlock layers: base layer {rule_counts[0]} rules, "
+        f"tool layer {rule_counts[1]} rules ({rules})")
+    sp = BIN + "/spawner"
+    breakdown = {}
+    for soft in LIMITS:
+        say(f"== soft RLIMIT_NOFILE {soft}")
+        # 1. tool work, run by the C harness as its child.
+        for w in WORK:
+            cmd = [sp, "run", "1", "/bin/sh", f"{WS}/work-{w}.sh"]
+            r = measure({"without": without_av(cmd, soft), "with": with_av(cmd, soft)}, "ns", S_WORK)
+            row(soft, 1, f"tool work: {w}", r["without"], r["with"], 1.03, "ms")
+        # 2. spawn from the harness.
+        py = ("import subprocess,sys,time\nn=int(sys.argv[1])\n"
+              "for _ in range(20): subprocess.run(['/bin/true'], check=True)\n"
+              "t=time.perf_counter()\n"
+              "for _ in range(n): subprocess.run(['/bin/true'], check=True)\n"
+              "print('us_per_spawn %.2f' % ((time.perf_counter()-t)/n*1e6))")
+        js = ("const cp=require('child_process');const n=+process.argv[1];"
+              "for(let i=0;i<20;i++)cp.spawnSync('/bin/true');"
+              "const t=process.hrtime.bigint();"
+              "for(let i=0;i<n;i++){if(cp.spawnSync('/bin/true').status!==0)process.exit(1);}"
+              "console.log('us_per_spawn '+(Number(process.hrtime.bigint()-t)/n/1000).toFixed(2));")
+        harnesses = [
+            ("C harness: fork+exec /bin/true", [sp, "forkexec", str(N_C)]),
+            ("C harness: posix_spawn /bin/true", [sp, "posix_spawn", str(N_C)]),
+            ("Python harness: subprocess.run", ["/usr/bin/python3", "-c", py, str(N_SCRIPT)]),
+            ("Node harness: spawnSync", ["/usr/bin/node", "-e", js, str(N_SCRIPT)]),
+        ]
+        for name, cmd in harnesses:
+            r = measure({"without": without_av(cmd, soft), "with": with_av(cmd, soft)}, "us_per_spawn", S_SPAWN)
+            row(soft, 2, f"spawn from the harness: {name}", r["without"], r["with"], 1.25, "us")
+        # 3. spawn inside a tool (the C program is the harness's child).
+        for mode in ("forkexec", "posix_spawn"):
+            cmd = [sp, "run", "1", sp, mode, str(N_C)]
+            r = measure({"without": without_av(cmd, soft), "with": with_av(cmd, soft)}, "us_per_spawn", S_SPAWN)
+            row(soft, 3, f"spawn inside a tool: {'fork+exec' if mode == 'forkexec' else 'posix_spawn'} /bin/true",
+                r["without"], r["with"], 1.12, "us")
+        # 4. open+read+close of a workspace file in a tool vs the same layers alone.
+        loop = [BIN + "/openloop", ws_file, str(N_OPEN)]
+        r = measure({
+            "nothing": without_av(loop, soft),
+            "layers": replayed(loop, soft, rules),
+            "with": with_av([sp, "run", "1", *loop], soft),
+        }, "ns_per_open", S_OPEN)
+        row(soft, 4, "open+read+close in a tool vs the same Landlock layers alone",
+            r["layers"], r["with"], 1.05, "ns")
+        row(soft, 4, "(for scale) the same Landlock layers alone vs no Landlock",
+            r["nothing"], r["layers"], None, "ns")
+        # Breakdown of a harness spawn (C harness, fork+exec).
+        fe = [sp, "forkexec", str(N_C)]
+        in_tool = [sp, "run", "1", *fe]
+        r = measure({
+            "without": without_av(fe, soft),
+            "empty": without_av(fe, soft, W + "/bin/empty.so"),
+            "with": with_av(fe, soft),
+            "landlock-off": with_av(fe, soft, W + "/landlock-off.toml"),
+            "seccomp-off": with_av(fe, soft, W + "/seccomp-off.toml"),
+            "tool-without": without_av(in_tool, soft),
+            "tool-with": with_av(in_tool, soft),
+        }, "us_per_spawn", S_SPAWN)
+        breakdown[(soft, "variants")] = r
+        st = {}
+        for arm, build in (("without", without_av), ("with", with_av)):
+            st[arm] = strace_children(build([sp, "forkexec", str(N_STRACE)], soft), [sp], soft, arm == "with")
+        breakdown[(soft, "strace")] = st
+    print_tables(breakdown, rule_counts)
+    load = open("/proc/loadavg").read().split()[:3]
+    print(f"\nTook {time.time() - t_start:.0f} s; load average at the end {' '.join(load)}.")
+
+
+def print_tables(bd, rule_counts):
+    med = statistics.median
+    print()
+    print(f"agent-vault overhead, {'QUICK (smoke) run' if a.quick else 'full run'}; "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; kernel {os.uname().release}; "
+          f"{os.cpu_count()} CPUs")
+    print("Interleaved samples (A B A B ...), all from this run. without, with: medians. "
+          "ratio: the median of the per-sample ratios (each sample's with / its without, run "
+          "back to back); in brackets: the ratio of the minimums.")
+    if LIMIT_NOTE:
+        print(LIMIT_NOTE)
+    sp = [BIN + "/spawner", "forkexec", str(N_C)]
+    print("Arms (here for figure 2's C fork+exec; SOFT = the table's limit):")
+    print("- with:    `" + shlex.join(with_av(sp, "SOFT")) + "`")
+    print("- without: `" + shlex.join(without_av(sp, "SOFT")) + "`")
+    titles = {
+        1: "1. a coding agent's tool work, run as a tool (the C harness's child)",
+        2: "2. spawn from the harness",
+        3: "3. spawn inside a tool (the C program is the harness's child)",
+        4: "4. open+read+close of a workspace file in a tool; \"without\" = the same Landlock layers alone",
+    }
+    for soft in LIMITS:
+        print(f"\n### soft RLIMIT_NOFILE = {soft} (hard {HARD_NOFILE})\n")
+        print("| figure | without | with | ratio | goal |")
+        print("|---|---|---|---|---|")
+        section = None
+        tot_wo = tot_w = 0
+        for limit, sec, name, wo, w, goal, unit in ROWS:
+            if limit != soft:
+                continue
+            if sec != section:
+                if section == 1 and len(WORK) > 1:
+                    print(f"| tool work: all of the above (sum of medians) | {tot_wo / 1e6:,.1f} ms | "
+                          f"{tot_w / 1e6:,.1f} ms | {tot_w / tot_wo:.3f} | ≤ 1.03 |")
+                print(f"| **{titles[sec]}** | | | | |")
+                section = sec
+            if sec == 1:
+                tot_wo += med(wo)
+                tot_w += med(w)
+            g = f"≤ {goal:.2f}" if goal else "(for scale)"
+            print(f"| {name.split(': ', 1)[-1]} | {fmt(med(wo), unit)} | {fmt(med(w), unit)} | "
+                  f"**{paired(wo, w):.3f}** ({min(w) / min(wo):.3f}) | {g} |")
+        v = bd[(soft, "variants")]
+        b = {k: med(x) for k, x in v.items()}
+        print(f"\nWhere a harness spawn's time goes (C harness, fork+exec of /bin/true, µs per spawn, "
+              f"medians; the variants were interleaved with each other):\n")
+        print("| variant | µs per spawn | vs without |")
+        print("|---|---|---|")
+        for k, label in (("without", "without agent-vault"),
+                         ("empty", "without agent-vault, an EMPTY library in LD_PRELOAD (any preload's floor)"),
+                         ("with", "with agent-vault (built-in policy)"),
+                         ("landlock-off", "with agent-vault, `[landlock] mode = \"off\"` (no base or tool layer)"),
+                         ("seccomp-off", "with agent-vault, `[seccomp] mode = \"off\"`"),
+                         ("tool-without", "a TOOL spawning (figure 3's loop), without agent-vault"),
+                         ("tool-with", "a TOOL spawning (figure 3's loop), with agent-vault")):
+            print(f"| {label} | {b[k]:,.1f} | {b[k] - b['without']:+,.1f} µs ({b[k] / b['without']:.3f}) |")
+        st = bd[(soft, "strace")]
+        print()
+        print(f"- any preloaded library (empty one): {b['empty'] - b['without']:+,.1f} µs per spawn")
+        print(f"- the preload's start-up in the new program (a tool spawning, with − without: the "
+              f"spawned program loads the preload, no layer is built): "
+              f"{b['tool-with'] - b['tool-without']:+,.1f} µs; "
+              f"syscalls of /bin/true after its execve under strace: {st['without'][3]:.0f} without, "
+              f"{st['with'][3]:.0f} with")
+        print(f"- the harness child's work before exec (the harness spawning − a tool spawning, both "
+              f"with agent-vault): {b['with'] - b['tool-with']:+,.1f} µs; under `strace -f -ttt`, "
+              f"fork→execve {st['without'][0]:,.0f} µs and {st['without'][1]:.0f} syscalls without, "
+              f"{st['with'][0]:,.0f} µs and {st['with'][1]:.0f} syscalls with (strace slows each syscall)")
+        print(f"  - the child's syscalls before execve, with agent-vault (one child, by count): {compact(st['with'][2])}")
+        print(f"- the kernel's Landlock (both layers; includes the tool layer's construction): "
+              f"{b['with'] - b['landlock-off']:+,.1f} µs per spawn (with − landlock off)")
+        print(f"- the kernel's seccomp filter: {b['with'] - b['seccomp-off']:+,.1f} µs per spawn (with − seccomp off)")
+    print(f"\nFigure 4's \"same shape\": the Landlock layers a tool is really under, recorded with strace "
+          f"from a tool started through agent-init (the base layer: {rule_counts[0]} rules; the tool "
+          f"layer: {rule_counts[1]} rules, same handled rights, same paths), replayed by "
+          f"bench/c/llreplay.c in a process without agent-vault.")
+
+
+main()
