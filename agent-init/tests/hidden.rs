@@ -230,6 +230,32 @@ fn explain_says_a_seed_source_is_hidden_and_why() {
         vault.display()
     );
     assert_eq!(out.matches(&why).count(), 2, "{out}");
+    // `check` lists the hidden set, in words and in JSON.
+    let o = Command::new(BIN)
+        .args(["check", "--policy"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains(&format!(
+            "hidden (seed sources and filesystem.hidden; agent-init reads them as root): {}",
+            seed.display()
+        )),
+        "{}",
+        stdout(&o)
+    );
+    let o = Command::new(BIN)
+        .args(["check", "--json", "--policy"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains(&format!("\"hidden\":[\"{}\"]", seed.display())),
+        "{}",
+        stdout(&o)
+    );
 }
 
 /// The JSON row of `self-test --json` whose check starts with `check`.
