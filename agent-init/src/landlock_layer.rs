@@ -11,7 +11,10 @@
 //!   directory on the way to a hidden path here, as root, and grants its
 //!   other entries one by one. An entry created later in such a directory is
 //!   out of reach of the harness (as of its tools).
-//! - A path that does not exist is skipped and named in the log line.
+//! - A path that does not exist is skipped and named in the log line, and so
+//!   is a rule path that resolves to a hidden path (a symlink in a policy
+//!   list). A symlink to something *beneath* a hidden directory is not
+//!   caught: name real paths in the policy's lists.
 //! - A rule on a non-directory keeps only the file rights (`FILE_ONLY`).
 //! - Terminals stay usable: the plan's terminal rules
 //!   ([`policy::landlock_plan::TERMINAL_DEVICES`]), plus the tty behind fds 0
@@ -176,6 +179,7 @@ pub fn prepare(policy: &Policy) -> Result<Outcome, LandlockError> {
     let mut sink = Sink {
         ruleset,
         handled,
+        hidden_ids: &hidden_ids,
         skipped: Vec::new(),
         count: 0,
     };
@@ -200,7 +204,7 @@ pub fn prepare(policy: &Policy) -> Result<Outcome, LandlockError> {
         summary.push_str(&format!("; hidden: {}", h.join(", ")));
     }
     if !skipped.is_empty() {
-        summary.push_str(&format!("; skipped (missing): {}", skipped.join(", ")));
+        summary.push_str(&format!("; skipped: {}", skipped.join(", ")));
     }
     if mode == EnforceMode::BestEffort {
         if !missing.is_empty() {
@@ -272,15 +276,18 @@ impl FsView for Listing {
 }
 
 /// The ruleset the walk's rules go to.
-struct Sink {
+struct Sink<'h> {
     ruleset: RulesetCreated,
     handled: Access,
+    /// The identities of the hidden paths: a rule path that resolves to one
+    /// of them (a symlink in a policy list) gets no rule.
+    hidden_ids: &'h [FileId],
     /// Rule paths that do not exist (named in the log line).
     skipped: Vec<String>,
     count: usize,
 }
 
-impl RuleSink for Sink {
+impl RuleSink for Sink<'_> {
     type Error = LandlockError;
     fn add(
         &mut self,
@@ -317,6 +324,16 @@ impl RuleSink for Sink {
         });
         if is_link {
             return Ok(()); // swapped for a symlink since the listing: no rule
+        }
+        if st.is_some_and(|st| {
+            self.hidden_ids.contains(&FileId {
+                dev: st.st_dev,
+                ino: st.st_ino,
+            })
+        }) {
+            self.skipped
+                .push(format!("{} (a hidden path)", path.display()));
+            return Ok(());
         }
         let mut a = access.intersect(self.handled);
         if !is_dir {

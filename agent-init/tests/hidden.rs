@@ -309,3 +309,24 @@ fn self_test_attacks_each_seed_source() {
         );
     }
 }
+
+#[test]
+fn a_policy_path_that_is_a_symlink_to_a_seed_source_grants_nothing() {
+    let Some(w) = seeded(
+        "a_policy_path_that_is_a_symlink_to_a_seed_source_grants_nothing",
+        &[],
+    ) else {
+        return;
+    };
+    let link = w.d.join("seed-link");
+    std::os::unix::fs::symlink(&w.seed, &link).unwrap();
+    let text = std::fs::read_to_string(&w.policy).unwrap().replace(
+        "read_only = [\"/\"]",
+        &format!("read_only = [\"/\", \"{}\"]", link.display()),
+    );
+    std::fs::write(&w.policy, text).unwrap();
+    let through_link = link.join("auth.json");
+    let o = attack(&w.policy, &w.raw, &[&through_link]);
+    assert_out_of_reach(&o, &through_link);
+    assert_stderr_contains(&o, &format!("{} (a hidden path)", link.display()));
+}
