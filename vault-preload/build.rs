@@ -60,7 +60,29 @@ fn main() {
     for s in &raw.vault.secret_env {
         writeln!(o, "    {},", bytes(s.get_ref())).unwrap();
     }
+    o.push_str(
+        "];\n\n/// Secret variable patterns.\npub const SECRET_ENV_PATTERNS: &[&[u8]] = &[\n",
+    );
+    for s in &raw.vault.secret_env_patterns {
+        writeln!(o, "    {},", bytes(s.get_ref())).unwrap();
+    }
+    o.push_str("];\n\n/// Kept variables.\npub const KEEP_ENV: &[&[u8]] = &[\n");
+    for s in &raw.vault.keep_env {
+        writeln!(o, "    {},", bytes(s.get_ref())).unwrap();
+    }
+    o.push_str(
+        "];\n\n/// Tool read-only path templates.\npub const TOOL_READ_ONLY: &[&[u8]] = &[\n",
+    );
+    for s in &raw.filesystem.tool_read_only {
+        writeln!(o, "    {},", bytes(s.get_ref())).unwrap();
+    }
     o.push_str("];\n\n");
+    writeln!(
+        o,
+        "/// `[tools] keep_terminal`.\npub const KEEP_TERMINAL: bool = {};\n",
+        raw.tools.keep_terminal
+    )
+    .unwrap();
     let sink = raw.audit.sink.get_ref();
     assert!(
         !sink.contains(['~', '$']),

@@ -50,6 +50,8 @@ pub struct Identity {
 pub enum UserError {
     /// `getpwnam` found no such user.
     UnknownUser(String),
+    /// A bare uid (`--user 1000`) with no `/etc/passwd` entry: no group to take.
+    UnknownUid(u32),
     /// `getgrnam` found no such group.
     UnknownGroup(String),
     /// `--user` is neither a name nor `uid:gid`.
@@ -66,6 +68,10 @@ impl fmt::Display for UserError {
             UserError::UnknownUser(n) => write!(
                 f,
                 "no user '{n}' in /etc/passwd; use a name from it or uid:gid (numbers, like \"1000:1000\")"
+            ),
+            UserError::UnknownUid(uid) => write!(
+                f,
+                "uid {uid} has no entry in /etc/passwd, so it has no group to take; give one: --user {uid}:GID (like \"{uid}:{uid}\")"
             ),
             UserError::UnknownGroup(n) => write!(
                 f,
@@ -118,7 +124,22 @@ pub fn resolve_user(spec: &UserSpec) -> Result<Identity, UserError> {
                 home: Some(u.dir),
                 groups: Vec::new(),
             }),
-            Ok(None) => Err(UserError::UnknownUser(n.clone())),
+            // A bare number is a uid (as `docker run --user 1000`), taken with
+            // its passwd entry's group and home.
+            Ok(None) => match n.parse::<u32>() {
+                Ok(uid) => match User::from_uid(Uid::from_raw(uid)) {
+                    Ok(Some(u)) => Ok(Identity {
+                        uid,
+                        gid: u.gid.as_raw(),
+                        name: Some(u.name),
+                        home: Some(u.dir),
+                        groups: Vec::new(),
+                    }),
+                    Ok(None) => Err(UserError::UnknownUid(uid)),
+                    Err(e) => Err(UserError::Lookup(format!("uid {uid}"), e)),
+                },
+                Err(_) => Err(UserError::UnknownUser(n.clone())),
+            },
             Err(e) => Err(UserError::Lookup(format!("user {n:?}"), e)),
         },
         UserSpec::Ids { uid, gid } => {
@@ -301,6 +322,23 @@ mod tests {
         assert!(e.to_string().starts_with(
             "no user 'no-such-user-av' in /etc/passwd; use a name from it or uid:gid"
         ));
+    }
+
+    #[test]
+    fn a_bare_uid_takes_its_passwd_group_and_home() {
+        // uid 0 is in every /etc/passwd; a name lookup of "0" finds nothing.
+        let id = resolve_user(&UserSpec::Name("0".into())).unwrap();
+        assert_eq!((id.uid, id.gid), (0, 0));
+        assert_eq!(id.home.as_deref(), Some(Path::new("/root")));
+    }
+
+    #[test]
+    fn a_bare_uid_without_a_passwd_entry_asks_for_its_group() {
+        let e = resolve_user(&UserSpec::Name("3999999".into())).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "uid 3999999 has no entry in /etc/passwd, so it has no group to take; give one: --user 3999999:GID (like \"3999999:3999999\")"
+        );
     }
 
     #[test]

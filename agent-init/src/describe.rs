@@ -53,7 +53,24 @@ pub fn describe(l: &config::Loaded) -> String {
     seeds_section(&mut o, p);
     audit_section(&mut o, p);
     proxy_section(&mut o, p);
+    tools_section(&mut o, p);
     o
+}
+
+/// How tools start: with or without the controlling terminal.
+fn tools_section(o: &mut String, p: &Policy) {
+    let _ = writeln!(o, "\nTools");
+    let _ = if p.tools.keep_terminal {
+        writeln!(
+            o,
+            "  tools keep the harness's controlling terminal (they can read what the user types)"
+        )
+    } else {
+        writeln!(
+            o,
+            "  tools start without the controlling terminal (/dev/tty: ENXIO)"
+        )
+    };
 }
 
 /// Who the harness runs as, its groups and the environment it gets.
@@ -98,6 +115,13 @@ fn harness_section(o: &mut String, l: &config::Loaded) {
     for (k, v) in &p.harness.env {
         let _ = writeln!(o, "  gets environment {k}={v}");
     }
+    if !p.harness.random_env.is_empty() {
+        let _ = writeln!(
+            o,
+            "  gets a fresh random value (tools never see it) in: {}",
+            p.harness.random_env.join(", ")
+        );
+    }
     let _ = writeln!(
         o,
         "{}",
@@ -138,6 +162,20 @@ fn vault_section(o: &mut String, p: &Policy) {
             p.secret_env.join(", ")
         );
     }
+    if !p.secret_env_patterns.is_empty() {
+        let _ = writeln!(
+            o,
+            "  and every variable whose name matches: {}",
+            p.secret_env_patterns.join(", ")
+        );
+    }
+    if !p.keep_env.is_empty() {
+        let _ = writeln!(
+            o,
+            "  tools keep these all the same: {}",
+            p.keep_env.join(", ")
+        );
+    }
 }
 
 /// The Landlock base layer's allow-list.
@@ -169,6 +207,13 @@ fn filesystem_section(o: &mut String, p: &Policy) {
         "  hidden (seed sources and filesystem.hidden; agent-init reads them as root): {}",
         list(&hidden)
     );
+    if !fs.tool_read_only.is_empty() {
+        let _ = writeln!(
+            o,
+            "  read and execute only for tools (the harness keeps its rights; their parents are list-only for tools): {}",
+            list(&fs.tool_read_only)
+        );
+    }
     let terminals = policy::landlock_plan::base_layer(p).terminals;
     let t: Vec<String> = terminals
         .iter()

@@ -164,6 +164,8 @@ pub enum SanitizeError {
     Unhooked(Unfollowable),
     /// The command could not be read to check it.
     Inspect(Call<std::io::Error>),
+    /// `getrandom` failed for a `[harness] random_env` variable.
+    Random(std::io::Error),
 }
 
 impl fmt::Display for SanitizeError {
@@ -179,6 +181,9 @@ impl fmt::Display for SanitizeError {
                 f,
                 "cannot check whether the preload can follow the command: {c}. Fix: make it readable, or set `unhooked = \"allow\"` under [harness] in the policy"
             ),
+            SanitizeError::Random(e) => {
+                write!(f, "getrandom (for the [harness] random_env variables): {e}")
+            }
         }
     }
 }
@@ -186,7 +191,7 @@ impl fmt::Display for SanitizeError {
 impl std::error::Error for SanitizeError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            SanitizeError::CloseRange(e) => Some(e),
+            SanitizeError::CloseRange(e) | SanitizeError::Random(e) => Some(e),
             SanitizeError::Inspect(c) => Some(c),
             SanitizeError::NotFound(_) | SanitizeError::Nul(_) | SanitizeError::Unhooked(_) => None,
         }
@@ -266,6 +271,7 @@ pub fn sanitize(
     for (k, v) in &policy.harness.env {
         env.insert(k.into(), v.into());
     }
+    let random = random_secrets(policy, &mut env)?;
     let cmd = &command[0];
     let path = crate::path_search::resolve_command(cmd, env.get(std::ffi::OsStr::new("PATH")))
         .ok_or_else(|| SanitizeError::NotFound(cmd.to_string_lossy().into_owned()))?;
@@ -278,12 +284,32 @@ pub fn sanitize(
         );
     }
     info!(
-        "[1/8] sanitize: closed {closed} inherited fds; harness env {} variables ({} from the policy); command {} ({hooks})",
+        "[1/8] sanitize: closed {closed} inherited fds; harness env {} variables ({} from the policy, {random} random secrets); command {} ({hooks})",
         env.len(),
         policy.harness.env.len(),
         path.display()
     );
     Ok(Sanitized { env, path, argv })
+}
+
+/// `[harness] random_env`: each variable the environment lacks gets 32
+/// fresh random bytes as 64 hex digits. Returns how many were set.
+fn random_secrets(
+    policy: &policy::Policy,
+    env: &mut BTreeMap<OsString, OsString>,
+) -> Result<usize, SanitizeError> {
+    let mut set = 0;
+    for name in &policy.harness.random_env {
+        if env.contains_key(std::ffi::OsStr::new(name)) {
+            continue;
+        }
+        let mut bytes = [0u8; 32];
+        sys::getrandom(&mut bytes).map_err(SanitizeError::Random)?;
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        env.insert(name.into(), hex.into());
+        set += 1;
+    }
+    Ok(set)
 }
 
 /// Can the preload follow the command ([`unhooked::inspect`])? Refused

@@ -27,6 +27,7 @@
 
 mod backup;
 mod copy;
+mod restore;
 mod stage;
 
 use crate::error::{Call, CallResult, io_errno};
@@ -232,14 +233,21 @@ pub struct Stats {
     pub skipped: usize,
     pub missing_sources: usize,
     pub chowned: usize,
+    /// Vault entries whose owner or mode was given back to the harness user.
+    pub restored: usize,
 }
 
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} files copied, {} kept (already there), {} skipped, {} dirs created, {} missing sources",
-            self.files_copied, self.kept, self.skipped, self.dirs_created, self.missing_sources
+            "{} files copied, {} kept (already there), {} skipped, {} dirs created, {} missing sources, {} vault entries restored",
+            self.files_copied,
+            self.kept,
+            self.skipped,
+            self.dirs_created,
+            self.missing_sources,
+            self.restored
         )
     }
 }
@@ -255,13 +263,22 @@ pub fn run(policy: &Policy, owner: Owner, create_missing: bool) -> Result<Stats,
 }
 
 /// Every `dir` entry of the vault (but agent-init's probe) exists and the
-/// harness user can write it, where it can be made so.
+/// harness user can write it, where it can be made so; every existing entry
+/// (and everything in it) has the harness user's owner and `u+rw(x)`
+/// ([`restore`]).
 fn vault_dirs(
     policy: &Policy,
     owner: Owner,
     create_missing: bool,
     stats: &mut Stats,
 ) -> Result<(), SeedError> {
+    for e in &policy.vault {
+        if e.name == policy::PROBE_ENTRY {
+            continue;
+        }
+        crate::stop::check()?;
+        restore::entry(&e.path, owner, stats)?;
+    }
     for e in policy.vault.iter().filter(|e| e.kind == VaultKind::Dir) {
         if e.name == policy::PROBE_ENTRY {
             continue;

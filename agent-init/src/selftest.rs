@@ -161,6 +161,8 @@ pub fn main(json: bool, as_tool: bool, policy: Option<&Path>) -> i32 {
     hidden::hidden_rows(&mut r, p);
     harness_attack_rows(&mut r, harness.map(|h| h.pid));
     secret_env_rows(&mut r, p);
+    secret_env_pattern_row(&mut r, p);
+    tool_read_only_rows(&mut r, p);
     seccomp_probe_rows(&mut r, sc_on, harness.is_some());
 
     // Positive controls.
@@ -448,6 +450,75 @@ fn secret_env_rows(r: &mut Report, p: &Policy) {
             },
         );
     }
+}
+
+/// A tool cannot write into the harness's own program
+/// (`filesystem.tool_read_only`): create a file in each directory, or open
+/// each file for writing, with a raw `openat` (no preload hook decides).
+fn tool_read_only_rows(r: &mut Report, p: &Policy) {
+    for path in &p.filesystem.tool_read_only {
+        let check = format!("write into {} (tool_read_only)", path.display());
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            r.add("landlock", check, Status::Skip, "does not exist");
+            continue;
+        };
+        let (target, flags) = if meta.is_dir() {
+            (
+                path.join(vault::unique_name("program")),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+            )
+        } else {
+            (path.clone(), libc::O_WRONLY)
+        };
+        let (status, detail) = match sys::raw_openat(libc::AT_FDCWD, &cpath(&target), flags) {
+            Ok(fd) => {
+                drop(fd);
+                let cleanup = if meta.is_dir() {
+                    match std::fs::remove_file(&target) {
+                        Ok(()) => " (removed again)".to_string(),
+                        Err(x) => format!(" (could not remove it: {})", errno_name(&x)),
+                    }
+                } else {
+                    String::new()
+                };
+                (Status::Fail, format!("succeeded: NOT blocked{cleanup}"))
+            }
+            Err(x) if matches!(x.raw_os_error(), Some(libc::EACCES | libc::EROFS)) => {
+                (Status::Pass, format!("blocked: {}", errno_name(&x)))
+            }
+            Err(x) => (Status::Fail, format!("{}: expected EACCES", errno_name(&x))),
+        };
+        r.add("landlock", check, status, detail);
+    }
+}
+
+/// No variable of this environment matches a secret pattern (unless kept).
+fn secret_env_pattern_row(r: &mut Report, p: &Policy) {
+    if p.secret_env_patterns.is_empty() {
+        return;
+    }
+    let present: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| !p.secret_env.contains(k) && p.is_secret_env(k))
+        .collect();
+    let detail = if present.is_empty() {
+        "none present".to_string()
+    } else {
+        format!(
+            "PRESENT in this tool's environment (values not shown): {}",
+            present.join(", ")
+        )
+    };
+    r.add(
+        "preload",
+        "secret env patterns absent",
+        if present.is_empty() {
+            Status::Pass
+        } else {
+            Status::Fail
+        },
+        detail,
+    );
 }
 
 /// The seccomp deny-list, one probe each (harmless when they succeed).

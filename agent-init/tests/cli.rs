@@ -551,3 +551,44 @@ fn self_test_as_the_harness_runs_itself_as_a_tool_and_passes() {
         .unwrap();
     assert_tool_rows_hold(&o);
 }
+
+#[test]
+fn a_tool_calling_the_harness_loopback_server_lacks_its_password_by_agent_init_and_the_preload() {
+    // `opencode serve` on 127.0.0.1 answers any local process; with
+    // OPENCODE_SERVER_PASSWORD set it requires basic auth. agent-init gives
+    // the harness a fresh random value; the policy makes it a secret
+    // variable, which the preload strips from every tool.
+    if skip_unless_root(
+        "a_tool_calling_the_harness_loopback_server_lacks_its_password_by_agent_init_and_the_preload",
+    ) {
+        return;
+    }
+    let d = Dir::new();
+    let p = d.policy("65534:65534", "required", "required", "");
+    let text = std::fs::read_to_string(&p).unwrap().replacen(
+        "user = \"65534:65534\"",
+        "user = \"65534:65534\"\nrandom_env = [\"AV_TEST_SERVER_PASSWORD\"]",
+        1,
+    );
+    std::fs::write(&p, text).unwrap();
+    let show = ["/bin/sh", "-c", "printf %s \"$AV_TEST_SERVER_PASSWORD\""];
+    let a = stdout(&run_expecting(&p, &[], &show, 0));
+    let b = stdout(&run_expecting(&p, &[], &show, 0));
+    assert_eq!(a.len(), 64, "{a:?}");
+    assert!(a.bytes().all(|c| c.is_ascii_hexdigit()), "{a:?}");
+    assert_ne!(a, b, "a fresh value each start");
+    // A value the environment sets is kept.
+    let mut c = run_cmd(&p, &[], &show);
+    c.env("AV_TEST_SERVER_PASSWORD", "set-by-the-user");
+    assert_eq!(stdout(&output(c)), "set-by-the-user");
+    // Secret for tools: in the image's secret variables.
+    let pol = policy::load_file(&p, &policy::ExpandContext::default()).unwrap();
+    assert!(
+        pol.secret_env
+            .iter()
+            .any(|s| s == "AV_TEST_SERVER_PASSWORD")
+    );
+    let image = pol.to_image();
+    let v = policy::View::decode(&image).unwrap();
+    assert!(v.is_secret_env(b"AV_TEST_SERVER_PASSWORD"));
+}

@@ -429,3 +429,70 @@ fn count_files(dir: &Path) -> usize {
         .map(|e| std::fs::read_dir(e.path()).map(|r| r.count()).unwrap_or(0))
         .sum()
 }
+
+#[test]
+fn a_raw_chmod_000_of_the_vault_is_undone_by_agent_init_at_the_next_start() {
+    if skip_unless_root("a_raw_chmod_000_of_the_vault_is_undone_by_agent_init_at_the_next_start") {
+        return;
+    }
+    let d = Dir::new();
+    let src = d.join("seed");
+    let dst = d.join("pi-agent");
+    std::fs::create_dir_all(src.join("sessions")).unwrap();
+    std::fs::write(src.join("auth.json"), "token").unwrap();
+    std::fs::write(src.join("sessions/s.jsonl"), "session").unwrap();
+    let p = seed_policy(&d, &src, &dst);
+    let dst_s = dst.to_str().unwrap();
+    // Session 1: raw chmod and chown calls (no preload here: like a static
+    // tool's, which only the kernel sees, and Landlock has no right for them).
+    run_expecting(
+        &p,
+        &[],
+        &[
+            "/bin/sh",
+            "-c",
+            "chmod 000 \"$0/sessions/s.jsonl\" \"$0/sessions\" \"$0/auth.json\" && chmod 4000 \"$0\"",
+            dst_s,
+        ],
+        0,
+    );
+    assert_eq!(std::fs::metadata(&dst).unwrap().mode() & 0o7777, 0o4000);
+    // A link the harness user planted to root's file: never followed.
+    let root_only = d.join("root-only");
+    std::fs::write(&root_only, "root").unwrap();
+    std::fs::set_permissions(&root_only, std::fs::Permissions::from_mode(0o400)).unwrap();
+    std::os::unix::fs::symlink(&root_only, dst.join("link")).unwrap();
+    // Session 2: agent-init gives everything back before the harness starts.
+    let o = run_expecting(
+        &p,
+        &[],
+        &[
+            "/bin/sh",
+            "-c",
+            "cat \"$0/auth.json\" \"$0/sessions/s.jsonl\" && touch \"$0/new\"",
+            dst_s,
+        ],
+        0,
+    );
+    assert_eq!(stdout(&o), "tokensession");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o7777;
+    assert_eq!(mode(&dst), 0o700, "u+rwx, set-id dropped");
+    assert_eq!(mode(&dst.join("sessions")), 0o700);
+    assert_eq!(mode(&dst.join("auth.json")), 0o600);
+    assert_eq!(mode(&dst.join("sessions/s.jsonl")), 0o600);
+    let m = std::fs::metadata(&root_only).unwrap();
+    assert_eq!(
+        (m.uid(), m.mode() & 0o7777),
+        (0, 0o400),
+        "followed the link"
+    );
+    assert_eq!(
+        std::fs::symlink_metadata(dst.join("link")).unwrap().uid(),
+        NOBODY
+    );
+    assert!(
+        stderr(&o).contains("restored the owner or mode of 5 entries"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -147,15 +147,35 @@ pub fn explain(policy: &Policy, path: &Path) -> Explanation {
                 "it is named like a vault file beside it (a backup, or the temporary an atomic save renames over it): tools get no access"
                     .to_string(),
             );
-        } else if matcher.is_ancestor(bytes) {
+        } else if let Some(ro) = matcher
+            .tool_read_only()
+            .find(|r| crate::pathbuf::is_within(bytes, r.bytes()))
+        {
+            tool.access = tool.access.intersect(Access::EXEC);
+            tool.reasons.push(format!(
+                "filesystem.tool_read_only has {} (the harness's own program): tools may read and execute, not write",
+                String::from_utf8_lossy(ro.bytes())
+            ));
+        } else if matcher.leads_to_held(bytes) {
             tool.access = tool.access.intersect(Access::READ_DIR);
             let below: Vec<_> = matcher
                 .vault()
                 .filter(|e| crate::pathbuf::is_within(e.path.bytes(), bytes))
-                .map(|e| format!("\"{}\"", String::from_utf8_lossy(e.name.bytes())))
+                .map(|e| {
+                    format!(
+                        "vault entry \"{}\"",
+                        String::from_utf8_lossy(e.name.bytes())
+                    )
+                })
+                .chain(
+                    matcher
+                        .tool_read_only()
+                        .filter(|r| crate::pathbuf::is_within(r.bytes(), bytes))
+                        .map(|r| format!("tool read-only {}", String::from_utf8_lossy(r.bytes()))),
+                )
                 .collect();
             tool.reasons.push(format!(
-                "it holds vault entries {}: tools may only list it",
+                "it holds {}: tools may only list it",
                 below.join(", ")
             ));
         } else if tool.reasons.is_empty() {
@@ -215,6 +235,21 @@ mod tests {
         let usr = explain(&p, Path::new("/usr/bin/cat"));
         assert_eq!(usr.tool.access, Access::EXEC);
         assert_eq!(usr.harness.access, Access::EXEC);
+    }
+
+    #[test]
+    fn the_harness_program_is_read_and_execute_for_tools() {
+        let p = policy();
+        let bin = explain(&p, Path::new("/home/agent/.local/claude-code/bin/claude"));
+        assert_eq!(bin.tool.access, Access::EXEC);
+        assert!(bin.tool.reasons[0].contains("tool_read_only"), "{bin:?}");
+        assert!(bin.harness.access.contains(Access::WRITE_FILE));
+        let local = explain(&p, Path::new("/home/agent/.local"));
+        assert_eq!(local.tool.access, Access::READ_DIR);
+        assert!(
+            local.tool.reasons[0].contains("tool read-only"),
+            "{local:?}"
+        );
     }
 
     #[test]

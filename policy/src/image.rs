@@ -46,7 +46,10 @@ impl Policy {
         };
         let mut e = Encoder(VecOut(Vec::with_capacity(2048)));
         let probe = self.probe_dir().map(bytes);
-        e.header(mode(self.landlock), audit, probe.as_deref());
+        let tools = ToolOptions {
+            keep_terminal: self.tools.keep_terminal,
+        };
+        e.header(mode(self.landlock), audit, probe.as_deref(), tools);
         e.count(self.vault.len());
         for v in &self.vault {
             e.entry(v.name.as_bytes(), &bytes(&v.path), v.kind);
@@ -55,6 +58,17 @@ impl Policy {
         }
         e.count(self.secret_env.len());
         self.secret_env.iter().for_each(|s| e.str(s.as_bytes()));
+        e.count(self.secret_env_patterns.len());
+        self.secret_env_patterns
+            .iter()
+            .for_each(|s| e.str(s.as_bytes()));
+        e.count(self.keep_env.len());
+        self.keep_env.iter().for_each(|s| e.str(s.as_bytes()));
+        e.count(self.filesystem.tool_read_only.len());
+        self.filesystem
+            .tool_read_only
+            .iter()
+            .for_each(|p| e.str(&bytes(p)));
         let base = base_layer(self);
         e.count(base.rules.len());
         base.rules

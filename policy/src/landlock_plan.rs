@@ -195,7 +195,7 @@ pub fn base_layer(policy: &Policy) -> BaseLayer {
     layer
 }
 
-pub use policy_core::walk::{DirEntry, EntryKind, FsView, Hidden, RuleSink, tool_layer, walk};
+pub use policy_core::walk::{DirEntry, EntryKind, FsView, Held, RuleSink, tool_layer, walk};
 
 impl BaseLayer {
     /// Walk the rules with the hidden paths hidden: every rule the base
@@ -414,6 +414,76 @@ mod tests {
             assert!(!p.contains(".claude"), "{p}");
             assert!(!p.contains("link"), "{p}");
         }
+    }
+
+    #[test]
+    fn golden_tool_read_only_program_prefix() {
+        let p = policy(
+            "[[vault.entry]]\nname = \"claude\"\ndir = \"~/.claude\"\n\
+             [[vault.entry]]\nname = \"claude-json\"\nfile = \"~/.claude.json\"\n",
+            "read_only = [\"/\"]\nexecutable = [\"/\"]\nread_write = [\"~\", \"~/.local/claude-code/cache\"]\n\
+             tool_read_only = [\"~/.local/claude-code\"]\n",
+        );
+        let mut fs = image_fs();
+        fs.0.get_mut("/home/agent")
+            .unwrap()
+            .push((".local", Dir, 1, 40));
+        fs.0.insert(
+            "/home/agent/.local",
+            vec![
+                ("claude-code", Dir, 1, 41),
+                ("share", Dir, 1, 42),
+                ("claude-codex", Other, 1, 43),
+            ],
+        );
+        let ids = [FileId { dev: 1, ino: 30 }, FileId { dev: 1, ino: 31 }];
+        let mut rules = Rules::default();
+        walk(&p, &ids, &mut fs, &mut rules).unwrap();
+        let got: Vec<_> = rules
+            .0
+            .iter()
+            .filter(|(p, _, _)| p.starts_with("/home/agent"))
+            .map(|(p, d, a)| (p.as_str(), *d, *a))
+            .collect();
+        let ro_file = Access::EXEC.intersect(Access::FILE_ONLY);
+        let rw_file = Access::READ_WRITE.intersect(Access::FILE_ONLY);
+        assert_eq!(
+            got,
+            vec![
+                // "/" (read and execute), expanded down to ~/.local
+                ("/home/agent", Some(true), Access::READ_DIR),
+                ("/home/agent/.bashrc", Some(false), ro_file),
+                ("/home/agent/project", Some(true), Access::EXEC),
+                ("/home/agent/.local", Some(true), Access::READ_DIR),
+                ("/home/agent/.local/claude-code", Some(true), Access::EXEC),
+                ("/home/agent/.local/share", Some(true), Access::EXEC),
+                ("/home/agent/.local/claude-codex", Some(false), ro_file),
+                // "~" (read-write), expanded: the program prefix gets no write
+                ("/home/agent", Some(true), Access::READ_DIR),
+                ("/home/agent/.bashrc", Some(false), rw_file),
+                ("/home/agent/project", Some(true), Access::READ_WRITE),
+                ("/home/agent/.local", Some(true), Access::READ_DIR),
+                ("/home/agent/.local/claude-code", Some(true), Access::READ),
+                ("/home/agent/.local/share", Some(true), Access::READ_WRITE),
+                ("/home/agent/.local/claude-codex", Some(false), rw_file),
+                // a read-write base rule inside it: read only for tools
+                ("/home/agent/.local/claude-code/cache", None, Access::READ),
+            ]
+        );
+        // The harness's base layer keeps write there.
+        let base = base_layer(&p);
+        assert!(base.rules.iter().any(
+            |r| r.path.ends_with(".local/claude-code/cache") && r.access == Access::READ_WRITE
+        ));
+        // Overlapping the vault is an error.
+        let text = crate::testing::policy_toml(
+            "1000:1000",
+            "[[vault.entry]]\nname = \"c\"\ndir = \"/claude\"\n",
+            "read_only = [\"/\"]\ntool_read_only = [\"/claude/bin\"]\n",
+            "[audit]\nsink = \"off\"",
+        );
+        let err = crate::load::load_str(&text, "t.toml", &ExpandContext::default()).unwrap_err();
+        assert!(err.to_string().contains("overlaps vault entry"), "{err}");
     }
 
     #[test]

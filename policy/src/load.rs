@@ -3,9 +3,11 @@
 
 use crate::error::{ErrorKind, PolicyError};
 use crate::expand::{self, ExpandContext};
-use crate::raw::{RawAudit, RawFilesystem, RawHarness, RawPolicy, RawSeccomp, RawSeed, RawVault};
+use crate::raw::{
+    RawAudit, RawFilesystem, RawHarness, RawPolicy, RawSeccomp, RawSeed, RawTools, RawVault,
+};
 use crate::resolved::{
-    AuditSink, Filesystem, GroupSpec, Harness, Policy, Seccomp, Seed, SeedMode, UserSpec,
+    AuditSink, Filesystem, GroupSpec, Harness, Policy, Seccomp, Seed, SeedMode, Tools, UserSpec,
     VaultEntry, VaultKind,
 };
 use crate::syscalls;
@@ -84,20 +86,34 @@ pub fn resolve(
 ) -> Result<Policy, PolicyError> {
     let src = Source { text, file };
     let harness = resolve_harness(&raw.harness, src, ctx)?;
-    let secret_env = resolve_secret_env(&raw.vault, src)?;
+    let mut secret_env = resolve_secret_env(&raw.vault, src)?;
+    // The harness's random secrets are secret for tools too.
+    for name in &harness.random_env {
+        if !secret_env.contains(name) {
+            secret_env.push(name.clone());
+        }
+    }
+    let (secret_env_patterns, keep_env) = resolve_env_patterns(&raw.vault, src)?;
     let vault = resolve_vault(&raw.vault, src, ctx)?;
     check_exceptions(&vault, &raw.vault, src)?;
+    let tool_read_only = resolve_tool_read_only(&raw.filesystem, &vault, src, ctx)?;
     let mut policy = Policy {
         source: file.to_string(),
         harness,
         vault,
         secret_env,
-        filesystem: resolve_filesystem(&raw.filesystem, src, ctx)?,
+        secret_env_patterns,
+        keep_env,
+        filesystem: Filesystem {
+            tool_read_only,
+            ..resolve_filesystem(&raw.filesystem, src, ctx)?
+        },
         landlock: raw.landlock.mode,
         seccomp: resolve_seccomp(&raw.seccomp, src)?,
         seeds: resolve_seeds(&raw.seed, src, ctx)?,
         audit: resolve_audit(&raw.audit, src, ctx)?,
         proxy: Default::default(),
+        tools: resolve_tools(&raw.tools),
     };
     let harness_uid = match &policy.harness.user {
         UserSpec::Ids { uid, .. } => Some(*uid),
@@ -218,7 +234,28 @@ fn resolve_harness(
         groups,
         env,
         unhooked: raw.unhooked,
+        random_env: resolve_random_env(raw, src)?,
     })
+}
+
+/// `harness.random_env`: variable names, each once.
+fn resolve_random_env(raw: &RawHarness, src: Source<'_>) -> Result<Vec<String>, PolicyError> {
+    let mut out = Vec::new();
+    for s in &raw.random_env {
+        if !valid_env_name(s.get_ref()) {
+            return Err(src.err(
+                s,
+                ErrorKind::Invalid(format!(
+                    "random_env entry {:?} is not a variable name; expected letters, digits and `_`",
+                    s.get_ref()
+                )),
+            ));
+        }
+        if !out.contains(s.get_ref()) {
+            out.push(s.get_ref().clone());
+        }
+    }
+    Ok(out)
 }
 
 /// `vault.secret_env`: variable names, each once.
@@ -240,6 +277,52 @@ fn resolve_secret_env(raw: &RawVault, src: Source<'_>) -> Result<Vec<String>, Po
         }
     }
     Ok(secret_env)
+}
+
+/// `vault.secret_env_patterns` (names with `*`) and `vault.keep_env`
+/// (names), each once.
+fn resolve_env_patterns(
+    raw: &RawVault,
+    src: Source<'_>,
+) -> Result<(Vec<String>, Vec<String>), PolicyError> {
+    let mut patterns = Vec::new();
+    for s in &raw.secret_env_patterns {
+        if !policy_core::image::is_env_pattern(s.get_ref().as_bytes()) {
+            return Err(src.err(
+                s,
+                ErrorKind::Invalid(format!(
+                    "secret_env_patterns entry {:?} is not a pattern; expected letters, digits, `_` and `*` (any run of characters)",
+                    s.get_ref()
+                )),
+            ));
+        }
+        if !patterns.contains(s.get_ref()) {
+            patterns.push(s.get_ref().clone());
+        }
+    }
+    let mut keep = Vec::new();
+    for s in &raw.keep_env {
+        if !valid_env_name(s.get_ref()) {
+            return Err(src.err(
+                s,
+                ErrorKind::Invalid(format!(
+                    "keep_env entry {:?} is not a variable name; expected letters, digits and `_`",
+                    s.get_ref()
+                )),
+            ));
+        }
+        if !keep.contains(s.get_ref()) {
+            keep.push(s.get_ref().clone());
+        }
+    }
+    Ok((patterns, keep))
+}
+
+/// `[tools]`: nothing to check (booleans).
+fn resolve_tools(raw: &RawTools) -> Tools {
+    Tools {
+        keep_terminal: raw.keep_terminal,
+    }
 }
 
 /// `[[vault.entry]]`: names, paths and tool exceptions; two entries for
@@ -399,8 +482,50 @@ fn resolve_filesystem(
         read_write: list(&raw.read_write)?,
         executable: list(&raw.executable)?,
         hidden: list(&raw.hidden)?,
+        tool_read_only: Vec::new(),
     };
     Ok(filesystem)
+}
+
+/// `filesystem.tool_read_only`: expanded paths, each once, none `/` and
+/// none inside or around a vault entry (the tool layer would have to both
+/// hide and grant it).
+fn resolve_tool_read_only(
+    raw: &RawFilesystem,
+    vault: &[VaultEntry],
+    src: Source<'_>,
+    ctx: &ExpandContext,
+) -> Result<Vec<PathBuf>, PolicyError> {
+    let mut out = Vec::new();
+    for s in &raw.tool_read_only {
+        let p = src.path(s, ctx)?;
+        if p == Path::new("/") {
+            return Err(src.err(
+                s,
+                ErrorKind::Invalid(
+                    "tool_read_only cannot be `/`; name the harness's own directories".into(),
+                ),
+            ));
+        }
+        if let Some(e) = vault
+            .iter()
+            .find(|e| p.starts_with(&e.path) || e.path.starts_with(&p))
+        {
+            return Err(src.err(
+                s,
+                ErrorKind::Invalid(format!(
+                    "tool_read_only {} overlaps vault entry {:?} ({}): tools may not read a vault entry at all",
+                    p.display(),
+                    e.name,
+                    e.path.display()
+                )),
+            ));
+        }
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok(out)
 }
 
 /// `[seccomp]`: the mode, and extra syscalls each known to [`syscalls`].
@@ -568,7 +693,8 @@ fn check_image_limits(
     ctx: &ExpandContext,
 ) -> Result<(), PolicyError> {
     use policy_core::image::{
-        MAX_BASE_RULES, MAX_EXCEPTIONS, MAX_IMAGE, MAX_SECRET_ENV, MAX_VAULT, MAX_VAULT_DEPTH,
+        MAX_BASE_RULES, MAX_EXCEPTIONS, MAX_IMAGE, MAX_KEEP_ENV, MAX_SECRET_ENV,
+        MAX_SECRET_PATTERNS, MAX_TOOL_READ_ONLY, MAX_VAULT, MAX_VAULT_DEPTH,
     };
     let at = |s: Option<&Spanned<String>>, kind: ErrorKind| match s {
         Some(s) => src.err(s, kind),
@@ -619,6 +745,36 @@ fn check_image_limits(
         return Err(at(
             first_past,
             too_many("secret variables", p.secret_env.len(), MAX_SECRET_ENV),
+        ));
+    }
+    for (list, raw_list, max, what) in [
+        (
+            &p.secret_env_patterns,
+            &raw.vault.secret_env_patterns,
+            MAX_SECRET_PATTERNS,
+            "secret variable patterns",
+        ),
+        (
+            &p.keep_env,
+            &raw.vault.keep_env,
+            MAX_KEEP_ENV,
+            "kept variables",
+        ),
+    ] {
+        if list.len() > max {
+            let first_past = raw_list.iter().find(|s| s.get_ref() == &list[max]);
+            return Err(at(first_past, too_many(what, list.len(), max)));
+        }
+    }
+    if p.filesystem.tool_read_only.len() > MAX_TOOL_READ_ONLY {
+        let first_past = raw.filesystem.tool_read_only.get(MAX_TOOL_READ_ONLY);
+        return Err(at(
+            first_past,
+            too_many(
+                "tool read-only paths",
+                p.filesystem.tool_read_only.len(),
+                MAX_TOOL_READ_ONLY,
+            ),
         ));
     }
     // The probe entry adds one base rule.

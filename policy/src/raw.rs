@@ -27,6 +27,8 @@ pub struct RawPolicy {
     /// `[proxy]` ([`crate::proxy`]).
     #[serde(default)]
     pub proxy: crate::proxy::RawProxy,
+    #[serde(default)]
+    pub tools: RawTools,
 }
 
 /// `[harness]`: who the harness runs as, and what extra environment it gets.
@@ -44,6 +46,10 @@ pub struct RawHarness {
     /// A harness the preload cannot follow: `refuse` (default) or `allow`.
     #[serde(default)]
     pub unhooked: Unhooked,
+    /// Variables agent-init sets to a fresh random value for the harness
+    /// (a server password for its loopback services); secret for tools.
+    #[serde(default)]
+    pub random_env: Vec<Spanned<String>>,
 }
 
 /// `[vault]`: what only the harness may touch.
@@ -53,6 +59,12 @@ pub struct RawVault {
     /// Environment variables removed from every tool's environment.
     #[serde(default)]
     pub secret_env: Vec<Spanned<String>>,
+    /// Patterns of secret variable names: `*` stands for any run of characters.
+    #[serde(default)]
+    pub secret_env_patterns: Vec<Spanned<String>>,
+    /// Variables that tools keep although a name or pattern above says secret.
+    #[serde(default)]
+    pub keep_env: Vec<Spanned<String>>,
     /// `[[vault.entry]]`: harness-private directories and files.
     #[serde(default)]
     pub entry: Vec<RawVaultEntry>,
@@ -87,6 +99,19 @@ pub struct RawFilesystem {
     /// the seed sources.
     #[serde(default)]
     pub hidden: Vec<Spanned<String>>,
+    /// Paths tools may read and execute but not write (the harness's own
+    /// program); the harness keeps its base rights there.
+    #[serde(default)]
+    pub tool_read_only: Vec<Spanned<String>>,
+}
+
+/// `[tools]`: how the harness's children start.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawTools {
+    /// Tools keep the harness's controlling terminal (default: they lose it).
+    #[serde(default)]
+    pub keep_terminal: bool,
 }
 
 /// `[landlock]`.

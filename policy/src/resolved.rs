@@ -19,6 +19,10 @@ pub struct Policy {
     pub harness: Harness,
     pub vault: Vec<VaultEntry>,
     pub secret_env: Vec<String>,
+    /// Patterns of secret variable names (`*`: any run of characters).
+    pub secret_env_patterns: Vec<String>,
+    /// Variables tools keep, whatever `secret_env` and the patterns say.
+    pub keep_env: Vec<String>,
     pub filesystem: Filesystem,
     pub landlock: EnforceMode,
     pub seccomp: Seccomp,
@@ -26,6 +30,15 @@ pub struct Policy {
     pub audit: AuditSink,
     /// `[proxy]`: the credential proxy agent-init starts.
     pub proxy: crate::proxy::Proxy,
+    pub tools: Tools,
+}
+
+/// `[tools]`: how the harness's children start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tools {
+    /// Tools keep the harness's controlling terminal. Off by default: a tool
+    /// that opens `/dev/tty` could read what the user types to the harness.
+    pub keep_terminal: bool,
 }
 
 /// Who the harness runs as.
@@ -37,6 +50,11 @@ pub struct Harness {
     /// Whether agent-init starts a harness whose spawns the preload cannot
     /// follow (static, Go, or another dynamic loader than glibc's).
     pub unhooked: Unhooked,
+    /// Variables agent-init sets to a fresh random value for the harness
+    /// unless its environment has them (a password for a server the harness
+    /// runs on loopback, such as `opencode serve`'s); tools lose them like
+    /// every secret variable (load adds them to `secret_env`).
+    pub random_env: Vec<String>,
 }
 
 /// `[harness] unhooked`: what agent-init does with a harness the preload's
@@ -96,6 +114,10 @@ pub struct Filesystem {
     /// `hidden`: kept from the harness and every tool, like the seed
     /// sources ([`crate::landlock_plan::hidden_paths`]).
     pub hidden: Vec<PathBuf>,
+    /// Read and execute only, for tools: the harness's install prefix,
+    /// runtime, global config and extensions (the harness keeps write, to
+    /// update itself). Never inside or around a vault entry.
+    pub tool_read_only: Vec<PathBuf>,
 }
 
 /// `[seccomp]`, validated.
@@ -205,6 +227,13 @@ impl Policy {
             "unhooked = {}",
             toml_string(self.harness.unhooked.as_str())
         );
+        let random: Vec<String> = self
+            .harness
+            .random_env
+            .iter()
+            .map(|s| toml_string(s))
+            .collect();
+        let _ = writeln!(o, "random_env = [{}]", random.join(", "));
         let _ = writeln!(o, "[harness.env]");
         for (k, v) in &self.harness.env {
             let _ = writeln!(o, "{k} = {}", q(v));
@@ -212,6 +241,18 @@ impl Policy {
         let _ = writeln!(o, "\n[vault]");
         let secrets: Vec<String> = self.secret_env.iter().map(|s| toml_string(s)).collect();
         let _ = writeln!(o, "secret_env = [{}]", secrets.join(", "));
+        let strings = |v: &[String]| {
+            v.iter()
+                .map(|s| toml_string(s))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            o,
+            "secret_env_patterns = [{}]",
+            strings(&self.secret_env_patterns)
+        );
+        let _ = writeln!(o, "keep_env = [{}]", strings(&self.keep_env));
         for e in &self.vault {
             let _ = writeln!(o, "\n[[vault.entry]]\nname = {}", toml_string(&e.name));
             let key = if e.kind == VaultKind::Dir {
@@ -235,6 +276,7 @@ impl Policy {
         let _ = writeln!(o, "read_write = [{}]", list(&fs.read_write));
         let _ = writeln!(o, "executable = [{}]", list(&fs.executable));
         let _ = writeln!(o, "hidden = [{}]", list(&fs.hidden));
+        let _ = writeln!(o, "tool_read_only = [{}]", list(&fs.tool_read_only));
         let _ = writeln!(
             o,
             "\n[landlock]\nmode = {}",
@@ -271,6 +313,7 @@ impl Policy {
         };
         let _ = writeln!(o, "\n[audit]\nsink = {sink}");
         self.proxy.write_effective(&mut o, &q);
+        let _ = writeln!(o, "\n[tools]\nkeep_terminal = {}", self.tools.keep_terminal);
         o
     }
 
@@ -291,6 +334,18 @@ impl Policy {
     /// The probe directory, when agent-init added one.
     pub fn probe_dir(&self) -> Option<&Path> {
         self.vault_entry(PROBE_ENTRY).map(|e| e.path.as_path())
+    }
+
+    /// Whether tools lose the variable `name` (the preload's test,
+    /// `policy_core::View::is_secret_env`): not kept, and named in
+    /// `secret_env` or matching a pattern.
+    pub fn is_secret_env(&self, name: &str) -> bool {
+        !self.keep_env.iter().any(|k| k == name)
+            && (self.secret_env.iter().any(|s| s == name)
+                || self
+                    .secret_env_patterns
+                    .iter()
+                    .any(|p| policy_core::image::glob_match(p.as_bytes(), name.as_bytes())))
     }
 
     /// The vault entry with this name.

@@ -201,6 +201,14 @@ fn validation_errors() {
             "not a variable name",
         ),
         (
+            "[harness]\nuser = \"u\"\n[vault]\nsecret_env_patterns = [\"*_KEY?\"]\n[filesystem]\n",
+            "is not a pattern",
+        ),
+        (
+            "[harness]\nuser = \"u\"\n[vault]\nkeep_env = [\"A*\"]\n[filesystem]\n",
+            "keep_env entry \"A*\" is not a variable name",
+        ),
+        (
             "[harness]\nuser = \"u\"\n[vault]\n[[vault.entry]]\nname = \"x\"\n[filesystem]\n",
             "exactly one of",
         ),
@@ -281,6 +289,33 @@ fn error_points_at_the_offending_value() {
     let text = "[harness]\nuser = \"u\"\n[vault]\n[filesystem]\nread_write = [\"/tmp\", \"rel\"]\n";
     let e = err(text);
     assert_eq!((e.line, e.column), (5, 23));
+}
+
+#[test]
+fn secret_patterns_and_kept_variables_decide_together() {
+    let text = "[harness]\nuser = \"u\"\n[vault]\nsecret_env = [\"KEEP_ME_TOKEN\"]\n\
+        secret_env_patterns = [\"*_TOKEN\", \"*_TOKEN\"]\nkeep_env = [\"KEEP_ME_TOKEN\"]\n[filesystem]\n";
+    let p = load_str(text, "p", &ctx()).unwrap();
+    assert_eq!(p.secret_env_patterns, vec!["*_TOKEN"]);
+    assert!(p.is_secret_env("GH_TOKEN"));
+    assert!(
+        !p.is_secret_env("KEEP_ME_TOKEN"),
+        "keep_env wins over a name"
+    );
+    assert!(!p.is_secret_env("TOKENS"));
+    let image = p.to_image();
+    let v = policy::image::View::decode(&image).unwrap();
+    for name in ["GH_TOKEN", "KEEP_ME_TOKEN", "TOKENS", "X_TOKEN"] {
+        assert_eq!(
+            v.is_secret_env(name.as_bytes()),
+            p.is_secret_env(name),
+            "{name}"
+        );
+    }
+    // The effective TOML keeps both lists.
+    let again = load_str(&p.to_effective_toml(), "e", &ctx()).unwrap();
+    assert_eq!(again.secret_env_patterns, p.secret_env_patterns);
+    assert_eq!(again.keep_env, p.keep_env);
 }
 
 #[test]

@@ -288,6 +288,35 @@ impl World {
 
     /// `landlock`: the policy's landlock mode; `extra`: TOML appended to `[vault]` entries.
     pub fn with_policy_extra(landlock: &str, extra: &str) -> World {
+        World::with_policy(landlock, "", extra, "")
+    }
+
+    /// [`World::new`]'s Landlock mode, with `keys` (TOML) added to `[vault]`
+    /// after `secret_env`.
+    pub fn with_vault_keys(keys: &str) -> World {
+        let mode = if landlock_abi() >= 1 {
+            "required"
+        } else {
+            "best-effort"
+        };
+        World::with_policy(mode, keys, "", "")
+    }
+
+    /// [`World::new`]'s Landlock mode, with `keys` (TOML, `{ws}` replaced
+    /// by the workspace path) added to `[filesystem]`.
+    pub fn with_fs_keys(keys: &str) -> World {
+        let mode = if landlock_abi() >= 1 {
+            "required"
+        } else {
+            "best-effort"
+        };
+        World::with_policy(mode, "", "", keys)
+    }
+
+    /// `landlock`: the policy's landlock mode; `vault_keys`: TOML keys of
+    /// `[vault]`; `extra`: TOML appended to `[vault]` entries; `fs_keys`:
+    /// TOML keys of `[filesystem]` (`{ws}`: the workspace path).
+    pub fn with_policy(landlock: &str, vault_keys: &str, extra: &str, fs_keys: &str) -> World {
         assert_eq!(
             // SAFETY: geteuid has no preconditions.
             unsafe { libc::geteuid() },
@@ -343,6 +372,7 @@ impl World {
             &format!("{HARNESS_UID}:{HARNESS_UID}"),
             &format!(
                 r#"secret_env = ["{SECRET_ENV}"]
+{vault_keys}
 [[vault.entry]]
 name = "test-vault"
 dir = "{vault}"
@@ -356,8 +386,10 @@ file = "{cred}"
             &format!(
                 r#"read_only = ["/"]
 executable = ["/"]
-read_write = ["/tmp", "/var/tmp", "/dev", "{ws}"]"#,
+read_write = ["/tmp", "/var/tmp", "/dev", "{ws}"]
+{fs_keys}"#,
                 ws = ws.display(),
+                fs_keys = fs_keys.replace("{ws}", &ws.display().to_string()),
             ),
             &format!(
                 "[landlock]\nmode = \"{landlock}\"\n[seccomp]\nmode = \"off\"\n[audit]\nsink = \"{audit}\""

@@ -4,6 +4,7 @@
 //! which proves the preload's hooks were not involved.
 
 use agent_vault_tests::*;
+use std::os::unix::fs::PermissionsExt;
 
 fn static_raw() -> std::path::PathBuf {
     c_program("rawopen", &["-static", "-O2"])
@@ -197,4 +198,62 @@ fn a_seed_source_is_out_of_reach_of_tools_and_outsiders() {
     ] {
         assert_eq!(r.stdout, "SIBLING-OK", "{r:?}");
     }
+}
+
+#[test]
+fn a_tools_write_into_the_harness_program_prefix_is_denied_by_landlock() {
+    // `agent-vault/claude` installs Claude Code into the harness user's home;
+    // a tool that replaces it runs as the trusted harness at the next start.
+    // The preload has no check for tool_read_only paths: a denial is Landlock's.
+    if skip_without_landlock(1) {
+        return;
+    }
+    let w = World::with_fs_keys("tool_read_only = [\"{ws}/prog\"]");
+    let bin = w.ws.join("prog/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("claude"), "#!/bin/sh\necho REAL_CLAUDE\n").unwrap();
+    std::fs::set_permissions(bin.join("claude"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(w.ws.join("prog"), Some(HARNESS_UID), Some(HARNESS_UID)).unwrap();
+    std::os::unix::fs::chown(&bin, Some(HARNESS_UID), Some(HARNESS_UID)).unwrap();
+    std::os::unix::fs::chown(bin.join("claude"), Some(HARNESS_UID), Some(HARNESS_UID)).unwrap();
+    let r = w.tool(
+        "prog/bin/claude; \
+         (echo 'echo EVIL' > prog/bin/claude) 2>/dev/null && echo WROTE; \
+         rm -f prog/bin/claude 2>/dev/null && echo REMOVED; \
+         mv prog prog.old 2>/dev/null && echo RENAMED; \
+         mkdir prog/bin/x 2>/dev/null && echo MKDIR; \
+         mkdir elsewhere 2>/dev/null && echo WS_ROOT_WRITE; \
+         ls prog/bin",
+    );
+    assert!(
+        r.stdout.contains("REAL_CLAUDE"),
+        "tools still run it: {r:?}"
+    );
+    for bad in ["WROTE", "REMOVED", "RENAMED", "MKDIR"] {
+        assert!(!r.stdout.contains(bad), "{bad}: {r:?}");
+    }
+    assert!(
+        !r.stdout.contains("WS_ROOT_WRITE"),
+        "its parent is list-only for tools: {r:?}"
+    );
+    assert!(r.stdout.contains("claude"), "tools may list it: {r:?}");
+    assert_eq!(
+        std::fs::read_to_string(bin.join("claude")).unwrap(),
+        "#!/bin/sh\necho REAL_CLAUDE\n"
+    );
+    // The harness keeps write there (it updates itself).
+    let o = w
+        .harness_cmd(
+            std::path::Path::new("/bin/sh"),
+            &[
+                "-c",
+                "echo 'echo UPDATED' >> prog/bin/claude && echo HARNESS_WROTE",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("HARNESS_WROTE"),
+        "{o:?}"
+    );
 }

@@ -624,3 +624,182 @@ fn a_harness_child_that_retries_exec_gets_one_layer_by_landlock() {
     w.assert_no_leak(&r);
     assert!(r.stderr.contains("Permission denied"), "{r:?}");
 }
+
+#[test]
+fn a_secret_by_pattern_is_removed_from_a_tool_by_the_preload_and_a_kept_one_stays() {
+    let w = World::with_vault_keys(
+        "secret_env_patterns = [\"*_API_KEY\", \"*_SECRET*\"]\nkeep_env = [\"PUBLIC_API_KEY\"]",
+    );
+    let r = w
+        .harness_cmd(
+            &harness_bin(),
+            &["fork", "env; tr '\\0' '\\n' < /proc/$$/environ"],
+        )
+        .env("FOO_API_KEY", "sk-foo-by-pattern")
+        .env("AWS_SECRET_ACCESS_KEY", "aws-by-pattern")
+        .env("PUBLIC_API_KEY", "kept-public-value")
+        .output()
+        .expect("run harness");
+    let r = Run::from(r);
+    assert!(!r.all().contains("FOO_API_KEY"), "{r:?}");
+    assert!(!r.all().contains("sk-foo-by-pattern"), "{r:?}");
+    assert!(!r.all().contains("aws-by-pattern"), "{r:?}");
+    assert!(
+        r.stdout.contains("PUBLIC_API_KEY=kept-public-value"),
+        "{r:?}"
+    );
+}
+
+/// Run the test harness with `args`, a new pty as its controlling terminal
+/// (and stdin, as for an interactive harness), stdout and stderr piped.
+fn harness_on_a_pty(w: &World, args: &[&str]) -> Run {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::process::CommandExt;
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: `master` and `slave` are locals the call fills; no name,
+    // termios or window size (null).
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: `master` is the fd openpty just returned, owned here only.
+    let master = unsafe { std::os::fd::OwnedFd::from_raw_fd(master) };
+    let mut c = w.harness_cmd(&w.harness, args);
+    // SAFETY: `slave` is the fd openpty just returned; the Command owns it.
+    c.stdin(unsafe { std::process::Stdio::from_raw_fd(slave) });
+    let take_the_pty = || {
+        // SAFETY: no pointer arguments; async-signal-safe.
+        let session = unsafe { libc::setsid() };
+        // SAFETY: integer arguments on the child's own fd 0 (the pty); async-signal-safe.
+        if session < 0 || unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs in the child between fork and exec and makes only
+    // the two async-signal-safe system calls above.
+    unsafe { c.pre_exec(take_the_pty) };
+    let o = c.output().expect("run harness on a pty");
+    drop(master);
+    Run::from(o)
+}
+
+/// A tool that opens `/dev/tty` and says what it got.
+const OPEN_TTY: &str = "python3 -c \"import os,errno\ntry:\n  os.open('/dev/tty', os.O_RDWR); print('TTY_OPENED')\nexcept OSError as e:\n  print('TTY_' + errno.errorcode[e.errno])\"";
+
+#[test]
+fn a_tool_opening_dev_tty_gets_enxio_by_the_preload_on_fork_exec() {
+    let w = World::new();
+    let r = harness_on_a_pty(&w, &["fork", OPEN_TTY]);
+    assert!(r.stdout.contains("TTY_ENXIO"), "{r:?}");
+}
+
+#[test]
+fn a_tool_opening_dev_tty_gets_enxio_by_the_preload_on_posix_spawn_and_system() {
+    let w = World::new();
+    for mode in ["spawn", "system", "popen"] {
+        let r = harness_on_a_pty(&w, &[mode, OPEN_TTY]);
+        assert!(r.stdout.contains("TTY_ENXIO"), "{mode}: {r:?}");
+    }
+}
+
+#[test]
+fn tools_keep_the_terminal_when_the_policy_says_so() {
+    // Also proves the two tests above start the harness with a terminal.
+    let w = World::with_policy(
+        if landlock_abi() >= 1 {
+            "required"
+        } else {
+            "best-effort"
+        },
+        "",
+        "[tools]\nkeep_terminal = true",
+        "",
+    );
+    for mode in ["fork", "spawn"] {
+        let r = harness_on_a_pty(&w, &[mode, OPEN_TTY]);
+        assert!(r.stdout.contains("TTY_OPENED"), "{mode}: {r:?}");
+    }
+}
+
+#[test]
+fn a_tool_keeps_the_harness_process_group_on_fork_exec() {
+    // Ctrl-C reaches a forked tool as before: the preload gives up the
+    // terminal without a new session or process group.
+    let w = World::new();
+    let r = harness_on_a_pty(
+        &w,
+        &[
+            "fork",
+            "test \"$(cut -d' ' -f5 /proc/$$/stat)\" = \"$(cut -d' ' -f5 /proc/$PPID/stat)\" && echo SAME_PGRP",
+        ],
+    );
+    assert!(r.stdout.contains("SAME_PGRP"), "{r:?}");
+}
+
+#[test]
+fn a_tools_chmod_chown_utime_and_xattr_on_the_vault_are_refused_by_the_preload() {
+    // Landlock has no right for these: a refusal here is the preload's.
+    let w = World::new();
+    let vault = w.vault.display().to_string();
+    let secret = w.secret.display().to_string();
+    let script = format!(
+        "import os\n\
+         def t(name, f):\n\
+         \x20   try:\n\
+         \x20       f(); print(name, 'DONE')\n\
+         \x20   except OSError as e:\n\
+         \x20       print(name, 'REFUSED', e.errno)\n\
+         t('chmod-dir', lambda: os.chmod('{vault}', 0))\n\
+         t('chmod-file', lambda: os.chmod('{secret}', 0))\n\
+         t('chown', lambda: os.chown('{vault}', os.getuid(), os.getgid()))\n\
+         t('lchown', lambda: os.lchown('{secret}', os.getuid(), os.getgid()))\n\
+         t('utime', lambda: os.utime('{secret}', (0, 0)))\n\
+         t('setxattr', lambda: os.setxattr('{vault}', 'user.x', b'1'))\n\
+         t('removexattr', lambda: os.removexattr('{vault}', 'user.x'))\n\
+         t('relative', lambda: os.chmod('{vault}/../{name}', 0))\n\
+         os.symlink('{vault}', 'via-link')\n\
+         t('symlink', lambda: os.chmod('via-link', 0))\n\
+         open('mine', 'w').close()\n\
+         t('workspace', lambda: os.chmod('mine', 0o600))\n",
+        name = w.vault.file_name().unwrap().to_str().unwrap(),
+    );
+    std::fs::write(w.ws.join("attrs.py"), script).unwrap();
+    let r = w.tool(&format!(
+        "chmod 000 {vault}; echo sh-chmod=$?; {PYTHON} attrs.py"
+    ));
+    for op in [
+        "chmod-dir",
+        "chmod-file",
+        "chown",
+        "lchown",
+        "utime",
+        "setxattr",
+        "removexattr",
+        "relative",
+        "symlink",
+    ] {
+        assert!(
+            r.stdout.contains(&format!("{op} REFUSED {}", libc::EPERM)),
+            "{op}: {r:?}"
+        );
+    }
+    assert!(r.stdout.contains("sh-chmod=1"), "{r:?}");
+    assert!(r.stdout.contains("workspace DONE"), "{r:?}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&w.vault).unwrap().permissions().mode() & 0o7777,
+        0o700
+    );
+    assert!(
+        w.harness(&["read", &secret])
+            .stdout
+            .contains(&w.secret_text)
+    );
+}

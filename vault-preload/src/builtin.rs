@@ -11,8 +11,8 @@
 //! `policy.bin`, then read back like it, so the hooks see one format.
 
 use crate::{passwd, sys};
-use policy_core::image::{Encoder, MAX_IMAGE, SliceOut};
-use policy_core::pathbuf::FixedPath;
+use policy_core::image::{Encoder, MAX_IMAGE, SliceOut, ToolOptions};
+use policy_core::pathbuf::{FixedPath, is_within};
 use policy_core::{Access, View};
 
 /// The built-in policy's vault, as generated from `policy/default.toml`.
@@ -67,7 +67,10 @@ pub unsafe fn policy(
         len: 0,
         overflow: false,
     });
-    e.header(table::LANDLOCK, table::audit(), None);
+    let tools = ToolOptions {
+        keep_terminal: table::KEEP_TERMINAL,
+    };
+    e.header(table::LANDLOCK, table::audit(), None, tools);
     let mut path = FixedPath::new();
     // An entry is kept when it expands and no earlier entry expanded to the
     // same path (as agent-init merges them; `CLAUDE_CONFIG_DIR=~/.claude`).
@@ -108,6 +111,37 @@ pub unsafe fn policy(
     e.count(table::SECRET_ENV.len());
     for s in table::SECRET_ENV {
         e.str(&s[..s.len() - 1]);
+    }
+    e.count(table::SECRET_ENV_PATTERNS.len());
+    for s in table::SECRET_ENV_PATTERNS {
+        e.str(&s[..s.len() - 1]);
+    }
+    e.count(table::KEEP_ENV.len());
+    for s in table::KEEP_ENV {
+        e.str(&s[..s.len() - 1]);
+    }
+    // A tool read-only path is kept when it expands and overlaps no vault
+    // entry (the image refuses overlaps; the vault wins). Decided once per
+    // path (a bit each: the table has far fewer than 32).
+    let mut entry = FixedPath::new();
+    let mut read_only: u32 = 0;
+    for (i, template) in table::TOOL_READ_ONLY.iter().enumerate().take(32) {
+        let overlaps = |path: &FixedPath, entry: &mut FixedPath| {
+            table::VAULT.iter().any(|v| {
+                expand(v.1, entry)
+                    && (is_within(path.as_bytes(), entry.as_bytes())
+                        || is_within(entry.as_bytes(), path.as_bytes()))
+            })
+        };
+        if expand(template, &mut path) && !overlaps(&path, &mut entry) {
+            read_only |= 1 << i;
+        }
+    }
+    e.count(read_only.count_ones() as usize);
+    for (i, template) in table::TOOL_READ_ONLY.iter().enumerate().take(32) {
+        if read_only & (1 << i) != 0 && expand(template, &mut path) {
+            e.str(path.as_bytes());
+        }
     }
     e.count(1);
     e.rule(b"/", Access::ALL);

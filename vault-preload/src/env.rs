@@ -11,7 +11,7 @@ fn is_secret(st: &State, entry: &[u8]) -> bool {
         Some(i) => &entry[..i],
         None => entry,
     };
-    st.policy.secret_env().any(|s| s.bytes() == name)
+    st.policy.is_secret_env(name)
 }
 
 /// A filtered copy of an `envp` array, in a stack array or (when large) an
@@ -101,7 +101,7 @@ impl Drop for EnvCopy {
 /// `/proc/self/environ` shows) and remove them from `environ`. Called once,
 /// from the constructor.
 pub fn scrub_own(st: &State) {
-    if st.policy.secret_env().next().is_none() {
+    if st.policy.secret_env().next().is_none() && st.policy.secret_patterns().next().is_none() {
         return;
     }
     // In the constructor no other thread of this program runs yet (or, for

@@ -4,14 +4,16 @@
 //! - **A forked (or vforked) child of the harness** calling an `exec*`: put
 //!   the calling process under the tool layer (or, if Landlock is required
 //!   and that fails, exit 126 with one line on stderr: never run the program
-//!   unrestricted), close inherited fds that refer to vault files, drop the
-//!   secret variables from the new program's environment, then exec.
+//!   unrestricted), give up the controlling terminal ([`terminal`]), close
+//!   inherited fds that refer to vault files, drop the secret variables
+//!   from the new program's environment, then exec.
 //! - **The harness** calling `posix_spawn`, `posix_spawnp`, `system` or
 //!   `popen`: the child cannot run our code before its exec, so a
 //!   short-lived helper thread takes a private fd table
 //!   (`unshare(CLONE_FILES)`), closes the vault fds in it, restricts itself
 //!   with the tool layer (Landlock is per thread up to ABI 7), and spawns
-//!   with the filtered environment; the child inherits the thread's domain.
+//!   with the filtered environment and `POSIX_SPAWN_SETSID` (no terminal,
+//!   [`terminal`]); the child inherits the thread's domain.
 //!   `system` and `popen` are reimplemented on top of that (`/bin/sh -c`),
 //!   since glibc's versions spawn with the unfiltered `environ`.
 //!
@@ -25,7 +27,7 @@
 use crate::env::EnvCopy;
 use crate::real::{real, real_opt};
 use crate::state::State;
-use crate::{guard, state, sys, tool_layer};
+use crate::{guard, state, sys, terminal, tool_layer};
 use core::ffi::{c_char, c_int, c_void};
 use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use libc::{FILE, pid_t, posix_spawn_file_actions_t, posix_spawnattr_t};
@@ -54,9 +56,14 @@ type PopenFn = unsafe extern "C" fn(*const c_char, *const c_char) -> *mut FILE;
 type PcloseFn = unsafe extern "C" fn(*mut FILE) -> c_int;
 type FcloseFn = unsafe extern "C" fn(*mut FILE) -> c_int;
 
-/// In a child of the harness, before it execs or spawns: the tool layer
-/// and the vault fds. Err: the layer is required and could not be applied.
+/// In a child of the harness, before it execs or spawns: the controlling
+/// terminal, the tool layer and the vault fds. Err: the terminal could not
+/// be given up, or the layer is required and could not be applied.
 fn prepare_child(st: &State) -> Result<(), tool_layer::LandlockError> {
+    terminal::drop_in_child(st).map_err(|errno| tool_layer::LandlockError {
+        what: "giving up the controlling terminal (ioctl TIOCNOTTY on /dev/tty)",
+        errno,
+    })?;
     if st.policy.landlock != EnforceMode::Off
         && let Err(e) = tool_layer::ensure_in_harness_child(st)
     {
@@ -423,6 +430,17 @@ unsafe fn spawn_tool(
         // SAFETY: forwarded unchanged.
         return unsafe { f(pid, path, fa, attr, argv, envp) };
     }
+    let mut own_attr = core::mem::MaybeUninit::<posix_spawnattr_t>::uninit();
+    let attr = if st.is_harness() {
+        // SAFETY: `attr` is the caller's (null or initialised, posix_spawn's
+        // contract); the result points into `own_attr`, alive until return.
+        match unsafe { terminal::detached_attr(st, attr, &mut own_attr) } {
+            Ok(a) => a,
+            Err(errno) => return errno,
+        }
+    } else {
+        attr
+    };
     let mut body = || {
         let mut e = EnvCopy::new();
         // SAFETY: `envp` is the caller's NULL-terminated array (or null).

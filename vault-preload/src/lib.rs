@@ -33,6 +33,7 @@ pub mod audit;
 pub mod builtin;
 pub mod env;
 pub mod guard;
+pub mod hooks_attr;
 pub mod hooks_open;
 pub mod hooks_spawn;
 pub mod image_load;
@@ -42,6 +43,7 @@ pub mod real;
 pub mod state;
 pub mod state_dir;
 pub mod sys;
+pub mod terminal;
 pub mod tool_layer;
 
 use policy_core::Mode as EnforceMode;

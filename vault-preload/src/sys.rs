@@ -295,6 +295,18 @@ pub fn prctl(op: c_int, a: u64, b: u64, c: u64, d: u64) -> c_long {
     ret(unsafe { libc::syscall(libc::SYS_prctl, op, a, b, c, d) })
 }
 
+/// `getsid(0)`: this process's session id.
+pub fn getsid_self() -> i32 {
+    // SAFETY: an integer argument only.
+    ret(unsafe { libc::syscall(libc::SYS_getsid, 0) }) as i32
+}
+
+/// `ioctl(fd, TIOCNOTTY)`: give up the controlling terminal `fd` refers to.
+pub fn ioctl_notty(fd: c_int) -> c_int {
+    // SAFETY: integer arguments only; TIOCNOTTY takes no argument.
+    ret(unsafe { libc::syscall(libc::SYS_ioctl, fd, libc::TIOCNOTTY, 0) }) as c_int
+}
+
 pub fn unshare(flags: c_int) -> c_int {
     // SAFETY: integer argument only.
     ret(unsafe { libc::syscall(libc::SYS_unshare, flags) }) as c_int

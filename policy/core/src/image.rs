@@ -6,13 +6,21 @@
 //! layer minus the vault and minus the hidden paths).
 //!
 //! Layout, integers little-endian:
-//! - the magic `AGVP` and the version byte 3;
+//! - the magic `AGVP` and the version byte 6;
 //! - the Landlock mode: `u8` (0 required, 1 best-effort, 2 off);
 //! - the audit sink: `u8` (0 off, 1 stderr, 2 a file, followed by its path);
 //! - the probe directory: `u8` (0 none, 1 followed by its path);
+//! - the tool options: `u8` bits (bit 0: tools keep the controlling
+//!   terminal, [`ToolOptions`]; other bits must be 0);
 //! - the vault: a `u32` count, then per entry its name, its path, its kind
 //!   (`u8`: 0 dir, 1 file) and its tool exceptions (a `u32` count and paths);
 //! - the secret variables: a `u32` count and names;
+//! - the secret variable patterns: a `u32` count and patterns (names with
+//!   `*` standing for any run of characters, [`glob_match`]);
+//! - the kept variables: a `u32` count and names (never secret, whatever
+//!   the names and patterns above say);
+//! - the tool read-only paths: a `u32` count and paths (tools may read and
+//!   execute there, not write; the harness keeps its base rights);
 //! - the base layer's rules: a `u32` count, then per rule a path and the
 //!   rights (`u64`, the kernel's `LANDLOCK_ACCESS_FS_*` bits);
 //! - the hidden paths (seed sources, `[filesystem] hidden`): a `u32` count
@@ -34,7 +42,7 @@ use crate::pathbuf::{is_within, last_component, split_last};
 use core::fmt;
 
 /// The magic and the format version.
-pub const MAGIC: &[u8; 5] = b"AGVP\x03";
+pub const MAGIC: &[u8; 5] = b"AGVP\x06";
 /// The largest image the preload reads (a real one is a few KiB).
 pub const MAX_IMAGE: usize = 64 * 1024;
 /// At most this many vault entries (the probe included).
@@ -43,6 +51,12 @@ pub const MAX_VAULT: usize = 64;
 pub const MAX_EXCEPTIONS: usize = 64;
 /// At most this many secret variables.
 pub const MAX_SECRET_ENV: usize = 64;
+/// At most this many secret variable patterns.
+pub const MAX_SECRET_PATTERNS: usize = 32;
+/// At most this many kept variables.
+pub const MAX_KEEP_ENV: usize = 64;
+/// At most this many tool read-only paths.
+pub const MAX_TOOL_READ_ONLY: usize = 32;
 /// At most this many base-layer rules.
 pub const MAX_BASE_RULES: usize = 128;
 /// At most this many hidden paths.
@@ -80,6 +94,31 @@ impl Mode {
             Mode::Required => 0,
             Mode::BestEffort => 1,
             Mode::Off => 2,
+        }
+    }
+}
+
+/// How tools start, beyond the vault: the policy's `[tools]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ToolOptions {
+    /// Tools keep the harness's controlling terminal (`[tools]
+    /// keep_terminal`); by default they start without one.
+    pub keep_terminal: bool,
+}
+
+impl ToolOptions {
+    /// The default: tools start without the controlling terminal.
+    pub const DEFAULT: ToolOptions = ToolOptions {
+        keep_terminal: false,
+    };
+
+    const KEEP_TERMINAL: u8 = 1;
+
+    pub const fn to_byte(self) -> u8 {
+        if self.keep_terminal {
+            Self::KEEP_TERMINAL
+        } else {
+            0
         }
     }
 }
@@ -161,9 +200,13 @@ pub struct View<'a> {
     pub landlock: Mode,
     pub audit: Audit<'a>,
     pub probe: Option<CStr<'a>>,
+    pub tools: ToolOptions,
     bytes: &'a [u8],
     vault: (usize, usize),
     secret_env: (usize, usize),
+    secret_patterns: (usize, usize),
+    keep_env: (usize, usize),
+    tool_read_only: (usize, usize),
     base: (usize, usize),
     hidden: (usize, usize),
 }
@@ -204,6 +247,52 @@ pub fn is_clean_absolute(p: &[u8]) -> bool {
         }
     }
     true
+}
+
+/// A secret variable pattern: letters, digits, `_` and `*`, not empty.
+pub fn is_env_pattern(p: &[u8]) -> bool {
+    !p.is_empty()
+        && p.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'*')
+}
+
+/// Whether `name` matches `pattern`, where `*` stands for any run of bytes
+/// (none included) and every other byte for itself. No allocation: one
+/// backtrack point (the last `*`), so at most `pattern.len() * name.len()`
+/// steps.
+pub fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
+    // The literal head (before the first `*`) and tail (after the last)
+    // first: most names fail there, without backtracking.
+    let Some(first) = pattern.iter().position(|&b| b == b'*') else {
+        return pattern == name;
+    };
+    let last = pattern.iter().rposition(|&b| b == b'*').unwrap_or(first);
+    let (head, tail) = (&pattern[..first], &pattern[last + 1..]);
+    if name.len() < head.len() + tail.len() || !name.starts_with(head) || !name.ends_with(tail) {
+        return false;
+    }
+    let (pattern, name) = (
+        &pattern[first..=last],
+        &name[head.len()..name.len() - tail.len()],
+    );
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, n));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == name[n] {
+            p += 1;
+            n += 1;
+        } else if let Some((sp, sn)) = star {
+            p = sp + 1;
+            n = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&b| b == b'*')
 }
 
 /// The strings of a section or of an entry's tool exceptions.
@@ -288,6 +377,12 @@ impl<'a> View<'a> {
             1 => Some(r.path()?),
             _ => return Err(r.bad("unknown probe tag")),
         };
+        let tools = match r.u8()? {
+            b if b & !ToolOptions::KEEP_TERMINAL == 0 => ToolOptions {
+                keep_terminal: b & ToolOptions::KEEP_TERMINAL != 0,
+            },
+            _ => return Err(r.bad("unknown tool option bits")),
+        };
         let n_vault = r.count(MAX_VAULT, "more vault entries than the preload holds (64)")?;
         let vault = (r.at, n_vault);
         let mut exceptions = 0;
@@ -354,6 +449,55 @@ impl<'a> View<'a> {
             }
         }
         let n = r.count(
+            MAX_SECRET_PATTERNS,
+            "more secret variable patterns than the preload holds (32)",
+        )?;
+        let secret_patterns = (r.at, n);
+        for _ in 0..n {
+            if !is_env_pattern(r.str()?.bytes()) {
+                return Err(r.bad(
+                    "a secret variable pattern is empty or holds other than letters, digits, `_` and `*`",
+                ));
+            }
+        }
+        let n = r.count(
+            MAX_KEEP_ENV,
+            "more kept variables than the preload holds (64)",
+        )?;
+        let keep_env = (r.at, n);
+        for _ in 0..n {
+            let s = r.str()?.bytes();
+            if s.is_empty() || s.contains(&b'=') {
+                return Err(r.bad("a kept variable's name is empty or holds `=`"));
+            }
+        }
+        let n = r.count(
+            MAX_TOOL_READ_ONLY,
+            "more tool read-only paths than the preload holds (32)",
+        )?;
+        let tool_read_only = (r.at, n);
+        for _ in 0..n {
+            let p = r.path()?.bytes();
+            if p == b"/" {
+                return Err(r.bad("a tool read-only path cannot be `/`"));
+            }
+            if depth(p) > MAX_VAULT_DEPTH {
+                return Err(r.bad("a tool read-only path has more than 64 components"));
+            }
+            // A vault entry inside it, or it inside one: the walk would
+            // have to both hide and grant one path.
+            let mut vault = Entries {
+                r: Reader {
+                    b: bytes,
+                    at: vault.0,
+                },
+                left: n_vault,
+            };
+            if vault.any(|e| is_within(p, e.path.bytes()) || is_within(e.path.bytes(), p)) {
+                return Err(r.bad("a tool read-only path overlaps a vault entry"));
+            }
+        }
+        let n = r.count(
             MAX_BASE_RULES,
             "more base rules than the preload holds (128)",
         )?;
@@ -377,7 +521,14 @@ impl<'a> View<'a> {
             }
             // The tool layer grants a tool exception the base rights, and
             // the harness needs its vault: neither may lie in a hidden path.
-            if all.clone().any(|e| {
+            let mut vault = Entries {
+                r: Reader {
+                    b: bytes,
+                    at: vault.0,
+                },
+                left: n_vault,
+            };
+            if vault.any(|e| {
                 is_within(e.path.bytes(), h.bytes()) || is_within(h.bytes(), e.path.bytes())
             }) {
                 return Err(r.bad("a hidden path holds or lies in a vault entry"));
@@ -390,9 +541,13 @@ impl<'a> View<'a> {
             landlock,
             audit,
             probe,
+            tools,
             bytes,
             vault,
             secret_env,
+            secret_patterns,
+            keep_env,
+            tool_read_only,
             base,
             hidden,
         })
@@ -427,12 +582,56 @@ impl<'a> View<'a> {
         }
     }
 
-    /// The base layer's rules: one per path, rights merged.
-    pub fn base(&self) -> Rules<'a> {
-        Rules {
-            r: self.reader(self.base.0),
-            left: self.base.1,
+    /// The secret variable patterns.
+    pub fn secret_patterns(&self) -> Strs<'a> {
+        Strs {
+            r: self.reader(self.secret_patterns.0),
+            left: self.secret_patterns.1,
         }
+    }
+
+    /// The kept variables.
+    pub fn keep_env(&self) -> Strs<'a> {
+        Strs {
+            r: self.reader(self.keep_env.0),
+            left: self.keep_env.1,
+        }
+    }
+
+    /// Whether tools lose the variable `name`: it is not kept, and it is a
+    /// secret variable or matches a secret pattern.
+    pub fn is_secret_env(&self, name: &[u8]) -> bool {
+        if self.keep_env().any(|k| k.bytes() == name) {
+            return false;
+        }
+        self.secret_env().any(|s| s.bytes() == name)
+            || self.secret_patterns().any(|p| glob_match(p.bytes(), name))
+    }
+
+    /// The tool read-only paths: tools may read and execute there, not write.
+    pub fn tool_read_only(&self) -> Strs<'a> {
+        Strs {
+            r: self.reader(self.tool_read_only.0),
+            left: self.tool_read_only.1,
+        }
+    }
+
+    /// `path` is a tool read-only path or lies under one.
+    pub fn in_tool_read_only(&self, path: &[u8]) -> bool {
+        self.tool_read_only().any(|p| is_within(path, p.bytes()))
+    }
+
+    /// The paths the tool layer does not simply grant the base rights on:
+    /// the vault entries, then the tool read-only paths.
+    pub fn held_paths(&self) -> impl Iterator<Item = CStr<'a>> + use<'a> {
+        self.vault().map(|e| e.path).chain(self.tool_read_only())
+    }
+
+    /// `path` is a strict ancestor of a vault entry or of a tool read-only
+    /// path: the tool layer walks down through it.
+    pub fn leads_to_held(&self, path: &[u8]) -> bool {
+        self.held_paths()
+            .any(|h| h.bytes() != path && is_within(h.bytes(), path))
     }
 
     /// The hidden paths: seed sources and `[filesystem] hidden`.
@@ -440,6 +639,14 @@ impl<'a> View<'a> {
         Strs {
             r: self.reader(self.hidden.0),
             left: self.hidden.1,
+        }
+    }
+
+    /// The base layer's rules: one per path, rights merged.
+    pub fn base(&self) -> Rules<'a> {
+        Rules {
+            r: self.reader(self.base.0),
+            left: self.base.1,
         }
     }
 
@@ -526,13 +733,20 @@ impl Out for SliceOut<'_> {
 
 /// Writes an image, section by section, in the order of the layout: the
 /// header, then the vault (a count, then each entry with its exceptions),
-/// the secret variables, the base rules, the hidden paths. The one encoder: the `policy`
+/// the secret variables, the base rules. The one encoder: the `policy`
 /// crate writes `policy.bin` with it, the preload its built-in policy.
 pub struct Encoder<O: Out>(pub O);
 
 impl<O: Out> Encoder<O> {
-    /// The magic, the Landlock mode, the audit sink and the probe.
-    pub fn header(&mut self, landlock: Mode, audit: Audit<'_>, probe: Option<&[u8]>) {
+    /// The magic, the Landlock mode, the audit sink, the probe and the
+    /// tool options.
+    pub fn header(
+        &mut self,
+        landlock: Mode,
+        audit: Audit<'_>,
+        probe: Option<&[u8]>,
+        tools: ToolOptions,
+    ) {
         self.0.put(MAGIC);
         self.u8(landlock.to_byte());
         match audit {
@@ -550,10 +764,10 @@ impl<O: Out> Encoder<O> {
                 self.str(p);
             }
         }
+        self.u8(tools.to_byte());
     }
 
-    /// The count of a section (vault entries, secret variables, base rules,
-    /// hidden paths)
+    /// The count of a section (vault entries, secret variables, base rules)
     /// or of an entry's tool exceptions.
     pub fn count(&mut self, n: usize) {
         let n = u32::try_from(n).unwrap_or(u32::MAX);
@@ -719,7 +933,7 @@ mod tests {
 
     fn sample() -> Vec<u8> {
         let mut e = Encoder(VecOut(Vec::new()));
-        e.header(Mode::Required, Audit::Stderr, None);
+        e.header(Mode::Required, Audit::Stderr, None, ToolOptions::DEFAULT);
         e.count(3);
         e.entry(b"pi", b"/pi-agent", VaultKind::Dir);
         e.count(0);
@@ -730,6 +944,13 @@ mod tests {
         e.count(0);
         e.count(1);
         e.str(b"ANTHROPIC_API_KEY");
+        e.count(2);
+        e.str(b"*_API_KEY");
+        e.str(b"*_SECRET*");
+        e.count(1);
+        e.str(b"PUBLIC_API_KEY");
+        e.count(1);
+        e.str(b"/home/agent/.local/claude-code");
         e.count(1);
         e.rule(b"/", Access::EXEC);
         e.count(1);
@@ -762,16 +983,119 @@ mod tests {
     }
 
     #[test]
+    fn secret_variables_by_name_and_pattern_unless_kept() {
+        let b = sample();
+        let v = View::decode(&b).unwrap();
+        assert!(v.is_secret_env(b"ANTHROPIC_API_KEY"));
+        assert!(v.is_secret_env(b"FOO_API_KEY"));
+        assert!(v.is_secret_env(b"AWS_SECRET_ACCESS_KEY"));
+        assert!(v.is_secret_env(b"DB_SECRET"));
+        assert!(!v.is_secret_env(b"PUBLIC_API_KEY"), "kept");
+        assert!(
+            !v.is_secret_env(b"API_KEY"),
+            "the pattern needs `_API_KEY` after something"
+        );
+        assert!(!v.is_secret_env(b"FOO_API_KEYS"));
+        assert!(!v.is_secret_env(b"PATH"));
+    }
+
+    #[test]
+    fn tool_options_round_trip_and_unknown_bits_are_refused() {
+        let image = |tools: ToolOptions| {
+            let mut e = Encoder(VecOut(Vec::new()));
+            e.header(Mode::Off, Audit::Off, None, tools);
+            (0..6).for_each(|_| e.count(0));
+            e.count(0); // hidden paths
+            e.0.0
+        };
+        let keep = ToolOptions {
+            keep_terminal: true,
+        };
+        assert_eq!(View::decode(&image(keep)).unwrap().tools, keep);
+        let b = image(ToolOptions::DEFAULT);
+        assert!(!View::decode(&b).unwrap().tools.keep_terminal);
+        let mut bad = b.clone();
+        bad[MAGIC.len() + 3] = 2;
+        assert_eq!(
+            View::decode(&bad).unwrap_err().what,
+            "unknown tool option bits"
+        );
+    }
+
+    #[test]
+    fn tool_read_only_paths_are_read_and_overlaps_refused() {
+        let b = sample();
+        let v = View::decode(&b).unwrap();
+        assert!(v.in_tool_read_only(b"/home/agent/.local/claude-code"));
+        assert!(v.in_tool_read_only(b"/home/agent/.local/claude-code/bin/claude"));
+        assert!(!v.in_tool_read_only(b"/home/agent/.local/claude-codex"));
+        assert!(v.leads_to_held(b"/home/agent/.local"));
+        assert!(v.leads_to_held(b"/home/agent"));
+        assert!(!v.leads_to_held(b"/home/agent/.local/claude-code"));
+        assert!(
+            !v.is_ancestor(b"/home/agent/.local"),
+            "not a vault ancestor"
+        );
+        let image = |ro: &[u8]| {
+            let mut e = Encoder(VecOut(Vec::new()));
+            e.header(Mode::Off, Audit::Off, None, ToolOptions::DEFAULT);
+            e.count(1);
+            e.entry(b"pi", b"/pi-agent", VaultKind::Dir);
+            e.count(0);
+            (0..3).for_each(|_| e.count(0));
+            e.count(1);
+            e.str(ro);
+            e.count(0);
+            e.count(0); // hidden paths
+            e.0.0
+        };
+        assert!(View::decode(&image(b"/opt/claude")).is_ok());
+        for bad in [&b"/pi-agent/ext"[..], b"/", b"/pi-agent", b"/opt/../x"] {
+            assert!(View::decode(&image(bad)).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            View::decode(&image(b"/")).unwrap_err().what,
+            "a tool read-only path cannot be `/`"
+        );
+    }
+
+    #[test]
+    fn glob_patterns() {
+        for (p, n, want) in [
+            (&b"*_TOKEN"[..], &b"GH_TOKEN"[..], true),
+            (b"*_TOKEN", b"_TOKEN", true),
+            (b"*_TOKEN", b"TOKEN", false),
+            (b"*_TOKEN", b"GH_TOKENS", false),
+            (b"*_SECRET*", b"AWS_SECRET_ACCESS_KEY", true),
+            (b"*_SECRET*", b"X_SECRET", true),
+            (b"*_SECRET*", b"SECRET", false),
+            (b"*_ACCESS_KEY*", b"AWS_ACCESS_KEY_ID", true),
+            (b"A*B*C", b"AXBYBC", true),
+            (b"A*B*C", b"AXBYC", true),
+            (b"A*B*C", b"AXCYB", false),
+            (b"EXACT", b"EXACT", true),
+            (b"EXACT", b"EXACTLY", false),
+            (b"*", b"", true),
+            (b"**A", b"BA", true),
+        ] {
+            assert_eq!(glob_match(p, n), want, "{p:?} {n:?}");
+        }
+        assert!(is_env_pattern(b"*_API_KEY"));
+        assert!(!is_env_pattern(b""));
+        assert!(!is_env_pattern(b"A=B"));
+        assert!(!is_env_pattern(b"A?"));
+    }
+
+    #[test]
     fn hidden_paths_that_are_root_or_touch_the_vault_are_refused() {
         let image = |hidden: &[u8]| {
             let mut e = Encoder(VecOut(Vec::new()));
-            e.header(Mode::Off, Audit::Off, None);
+            e.header(Mode::Off, Audit::Off, None, ToolOptions::DEFAULT);
             e.count(1);
             e.entry(b"claude", b"/claude", VaultKind::Dir);
             e.count(1);
             e.str(b"/claude/shell-snapshots");
-            e.count(0);
-            e.count(0);
+            (0..5).for_each(|_| e.count(0));
             e.count(1);
             e.str(hidden);
             e.0.0
@@ -837,7 +1161,7 @@ mod tests {
     fn bad_entries_are_refused() {
         let image = |name: &[u8], path: &[u8], exc: &[u8]| {
             let mut e = Encoder(VecOut(Vec::new()));
-            e.header(Mode::Off, Audit::Off, None);
+            e.header(Mode::Off, Audit::Off, None, ToolOptions::DEFAULT);
             e.count(1);
             e.entry(name, path, VaultKind::Dir);
             if exc.is_empty() {
@@ -846,6 +1170,9 @@ mod tests {
                 e.count(1);
                 e.str(exc);
             }
+            e.count(0);
+            e.count(0);
+            e.count(0);
             e.count(0);
             e.count(0);
             e.count(0); // hidden paths
@@ -873,12 +1200,15 @@ mod tests {
     #[test]
     fn an_entry_inside_another_entrys_exception_is_refused() {
         let mut e = Encoder(VecOut(Vec::new()));
-        e.header(Mode::Off, Audit::Off, None);
+        e.header(Mode::Off, Audit::Off, None, ToolOptions::DEFAULT);
         e.count(2);
         e.entry(b"claude", b"/claude", VaultKind::Dir);
         e.count(1);
         e.str(b"/claude/shell-snapshots");
         e.entry(b"inner", b"/claude/shell-snapshots/keys", VaultKind::Dir);
+        e.count(0);
+        e.count(0);
+        e.count(0);
         e.count(0);
         e.count(0);
         e.count(0);
@@ -891,13 +1221,16 @@ mod tests {
     fn an_exception_inside_another_entry_and_duplicate_paths_are_refused() {
         let image = |second: &[u8], exc: &[u8]| {
             let mut e = Encoder(VecOut(Vec::new()));
-            e.header(Mode::Off, Audit::Off, None);
+            e.header(Mode::Off, Audit::Off, None, ToolOptions::DEFAULT);
             e.count(2);
             e.entry(b"outer", b"/secrets", VaultKind::Dir);
             e.count(0);
             e.entry(b"inner", second, VaultKind::Dir);
             e.count(1);
             e.str(exc);
+            e.count(0);
+            e.count(0);
+            e.count(0);
             e.count(0);
             e.count(0);
             e.count(0); // hidden paths
@@ -914,9 +1247,12 @@ mod tests {
     fn root_and_overlong_paths_are_refused() {
         let image = |path: &[u8]| {
             let mut e = Encoder(VecOut(Vec::new()));
-            e.header(Mode::Off, Audit::Off, None);
+            e.header(Mode::Off, Audit::Off, None, ToolOptions::DEFAULT);
             e.count(1);
             e.entry(b"x", path, VaultKind::Dir);
+            e.count(0);
+            e.count(0);
+            e.count(0);
             e.count(0);
             e.count(0);
             e.count(0);
@@ -943,7 +1279,12 @@ mod tests {
             len: 0,
             overflow: false,
         });
-        e.header(Mode::Off, Audit::Off, Some(b"/run/agent-vault/probe"));
+        e.header(
+            Mode::Off,
+            Audit::Off,
+            Some(b"/run/agent-vault/probe"),
+            ToolOptions::DEFAULT,
+        );
         assert!(e.0.overflow);
         assert_eq!(
             e.0.len, 8,

@@ -14,7 +14,14 @@
 //! the name (its backups, and the temporary an atomic save renames over it:
 //! a rule would follow that inode into the vault).
 //!
-//! The walk is allocation-free and generic over the hidden set ([`Hidden`]),
+//! Tool read-only paths (the harness's own program: its install prefix,
+//! runtime, extensions) are walked to the same way, and found in their
+//! parent's listing get the base rights less every write right: read and
+//! execute ([`Access::EXEC`]). A base rule inside one is cut the same way.
+//! Their ancestors are list-only for tools, as a vault entry's are, so a
+//! tool can neither write in them nor rename them away.
+//!
+//! The walk is allocation-free and generic over the held set ([`Held`]),
 //! the file system ([`FsView`]) and the rule sink ([`RuleSink`]): the preload
 //! runs the tool layer's with raw system calls in a freshly forked child,
 //! agent-init the base layer's as root before it drops privileges, and the
@@ -63,17 +70,21 @@ pub trait RuleSink {
     -> Result<(), Self::Error>;
 }
 
-/// What a walk keeps out of reach: it grants nothing on these paths or
-/// beneath them.
-pub trait Hidden {
-    /// The hidden paths (absolute, clean), in a fixed order.
+/// The paths a walk does not simply grant its rules' rights on: the hidden
+/// ones (nothing on them or beneath them) and the cut ones (rights reduced
+/// to a mask). The walk lists its way down to each.
+pub trait Held {
+    /// The held paths (absolute, clean), in a fixed order.
     fn paths(&self) -> impl Iterator<Item = &[u8]> + Clone;
     /// `path` is hidden: it is, or lies beneath, a hidden path.
-    fn covers(&self, path: &[u8]) -> bool {
-        self.paths().any(|h| is_within(path, h))
+    fn covers(&self, path: &[u8]) -> bool;
+    /// The rights `path` keeps at most, when it is, or lies beneath, a cut
+    /// path (the tool layer's tool read-only paths: read and execute).
+    fn cut(&self, _path: &[u8]) -> Option<Access> {
+        None
     }
-    /// `path` is a strict ancestor of a hidden path (the walk lists it).
-    fn is_ancestor(&self, path: &[u8]) -> bool {
+    /// `path` is a strict ancestor of a held path (the walk lists it).
+    fn leads_to_held(&self, path: &[u8]) -> bool {
         self.paths().any(|h| h != path && is_within(h, path))
     }
     /// `path` must get no rule although it is not hidden itself (the tool
@@ -85,23 +96,34 @@ pub trait Hidden {
 
 /// A list of hidden paths: the base layer's (agent-init builds it from the
 /// plan).
-impl<T: AsRef<[u8]>> Hidden for [T] {
+impl<T: AsRef<[u8]>> Held for [T] {
     fn paths(&self) -> impl Iterator<Item = &[u8]> + Clone {
         self.iter().map(AsRef::as_ref)
     }
+    fn covers(&self, path: &[u8]) -> bool {
+        self.paths().any(|h| is_within(path, h))
+    }
 }
 
-/// The tool layer's hidden set: the vault (less its tool exceptions) and
-/// the image's hidden paths.
-struct ToolHidden<'a>(View<'a>);
+/// The tool layer's held set: the vault (less its tool exceptions) and the
+/// image's hidden paths, hidden; the tool read-only paths, cut to
+/// read and execute.
+struct ToolHeld<'a>(View<'a>);
 
-impl Hidden for ToolHidden<'_> {
+impl Held for ToolHeld<'_> {
     fn paths(&self) -> impl Iterator<Item = &[u8]> + Clone {
+        // `View::held_paths`, then the hidden paths.
         let vault = self.0.vault().map(|e| e.path.bytes());
-        vault.chain(self.0.hidden().map(|h| h.bytes()))
+        let read_only = self.0.tool_read_only().map(|p| p.bytes());
+        vault
+            .chain(read_only)
+            .chain(self.0.hidden().map(|h| h.bytes()))
     }
     fn covers(&self, path: &[u8]) -> bool {
         self.0.in_vault(path) || self.0.hidden().any(|h| is_within(path, h.bytes()))
+    }
+    fn cut(&self, path: &[u8]) -> Option<Access> {
+        self.0.in_tool_read_only(path).then_some(Access::EXEC)
     }
     fn is_namesake(&self, path: &[u8]) -> bool {
         self.0.is_vault_file_namesake(path)
@@ -109,24 +131,31 @@ impl Hidden for ToolHidden<'_> {
 }
 
 /// Run the walk over `rules` (path, rights; one per path): every rule that
-/// keeps `hidden` out of reach goes to `sink`. `hidden_ids`: the identities
-/// of the hidden paths that exist (the caller stats them), so that a
-/// sibling that is one of them under another name gets no rule.
+/// keeps `held` out of reach (or cut) goes to `sink`. `hidden_ids`: the
+/// identities of the hidden paths that exist (the caller stats them), so
+/// that a sibling that is one of them under another name gets no rule.
 pub fn walk<'r, E>(
     rules: impl Iterator<Item = (&'r [u8], Access)>,
-    hidden: &(impl Hidden + ?Sized),
+    held: &(impl Held + ?Sized),
     hidden_ids: &[FileId],
     fs: &mut impl FsView<Error = E>,
     sink: &mut impl RuleSink<Error = E>,
 ) -> Result<(), E> {
     let mut cur = FixedPath::new();
     for (path, access) in rules {
-        if hidden.covers(path) {
+        if held.covers(path) {
             continue;
         }
-        if hidden.is_ancestor(path) {
+        if let Some(mask) = held.cut(path) {
+            let a = access.intersect(mask);
+            if !a.is_empty() {
+                sink.add(path, None, a)?;
+            }
+            continue;
+        }
+        if held.leads_to_held(path) {
             if cur.set(path) {
-                expand(hidden, hidden_ids, &mut cur, access, fs, sink)?;
+                expand(held, hidden_ids, &mut cur, access, fs, sink)?;
             }
         } else {
             sink.add(path, None, access)?;
@@ -136,10 +165,10 @@ pub fn walk<'r, E>(
 }
 
 /// Run the walk over `policy`'s base rules, hiding the vault and the hidden
-/// paths: every rule of the tool layer goes to `sink`. `vault_ids`: the
-/// identities of the vault entries and hidden paths that exist (the caller
-/// stats them), so that a sibling that is one of them under another name
-/// gets no rule.
+/// paths and cutting the tool read-only paths: every rule of the tool
+/// layer goes to `sink`. `vault_ids`: the identities of the vault entries
+/// and hidden paths that exist (the caller stats them), so that a sibling
+/// that is one of them under another name gets no rule.
 pub fn tool_layer<E>(
     policy: &View<'_>,
     vault_ids: &[FileId],
@@ -147,7 +176,7 @@ pub fn tool_layer<E>(
     sink: &mut impl RuleSink<Error = E>,
 ) -> Result<(), E> {
     let rules = policy.base().map(|(p, a)| (p.bytes(), a));
-    walk(rules, &ToolHidden(*policy), vault_ids, fs, sink)?;
+    walk(rules, &ToolHeld(*policy), vault_ids, fs, sink)?;
     for x in policy.exceptions() {
         let x = x.bytes();
         let access = policy
@@ -163,9 +192,9 @@ pub fn tool_layer<E>(
     Ok(())
 }
 
-/// `cur` is a strict ancestor of at least one hidden path.
+/// `cur` is a strict ancestor of at least one held path.
 fn expand<E>(
-    hidden: &(impl Hidden + ?Sized),
+    held: &(impl Held + ?Sized),
     hidden_ids: &[FileId],
     cur: &mut FixedPath,
     access: Access,
@@ -190,18 +219,21 @@ fn expand<E>(
                 return Ok(()); // too long to name: no rule, so no access
             }
             let p = child.as_bytes();
-            if hidden.covers(p) || hidden.is_ancestor(p) {
-                return Ok(()); // the hidden path itself, or the way on to it
+            if held.covers(p) || held.leads_to_held(p) {
+                return Ok(()); // a hidden path itself, or the way on to a held path
             }
-            if hidden.is_namesake(p) {
+            if held.is_namesake(p) {
                 return Ok(()); // a backup or save temporary of a vault file
             }
             let is_dir = e.kind == EntryKind::Dir;
-            let a = if is_dir {
+            let mut a = if is_dir {
                 access
             } else {
                 access.intersect(Access::FILE_ONLY)
             };
+            if let Some(mask) = held.cut(p) {
+                a = a.intersect(mask); // the harness's program: no writes
+            }
             if a.is_empty() {
                 Ok(())
             } else {
@@ -209,21 +241,22 @@ fn expand<E>(
             }
         })?;
     }
-    // Recurse into each distinct next component on the way to a hidden path.
+    // Recurse into each distinct next component on the way to a held path.
     let here = cur.len();
-    for (i, v) in hidden.paths().enumerate() {
+    for (i, v) in held.paths().enumerate() {
         let Some(next) = next_component(v, cur.as_bytes()) else {
             continue;
         };
-        let seen = hidden
+        let seen = held
             .paths()
             .take(i)
             .any(|w| next_component(w, cur.as_bytes()) == Some(next));
         if seen || !cur.push(next) {
             continue;
         }
-        if !hidden.covers(cur.as_bytes()) && hidden.is_ancestor(cur.as_bytes()) {
-            expand(hidden, hidden_ids, cur, access, fs, sink)?;
+        let c = cur.as_bytes();
+        if !held.covers(c) && held.cut(c).is_none() && held.leads_to_held(c) {
+            expand(held, hidden_ids, cur, access, fs, sink)?;
         }
         cur.truncate(here);
     }
