@@ -198,6 +198,15 @@ fn filesystem_section(o: &mut String, p: &Policy) {
     let _ = writeln!(o, "  read-only:  {}", list(&fs.read_only));
     let _ = writeln!(o, "  read-write: {}", list(&fs.read_write));
     let _ = writeln!(o, "  executable: {}", list(&fs.executable));
+    let hidden: Vec<PathBuf> = policy::landlock_plan::hidden_paths(p)
+        .into_iter()
+        .map(|h| h.path)
+        .collect();
+    let _ = writeln!(
+        o,
+        "  hidden (seed sources and filesystem.hidden; agent-init reads them as root): {}",
+        list(&hidden)
+    );
     if !fs.tool_read_only.is_empty() {
         let _ = writeln!(
             o,

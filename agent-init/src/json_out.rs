@@ -12,7 +12,9 @@
 //!  "vault": [{"name": "pi", "path": "/pi-agent", "kind": "dir" | "file",
 //!             "tool_exceptions": ["/pi-agent/bin"]}],
 //!  "secret_env": ["ANTHROPIC_API_KEY"],
-//!  "filesystem": {"read_only": [...], "read_write": [...], "executable": [...]},
+//!  "filesystem": {"read_only": [...], "read_write": [...], "executable": [...],
+//!                 "hidden": [...]},  (hidden: the seed sources and filesystem.hidden
+//!                 that the base layer hides, `landlock_plan::hidden_paths`)
 //!  "landlock": "required" | "best-effort" | "off",
 //!  "seccomp": {"mode": "required" | "best-effort" | "off", "extra_deny": ["..."]},
 //!  "seeds": [{"source": "...", "target": "...", "mode": "copy-missing" | "newest-backup",
@@ -130,6 +132,10 @@ pub fn policy(l: &Loaded) -> Value {
             "read_only": paths(&p.filesystem.read_only),
             "read_write": paths(&p.filesystem.read_write),
             "executable": paths(&p.filesystem.executable),
+            "hidden": policy::landlock_plan::hidden_paths(p)
+                .iter()
+                .map(|h| h.path.display().to_string())
+                .collect::<Vec<_>>(),
         },
         "landlock": p.landlock.as_str(),
         "seccomp": {"mode": p.seccomp.mode.as_str(), "extra_deny": p.seccomp.extra_deny},

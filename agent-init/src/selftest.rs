@@ -17,12 +17,18 @@
 //! the first regular file listed inside it, plus a create inside it; with no
 //! file to attack those rows are skipped, not failed.
 //!
+//! The seed sources and `[filesystem] hidden` are attacked the same way
+//! (libc read as `cat` does, raw `openat`): the base layer hides them from
+//! the harness and every tool. Without Landlock those rows say that only the
+//! file modes guard them.
+//!
 //! Positive controls: `/tmp` (and `/workspace` when it exists) is writable
 //! (skipped when it holds a vault entry: the tool layer lets tools only list
 //! such a directory), and every existing vault entry is owned by the
 //! harness's uid (what a tool can observe of "the harness can read its
 //! credential"; the harness's own read is proven by the integration tests).
 
+mod hidden;
 mod proxy;
 mod report;
 mod session;
@@ -151,6 +157,8 @@ pub fn main(json: bool, as_tool: bool, policy: Option<&Path>) -> i32 {
             attack_entry(&mut r, e, sc_on);
         }
     }
+    // Attacks on the seed sources and the other hidden paths.
+    hidden::hidden_rows(&mut r, p);
     harness_attack_rows(&mut r, harness.map(|h| h.pid));
     secret_env_rows(&mut r, p);
     secret_env_pattern_row(&mut r, p);

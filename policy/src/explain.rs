@@ -76,6 +76,28 @@ pub fn explain(policy: &Policy, path: &Path) -> Explanation {
             .reasons
             .push("no filesystem rule covers it: the base layer denies it".into());
     }
+    // The base layer's walk: nothing beneath a hidden path, list-only on
+    // the way to one. The same for tools (they inherit the base layer).
+    let hiding = base.hidden.iter().find(|h| path.starts_with(&h.path));
+    let holds: Vec<String> = base
+        .hidden
+        .iter()
+        .filter(|h| h.path != path && h.path.starts_with(path))
+        .map(|h| h.path.display().to_string())
+        .collect();
+    let hide = |d: &mut Decision| {
+        if let Some(h) = hiding {
+            d.access = Access::NONE;
+            d.reasons.push(h.reason());
+        } else if !holds.is_empty() {
+            d.access = d.access.intersect(Access::READ_DIR);
+            d.reasons.push(format!(
+                "it holds hidden {}: only listing it is granted",
+                holds.join(", ")
+            ));
+        }
+    };
+    hide(&mut harness);
 
     // The preload's own answer: the policy's image, read the way it reads it.
     let image = policy.to_image();
@@ -164,6 +186,7 @@ pub fn explain(policy: &Policy, path: &Path) -> Explanation {
             });
         }
     }
+    hide(&mut tool);
     Explanation {
         harness,
         tool,
@@ -257,6 +280,56 @@ mod tests {
                 .any(|r| r.contains("terminal device /dev/pts stays usable")),
             "{:?}",
             pts.harness
+        );
+    }
+
+    #[test]
+    fn seed_sources_are_hidden_from_harness_and_tools() {
+        let p = policy();
+        let e = explain(&p, Path::new("/pi-agent-ro/auth.json"));
+        for d in [&e.harness, &e.tool] {
+            assert_eq!(d.access, Access::NONE, "{d:?}");
+            let why = d.reasons.last().unwrap();
+            assert!(
+                why.contains("seed source /pi-agent-ro")
+                    && why.contains("into /pi-agent")
+                    && why.contains("hidden from the harness and every tool"),
+                "{why}"
+            );
+        }
+        // The way to it is list-only; a sibling keeps its rights.
+        let root = explain(&p, Path::new("/"));
+        assert_eq!(root.harness.access, Access::READ_DIR);
+        assert!(
+            root.harness
+                .reasons
+                .iter()
+                .any(|r| r.contains("it holds hidden /pi-agent-ro")),
+            "{:?}",
+            root.harness
+        );
+        let sibling = explain(&p, Path::new("/pi-agent-rw/x"));
+        assert!(sibling.harness.access.contains(Access::READ_FILE));
+        // A seed source inside the vault is the harness's own state.
+        let backups = explain(&p, Path::new("/home/agent/.claude/backups/b"));
+        assert!(backups.harness.access.contains(Access::READ_FILE));
+    }
+
+    #[test]
+    fn listed_hidden_paths_say_so() {
+        let mut p = policy();
+        p.filesystem.hidden.push("/run/secrets".into());
+        let e = explain(&p, Path::new("/run/secrets/db"));
+        assert_eq!(e.harness.access, Access::NONE);
+        assert_eq!(e.tool.access, Access::NONE);
+        assert!(
+            e.tool
+                .reasons
+                .last()
+                .unwrap()
+                .contains("filesystem.hidden has /run/secrets"),
+            "{:?}",
+            e.tool
         );
     }
 

@@ -9,8 +9,8 @@
 //! it with `policy_core::View::decode`, which checks it in one pass and
 //! keeps slices into it: no parser, no allocation. The layout is documented
 //! in `policy_core::image`. The image holds what the preload needs, already
-//! computed here: the base layer's rules (the tool layer is derived from
-//! them) and the probe directory.
+//! computed here: the base layer's rules and hidden paths (the tool layer is
+//! derived from them) and the probe directory.
 
 use crate::landlock_plan::base_layer;
 use crate::resolved::{AuditSink, EnforceMode, Policy};
@@ -74,6 +74,8 @@ impl Policy {
         base.rules
             .iter()
             .for_each(|r| e.rule(&bytes(&r.path), r.access));
+        e.count(base.hidden.len());
+        base.hidden.iter().for_each(|h| e.str(&bytes(&h.path)));
         e.0.0
     }
 }
@@ -152,6 +154,12 @@ mod tests {
             .map(|r| (r.path.display().to_string(), r.access))
             .collect();
         assert_eq!(base, want);
+        let hidden: Vec<_> = v.hidden().map(|h| s(h.bytes())).collect();
+        assert_eq!(
+            hidden,
+            ["/pi-agent-ro"],
+            "the seed source outside the vault"
+        );
     }
 
     #[test]

@@ -9,7 +9,17 @@
 //! would land on their target) and non-directories with more than one link
 //! (possibly a hard link to a vault file: rules attach to inodes).
 //!
-//! The tool-layer walk ([`tool_layer`]) lives in `policy_core`: it is
+//! The base layer hides paths too ([`hidden_paths`]): the seed sources
+//! (read-only mounts of the host's logins, which agent-init reads as root
+//! while it seeds and, with the proxy on, at every start) and the policy's
+//! `[filesystem] hidden` (secret mounts such as `/run/secrets`). Once
+//! agent-init has read them, neither the harness (its in-process Read tool)
+//! nor any tool (a static binary's raw `openat`) may. agent-init applies the
+//! same walk ([`walk`]) to the base rules with these paths hidden, as root,
+//! before it drops privileges; the image carries them, so that the tool
+//! layer hides them as well.
+//!
+//! The walks ([`walk`], [`tool_layer`]) live in `policy_core`: they are
 //! allocation-free, runs over the policy's image, and is generic over the
 //! file system ([`FsView`]) and the rule sink ([`RuleSink`]). The preload
 //! runs it with raw syscalls in a freshly forked child; the golden tests here
@@ -18,7 +28,7 @@
 
 use crate::access::Access;
 use crate::resolved::{AuditSink, Policy, VaultKind};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// One rule: `access` on `path` and everything beneath it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,11 +45,87 @@ pub struct BaseLayer {
     /// One rule per path, rights merged, in path order. The policy image
     /// holds these, and the tool layer is derived from them.
     pub rules: Vec<Rule>,
+    /// Paths the rules must not reach: agent-init applies [`BaseLayer::rules`]
+    /// through the walk ([`walk`]) with these hidden. In the policy image
+    /// too (the tool layer hides them).
+    pub hidden: Vec<HiddenPath>,
     /// The terminal rules, applied by agent-init after [`BaseLayer::rules`]
     /// for the harness (not in the policy image: the tool layer does not
     /// add them). [`TERMINAL_DEVICES`] here; agent-init adds the terminal
     /// behind its standard fds with [`BaseLayer::add_terminal`].
     pub terminals: Vec<Rule>,
+}
+
+/// A path the base layer keeps from the harness and every tool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HiddenPath {
+    pub path: PathBuf,
+    pub why: Hiding,
+}
+
+/// Why a path is hidden.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hiding {
+    /// The source of a `[[seed]]` (agent-init copies it into `target`).
+    Seed { target: PathBuf },
+    /// Listed in `[filesystem] hidden`.
+    Listed,
+}
+
+impl Hiding {
+    /// What the path is, in words: "seed source", "hidden path"
+    /// (`[filesystem] hidden`).
+    pub fn noun(&self) -> &'static str {
+        match self {
+            Hiding::Seed { .. } => "seed source",
+            Hiding::Listed => "hidden path",
+        }
+    }
+}
+
+impl HiddenPath {
+    /// The reason, in one line (for `explain`).
+    pub fn reason(&self) -> String {
+        let what = match &self.why {
+            Hiding::Seed { target } => format!(
+                "seed source {} (agent-init, as root, copies it into {} before the harness starts)",
+                self.path.display(),
+                target.display()
+            ),
+            Hiding::Listed => format!("filesystem.hidden has {}", self.path.display()),
+        };
+        format!(
+            "{what}: hidden from the harness and every tool (the base layer grants nothing beneath it)"
+        )
+    }
+}
+
+/// The paths the base layer hides: every seed source that is not inside a
+/// vault entry (a source in the vault is the harness's own state, such as
+/// Claude Code's `backups/`), then `[filesystem] hidden`; each path once.
+pub fn hidden_paths(policy: &Policy) -> Vec<HiddenPath> {
+    let in_vault = |p: &Path| policy.vault.iter().any(|e| p.starts_with(&e.path));
+    let seeds = policy
+        .seeds
+        .iter()
+        .filter(|s| !in_vault(&s.source))
+        .map(|s| HiddenPath {
+            path: s.source.clone(),
+            why: Hiding::Seed {
+                target: s.target.clone(),
+            },
+        });
+    let listed = policy.filesystem.hidden.iter().map(|p| HiddenPath {
+        path: p.clone(),
+        why: Hiding::Listed,
+    });
+    let mut out: Vec<HiddenPath> = Vec::new();
+    for h in seeds.chain(listed) {
+        if !out.iter().any(|o| o.path == h.path) {
+            out.push(h);
+        }
+    }
+    out
 }
 
 /// Terminal devices that must keep working under the base layer, whatever
@@ -100,6 +186,7 @@ pub fn base_layer(policy: &Policy) -> BaseLayer {
     let mut layer = BaseLayer {
         handled: Access::ALL,
         rules,
+        hidden: hidden_paths(policy),
         terminals: Vec::new(),
     };
     for t in TERMINAL_DEVICES {
@@ -108,7 +195,27 @@ pub fn base_layer(policy: &Policy) -> BaseLayer {
     layer
 }
 
-pub use policy_core::walk::{DirEntry, EntryKind, FsView, RuleSink, tool_layer};
+pub use policy_core::walk::{DirEntry, EntryKind, FsView, Held, RuleSink, tool_layer, walk};
+
+impl BaseLayer {
+    /// Walk the rules with the hidden paths hidden: every rule the base
+    /// layer's ruleset gets (before the terminals) goes to `sink`.
+    /// `hidden_ids`: the identities of the hidden paths that exist.
+    pub fn walk<E>(
+        &self,
+        hidden_ids: &[policy_core::FileId],
+        fs: &mut impl FsView<Error = E>,
+        sink: &mut impl RuleSink<Error = E>,
+    ) -> Result<(), E> {
+        fn bytes(p: &Path) -> &[u8] {
+            use std::os::unix::ffi::OsStrExt;
+            p.as_os_str().as_bytes()
+        }
+        let hidden: Vec<&[u8]> = self.hidden.iter().map(|h| bytes(&h.path)).collect();
+        let rules = self.rules.iter().map(|r| (bytes(&r.path), r.access));
+        walk(rules, &hidden[..], hidden_ids, fs, sink)
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -440,6 +547,144 @@ mod tests {
             view.base()
                 .all(|(path, _)| !path.bytes().starts_with(b"/dev"))
         );
+    }
+
+    /// A root with a seed mount, a secret mount under `/run`, and siblings.
+    fn seeded_fs() -> FakeFs {
+        let mut m = BTreeMap::new();
+        m.insert(
+            "/",
+            vec![
+                ("usr", Dir, 1, 10),
+                ("pi-agent", Dir, 1, 12),
+                ("pi-agent-ro", Dir, 1, 13),
+                ("pi-agent-rw", Dir, 1, 14),
+                ("seed-bind", Dir, 1, 13), // the seed mount, bound again
+                ("seed-link", Symlink, 1, 15),
+                ("tmp", Dir, 1, 16),
+                ("run", Dir, 1, 17),
+                ("vmlinuz", Other, 1, 18),
+            ],
+        );
+        m.insert("/run", vec![("secrets", Dir, 1, 20), ("lock", Dir, 1, 21)]);
+        FakeFs(m)
+    }
+
+    fn seeded_policy() -> Policy {
+        policy(
+            "[[vault.entry]]\nname = \"pi\"\ndir = \"/pi-agent\"\n",
+            "read_only = [\"/\"]\nread_write = [\"/tmp\", \"/pi-agent-ro/cache\"]\nhidden = [\"/run/secrets\"]\n\
+             [[seed]]\nsource = \"/pi-agent-ro\"\ntarget = \"/pi-agent\"\nmode = \"copy-missing\"\n",
+        )
+    }
+
+    #[test]
+    fn golden_base_layer_hides_seed_sources_and_listed_paths() {
+        let p = seeded_policy();
+        let base = base_layer(&p);
+        let hidden: Vec<_> = base
+            .hidden
+            .iter()
+            .map(|h| (h.path.to_str().unwrap(), &h.why))
+            .collect();
+        assert_eq!(
+            hidden,
+            vec![
+                (
+                    "/pi-agent-ro",
+                    &Hiding::Seed {
+                        target: "/pi-agent".into()
+                    }
+                ),
+                ("/run/secrets", &Hiding::Listed),
+            ]
+        );
+        let mut rules = Rules::default();
+        let seed = FileId { dev: 1, ino: 13 };
+        base.walk(&[seed], &mut seeded_fs(), &mut rules).unwrap();
+        let ro_file = Access::READ.intersect(Access::FILE_ONLY);
+        assert_eq!(
+            rules.0,
+            vec![
+                ("/".to_string(), Some(true), Access::READ_DIR),
+                ("/usr".into(), Some(true), Access::READ),
+                ("/pi-agent".into(), Some(true), Access::READ),
+                ("/pi-agent-rw".into(), Some(true), Access::READ),
+                ("/tmp".into(), Some(true), Access::READ),
+                ("/vmlinuz".into(), Some(false), ro_file),
+                ("/run".into(), Some(true), Access::READ_DIR),
+                ("/run/lock".into(), Some(true), Access::READ),
+                // The vault, read-write for the harness; the grant inside
+                // the seed mount is dropped.
+                ("/pi-agent".into(), None, Access::READ_WRITE),
+                ("/tmp".into(), None, Access::READ_WRITE),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_tool_layer_does_not_grant_hidden_paths_back() {
+        let p = seeded_policy();
+        let image = p.to_image();
+        let view = View::decode(&image).unwrap();
+        let hidden: Vec<_> = view.hidden().map(|h| h.bytes()).collect();
+        assert_eq!(hidden, [&b"/pi-agent-ro"[..], b"/run/secrets"]);
+        let mut rules = Rules::default();
+        let seed = FileId { dev: 1, ino: 13 };
+        tool_layer(&view, &[seed], &mut seeded_fs(), &mut rules).unwrap();
+        let ro_file = Access::READ.intersect(Access::FILE_ONLY);
+        assert_eq!(
+            rules.0,
+            vec![
+                ("/".to_string(), Some(true), Access::READ_DIR),
+                ("/usr".into(), Some(true), Access::READ),
+                ("/pi-agent-rw".into(), Some(true), Access::READ),
+                ("/tmp".into(), Some(true), Access::READ),
+                ("/vmlinuz".into(), Some(false), ro_file),
+                ("/run".into(), Some(true), Access::READ_DIR),
+                ("/run/lock".into(), Some(true), Access::READ),
+                ("/tmp".into(), None, Access::READ_WRITE),
+            ]
+        );
+    }
+
+    #[test]
+    fn hidden_paths_that_would_take_the_harness_files_are_refused() {
+        let load = |vault: &str, fs: &str| {
+            let text =
+                crate::testing::policy_toml("1000:1000", vault, fs, "[audit]\nsink = \"off\"");
+            crate::load::load_str(&text, "t.toml", &ExpandContext::default())
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        let vault = "[[vault.entry]]\nname = \"c\"\ndir = \"/claude\"\n";
+        let e = load(vault, "hidden = [\"/claude/keys\"]\n").unwrap_err();
+        assert!(
+            e.contains("hidden path /claude/keys overlaps vault entry \"c\" (/claude)"),
+            "{e}"
+        );
+        assert!(e.starts_with("t.toml:"), "{e}");
+        let e = load("", "hidden = [\"/\"]\n").unwrap_err();
+        assert!(
+            e.contains("hidden path / is `/` (it would hide everything)"),
+            "{e}"
+        );
+        let e = load("", "hidden = [\"/run\"]\n").unwrap_err();
+        assert!(
+            e.contains("holds agent-init's state directory /run/agent-vault"),
+            "{e}"
+        );
+        let seed = "[[seed]]\nsource = \"/home\"\ntarget = \"/pi\"\nmode = \"copy-missing\"\n";
+        let e = load(
+            "[[vault.entry]]\nname = \"h\"\ndir = \"/home/a/.codex\"\n",
+            seed,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("seed source /home overlaps vault entry \"h\""),
+            "{e}"
+        );
+        assert!(load(vault, "hidden = [\"/run/secrets\", \"/claude-ro\"]\n").is_ok());
     }
 
     #[test]

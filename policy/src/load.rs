@@ -121,6 +121,7 @@ pub fn resolve(
     };
     policy.proxy = crate::proxy::resolve(&raw.proxy, harness_uid, &|s, k| src.err(s, k), ctx)?;
     grant_proxy_state_dir(&mut policy);
+    check_hidden(&policy, &raw, src, ctx)?;
     check_image_limits(&policy, &raw, src, ctx)?;
     Ok(policy)
 }
@@ -138,6 +139,57 @@ fn grant_proxy_state_dir(policy: &mut Policy) {
     {
         fs.read_write.push(dir.clone());
     }
+}
+
+/// The hidden paths ([`crate::landlock_plan::hidden_paths`]) keep the
+/// harness's own files reachable: none is `/`, and none holds or lies in a
+/// vault entry, the audit file or the state directory (the base layer would
+/// take them from the harness).
+fn check_hidden(
+    policy: &Policy,
+    raw: &RawPolicy,
+    src: Source<'_>,
+    ctx: &ExpandContext,
+) -> Result<(), PolicyError> {
+    let overlap = |a: &Path, b: &Path| a.starts_with(b) || b.starts_with(a);
+    for h in crate::landlock_plan::hidden_paths(policy) {
+        let site = raw
+            .filesystem
+            .hidden
+            .iter()
+            .chain(raw.seed.iter().map(|s| &s.source))
+            .find(|s| src.path(s, ctx).is_ok_and(|p| p == h.path));
+        let refuse = |what: String| {
+            let kind = ErrorKind::Invalid(format!(
+                "{} {} {what}; the base layer hides it from the harness too. Expected a path apart from the harness's own files",
+                h.why.noun(),
+                h.path.display()
+            ));
+            match site {
+                Some(s) => Err(src.err(s, kind)),
+                None => Err(PolicyError::at(src.file, src.text, 0, kind)),
+            }
+        };
+        if h.path == Path::new("/") {
+            return refuse("is `/` (it would hide everything)".into());
+        }
+        if let Some(e) = policy.vault.iter().find(|e| overlap(&e.path, &h.path)) {
+            return refuse(format!(
+                "overlaps vault entry \"{}\" ({})",
+                e.name,
+                e.path.display()
+            ));
+        }
+        if let AuditSink::File(f) = &policy.audit
+            && f.starts_with(&h.path)
+        {
+            return refuse(format!("holds the audit file {}", f.display()));
+        }
+        if Path::new(STATE_DIR).starts_with(&h.path) {
+            return refuse(format!("holds agent-init's state directory {STATE_DIR}"));
+        }
+    }
+    Ok(())
 }
 
 /// `[harness]`: the user, its groups, its extra environment.
@@ -429,6 +481,7 @@ fn resolve_filesystem(
         read_only: list(&raw.read_only)?,
         read_write: list(&raw.read_write)?,
         executable: list(&raw.executable)?,
+        hidden: list(&raw.hidden)?,
         tool_read_only: Vec::new(),
     };
     Ok(filesystem)
@@ -610,6 +663,7 @@ fn path_sites<'r>(raw: &'r RawPolicy, ctx: &ExpandContext) -> Vec<(&'r Spanned<S
         .iter()
         .chain(&fs.read_write)
         .chain(&fs.executable)
+        .chain(&fs.hidden)
         .for_each(&mut add);
     add(&raw.audit.sink);
     for e in &raw.vault.entry {

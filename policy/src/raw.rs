@@ -95,6 +95,10 @@ pub struct RawFilesystem {
     pub read_write: Vec<Spanned<String>>,
     #[serde(default)]
     pub executable: Vec<Spanned<String>>,
+    /// Paths kept from the harness and every tool (secret mounts), beside
+    /// the seed sources.
+    #[serde(default)]
+    pub hidden: Vec<Spanned<String>>,
     /// Paths tools may read and execute but not write (the harness's own
     /// program); the harness keeps its base rights there.
     #[serde(default)]

@@ -111,6 +111,9 @@ pub struct Filesystem {
     pub read_only: Vec<PathBuf>,
     pub read_write: Vec<PathBuf>,
     pub executable: Vec<PathBuf>,
+    /// `hidden`: kept from the harness and every tool, like the seed
+    /// sources ([`crate::landlock_plan::hidden_paths`]).
+    pub hidden: Vec<PathBuf>,
     /// Read and execute only, for tools: the harness's install prefix,
     /// runtime, global config and extensions (the harness keeps write, to
     /// update itself). Never inside or around a vault entry.
@@ -272,6 +275,7 @@ impl Policy {
         let _ = writeln!(o, "read_only = [{}]", list(&fs.read_only));
         let _ = writeln!(o, "read_write = [{}]", list(&fs.read_write));
         let _ = writeln!(o, "executable = [{}]", list(&fs.executable));
+        let _ = writeln!(o, "hidden = [{}]", list(&fs.hidden));
         let _ = writeln!(o, "tool_read_only = [{}]", list(&fs.tool_read_only));
         let _ = writeln!(
             o,

@@ -122,6 +122,84 @@ fn dlsym_of_libc_open_is_denied_by_landlock() {
     assert!(r.stdout.contains("DENIED Permission denied"), "{r:?}");
 }
 
+/// A seed mount (root's, world-readable, so only Landlock stands in the
+/// way) with a key, and its sibling, under one parent outside the World.
+struct SeedMount {
+    parent: std::path::PathBuf,
+    key: std::path::PathBuf,
+    sibling: std::path::PathBuf,
+    text: String,
+}
+
+impl SeedMount {
+    fn new() -> SeedMount {
+        use std::os::unix::fs::PermissionsExt;
+        // nextest runs each test in a process of its own.
+        let parent = std::path::Path::new(TEST_ROOT).join(format!("seeds-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&parent);
+        for d in ["seed", "other"] {
+            std::fs::create_dir_all(parent.join(d)).unwrap();
+        }
+        let text = format!("SEED-KEY-{}", std::process::id());
+        let key = parent.join("seed/auth.json");
+        let sibling = parent.join("other/readme");
+        std::fs::write(&key, &text).unwrap();
+        std::fs::write(&sibling, "SIBLING-OK").unwrap();
+        for f in [&key, &sibling] {
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        SeedMount {
+            parent,
+            key,
+            sibling,
+            text,
+        }
+    }
+
+    /// The policy's `[[seed]]` for it (the World runs no seeding: the
+    /// policy alone decides).
+    fn policy(&self) -> String {
+        format!(
+            "[[seed]]\nsource = \"{}\"\ntarget = \"{}\"\nmode = \"copy-missing\"\n",
+            self.parent.join("seed").display(),
+            self.parent.join("target").display()
+        )
+    }
+}
+
+impl Drop for SeedMount {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.parent);
+    }
+}
+
+#[test]
+fn a_seed_source_is_out_of_reach_of_tools_and_outsiders() {
+    // The tool layer hides seed sources as it hides the vault: a tool (cat,
+    // a static raw openat) and a process that gets only the tool layer (a
+    // dynamically linked `docker exec`) read neither; the sibling stays.
+    if skip_without_landlock(1) {
+        return;
+    }
+    let m = SeedMount::new();
+    let w = World::with_policy_extra("required", &m.policy());
+    let raw = static_raw();
+    for r in [
+        w.tool(&format!("cat {}", m.key.display())),
+        w.tool(&format!("{} openat {}", raw.display(), m.key.display())),
+        w.outsider(&format!("cat {}", m.key.display())),
+    ] {
+        assert!(!r.all().contains(&m.text), "the seed leaked:\n{r:?}");
+        assert!(r.all().contains("Permission denied"), "{r:?}");
+    }
+    for r in [
+        w.tool(&format!("cat {}", m.sibling.display())),
+        w.outsider(&format!("cat {}", m.sibling.display())),
+    ] {
+        assert_eq!(r.stdout, "SIBLING-OK", "{r:?}");
+    }
+}
+
 #[test]
 fn a_tools_write_into_the_harness_program_prefix_is_denied_by_landlock() {
     // `agent-vault/claude` installs Claude Code into the harness user's home;

@@ -145,6 +145,8 @@ pub unsafe fn policy(
     }
     e.count(1);
     e.rule(b"/", Access::ALL);
+    // No hidden paths: without an agent-init session nothing was seeded.
+    e.count(0);
     let SliceOut { buf, len, overflow } = e.0;
     let image: &'static [u8] = &buf[..len];
     match View::decode(image) {

@@ -20,7 +20,7 @@ use crate::{builtin, passwd, sys};
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, Ordering};
-use policy_core::image::{MAX_IMAGE, MAX_VAULT, Strs};
+use policy_core::image::{MAX_HIDDEN, MAX_IMAGE, MAX_VAULT, Strs};
 use policy_core::pathbuf::FixedPath;
 use policy_core::pathbuf::is_within;
 use policy_core::{FileId, VaultKind, View};
@@ -41,8 +41,9 @@ pub struct State {
     /// Each vault entry, unpacked from the image once (the open hooks'
     /// matcher: no parsing per open), with its identity when it exists.
     entries: Table<VaultRef, MAX_VAULT>,
-    /// The identities that exist, packed (for the tool-layer walk).
-    existing: Table<FileId, MAX_VAULT>,
+    /// The identities of the vault entries and hidden paths that exist,
+    /// packed (for the tool-layer walk).
+    existing: Table<FileId, { MAX_VAULT + MAX_HIDDEN }>,
     /// Devices on which a vault entry (or, for a missing one, its nearest
     /// existing ancestor) lives: an fd on one of these is checked by path.
     watched_devs: Table<u64, MAX_VAULT>,
@@ -174,7 +175,7 @@ impl State {
         self.policy.entry(i).map_or(b"?", |e| e.name.bytes())
     }
 
-    /// The identities of the vault entries that exist.
+    /// The identities of the vault entries and hidden paths that exist.
     pub fn vault_ids(&self) -> &[FileId] {
         self.existing.as_slice()
     }
@@ -357,6 +358,17 @@ unsafe fn build(st: *mut State) {
             && !st.watched_devs.as_slice().contains(&d)
         {
             st.watched_devs.push(d);
+        }
+    }
+    // The hidden paths (seed sources, `[filesystem] hidden`): the tool-layer
+    // walk gives no rule to a sibling that is one of them under another name.
+    for h in policy.hidden() {
+        if let Some(s) = sys::stat(h.with_nul()) {
+            // The image holds at most MAX_HIDDEN of them: the pushes fit.
+            st.existing.push(FileId {
+                dev: s.st_dev,
+                ino: s.st_ino,
+            });
         }
     }
 }

@@ -1,12 +1,12 @@
 //! The policy image, the effective policy as the preload reads it: what agent-init writes as
 //! `policy.bin` and every process's preload reads. It holds only what the
 //! preload needs, already computed by the `policy` crate: the vault, the
-//! secret variables, the audit sink, the Landlock mode, the probe directory
-//! and the base layer's rules (the tool layer is the base layer minus the
-//! vault).
+//! secret variables, the audit sink, the Landlock mode, the probe directory,
+//! the base layer's rules and its hidden paths (the tool layer is the base
+//! layer minus the vault and minus the hidden paths).
 //!
 //! Layout, integers little-endian:
-//! - the magic `AGVP` and the version byte 5;
+//! - the magic `AGVP` and the version byte 6;
 //! - the Landlock mode: `u8` (0 required, 1 best-effort, 2 off);
 //! - the audit sink: `u8` (0 off, 1 stderr, 2 a file, followed by its path);
 //! - the probe directory: `u8` (0 none, 1 followed by its path);
@@ -22,7 +22,12 @@
 //! - the tool read-only paths: a `u32` count and paths (tools may read and
 //!   execute there, not write; the harness keeps its base rights);
 //! - the base layer's rules: a `u32` count, then per rule a path and the
-//!   rights (`u64`, the kernel's `LANDLOCK_ACCESS_FS_*` bits).
+//!   rights (`u64`, the kernel's `LANDLOCK_ACCESS_FS_*` bits);
+//! - the hidden paths (seed sources, `[filesystem] hidden`): a `u32` count
+//!   and paths. The base layer's walk grants nothing on them or beneath
+//!   them, for the harness and every tool; the tool layer's walk hides them
+//!   as it hides the vault, so a process that gets only the tool layer
+//!   (`docker exec`) does not get them back either.
 //!
 //! A string is a `u32` length, the bytes, and a NUL that the length does not
 //! count: the preload passes paths to system calls straight from the image.
@@ -37,7 +42,7 @@ use crate::pathbuf::{is_within, last_component, split_last};
 use core::fmt;
 
 /// The magic and the format version.
-pub const MAGIC: &[u8; 5] = b"AGVP\x05";
+pub const MAGIC: &[u8; 5] = b"AGVP\x06";
 /// The largest image the preload reads (a real one is a few KiB).
 pub const MAX_IMAGE: usize = 64 * 1024;
 /// At most this many vault entries (the probe included).
@@ -54,7 +59,9 @@ pub const MAX_KEEP_ENV: usize = 64;
 pub const MAX_TOOL_READ_ONLY: usize = 32;
 /// At most this many base-layer rules.
 pub const MAX_BASE_RULES: usize = 128;
-/// At most this many components in a vault entry's path: the tool-layer
+/// At most this many hidden paths.
+pub const MAX_HIDDEN: usize = 64;
+/// At most this many components in a vault entry's (or hidden) path: the tool-layer
 /// walk recurses once per component below a base rule, with a path buffer
 /// on the stack each time (a forked child's or the spawn helper thread's).
 pub const MAX_VAULT_DEPTH: usize = 64;
@@ -201,6 +208,7 @@ pub struct View<'a> {
     keep_env: (usize, usize),
     tool_read_only: (usize, usize),
     base: (usize, usize),
+    hidden: (usize, usize),
 }
 
 /// The number of components of a clean absolute path (`/` has none).
@@ -501,6 +509,31 @@ impl<'a> View<'a> {
                 return Err(r.bad("a base rule with unknown rights"));
             }
         }
+        let n = r.count(MAX_HIDDEN, "more hidden paths than the preload holds (64)")?;
+        let hidden = (r.at, n);
+        for _ in 0..n {
+            let h = r.path()?;
+            if h.bytes() == b"/" {
+                return Err(r.bad("a hidden path cannot be `/`"));
+            }
+            if depth(h.bytes()) > MAX_VAULT_DEPTH {
+                return Err(r.bad("a hidden path has more than 64 components"));
+            }
+            // The tool layer grants a tool exception the base rights, and
+            // the harness needs its vault: neither may lie in a hidden path.
+            let mut vault = Entries {
+                r: Reader {
+                    b: bytes,
+                    at: vault.0,
+                },
+                left: n_vault,
+            };
+            if vault.any(|e| {
+                is_within(e.path.bytes(), h.bytes()) || is_within(h.bytes(), e.path.bytes())
+            }) {
+                return Err(r.bad("a hidden path holds or lies in a vault entry"));
+            }
+        }
         if r.at != bytes.len() {
             return Err(r.bad("trailing bytes"));
         }
@@ -516,6 +549,7 @@ impl<'a> View<'a> {
             keep_env,
             tool_read_only,
             base,
+            hidden,
         })
     }
 
@@ -598,6 +632,14 @@ impl<'a> View<'a> {
     pub fn leads_to_held(&self, path: &[u8]) -> bool {
         self.held_paths()
             .any(|h| h.bytes() != path && is_within(h.bytes(), path))
+    }
+
+    /// The hidden paths: seed sources and `[filesystem] hidden`.
+    pub fn hidden(&self) -> Strs<'a> {
+        Strs {
+            r: self.reader(self.hidden.0),
+            left: self.hidden.1,
+        }
     }
 
     /// The base layer's rules: one per path, rights merged.
@@ -911,6 +953,8 @@ mod tests {
         e.str(b"/home/agent/.local/claude-code");
         e.count(1);
         e.rule(b"/", Access::EXEC);
+        e.count(1);
+        e.str(b"/pi-agent-ro");
         e.0.0
     }
 
@@ -934,6 +978,8 @@ mod tests {
         assert_eq!(v.exceptions().count(), 1);
         assert_eq!(v.secret_env().count(), 1);
         assert_eq!(v.base().collect::<Vec<_>>()[0].1, Access::EXEC);
+        let hidden: Vec<_> = v.hidden().map(|h| h.bytes()).collect();
+        assert_eq!(hidden, [&b"/pi-agent-ro"[..]]);
     }
 
     #[test]
@@ -959,6 +1005,7 @@ mod tests {
             let mut e = Encoder(VecOut(Vec::new()));
             e.header(Mode::Off, Audit::Off, None, tools);
             (0..6).for_each(|_| e.count(0));
+            e.count(0); // hidden paths
             e.0.0
         };
         let keep = ToolOptions {
@@ -999,6 +1046,7 @@ mod tests {
             e.count(1);
             e.str(ro);
             e.count(0);
+            e.count(0); // hidden paths
             e.0.0
         };
         assert!(View::decode(&image(b"/opt/claude")).is_ok());
@@ -1036,6 +1084,39 @@ mod tests {
         assert!(!is_env_pattern(b""));
         assert!(!is_env_pattern(b"A=B"));
         assert!(!is_env_pattern(b"A?"));
+    }
+
+    #[test]
+    fn hidden_paths_that_are_root_or_touch_the_vault_are_refused() {
+        let image = |hidden: &[u8]| {
+            let mut e = Encoder(VecOut(Vec::new()));
+            e.header(Mode::Off, Audit::Off, None, ToolOptions::DEFAULT);
+            e.count(1);
+            e.entry(b"claude", b"/claude", VaultKind::Dir);
+            e.count(1);
+            e.str(b"/claude/shell-snapshots");
+            (0..5).for_each(|_| e.count(0));
+            e.count(1);
+            e.str(hidden);
+            e.0.0
+        };
+        assert!(View::decode(&image(b"/claude-ro")).is_ok());
+        assert_eq!(
+            View::decode(&image(b"/")).unwrap_err().what,
+            "a hidden path cannot be `/`"
+        );
+        for touching in [
+            &b"/claude"[..],
+            b"/claude/backups",
+            b"/claude/shell-snapshots/x",
+        ] {
+            assert_eq!(
+                View::decode(&image(touching)).unwrap_err().what,
+                "a hidden path holds or lies in a vault entry",
+                "{touching:?}"
+            );
+        }
+        assert!(View::decode(&image(b"/claude/../x")).is_err());
     }
 
     #[test]
@@ -1094,6 +1175,7 @@ mod tests {
             e.count(0);
             e.count(0);
             e.count(0);
+            e.count(0); // hidden paths
             e.0.0
         };
         assert!(View::decode(&image(b"x", b"/a", b"/a/b")).is_ok());
@@ -1130,6 +1212,7 @@ mod tests {
         e.count(0);
         e.count(0);
         e.count(0);
+        e.count(0); // hidden paths
         let err = View::decode(&e.0.0).unwrap_err();
         assert_eq!(err.what, "a vault entry lies inside a tool exception");
     }
@@ -1150,6 +1233,7 @@ mod tests {
             e.count(0);
             e.count(0);
             e.count(0);
+            e.count(0); // hidden paths
             e.0.0
         };
         let err = View::decode(&image(b"/secrets/app", b"/secrets/app/cache")).unwrap_err();
@@ -1172,6 +1256,7 @@ mod tests {
             e.count(0);
             e.count(0);
             e.count(0);
+            e.count(0); // hidden paths
             e.0.0
         };
         assert_eq!(
