@@ -379,7 +379,14 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
         return Ok(code);
     }
     // 8
-    serve_step(&args, root, &set, pid).map_err(RunError::Serve)
+    let served = serve_step(&args, root, &set, pid);
+    // The harness has exited: the record must not outlive it.
+    if let Err(e) = state.remove_pid() {
+        warning!(
+            "{e}; a later process with pid {pid} is still no harness (its start time differs)"
+        );
+    }
+    served.map_err(RunError::Serve)
 }
 
 /// The policy and the harness's identity, checked for `run`: a root

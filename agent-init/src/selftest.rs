@@ -51,9 +51,10 @@ fn find_context() -> Context {
     for dir in [PathBuf::from(STATE_DIR), host_state_dir(uid)] {
         let pf = dir.join(POLICY_TOML.name);
         if let Ok(p) = policy::load_file(&pf, &policy::ExpandContext::default()) {
-            let harness_pid = std::fs::read_to_string(dir.join(HARNESS_PID.name))
+            let harness_pid = std::fs::read(dir.join(HARNESS_PID.name))
                 .ok()
-                .and_then(|s| s.trim().parse().ok());
+                .and_then(|s| policy::layout::HarnessRecord::parse(&s))
+                .map(|r| r.pid);
             return Context {
                 policy: p,
                 policy_from: pf.display().to_string(),

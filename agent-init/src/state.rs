@@ -8,8 +8,10 @@
 //! module does the privileged half: it writes those files in that order,
 //! creates the audit file of `[audit] sink` when it is a file (parents
 //! created, root-owned when root; processes append to it), and writes
-//! `harness.pid` after the fork and before the harness execs (the child
-//! waits on a pipe), so it always names the live harness.
+//! `harness.pid` (the harness's pid and start time) after the fork and
+//! before the harness execs (the child waits on a pipe), so it always names
+//! the live harness; it removes a leftover `harness.pid` first and, once
+//! the harness has exited, removes its own ([`StateDir::remove_pid`]).
 //!
 //! Every file is written to a temporary name and renamed into place, all
 //! relative to a directory fd opened without following links: the harness
@@ -25,7 +27,9 @@ use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, openat, renameat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, unlinkat};
-use policy::layout::{self, AUDIT_FILE, HARNESS_PID, POLICY_TOML, PROBE_DIR, STATE_DIR_MODE};
+use policy::layout::{
+    self, AUDIT_FILE, HARNESS_PID, HarnessRecord, POLICY_TOML, PROBE_DIR, STATE_DIR_MODE,
+};
 use policy::session::{self, SessionFile};
 use policy::{AuditSink, Policy};
 use std::fmt;
@@ -108,6 +112,12 @@ impl StateDir {
     /// and the audit file. `policy` must already have the probe added.
     pub fn prepare(&mut self, policy: &Policy) -> Result<(), RecordError> {
         let dir = open_state_dir(&self.dir)?;
+        // An earlier run's record, should one be left: until this run's
+        // harness is recorded, no process is the harness.
+        match unlinkat(dir.as_fd(), HARNESS_PID.name, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(e) => return Err(io("unlink", &self.pid_file())(errno_io(e))),
+        }
         // In [`Policy::session_files`]'s order: the probe (the preload
         // detects the tool layer by reading a file in it: a vault entry's
         // directories stay listable under the tool layer), the effective
@@ -128,15 +138,47 @@ impl StateDir {
         Ok(())
     }
 
-    /// Write `harness.pid`.
+    /// Write `harness.pid`: the harness's pid and start time (read from
+    /// `/proc/<pid>/stat` now, while the child waits to exec).
     pub fn write_pid(&self, pid: i32) -> Result<(), RecordError> {
-        let Some(dir) = &self.fd else {
-            return Err(io("open", &self.dir)(std::io::Error::from_raw_os_error(
-                libc::EBADF,
-            )));
-        };
-        write_file(dir.as_fd(), &self.dir, &session::harness_pid_file(pid))
+        let dir = self.dir_fd()?;
+        let start = start_time(pid)?;
+        let record = HarnessRecord { pid, start };
+        write_file(dir, &self.dir, &session::harness_pid_file(record))
     }
+
+    /// Remove `harness.pid`: the harness has exited, and the state
+    /// directory no longer names a live session (a later process with its
+    /// pid must not be taken for it, nor this directory for a live one).
+    pub fn remove_pid(&self) -> Result<(), RecordError> {
+        let dir = self.dir_fd()?;
+        match unlinkat(dir, HARNESS_PID.name, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Err(e) => Err(io("unlink", &self.pid_file())(errno_io(e))),
+        }
+    }
+
+    fn dir_fd(&self) -> Result<BorrowedFd<'_>, RecordError> {
+        match &self.fd {
+            Some(fd) => Ok(fd.as_fd()),
+            None => Err(io("open", &self.dir)(std::io::Error::from_raw_os_error(
+                libc::EBADF,
+            ))),
+        }
+    }
+}
+
+/// Field 22 of `/proc/<pid>/stat`: when `pid` started, in clock ticks
+/// since boot (what tells it from a later process with the same pid).
+fn start_time(pid: i32) -> Result<u64, RecordError> {
+    let path = PathBuf::from(format!("/proc/{pid}/stat"));
+    let stat = std::fs::read(&path).map_err(io("read", &path))?;
+    layout::stat_start_time(&stat).ok_or_else(|| {
+        io("parse", &path)(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "no start time (field 22)",
+        ))
+    })
 }
 
 fn errno_io(e: Errno) -> std::io::Error {

@@ -27,7 +27,8 @@ use policy_core::{FileId, VaultKind, View};
 
 /// Everything the hooks need, built once per process image.
 pub struct State {
-    /// The harness's pid (0: none recorded).
+    /// The harness's pid when this process image started as the harness
+    /// (its pid and start time are the recorded ones); else 0.
     pub harness_pid: i32,
     /// Our pid when this state was built.
     pub init_pid: i32,
@@ -322,8 +323,8 @@ unsafe fn build(st: *mut State) {
     // SAFETY: `st` is SLOT, ours while BUILDER is held, and every field is
     // initialised now.
     let st = unsafe { &mut *st };
-    if let Some((d, pid_st)) = &dir {
-        st.harness_pid = state_dir::harness_pid(d, *pid_st, uid);
+    if let Some((_, record)) = &dir {
+        st.harness_pid = state_dir::harness_pid(*record, init_pid);
     }
 
     let policy: View<'static> = st.policy;

@@ -71,6 +71,17 @@ pub fn openat(dirfd: c_int, path: &[u8], flags: c_int, mode: u32) -> c_int {
     ret(unsafe { libc::syscall(libc::SYS_openat, dirfd, path.as_ptr(), flags, mode) }) as c_int
 }
 
+/// `faccessat2(dirfd, path, mode, flags)`: 0, or the negated errno;
+/// `path` must be NUL-terminated.
+pub fn faccessat2(dirfd: c_int, path: &[u8], mode: c_int, flags: c_int) -> c_int {
+    if path.last() != Some(&0) {
+        return -libc::EINVAL;
+    }
+    // SAFETY: `path` is a NUL-terminated slice borrowed for the call; the
+    // kernel reads it and keeps no reference.
+    ret(unsafe { libc::syscall(libc::SYS_faccessat2, dirfd, path.as_ptr(), mode, flags) }) as c_int
+}
+
 /// `openat` with a C string pointer from the caller.
 ///
 /// # Safety
