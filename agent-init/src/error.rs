@@ -126,6 +126,7 @@ impl std::error::Error for crate::state::RecordError {
         match self {
             crate::state::RecordError::Call { err, .. } => Some(err),
             crate::state::RecordError::Untrusted { .. } => None,
+            crate::state::RecordError::AuditSocket(e) => Some(e),
         }
     }
 }

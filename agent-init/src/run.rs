@@ -21,6 +21,7 @@
 //! to signal and reap; agent-init then drops everything but `CAP_KILL`,
 //! becomes non-dumpable and sets `no_new_privs` ([`privs::restrict_self`]).
 
+use crate::audit_sink::{self, AuditSocket};
 use crate::config::{self, Identity, LoadError};
 use crate::error::{Call, CallResult};
 use crate::landlock_layer::{self, LandlockError, Outcome};
@@ -318,6 +319,21 @@ pub fn record_step(policy: &mut policy::Policy) -> Result<StateDir, RecordError>
     Ok(state)
 }
 
+/// Step 3 (before the fork): when the audit sink is a file, bind the
+/// state directory's audit socket, where every process sends its records
+/// (agent-init writes them: [`crate::audit_sink`]).
+fn audit_step(
+    policy: &policy::Policy,
+    state: &StateDir,
+) -> Result<Option<AuditSocket>, RecordError> {
+    match &policy.audit {
+        policy::AuditSink::File(f) => audit_sink::bind(&state.dir, f)
+            .map(Some)
+            .map_err(RecordError::AuditSocket),
+        _ => Ok(None),
+    }
+}
+
 /// Everything the child needs.
 struct ChildPlan {
     who: Identity,
@@ -356,6 +372,7 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
     seed_step(&policy, &who, root).map_err(RunError::Seed)?;
     // 3 (files)
     let state = record_step(&mut policy).map_err(RunError::Record)?;
+    let audit = audit_step(&policy, &state).map_err(RunError::Record)?;
     // Prepare 5 and 6 while privileged, so their errors stop us before the fork.
     let landlock = landlock_layer::prepare(&policy).map_err(RunError::Landlock)?;
     let seccomp = seccomp_layer::compile(&policy).map_err(RunError::Seccomp)?;
@@ -379,7 +396,7 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
         return Ok(code);
     }
     // 8
-    let served = serve_step(&args, root, &set, pid);
+    let served = serve_step(&args, root, &set, pid, audit);
     // The harness has exited: the record must not outlive it.
     if let Err(e) = state.remove_pid() {
         warning!(
@@ -500,8 +517,20 @@ impl Forked {
 
 /// Step 8: agent-init keeps only what it needs to signal and reap, then
 /// serves as PID 1 until the harness exits.
-fn serve_step(args: &RunArgs, root: bool, set: &SigSet, child: Pid) -> Result<i32, ServeError> {
+fn serve_step(
+    args: &RunArgs,
+    root: bool,
+    set: &SigSet,
+    child: Pid,
+    audit: Option<AuditSocket>,
+) -> Result<i32, ServeError> {
     privs::restrict_self();
+    // After the drop: the receiving thread inherits the restricted state.
+    if let Some(a) = audit
+        && let Err(e) = a.serve()
+    {
+        warning!("{e}; denial records are not written");
+    }
     info!(
         "[8/8] serve: pid {}{}, forwarding TERM INT HUP QUIT USR1 USR2 WINCH to {}, grace {:?}; agent-init {}",
         std::process::id(),

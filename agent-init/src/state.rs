@@ -57,6 +57,8 @@ pub enum RecordError {
     },
     /// The state directory exists but someone else owns it (or it is a symlink).
     Untrusted { path: PathBuf, why: String },
+    /// The audit socket could not be bound, or the audit file opened.
+    AuditSocket(crate::audit_sink::AuditSinkError),
 }
 
 impl fmt::Display for RecordError {
@@ -70,6 +72,7 @@ impl fmt::Display for RecordError {
                 "state directory {} cannot be trusted: {why}. Fix: remove it (agent-init recreates it), or make it and its parents writable only by root (a parent may be sticky, like a 1777 tmpfs)",
                 path.display()
             ),
+            RecordError::AuditSocket(e) => e.fmt(f),
         }
     }
 }
@@ -312,11 +315,12 @@ fn write_at(
     })
 }
 
-/// The audit file: parents 0755, the file [`AUDIT_FILE`]'s mode 0622 (anyone appends, only the
-/// owner reads), root-owned when root. Opened relative to its parent
+/// The audit file: parents 0755, the file [`AUDIT_FILE`]'s mode 0600
+/// (agent-init alone writes it, [`crate::audit_sink`]; only its owner
+/// reads it), root-owned when root. Opened relative to its parent
 /// without following links; an existing name that is not a regular file
 /// with exactly one link is refused before any chown or chmod (a hard link
-/// planted there would otherwise make, say, `/etc/shadow` 0622).
+/// planted there would otherwise make, say, `/etc/shadow` ours).
 fn prepare_audit(file: &Path, root: bool) -> Result<(), RecordError> {
     let (Some(parent), Some(name)) = (file.parent(), file.file_name()) else {
         return Err(io("open", file)(errno_io(Errno::EINVAL)));

@@ -24,12 +24,21 @@ pub fn close_from(first: u32) -> io::Result<()> {
     check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) }).map(drop)
 }
 
-/// `fork()`. The caller is single-threaded (agent-init never starts a
-/// thread), so the child may allocate and use std freely.
+/// Set when agent-init starts its one thread (the audit sink, after the
+/// harness is forked): from then on [`fork`] refuses.
+pub static THREADED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `fork()`. The caller is single-threaded (agent-init starts its one
+/// thread, the audit sink, only after its last fork; a fork after that
+/// fails with `EDEADLK` rather than risk a lock held by that thread), so
+/// the child may allocate and use std freely.
 pub fn fork() -> nix::Result<nix::unistd::ForkResult> {
-    // SAFETY: agent-init is single-threaded when it forks (no thread is ever
-    // spawned), so no lock can be held by a thread that does not exist in
-    // the child.
+    if THREADED.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(nix::Error::EDEADLK);
+    }
+    // SAFETY: agent-init is single-threaded when it forks (checked above:
+    // no thread has been spawned), so no lock can be held by a thread that
+    // does not exist in the child.
     unsafe { nix::unistd::fork() }
 }
 
@@ -315,4 +324,86 @@ pub fn link_tmpfile(fd: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &CStr) -> io:
         )
     } as _)
     .map(drop)
+}
+
+/// A close-on-exec `AF_UNIX` `SOCK_DGRAM` socket bound at `path`, with
+/// `SO_PASSCRED` (every datagram carries its sender's credentials).
+pub fn bind_unix_dgram(path: &CStr) -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments only.
+    let fd = check(
+        unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) } as _,
+    )?;
+    // SAFETY: `fd` was just returned by socket() and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    let bytes = path.to_bytes();
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, &b) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = b as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
+    // SAFETY: `addr` is a live, initialised sockaddr_un of at least `len`
+    // bytes; the fd is open.
+    check(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&raw const addr).cast(),
+            len as libc::socklen_t,
+        )
+    } as _)?;
+    let on: libc::c_int = 1;
+    // SAFETY: `on` is a live c_int and its size is passed.
+    check(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PASSCRED,
+            (&raw const on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    } as _)?;
+    Ok(fd)
+}
+
+/// One datagram into `buf` and its sender's credentials as the kernel gave
+/// them (`SCM_CREDENTIALS`); blocks. `(len, None)`: no credentials came.
+pub fn recv_with_creds(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<(usize, Option<libc::ucred>)> {
+    // Room for one SCM_CREDENTIALS message (and a few more bytes: cmsg alignment).
+    let mut control = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: msghdr is plain data; all zeroes is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: `msg` points at `iov` (into `buf`) and `control`, all live and
+    // writable for the call; the fd is open.
+    let n =
+        check(unsafe { libc::recvmsg(fd.as_raw_fd(), &raw mut msg, libc::MSG_CMSG_CLOEXEC) } as _)?;
+    // SAFETY: `msg` was filled by recvmsg; CMSG_FIRSTHDR reads its control fields.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&raw const msg) };
+    let mut creds = None;
+    while !cmsg.is_null() {
+        // SAFETY: a non-null cmsg from CMSG_FIRSTHDR/NXTHDR points into `control`.
+        let hdr = unsafe { &*cmsg };
+        if hdr.cmsg_level == libc::SOL_SOCKET && hdr.cmsg_type == libc::SCM_CREDENTIALS {
+            // SAFETY: an SCM_CREDENTIALS message's data is one ucred; it may
+            // be unaligned, so it is read unaligned.
+            creds = Some(unsafe { libc::CMSG_DATA(cmsg).cast::<libc::ucred>().read_unaligned() });
+        }
+        // SAFETY: `msg` and `cmsg` are the live header and current message.
+        cmsg = unsafe { libc::CMSG_NXTHDR(&raw const msg, cmsg) };
+    }
+    Ok((n as usize, creds))
 }

@@ -12,6 +12,7 @@
 
 use policy::layout;
 
+pub mod audit_sink;
 pub mod scaffold;
 
 use std::ffi::CString;
@@ -215,6 +216,8 @@ pub struct World {
     pub ws: PathBuf,
     pub so: PathBuf,
     pub harness: PathBuf,
+    /// Receives the records the preload sends, as agent-init would.
+    pub audit_sink: audit_sink::Sink,
 }
 
 /// Write one of agent-init's session files into the state directory
@@ -361,7 +364,12 @@ read_write = ["/tmp", "/var/tmp", "/dev", "{ws}"]"#,
         // state directory's record only while that process runs) and never
         // one of the test's preloaded processes.
         write_session_file(&state, &policy::session::harness_pid_file(own_record()));
+        let audit_sink = audit_sink::Sink::start(
+            &state.join(layout::AUDIT_SOCKET.name),
+            &state.join(audit_file.name),
+        );
         World {
+            audit_sink,
             dir,
             state,
             vault,
@@ -460,8 +468,9 @@ read_write = ["/tmp", "/var/tmp", "/dev", "{ws}"]"#,
         fs::set_permissions(&m, fs::Permissions::from_mode(0o644)).unwrap();
     }
 
-    /// The audit file's content.
+    /// The audit file's content (once every record already sent is in it).
     pub fn audit(&self) -> String {
+        self.audit_sink.drain();
         fs::read_to_string(self.state.join(layout::AUDIT_FILE.name)).unwrap_or_default()
     }
 

@@ -1,15 +1,32 @@
-//! Denial records: one JSON object per line, written with raw system calls
-//! to the policy's audit sink (a file agent-init created, or this process's
-//! stderr when the policy says `stderr`; nothing when `off`). Never to
-//! stdout. Allocation-free: the record is built in a stack buffer.
-//!
-//! `{"time":"2026-11-24T22:25:28.123Z","pid":42,"exe":"/usr/bin/cat",
-//!   "path":"/pi-agent/auth.json","rule":"pi","op":"open","action":"deny"}`
+//! Denial records, written with raw system calls and without allocating
+//! (stack buffers), according to the policy's audit sink:
+//! - a file: the record goes, as an [`AuditDatagram`], to agent-init's
+//!   audit socket in the state directory ([`layout::AUDIT_SOCKET`]);
+//!   agent-init writes it to the file with the sender's pid, uid and gid as
+//!   the kernel gives them, so a process can claim anything but cannot
+//!   pass for another. The send never blocks: when agent-init's queue is
+//!   full the process yields the CPU a few times, then drops the record
+//!   and counts it ([`DROPPED`]); so it does when there is no socket (no
+//!   agent-init running);
+//! - `stderr`: a JSON line on this process's stderr (what the user sees):
+//!   `{"time":"2026-11-24T22:25:28.123Z","pid":42,"exe":"/usr/bin/cat",
+//!   "path":"/pi-agent/auth.json","rule":"pi","op":"open","action":"deny"}`;
+//! - `off`: nothing. Never to stdout.
 
 use crate::guard::{EntryId, INTERNAL};
 use crate::state::State;
 use crate::sys;
+use core::sync::atomic::{AtomicU64, Ordering};
 use policy_core::image::Audit;
+use policy_core::layout::{self, AUDIT_DATAGRAM_MAX, AuditDatagram};
+
+/// Records this process could not hand to agent-init (queue full, or no
+/// socket). Inherited by fork, reset by exec.
+pub static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// How often a sender yields the CPU to agent-init when its queue is full
+/// (the kernel's default queue is 10 datagrams) before it drops the record.
+const FULL_QUEUE_YIELDS: u32 = 32;
 
 struct Buf {
     b: [u8; 8192],
@@ -79,22 +96,64 @@ fn civil(days: i64) -> (i64, u64, u64) {
 
 /// Write one denial record. `op` names the hooked call.
 pub fn deny(st: &State, path: &[u8], rule: EntryId, op: &[u8]) {
-    let fd = match &st.policy.audit {
-        Audit::Off => return,
-        Audit::Stderr => 2,
-        Audit::File(p) => {
-            let fd = sys::openat(
-                libc::AT_FDCWD,
-                p.with_nul(),
-                libc::O_WRONLY | libc::O_APPEND | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-                0,
-            );
-            if fd < 0 {
-                return;
-            }
-            fd
-        }
+    if st.policy.audit == Audit::Off {
+        return;
+    }
+    let rule_name: &[u8] = if rule == INTERNAL {
+        b"(check failed)"
+    } else {
+        st.rule_name(rule)
     };
+    let mut exe = [0u8; 1024];
+    let n = sys::readlinkat(libc::AT_FDCWD, b"/proc/self/exe\0", &mut exe);
+    let exe: &[u8] = if n > 0 { &exe[..n as usize] } else { b"?" };
+    match &st.policy.audit {
+        Audit::Off => {}
+        Audit::Stderr => stderr_line(path, rule_name, op, exe),
+        Audit::File(_) => send(st, path, rule_name, op, exe),
+    }
+}
+
+/// Send the record to agent-init's audit socket.
+fn send(st: &State, path: &[u8], rule: &[u8], op: &[u8], exe: &[u8]) {
+    let Some(sock) = &st.audit_socket else {
+        DROPPED.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let mut d = [0u8; 20];
+    let pid = sys::fmt_u64(sys::getpid() as u64, &mut d);
+    let mut buf = [0u8; AUDIT_DATAGRAM_MAX];
+    let bytes = AuditDatagram {
+        pid,
+        exe,
+        op,
+        rule,
+        path,
+    }
+    .encode(&mut buf);
+    let fd = sys::unix_dgram_socket();
+    if fd < 0 {
+        DROPPED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let mut yields = 0;
+    let sent = loop {
+        let r = sys::sendto_unix(fd, bytes, sock.bytes());
+        if r != -(libc::EAGAIN as isize) || yields == FULL_QUEUE_YIELDS {
+            break r >= 0;
+        }
+        yields += 1;
+        // SAFETY: sched_yield has no arguments.
+        unsafe { libc::sched_yield() };
+    };
+    sys::close(fd);
+    if !sent {
+        DROPPED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The JSON line on this process's stderr (the `stderr` sink).
+fn stderr_line(path: &[u8], rule: &[u8], op: &[u8], exe: &[u8]) {
     let mut b = Buf { b: [0; 8192], n: 0 };
     let (secs, nsec) = sys::clock_realtime();
     let (y, mo, d) = civil(secs.div_euclid(86_400));
@@ -116,27 +175,23 @@ pub fn deny(st: &State, path: &[u8], rule: EntryId, op: &[u8]) {
     b.raw(b"Z\",\"pid\":");
     b.num(sys::getpid() as u64);
     b.raw(b",\"exe\":");
-    let mut exe = [0u8; 1024];
-    let n = sys::readlinkat(libc::AT_FDCWD, b"/proc/self/exe\0", &mut exe);
-    b.string(if n > 0 { &exe[..n as usize] } else { b"?" });
+    b.string(exe);
     b.raw(b",\"path\":");
     b.string(path);
     b.raw(b",\"rule\":");
-    if rule == INTERNAL {
-        b.string(b"(check failed)");
-    } else {
-        b.string(st.rule_name(rule));
-    }
+    b.string(rule);
     b.raw(b",\"op\":");
     b.string(op);
     b.raw(b",\"action\":\"deny\"}\n");
     if b.n == b.b.len() {
         b.b[b.n - 1] = b'\n';
     }
-    sys::write_all(fd, &b.b[..b.n]);
-    if fd != 2 {
-        sys::close(fd);
-    }
+    sys::write_all(2, &b.b[..b.n]);
+}
+
+/// `<state dir>/audit.sock`, where [`send`] sends.
+pub fn socket_path(dir: &crate::state_dir::StatePath) -> Option<crate::state_dir::StatePath> {
+    crate::state_dir::join(dir, layout::AUDIT_SOCKET.name.as_bytes())
 }
 
 #[cfg(test)]

@@ -82,6 +82,48 @@ pub fn faccessat2(dirfd: c_int, path: &[u8], mode: c_int, flags: c_int) -> c_int
     ret(unsafe { libc::syscall(libc::SYS_faccessat2, dirfd, path.as_ptr(), mode, flags) }) as c_int
 }
 
+/// A non-blocking, close-on-exec `AF_UNIX` `SOCK_DGRAM` socket; the fd or
+/// the negated errno.
+pub fn unix_dgram_socket() -> c_int {
+    // SAFETY: integer arguments only.
+    ret(unsafe {
+        libc::syscall(
+            libc::SYS_socket,
+            libc::AF_UNIX,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        )
+    }) as c_int
+}
+
+/// `sendto(fd, buf, MSG_DONTWAIT | MSG_NOSIGNAL)` to the pathname socket
+/// `path` (no NUL; at most 107 bytes): the bytes sent or the negated errno.
+pub fn sendto_unix(fd: c_int, buf: &[u8], path: &[u8]) -> isize {
+    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { core::mem::zeroed() };
+    if path.len() >= addr.sun_path.len() {
+        return -(libc::ENAMETOOLONG as isize);
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, &b) in addr.sun_path.iter_mut().zip(path) {
+        *d = b as libc::c_char;
+    }
+    let len = core::mem::size_of::<libc::sa_family_t>() + path.len() + 1;
+    // SAFETY: `buf` is a live slice of `buf.len()` bytes and `addr` a live,
+    // initialised sockaddr_un of at least `len` bytes; the kernel copies both.
+    ret(unsafe {
+        libc::syscall(
+            libc::SYS_sendto,
+            fd,
+            buf.as_ptr(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            &raw const addr,
+            len,
+        )
+    }) as isize
+}
+
 /// `openat` with a C string pointer from the caller.
 ///
 /// # Safety

@@ -14,7 +14,8 @@
 //! | [`PROBE_DIR`]`/`[`PROBE_FILE`] | 0755 / 0644 | at record, before the harness starts | the preload (tool-layer detection), self-test |
 //! | [`POLICY_TOML`] | 0644 | at record | self-test, people |
 //! | [`POLICY_IMAGE`] | 0644 | at record | the preload, in every process |
-//! | [`AUDIT_FILE`] | 0622 | at record (created; when the sink is the default) | appended by every process; read by people |
+//! | [`AUDIT_FILE`] | 0600 | at record (created; when the sink is the default) | appended by agent-init only; read by people |
+//! | [`AUDIT_SOCKET`] | 0666 | at record (bound; when the sink is a file) | every process sends to it; agent-init receives |
 //! | [`HARNESS_PID`] | 0644 | after the fork, before the harness execs; removed when the harness exits | the preload (who is the harness; is this session live), self-test |
 //!
 //! Every file is written by root (or, in host mode, agent-init's own uid)
@@ -230,14 +231,91 @@ fn put_decimal(v: u64, buf: &mut [u8], at: usize) -> usize {
 }
 
 /// `audit.jsonl`: the default `[audit] sink`, denial records as JSON lines.
-/// Created by agent-init at record (root-owned when root); every process
-/// appends to it and none but its owner reads it. A policy may move it
-/// elsewhere: then only the mode applies.
+/// Created by agent-init at record (root-owned when root); written by
+/// agent-init alone, from what arrives on [`AUDIT_SOCKET`], and read by
+/// none but its owner. A policy may move it elsewhere: then only the mode
+/// applies.
 pub const AUDIT_FILE: StateFile = StateFile {
     dir: None,
     name: "audit.jsonl",
-    mode: 0o622,
+    mode: 0o600,
 };
+
+/// `audit.sock`: an `AF_UNIX` `SOCK_DGRAM` socket, bound by agent-init at
+/// record when the audit sink is a file; every process sends its denial
+/// records to it ([`AuditDatagram`]), and agent-init (`SO_PASSCRED`)
+/// writes each with the sender's pid, uid and gid as the kernel gives them
+/// (`SCM_CREDENTIALS`), so no process can pass for another. Anyone may
+/// send (mode 0666); what a process says about itself is written as
+/// claimed.
+pub const AUDIT_SOCKET: StateFile = StateFile {
+    dir: None,
+    name: "audit.sock",
+    mode: 0o666,
+};
+
+/// The largest datagram sent to [`AUDIT_SOCKET`]; longer ones are cut.
+pub const AUDIT_DATAGRAM_MAX: usize = 8192;
+
+/// What a process sends to [`AUDIT_SOCKET`]: [`AuditDatagram::MAGIC`],
+/// then the claimed fields, each ended by a NUL: pid (decimal), exe, op,
+/// rule, path. Every field is the sender's claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditDatagram<'a> {
+    pub pid: &'a [u8],
+    pub exe: &'a [u8],
+    pub op: &'a [u8],
+    pub rule: &'a [u8],
+    pub path: &'a [u8],
+}
+
+impl<'a> AuditDatagram<'a> {
+    /// The first field of every datagram (a format version).
+    pub const MAGIC: &'static [u8] = b"agent-vault-audit-1";
+
+    /// Split a received datagram; `None` when it is not in this format.
+    pub fn parse(bytes: &'a [u8]) -> Option<AuditDatagram<'a>> {
+        let mut f = bytes.split(|&b| b == 0);
+        if f.next()? != Self::MAGIC {
+            return None;
+        }
+        let d = AuditDatagram {
+            pid: f.next()?,
+            exe: f.next()?,
+            op: f.next()?,
+            rule: f.next()?,
+            path: f.next()?,
+        };
+        // Exactly the five fields, the last one ended by its NUL.
+        (f.next() == Some(&[][..]) && f.next().is_none()).then_some(d)
+    }
+
+    /// Write it into `buf` (each field cut to what fits); the bytes to send.
+    pub fn encode<'b>(&self, buf: &'b mut [u8]) -> &'b [u8] {
+        let mut n = 0;
+        for field in [
+            Self::MAGIC,
+            self.pid,
+            self.exe,
+            self.op,
+            self.rule,
+            self.path,
+        ] {
+            // Leave room for this field's NUL; a field never holds one.
+            let room = buf.len().saturating_sub(n + 1);
+            let field = &field[..field.len().min(room)];
+            let field = field.split(|&b| b == 0).next().unwrap_or(&[]);
+            if n + field.len() >= buf.len() {
+                break;
+            }
+            buf[n..n + field.len()].copy_from_slice(field);
+            n += field.len();
+            buf[n] = 0;
+            n += 1;
+        }
+        &buf[..n]
+    }
+}
 
 /// [`AUDIT_FILE`] in [`STATE_DIR`]: the default audit sink.
 pub const DEFAULT_AUDIT_FILE: &str = "/run/agent-vault/audit.jsonl";
@@ -260,6 +338,26 @@ mod tests {
     fn the_default_audit_file_is_in_the_state_dir() {
         let (dir, name) = DEFAULT_AUDIT_FILE.rsplit_once('/').unwrap();
         assert_eq!((dir, name), (STATE_DIR, AUDIT_FILE.name));
+    }
+
+    #[test]
+    fn an_audit_datagram_round_trips_and_a_bad_one_is_refused() {
+        let d = AuditDatagram {
+            pid: b"42",
+            exe: b"/bin/cat",
+            op: b"open",
+            rule: b"pi",
+            path: b"/pi-agent/auth.json",
+        };
+        let mut buf = [0u8; AUDIT_DATAGRAM_MAX];
+        let bytes = d.encode(&mut buf);
+        assert_eq!(AuditDatagram::parse(bytes), Some(d));
+        assert_eq!(AuditDatagram::parse(&bytes[..bytes.len() - 1]), None);
+        assert_eq!(AuditDatagram::parse(b"x\0a\0b\0c\0d\0e\0"), None);
+        // Cut to fit: still parses.
+        let mut small = [0u8; 40];
+        let cut = d.encode(&mut small);
+        assert!(cut.len() <= 40 && cut.ends_with(&[0]));
     }
 
     #[test]
