@@ -174,6 +174,17 @@ impl StateDir {
 /// Field 22 of `/proc/<pid>/stat`: when `pid` started, in clock ticks
 /// since boot (what tells it from a later process with the same pid).
 fn start_time(pid: i32) -> Result<u64, RecordError> {
+    // /proc must be this pid namespace's, or /proc/<pid> is another process.
+    let own = Path::new("/proc/self/stat");
+    let me = std::fs::read(own).map_err(io("read", own))?;
+    let first = me.split(|&b| b == b' ').next().unwrap_or_default();
+    if first != std::process::id().to_string().as_bytes() {
+        return Err(io("check", own)(std::io::Error::other(format!(
+            "it names pid {}, not {}: /proc is another pid namespace's; mount a proc for this one (unshare --mount-proc, or run agent-init as the container's PID 1)",
+            String::from_utf8_lossy(first),
+            std::process::id()
+        ))));
+    }
     let path = PathBuf::from(format!("/proc/{pid}/stat"));
     let stat = std::fs::read(&path).map_err(io("read", &path))?;
     layout::stat_start_time(&stat).ok_or_else(|| {

@@ -189,7 +189,7 @@ fn stderr_line(path: &[u8], rule: &[u8], op: &[u8], exe: &[u8]) {
     sys::write_all(2, &b.b[..b.n]);
 }
 
-/// `<state dir>/audit.sock`, where [`send`] sends.
+/// `<state dir>/audit.sock`, where the file sink sends.
 pub fn socket_path(dir: &crate::state_dir::StatePath) -> Option<crate::state_dir::StatePath> {
     crate::state_dir::join(dir, layout::AUDIT_SOCKET.name.as_bytes())
 }

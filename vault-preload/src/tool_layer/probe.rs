@@ -10,7 +10,7 @@
 //! directory) and opens the first regular file in one read-only with a raw
 //! `openat`: success means "not yet"; `EACCES` (or `EPERM`) means "already
 //! under the tool layer" only when the file's mode bits would have allowed
-//! the read ([`refused_by`]): a file the process may not read anyway (say a
+//! the read (`refused_by`): a file the process may not read anyway (say a
 //! 0700 `/pi-agent` of another owner) proves nothing, and is skipped like a
 //! candidate that is missing or holds no regular file. When no candidate is conclusive (no file anywhere in the vault
 //! yet) the constructor applies no layer: there is nothing on disk to hide,
