@@ -78,7 +78,7 @@ try:
 except OSError as e:
     print("APPEND-REFUSED %s" % e.strerror, flush=True)
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.sendto(b"agent-vault-audit-1\0" + b"1\0/sbin/init\0open\0pi\0/forged-by-datagram\0", "/run/agent-vault/audit.sock")
+s.sendto(b"agent-vault-audit-1\x00" + b"1\x000\x00/sbin/init\x00open\x00pi\x00/forged-by-datagram\x00", "/run/agent-vault/audit.sock")
 print("SENT", flush=True)
 "#;
     std::fs::write(d.join("forge.py"), forge).unwrap();
@@ -121,7 +121,7 @@ print("SENT", flush=True)
         "{rec}"
     );
     assert!(
-        rec.contains("\"claimed\":{\"pid\":\"1\",\"exe\":\"/sbin/init\""),
+        rec.contains("\"claimed\":{\"pid\":\"1\",\"dropped\":\"0\",\"exe\":\"/sbin/init\""),
         "{rec}"
     );
     assert!(!rec.contains("\"pid\":1,"), "{rec}");

@@ -30,8 +30,8 @@ pub struct SenderProc {
 /// `time` is the receipt time (UTC, milliseconds); `pid`, `uid`, `gid`
 /// are the kernel's; `exe` and `comm` were read from `/proc/<pid>` at
 /// receipt (`null` when the sender was gone or its `exe` unreadable);
-/// `claimed` holds what the sender said about itself (`pid`, `exe`, `op`,
-/// `rule`, `path`, all strings), or `{"malformed":…}` for a datagram not
+/// `claimed` holds what the sender said about itself (`pid`, `dropped`,
+/// `exe`, `op`, `rule`, `path`, all strings), or `{"malformed":…}` for a datagram not
 /// in the format (the bytes, cut to 256).
 pub fn record_line(
     time: SystemTime,
@@ -55,6 +55,7 @@ pub fn record_line(
         Some(d) => {
             for (i, (k, v)) in [
                 ("pid", d.pid),
+                ("dropped", d.dropped),
                 ("exe", d.exe),
                 ("op", d.op),
                 ("rule", d.rule),
@@ -142,6 +143,7 @@ mod tests {
     fn the_kernel_fields_lead_and_the_claims_are_labelled() {
         let d = AuditDatagram {
             pid: b"1",
+            dropped: b"3",
             exe: b"/usr/bin/\"x",
             op: b"open",
             rule: b"pi",
@@ -164,7 +166,7 @@ mod tests {
         );
         assert_eq!(
             line,
-            "{\"time\":\"2025-11-24T16:00:00.123Z\",\"pid\":42,\"uid\":1000,\"gid\":1000,\"exe\":\"/usr/bin/cat\",\"comm\":null,\"action\":\"deny\",\"claimed\":{\"pid\":\"1\",\"exe\":\"/usr/bin/\\\"x\",\"op\":\"open\",\"rule\":\"pi\",\"path\":\"/pi-agent/a\\u000ab\"}}\n"
+            "{\"time\":\"2025-11-24T16:00:00.123Z\",\"pid\":42,\"uid\":1000,\"gid\":1000,\"exe\":\"/usr/bin/cat\",\"comm\":null,\"action\":\"deny\",\"claimed\":{\"pid\":\"1\",\"dropped\":\"3\",\"exe\":\"/usr/bin/\\\"x\",\"op\":\"open\",\"rule\":\"pi\",\"path\":\"/pi-agent/a\\u000ab\"}}\n"
         );
         let bad = record_line(
             t,

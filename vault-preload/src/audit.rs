@@ -4,10 +4,10 @@
 //!   audit socket in the state directory ([`layout::AUDIT_SOCKET`]);
 //!   agent-init writes it to the file with the sender's pid, uid and gid as
 //!   the kernel gives them, so a process can claim anything but cannot
-//!   pass for another. The send never blocks: when agent-init's queue is
-//!   full the process yields the CPU a few times, then drops the record
-//!   and counts it ([`DROPPED`]); so it does when there is no socket (no
-//!   agent-init running);
+//!   pass for another. The send never blocks on agent-init: when its
+//!   queue is full the process yields the CPU, then naps, for at most
+//!   10 ms in all, then drops the record and counts it ([`DROPPED`]); so
+//!   it does at once when there is no socket (no agent-init running);
 //! - `stderr`: a JSON line on this process's stderr (what the user sees):
 //!   `{"time":"2026-11-24T22:25:28.123Z","pid":42,"exe":"/usr/bin/cat",
 //!   "path":"/pi-agent/auth.json","rule":"pi","op":"open","action":"deny"}`;
@@ -21,12 +21,18 @@ use policy_core::image::Audit;
 use policy_core::layout::{self, AUDIT_DATAGRAM_MAX, AuditDatagram};
 
 /// Records this process could not hand to agent-init (queue full, or no
-/// socket). Inherited by fork, reset by exec.
+/// socket). Inherited by fork, reset by exec; sent with every record
+/// (`dropped`), so the audit file shows what is missing.
 pub static DROPPED: AtomicU64 = AtomicU64::new(0);
 
-/// How often a sender yields the CPU to agent-init when its queue is full
-/// (the kernel's default queue is 10 datagrams) before it drops the record.
+/// When agent-init's queue is full (the kernel's default queue is 10
+/// datagrams), a sender first yields the CPU this many times...
 const FULL_QUEUE_YIELDS: u32 = 32;
+/// ...then sleeps [`FULL_QUEUE_NAP_US`] at a time, this many times (10 ms
+/// in all, on the denial path only), before it drops the record: bounded,
+/// so a stalled agent-init never holds a tool up for longer.
+const FULL_QUEUE_NAPS: u32 = 50;
+const FULL_QUEUE_NAP_US: u32 = 200;
 
 struct Buf {
     b: [u8; 8192],
@@ -122,9 +128,12 @@ fn send(st: &State, path: &[u8], rule: &[u8], op: &[u8], exe: &[u8]) {
     };
     let mut d = [0u8; 20];
     let pid = sys::fmt_u64(sys::getpid() as u64, &mut d);
+    let mut dd = [0u8; 20];
+    let dropped = sys::fmt_u64(DROPPED.load(Ordering::Relaxed), &mut dd);
     let mut buf = [0u8; AUDIT_DATAGRAM_MAX];
     let bytes = AuditDatagram {
         pid,
+        dropped,
         exe,
         op,
         rule,
@@ -136,15 +145,19 @@ fn send(st: &State, path: &[u8], rule: &[u8], op: &[u8], exe: &[u8]) {
         DROPPED.fetch_add(1, Ordering::Relaxed);
         return;
     }
-    let mut yields = 0;
+    let mut waits = 0;
     let sent = loop {
         let r = sys::sendto_unix(fd, bytes, sock.bytes());
-        if r != -(libc::EAGAIN as isize) || yields == FULL_QUEUE_YIELDS {
+        if r != -(libc::EAGAIN as isize) || waits == FULL_QUEUE_YIELDS + FULL_QUEUE_NAPS {
             break r >= 0;
         }
-        yields += 1;
-        // SAFETY: sched_yield has no arguments.
-        unsafe { libc::sched_yield() };
+        if waits < FULL_QUEUE_YIELDS {
+            // SAFETY: sched_yield has no arguments.
+            unsafe { libc::sched_yield() };
+        } else {
+            sys::sleep_us(FULL_QUEUE_NAP_US);
+        }
+        waits += 1;
     };
     sys::close(fd);
     if !sent {

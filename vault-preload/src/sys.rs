@@ -124,6 +124,22 @@ pub fn sendto_unix(fd: c_int, buf: &[u8], path: &[u8]) -> isize {
     }) as isize
 }
 
+/// Sleep `micros` microseconds (`nanosleep`; an interruption ends it early).
+pub fn sleep_us(micros: u32) {
+    let ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: i64::from(micros.min(999_999)) * 1000,
+    };
+    // SAFETY: `ts` is a live timespec for the call; no remainder is asked for.
+    unsafe {
+        libc::syscall(
+            libc::SYS_nanosleep,
+            &raw const ts,
+            core::ptr::null_mut::<libc::timespec>(),
+        )
+    };
+}
+
 /// `openat` with a C string pointer from the caller.
 ///
 /// # Safety

@@ -258,11 +258,13 @@ pub const AUDIT_SOCKET: StateFile = StateFile {
 pub const AUDIT_DATAGRAM_MAX: usize = 8192;
 
 /// What a process sends to [`AUDIT_SOCKET`]: [`AuditDatagram::MAGIC`],
-/// then the claimed fields, each ended by a NUL: pid (decimal), exe, op,
-/// rule, path. Every field is the sender's claim.
+/// then the claimed fields, each ended by a NUL: pid (decimal), dropped
+/// (decimal: how many of its records this process could not send before
+/// this one), exe, op, rule, path. Every field is the sender's claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuditDatagram<'a> {
     pub pid: &'a [u8],
+    pub dropped: &'a [u8],
     pub exe: &'a [u8],
     pub op: &'a [u8],
     pub rule: &'a [u8],
@@ -281,12 +283,13 @@ impl<'a> AuditDatagram<'a> {
         }
         let d = AuditDatagram {
             pid: f.next()?,
+            dropped: f.next()?,
             exe: f.next()?,
             op: f.next()?,
             rule: f.next()?,
             path: f.next()?,
         };
-        // Exactly the five fields, the last one ended by its NUL.
+        // Exactly the six fields, the last one ended by its NUL.
         (f.next() == Some(&[][..]) && f.next().is_none()).then_some(d)
     }
 
@@ -296,6 +299,7 @@ impl<'a> AuditDatagram<'a> {
         for field in [
             Self::MAGIC,
             self.pid,
+            self.dropped,
             self.exe,
             self.op,
             self.rule,
@@ -344,6 +348,7 @@ mod tests {
     fn an_audit_datagram_round_trips_and_a_bad_one_is_refused() {
         let d = AuditDatagram {
             pid: b"42",
+            dropped: b"0",
             exe: b"/bin/cat",
             op: b"open",
             rule: b"pi",
@@ -353,7 +358,7 @@ mod tests {
         let bytes = d.encode(&mut buf);
         assert_eq!(AuditDatagram::parse(bytes), Some(d));
         assert_eq!(AuditDatagram::parse(&bytes[..bytes.len() - 1]), None);
-        assert_eq!(AuditDatagram::parse(b"x\0a\0b\0c\0d\0e\0"), None);
+        assert_eq!(AuditDatagram::parse(b"x\0a\0b\0c\0d\0e\0f\0"), None);
         // Cut to fit: still parses.
         let mut small = [0u8; 40];
         let cut = d.encode(&mut small);
