@@ -12,7 +12,8 @@
 //! in the serve step, after agent-init has dropped its privileges: the
 //! receiving thread inherits the dropped state and reads nothing but
 //! datagrams and `/proc`. It is agent-init's only thread, started after
-//! its last fork ([`crate::sys::fork`] refuses after it).
+//! its last fork ([`crate::sys::fork`] refuses after it). When the
+//! harness has exited, [`Running::flush`] writes what is still queued.
 
 use crate::sys;
 use policy::audit::{Sender, SenderProc, record_line};
@@ -26,12 +27,26 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 /// The bound socket and the open audit file, ready to serve.
 #[derive(Debug)]
 pub struct AuditSocket {
+    inner: Arc<Inner>,
+}
+
+/// The serving sink: [`Running::flush`] writes what is still queued.
+#[derive(Debug)]
+pub struct Running {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     socket: OwnedFd,
-    file: File,
+    /// Held while records are received and written, so a flush waits for
+    /// a batch in progress and then takes the rest.
+    file: Mutex<File>,
     path: PathBuf,
 }
 
@@ -93,34 +108,66 @@ pub fn bind(state_dir: &Path, audit_file: &Path) -> Result<AuditSocket, AuditSin
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(audit_file)
         .map_err(call("open", audit_file))?;
-    Ok(AuditSocket { socket, file, path })
+    Ok(AuditSocket {
+        inner: Arc::new(Inner {
+            socket,
+            file: Mutex::new(file),
+            path,
+        }),
+    })
 }
 
 impl AuditSocket {
     /// Receive and write records on agent-init's one thread until agent-init exits.
-    pub fn serve(self) -> Result<(), AuditSinkError> {
+    pub fn serve(self) -> Result<Running, AuditSinkError> {
         sys::THREADED.store(true, Ordering::SeqCst);
-        let path = self.path.clone();
+        let inner = self.inner.clone();
         std::thread::Builder::new()
             .name("audit-sink".into())
-            .spawn(move || self.run())
-            .map(drop)
-            .map_err(call("spawn a thread for", &path))
+            .spawn(move || inner.run())
+            .map_err(call("spawn a thread for", &self.inner.path))?;
+        Ok(Running { inner: self.inner })
     }
+}
 
-    fn run(mut self) {
-        let mut buf = vec![0u8; AUDIT_DATAGRAM_MAX];
+impl Running {
+    /// Write every record already queued (before agent-init exits: the
+    /// harness's last denials must not be lost with the thread).
+    pub fn flush(&self) {
+        if let Err(e) = self.inner.drain() {
+            crate::log::warning!("audit sink: receive on {}: {e}", self.inner.path.display());
+        }
+    }
+}
+
+impl Inner {
+    fn run(&self) {
         loop {
-            let (n, creds) = match sys::recv_with_creds(self.socket.as_fd(), &mut buf) {
-                Ok(r) => r,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            match sys::wait_readable(self.socket.as_fd()).and_then(|()| self.drain()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     crate::log::warning!(
-                        "audit sink: recvmsg {}: {e}; no more denial records are written",
+                        "audit sink: receive on {}: {e}; no more denial records are written",
                         self.path.display()
                     );
                     return;
                 }
+            }
+        }
+    }
+
+    /// Receive and write every queued datagram, without waiting; `Ok` once
+    /// the queue is empty.
+    fn drain(&self) -> std::io::Result<()> {
+        // A poisoned lock: a write panicked; the file is still usable.
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buf = vec![0u8; AUDIT_DATAGRAM_MAX];
+        loop {
+            let (n, creds) = match sys::recv_with_creds(self.socket.as_fd(), &mut buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
             };
             // SO_PASSCRED is set: the kernel always attaches them.
             let Some(c) = creds else { continue };
@@ -134,7 +181,7 @@ impl AuditSocket {
                 &read_proc(c.pid),
                 &buf[..n],
             );
-            let _ = self.file.write_all(line.as_bytes());
+            let _ = file.write_all(line.as_bytes());
         }
     }
 }

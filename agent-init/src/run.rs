@@ -526,11 +526,11 @@ fn serve_step(
 ) -> Result<i32, ServeError> {
     privs::restrict_self();
     // After the drop: the receiving thread inherits the restricted state.
-    if let Some(a) = audit
-        && let Err(e) = a.serve()
-    {
-        warning!("{e}; denial records are not written");
-    }
+    let sink = audit.and_then(|a| {
+        a.serve()
+            .map_err(|e| warning!("{e}; denial records are not written"))
+            .ok()
+    });
     info!(
         "[8/8] serve: pid {}{}, forwarding TERM INT HUP QUIT USR1 USR2 WINCH to {}, grace {:?}; agent-init {}",
         std::process::id(),
@@ -553,14 +553,18 @@ fn serve_step(
             "is not dumpable"
         }
     );
-    pid1::serve(
+    let served = pid1::serve(
         set,
         Serve {
             harness: child,
             process_group: args.process_group,
             grace: args.grace,
         },
-    )
+    );
+    if let Some(s) = sink {
+        s.flush();
+    }
+    served
 }
 
 /// The harness child: steps 4 to 7. Never returns.

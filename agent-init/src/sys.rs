@@ -369,8 +369,20 @@ pub fn bind_unix_dgram(path: &CStr) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
-/// One datagram into `buf` and its sender's credentials as the kernel gave
-/// them (`SCM_CREDENTIALS`); blocks. `(len, None)`: no credentials came.
+/// Wait until `fd` is readable (`poll`, no timeout).
+pub fn wait_readable(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `p` is one live pollfd for the call.
+    check(unsafe { libc::poll(&raw mut p, 1, -1) } as _).map(drop)
+}
+
+/// One queued datagram into `buf` and its sender's credentials as the
+/// kernel gave them (`SCM_CREDENTIALS`); never waits (`EAGAIN` when the
+/// queue is empty). `(len, None)`: no credentials came.
 pub fn recv_with_creds(
     fd: BorrowedFd<'_>,
     buf: &mut [u8],
@@ -389,8 +401,13 @@ pub fn recv_with_creds(
     msg.msg_controllen = std::mem::size_of_val(&control);
     // SAFETY: `msg` points at `iov` (into `buf`) and `control`, all live and
     // writable for the call; the fd is open.
-    let n =
-        check(unsafe { libc::recvmsg(fd.as_raw_fd(), &raw mut msg, libc::MSG_CMSG_CLOEXEC) } as _)?;
+    let n = check(unsafe {
+        libc::recvmsg(
+            fd.as_raw_fd(),
+            &raw mut msg,
+            libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT,
+        )
+    } as _)?;
     // SAFETY: `msg` was filled by recvmsg; CMSG_FIRSTHDR reads its control fields.
     let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&raw const msg) };
     let mut creds = None;

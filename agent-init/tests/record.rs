@@ -65,7 +65,8 @@ fn a_forged_audit_record_gets_the_senders_real_pid_by_agent_init() {
     }
     let d = Dir::new();
     let policy = audit_policy(&d);
-    // A tool (the harness's child) tries both ways to put a record in
+    // A tool (the harness's child; the harness exits right after it, and
+    // agent-init writes what is still queued before it exits) tries both ways to put a record in
     // another's name: appending a line to the audit file itself, and
     // sending agent-init a datagram that claims pid 1 and /sbin/init.
     let forge = r#"
@@ -83,7 +84,7 @@ print("SENT", flush=True)
 "#;
     std::fs::write(d.join("forge.py"), forge).unwrap();
     let script = format!(
-        r#"mount -t tmpfs -o mode=0755 tmpfs /run && {BIN} run --policy {} -- /bin/sh -c '/usr/bin/python3 {}; sleep 0.2'; cat /run/agent-vault/audit.jsonl"#,
+        r#"mount -t tmpfs -o mode=0755 tmpfs /run && {BIN} run --policy {} -- /bin/sh -c '/usr/bin/python3 {}; true'; cat /run/agent-vault/audit.jsonl"#,
         policy.display(),
         d.join("forge.py").display()
     );
