@@ -316,7 +316,7 @@ fn audit_section(o: &mut String, p: &Policy) {
         AuditSink::Stderr => writeln!(o, "  denials go to the denied program's stderr"),
         AuditSink::File(f) => writeln!(
             o,
-            "  denials are appended to {} (one JSON object a line)",
+            "  denials are written to {} by agent-init (one JSON object a line, with the sender's pid and uid as the kernel gives them)",
             f.display()
         ),
     };

@@ -101,14 +101,19 @@ pub fn check_session(policy_file: PathBuf, pid_file: PathBuf) -> Result<String, 
         pid_file: pid_file.clone(),
         why: e.to_string(),
     })?;
-    let pid: i32 = text
-        .split_whitespace()
-        .next()
-        .and_then(|t| t.parse().ok())
-        .ok_or_else(|| Unhealthy::NoPid {
+    let record =
+        policy::layout::HarnessRecord::parse(text.as_bytes()).ok_or_else(|| Unhealthy::NoPid {
             pid_file: pid_file.clone(),
-            why: format!("not a pid: {:?}", text.trim()),
+            why: format!("not a harness record (\"PID START\"): {:?}", text.trim()),
         })?;
+    let pid = record.pid;
+    // The same process, not a later one that reused its pid.
+    let start = std::fs::read(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|st| policy::layout::stat_start_time(&st));
+    if start != Some(record.start) {
+        return Err(Unhealthy::NotRunning { pid });
+    }
     check_harness(&policy, pid)
 }
 

@@ -5,6 +5,7 @@
 //! starts the harness and serves as PID 1. `check`, `explain` and
 //! `self-test` tell what a policy does and prove it holds.
 
+mod audit_sink;
 mod config;
 mod describe;
 mod error;

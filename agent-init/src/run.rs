@@ -24,6 +24,7 @@
 //! to signal and reap; agent-init then drops everything but `CAP_KILL`,
 //! becomes non-dumpable and sets `no_new_privs` ([`privs::restrict_self`]).
 
+use crate::audit_sink::{self, AuditSocket};
 use crate::config::{self, Identity, LoadError};
 use crate::error::{Call, CallResult};
 use crate::landlock_layer::{self, LandlockError, Outcome};
@@ -405,6 +406,21 @@ pub fn record_step(policy: &mut policy::Policy) -> Result<StateDir, RecordError>
     Ok(state)
 }
 
+/// Step 3 (before the fork): when the audit sink is a file, bind the
+/// state directory's audit socket, where every process sends its records
+/// (agent-init writes them: [`crate::audit_sink`]).
+fn audit_step(
+    policy: &policy::Policy,
+    state: &StateDir,
+) -> Result<Option<AuditSocket>, RecordError> {
+    match &policy.audit {
+        policy::AuditSink::File(f) => audit_sink::bind(&state.dir, f)
+            .map(Some)
+            .map_err(RecordError::AuditSocket),
+        _ => Ok(None),
+    }
+}
+
 /// Everything the child needs.
 struct ChildPlan {
     who: Identity,
@@ -460,6 +476,7 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
     uninstalled_programs_step(&mut policy);
     // 3 (files)
     let state = record_step(&mut policy).map_err(RunError::Record)?;
+    let audit = audit_step(&policy, &state).map_err(RunError::Record)?;
     // Prepare 5 and 6 while privileged, so their errors stop us before the fork.
     let landlock = landlock_layer::prepare(&policy).map_err(RunError::Landlock)?;
     let seccomp = seccomp_layer::compile(&policy).map_err(RunError::Seccomp)?;
@@ -495,7 +512,14 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
         command.display()
     );
     // 8
-    serve_step(&args, root, &set, pid, proxy.as_mut()).map_err(RunError::Serve)
+    let served = serve_step(&args, root, &set, pid, audit, proxy.as_mut());
+    // The harness has exited: the record must not outlive it.
+    if let Err(e) = state.remove_pid() {
+        warning!(
+            "{e}; a later process with pid {pid} is still no harness (its start time differs)"
+        );
+    }
+    served.map_err(RunError::Serve)
 }
 
 /// Before the steps, as root: refuse a start that cannot work (started by
@@ -655,9 +679,16 @@ fn serve_step(
     root: bool,
     set: &SigSet,
     child: Pid,
+    audit: Option<AuditSocket>,
     proxy: Option<&mut proxy::spawn::Supervisor>,
 ) -> Result<i32, ServeError> {
     privs::restrict_self(proxy.is_some());
+    // After the drop: the receiving thread inherits the restricted state.
+    let sink = audit.and_then(|a| {
+        a.serve()
+            .map_err(|e| warning!("{e}; denial records are not written"))
+            .ok()
+    });
     info!(
         "[8/8] serve: pid {}{}, forwarding TERM INT HUP QUIT USR1 USR2 WINCH to {}, grace {:?}; agent-init {}",
         std::process::id(),
@@ -680,7 +711,7 @@ fn serve_step(
             "is not dumpable"
         }
     );
-    pid1::serve(
+    let served = pid1::serve(
         set,
         Serve {
             harness: child,
@@ -688,7 +719,11 @@ fn serve_step(
             grace: args.grace,
         },
         proxy.map(|p| p as &mut dyn pid1::Supervised),
-    )
+    );
+    if let Some(s) = sink {
+        s.flush();
+    }
+    served
 }
 
 /// The harness child: steps 4 to 7. Never returns.

@@ -36,7 +36,7 @@ mod vault;
 
 use crate::sys;
 use policy::AuditSink;
-use policy::layout::{HARNESS_PID, POLICY_TOML, PROBE_FILE};
+use policy::layout::{AUDIT_SOCKET, HARNESS_PID, POLICY_TOML, PROBE_FILE};
 use policy::{EnforceMode, Policy, STATE_DIR, host_state_dir};
 use std::ffi::CString;
 use std::fmt::Write as _;
@@ -59,9 +59,10 @@ fn find_context(explicit: Option<&Path>) -> Context {
     for dir in [PathBuf::from(STATE_DIR), host_state_dir(uid)] {
         let pf = dir.join(POLICY_TOML.name);
         if let Ok(p) = policy::load_file(&pf, &policy::ExpandContext::default()) {
-            let harness_pid = std::fs::read_to_string(dir.join(HARNESS_PID.name))
+            let harness_pid = std::fs::read(dir.join(HARNESS_PID.name))
                 .ok()
-                .and_then(|s| s.trim().parse().ok());
+                .and_then(|s| policy::layout::HarnessRecord::parse(&s))
+                .map(|r| r.pid);
             return Context {
                 policy: p,
                 policy_from: pf.display().to_string(),
@@ -610,13 +611,21 @@ fn ownership_rows(r: &mut Report, p: &Policy, huid: Option<u32>) {
     }
 }
 
-/// Positive control: a tool can append to the audit file.
+/// Positive control: a tool can reach agent-init's audit socket (it
+/// sends its denial records there; agent-init alone writes the file).
+/// `connect` on a datagram socket sends nothing: no record is written.
 fn audit_row(r: &mut Report, p: &Policy) {
-    if let AuditSink::File(f) = &p.audit {
-        let res = std::fs::OpenOptions::new().append(true).open(f).map(drop);
+    if let AuditSink::File(_) = &p.audit {
+        let uid = nix::unistd::getuid().as_raw();
+        let sock = [PathBuf::from(STATE_DIR), host_state_dir(uid)]
+            .into_iter()
+            .map(|d| d.join(AUDIT_SOCKET.name))
+            .find(|s| s.exists())
+            .unwrap_or_else(|| PathBuf::from(STATE_DIR).join(AUDIT_SOCKET.name));
+        let res = std::os::unix::net::UnixDatagram::unbound().and_then(|u| u.connect(&sock));
         r.add(
             "control",
-            format!("audit file {} appendable", f.display()),
+            format!("audit socket {} reachable", sock.display()),
             if res.is_ok() {
                 Status::Pass
             } else {

@@ -8,8 +8,10 @@
 //! module does the privileged half: it writes those files in that order,
 //! creates the audit file of `[audit] sink` when it is a file (parents
 //! created, root-owned when root; processes append to it), and writes
-//! `harness.pid` after the fork and before the harness execs (the child
-//! waits on a pipe), so it always names the live harness.
+//! `harness.pid` (the harness's pid and start time) after the fork and
+//! before the harness execs (the child waits on a pipe), so it always names
+//! the live harness; it removes a leftover `harness.pid` first and, once
+//! the harness has exited, removes its own ([`StateDir::remove_pid`]).
 //!
 //! Every file is written to a temporary name and renamed into place, all
 //! relative to a directory fd opened without following links: the harness
@@ -26,7 +28,9 @@ use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, openat, renameat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, unlinkat};
-use policy::layout::{self, AUDIT_FILE, HARNESS_PID, POLICY_TOML, PROBE_DIR, STATE_DIR_MODE};
+use policy::layout::{
+    self, AUDIT_FILE, HARNESS_PID, HarnessRecord, POLICY_TOML, PROBE_DIR, STATE_DIR_MODE,
+};
 use policy::session::{self, SessionFile};
 use policy::{AuditSink, Policy};
 use std::fmt;
@@ -50,6 +54,8 @@ pub enum RecordError {
     Call(Call<std::io::Error>),
     /// The state directory exists but someone else owns it (or it is a symlink).
     Untrusted { path: PathBuf, why: String },
+    /// The audit socket could not be bound, or the audit file opened.
+    AuditSocket(crate::audit_sink::AuditSinkError),
 }
 
 impl fmt::Display for RecordError {
@@ -61,6 +67,7 @@ impl fmt::Display for RecordError {
                 "state directory {} cannot be trusted: {why}. Fix: remove it (agent-init recreates it), or make it and its parents writable only by root (a parent may be sticky, like a 1777 tmpfs)",
                 path.display()
             ),
+            RecordError::AuditSocket(e) => e.fmt(f),
         }
     }
 }
@@ -70,6 +77,8 @@ impl std::error::Error for RecordError {
         match self {
             RecordError::Call(c) => Some(&c.source),
             RecordError::Untrusted { .. } => None,
+            // Its message is this one's: its source is the next link.
+            RecordError::AuditSocket(e) => e.source(),
         }
     }
 }
@@ -117,6 +126,12 @@ impl StateDir {
     /// and the audit file. `policy` must already have the probe added.
     pub fn prepare(&mut self, policy: &Policy) -> Result<(), RecordError> {
         let dir = open_state_dir(&self.dir)?;
+        // An earlier run's record, should one be left: until this run's
+        // harness is recorded, no process is the harness.
+        match unlinkat(dir.as_fd(), HARNESS_PID.name, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(e) => return Err(Call::at("unlink", &self.pid_file(), e).into()),
+        }
         // In [`Policy::session_files`]'s order: the probe (the preload
         // detects the tool layer by reading a file in it: a vault entry's
         // directories stay listable under the tool layer), the effective
@@ -137,13 +152,63 @@ impl StateDir {
         Ok(())
     }
 
-    /// Write `harness.pid`.
+    /// Write `harness.pid`: the harness's pid and start time (read from
+    /// `/proc/<pid>/stat` now, while the child waits to exec).
     pub fn write_pid(&self, pid: i32) -> Result<(), RecordError> {
-        let Some(dir) = &self.fd else {
-            return Err(Call::at("open", &self.dir, Errno::EBADF).into());
-        };
-        write_file(dir.as_fd(), &self.dir, &session::harness_pid_file(pid))
+        let dir = self.dir_fd()?;
+        let start = start_time(pid)?;
+        let record = HarnessRecord { pid, start };
+        write_file(dir, &self.dir, &session::harness_pid_file(record))
     }
+
+    /// Remove `harness.pid`: the harness has exited, and the state
+    /// directory no longer names a live session (a later process with its
+    /// pid must not be taken for it, nor this directory for a live one).
+    pub fn remove_pid(&self) -> Result<(), RecordError> {
+        let dir = self.dir_fd()?;
+        match unlinkat(dir, HARNESS_PID.name, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Err(e) => Err(Call::at("unlink", &self.pid_file(), e).into()),
+        }
+    }
+
+    fn dir_fd(&self) -> Result<BorrowedFd<'_>, RecordError> {
+        match &self.fd {
+            Some(fd) => Ok(fd.as_fd()),
+            None => Err(Call::at("open", &self.dir, Errno::EBADF).into()),
+        }
+    }
+}
+
+/// Field 22 of `/proc/<pid>/stat`: when `pid` started, in clock ticks
+/// since boot (what tells it from a later process with the same pid).
+fn start_time(pid: i32) -> Result<u64, RecordError> {
+    // /proc must be this pid namespace's, or /proc/<pid> is another process.
+    let own = Path::new("/proc/self/stat");
+    let me = std::fs::read(own).call_at("read", own)?;
+    let first = me.split(|&b| b == b' ').next().unwrap_or_default();
+    if first != std::process::id().to_string().as_bytes() {
+        return Err(Call::at(
+            "check",
+            own,
+            std::io::Error::other(format!(
+            "it names pid {}, not {}: /proc is another pid namespace's; mount a proc for this one (unshare --mount-proc, or run agent-init as the container's PID 1)",
+            String::from_utf8_lossy(first),
+                std::process::id()
+            )),
+        )
+        .into());
+    }
+    let path = PathBuf::from(format!("/proc/{pid}/stat"));
+    let stat = std::fs::read(&path).call_at("read", &path)?;
+    layout::stat_start_time(&stat).ok_or_else(|| {
+        Call::at(
+            "parse",
+            &path,
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "no start time (field 22)"),
+        )
+        .into()
+    })
 }
 
 fn walk_err(e: WalkError) -> RecordError {
@@ -272,11 +337,12 @@ fn write_at(
     })
 }
 
-/// The audit file: parents 0755, the file [`AUDIT_FILE`]'s mode 0622 (anyone appends, only the
-/// owner reads), root-owned when root. Opened relative to its parent
+/// The audit file: parents 0755, the file [`AUDIT_FILE`]'s mode 0600
+/// (agent-init alone writes it, [`crate::audit_sink`]; only its owner
+/// reads it), root-owned when root. Opened relative to its parent
 /// without following links; an existing name that is not a regular file
 /// with exactly one link is refused before any chown or chmod (a hard link
-/// planted there would otherwise make, say, `/etc/shadow` 0622).
+/// planted there would otherwise make, say, `/etc/shadow` ours).
 fn prepare_audit(file: &Path, root: bool) -> Result<(), RecordError> {
     let (Some(parent), Some(name)) = (file.parent(), file.file_name()) else {
         return Err(Call::at("open", file, Errno::EINVAL).into());

@@ -24,13 +24,114 @@ pub fn close_from(first: u32) -> io::Result<()> {
     check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) }).map(drop)
 }
 
-/// `fork()`. The caller is single-threaded (agent-init never starts a
-/// thread), so the child may allocate and use std freely.
+/// Set when agent-init starts its one thread (the audit sink, after the
+/// harness is forked): from then on [`fork`] refuses.
+pub static THREADED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `fork()` for a child that may allocate and use std freely (the harness
+/// child: Landlock, seccomp compiled there, logging). The caller is
+/// single-threaded: agent-init starts its one thread, the audit sink, only
+/// after the harness is forked, and a fork after that fails with
+/// `EDEADLK` rather than give the child a lock (malloc's, stderr's, the
+/// audit file's) that thread may hold forever. A child that must be forked
+/// later uses [`fork_for_exec`].
 pub fn fork() -> nix::Result<nix::unistd::ForkResult> {
-    // SAFETY: agent-init is single-threaded when it forks (no thread is ever
-    // spawned), so no lock can be held by a thread that does not exist in
-    // the child.
+    if THREADED.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(nix::Error::EDEADLK);
+    }
+    // SAFETY: agent-init is single-threaded when it forks (checked above:
+    // no thread has been spawned), so no lock can be held by a thread that
+    // does not exist in the child.
     unsafe { nix::unistd::fork() }
+}
+
+/// `fork()` whether or not the audit thread runs: for a child that makes
+/// only async-signal-safe calls (raw system calls on memory prepared
+/// before the fork: no allocation, no lock, no formatting, no logging) and
+/// then execs or `_exit`s. The proxy child ([`crate::proxy::spawn`]) is
+/// the one user: the serve loop restarts a dead proxy while the audit
+/// thread runs.
+///
+/// # Safety
+/// The child must keep to async-signal-safe calls until it execs or exits.
+pub unsafe fn fork_for_exec() -> nix::Result<nix::unistd::ForkResult> {
+    // SAFETY: the caller's promise: the child touches no lock or allocator
+    // state another thread may have held at the fork.
+    unsafe { nix::unistd::fork() }
+}
+
+/// `capset`: effective, permitted and inheritable all emptied (ambient
+/// follows: it is a subset of permitted). Async-signal-safe.
+pub fn capset_clear_all() -> io::Result<()> {
+    let mut hdr = libc_cap_header();
+    let data = [CapData::default(); 2];
+    // SAFETY: `hdr` and `data` (two v3 data structs, as version 3 takes)
+    // are live for the call; the kernel only reads them.
+    check(unsafe { libc::syscall(libc::SYS_capset, &raw mut hdr, data.as_ptr()) }).map(drop)
+}
+
+/// `capget`: true when effective, permitted and inheritable are all empty.
+/// Async-signal-safe.
+pub fn caps_all_empty() -> io::Result<bool> {
+    let mut hdr = libc_cap_header();
+    let mut data = [CapData::default(); 2];
+    // SAFETY: `hdr` and `data` (two v3 data structs) are live and writable
+    // for the call.
+    check(unsafe { libc::syscall(libc::SYS_capget, &raw mut hdr, data.as_mut_ptr()) })?;
+    Ok(data.iter().all(|d| *d == CapData::default()))
+}
+
+/// `struct __user_cap_header_struct`, version 3, this process.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+/// `struct __user_cap_data_struct`.
+#[repr(C)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+fn libc_cap_header() -> CapHeader {
+    CapHeader {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    }
+}
+
+/// `write(2, msg)`, once, result ignored (an error message on the way
+/// out). Async-signal-safe.
+pub fn write_stderr(msg: &[u8]) {
+    // SAFETY: `msg` is a live slice of `msg.len()` bytes for the call.
+    let _ = unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+}
+
+/// `_exit(code)`: no atexit handlers, no stdio flush. Async-signal-safe.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no process state we own.
+    unsafe { libc::_exit(code) }
+}
+
+/// `execve(path, argv, envp)`; returns only on failure. `argv` and `envp`
+/// are NULL-terminated arrays of pointers to NUL-terminated strings that
+/// outlive the call. Async-signal-safe.
+pub fn execve(
+    path: &CStr,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+) -> io::Error {
+    if argv.last().is_none_or(|p| !p.is_null()) || envp.last().is_none_or(|p| !p.is_null()) {
+        return io::Error::from_raw_os_error(libc::EINVAL);
+    }
+    // SAFETY: `path` is NUL-terminated; `argv` and `envp` end with NULL
+    // (checked above) and the caller keeps what they point to alive.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    io::Error::last_os_error()
 }
 
 /// `prctl(PR_CAPBSET_DROP, cap)`.
@@ -346,7 +447,51 @@ pub fn dup_to(old: RawFd, new: RawFd) -> io::Result<()> {
     check(unsafe { libc::dup2(old, new) } as _).map(drop)
 }
 
-/// `poll` for input on one fd: true when readable (or closed) within `timeout_ms`.
+/// A close-on-exec `AF_UNIX` `SOCK_DGRAM` socket bound at `path`, with
+/// `SO_PASSCRED` (every datagram carries its sender's credentials).
+pub fn bind_unix_dgram(path: &CStr) -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments only.
+    let fd = check(
+        unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) } as _,
+    )?;
+    // SAFETY: `fd` was just returned by socket() and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    let bytes = path.to_bytes();
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, &b) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = b as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
+    // SAFETY: `addr` is a live, initialised sockaddr_un of at least `len`
+    // bytes; the fd is open.
+    check(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&raw const addr).cast(),
+            len as libc::socklen_t,
+        )
+    } as _)?;
+    let on: libc::c_int = 1;
+    // SAFETY: `on` is a live c_int and its size is passed.
+    check(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PASSCRED,
+            (&raw const on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    } as _)?;
+    Ok(fd)
+}
+
+/// `poll` for input on one fd: true when readable (or closed) within
+/// `timeout_ms` (`-1`: no timeout, so only ever true).
 pub fn wait_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> io::Result<bool> {
     let mut p = libc::pollfd {
         fd: fd.as_raw_fd(),
@@ -354,5 +499,52 @@ pub fn wait_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> io::Result<bool> {
         revents: 0,
     };
     // SAFETY: `p` is one live pollfd for the duration of the call.
-    check(unsafe { libc::poll(&mut p, 1, timeout_ms) } as _).map(|n| n > 0)
+    check(unsafe { libc::poll(&raw mut p, 1, timeout_ms) } as _).map(|n| n > 0)
+}
+
+/// One queued datagram into `buf` and its sender's credentials as the
+/// kernel gave them (`SCM_CREDENTIALS`); never waits (`EAGAIN` when the
+/// queue is empty). `(len, None)`: no credentials came.
+pub fn recv_with_creds(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<(usize, Option<libc::ucred>)> {
+    // Room for one SCM_CREDENTIALS message (and a few more bytes: cmsg alignment).
+    let mut control = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: msghdr is plain data; all zeroes is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: `msg` points at `iov` (into `buf`) and `control`, all live and
+    // writable for the call; the fd is open.
+    let n = check(unsafe {
+        libc::recvmsg(
+            fd.as_raw_fd(),
+            &raw mut msg,
+            libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT,
+        )
+    } as _)?;
+    // SAFETY: `msg` was filled by recvmsg; CMSG_FIRSTHDR reads its control fields.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&raw const msg) };
+    let mut creds = None;
+    while !cmsg.is_null() {
+        // SAFETY: a non-null cmsg from CMSG_FIRSTHDR/NXTHDR points into `control`.
+        let hdr = unsafe { &*cmsg };
+        if hdr.cmsg_level == libc::SOL_SOCKET && hdr.cmsg_type == libc::SCM_CREDENTIALS {
+            // SAFETY: `cmsg` is a live control message in `control`.
+            let data = unsafe { libc::CMSG_DATA(cmsg) };
+            // SAFETY: an SCM_CREDENTIALS message's data is one ucred (in
+            // `control`, live); it may be unaligned, so it is read unaligned.
+            creds = Some(unsafe { data.cast::<libc::ucred>().read_unaligned() });
+        }
+        // SAFETY: `msg` and `cmsg` are the live header and current message.
+        cmsg = unsafe { libc::CMSG_NXTHDR(&raw const msg, cmsg) };
+    }
+    Ok((n as usize, creds))
 }

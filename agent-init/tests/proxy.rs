@@ -535,6 +535,16 @@ fn killed_proxy_is_restarted_on_the_same_port_and_the_next_request_works() {
     }
     let w = World::new();
     ensure_proxy_binary();
+    // The audit sink as a file: agent-init's audit thread runs while the
+    // serve loop forks the proxy again (the restart must not need a
+    // single-threaded agent-init).
+    let text = std::fs::read_to_string(&w.policy).unwrap();
+    assert!(text.contains("sink = \"off\""), "{text}");
+    std::fs::write(
+        &w.policy,
+        text.replace("sink = \"off\"", "sink = \"/run/agent-vault/audit.jsonl\""),
+    )
+    .unwrap();
     // A directory the harness (nobody) may write its "ready" file into.
     let sync = w.d.join("sync");
     std::fs::create_dir(&sync).unwrap();
@@ -591,6 +601,20 @@ print("after", r, flush=True)
     let (proxy, uid) = proxy_child_of(init_pid).expect("vault-proxy is agent-init's child");
     assert_eq!(uid, PROXY_UID, "the proxy runs as its own uid");
     assert_ne!(uid, NOBODY);
+    // The audit thread is up (agent-init has two tasks) before the kill.
+    let tasks = || {
+        std::fs::read_dir(format!("/proc/{init_pid}/task"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let t1 = Instant::now();
+    while tasks() < 2 {
+        assert!(
+            t1.elapsed() < Duration::from_secs(10),
+            "agent-init never started its audit thread"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(proxy as i32),
         nix::sys::signal::Signal::SIGKILL,
@@ -603,6 +627,11 @@ print("after", r, flush=True)
     assert!(out.contains("first 200"), "{out}\n{}", stderr(&o));
     assert!(out.contains("after 200"), "{out}\n{}", stderr(&o));
     assert_stderr_contains(&o, "restarted as pid");
+    assert!(
+        !stderr(&o).contains("denial records are not written"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(
         w.up.requests().len(),
         2,

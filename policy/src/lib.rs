@@ -22,6 +22,7 @@
 //! - [`testing`]: the policy text the test suites build their policies from.
 //! - [`explain`]: what the harness and what a tool may do with a path, and why.
 
+pub mod audit;
 pub mod error;
 pub mod expand;
 pub mod explain;

@@ -7,8 +7,8 @@
 
 use crate::Policy;
 use policy_core::layout::{
-    self, HARNESS_PID, HostStateDir, POLICY_IMAGE, POLICY_TOML, PROBE_CONTENT, PROBE_FILE,
-    StateFile,
+    self, HARNESS_PID, HarnessRecord, HostStateDir, POLICY_IMAGE, POLICY_TOML, PROBE_CONTENT,
+    PROBE_FILE, StateFile,
 };
 use std::path::PathBuf;
 
@@ -35,11 +35,12 @@ pub fn state_dir_for(euid: u32) -> PathBuf {
     }
 }
 
-/// `harness.pid` for `pid`.
-pub fn harness_pid_file(pid: i32) -> SessionFile {
+/// `harness.pid` for the harness `record` (its pid and start time).
+pub fn harness_pid_file(record: HarnessRecord) -> SessionFile {
+    let mut buf = [0u8; layout::HARNESS_RECORD_MAX];
     SessionFile {
         file: HARNESS_PID,
-        bytes: format!("{pid}\n").into_bytes(),
+        bytes: record.format(&mut buf).to_vec(),
     }
 }
 
@@ -103,7 +104,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(again.vault, p.vault);
-        assert_eq!(harness_pid_file(42).bytes, b"42\n");
+        assert_eq!(
+            harness_pid_file(HarnessRecord { pid: 42, start: 9 }).bytes,
+            b"42 9\n"
+        );
     }
 
     #[test]

@@ -12,11 +12,11 @@
 
 use policy::layout;
 
+pub mod audit_sink;
 pub mod scaffold;
 
 use std::ffi::CString;
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::{PermissionsExt, chown};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -234,6 +234,8 @@ pub struct World {
     pub ws: PathBuf,
     pub so: PathBuf,
     pub harness: PathBuf,
+    /// Receives the records the preload sends, as agent-init would.
+    pub audit_sink: audit_sink::Sink,
 }
 
 /// Write one of agent-init's session files into the state directory
@@ -291,6 +293,14 @@ impl World {
         World::with_policy(landlock, "", extra, "")
     }
 
+    /// [`World::with_policy_extra`] for a session whose state directory is
+    /// mounted at `mounted_at` (a host-mode one, `/tmp/agent-vault-UID`,
+    /// in a test that mounts it there itself): the policy's probe and audit
+    /// file name it.
+    pub fn with_state_at(landlock: &str, extra: &str, mounted_at: &str) -> World {
+        World::with_policy_at(landlock, "", extra, "", mounted_at)
+    }
+
     /// [`World::new`]'s Landlock mode, with `keys` (TOML) added to `[vault]`
     /// after `secret_env`.
     pub fn with_vault_keys(keys: &str) -> World {
@@ -317,6 +327,17 @@ impl World {
     /// `[vault]`; `extra`: TOML appended to `[vault]` entries; `fs_keys`:
     /// TOML keys of `[filesystem]` (`{ws}`: the workspace path).
     pub fn with_policy(landlock: &str, vault_keys: &str, extra: &str, fs_keys: &str) -> World {
+        World::with_policy_at(landlock, vault_keys, extra, fs_keys, STATE)
+    }
+
+    /// [`World::with_policy`] with the state directory mounted at `mounted_at`.
+    pub fn with_policy_at(
+        landlock: &str,
+        vault_keys: &str,
+        extra: &str,
+        fs_keys: &str,
+        mounted_at: &str,
+    ) -> World {
         assert_eq!(
             // SAFETY: geteuid has no preconditions.
             unsafe { libc::geteuid() },
@@ -367,7 +388,7 @@ impl World {
             fs::Permissions::from_mode(audit_file.mode),
         )
         .unwrap();
-        let audit = format!("{STATE}/{}", audit_file.name);
+        let audit = format!("{mounted_at}/{}", audit_file.name);
         let policy = policy::testing::policy_toml(
             &format!("{HARNESS_UID}:{HARNESS_UID}"),
             &format!(
@@ -400,14 +421,23 @@ read_write = ["/tmp", "/var/tmp", "/dev", "{ws}"]
         let mut session =
             policy::load_str(&policy, "policy.toml", &policy::ExpandContext::default())
                 .unwrap_or_else(|e| panic!("test policy: {e}"));
-        session.add_probe(Path::new(STATE).join(layout::PROBE_DIR.name));
+        session.add_probe(Path::new(mounted_at).join(layout::PROBE_DIR.name));
         for f in session.session_files() {
             write_session_file(&state, &f);
         }
         chown(&private, Some(0), Some(0)).unwrap();
         fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
-        write_session_file(&state, &policy::session::harness_pid_file(0));
+        // Until a test starts its harness, the recorded "harness" is the test
+        // process itself: alive for the whole test (the preload trusts a
+        // state directory's record only while that process runs) and never
+        // one of the test's preloaded processes.
+        write_session_file(&state, &policy::session::harness_pid_file(own_record()));
+        let audit_sink = audit_sink::Sink::start(
+            &state.join(layout::AUDIT_SOCKET.name),
+            &state.join(audit_file.name),
+        );
         World {
+            audit_sink,
             dir,
             state,
             vault,
@@ -506,8 +536,9 @@ read_write = ["/tmp", "/var/tmp", "/dev", "{ws}"]
         fs::set_permissions(&m, fs::Permissions::from_mode(0o644)).unwrap();
     }
 
-    /// The audit file's content.
+    /// The audit file's content (once every record already sent is in it).
     pub fn audit(&self) -> String {
+        self.audit_sink.drain();
         fs::read_to_string(self.state.join(layout::AUDIT_FILE.name)).unwrap_or_default()
     }
 
@@ -561,6 +592,15 @@ fn nanos() -> u128 {
         .as_nanos()
 }
 
+/// This process as a harness record: its pid and start time.
+pub fn own_record() -> layout::HarnessRecord {
+    let stat = fs::read("/proc/self/stat").unwrap();
+    layout::HarnessRecord {
+        pid: std::process::id() as i32,
+        start: layout::stat_start_time(&stat).expect("field 22 of /proc/self/stat"),
+    }
+}
+
 /// Run `/bin/sh -c cmd` as uid 1000 with `LD_PRELOAD` and no agent-init
 /// session anywhere: a private mount namespace with an empty tmpfs on
 /// `/run`, and a world-writable one over `/tmp/agent-vault-1000` if that
@@ -600,13 +640,38 @@ pub fn run_without_session(so: &Path, cmd: &str, env: &[(&str, &str)]) -> Run {
     Run::from(c.output().expect("run without a session"))
 }
 
+impl World {
+    /// `/bin/sh -c script` as root, in this world's mount namespace (its
+    /// state directory at [`STATE`]) but with no harness recorded and no
+    /// uid change: for attack tests that set up more (a pid namespace, more
+    /// mounts) and then drop to the harness user themselves (`setpriv`).
+    /// `PRELOAD` in the script's environment is the preload's path.
+    pub fn root_in_session(&self, script: &str) -> Run {
+        let mut c = Command::new("/bin/sh");
+        c.args(["-c", script])
+            .env_clear()
+            .env("PATH", PATH)
+            .env("PRELOAD", &self.so)
+            .current_dir("/")
+            .stdin(Stdio::null());
+        enter_session(&mut c, &self.state, false, None);
+        Run::from(c.output().expect("run root_in_session"))
+    }
+}
+
 /// In `c`'s forked child, as root: enter a private mount namespace with a
 /// tmpfs on `/run` and `state` bind-mounted at [`STATE`]; write the child's
-/// pid to `harness.pid` when `record_pid` (the way agent-init records the
-/// harness before it starts); then switch to uid/gid 1000 (which clears
-/// every capability).
+/// pid and start time to `harness.pid` when `record_pid` (the way agent-init
+/// records the harness before it starts); then switch to uid/gid 1000
+/// (which clears every capability).
 pub fn become_harness_user(c: &mut Command, state: &Path, record_pid: bool) {
+    enter_session(c, state, record_pid, Some(HARNESS_UID));
+}
+
+/// [`become_harness_user`], switching to `user` when given (else staying root).
+fn enter_session(c: &mut Command, state: &Path, record_pid: bool, user: Option<u32>) {
     let pidfile = CString::new(format!("{STATE}/{}", layout::HARNESS_PID.name)).unwrap();
+    let self_stat = CString::new("/proc/self/stat").unwrap();
     let src = CString::new(state.as_os_str().as_encoded_bytes()).unwrap();
     let run = CString::new("/run").unwrap();
     let target = CString::new(STATE).unwrap();
@@ -623,15 +688,22 @@ pub fn become_harness_user(c: &mut Command, state: &Path, record_pid: bool) {
             return Err(std::io::Error::last_os_error());
         }
         if record_pid {
-            let mut buf = [0u8; 16];
-            let mut cur = std::io::Cursor::new(&mut buf[..]);
-            let _ = writeln!(cur, "{}", std::process::id());
-            let n = cur.position() as usize;
-            if !child::write_file(&pidfile, &buf[..n]) {
+            let mut stat = [0u8; 512];
+            let start = child::read_file(&self_stat, &mut stat)
+                .and_then(layout::stat_start_time)
+                .ok_or_else(|| std::io::Error::other("no start time in /proc/self/stat"))?;
+            let record = layout::HarnessRecord {
+                pid: std::process::id() as i32,
+                start,
+            };
+            let mut buf = [0u8; layout::HARNESS_RECORD_MAX];
+            if !child::write_file(&pidfile, record.format(&mut buf)) {
                 return Err(std::io::Error::last_os_error());
             }
         }
-        if !child::become_user(HARNESS_UID) {
+        if let Some(uid) = user
+            && !child::become_user(uid)
+        {
             return Err(std::io::Error::last_os_error());
         }
         Ok(())
@@ -691,6 +763,20 @@ mod child {
     pub fn exists(path: &CString) -> bool {
         // SAFETY: `path` is NUL-terminated and borrowed for the call.
         unsafe { libc::access(path.as_ptr(), libc::F_OK) == 0 }
+    }
+
+    /// Read `path` into `buf` (one `read`: enough for a `/proc` file); the bytes read.
+    pub fn read_file<'a>(path: &CString, buf: &'a mut [u8]) -> Option<&'a [u8]> {
+        // SAFETY: `path` is NUL-terminated and borrowed for the call.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: `buf` is a live, writable slice of `buf.len()` bytes.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        // SAFETY: `fd` was opened above and is closed once.
+        unsafe { libc::close(fd) };
+        usize::try_from(n).ok().map(|n| &buf[..n])
     }
 
     /// Truncate the existing file `path` and write `bytes` into it.

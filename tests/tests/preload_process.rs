@@ -400,6 +400,7 @@ fn without_a_session_the_builtin_vault_is_denied_by_preload_and_landlock() {
     let w = World::new();
     let home = w.dir.path().join("home");
     let cfg = w.dir.path().join("cfg");
+    let no_pi = w.dir.path().join("no-pi-agent");
     std::fs::create_dir_all(home.join(".claude")).unwrap();
     std::fs::create_dir_all(&cfg).unwrap();
     std::fs::write(home.join(".claude/.credentials.json"), "HOME-CLAUDE-SECRET").unwrap();
@@ -417,6 +418,8 @@ fn without_a_session_the_builtin_vault_is_denied_by_preload_and_landlock() {
         &[
             ("HOME", home.to_str().unwrap()),
             ("CLAUDE_CONFIG_DIR", cfg.to_str().unwrap()),
+            // Not the machine's /pi-agent, whatever is there.
+            ("PI_CODING_AGENT_DIR", no_pi.to_str().unwrap()),
         ],
     );
     assert!(r.stdout.contains("PLAIN-NOTES"), "{r:?}");

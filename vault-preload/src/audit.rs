@@ -1,20 +1,44 @@
-//! Denial records: one JSON object per line, written with raw system calls
-//! to the policy's audit sink (a file agent-init created, or this process's
-//! stderr when the policy says `stderr`; nothing when `off`). Never to
-//! stdout. Allocation-free: the record is built in a stack buffer.
-//!
-//! `{"time":"2026-11-24T22:25:28.123Z","pid":42,"exe":"/usr/bin/cat",
+//! Denial records, written with raw system calls and without allocating
+//! (stack buffers), according to the policy's audit sink:
+//! - a file: the record goes, as an [`AuditDatagram`], to agent-init's
+//!   audit socket in the state directory ([`layout::AUDIT_SOCKET`]);
+//!   agent-init writes it to the file with the sender's pid, uid and gid as
+//!   the kernel gives them, so a process can claim anything but cannot
+//!   pass for another. The send never blocks on agent-init: when its
+//!   queue is full the process yields the CPU, then naps, for at most
+//!   10 ms in all, then drops the record and counts it ([`DROPPED`]); so
+//!   it does at once when there is no socket (no agent-init running);
+//! - `stderr`: a JSON line on this process's stderr (what the user sees):
+//!   `{"time":"2026-11-24T22:25:28.123Z","pid":42,"exe":"/usr/bin/cat",
 //!   "path":"/pi-agent/auth.json","rule":"pi","op":"open","action":"deny",
-//!   "layer":"preload"}`
+//!   "layer":"preload"}`;
+//! - `off`: nothing. Never to stdout.
 //!
 //! `layer` names what decided: `preload` when the hooks refused by their own
 //! check, `kernel` when the real call failed (the tool layer's `EACCES`) and
-//! the record only resolves which rule it was.
+//! the record only resolves which rule it was. Only this process knows it,
+//! so in the datagram it is one more claimed field.
 
 use crate::guard::{EntryId, INTERNAL};
 use crate::state::State;
 use crate::sys;
+use core::sync::atomic::{AtomicU64, Ordering};
 use policy_core::image::Audit;
+use policy_core::layout::{self, AUDIT_DATAGRAM_MAX, AuditDatagram};
+
+/// Records this process could not hand to agent-init (queue full, or no
+/// socket). Inherited by fork, reset by exec; sent with every record
+/// (`dropped`), so the audit file shows what is missing.
+pub static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// When agent-init's queue is full (the kernel's default queue is 10
+/// datagrams), a sender first yields the CPU this many times...
+const FULL_QUEUE_YIELDS: u32 = 32;
+/// ...then sleeps [`FULL_QUEUE_NAP_US`] at a time, this many times (10 ms
+/// in all, on the denial path only), before it drops the record: bounded,
+/// so a stalled agent-init never holds a tool up for longer.
+const FULL_QUEUE_NAPS: u32 = 50;
+const FULL_QUEUE_NAP_US: u32 = 200;
 
 struct Buf {
     b: [u8; 8192],
@@ -96,22 +120,72 @@ pub fn deny_by_kernel(st: &State, path: &[u8], rule: EntryId, op: &[u8]) {
 
 /// One record; `layer` names what decided.
 fn record(st: &State, path: &[u8], rule: EntryId, op: &[u8], layer: &[u8]) {
-    let fd = match &st.policy.audit {
-        Audit::Off => return,
-        Audit::Stderr => 2,
-        Audit::File(p) => {
-            let fd = sys::openat(
-                libc::AT_FDCWD,
-                p.with_nul(),
-                libc::O_WRONLY | libc::O_APPEND | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-                0,
-            );
-            if fd < 0 {
-                return;
-            }
-            fd
-        }
+    if st.policy.audit == Audit::Off {
+        return;
+    }
+    let rule_name: &[u8] = if rule == INTERNAL {
+        b"(check failed)"
+    } else {
+        st.rule_name(rule)
     };
+    let mut exe = [0u8; 1024];
+    let n = sys::readlinkat(libc::AT_FDCWD, b"/proc/self/exe\0", &mut exe);
+    let exe: &[u8] = if n > 0 { &exe[..n as usize] } else { b"?" };
+    match &st.policy.audit {
+        Audit::Off => {}
+        Audit::Stderr => stderr_line(path, rule_name, op, exe, layer),
+        Audit::File(_) => send(st, path, rule_name, op, exe, layer),
+    }
+}
+
+/// Send the record to agent-init's audit socket.
+fn send(st: &State, path: &[u8], rule: &[u8], op: &[u8], exe: &[u8], layer: &[u8]) {
+    let Some(sock) = &st.audit_socket else {
+        DROPPED.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let mut d = [0u8; 20];
+    let pid = sys::fmt_u64(sys::getpid() as u64, &mut d);
+    let mut dd = [0u8; 20];
+    let dropped = sys::fmt_u64(DROPPED.load(Ordering::Relaxed), &mut dd);
+    let mut buf = [0u8; AUDIT_DATAGRAM_MAX];
+    let bytes = AuditDatagram {
+        pid,
+        dropped,
+        exe,
+        op,
+        rule,
+        path,
+        layer,
+    }
+    .encode(&mut buf);
+    let fd = sys::unix_dgram_socket();
+    if fd < 0 {
+        DROPPED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let mut waits = 0;
+    let sent = loop {
+        let r = sys::sendto_unix(fd, bytes, sock.bytes());
+        if r != -(libc::EAGAIN as isize) || waits == FULL_QUEUE_YIELDS + FULL_QUEUE_NAPS {
+            break r >= 0;
+        }
+        if waits < FULL_QUEUE_YIELDS {
+            // SAFETY: sched_yield has no arguments.
+            unsafe { libc::sched_yield() };
+        } else {
+            sys::sleep_us(FULL_QUEUE_NAP_US);
+        }
+        waits += 1;
+    };
+    sys::close(fd);
+    if !sent {
+        DROPPED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The JSON line on this process's stderr (the `stderr` sink).
+fn stderr_line(path: &[u8], rule: &[u8], op: &[u8], exe: &[u8], layer: &[u8]) {
     let mut b = Buf { b: [0; 8192], n: 0 };
     let (secs, nsec) = sys::clock_realtime();
     let (y, mo, d) = civil(secs.div_euclid(86_400));
@@ -133,17 +207,11 @@ fn record(st: &State, path: &[u8], rule: EntryId, op: &[u8], layer: &[u8]) {
     b.raw(b"Z\",\"pid\":");
     b.num(sys::getpid() as u64);
     b.raw(b",\"exe\":");
-    let mut exe = [0u8; 1024];
-    let n = sys::readlinkat(libc::AT_FDCWD, b"/proc/self/exe\0", &mut exe);
-    b.string(if n > 0 { &exe[..n as usize] } else { b"?" });
+    b.string(exe);
     b.raw(b",\"path\":");
     b.string(path);
     b.raw(b",\"rule\":");
-    if rule == INTERNAL {
-        b.string(b"(check failed)");
-    } else {
-        b.string(st.rule_name(rule));
-    }
+    b.string(rule);
     b.raw(b",\"op\":");
     b.string(op);
     b.raw(b",\"action\":\"deny\",\"layer\":");
@@ -152,10 +220,12 @@ fn record(st: &State, path: &[u8], rule: EntryId, op: &[u8], layer: &[u8]) {
     if b.n == b.b.len() {
         b.b[b.n - 1] = b'\n';
     }
-    sys::write_all(fd, &b.b[..b.n]);
-    if fd != 2 {
-        sys::close(fd);
-    }
+    sys::write_all(2, &b.b[..b.n]);
+}
+
+/// `<state dir>/audit.sock`, where the file sink sends.
+pub fn socket_path(dir: &crate::state_dir::StatePath) -> Option<crate::state_dir::StatePath> {
+    crate::state_dir::join(dir, layout::AUDIT_SOCKET.name.as_bytes())
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@
 //! unprivileged process: a tool never guesses the vault.
 
 use crate::image_load::{self, Image};
-use crate::state_dir::{self, PROBE_ENTRY};
+use crate::state_dir::{self, PROBE_ENTRY, StatePath};
 use crate::{builtin, passwd, sys};
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
@@ -27,7 +27,8 @@ use policy_core::{FileId, VaultKind, View};
 
 /// Everything the hooks need, built once per process image.
 pub struct State {
-    /// The harness's pid (0: none recorded).
+    /// The harness's pid when this process image started as the harness
+    /// (its pid and start time are the recorded ones); else 0.
     pub harness_pid: i32,
     /// Our pid when this state was built.
     pub init_pid: i32,
@@ -47,6 +48,8 @@ pub struct State {
     /// Devices on which a vault entry (or, for a missing one, its nearest
     /// existing ancestor) lives: an fd on one of these is checked by path.
     watched_devs: Table<u64, MAX_VAULT>,
+    /// agent-init's audit socket in the state directory (none without one).
+    pub audit_socket: Option<StatePath>,
     /// A vault `file` entry has more than one link (a hard link elsewhere
     /// that Landlock would not catch): always use the full check.
     pub file_aliases: bool,
@@ -297,6 +300,7 @@ unsafe fn build(st: *mut State) {
     init_field!(st.init_pid = init_pid);
     init_field!(st.privileged = privileged);
     let dir = state_dir::find(uid);
+    init_field!(st.audit_socket = dir.as_ref().and_then(|(d, _)| crate::audit::socket_path(d)));
     let image = dir.as_ref().map(|(d, _)| {
         // SAFETY: BUILDER is held (this function's contract): nothing else
         // uses IMAGE; after this build it is never written again.
@@ -323,8 +327,8 @@ unsafe fn build(st: *mut State) {
     // SAFETY: `st` is SLOT, ours while BUILDER is held, and every field is
     // initialised now.
     let st = unsafe { &mut *st };
-    if let Some((d, pid_st)) = &dir {
-        st.harness_pid = state_dir::harness_pid(d, *pid_st, uid);
+    if let Some((_, record)) = &dir {
+        st.harness_pid = state_dir::harness_pid(*record, init_pid);
     }
 
     let policy: View<'static> = st.policy;

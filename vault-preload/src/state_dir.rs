@@ -5,7 +5,9 @@
 //! found without trusting anything a tool controls: nothing in the
 //! environment redirects it.
 //! - `/run/agent-vault/` when it is a root-owned directory holding
-//!   `harness.pid`;
+//!   `harness.pid`, unless its recorded harness is gone and a host-mode
+//!   directory exists ([`find`]: a stale root run never overrides a later
+//!   session);
 //! - else `/tmp/agent-vault-<uid>/` when owned by this uid or root and not
 //!   group- or world-writable;
 //! - else none (no session: the built-in policy, [`crate::builtin`]).
@@ -15,7 +17,7 @@
 
 use crate::sys;
 
-use policy_core::layout;
+use policy_core::layout::{self, HarnessRecord};
 
 /// agent-init's state directory when started as root ([`layout::STATE_DIR`]).
 pub const STATE_DIR: &[u8] = layout::STATE_DIR.as_bytes();
@@ -71,47 +73,89 @@ pub fn join(dir: &StatePath, name: &[u8]) -> Option<StatePath> {
     StatePath::new(&[dir.bytes(), b"/", name])
 }
 
-/// The state directory, found without trusting the environment, and the
-/// `lstat` of its `harness.pid` when that was needed to find it.
-pub fn find(uid: u32) -> Option<(StatePath, Option<libc::stat>)> {
+/// The state directory, found without trusting the environment, and its
+/// harness record when it holds a well-formed one.
+///
+/// A root state directory whose recorded harness is gone (agent-init died
+/// without removing `harness.pid`, or the record is unreadable) belongs to
+/// an earlier run: when a host-mode session of this uid exists, that
+/// session is the one in force and the stale directory is ignored. Without
+/// one, the stale directory's policy still applies (fail closed: its vault
+/// stays hidden), with no process trusted as the harness ([`harness_pid`]).
+/// The liveness check (one read of `/proc/<pid>/stat`) is made only when
+/// both directories exist; every other process pays one `lstat` of the
+/// host directory.
+pub fn find(uid: u32) -> Option<(StatePath, Option<HarnessRecord>)> {
     let run = StatePath::new(&[STATE_DIR])?;
+    let host = host_dir(uid);
     if let Some(st) = sys::lstat(run.with_nul())
         && st.st_mode & libc::S_IFMT == libc::S_IFDIR
         && st.st_uid == 0
         && let Some(pidf) = join(&run, HARNESS_PID)
         && let Some(pid_st) = sys::lstat(pidf.with_nul())
     {
-        return Some((run, Some(pid_st)));
+        let record = harness_record(&run, Some(pid_st), uid);
+        match host {
+            Some(h) if !record.is_some_and(|r| alive(&r)) => {
+                return Some((h, harness_record(&h, None, uid)));
+            }
+            _ => return Some((run, record)),
+        }
     }
+    let h = host?;
+    Some((h, harness_record(&h, None, uid)))
+}
+
+/// `/tmp/agent-vault-<uid>` when it is a directory owned by this uid or
+/// root and not group- or world-writable.
+fn host_dir(uid: u32) -> Option<StatePath> {
     let host = StatePath::new(&[layout::HostStateDir::new(uid).as_bytes()])?;
     let st = sys::lstat(host.with_nul())?;
     let ok = st.st_mode & libc::S_IFMT == libc::S_IFDIR
         && (st.st_uid == uid || st.st_uid == 0)
         && st.st_mode & 0o022 == 0;
-    ok.then_some((host, None))
+    ok.then_some(host)
 }
 
-fn parse_pid(bytes: &[u8]) -> i32 {
-    let s = bytes.trim_ascii();
-    if s.is_empty() || s.len() > 9 || !s.iter().all(u8::is_ascii_digit) {
-        return 0;
-    }
-    s.iter().fold(0i32, |v, d| v * 10 + i32::from(d - b'0'))
-}
-
-/// The harness's pid from `<dir>/harness.pid` (0: none, or not trustworthy).
-/// `known`: its `lstat`, when [`find`] made one.
-pub fn harness_pid(dir: &StatePath, known: Option<libc::stat>, uid: u32) -> i32 {
-    let Some(p) = join(dir, HARNESS_PID) else {
-        return 0;
-    };
-    let Some(st) = known.or_else(|| sys::lstat(p.with_nul())) else {
-        return 0;
-    };
+/// The harness record in `<dir>/harness.pid` (`None`: none, malformed, or
+/// writable by someone else). `known`: its `lstat`, when [`find`] made one.
+fn harness_record(dir: &StatePath, known: Option<libc::stat>, uid: u32) -> Option<HarnessRecord> {
+    let p = join(dir, HARNESS_PID)?;
+    let st = known.or_else(|| sys::lstat(p.with_nul()))?;
     // The pid file must not be writable by anyone but its owner (root or us).
     if st.st_mode & 0o022 != 0 || (st.st_uid != 0 && st.st_uid != uid) {
-        return 0;
+        return None;
     }
-    let mut buf = [0u8; 32];
-    sys::read_file(p.with_nul(), &mut buf).map_or(0, parse_pid)
+    let mut buf = [0u8; layout::HARNESS_RECORD_MAX];
+    HarnessRecord::parse(sys::read_file(p.with_nul(), &mut buf).ok()?)
+}
+
+/// The start time (field 22) in the `/proc/.../stat` file at `path`.
+fn start_time(path: &[u8]) -> Option<u64> {
+    // A stat line is a few hundred bytes (the command name is at most 64).
+    let mut buf = [0u8; 512];
+    layout::stat_start_time(sys::read_file(path, &mut buf).ok()?)
+}
+
+/// The recorded harness still runs: `/proc/<pid>/stat` exists and shows
+/// the recorded start time (a later process with the same pid started later).
+fn alive(r: &HarnessRecord) -> bool {
+    let mut d = [0u8; 20];
+    let pid = sys::fmt_u64(u64::from(r.pid.unsigned_abs()), &mut d);
+    StatePath::new(&[b"/proc/", pid, b"/stat"])
+        .and_then(|p| start_time(p.with_nul()))
+        .is_some_and(|s| s == r.start)
+}
+
+/// The harness's pid as this process image must see it (0: none). A
+/// process whose pid is the recorded one is the harness only if it also
+/// started at the recorded time (`/proc/self/stat`): after the harness
+/// exits another process may get its pid. Every other process gets 0 and
+/// pays nothing: it is not the harness, and neither is any child it forks
+/// ([`crate::state::State::guarded`]).
+pub fn harness_pid(record: Option<HarnessRecord>, my_pid: i32) -> i32 {
+    match record {
+        Some(r) if r.pid == my_pid && start_time(b"/proc/self/stat\0") == Some(r.start) => r.pid,
+        _ => 0,
+    }
 }

@@ -71,6 +71,75 @@ pub fn openat(dirfd: c_int, path: &[u8], flags: c_int, mode: u32) -> c_int {
     ret(unsafe { libc::syscall(libc::SYS_openat, dirfd, path.as_ptr(), flags, mode) }) as c_int
 }
 
+/// `faccessat2(dirfd, path, mode, flags)`: 0, or the negated errno;
+/// `path` must be NUL-terminated.
+pub fn faccessat2(dirfd: c_int, path: &[u8], mode: c_int, flags: c_int) -> c_int {
+    if path.last() != Some(&0) {
+        return -libc::EINVAL;
+    }
+    // SAFETY: `path` is a NUL-terminated slice borrowed for the call; the
+    // kernel reads it and keeps no reference.
+    ret(unsafe { libc::syscall(libc::SYS_faccessat2, dirfd, path.as_ptr(), mode, flags) }) as c_int
+}
+
+/// A non-blocking, close-on-exec `AF_UNIX` `SOCK_DGRAM` socket; the fd or
+/// the negated errno.
+pub fn unix_dgram_socket() -> c_int {
+    // SAFETY: integer arguments only.
+    ret(unsafe {
+        libc::syscall(
+            libc::SYS_socket,
+            libc::AF_UNIX,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        )
+    }) as c_int
+}
+
+/// `sendto(fd, buf, MSG_DONTWAIT | MSG_NOSIGNAL)` to the pathname socket
+/// `path` (no NUL; at most 107 bytes): the bytes sent or the negated errno.
+pub fn sendto_unix(fd: c_int, buf: &[u8], path: &[u8]) -> isize {
+    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { core::mem::zeroed() };
+    if path.len() >= addr.sun_path.len() {
+        return -(libc::ENAMETOOLONG as isize);
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, &b) in addr.sun_path.iter_mut().zip(path) {
+        *d = b as libc::c_char;
+    }
+    let len = core::mem::size_of::<libc::sa_family_t>() + path.len() + 1;
+    // SAFETY: `buf` is a live slice of `buf.len()` bytes and `addr` a live,
+    // initialised sockaddr_un of at least `len` bytes; the kernel copies both.
+    ret(unsafe {
+        libc::syscall(
+            libc::SYS_sendto,
+            fd,
+            buf.as_ptr(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            &raw const addr,
+            len,
+        )
+    }) as isize
+}
+
+/// Sleep `micros` microseconds (`nanosleep`; an interruption ends it early).
+pub fn sleep_us(micros: u32) {
+    let ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: i64::from(micros.min(999_999)) * 1000,
+    };
+    // SAFETY: `ts` is a live timespec for the call; no remainder is asked for.
+    unsafe {
+        libc::syscall(
+            libc::SYS_nanosleep,
+            &raw const ts,
+            core::ptr::null_mut::<libc::timespec>(),
+        )
+    };
+}
+
 /// `openat` with a C string pointer from the caller.
 ///
 /// # Safety

@@ -6,6 +6,11 @@
 //! ([`privs::drop_privileges`]), death signal on agent-init's exit, the
 //! harness's seccomp filters ([`seccomp_layer`]); then
 //! `vault-proxy --config-fd 3 --ready-fd 4` with an empty environment.
+//! The serve loop restarts the proxy while agent-init's audit thread runs,
+//! so the child makes only async-signal-safe calls: everything it needs
+//! (exec arguments, compiled filters, `/dev/null`, the highest capability)
+//! is prepared before the fork ([`Prepared`]) and it uses raw system calls
+//! only, an error being a fixed message and the errno ([`sys::fork_for_exec`]).
 //! agent-init writes the config (the only copy of the secrets outside its
 //! own memory) into fd 3's pipe and waits for `ready 127.0.0.1:PORT` on fd 4.
 //!
@@ -15,8 +20,7 @@
 //! are refused (connection refused): fail closed.
 
 use super::ProxyError;
-use crate::config::Identity;
-use crate::error::{Call, CallResult, io_errno};
+use crate::error::{Call, io_errno};
 use crate::log::{info, warning};
 use crate::{pid1, privs, seccomp_layer, sys};
 use nix::sys::wait::WaitStatus;
@@ -24,7 +28,7 @@ use nix::unistd::{ForkResult, Pid};
 use std::ffi::CString;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -54,25 +58,71 @@ pub struct Started {
     pub addr: SocketAddr,
 }
 
+/// What the proxy child needs, all allocated before the fork.
+struct Prepared {
+    binary: CString,
+    _args: Vec<CString>,
+    /// `_args`' pointers, NULL-terminated.
+    argv: Vec<*const libc::c_char>,
+    envp: [*const libc::c_char; 1],
+    filters: Option<seccomp_layer::Filters>,
+    /// Opened close-on-exec; the child's stdin.
+    devnull: OwnedFd,
+    cap_last: u32,
+    root: bool,
+    uid: u32,
+    gid: u32,
+    parent: Pid,
+}
+
+impl Prepared {
+    fn new(l: &Launch, filters: Option<seccomp_layer::Filters>) -> Result<Prepared, ProxyError> {
+        let binary = CString::new(l.binary.as_os_str().as_bytes()).map_err(|_| {
+            ProxyError::Spawn(Call::at("exec", &l.binary, nix::errno::Errno::EINVAL))
+        })?;
+        let args: Vec<CString> = ["vault-proxy", "--config-fd", "3", "--ready-fd", "4"]
+            .iter()
+            .map(|a| CString::new(*a).expect("no NUL"))
+            .collect();
+        let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let devnull = std::fs::File::open("/dev/null")
+            .map_err(|e| ProxyError::Spawn(Call::of("open /dev/null", io_errno(&e))))?
+            .into();
+        Ok(Prepared {
+            binary,
+            _args: args,
+            argv,
+            envp: [std::ptr::null()],
+            filters,
+            devnull,
+            cap_last: privs::cap_last_cap(),
+            root: nix::unistd::geteuid().is_root(),
+            uid: l.uid,
+            gid: l.gid,
+            parent: Pid::this(),
+        })
+    }
+}
+
 /// Fork and exec the proxy; wait for its `ready` line.
 pub fn start(l: &Launch) -> Result<Started, ProxyError> {
     let filters = seccomp_layer::compile(&l.policy).map_err(ProxyError::Seccomp)?;
     let config = l.config.to_toml().map_err(ProxyError::Config)?;
     let spawn = |c| move |e| ProxyError::Spawn(Call::of(c, e));
+    let prepared = Prepared::new(l, filters)?;
     let (cfg_r, cfg_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(spawn("pipe2"))?;
     let (ready_r, ready_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(spawn("pipe2"))?;
-    let parent = Pid::this();
-    let pid = match sys::fork() {
-        Ok(ForkResult::Child) => {
-            drop(cfg_w);
-            drop(ready_r);
-            child(l, filters, parent, cfg_r, ready_w)
-        }
+    // SAFETY: `child` makes only async-signal-safe calls on `prepared` and
+    // the pipe fds, then execs or `_exit`s (see its doc).
+    let pid = match unsafe { sys::fork_for_exec() } {
+        Ok(ForkResult::Child) => child(&prepared, cfg_r.as_raw_fd(), ready_w.as_raw_fd()),
         Ok(ForkResult::Parent { child }) => child,
         Err(e) => return Err(ProxyError::Spawn(Call::of("fork", e))),
     };
+    drop(prepared);
     drop(cfg_r);
     drop(ready_w);
     let _ = nix::unistd::setpgid(pid, pid);
@@ -137,67 +187,121 @@ fn read_ready(fd: OwnedFd) -> Result<SocketAddr, ProxyError> {
     }
 }
 
-/// The proxy child. Never returns.
-fn child(
-    l: &Launch,
-    filters: Option<seccomp_layer::Filters>,
-    parent: Pid,
-    cfg: OwnedFd,
-    ready: OwnedFd,
-) -> ! {
-    let die = |what: String| -> ! {
-        eprintln!("agent-init: error: starting vault-proxy: {what}");
-        std::process::exit(crate::run::EXIT_SETUP);
+/// The proxy child. Never returns. Async-signal-safe throughout: raw
+/// system calls on `p` (prepared before the fork) and the two pipe fds; no
+/// allocation, lock, formatting or logging (agent-init's audit thread may
+/// hold any of those at the fork). An error writes a fixed message naming
+/// the step and its errno, then `_exit`s.
+fn child(p: &Prepared, cfg: RawFd, ready: RawFd) -> ! {
+    let fail = |step: &[u8], e: std::io::Error| -> ! {
+        let mut digits = [0u8; 12];
+        let mut n = digits.len();
+        let mut v = e.raw_os_error().unwrap_or(0).unsigned_abs();
+        loop {
+            n -= 1;
+            digits[n] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        sys::write_stderr(b"agent-init: error: starting vault-proxy: ");
+        sys::write_stderr(step);
+        sys::write_stderr(b" failed (errno ");
+        sys::write_stderr(&digits[n..]);
+        sys::write_stderr(b")\n");
+        sys::exit_now(crate::run::EXIT_SETUP)
     };
+    let nix_io = std::io::Error::from;
     pid1::unblock_all();
     let _ = sys::ignore_signal(nix::sys::signal::Signal::SIGPIPE, false);
     let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
-    let who = Identity {
-        uid: l.uid,
-        gid: l.gid,
-        name: None,
-        home: None,
-        groups: Vec::new(),
-    };
-    if let Err(e) = privs::drop_privileges(&who, true) {
-        die(format!("drop privileges: {e}"));
+    if p.root {
+        // privs::drop_privileges' steps, without its allocations.
+        for cap in 0..=p.cap_last {
+            match sys::capbset_drop(cap) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
+                Err(e) => fail(b"prctl(PR_CAPBSET_DROP)", e),
+            }
+        }
+        if let Err(e) = sys::ambient_clear_all() {
+            fail(b"prctl(PR_CAP_AMBIENT_CLEAR_ALL)", e);
+        }
+        if let Err(e) = sys::set_securebits(privs::SECUREBITS) {
+            fail(b"prctl(PR_SET_SECUREBITS)", e);
+        }
+        if let Err(e) = nix::unistd::setgroups(&[]) {
+            fail(b"setgroups", nix_io(e));
+        }
+        let g = nix::unistd::Gid::from_raw(p.gid);
+        if let Err(e) = nix::unistd::setresgid(g, g, g) {
+            fail(b"setresgid", nix_io(e));
+        }
+        let u = nix::unistd::Uid::from_raw(p.uid);
+        if let Err(e) = nix::unistd::setresuid(u, u, u) {
+            fail(b"setresuid", nix_io(e));
+        }
+    } else {
+        let _ = sys::ambient_clear_all();
+    }
+    if let Err(e) = sys::capset_clear_all() {
+        fail(b"capset", e);
+    }
+    if let Err(e) = nix::sys::prctl::set_no_new_privs() {
+        fail(b"prctl(PR_SET_NO_NEW_PRIVS)", nix_io(e));
+    }
+    if let Err(e) = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0) {
+        fail(b"setrlimit(RLIMIT_CORE)", nix_io(e));
+    }
+    // Read back: no capability left (the bounding set too, when root swept it).
+    match sys::caps_all_empty() {
+        Ok(true) => {}
+        Ok(false) => fail(
+            b"capget (capabilities left)",
+            std::io::Error::from_raw_os_error(0),
+        ),
+        Err(e) => fail(b"capget", e),
+    }
+    if p.root && (0..=p.cap_last).any(|c| sys::capbset_read(c).unwrap_or(false)) {
+        fail(
+            b"prctl(PR_CAPBSET_READ) (bounding set left)",
+            std::io::Error::from_raw_os_error(0),
+        );
     }
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
-    if nix::unistd::getppid() != parent {
-        std::process::exit(crate::run::EXIT_SETUP);
+    if nix::unistd::getppid() != p.parent {
+        sys::exit_now(crate::run::EXIT_SETUP);
     }
-    if let Err(e) = seccomp_layer::apply_filters(filters) {
-        die(format!("seccomp: {e}"));
+    if let Some(f) = &p.filters {
+        for (_, prog) in &f.programs {
+            if seccompiler::apply_filter(prog).is_err() {
+                let e = std::io::Error::last_os_error();
+                if f.best_effort {
+                    break;
+                }
+                fail(b"seccomp", e);
+            }
+        }
     }
-    if let Err(e) = place_fds(cfg, ready) {
-        die(e.to_string());
+    if let Err(e) = place_fds(p.devnull.as_raw_fd(), cfg, ready) {
+        fail(b"placing fds (dup2/close_range)", e);
     }
-    let path = CString::new(l.binary.as_os_str().as_bytes()).unwrap_or_default();
-    let argv: Vec<CString> = ["vault-proxy", "--config-fd", "3", "--ready-fd", "4"]
-        .iter()
-        .map(|a| CString::new(*a).expect("no NUL"))
-        .collect();
-    let env: [CString; 0] = [];
-    let e = match nix::unistd::execve(&path, &argv, &env) {
-        Err(e) => e,
-        Ok(never) => match never {},
-    };
-    die(format!("exec {}: {}", l.binary.display(), e.desc()))
+    let e = sys::execve(&p.binary, &p.argv, &p.envp);
+    fail(b"execve of the vault-proxy binary", e)
 }
 
 /// stdin `/dev/null`, the config pipe at fd 3, the ready pipe at fd 4,
-/// everything above closed.
-fn place_fds(cfg: OwnedFd, ready: OwnedFd) -> Result<(), Call<std::io::Error>> {
-    let null = std::fs::File::open("/dev/null").map_err(|e| Call::of("open /dev/null", e))?;
+/// everything above closed. Raw calls only (the child's).
+fn place_fds(null: RawFd, cfg: RawFd, ready: RawFd) -> std::io::Result<()> {
     // Out of the way of 0, 3 and 4 first, then into place (dup2 clears CLOEXEC).
-    let high_cfg = sys::dup_above(cfg.as_raw_fd(), 10).call("fcntl(F_DUPFD_CLOEXEC)")?;
-    let high_ready = sys::dup_above(ready.as_raw_fd(), 10).call("fcntl(F_DUPFD_CLOEXEC)")?;
-    sys::dup_to(null.as_raw_fd(), 0).call("dup2")?;
-    sys::dup_to(high_cfg, 3).call("dup2")?;
-    sys::dup_to(high_ready, 4).call("dup2")?;
+    let high_cfg = sys::dup_above(cfg, 10)?;
+    let high_ready = sys::dup_above(ready, 10)?;
+    sys::dup_to(null, 0)?;
+    sys::dup_to(high_cfg, 3)?;
+    sys::dup_to(high_ready, 4)?;
     // Everything from 5 up goes, the originals and the high copies with it.
-    std::mem::forget((cfg, ready, null));
-    sys::close_from(5).call("close_range")?;
+    sys::close_from(5)?;
     Ok(())
 }
 

@@ -14,8 +14,9 @@
 //! | [`PROBE_DIR`]`/`[`PROBE_FILE`] | 0755 / 0644 | at record, before the harness starts | the preload (tool-layer detection), self-test |
 //! | [`POLICY_TOML`] | 0644 | at record | self-test, people |
 //! | [`POLICY_IMAGE`] | 0644 | at record | the preload, in every process |
-//! | [`AUDIT_FILE`] | 0622 | at record (created; when the sink is the default) | appended by every process; read by people |
-//! | [`HARNESS_PID`] | 0644 | after the fork, before the harness execs | the preload (who is the harness), self-test |
+//! | [`AUDIT_FILE`] | 0600 | at record (created; when the sink is the default) | appended by agent-init only; read by people |
+//! | [`AUDIT_SOCKET`] | 0666 | at record (bound; when the sink is a file) | every process sends to it; agent-init receives |
+//! | [`HARNESS_PID`] | 0644 | after the fork, before the harness execs; removed when the harness exits | the preload (who is the harness; is this session live), self-test |
 //!
 //! Every file is written by root (or, in host mode, agent-init's own uid)
 //! and is never writable by anyone else; a reader refuses a file that is.
@@ -136,25 +137,194 @@ pub const POLICY_IMAGE: StateFile = StateFile {
     mode: 0o644,
 };
 
-/// `harness.pid`: the harness's pid, one decimal line. Written by agent-init
+/// `harness.pid`: the harness record, [`HarnessRecord`]: one line, the
+/// harness's pid and its start time (field 22 of `/proc/<pid>/stat`),
+/// decimal, separated by one space: `"1234 567890\n"`. Written by agent-init
 /// after the fork and before the harness execs (the child waits on a pipe),
-/// so it always names the live harness; read by the preload (which process
-/// is the harness) and by self-test.
+/// so it always names the live harness, and removed by agent-init's serve
+/// step when the harness has exited; read by the preload (which process is
+/// the harness, and whether this state directory is a live session's) and
+/// by self-test. A pid alone is never trusted: after the harness exits
+/// another process may get its pid; the start time tells them apart.
 pub const HARNESS_PID: StateFile = StateFile {
     dir: None,
     name: "harness.pid",
     mode: 0o644,
 };
 
+/// What [`HARNESS_PID`] holds: a process, named so that a later process
+/// with the same pid is not mistaken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HarnessRecord {
+    /// The harness's pid (> 0).
+    pub pid: i32,
+    /// Its start time: field 22 of `/proc/<pid>/stat`, in clock ticks since boot.
+    pub start: u64,
+}
+
+/// The longest [`HarnessRecord`] line: a 10-digit pid, a space, a
+/// 20-digit start time, a newline.
+pub const HARNESS_RECORD_MAX: usize = 32;
+
+impl HarnessRecord {
+    /// Parse `"<pid> <start>\n"`; `None` for anything else (an old
+    /// pid-only file included: an unproven pid is no harness).
+    pub fn parse(bytes: &[u8]) -> Option<HarnessRecord> {
+        let line = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+        let sp = line.iter().position(|&b| b == b' ')?;
+        let pid = parse_decimal(&line[..sp])?;
+        let start = parse_decimal(&line[sp + 1..])?;
+        let pid = i32::try_from(pid).ok().filter(|&p| p > 0)?;
+        Some(HarnessRecord { pid, start })
+    }
+
+    /// The file's content, in `buf`.
+    pub fn format<'a>(&self, buf: &'a mut [u8; HARNESS_RECORD_MAX]) -> &'a [u8] {
+        let mut n = put_decimal(u64::from(self.pid.unsigned_abs()), buf, 0);
+        buf[n] = b' ';
+        n = put_decimal(self.start, buf, n + 1);
+        buf[n] = b'\n';
+        &buf[..=n]
+    }
+}
+
+/// Field 22 (`starttime`) of a `/proc/<pid>/stat` line. The second field,
+/// the command name in parentheses, may hold spaces and parentheses
+/// itself, so the count starts after the last `)`.
+pub fn stat_start_time(stat: &[u8]) -> Option<u64> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    // After ") ": field 3 (state) is the first; field 22 is the 20th.
+    let mut fields = stat[close + 1..]
+        .split(|&b| b == b' ')
+        .filter(|f| !f.is_empty());
+    parse_decimal(fields.nth(19)?.trim_ascii_end())
+}
+
+/// A non-empty run of ASCII digits, without overflow.
+fn parse_decimal(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    s.iter().try_fold(0u64, |v, &d| {
+        d.is_ascii_digit()
+            .then(|| v.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+            .flatten()
+    })
+}
+
+/// Write `v` in decimal at `buf[at..]`; returns the end.
+fn put_decimal(v: u64, buf: &mut [u8], at: usize) -> usize {
+    let mut digits = [0u8; 20];
+    let mut n = v;
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let d = &digits[i..];
+    buf[at..at + d.len()].copy_from_slice(d);
+    at + d.len()
+}
+
 /// `audit.jsonl`: the default `[audit] sink`, denial records as JSON lines.
-/// Created by agent-init at record (root-owned when root); every process
-/// appends to it and none but its owner reads it. A policy may move it
-/// elsewhere: then only the mode applies.
+/// Created by agent-init at record (root-owned when root); written by
+/// agent-init alone, from what arrives on [`AUDIT_SOCKET`], and read by
+/// none but its owner. A policy may move it elsewhere: then only the mode
+/// applies.
 pub const AUDIT_FILE: StateFile = StateFile {
     dir: None,
     name: "audit.jsonl",
-    mode: 0o622,
+    mode: 0o600,
 };
+
+/// `audit.sock`: an `AF_UNIX` `SOCK_DGRAM` socket, bound by agent-init at
+/// record when the audit sink is a file; every process sends its denial
+/// records to it ([`AuditDatagram`]), and agent-init (`SO_PASSCRED`)
+/// writes each with the sender's pid, uid and gid as the kernel gives them
+/// (`SCM_CREDENTIALS`), so no process can pass for another. Anyone may
+/// send (mode 0666); what a process says about itself is written as
+/// claimed.
+pub const AUDIT_SOCKET: StateFile = StateFile {
+    dir: None,
+    name: "audit.sock",
+    mode: 0o666,
+};
+
+/// The largest datagram sent to [`AUDIT_SOCKET`]; longer ones are cut.
+pub const AUDIT_DATAGRAM_MAX: usize = 8192;
+
+/// What a process sends to [`AUDIT_SOCKET`]: [`AuditDatagram::MAGIC`],
+/// then the claimed fields, each ended by a NUL: pid (decimal), dropped
+/// (decimal: how many of its records this process could not send before
+/// this one), exe, op, rule, path, layer (`preload`: the hooks refused by
+/// their own check; `kernel`: the real call failed). Every field is the
+/// sender's claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditDatagram<'a> {
+    pub pid: &'a [u8],
+    pub dropped: &'a [u8],
+    pub exe: &'a [u8],
+    pub op: &'a [u8],
+    pub rule: &'a [u8],
+    pub path: &'a [u8],
+    pub layer: &'a [u8],
+}
+
+impl<'a> AuditDatagram<'a> {
+    /// The first field of every datagram (a format version).
+    pub const MAGIC: &'static [u8] = b"agent-vault-audit-2";
+
+    /// Split a received datagram; `None` when it is not in this format.
+    pub fn parse(bytes: &'a [u8]) -> Option<AuditDatagram<'a>> {
+        let mut f = bytes.split(|&b| b == 0);
+        if f.next()? != Self::MAGIC {
+            return None;
+        }
+        let d = AuditDatagram {
+            pid: f.next()?,
+            dropped: f.next()?,
+            exe: f.next()?,
+            op: f.next()?,
+            rule: f.next()?,
+            path: f.next()?,
+            layer: f.next()?,
+        };
+        // Exactly the seven fields, the last one ended by its NUL.
+        (f.next() == Some(&[][..]) && f.next().is_none()).then_some(d)
+    }
+
+    /// Write it into `buf` (each field cut to what fits); the bytes to send.
+    pub fn encode<'b>(&self, buf: &'b mut [u8]) -> &'b [u8] {
+        let mut n = 0;
+        for field in [
+            Self::MAGIC,
+            self.pid,
+            self.dropped,
+            self.exe,
+            self.op,
+            self.rule,
+            self.path,
+            self.layer,
+        ] {
+            // Leave room for this field's NUL; a field never holds one.
+            let room = buf.len().saturating_sub(n + 1);
+            let field = &field[..field.len().min(room)];
+            let field = field.split(|&b| b == 0).next().unwrap_or(&[]);
+            if n + field.len() >= buf.len() {
+                break;
+            }
+            buf[n..n + field.len()].copy_from_slice(field);
+            n += field.len();
+            buf[n] = 0;
+            n += 1;
+        }
+        &buf[..n]
+    }
+}
 
 /// [`AUDIT_FILE`] in [`STATE_DIR`]: the default audit sink.
 pub const DEFAULT_AUDIT_FILE: &str = "/run/agent-vault/audit.jsonl";
@@ -177,5 +347,70 @@ mod tests {
     fn the_default_audit_file_is_in_the_state_dir() {
         let (dir, name) = DEFAULT_AUDIT_FILE.rsplit_once('/').unwrap();
         assert_eq!((dir, name), (STATE_DIR, AUDIT_FILE.name));
+    }
+
+    #[test]
+    fn an_audit_datagram_round_trips_and_a_bad_one_is_refused() {
+        let d = AuditDatagram {
+            pid: b"42",
+            dropped: b"0",
+            exe: b"/bin/cat",
+            op: b"open",
+            rule: b"pi",
+            path: b"/pi-agent/auth.json",
+            layer: b"preload",
+        };
+        let mut buf = [0u8; AUDIT_DATAGRAM_MAX];
+        let bytes = d.encode(&mut buf);
+        assert_eq!(AuditDatagram::parse(bytes), Some(d));
+        assert_eq!(AuditDatagram::parse(&bytes[..bytes.len() - 1]), None);
+        assert_eq!(AuditDatagram::parse(b"x\0a\0b\0c\0d\0e\0f\0g\0"), None);
+        // Cut to fit: still parses.
+        let mut small = [0u8; 40];
+        let cut = d.encode(&mut small);
+        assert!(cut.len() <= 40 && cut.ends_with(&[0]));
+    }
+
+    #[test]
+    fn a_harness_record_round_trips_and_a_bare_pid_is_refused() {
+        let r = HarnessRecord {
+            pid: 4_194_304,
+            start: u64::MAX,
+        };
+        let mut buf = [0u8; HARNESS_RECORD_MAX];
+        let line = r.format(&mut buf);
+        assert_eq!(line, b"4194304 18446744073709551615\n");
+        assert_eq!(HarnessRecord::parse(line), Some(r));
+        assert_eq!(
+            HarnessRecord::parse(b"42 7"),
+            Some(HarnessRecord { pid: 42, start: 7 })
+        );
+        for bad in [
+            &b"42\n"[..],
+            b"0 7\n",
+            b"-1 7\n",
+            b"42  7\n",
+            b" 42 7",
+            b"42 x\n",
+            b"",
+        ] {
+            assert_eq!(HarnessRecord::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_start_time_is_field_22_even_when_the_name_holds_parentheses() {
+        extern crate std;
+        use std::format;
+        let tail = "S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 987654 21 22\n";
+        assert_eq!(
+            stat_start_time(format!("42 (sh) {tail}").as_bytes()),
+            Some(987_654)
+        );
+        assert_eq!(
+            stat_start_time(format!("42 (a) b) (c) {tail}").as_bytes()),
+            Some(987_654)
+        );
+        assert_eq!(stat_start_time(b"42 (sh) S 1 2"), None);
     }
 }

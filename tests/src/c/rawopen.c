@@ -2,7 +2,9 @@
  * an io_uring IORING_OP_OPENAT. Built with gcc -static (no preload at all).
  * Usage: rawopen openat|openat2|io_uring PATH
  * Prints "READ <content>" (exit 0), "DENIED <error>" (exit 1), or
- * "UNSUPPORTED <why>" (exit 3). */
+ * "UNSUPPORTED <why>" (exit 3).
+ * Or: rawopen access PATH: raw faccessat2(R_OK, AT_EACCESS); prints
+ * "ACCESS OK" (exit 0) or "ACCESS <error>" (exit 1). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -60,6 +62,11 @@ int main(int argc, char **argv) {
   if (argc < 3) return 2;
   const char *how = argv[1], *path = argv[2];
   int fd;
+  if (!strcmp(how, "access")) {
+    int r = syscall(SYS_faccessat2, AT_FDCWD, path, R_OK, AT_EACCESS);
+    printf("ACCESS %s\n", r == 0 ? "OK" : strerror(errno));
+    return r == 0 ? 0 : 1;
+  }
   if (!strcmp(how, "openat")) {
     fd = syscall(SYS_openat, AT_FDCWD, path, O_RDONLY, 0);
     if (fd < 0) fd = -errno;

@@ -8,9 +8,11 @@
 //! probe file (`probe/probe`) by name or, when that is not there, lists the
 //! candidate directories (agent-init's probe dir first, then each vault
 //! directory) and opens the first regular file in one read-only with a raw
-//! `openat`: `EACCES` means "already under the tool layer", success means
-//! "not yet". A candidate that is missing or holds no regular file is
-//! skipped. When no candidate is conclusive (no file anywhere in the vault
+//! `openat`: success means "not yet"; `EACCES` (or `EPERM`) means "already
+//! under the tool layer" only when the file's mode bits would have allowed
+//! the read (`refused_by`): a file the process may not read anyway (say a
+//! 0700 `/pi-agent` of another owner) proves nothing, and is skipped like a
+//! candidate that is missing or holds no regular file. When no candidate is conclusive (no file anywhere in the vault
 //! yet) the constructor applies no layer: there is nothing on disk to hide,
 //! and the open hooks still deny by path (documented fallback). agent-init
 //! therefore puts a world-readable file in `probe/` so that detection never
@@ -69,9 +71,30 @@ pub(super) fn probe_file(dir: &[u8]) -> Probe {
         return Probe::NotYet;
     }
     if fd == -libc::EACCES || fd == -libc::EPERM {
-        return Probe::Under;
+        return refused_by(libc::AT_FDCWD, p.with_nul());
     }
     Probe::Nothing // not there (or a symlink): list the candidates
+}
+
+/// Who refused the read-open of `dirfd`/`path` (NUL-terminated): Landlock
+/// (under the tool layer) or the file's own permissions (inconclusive)?
+/// Landlock does not take part in access checks, the file permissions do
+/// (`the_access_check_ignores_landlock_but_not_file_modes_by_kernel` in the
+/// test suite checks this on the running kernel): when `faccessat2(R_OK,
+/// AT_EACCESS)` says this process may read it, the refusal was Landlock's.
+/// One more system call, made only after a refused probe.
+fn refused_by(dirfd: i32, path: &[u8]) -> Probe {
+    if sys::faccessat2(
+        dirfd,
+        path,
+        libc::R_OK,
+        libc::AT_EACCESS | libc::AT_SYMLINK_NOFOLLOW,
+    ) == 0
+    {
+        Probe::Under
+    } else {
+        Probe::Nothing
+    }
 }
 
 /// Probe one directory (NUL-terminated path): read-open its first regular file.
@@ -83,7 +106,7 @@ fn probe_dir(dir: &[u8]) -> Probe {
         0,
     );
     if dfd == -libc::EACCES || dfd == -libc::EPERM {
-        return Probe::Under;
+        return refused_by(libc::AT_FDCWD, dir);
     }
     if dfd < 0 {
         return Probe::Nothing;
@@ -118,8 +141,10 @@ fn probe_dir(dir: &[u8]) -> Probe {
                 break 'outer;
             }
             if fd == -libc::EACCES || fd == -libc::EPERM {
-                verdict = Probe::Under;
-                break 'outer;
+                verdict = refused_by(dfd, name);
+                if verdict == Probe::Under {
+                    break 'outer;
+                }
             }
         }
     }
