@@ -124,7 +124,12 @@ impl RuleSink for RawSink<'_> {
             if is_dir.is_none()
                 && let Some(rec) = self.rec.as_deref_mut()
             {
-                rec.overflow = true; // a base path that may appear later: do not cache
+                if fd == -libc::ENOENT {
+                    // No rule; the cache is rebuilt once the path appears.
+                    rec.record_absent(path);
+                } else {
+                    rec.overflow = true; // cannot tell what it will be: do not cache
+                }
             }
             return Ok(()); // a base path that does not exist (or vanished): no rule
         }
