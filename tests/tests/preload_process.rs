@@ -618,6 +618,42 @@ print("CACHED", rulesets(), flush=True)
 }
 
 #[test]
+fn a_vfork_child_of_the_harness_gets_a_current_cached_ruleset_from_landlock() {
+    // Python's subprocess spawns with vfork, which runs no pthread_atfork
+    // handler: the preload's `vfork` brings the cache up to date in the
+    // harness first (before, it was never built, and every child walked),
+    // so after an atomic save over the vault file the next tool still
+    // cannot read it through the saved file's former rule.
+    if skip_without_landlock(1) {
+        return;
+    }
+    let w = World::new();
+    let home = w.cred_file.parent().unwrap().to_path_buf();
+    std::fs::write(home.join("save.tmp"), "NEW-CREDENTIAL").unwrap();
+    chown_r(&home, HARNESS_UID);
+    let py = PythonHarness::new(&w);
+    let reader = raw_reader("R", &w.cred_file);
+    let harness = script(&format!(
+        r#"{COUNT_RULESETS}
+import subprocess
+R = ["{PYTHON}", "{r}"]
+subprocess.run(R + ["first"])
+print("CACHED", rulesets(), flush=True)
+os.rename("{home}/save.tmp", "{cred}")
+subprocess.run(R + ["second"])
+print("CACHED", rulesets(), flush=True)
+"#,
+        r = py.reader().display(),
+        home = home.display(),
+        cred = w.cred_file.display()
+    ));
+    let r = py.run(&w, &harness, &reader);
+    assert_eq!(r.stdout.matches("CACHED 1").count(), 2, "{r:?}");
+    assert_eq!(r.stdout.matches("R DENIED").count(), 2, "{r:?}");
+    assert!(!r.stdout.contains("NEW-CREDENTIAL"), "{r:?}");
+}
+
+#[test]
 fn an_unreadable_policy_image_refuses_to_run_tools() {
     // Unreadable is not missing: a tool that could hide policy.bin from its
     // children (a Landlock layer of its own, an fd limit, permissions) must

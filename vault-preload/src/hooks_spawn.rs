@@ -303,6 +303,71 @@ list_exec!(
     }
 );
 
+// vfork.
+
+/// Before the harness vforks: `vfork` runs no `pthread_atfork` handler, so
+/// without this a harness that spawns only with `vfork` (Python's
+/// `subprocess`) never has a cached ruleset, and every child walks the
+/// vault's ancestors itself. In the harness: the cache brought up to date
+/// (the child still re-validates it). Returns the real `vfork`, which the
+/// interposed `vfork` jumps to.
+extern "C" fn before_vfork() -> VforkFn {
+    if let Some(st) = state::get()
+        && !st.privileged
+        // Tools skip the `getpid`: a process that did not start as the
+        // harness never becomes it.
+        && st.init_pid == st.harness_pid
+        && st.is_harness()
+    {
+        tool_layer::refresh_cache(st);
+    }
+    real!("vfork", VforkFn)
+}
+
+type VforkFn = unsafe extern "C" fn() -> pid_t;
+
+/// Interposed: [`before_vfork`], then a jump (not a call) to the real
+/// `vfork`, so that it returns straight to our caller in both processes:
+/// a vfork child must not return through a frame of ours, which the parent
+/// would then find overwritten.
+///
+/// # Safety
+/// C contract of `vfork`.
+#[cfg(target_arch = "x86_64")]
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vfork() -> pid_t {
+    // On entry the stack is 8 bytes off the call ABI's 16-byte alignment
+    // (the return address); `before_vfork` returns the real vfork in rax.
+    core::arch::naked_asm!(
+        "sub rsp, 8",
+        "call {before}",
+        "add rsp, 8",
+        "jmp rax",
+        before = sym before_vfork,
+    )
+}
+
+/// Interposed: see the x86_64 version.
+///
+/// # Safety
+/// C contract of `vfork`.
+#[cfg(target_arch = "aarch64")]
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vfork() -> pid_t {
+    // The link register holds our caller's return address: saved around
+    // the call, restored before the jump; the real vfork arrives in x0.
+    core::arch::naked_asm!(
+        "stp x29, x30, [sp, #-16]!",
+        "mov x29, sp",
+        "bl {before}",
+        "ldp x29, x30, [sp], #16",
+        "br x0",
+        before = sym before_vfork,
+    )
+}
+
 // posix_spawn, system, popen.
 
 struct Helper<'a> {
