@@ -326,10 +326,11 @@ extern "C" fn before_vfork() -> VforkFn {
 
 type VforkFn = unsafe extern "C" fn() -> pid_t;
 
-/// Interposed: [`before_vfork`], then a jump (not a call) to the real
-/// `vfork`, so that it returns straight to our caller in both processes:
-/// a vfork child must not return through a frame of ours, which the parent
-/// would then find overwritten.
+/// Interposed: `before_vfork` (the cache brought up to date in the
+/// harness), then a jump (not a call) to the real `vfork`, so that it
+/// returns straight to our caller in both processes: a vfork child must not
+/// return through a frame of ours, which the parent would then find
+/// overwritten.
 ///
 /// # Safety
 /// C contract of `vfork`.
