@@ -654,6 +654,56 @@ print("CACHED", rulesets(), flush=True)
 }
 
 #[test]
+fn a_subprocess_tool_gets_neither_the_credential_nor_the_kept_ruleset_fd_from_landlock() {
+    // Python's subprocess closes every fd but the passed ones in the child
+    // (close_range) before it execs; the preload keeps the harness's cached
+    // ruleset open through that, so the child need not build its own. That
+    // fd is close-on-exec: the tool must not have it, must be under the
+    // tool layer, and must get the fd it was passed (the ranges around the
+    // kept one are still closed and the passed one left open).
+    if skip_without_landlock(1) {
+        return;
+    }
+    let w = World::new();
+    let py = PythonHarness::new(&w);
+    let notes = w.ws.join("notes.txt");
+    std::fs::write(&notes, "PASSED-NOTES").unwrap();
+    chown_r(&w.ws, HARNESS_UID);
+    let reader = raw_script(&format!(
+        r#"{COUNT_RULESETS}
+raw("R", "{cred}")
+fd = int(sys.argv[1])
+print("PASSED", os.read(fd, 100))
+print("TOOL_RULESETS", rulesets())
+"#,
+        cred = w.secret(),
+    ));
+    let harness = script(&format!(
+        r#"{COUNT_RULESETS}
+import subprocess
+R = ["{PYTHON}", "{r}"]
+for i in range(2):
+    fd = os.open("{notes}", os.O_RDONLY)
+    subprocess.run(R + [str(fd)], pass_fds=[fd])
+    os.close(fd)
+print("CACHED", rulesets(), flush=True)
+"#,
+        r = py.reader().display(),
+        notes = notes.display(),
+    ));
+    let r = py.run(&w, &harness, &reader);
+    w.assert_no_leak(&r);
+    assert_eq!(r.stdout.matches("R DENIED").count(), 2, "{r:?}");
+    assert_eq!(
+        r.stdout.matches("PASSED b'PASSED-NOTES'").count(),
+        2,
+        "{r:?}"
+    );
+    assert_eq!(r.stdout.matches("TOOL_RULESETS 0").count(), 2, "{r:?}");
+    assert!(r.stdout.contains("CACHED 1"), "{r:?}");
+}
+
+#[test]
 fn an_unreadable_policy_image_refuses_to_run_tools() {
     // Unreadable is not missing: a tool that could hide policy.bin from its
     // children (a Landlock layer of its own, an fd limit, permissions) must

@@ -26,7 +26,7 @@ use crate::env::EnvCopy;
 use crate::real::{real, real_opt};
 use crate::state::State;
 use crate::{guard, state, sys, tool_layer};
-use core::ffi::{c_char, c_int, c_void};
+use core::ffi::{c_char, c_int, c_uint, c_void};
 use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use libc::{FILE, pid_t, posix_spawn_file_actions_t, posix_spawnattr_t};
 use policy_core::Mode as EnforceMode;
@@ -367,6 +367,65 @@ pub unsafe extern "C" fn vfork() -> pid_t {
         "br x0",
         before = sym before_vfork,
     )
+}
+
+// close_range.
+
+type CloseRangeFn = unsafe extern "C" fn(c_uint, c_uint, c_int) -> c_int;
+
+/// `close_range(2)` through libc's wrapper when there is one, else the
+/// raw system call.
+fn close_range_real(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    match real_opt!("close_range", CloseRangeFn) {
+        // SAFETY: integer arguments only.
+        Some(f) => unsafe { f(first, last, flags) },
+        None => {
+            // SAFETY: integer arguments only; the kernel touches no memory of ours.
+            let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) };
+            r as c_int
+        }
+    }
+}
+
+/// Interposed. A child of the harness that closes every fd but a few
+/// before it execs (Python's `subprocess` with `close_fds`, the default)
+/// would close the harness's cached ruleset too, and then have to walk the
+/// vault's ancestors and build its own at `exec`. In such a child the
+/// range is closed around that one fd: it is close-on-exec, so the program
+/// it execs never gets it (and a ruleset fd grants nothing: it can only
+/// restrict). Anywhere else, and for `CLOSE_RANGE_CLOEXEC`: unchanged.
+///
+/// # Safety
+/// C contract of `close_range` (integer arguments only).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    let keep = match state::get() {
+        Some(st) if !st.privileged && st.is_harness_child() => tool_layer::cache_fd(),
+        _ => -1,
+    };
+    let cloexec_only = flags & libc::CLOSE_RANGE_CLOEXEC as c_int != 0;
+    if keep < 0 || cloexec_only || (keep as c_uint) < first || (keep as c_uint) > last {
+        return close_range_real(first, last, flags);
+    }
+    let k = keep as c_uint;
+    // The first call made carries the flags (CLOSE_RANGE_UNSHARE: the
+    // private fd table comes first); the second runs in that table.
+    let mut rest = flags;
+    if k > first {
+        let r = close_range_real(first, k - 1, rest);
+        if r != 0 {
+            return r;
+        }
+        rest &= !(libc::CLOSE_RANGE_UNSHARE as c_int);
+    }
+    if k < last {
+        return close_range_real(k + 1, last, rest);
+    }
+    if rest & libc::CLOSE_RANGE_UNSHARE as c_int != 0 {
+        // Only the kept fd was in the range: still unshare, as asked.
+        return close_range_real(c_uint::MAX, c_uint::MAX, rest);
+    }
+    0
 }
 
 // posix_spawn, system, popen.
