@@ -67,10 +67,13 @@ impl FsView for RawFs {
                     libc::S_IFLNK => EntryKind::Symlink,
                     _ => EntryKind::Other,
                 };
+                // `st_nlink` is a u64 on x86_64 and a u32 on aarch64.
+                #[allow(clippy::useless_conversion)]
+                let nlink = u64::from(s.st_nlink);
                 let e = DirEntry {
                     name,
                     kind,
-                    nlink: s.st_nlink,
+                    nlink,
                     id: FileId {
                         dev: s.st_dev,
                         ino: s.st_ino,
