@@ -507,9 +507,10 @@ os.waitpid(pid, 0)
 #[test]
 fn a_failed_ruleset_rebuild_is_not_replaced_by_the_stale_one_by_landlock() {
     // When the cached ruleset is stale and its rebuild cannot be cached (a
-    // base rule path has vanished), children must not fall back to the old
-    // one: after an atomic save over the vault file, it would grant the
-    // credential through the saved file's former rule.
+    // base rule path cannot be opened: here a symlink loop), children must
+    // not fall back to the old one: after an atomic save over the vault
+    // file, it would grant the credential through the saved file's former
+    // rule.
     if skip_without_landlock(1) {
         return;
     }
@@ -525,6 +526,7 @@ R = ["{PYTHON}", "{r}"]
 run(R + ["first"])
 os.chdir("/")
 os.rmdir("{ws}")
+os.symlink("{ws}", "{ws}")
 os.rename("{home}/save.tmp", "{cred}")
 run(R + ["second"])
 "#,
@@ -536,6 +538,172 @@ run(R + ["second"])
     let r = py.run(&w, &harness, &reader);
     assert_eq!(r.stdout.matches("R DENIED").count(), 2, "{r:?}");
     assert!(!r.stdout.contains("NEW-CREDENTIAL"), "{r:?}");
+}
+
+/// Python: how many Landlock ruleset fds this process holds (the harness's
+/// cached tool-layer ruleset is one).
+const COUNT_RULESETS: &str = r#"
+def rulesets():
+    n = 0
+    for f in os.listdir("/proc/self/fd"):
+        try:
+            n += "landlock-ruleset" in os.readlink("/proc/self/fd/" + f)
+        except OSError:
+            pass
+    return n
+"#;
+
+#[test]
+fn a_ruleset_cached_while_a_base_path_is_missing_is_rebuilt_when_it_appears_by_landlock() {
+    // A base rule path that does not exist (a `tool_exceptions` directory
+    // not created yet, a policy's /workspace in a container without one)
+    // gets no rule. The harness still keeps the ruleset it built (before,
+    // it dropped it, and every child walked again); a save over the vault
+    // file still invalidates it, and once the missing path appears the next
+    // tool gets its rule.
+    if skip_without_landlock(1) {
+        return;
+    }
+    std::fs::create_dir_all(TEST_ROOT).unwrap();
+    let extra_dir = tempfile::Builder::new()
+        .prefix("av-test-extra-")
+        .tempdir_in(TEST_ROOT)
+        .unwrap();
+    let vault2 = extra_dir.path().join("vault2");
+    std::fs::create_dir(&vault2).unwrap();
+    std::fs::write(vault2.join("secret"), "VAULT2-SECRET").unwrap();
+    chown_r(extra_dir.path(), HARNESS_UID);
+    let w = World::with_policy_extra(
+        "required",
+        &format!(
+            "[[vault.entry]]\nname = \"test-vault2\"\ndir = \"{}\"\ntool_exceptions = [\"snap\"]\n",
+            vault2.display()
+        ),
+    );
+    let home = w.cred_file.parent().unwrap().to_path_buf();
+    std::fs::write(home.join("save.tmp"), "NEW-CREDENTIAL").unwrap();
+    chown_r(&home, HARNESS_UID);
+    let py = PythonHarness::new(&w);
+    let snap = vault2.join("snap");
+    std::fs::create_dir_all(&py.dir).unwrap();
+    let snap_reader = py.dir.join("snap_reader.py");
+    std::fs::write(&snap_reader, raw_reader("S", &snap.join("notes"))).unwrap();
+    let reader = raw_reader("R", &w.cred_file);
+    let harness = script(&format!(
+        r#"{COUNT_RULESETS}
+R = ["{PYTHON}", "{r}"]
+run(R + ["first"])
+print("CACHED", rulesets(), flush=True)
+os.rename("{home}/save.tmp", "{cred}")
+run(R + ["second"])
+os.mkdir("{snap}")
+with open("{snap}/notes", "w") as f:
+    f.write("SNAPSHOT-NOTES")
+run(["{PYTHON}", "{sr}"])
+run(["{PYTHON}", "{sr}"])
+print("CACHED", rulesets(), flush=True)
+"#,
+        r = py.reader().display(),
+        home = home.display(),
+        cred = w.cred_file.display(),
+        snap = snap.display(),
+        sr = snap_reader.display(),
+    ));
+    let r = py.run(&w, &harness, &reader);
+    assert_eq!(r.stdout.matches("CACHED 1").count(), 2, "{r:?}");
+    assert_eq!(r.stdout.matches("R DENIED").count(), 2, "{r:?}");
+    assert!(!r.stdout.contains("NEW-CREDENTIAL"), "{r:?}");
+    assert_eq!(
+        r.stdout.matches("S READ b'SNAPSHOT-NOTES'").count(),
+        2,
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_vfork_child_of_the_harness_gets_a_current_cached_ruleset_from_landlock() {
+    // Python's subprocess spawns with vfork, which runs no pthread_atfork
+    // handler: the preload's `vfork` brings the cache up to date in the
+    // harness first (before, it was never built, and every child walked),
+    // so after an atomic save over the vault file the next tool still
+    // cannot read it through the saved file's former rule.
+    if skip_without_landlock(1) {
+        return;
+    }
+    let w = World::new();
+    let home = w.cred_file.parent().unwrap().to_path_buf();
+    std::fs::write(home.join("save.tmp"), "NEW-CREDENTIAL").unwrap();
+    chown_r(&home, HARNESS_UID);
+    let py = PythonHarness::new(&w);
+    let reader = raw_reader("R", &w.cred_file);
+    let harness = script(&format!(
+        r#"{COUNT_RULESETS}
+import subprocess
+R = ["{PYTHON}", "{r}"]
+subprocess.run(R + ["first"])
+print("CACHED", rulesets(), flush=True)
+os.rename("{home}/save.tmp", "{cred}")
+subprocess.run(R + ["second"])
+print("CACHED", rulesets(), flush=True)
+"#,
+        r = py.reader().display(),
+        home = home.display(),
+        cred = w.cred_file.display()
+    ));
+    let r = py.run(&w, &harness, &reader);
+    assert_eq!(r.stdout.matches("CACHED 1").count(), 2, "{r:?}");
+    assert_eq!(r.stdout.matches("R DENIED").count(), 2, "{r:?}");
+    assert!(!r.stdout.contains("NEW-CREDENTIAL"), "{r:?}");
+}
+
+#[test]
+fn a_subprocess_tool_gets_neither_the_credential_nor_the_kept_ruleset_fd_from_landlock() {
+    // Python's subprocess closes every fd but the passed ones in the child
+    // (close_range) before it execs; the preload keeps the harness's cached
+    // ruleset open through that, so the child need not build its own. That
+    // fd is close-on-exec: the tool must not have it, must be under the
+    // tool layer, and must get the fd it was passed (the ranges around the
+    // kept one are still closed and the passed one left open).
+    if skip_without_landlock(1) {
+        return;
+    }
+    let w = World::new();
+    let py = PythonHarness::new(&w);
+    let notes = w.ws.join("notes.txt");
+    std::fs::write(&notes, "PASSED-NOTES").unwrap();
+    chown_r(&w.ws, HARNESS_UID);
+    let reader = raw_script(&format!(
+        r#"{COUNT_RULESETS}
+raw("R", "{cred}")
+fd = int(sys.argv[1])
+print("PASSED", os.read(fd, 100))
+print("TOOL_RULESETS", rulesets())
+"#,
+        cred = w.secret(),
+    ));
+    let harness = script(&format!(
+        r#"{COUNT_RULESETS}
+import subprocess
+R = ["{PYTHON}", "{r}"]
+for i in range(2):
+    fd = os.open("{notes}", os.O_RDONLY)
+    subprocess.run(R + [str(fd)], pass_fds=[fd])
+    os.close(fd)
+print("CACHED", rulesets(), flush=True)
+"#,
+        r = py.reader().display(),
+        notes = notes.display(),
+    ));
+    let r = py.run(&w, &harness, &reader);
+    w.assert_no_leak(&r);
+    assert_eq!(r.stdout.matches("R DENIED").count(), 2, "{r:?}");
+    assert_eq!(
+        r.stdout.matches("PASSED b'PASSED-NOTES'").count(),
+        2,
+        "{r:?}"
+    );
+    assert_eq!(r.stdout.matches("TOOL_RULESETS 0").count(), 2, "{r:?}");
+    assert!(r.stdout.contains("CACHED 1"), "{r:?}");
 }
 
 #[test]

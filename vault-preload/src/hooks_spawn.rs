@@ -28,7 +28,7 @@ use crate::env::EnvCopy;
 use crate::real::{real, real_opt};
 use crate::state::State;
 use crate::{guard, state, sys, terminal, tool_layer};
-use core::ffi::{c_char, c_int, c_void};
+use core::ffi::{c_char, c_int, c_uint, c_void};
 use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use libc::{FILE, pid_t, posix_spawn_file_actions_t, posix_spawnattr_t};
 use policy_core::Mode as EnforceMode;
@@ -309,6 +309,131 @@ list_exec!(
         unsafe { execve(path, args.as_ptr(), envp) }
     }
 );
+
+// vfork.
+
+/// Before the harness vforks: `vfork` runs no `pthread_atfork` handler, so
+/// without this a harness that spawns only with `vfork` (Python's
+/// `subprocess`) never has a cached ruleset, and every child walks the
+/// vault's ancestors itself. In the harness: the cache brought up to date
+/// (the child still re-validates it). Returns the real `vfork`, which the
+/// interposed `vfork` jumps to.
+extern "C" fn before_vfork() -> VforkFn {
+    if let Some(st) = state::get()
+        && !st.privileged
+        // Tools skip the `getpid`: a process that did not start as the
+        // harness never becomes it.
+        && st.init_pid == st.harness_pid
+        && st.is_harness()
+    {
+        tool_layer::refresh_cache(st);
+    }
+    real!("vfork", VforkFn)
+}
+
+type VforkFn = unsafe extern "C" fn() -> pid_t;
+
+/// Interposed: `before_vfork` (the cache brought up to date in the
+/// harness), then a jump (not a call) to the real `vfork`, so that it
+/// returns straight to our caller in both processes: a vfork child must not
+/// return through a frame of ours, which the parent would then find
+/// overwritten.
+///
+/// # Safety
+/// C contract of `vfork`.
+#[cfg(target_arch = "x86_64")]
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vfork() -> pid_t {
+    // On entry the stack is 8 bytes off the call ABI's 16-byte alignment
+    // (the return address); `before_vfork` returns the real vfork in rax.
+    core::arch::naked_asm!(
+        "sub rsp, 8",
+        "call {before}",
+        "add rsp, 8",
+        "jmp rax",
+        before = sym before_vfork,
+    )
+}
+
+/// Interposed: see the x86_64 version.
+///
+/// # Safety
+/// C contract of `vfork`.
+#[cfg(target_arch = "aarch64")]
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vfork() -> pid_t {
+    // The link register holds our caller's return address: saved around
+    // the call, restored before the jump; the real vfork arrives in x0.
+    core::arch::naked_asm!(
+        "stp x29, x30, [sp, #-16]!",
+        "mov x29, sp",
+        "bl {before}",
+        "ldp x29, x30, [sp], #16",
+        "br x0",
+        before = sym before_vfork,
+    )
+}
+
+// close_range.
+
+type CloseRangeFn = unsafe extern "C" fn(c_uint, c_uint, c_int) -> c_int;
+
+/// `close_range(2)` through libc's wrapper when there is one, else the
+/// raw system call.
+fn close_range_real(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    match real_opt!("close_range", CloseRangeFn) {
+        // SAFETY: integer arguments only.
+        Some(f) => unsafe { f(first, last, flags) },
+        None => {
+            // SAFETY: integer arguments only; the kernel touches no memory of ours.
+            let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) };
+            r as c_int
+        }
+    }
+}
+
+/// Interposed. A child of the harness that closes every fd but a few
+/// before it execs (Python's `subprocess` with `close_fds`, the default)
+/// would close the harness's cached ruleset too, and then have to walk the
+/// vault's ancestors and build its own at `exec`. In such a child the
+/// range is closed around that one fd: it is close-on-exec, so the program
+/// it execs never gets it (and a ruleset fd grants nothing: it can only
+/// restrict). Anywhere else, and for `CLOSE_RANGE_CLOEXEC`: unchanged.
+///
+/// # Safety
+/// C contract of `close_range` (integer arguments only).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    let keep = match state::get() {
+        Some(st) if !st.privileged && st.is_harness_child() => tool_layer::cache_fd(),
+        _ => -1,
+    };
+    let cloexec_only = flags & libc::CLOSE_RANGE_CLOEXEC as c_int != 0;
+    if keep < 0 || cloexec_only || (keep as c_uint) < first || (keep as c_uint) > last {
+        return close_range_real(first, last, flags);
+    }
+    let k = keep as c_uint;
+    // The first call made carries the flags (CLOSE_RANGE_UNSHARE: the
+    // private fd table comes first); the second runs in that table.
+    let mut rest = flags;
+    if k > first {
+        let r = close_range_real(first, k - 1, rest);
+        if r != 0 {
+            return r;
+        }
+        rest &= !(libc::CLOSE_RANGE_UNSHARE as c_int);
+    }
+    if k < last {
+        return close_range_real(k + 1, last, rest);
+    }
+    if rest & libc::CLOSE_RANGE_UNSHARE as c_int != 0 {
+        // Only the kept fd was in the range: still unshare, as asked.
+        return close_range_real(c_uint::MAX, c_uint::MAX, rest);
+    }
+    0
+}
 
 // posix_spawn, system, popen.
 

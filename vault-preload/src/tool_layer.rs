@@ -23,5 +23,5 @@ pub mod recorder;
 pub mod ruleset;
 
 pub use apply::{apply, ensure, ensure_in_harness_child};
-pub use cache::{before_fork, refresh_cache};
+pub use cache::{before_fork, cache_fd, refresh_cache};
 pub use error::{LandlockError, report};

@@ -37,6 +37,12 @@ pub(super) fn cached_fd() -> Option<c_int> {
     (ok && GEN.load(Acquire) == g1).then_some(fd)
 }
 
+/// The cached ruleset's fd number, unchecked (-1: none): the fd a child of
+/// the harness must keep open until it execs (it is close-on-exec).
+pub fn cache_fd() -> c_int {
+    CACHE_FD.load(core::sync::atomic::Ordering::Acquire)
+}
+
 /// In the harness: make sure the cache is current (rebuild when stale).
 pub fn refresh_cache(st: &State) {
     use core::sync::atomic::Ordering::{AcqRel, Release};

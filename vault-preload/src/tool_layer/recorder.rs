@@ -4,14 +4,19 @@
 //!
 //! Its own module because it is the cache's correctness argument: a
 //! ruleset is reused only when every directory the walk listed has the same
-//! identity and mtime (no entry added, removed or renamed) and every base
-//! rule path has the same identity.
+//! identity and mtime (no entry added, removed or renamed), every base
+//! rule path has the same identity, and every base rule path that did not
+//! exist (a policy's `/workspace` in a container without one, a
+//! `tool_exceptions` directory not created yet) still does not: it got no
+//! rule, so a ruleset that predates it grants less, never more, and it is
+//! rebuilt once the path appears.
 
 use crate::sys;
 
 /// Records what a built ruleset depends on: each listed directory (identity
-/// and mtime: an entry added, removed or renamed changes it) and each base
-/// rule path (identity). Fixed capacity; overflow means "do not cache".
+/// and mtime: an entry added, removed or renamed changes it), each base
+/// rule path (identity) and each missing base rule path (still missing).
+/// Fixed capacity; overflow means "do not cache".
 pub struct Recorder {
     arena: [u8; 16384],
     used: usize,
@@ -21,14 +26,31 @@ pub struct Recorder {
     pub(super) overflow: bool,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct Dep {
     off: u32,
     len: u32,
-    dev: u64,
-    ino: u64,
-    /// (sec, nsec) for listed directories; None for rule paths.
-    mtime: Option<(i64, i64)>,
+    state: DepState,
+}
+
+/// What a dependency's `stat` must still say.
+///
+/// `Absent` comes first (tag 0): an empty [`Recorder`] (the cache's
+/// static) is then all zero bytes and stays in `.bss`, instead of adding
+/// 20 KiB of initialised data to the library's file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum DepState {
+    /// A base rule path that did not exist: `stat` still fails with `ENOENT`.
+    Absent,
+    /// A listed directory: same identity, same mtime `(sec, nsec)`.
+    Listed {
+        dev: u64,
+        ino: u64,
+        mtime: (i64, i64),
+    },
+    /// A base rule path: same identity.
+    Rule { dev: u64, ino: u64 },
 }
 
 impl Recorder {
@@ -39,16 +61,42 @@ impl Recorder {
             entries: [Dep {
                 off: 0,
                 len: 0,
-                dev: 0,
-                ino: 0,
-                mtime: None,
+                state: DepState::Absent,
             }; 64],
             n: 0,
             overflow: false,
         }
     }
 
+    /// A listed directory (`listed`) or a base rule path, as `s` says it is.
     pub(super) fn record(&mut self, path: &[u8], s: &libc::stat, listed: bool) {
+        let (dev, ino) = (s.st_dev, s.st_ino);
+        let state = if listed {
+            DepState::Listed {
+                dev,
+                ino,
+                mtime: (s.st_mtime, s.st_mtime_nsec),
+            }
+        } else {
+            DepState::Rule { dev, ino }
+        };
+        self.push(path, state);
+    }
+
+    /// A base rule path that does not exist (`ENOENT`).
+    pub(super) fn record_absent(&mut self, path: &[u8]) {
+        self.push(path, DepState::Absent);
+    }
+
+    fn push(&mut self, path: &[u8], state: DepState) {
+        // The walk lists a directory once per base rule above it (`/` and
+        // `~` both lead to `~/.claude`): one check per distinct dependency.
+        if self.entries[..self.n]
+            .iter()
+            .any(|d| d.state == state && self.path_of(d) == Some(path))
+        {
+            return;
+        }
         let need = path.len() + 1;
         if self.n == self.entries.len() || self.used + need > self.arena.len() {
             self.overflow = true;
@@ -59,12 +107,24 @@ impl Recorder {
         self.entries[self.n] = Dep {
             off: self.used as u32,
             len: need as u32,
-            dev: s.st_dev,
-            ino: s.st_ino,
-            mtime: listed.then_some((s.st_mtime, s.st_mtime_nsec)),
+            state,
         };
         self.n += 1;
         self.used += need;
+    }
+
+    /// A dependency's path, NUL-terminated; None when out of range (a torn
+    /// read: a reader racing a writer, whose result the seqlock discards).
+    fn path_nul(&self, d: &Dep) -> Option<&[u8]> {
+        (d.off as usize)
+            .checked_add(d.len as usize)
+            .and_then(|end| self.arena.get(d.off as usize..end))
+    }
+
+    /// A dependency's path without its NUL.
+    fn path_of(&self, d: &Dep) -> Option<&[u8]> {
+        self.path_nul(d)
+            .and_then(|p| p.split_last().map(|(_, p)| p))
     }
 
     /// Every dependency is unchanged.
@@ -75,20 +135,23 @@ impl Recorder {
         self.entries[..self.n.min(self.entries.len())]
             .iter()
             .all(|d| {
-                // A reader racing a writer may see a torn entry (the seqlock
-                // discards the result): never index out of range on one.
-                let Some(p) = (d.off as usize)
-                    .checked_add(d.len as usize)
-                    .and_then(|end| self.arena.get(d.off as usize..end))
-                else {
+                // Never index out of range on a torn entry.
+                let Some(p) = self.path_nul(d) else {
                     return false;
                 };
                 let mut s = core::mem::MaybeUninit::uninit();
-                sys::fstatat(libc::AT_FDCWD, p, 0, &mut s).is_some_and(|s| {
-                    s.st_dev == d.dev
-                        && s.st_ino == d.ino
-                        && d.mtime.is_none_or(|m| m == (s.st_mtime, s.st_mtime_nsec))
-                })
+                // `fstatat` refuses a path without its NUL without a system
+                // call: no errno left over from before may read as ENOENT.
+                sys::set_errno(0);
+                let now = sys::fstatat(libc::AT_FDCWD, p, 0, &mut s);
+                match (d.state, now) {
+                    (DepState::Absent, None) => sys::errno() == libc::ENOENT,
+                    (DepState::Rule { dev, ino }, Some(s)) => s.st_dev == dev && s.st_ino == ino,
+                    (DepState::Listed { dev, ino, mtime }, Some(s)) => {
+                        s.st_dev == dev && s.st_ino == ino && mtime == (s.st_mtime, s.st_mtime_nsec)
+                    }
+                    _ => false,
+                }
             })
     }
 }

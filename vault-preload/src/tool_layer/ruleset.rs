@@ -67,10 +67,13 @@ impl FsView for RawFs {
                     libc::S_IFLNK => EntryKind::Symlink,
                     _ => EntryKind::Other,
                 };
+                // `st_nlink` is a u64 on x86_64 and a u32 on aarch64.
+                #[allow(clippy::useless_conversion)]
+                let nlink = u64::from(s.st_nlink);
                 let e = DirEntry {
                     name,
                     kind,
-                    nlink: s.st_nlink,
+                    nlink,
                     id: FileId {
                         dev: s.st_dev,
                         ino: s.st_ino,
@@ -124,7 +127,12 @@ impl RuleSink for RawSink<'_> {
             if is_dir.is_none()
                 && let Some(rec) = self.rec.as_deref_mut()
             {
-                rec.overflow = true; // a base path that may appear later: do not cache
+                if fd == -libc::ENOENT {
+                    // No rule; the cache is rebuilt once the path appears.
+                    rec.record_absent(path);
+                } else {
+                    rec.overflow = true; // cannot tell what it will be: do not cache
+                }
             }
             return Ok(()); // a base path that does not exist (or vanished): no rule
         }
