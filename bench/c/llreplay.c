@@ -11,7 +11,9 @@
  * base layer), then the process drops to UID:GID with no supplementary
  * groups, sets no_new_privs, enforces the layers in order and execs CMD.
  * Any failure exits 1: a replay that skipped a rule would not be the same
- * shape. */
+ * shape. One exception: a path that no longer exists (a file of the session
+ * that ended with it, such as agent-init's harness record) is skipped and
+ * counted on stderr: a rule on a file that is gone grants nothing. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -59,6 +61,10 @@ int main(int argc, char **argv) {
       if (*path != ' ' || layers == 0) { fprintf(stderr, "llreplay: bad line: %s\n", line); return 1; }
       path++;
       pb.parent_fd = open(path, O_PATH | O_CLOEXEC);
+      if (pb.parent_fd < 0 && errno == ENOENT) {
+        fprintf(stderr, "llreplay: skipped a rule on %s: gone since it was recorded\n", path);
+        continue;
+      }
       if (pb.parent_fd < 0) die("open O_PATH", path);
       if (syscall(SYS_landlock_add_rule, layer_fd[layers - 1], LANDLOCK_RULE_PATH_BENEATH, &pb, 0) != 0)
         die("landlock_add_rule", path);
