@@ -1,7 +1,7 @@
 //! Step 4, dropping privileges (in the harness child, before exec), and the
 //! smaller drop agent-init applies to itself once the harness runs.
 //!
-//! Order (verified, crates-and-pitfalls.md section 5): bounding set swept
+//! Order (each step needs a capability the next one drops): bounding set swept
 //! over `0..=cap_last_cap`, ambient and inheritable cleared; securebits
 //! locked (`NOROOT`, `NO_SETUID_FIXUP`, `KEEP_CAPS` off, `NO_CAP_AMBIENT_RAISE`,
 //! each with its lock); `setgroups`, `setresgid`, `setresuid`; permitted and

@@ -4,7 +4,7 @@
 //! unnamed, synced, then named without replacing). The step's last check,
 //! that no vault file has a second name, is [`crate::vault_links`].
 //!
-//! Rules (DESIGN.md, "Seeding"):
+//! Rules (DESIGN.md, "Seeding and the vault's integrity"):
 //! - never overwrite: a file that exists in the target is kept, even when the
 //!   seed is newer (a stale seed must not roll back a refreshed token);
 //!   `linkat`/`renameat2(RENAME_NOREPLACE)` keep that true against races;
