@@ -56,7 +56,7 @@ Examples:
 Logging: -v (debug) or -q (warnings and errors only), or AGENT_VAULT_LOG=quiet|info|debug.";
 
 #[derive(Parser)]
-#[command(name = "agent-init", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
+#[command(name = "agent-init", version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("AGENT_VAULT_REVISION"), ")"), about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
 struct Cli {
     /// More detail on stderr (AGENT_VAULT_LOG=debug).
     #[arg(short, long, global = true, conflicts_with = "quiet")]

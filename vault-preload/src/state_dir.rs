@@ -6,8 +6,10 @@
 //! environment redirects it.
 //! - `/run/agent-vault/` when it is a root-owned directory holding
 //!   `harness.pid`;
-//! - else `/tmp/agent-vault-<uid>/` when owned by this uid or root and not
-//!   group- or world-writable;
+//! - else the host-mode directory, [`layout::HostStateDir`]:
+//!   `/var/lib/agent-vault/<uid>/` when it exists and `/var/lib/agent-vault`
+//!   is a root-owned directory (the images), else `/tmp/agent-vault-<uid>/`;
+//!   used when owned by this uid or root and not group- or world-writable;
 //! - else none (no session: the built-in policy, [`crate::builtin`]).
 //!
 //! The names come from the one contract, `policy_core::layout`, as byte
@@ -83,8 +85,20 @@ pub fn find(uid: u32) -> Option<(StatePath, Option<libc::stat>)> {
     {
         return Some((run, Some(pid_st)));
     }
-    let host = StatePath::new(&[layout::HostStateDir::new(uid).as_bytes()])?;
-    let st = sys::lstat(host.with_nul())?;
+    // agent-init's choice (`policy::session::host_state_dir`): the shared
+    // root's `<uid>` when it made one there, else the one under /tmp.
+    let root = StatePath::new(&[layout::SHARED_STATE_ROOT.as_bytes()])?;
+    let root_ok = sys::lstat(root.with_nul())
+        .is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR && st.st_uid == 0);
+    let shared = StatePath::new(&[layout::HostStateDir::new(uid, true).as_bytes()])?;
+    let (host, st) = match sys::lstat(shared.with_nul()) {
+        Some(st) if root_ok => (shared, st),
+        _ => {
+            let tmp = StatePath::new(&[layout::HostStateDir::new(uid, false).as_bytes()])?;
+            let st = sys::lstat(tmp.with_nul())?;
+            (tmp, st)
+        }
+    };
     let ok = st.st_mode & libc::S_IFMT == libc::S_IFDIR
         && (st.st_uid == uid || st.st_uid == 0)
         && st.st_mode & 0o022 == 0;
