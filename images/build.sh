@@ -40,9 +40,11 @@
 #                              enough for the workspace, 1.88: trixie has 1.85,
 #                              so use sid, or the default --prebuilt)
 #   AGENT_VAULT_MIRROR         Debian mirror for mmdebstrap (default: mmdebstrap's)
-#   AGENT_VAULT_HOST_CERTS     with podman, bind-mount this CA directory into
-#                              RUN steps (default /etc/ssl/certs when --offline),
-#                              for hosts whose egress needs a custom CA; "" to disable
+#   AGENT_VAULT_HOST_CERTS     this CA directory for the RUN steps (default
+#                              /etc/ssl/certs when --offline), for hosts whose
+#                              egress needs a custom CA: podman bind-mounts it,
+#                              docker passes its ca-certificates.crt as the build
+#                              secret host_ca; "" to disable
 #
 # Every image is built with the repository root as context and the
 # images/<name>/Dockerfile.dockerignore filter, and labelled (OCI labels) with
@@ -205,12 +207,19 @@ if [ "$offline" = 1 ]; then
         # never used (BINARIES=prebuilt) but keeps every FROM resolvable offline
         build_args=(--build-arg "BUILDER_IMAGE=$node_image" "${build_args[@]}")
     fi
+    certs=${AGENT_VAULT_HOST_CERTS-/etc/ssl/certs}
+else
+    certs=${AGENT_VAULT_HOST_CERTS:-}
+fi
+# A host CA directory for the RUN steps that fetch from npm: podman
+# bind-mounts it; Docker has no build-time bind mount from the host, so its
+# bundle goes in as the optional build secret `host_ca` (NODE_EXTRA_CA_CERTS).
+if [ -n "${certs:-}" ] && [ -d "$certs" ]; then
     if is_podman; then
-        certs=${AGENT_VAULT_HOST_CERTS-/etc/ssl/certs}
-        [ -n "$certs" ] && [ -d "$certs" ] && common+=(-v "$certs:/etc/ssl/certs:ro")
+        common+=(-v "$certs:/etc/ssl/certs:ro")
+    elif [ -f "$certs/ca-certificates.crt" ]; then
+        common+=(--secret "id=host_ca,src=$certs/ca-certificates.crt")
     fi
-elif is_podman && [ -n "${AGENT_VAULT_HOST_CERTS:-}" ]; then
-    common+=(-v "$AGENT_VAULT_HOST_CERTS:/etc/ssl/certs:ro")
 fi
 
 # --- prebuilt binaries -------------------------------------------------------

@@ -33,8 +33,8 @@ declared() { [[ ",${AGENT_VAULT_ALLOW_SKIP:-}," == *",$1,"* ]]; }
 missing=()
 have() { command -v "$1" >/dev/null 2>&1; }
 python3 -c 'import yaml' 2>/dev/null || missing+=("python3-yaml")
-[ "$(id -u)" = 0 ] || declared root || missing+=("root (run with sudo, or declare AGENT_VAULT_ALLOW_SKIP=root)")
-have cargo || missing+=(cargo)
+[ "$(id -u)" = 0 ] || declared root || missing+=("root (or declare AGENT_VAULT_ALLOW_SKIP=root)")
+have cargo || missing+=("cargo (install Rust with rustup; tests/setup.sh does not)")
 have cargo && ! cargo nextest --version >/dev/null 2>&1 && missing+=(cargo-nextest)
 have cargo && ! cargo deny --version >/dev/null 2>&1 && missing+=(cargo-deny)
 if [ "$containers" = 1 ] && ! declared containers; then
@@ -47,7 +47,8 @@ if [ "$containers" = 1 ] && ! declared containers; then
   fi
 fi
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "tests/run.sh: missing $(IFS=,; echo "${missing[*]}" | sed 's/,/, /g'); install and start them with: sudo tests/setup.sh" >&2
+  list=$(printf '%s; ' "${missing[@]}")
+  echo "tests/run.sh: missing: ${list%; }. Install and start them with: tests/setup.sh (as root)" >&2
   exit 1
 fi
 

@@ -5,12 +5,12 @@
 # daemon (dockerd --iptables=false --bridge=none: the tests use --network
 # host or none). Idempotent; .ci/run calls it before tests/run.sh.
 #
-#   sudo tests/setup.sh
+#   tests/setup.sh      (as root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
-[ "$(id -u)" = 0 ] || { echo "tests/setup.sh: needs root (it runs apt-get and starts dockerd): sudo tests/setup.sh" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "tests/setup.sh: needs root (it runs apt-get and starts dockerd): run it as root" >&2; exit 1; }
 command -v apt-get >/dev/null || { echo "tests/setup.sh: needs apt-get (Debian/Ubuntu); elsewhere install the tools tests/run.sh names" >&2; exit 1; }
 
 echo "=== packages"

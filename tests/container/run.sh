@@ -50,7 +50,7 @@ case "$engine" in
     ""|podman) ;;
     docker)
         docker info >/dev/null 2>&1 || {
-            echo "container tests: --engine docker: the Docker daemon does not answer (docker info); start it: sudo tests/setup.sh" >&2; exit 1; } ;;
+            echo "container tests: --engine docker: the Docker daemon does not answer (docker info); start it: tests/setup.sh (as root)" >&2; exit 1; } ;;
     *) echo "container tests: --engine $engine: podman or docker" >&2; exit 2 ;;
 esac
 if [ -z "$engine" ]; then
