@@ -92,6 +92,14 @@ case "$platform" in
     linux/arm64|linux/arm64/v8) rust_target=aarch64-unknown-linux-gnu ;;
     *) die "--platform $platform: only linux/amd64 and linux/arm64" ;;
 esac
+# Another platform than the host's: --offline makes a Debian rootfs of that
+# architecture (mmdebstrap runs its maintainer scripts through qemu-user in
+# binfmt_misc), and --prebuilt takes the cross-compiled binaries.
+deb_arch= arch_suffix=
+if [ -n "$platform" ] && [ "$rust_target" != "$(uname -m)-unknown-linux-gnu" ]; then
+    deb_arch=${rust_target%%-*}; [ "$deb_arch" = aarch64 ] && deb_arch=arm64
+    arch_suffix=-$deb_arch
+fi
 # --prebuilt for another platform than the host's: the cross-compiled binaries.
 if [ -n "$platform" ] && [ "$prebuilt" = "$ROOT/target/release" ] \
     && [ "$rust_target" != "$(uname -m)-unknown-linux-gnu" ]; then
@@ -173,15 +181,15 @@ suite=${AGENT_VAULT_SUITE:-trixie}
 # this very tarball.
 local_image() {
     local name=$1 pkgs=$2 suite=${3:-$suite} tar tag stamp have
-    tar="$cache/rootfs-$suite-$name.tar"
-    tag="localhost/agent-vault/offline-$name:$suite"
+    tar="$cache/rootfs-$suite-$name$arch_suffix.tar"
+    tag="localhost/agent-vault/offline-$name:$suite$arch_suffix"
     mkdir -p "$cache"
     if [ ! -s "$tar" ]; then
         command -v mmdebstrap >/dev/null 2>&1 || die "--offline needs mmdebstrap (apt-get install mmdebstrap)"
         log "mmdebstrap $suite ($pkgs) -> $tar"
         local t0=$SECONDS
         # shellcheck disable=SC2086
-        mmdebstrap --quiet --variant=minbase --include="$pkgs" "$suite" "$tar.tmp.tar" ${AGENT_VAULT_MIRROR:-} \
+        mmdebstrap --quiet --variant=minbase ${deb_arch:+--architectures=$deb_arch} --include="$pkgs" "$suite" "$tar.tmp.tar" ${AGENT_VAULT_MIRROR:-} \
             || { rm -f "$tar.tmp.tar"; die "mmdebstrap failed"; }
         mv "$tar.tmp.tar" "$tar"
         log "rootfs built in $((SECONDS - t0))s"
@@ -190,7 +198,11 @@ local_image() {
     have=$("$engine" image inspect --format '{{ index .Config.Labels "agent-vault.rootfs" }}' "$tag" 2>/dev/null || true)
     if [ "$have" != "$stamp" ]; then
         log "importing $tar as $tag"
-        "$engine" import --change "LABEL agent-vault.rootfs=\"$stamp\"" \
+        local as=()
+        if [ -n "$deb_arch" ]; then
+            if is_podman; then as=(--arch "$deb_arch"); else as=(--platform "$platform"); fi
+        fi
+        "$engine" import "${as[@]}" --change "LABEL agent-vault.rootfs=\"$stamp\"" \
             --change 'CMD ["/bin/bash"]' --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
             "$tar" "$tag" >/dev/null 2>&1 || die "$engine import $tar failed"
     fi

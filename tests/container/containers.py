@@ -33,6 +33,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -86,7 +87,8 @@ def secure_flags(user=None):
         # on a read-only root that needs a tmpfs (root-owned, sticky 1777)
         f += ["--user", user, "--tmpfs", "/var/lib/agent-vault:rw,nosuid,nodev,mode=1777"]
     else:
-        f += ["--cap-add", ",".join(CAPS)]
+        for c in CAPS:  # one flag each: Docker 20.10 takes no comma-separated list
+            f += ["--cap-add", c]
     return f
 
 
@@ -324,11 +326,13 @@ def case_nonroot(res):
             if user.endswith(":0"):
                 # OpenShift's arbitrary uid (gid 0) gets volumes writable by
                 # group 0 (the image's uid-1000 directories are not its own)
-                shared = os.path.join(art, "pi-agent-%s" % img)
-                os.makedirs(shared)
-                os.chown(shared, 0, 0)
-                os.chmod(shared, 0o770)
-                vols = ["-v", "%s:/pi-agent" % shared, "-v", "/workspace"]
+                vols = []
+                for d in ("/pi-agent", "/workspace"):
+                    shared = os.path.join(art, "%s-%s%s" % (img, label, d.replace("/", "-")))
+                    os.makedirs(shared)
+                    os.chown(shared, 0, 0)
+                    os.chmod(shared, 0o770)
+                    vols += ["-v", "%s:%s" % (shared, d)]
             args = [ENGINE, "run", "--rm", "--network", "none"] + secure_flags(user) + vols + \
                 [image(img), "bash", "-c", NONROOT_TOOL]
             rc, out, err, dt = sh(args, timeout=120)
@@ -717,6 +721,18 @@ def case_stop(res):
                 break
 
 
+def rfc3339_ns(text):
+    """Docker's `2026-11-27T15:08:11.123456789Z` as Unix nanoseconds ("" if not that)."""
+    import datetime
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z", text.strip())
+    if not m:
+        return ""
+    secs = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+    frac = (m.group(2) or "0")[:9].ljust(9, "0")
+    return str(int(secs) * 10**9 + int(frac))
+
+
 def stop_once(res, label, cmd, want, must, art, final):
     """One try of a stop variant: the seconds `podman stop` took, or None;
     the timing is checked only on the final try."""
@@ -740,9 +756,13 @@ def stop_once(res, label, cmd, want, must, art, final):
         sent_ns = time.time_ns()
         rc, _, err, _ = sh([ENGINE, "stop", "-t", "10", name], timeout=30)
         cli = time.monotonic() - t0
-        _, out, _, _ = sh([ENGINE, "inspect", "--format",
-                           "{{.State.ExitCode}} {{.State.FinishedAt.UnixNano}}", name], timeout=30)
+        # podman's FinishedAt is a time (.UnixNano); Docker's an RFC 3339 string
+        fmt = "{{.State.ExitCode}} " + ("{{.State.FinishedAt.UnixNano}}" if ENGINE == "podman"
+                                        else "{{.State.FinishedAt}}")
+        _, out, _, _ = sh([ENGINE, "inspect", "--format", fmt, name], timeout=30)
         code, _, finished = out.strip().partition(" ")
+        if ENGINE != "podman":
+            finished = rfc3339_ns(finished)
         # The container's own stop time: from the SIGTERM to the moment its
         # PID 1 exited (recorded by the engine), without the engine's clean-up.
         try:
