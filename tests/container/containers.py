@@ -333,8 +333,9 @@ def case_nonroot(res):
                     os.chown(shared, 0, 0)
                     os.chmod(shared, 0o770)
                     vols += ["-v", "%s:%s" % (shared, d)]
-            args = [ENGINE, "run", "--rm", "--network", "none"] + secure_flags(user) + vols + \
-                [image(img), "bash", "-c", NONROOT_TOOL]
+            # the harness (bash) runs the script in a child bash: a tool
+            args = [ENGINE, "run", "--rm", "--network", "none", "-e", "AV_TOOL=" + NONROOT_TOOL] + \
+                secure_flags(user) + vols + [image(img), "bash", "-c", 'bash -c "$AV_TOOL"; exit $?']
             rc, out, err, dt = sh(args, timeout=120)
             write(os.path.join(art, "%s-%s.out" % (img, label)), out)
             write(os.path.join(art, "%s-%s.err" % (img, label)), err)
@@ -409,7 +410,7 @@ def case_adopt(res):
         args = [ENGINE, "run", "--rm", "--network", "none"] + secure_flags(user) + ["-v", "/pi-agent"]
         if seeded:
             args += ["-v", "%s:/pi-agent-ro:ro" % seed]
-        args += ["-e", "AV_TOOL=" + tool, tag] + (harness if seeded else ["bash", "-c", tool])
+        args += ["-e", "AV_TOOL=" + tool, tag] + (harness if seeded else ["bash", "-c", 'bash -c "$AV_TOOL"; exit $?'])
         rc, out, err, dt = sh(args, timeout=120)
         write(os.path.join(art, "%s.out" % label), out)
         write(os.path.join(art, "%s.err" % label), err)
