@@ -10,7 +10,7 @@
 # say so, where the kernel lacks a feature), cargo-nextest, cargo-deny
 # (deny.toml: licenses, banned crates, sources), and for the container
 # tests podman, runc, mmdebstrap, gcc, python3 and a running Docker daemon
-# (they run under both engines). `sudo tests/setup.sh` installs and starts
+# (they run under both engines). `tests/setup.sh` (as root) installs and starts
 # all of it (.ci/run calls it); anything missing stops this script at once
 # with one line naming it. AGENT_VAULT_ALLOW_SKIP=docker runs the container
 # tests under podman only.

@@ -46,6 +46,12 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
+if [ -n "$engine" ] && ! command -v "$engine" >/dev/null 2>&1; then
+    if [[ ",${AGENT_VAULT_ALLOW_SKIP:-}," == *",containers,"* ]]; then
+        echo "container tests: SKIP (containers, declared in AGENT_VAULT_ALLOW_SKIP): no $engine" >&2; exit 77
+    fi
+    echo "container tests: cannot run: no $engine. Install it: tests/setup.sh (as root), or declare the skip: AGENT_VAULT_ALLOW_SKIP=containers" >&2; exit 1
+fi
 case "$engine" in
     ""|podman) ;;
     docker)
