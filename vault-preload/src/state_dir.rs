@@ -86,7 +86,7 @@ pub fn join(dir: &StatePath, name: &[u8]) -> Option<StatePath> {
 /// stays hidden), with no process trusted as the harness ([`harness_pid`]).
 /// The liveness check (one read of `/proc/<pid>/stat`) is made only when
 /// both directories exist; every other process pays the host directory's
-/// lookup ([`host_dir`]: two or three `lstat`s).
+/// lookup (`host_dir`: two or three `lstat`s).
 pub fn find(uid: u32) -> Option<(StatePath, Option<HarnessRecord>)> {
     let run = StatePath::new(&[STATE_DIR])?;
     let host = host_dir(uid);
