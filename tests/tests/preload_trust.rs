@@ -76,17 +76,6 @@ fn a_stale_root_state_dir_is_not_used_by_a_later_session_by_preload() {
     let host_dir = policy::host_state_dir(HARNESS_UID);
     let later = World::with_state_at("required", "", host_dir.to_str().unwrap());
     chown_r(&later.state, HARNESS_UID);
-    // the worlds' folder under /var/lib, kept visible under the tmpfs
-    let worlds = later
-        .state
-        .strip_prefix("/var/lib")
-        .expect("the test worlds live under /var/lib")
-        .components()
-        .next()
-        .unwrap()
-        .as_os_str()
-        .to_owned();
-    let worlds = std::path::Path::new(&worlds);
     let script = format!(
         r#"set -e
 sh -c '{record}'
