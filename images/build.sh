@@ -3,6 +3,9 @@
 #
 #   images/build.sh [options] [NAME...]      NAME: base pi claude opencode proxy (default: all)
 #
+# A harness image (pi, claude, opencode) is built FROM agent-vault/base: base
+# is built first when it is missing (or when it is named too).
+#
 # Options:
 #   --offline          build without any container registry: first build local
 #                      Debian base images with mmdebstrap + `<engine> import`
@@ -21,6 +24,11 @@
 #                      PI_VERSION=0.73.1, BASE_IMAGE=...).
 #   --engine E         docker or podman (default: docker when its daemon
 #                      answers, else podman; or $CONTAINER_ENGINE).
+#   --platform P       build for P (linux/amd64, linux/arm64); with --prebuilt
+#                      the binaries come from target/<rust target>/release
+#                      (cargo build --release --target aarch64-unknown-linux-gnu).
+#                      Running RUN steps of a foreign platform needs qemu-user
+#                      registered in binfmt_misc.
 #   -q, --quiet        less build output.
 #
 # Environment:
@@ -32,17 +40,22 @@
 #                              enough for the workspace, 1.88: trixie has 1.85,
 #                              so use sid, or the default --prebuilt)
 #   AGENT_VAULT_MIRROR         Debian mirror for mmdebstrap (default: mmdebstrap's)
-#   AGENT_VAULT_HOST_CERTS     with podman, bind-mount this CA directory into
-#                              RUN steps (default /etc/ssl/certs when --offline),
-#                              for hosts whose egress needs a custom CA; "" to disable
+#   AGENT_VAULT_HOST_CERTS     this CA directory for the RUN steps (default
+#                              /etc/ssl/certs when --offline), for hosts whose
+#                              egress needs a custom CA: podman bind-mounts it,
+#                              docker passes its ca-certificates.crt as the build
+#                              secret host_ca; "" to disable
 #
 # Every image is built with the repository root as context and the
-# images/<name>/Dockerfile.dockerignore filter.
+# images/<name>/Dockerfile.dockerignore filter, and labelled (OCI labels) with
+# VERSION (the workspace version), REVISION (git rev-parse --short HEAD, also
+# compiled into `agent-init --version`), CREATED (now, RFC 3339) and SOURCE
+# (AGENT_VAULT_SOURCE, default Cargo.toml's `repository`).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ALL=(base pi claude opencode proxy)
-offline=0 prebuilt= from_source=0 quiet=0 engine=${CONTAINER_ENGINE:-}
+offline=0 prebuilt= from_source=0 quiet=0 engine=${CONTAINER_ENGINE:-} platform=
 build_args=() names=()
 
 die() { echo "build.sh: $*" >&2; exit 1; }
@@ -58,6 +71,8 @@ while [ $# -gt 0 ]; do
         --build-arg=*) build_args+=(--build-arg "${1#--build-arg=}") ;;
         --engine) shift; engine=$1 ;;
         --engine=*) engine=${1#--engine=} ;;
+        --platform) shift; platform=$1 ;;
+        --platform=*) platform=${1#--platform=} ;;
         -q|--quiet) quiet=1 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         -*) die "unknown option $1 (see --help)" ;;
@@ -72,6 +87,24 @@ done
 if [ "$offline" = 1 ] && [ "$from_source" = 0 ] && [ -z "$prebuilt" ]; then
     prebuilt="$ROOT/target/release"
 fi
+case "$platform" in
+    ""|linux/amd64) rust_target=x86_64-unknown-linux-gnu ;;
+    linux/arm64|linux/arm64/v8) rust_target=aarch64-unknown-linux-gnu ;;
+    *) die "--platform $platform: only linux/amd64 and linux/arm64" ;;
+esac
+# Another platform than the host's: --offline makes a Debian rootfs of that
+# architecture (mmdebstrap runs its maintainer scripts through qemu-user in
+# binfmt_misc), and --prebuilt takes the cross-compiled binaries.
+deb_arch= arch_suffix=
+if [ -n "$platform" ] && [ "$rust_target" != "$(uname -m)-unknown-linux-gnu" ]; then
+    deb_arch=${rust_target%%-*}; [ "$deb_arch" = aarch64 ] && deb_arch=arm64
+    arch_suffix=-$deb_arch
+fi
+# --prebuilt for another platform than the host's: the cross-compiled binaries.
+if [ -n "$platform" ] && [ "$prebuilt" = "$ROOT/target/release" ] \
+    && [ "$rust_target" != "$(uname -m)-unknown-linux-gnu" ]; then
+    prebuilt="$ROOT/target/$rust_target/release"
+fi
 
 if [ -z "$engine" ]; then
     if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
@@ -79,10 +112,43 @@ if [ -z "$engine" ]; then
     elif command -v podman >/dev/null 2>&1; then
         engine=podman
     else
-        die "neither a working docker nor podman found"
+        die "neither a working docker nor podman found: install one (apt-get install podman)"
     fi
 fi
-command -v "$engine" >/dev/null 2>&1 || die "$engine not found"
+command -v "$engine" >/dev/null 2>&1 || die "$engine not found (install it: apt-get install podman, or docker.io)"
+case "$(basename "$engine")" in
+    podman|docker) ;;
+    *) die "--engine $engine: docker or podman (a name or a path)" ;;
+esac
+is_podman() { [ "$(basename "$engine")" = podman ]; }
+
+# Docker builds with BuildKit (the Dockerfiles use RUN --mount and
+# Dockerfile.dockerignore; the classic builder also builds unused stages).
+# A client with the buildx plugin does that by default; a client older than
+# 23 does it with DOCKER_BUILDKIT=1; a newer one without buildx cannot, so
+# take Debian docker.io's /usr/bin/docker when that is an older client.
+if ! is_podman && ! "$engine" buildx version >/dev/null 2>&1; then
+    client_major() { "$1" version --format '{{.Client.Version}}' 2>/dev/null | cut -d. -f1; }
+    major=$(client_major "$engine")
+    if [ -n "$major" ] && [ "$major" -lt 23 ] 2>/dev/null; then
+        export DOCKER_BUILDKIT=1
+    elif [ -x /usr/bin/docker ] && m=$(client_major /usr/bin/docker) && [ -n "$m" ] && [ "$m" -lt 23 ] 2>/dev/null; then
+        log "$(command -v "$engine") (client $major) has no buildx plugin: building with /usr/bin/docker (client $m, BuildKit built in)"
+        engine=/usr/bin/docker
+        export DOCKER_BUILDKIT=1
+    else
+        die "$engine: client ${major:-?} without the buildx plugin cannot use BuildKit, which the Dockerfiles need (install docker-buildx, or use podman)"
+    fi
+fi
+
+# A harness image needs agent-vault/base: build it first when it is missing.
+image_exists() { "$engine" image inspect "$1" >/dev/null 2>&1; }
+need_base=0
+for n in "${names[@]}"; do [ "$n" != base ] && need_base=1; done
+if [ "$need_base" = 1 ] && ! [[ " ${names[*]} " == *" base "* ]] && ! image_exists agent-vault/base:latest; then
+    log "agent-vault/base:latest is missing: building it first"
+    names=(base "${names[@]}")
+fi
 
 # Build each image once per run, in dependency order (base first).
 ordered=()
@@ -92,6 +158,19 @@ done
 
 common=()
 [ "$quiet" = 1 ] && common+=(-q)
+[ -n "$platform" ] && common+=(--platform "$platform")
+# Docker without its bridge network (dockerd --bridge=none): RUN steps use the host's.
+if ! is_podman && ! "$engine" network inspect bridge >/dev/null 2>&1; then
+    common+=(--network host)
+fi
+
+# --- labels: version, revision, created, source ------------------------------
+version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
+source=$(sed -n '/^\[workspace.package\]/,/^\[/s/^repository *= *"\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
+revision=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+build_args=(--build-arg "VERSION=${version:-unknown}" --build-arg "REVISION=$revision" \
+    --build-arg "CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+    --build-arg "SOURCE=${AGENT_VAULT_SOURCE:-$source}" "${build_args[@]}")
 
 # --- offline base images -----------------------------------------------------
 cache=${AGENT_VAULT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/agent-vault}
@@ -102,15 +181,15 @@ suite=${AGENT_VAULT_SUITE:-trixie}
 # this very tarball.
 local_image() {
     local name=$1 pkgs=$2 suite=${3:-$suite} tar tag stamp have
-    tar="$cache/rootfs-$suite-$name.tar"
-    tag="localhost/agent-vault/offline-$name:$suite"
+    tar="$cache/rootfs-$suite-$name$arch_suffix.tar"
+    tag="localhost/agent-vault/offline-$name:$suite$arch_suffix"
     mkdir -p "$cache"
     if [ ! -s "$tar" ]; then
         command -v mmdebstrap >/dev/null 2>&1 || die "--offline needs mmdebstrap (apt-get install mmdebstrap)"
         log "mmdebstrap $suite ($pkgs) -> $tar"
         local t0=$SECONDS
         # shellcheck disable=SC2086
-        mmdebstrap --quiet --variant=minbase --include="$pkgs" "$suite" "$tar.tmp.tar" ${AGENT_VAULT_MIRROR:-} \
+        mmdebstrap --quiet --variant=minbase ${deb_arch:+--architectures=$deb_arch} --include="$pkgs" "$suite" "$tar.tmp.tar" ${AGENT_VAULT_MIRROR:-} \
             || { rm -f "$tar.tmp.tar"; die "mmdebstrap failed"; }
         mv "$tar.tmp.tar" "$tar"
         log "rootfs built in $((SECONDS - t0))s"
@@ -119,7 +198,11 @@ local_image() {
     have=$("$engine" image inspect --format '{{ index .Config.Labels "agent-vault.rootfs" }}' "$tag" 2>/dev/null || true)
     if [ "$have" != "$stamp" ]; then
         log "importing $tar as $tag"
-        "$engine" import --change "LABEL agent-vault.rootfs=\"$stamp\"" \
+        local as=()
+        if [ -n "$deb_arch" ]; then
+            if is_podman; then as=(--arch "$deb_arch"); else as=(--platform "$platform"); fi
+        fi
+        "$engine" import "${as[@]}" --change "LABEL agent-vault.rootfs=\"$stamp\"" \
             --change 'CMD ["/bin/bash"]' --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
             "$tar" "$tag" >/dev/null 2>&1 || die "$engine import $tar failed"
     fi
@@ -136,12 +219,19 @@ if [ "$offline" = 1 ]; then
         # never used (BINARIES=prebuilt) but keeps every FROM resolvable offline
         build_args=(--build-arg "BUILDER_IMAGE=$node_image" "${build_args[@]}")
     fi
-    if [ "$engine" = podman ]; then
-        certs=${AGENT_VAULT_HOST_CERTS-/etc/ssl/certs}
-        [ -n "$certs" ] && [ -d "$certs" ] && common+=(-v "$certs:/etc/ssl/certs:ro")
+    certs=${AGENT_VAULT_HOST_CERTS-/etc/ssl/certs}
+else
+    certs=${AGENT_VAULT_HOST_CERTS:-}
+fi
+# A host CA directory for the RUN steps that fetch from npm: podman
+# bind-mounts it; Docker has no build-time bind mount from the host, so its
+# bundle goes in as the optional build secret `host_ca` (NODE_EXTRA_CA_CERTS).
+if [ -n "${certs:-}" ] && [ -d "$certs" ]; then
+    if is_podman; then
+        common+=(-v "$certs:/etc/ssl/certs:ro")
+    elif [ -f "$certs/ca-certificates.crt" ]; then
+        common+=(--secret "id=host_ca,src=$certs/ca-certificates.crt")
     fi
-elif [ "$engine" = podman ] && [ -n "${AGENT_VAULT_HOST_CERTS:-}" ]; then
-    common+=(-v "$AGENT_VAULT_HOST_CERTS:/etc/ssl/certs:ro")
 fi
 
 # --- prebuilt binaries -------------------------------------------------------
@@ -161,7 +251,7 @@ fi
 for n in "${ordered[@]}"; do
     file="$ROOT/images/$n/Dockerfile"
     ignore=()
-    if [ "$engine" = podman ] && [ -f "$file.dockerignore" ]; then
+    if is_podman && [ -f "$file.dockerignore" ]; then
         ignore=(--ignorefile "$file.dockerignore")
     fi
     log "building agent-vault/$n:latest with $engine"

@@ -8,8 +8,12 @@
 #
 # Needs root for the privilege, Landlock and seccomp tests (they skip, and
 # say so, where the kernel lacks a feature), cargo-nextest, cargo-deny
-# (deny.toml: licenses, banned crates, sources), and for the
-# container tests podman, runc and mmdebstrap (.ci/run installs them).
+# (deny.toml: licenses, banned crates, sources), and for the container
+# tests podman, runc, mmdebstrap, gcc, python3 and a running Docker daemon
+# (they run under both engines). `tests/setup.sh` (as root) installs and starts
+# all of it (.ci/run calls it); anything missing stops this script at once
+# with one line naming it. AGENT_VAULT_ALLOW_SKIP=docker runs the container
+# tests under podman only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,12 +21,36 @@ containers=1
 for a in "$@"; do
   case "$a" in
     --no-containers) containers=0 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "tests/run.sh: unknown option $a (try --help)" >&2; exit 2 ;;
   esac
 done
 
 step() { printf '\n=== %s\n' "$*"; }
+declared() { [[ ",${AGENT_VAULT_ALLOW_SKIP:-}," == *",$1,"* ]]; }
+
+# What this run needs, checked before anything runs.
+missing=()
+have() { command -v "$1" >/dev/null 2>&1; }
+python3 -c 'import yaml' 2>/dev/null || missing+=("python3-yaml")
+[ "$(id -u)" = 0 ] || declared root || missing+=("root (or declare AGENT_VAULT_ALLOW_SKIP=root)")
+have cargo || missing+=("cargo (install Rust with rustup; tests/setup.sh does not)")
+have cargo && ! cargo nextest --version >/dev/null 2>&1 && missing+=(cargo-nextest)
+have cargo && ! cargo deny --version >/dev/null 2>&1 && missing+=(cargo-deny)
+if [ "$containers" = 1 ] && ! declared containers; then
+  for t in podman runc mmdebstrap gcc python3; do have "$t" || missing+=("$t"); done
+  [ -n "$(gcc -print-file-name=libc.a 2>/dev/null | grep /)" ] || missing+=("libc6-dev (static libc)")
+  if ! declared docker; then
+    if ! have docker; then missing+=(docker)
+    elif ! docker info >/dev/null 2>&1; then missing+=("a running Docker daemon")
+    fi
+  fi
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  list=$(printf '%s; ' "${missing[@]}")
+  echo "tests/run.sh: missing: ${list%; }. Install and start them with: tests/setup.sh (as root)" >&2
+  exit 1
+fi
 
 step "format and lints"
 cargo fmt --all -- --check
@@ -56,9 +84,23 @@ for f in policy/tests/broken/*.toml; do
   echo "ok (rejected): $out"
 done
 
+step "examples: pod.yaml against Pod Security \"restricted\", compose.yaml's mounts"
+python3 tests/container/pod_security.py
+python3 tests/container/compose_check.py
+
 if [ "$containers" = 1 ]; then
-  step "container tests"
-  tests/container/run.sh
+  # Every case under each engine; images are built by each engine.
+  engines=(podman)
+  declared docker || engines+=(docker)
+  for e in "${engines[@]}"; do
+    step "container tests ($e)"
+    t0=$SECONDS
+    rc=0
+    tests/container/run.sh --engine "$e" || rc=$?
+    [ "$rc" = 77 ] && continue   # no engine, and the skip declared (containers)
+    [ "$rc" = 0 ] || exit "$rc"
+    echo "container tests ($e): $((SECONDS - t0)) s"
+  done
 fi
 echo
 echo "tests/run.sh: all passed"

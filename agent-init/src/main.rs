@@ -64,7 +64,7 @@ warnings and errors only; --log-format json for one JSON object a line. Or
 AGENT_VAULT_LOG=quiet|info|debug|text|json, comma-separated (json,debug).";
 
 #[derive(Parser)]
-#[command(name = "agent-init", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
+#[command(name = "agent-init", version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("AGENT_VAULT_REVISION"), ")"), about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
 struct Cli {
     /// One line per step and the details on stderr (AGENT_VAULT_LOG=debug).
     #[arg(short, long, global = true, conflicts_with = "quiet")]

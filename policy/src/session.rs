@@ -10,7 +10,7 @@ use policy_core::layout::{
     self, HARNESS_PID, HarnessRecord, HostStateDir, POLICY_IMAGE, POLICY_TOML, PROBE_CONTENT,
     PROBE_FILE, StateFile,
 };
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// One file to write: where in the state directory (and with which mode),
 /// and what it holds.
@@ -20,9 +20,37 @@ pub struct SessionFile {
     pub bytes: Vec<u8>,
 }
 
-/// The state directory of an agent-init started as `uid` (not root): host mode.
+/// The state directory of an agent-init started as `uid` (not root):
+/// `/var/lib/agent-vault/<uid>` when [`layout::SHARED_STATE_ROOT`] is a
+/// root-owned directory (not a link) that holds `<uid>` already or that this
+/// process can write (the images; a read-only root needs a tmpfs there),
+/// else `/tmp/agent-vault-<uid>`. The preload looks in the same two places,
+/// in the same order.
 pub fn host_state_dir(uid: u32) -> PathBuf {
-    PathBuf::from(HostStateDir::new(uid).as_str())
+    let shared = HostStateDir::new(uid, true);
+    if shared_state_root_is_usable(Path::new(shared.as_str())) {
+        PathBuf::from(shared.as_str())
+    } else {
+        PathBuf::from(HostStateDir::new(uid, false).as_str())
+    }
+}
+
+fn shared_state_root_is_usable(mine: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let root = Path::new(layout::SHARED_STATE_ROOT);
+    let owned_by_root =
+        std::fs::symlink_metadata(root).is_ok_and(|m| m.file_type().is_dir() && m.uid() == 0);
+    owned_by_root && (std::fs::symlink_metadata(mine).is_ok() || writable(root))
+}
+
+/// `access(path, W_OK)`: false on a read-only file system too.
+fn writable(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a NUL-terminated path that lives across the call.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
 }
 
 /// The state directory of an agent-init running as `euid`: [`layout::STATE_DIR`]
@@ -113,6 +141,12 @@ mod tests {
     #[test]
     fn state_dir_for_root_and_host_mode() {
         assert_eq!(state_dir_for(0), PathBuf::from("/run/agent-vault"));
-        assert_eq!(state_dir_for(1000), PathBuf::from("/tmp/agent-vault-1000"));
+        // this host has no /var/lib/agent-vault (the images do)
+        let host = if Path::new(layout::SHARED_STATE_ROOT).exists() {
+            "/var/lib/agent-vault/1000"
+        } else {
+            "/tmp/agent-vault-1000"
+        };
+        assert_eq!(state_dir_for(1000), PathBuf::from(host));
     }
 }

@@ -12,6 +12,11 @@ Cases (default: all):
                       documented capabilities and as --user 1000 with none,
                       always --read-only with tmpfs /run and /tmp (plus, reported
                       but not asserted, via `exec --user 1000`)
+  nonroot             --user 1000 and an OpenShift-style --user 1000650000:0:
+                      tools create files in /tmp and use mktemp, the state
+                      is under /var/lib/agent-vault, self-test passes
+  adopt               README's "Add agent-vault to your image" lines built on
+                      a plain Debian + Node image; seed, attack, self-test
   pi                  real Pi + scripted OpenAI-compatible server; the model
                       makes Pi's bash tool attack the seeded auth.json
   pi-restart          persisted /pi-agent: a newer auth.json beats the seed
@@ -29,7 +34,9 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -77,9 +84,12 @@ def secure_flags(user=None):
          "--tmpfs", "/tmp:rw,nosuid,nodev,mode=1777",
          "--security-opt", "no-new-privileges", "--pids-limit", "512", "--cap-drop", "ALL"]
     if user:
-        f += ["--user", user]
+        # a non-root agent-init keeps its state in /var/lib/agent-vault/<uid>:
+        # on a read-only root that needs a tmpfs (root-owned, sticky 1777)
+        f += ["--user", user, "--tmpfs", "/var/lib/agent-vault:rw,nosuid,nodev,mode=1777"]
     else:
-        f += ["--cap-add", ",".join(CAPS)]
+        for c in CAPS:  # one flag each: Docker 20.10 takes no comma-separated list
+            f += ["--cap-add", c]
     return f
 
 
@@ -195,20 +205,32 @@ def check_tool_results(res, reqs, attacks, secrets_, steps_field="tool_results")
 
 
 # ---------------------------------------------------------------------------
-# Writable state every run needs with --read-only: anonymous volumes get the
-# image directory's owner (uid 1000), like the named volumes of compose.yaml.
-# /var/lib/agent-vault/proxy: the proxy's state_dir (the images turn the proxy on).
-STATE_VOLUMES = ["-v", "/pi-agent", "-v", "/claude", "-v", "/home/agent", "-v", "/workspace",
-                 "-v", "/var/lib/agent-vault/proxy"]
+# Writable state each image needs with --read-only, and nothing more: its own
+# harness's directories (anonymous volumes get the image directory's owner,
+# uid 1000, like the named volumes of compose.yaml), plus /workspace. Other
+# harnesses' vault directories are not in the image and stay missing
+# (agent-init warns), except /pi-agent: the default policy's seed
+# /pi-agent-ro -> /pi-agent makes agent-init require it in every image, even
+# with no /pi-agent-ro (base makes it, for uid 1000). And
+# /var/lib/agent-vault/proxy, the proxy's state_dir: the images turn the proxy
+# on, which a root start needs (a non-root start runs with the image's
+# proxy-off.toml and leaves it out: volumes_except(img, PROXY_STATE)).
+PROXY_STATE = "/var/lib/agent-vault/proxy"
+STATE_VOLUMES = {
+    "base": ["-v", "/pi-agent", "-v", "/workspace", "-v", PROXY_STATE],
+    "pi": ["-v", "/pi-agent", "-v", "/workspace", "-v", PROXY_STATE],
+    "claude": ["-v", "/pi-agent", "-v", "/claude", "-v", "/home/agent", "-v", "/workspace", "-v", PROXY_STATE],
+    "opencode": ["-v", "/pi-agent", "-v", "/home/agent", "-v", "/workspace", "-v", PROXY_STATE],
+}
 
 
-def volumes_except(*mounted):
-    """STATE_VOLUMES minus the paths a case mounts itself. agent-init wants
-    every vault directory of the policy writable, whatever the harness."""
+def volumes_except(img, *mounted):
+    """STATE_VOLUMES[img] minus the paths a case mounts itself."""
+    vols = STATE_VOLUMES[img]
     out = []
-    for i in range(0, len(STATE_VOLUMES), 2):
-        if STATE_VOLUMES[i + 1] not in mounted:
-            out += STATE_VOLUMES[i:i + 2]
+    for i in range(0, len(vols), 2):
+        if vols[i + 1].split(":")[0] not in mounted:
+            out += vols[i:i + 2]
     return out
 
 
@@ -254,7 +276,8 @@ def case_selftest(res):
             entry = ["-e", "ANTHROPIC_API_KEY=sk-ant-api03-avtest" + secrets.token_hex(16), image(img)] \
                 if not user else ["--entrypoint", "agent-init", image(img), "run", "--policy",
                                   "/etc/agent-vault/proxy-off.toml", "--"]
-            args = [ENGINE, "run", "--rm", "--network", "none"] + secure_flags(user) + STATE_VOLUMES + \
+            vols = STATE_VOLUMES[img] if not user else volumes_except(img, PROXY_STATE)
+            args = [ENGINE, "run", "--rm", "--network", "none"] + secure_flags(user) + vols + \
                    entry + ["bash", "-c", "agent-init self-test --json; exit $?"]
             rc, out, err, dt = sh(args, timeout=120)
             write(os.path.join(art, "%s-%s.out" % (img, label)), out)
@@ -266,7 +289,7 @@ def case_selftest(res):
         #     installed at first start: the claude cases cover it)
         smoke = {"pi": ["pi", "--version"], "opencode": ["opencode", "--version"]}.get(img)
         if smoke:
-            rc, out, err, dt = sh([ENGINE, "run", "--rm", "--network", "none"] + secure_flags() + STATE_VOLUMES +
+            rc, out, err, dt = sh([ENGINE, "run", "--rm", "--network", "none"] + secure_flags() + STATE_VOLUMES[img] +
                                   [image(img)] + smoke, timeout=120)
             res.note("%s: `%s` under agent-init: rc=%s, %s" % (img, " ".join(smoke), rc, out.strip()[:40]))
             res.check(rc == 0, "%s: `%s` under agent-init exited %s: %s" % (img, " ".join(smoke), rc, why(err)))
@@ -274,7 +297,7 @@ def case_selftest(res):
         name = "av-test-selftest-%s-%d" % (img, os.getpid())
         sh([ENGINE, "rm", "-f", name], timeout=30)
         rc, out, err, _ = sh([ENGINE, "run", "-d", "--name", name, "--network", "none"] + secure_flags() +
-                             STATE_VOLUMES + [image(img), "sleep", "300"], timeout=60)
+                             STATE_VOLUMES[img] + [image(img), "sleep", "300"], timeout=60)
         if not res.check(rc == 0, "%s: could not start a container for exec: %s" % (img, err[-400:])):
             continue
         try:
@@ -290,7 +313,141 @@ def case_selftest(res):
             res.note("%s exec --user 1000 (informational): rc=%s in %.1fs%s" % (
                 img, rc, dt, (", FAIL rows: " + "; ".join(bad))[:900] if bad else ""))
         finally:
-            sh([ENGINE, "rm", "-f", "-t", "0", name], timeout=30)
+            sh([ENGINE, "rm", "-f", name], timeout=30)
+
+
+# ---------------------------------------------------------------------------
+# What a tool started as a non-root user must be able to do in /tmp (the
+# state directory of a non-root start is a vault entry: under /tmp it would
+# make /tmp list-only for tools), and which state directory agent-init took.
+NONROOT_TOOL = ("set -e; echo x > /tmp/foo; cat /tmp/foo; f=$(mktemp); echo y > \"$f\"; cat \"$f\"; "
+                "d=$(mktemp -d); : > \"$d/z\"; rm -r \"$d\" \"$f\" /tmp/foo; echo TMP-OK; "
+                "if [ -d /var/lib/agent-vault/$(id -u) ]; then echo STATE-SHARED; fi; "
+                "if ls -d /tmp/agent-vault-* 2>/dev/null; then echo STATE-IN-TMP; fi; "
+                "agent-init self-test --json; exit $?")  # not exec'd: self-test must be a tool
+
+
+def case_nonroot(res):
+    """`--user 1000` (the documented start without capabilities) and an
+    OpenShift-style arbitrary uid with gid 0: the harness starts, its tools
+    create files in /tmp and use mktemp, the state is under /var/lib/agent-vault,
+    and every self-test row passes."""
+    art = artifact_dir("nonroot")
+    for label, user in (("uid1000", "1000:1000"), ("openshift", "1000650000:0")):
+        for img in ("base", "pi"):
+            vols = volumes_except(img, PROXY_STATE)
+            if user.endswith(":0"):
+                # OpenShift's arbitrary uid (gid 0) gets volumes writable by
+                # group 0 (the image's uid-1000 directories are not its own)
+                vols = []
+                for d in ("/pi-agent", "/workspace"):
+                    shared = os.path.join(art, "%s-%s%s" % (img, label, d.replace("/", "-")))
+                    os.makedirs(shared)
+                    os.chown(shared, 0, 0)
+                    os.chmod(shared, 0o770)
+                    vols += ["-v", "%s:%s" % (shared, d)]
+            # the harness (bash) runs the script in a child bash: a tool
+            args = [ENGINE, "run", "--rm", "--network", "none", "-e", "AV_TOOL=" + NONROOT_TOOL] + \
+                secure_flags(user) + vols + \
+                ["--entrypoint", "agent-init", image(img), "run", "--policy", "/etc/agent-vault/proxy-off.toml", "--",
+                 "bash", "-c", 'bash -c "$AV_TOOL"; exit $?']
+            rc, out, err, dt = sh(args, timeout=120)
+            write(os.path.join(art, "%s-%s.out" % (img, label)), out)
+            write(os.path.join(art, "%s-%s.err" % (img, label)), err)
+            res.note("%s --user %s: rc=%s in %.1fs" % (img, user, rc, dt))
+            res.check("TMP-OK" in out, "%s --user %s: a tool could not create files in /tmp or use mktemp: %s" % (
+                img, user, why(out + err)))
+            res.check("STATE-SHARED" in out and "STATE-IN-TMP" not in out,
+                      "%s --user %s: the state directory is not /var/lib/agent-vault/<uid>: %s" % (img, user, why(out + err)))
+            bad = failed_rows(out)
+            if user.endswith(":0"):
+                # the volume is root's, group-0-writable (as OpenShift gives
+                # it), so self-test's control row "harness owns /pi-agent" is
+                # expected to fail there; every layer row must still pass
+                bad = [b for b in bad if not b.startswith("control: harness owns /pi-agent")]
+                res.check(len(selftest_rows(out)) > 10, "%s --user %s: self-test did not run: %s" % (
+                    img, user, why(out + err)))
+                res.check(not bad, "%s --user %s: self-test rows failed: %s" % (img, user, "; ".join(bad)[:700]))
+            else:
+                res.check(rc == 0, "%s --user %s exited %s: %s" % (
+                    img, user, rc, "; ".join(bad)[:700] or why(err)))
+
+
+def readme_block(begin, end):
+    """The lines of README.md between two marker comments, code fence removed."""
+    with open(os.path.join(ROOT, "README.md")) as f:
+        text = f.read()
+    i = text.index("\n", text.index(begin))  # the marker line may say more
+    j = text.index(end)
+    lines = text[i:j].strip().splitlines()
+    return "\n".join(l for l in lines if not l.startswith("```")) + "\n"
+
+
+def case_adopt(res):
+    """README's "Add agent-vault to your image" lines, verbatim, on a plain
+    Debian + Node image (the offline base of these tests, no agent-vault in
+    it): the image builds, the harness runs under agent-init as root with the
+    documented capabilities and as --user 1000, a seeded credential is
+    readable by the harness and not by its tools."""
+    art = artifact_dir("adopt")
+    base = os.environ.get("AGENT_VAULT_TEST_BASE_IMAGE")
+    if not res.check(base, "AGENT_VAULT_TEST_BASE_IMAGE is not set (tests/container/run.sh sets it)"):
+        return
+    block = readme_block("<!-- add-to-image:begin", "<!-- add-to-image:end -->")
+    ctx = os.path.join(art, "context")
+    os.makedirs(ctx)
+    write(os.path.join(ctx, "Dockerfile"), "FROM %s\n%s" % (base, block))
+    tag = "localhost/agent-vault-test/adopt:latest"
+    build = [ENGINE, "build", "-t", tag, ctx]
+    env = None
+    if ENGINE != "podman":
+        # the lines need no BuildKit; dockerd runs without a bridge here
+        build[2:2] = ["--network", "host"]
+        env = dict(os.environ, DOCKER_BUILDKIT="0")
+    t0 = time.monotonic()
+    p = subprocess.run(build, capture_output=True, text=True, timeout=300, env=env)
+    write(os.path.join(art, "build.out"), p.stdout + p.stderr)
+    res.note("build from %s: rc=%s in %.1fs" % (base, p.returncode, time.monotonic() - t0))
+    if not res.check(p.returncode == 0, "the README's lines did not build: %s" % (p.stdout + p.stderr)[-800:]):
+        return
+    key = "sk-avtest-" + secrets.token_hex(16)
+    seed = os.path.join(art, "seed")
+    os.makedirs(seed)
+    write(os.path.join(seed, "auth.json"), json.dumps({"mock": {"type": "api_key", "key": key}}), 0o600)
+    tool = ("cat /pi-agent/auth.json 2>&1; echo STEP-CAT; agent-init self-test --json; st=$?; "
+            "echo x > /tmp/adopt && echo TMP-OK; exit $st")
+    # the harness (node) reads its credential; its tool (bash, a child) must not
+    harness = ["node", "-e", "const fs = require('fs'); "
+               "console.log('HARNESS-READ:' + fs.readFileSync('/pi-agent/auth.json', 'utf8').length); "
+               "const r = require('child_process').spawnSync('bash', ['-c', process.env.AV_TOOL], "
+               "{stdio: 'inherit'}); process.exit(r.status === null ? 1 : r.status)"]
+    for label, user, seeded in (("root+caps", None, True), ("uid1000", "1000:1000", False)):
+        args = [ENGINE, "run", "--rm", "--network", "none"] + secure_flags(user) + ["-v", "/pi-agent"]
+        if seeded:
+            args += ["-v", "%s:/pi-agent-ro:ro" % seed]
+        # as root the copied policy's proxy is on (its state: a volume); the
+        # non-root start takes the proxy-off policy, as the README says
+        args += ["-v", PROXY_STATE] if not user else []
+        entry = [tag] if not user else \
+            ["--entrypoint", "agent-init", tag, "run", "--policy", "/etc/agent-vault/proxy-off.toml", "--"]
+        args += ["-e", "AV_TOOL=" + tool] + entry + \
+            (harness if seeded else ["bash", "-c", 'bash -c "$AV_TOOL"; exit $?'])
+        rc, out, err, dt = sh(args, timeout=120)
+        write(os.path.join(art, "%s.out" % label), out)
+        write(os.path.join(art, "%s.err" % label), err)
+        res.note("%s: rc=%s in %.1fs" % (label, rc, dt))
+        res.check(key not in out and key not in err, "%s: a tool read the seeded key" % label)
+        if seeded:
+            res.check("HARNESS-READ:" in out, "%s: the harness could not read its seeded credential: %s" % (
+                label, why(out + err)))
+        res.check("STEP-CAT" in out and "TMP-OK" in out, "%s: the tool did not run to the end: %s" % (label, why(out + err)))
+        res.check(rc == 0, "%s: self-test in the adopted image exited %s: %s" % (
+            label, rc, "; ".join(failed_rows(out))[:700] or why(err)))
+    rc, out, err, _ = sh([ENGINE, "run", "--rm", "--network", "none", "--entrypoint", "agent-init", tag, "--version"],
+                         timeout=60)
+    res.note("agent-init --version: %s" % out.strip())
+    res.check(rc == 0 and "(" in out, "agent-init --version: rc=%s %s" % (rc, (out + err)[-300:]))
+    sh([ENGINE, "rmi", "-f", tag], timeout=60)
 
 
 # ---------------------------------------------------------------------------
@@ -324,7 +481,7 @@ def pi_models_json(port):
 
 def run_pi(res, art, seed, state, ws, port, extra_env=None, user=None, name="pi"):
     args = [ENGINE, "run", "--rm", "--name", "av-test-%s-%d" % (name, os.getpid()), "--network", "host"] + \
-        secure_flags(user) + volumes_except("/pi-agent", "/workspace") + [
+        secure_flags(user) + volumes_except("pi", "/pi-agent", "/workspace") + [
         "-v", "%s:/pi-agent-ro:ro" % seed, "-v", "%s:/pi-agent" % state, "-v", "%s:/workspace" % ws,
         "-v", "%s:/usr/local/bin/av-rawread:ro" % RAWREAD]
     for k, v in (extra_env or {}).items():
@@ -455,7 +612,7 @@ def run_claude(res, art, port, attacks_env, extra_mounts):
         os.chown(d, 1000, 1000)
     os.chmod(state, 0o700)
     args = [ENGINE, "run", "--rm", "--name", "av-test-claude-%d" % os.getpid(), "--network", "host"] + \
-        secure_flags() + volumes_except("/claude", "/workspace") + [
+        secure_flags() + volumes_except("claude", "/claude", "/workspace") + [
         "-v", "%s:/home/agent/.local/claude-code" % prefix, "-v", "%s:/claude" % state,
         "-v", "%s:/workspace" % ws, "-v", "%s:/usr/local/bin/av-rawread:ro" % RAWREAD,
         "-e", "ANTHROPIC_BASE_URL=http://127.0.0.1:%d" % port,
@@ -588,13 +745,25 @@ def case_stop(res):
                 break
 
 
+def rfc3339_ns(text):
+    """Docker's `2026-11-27T15:08:11.123456789Z` as Unix nanoseconds ("" if not that)."""
+    import datetime
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z", text.strip())
+    if not m:
+        return ""
+    secs = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+    frac = (m.group(2) or "0")[:9].ljust(9, "0")
+    return str(int(secs) * 10**9 + int(frac))
+
+
 def stop_once(res, label, cmd, want, must, art, final):
     """One try of a stop variant: the seconds `podman stop` took, or None;
     the timing is checked only on the final try."""
     name = "av-test-stop-%s-%d" % (label, os.getpid())
     sh([ENGINE, "rm", "-f", name], timeout=30)
     rc, out, err, _ = sh([ENGINE, "run", "-d", "--name", name, "--network", "none"] + secure_flags() +
-                         STATE_VOLUMES + [image("base")] + cmd, timeout=60)
+                         STATE_VOLUMES["base"] + [image("base")] + cmd, timeout=60)
     if not res.check(rc == 0, "%s: could not start: %s" % (label, err[-500:])):
         return None
     try:
@@ -611,9 +780,13 @@ def stop_once(res, label, cmd, want, must, art, final):
         sent_ns = time.time_ns()
         rc, _, err, _ = sh([ENGINE, "stop", "-t", "10", name], timeout=30)
         cli = time.monotonic() - t0
-        _, out, _, _ = sh([ENGINE, "inspect", "--format",
-                           "{{.State.ExitCode}} {{.State.FinishedAt.UnixNano}}", name], timeout=30)
+        # podman's FinishedAt is a time (.UnixNano); Docker's an RFC 3339 string
+        fmt = "{{.State.ExitCode}} " + ("{{.State.FinishedAt.UnixNano}}" if ENGINE == "podman"
+                                        else "{{.State.FinishedAt}}")
+        _, out, _, _ = sh([ENGINE, "inspect", "--format", fmt, name], timeout=30)
         code, _, finished = out.strip().partition(" ")
+        if ENGINE != "podman":
+            finished = rfc3339_ns(finished)
         # The container's own stop time: from the SIGTERM to the moment its
         # PID 1 exited (recorded by the engine), without the engine's clean-up.
         try:
@@ -646,7 +819,7 @@ def case_exec(res):
     name = "av-test-exec-%d" % os.getpid()
     sh([ENGINE, "rm", "-f", name], timeout=30)
     rc, out, err, _ = sh([ENGINE, "run", "-d", "--name", name, "--network", "none"] + secure_flags() +
-                         volumes_except("/pi-agent", "/workspace") + [
+                         volumes_except("pi", "/pi-agent", "/workspace") + [
         "-v", "%s:/pi-agent-ro:ro" % seed, "-v", "%s:/pi-agent" % state, "-v", "%s:/workspace" % ws,
         "-v", "%s:/usr/local/bin/av-rawread:ro" % RAWREAD, image("pi"), "sleep", "1000"], timeout=60)
     if not res.check(rc == 0, "could not start: %s" % err[-500:]):
@@ -683,6 +856,8 @@ def case_exec(res):
 
 CASES = {
     "selftest": case_selftest,
+    "nonroot": case_nonroot,
+    "adopt": case_adopt,
     "pi": case_pi,
     "pi-restart": case_pi_restart,
     "claude": case_claude,

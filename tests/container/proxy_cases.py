@@ -135,7 +135,7 @@ def pi_seed(art, port, auth):
 
 def run_pi(res, art, seed, state, ws, name, flags=None, entry=None):
     args = [C.ENGINE, "run", "--rm", "--name", "av-test-%s-%d" % (name, os.getpid()), "--network", "host"] + \
-        (flags if flags is not None else C.secure_flags()) + C.volumes_except("/pi-agent", "/workspace") + [
+        (flags if flags is not None else C.secure_flags()) + C.volumes_except("pi", "/pi-agent", "/workspace") + [
         "-v", "%s:/pi-agent-ro:ro" % seed, "-v", "%s:/pi-agent" % state, "-v", "%s:/workspace" % ws,
         "-v", "%s:/usr/local/bin/av-rawread:ro" % C.RAWREAD] + (entry or [C.image("pi")]) + [
         "pi", "--provider", "anthropic", "--model", PI_MODEL, "--offline", "-p", "Run the scripted steps."]
@@ -370,7 +370,7 @@ def case_proxy_sidecar(res):
         os.chmod(state, 0o700)
         args = [C.ENGINE, "run", "--rm", "--name", "av-test-sidecar-agent-%d" % os.getpid(),
                 "--network", "container:%s" % proxy] + C.secure_flags("1000:1000") + \
-            C.volumes_except("/pi-agent", "/workspace") + [
+            C.volumes_except("pi", "/pi-agent", "/workspace", C.PROXY_STATE) + [
             "-v", "%s:/pi-agent-ro:ro" % seed, "-v", "%s:/pi-agent" % state, "-v", "%s:/workspace" % ws,
             "--entrypoint", "agent-init", C.image("pi"), "run", "--policy", "/etc/agent-vault/proxy-off.toml", "--",
             "pi", "--provider", "anthropic", "--model", PI_MODEL, "--offline", "-p", "Run the scripted steps."]
@@ -408,7 +408,7 @@ def case_proxy_nonroot(res):
     """Started as uid 1000 with the image's policy (proxy on): agent-init
     refuses, naming the cause and the fix (the sidecar form)."""
     rc, out, err, _ = C.sh([C.ENGINE, "run", "--rm", "--network", "none"] + C.secure_flags("1000:1000") +
-                           C.STATE_VOLUMES + ["-e", "ANTHROPIC_API_KEY=sk-ant-api03-avtest" + secrets.token_hex(16),
+                           C.STATE_VOLUMES["base"] + ["-e", "ANTHROPIC_API_KEY=sk-ant-api03-avtest" + secrets.token_hex(16),
                                               C.image("base"), "true"], timeout=60)
     line = next((l for l in err.splitlines() if "[proxy]" in l or "proxy" in l), err.strip()[-300:])
     res.note("--user 1000 with the proxy on: rc=%s: %s" % (rc, line[:240]))
@@ -485,7 +485,7 @@ def case_proxy_restart(res):
     try:
         C.sh([C.ENGINE, "rm", "-f", name], timeout=30)
         rc, _, err, _ = C.sh([C.ENGINE, "run", "-d", "--name", name, "--network", "host"] + C.secure_flags() +
-                             C.STATE_VOLUMES + ["-v", "%s:/usr/local/bin/av-kill-proxy:ro" % killer,
+                             C.STATE_VOLUMES["base"] + ["-v", "%s:/usr/local/bin/av-kill-proxy:ro" % killer,
                                                 "-e", "ANTHROPIC_API_KEY=" + key,
                                                 "-e", "ANTHROPIC_BASE_URL=http://127.0.0.1:%d" % srv.port,
                                                 C.image("base"), "bash", "-c", RESTART_HARNESS], timeout=60)

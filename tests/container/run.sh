@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # agent-vault container tests: the single entry point (.ci/run calls it).
 #
-#   tests/container/run.sh [CASE...]   cases: selftest pi pi-restart claude claude-oauth stop exec proxy-*
-#                                      (proxy_cases.py)
+#   tests/container/run.sh [--engine podman|docker] [CASE...]
+#       cases: selftest nonroot adopt pi pi-restart claude claude-oauth stop exec proxy-*
+#       (proxy_cases.py)
+#
+# The engine (default $CONTAINER_ENGINE, else podman, else a working docker)
+# builds the images (images/build.sh --engine) and runs every case; tests/run.sh
+# calls this once per engine. Artifacts go to $AGENT_VAULT_CACHE/artifacts/<engine>/.
 #
 # 1. `cargo build --release -p agent-init -p vault-preload -p agent-vault-proxy` (the images get the host's binaries; skip with
 #    AGENT_VAULT_SKIP_CARGO=1 when target/release is already current).
@@ -33,6 +38,28 @@ t_start=$SECONDS
 phase() { echo "--- [$((SECONDS - t_start))s] $*" >&2; }
 
 engine=${CONTAINER_ENGINE:-}
+cases=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --engine) shift; engine=${1:?--engine needs podman or docker} ;;
+        --engine=*) engine=${1#--engine=} ;;
+        *) cases+=("$1") ;;
+    esac
+    shift
+done
+if [ -n "$engine" ] && ! command -v "$engine" >/dev/null 2>&1; then
+    if [[ ",${AGENT_VAULT_ALLOW_SKIP:-}," == *",containers,"* ]]; then
+        echo "container tests: SKIP (containers, declared in AGENT_VAULT_ALLOW_SKIP): no $engine" >&2; exit 77
+    fi
+    echo "container tests: cannot run: no $engine. Install it: tests/setup.sh (as root), or declare the skip: AGENT_VAULT_ALLOW_SKIP=containers" >&2; exit 1
+fi
+case "$engine" in
+    ""|podman) ;;
+    docker)
+        docker info >/dev/null 2>&1 || {
+            echo "container tests: --engine docker: the Docker daemon does not answer (docker info); start it: tests/setup.sh (as root)" >&2; exit 1; } ;;
+    *) echo "container tests: --engine $engine: podman or docker" >&2; exit 2 ;;
+esac
 if [ -z "$engine" ]; then
     if command -v podman >/dev/null 2>&1; then engine=podman
     elif command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then engine=docker
@@ -66,8 +93,10 @@ if [ "${AGENT_VAULT_SKIP_BUILD:-0}" != 1 ]; then
 fi
 
 phase "container cases"
+# the plain Debian + Node image the `adopt` case adds agent-vault to
+export AGENT_VAULT_TEST_BASE_IMAGE="localhost/agent-vault/offline-node:${AGENT_VAULT_SUITE:-trixie}"
 rc=0
 PYTHONDONTWRITEBYTECODE=1 python3 "$HERE/containers.py" --engine "$engine" --rawread "$rawread" \
-    --artifacts "$AGENT_VAULT_CACHE/artifacts" "$@" || rc=$?
-phase "done (exit $rc)"
+    --artifacts "$AGENT_VAULT_CACHE/artifacts/$engine" "${cases[@]}" || rc=$?
+phase "done with $engine (exit $rc)"
 exit $rc

@@ -17,6 +17,7 @@ pub mod scaffold;
 
 use std::ffi::CString;
 use std::fs;
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{PermissionsExt, chown};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -603,8 +604,9 @@ pub fn own_record() -> layout::HarnessRecord {
 
 /// Run `/bin/sh -c cmd` as uid 1000 with `LD_PRELOAD` and no agent-init
 /// session anywhere: a private mount namespace with an empty tmpfs on
-/// `/run`, and a world-writable one over `/tmp/agent-vault-1000` if that
-/// exists (the preload refuses such a state directory). `env` is added to
+/// `/run`, and a world-writable one over uid 1000's host-mode state
+/// directory (`policy::host_state_dir`) if that exists (the preload refuses
+/// such a state directory). `env` is added to
 /// a clean environment.
 pub fn run_without_session(so: &Path, cmd: &str, env: &[(&str, &str)]) -> Run {
     let mut c = Command::new("/bin/sh");
@@ -619,7 +621,12 @@ pub fn run_without_session(so: &Path, cmd: &str, env: &[(&str, &str)]) -> Run {
     }
     let root = CString::new("/").unwrap();
     let run = CString::new("/run").unwrap();
-    let tmp = CString::new(layout::HostStateDir::new(HARNESS_UID).as_str()).unwrap();
+    let tmp = CString::new(
+        policy::host_state_dir(HARNESS_UID)
+            .into_os_string()
+            .into_vec(),
+    )
+    .unwrap();
     let tmpfs = CString::new("tmpfs").unwrap();
     let opts = CString::new("mode=1777").unwrap();
     let hook = move || {

@@ -101,6 +101,61 @@ mkdir {host} && mount --bind {later_state} {host}
 }
 
 #[test]
+fn a_stale_root_state_dir_yields_to_the_shared_root_session_beside_the_proxy_dir_by_preload() {
+    // The images' layout: /var/lib/agent-vault root-owned and sticky 1777
+    // (the non-root state root) holding vault-proxy's state_dir `proxy`
+    // (uid 64990, 0700) beside a non-root session's `<uid>`. A stale root
+    // run's state must not override that session, and the lookup must find
+    // `/var/lib/agent-vault/1000`, not stop at the `proxy` entry or fall back
+    // to /tmp. All of it in this test's mount namespace (a tmpfs on /var/lib).
+    if skip_without("setpriv", "util-linux") {
+        return;
+    }
+    let earlier = World::new();
+    let shared = format!("{}/{HARNESS_UID}", policy::layout::SHARED_STATE_ROOT);
+    let later = World::with_state_at("required", "", &shared);
+    chown_r(&later.state, HARNESS_UID);
+    // the worlds' folder under /var/lib, kept visible under the tmpfs
+    let worlds = later
+        .state
+        .strip_prefix("/var/lib")
+        .expect("the test worlds live under /var/lib")
+        .components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_owned();
+    let worlds = std::path::Path::new(&worlds);
+    let script = format!(
+        r#"set -e
+sh -c '{record}'
+mkdir /run/keep && mount --bind /var/lib /run/keep
+mount -t tmpfs -o mode=0755 tmpfs /var/lib
+mkdir /var/lib/{worlds} && mount --bind /run/keep/{worlds} /var/lib/{worlds}
+install -d -o 0 -g 0 -m 1777 {root}
+install -d -o 64990 -g 64990 -m 0700 {root}/proxy
+mkdir {shared} && mount --bind {later_state} {shared}
+test ! -e /tmp/agent-vault-{uid}
+{tool} || true
+"#,
+        record = RECORD_SELF.replace('\'', r"'\''"),
+        root = policy::layout::SHARED_STATE_ROOT,
+        uid = HARNESS_UID,
+        worlds = worlds.display(),
+        later_state = later.state.display(),
+        tool = as_tool(&format!("cat {}", later.secret())),
+    );
+    let r = earlier.root_in_session(&script);
+    later.assert_no_leak(&r);
+    assert!(r.stderr.contains("Permission denied"), "{r:?}");
+    assert!(
+        later.audit().contains(later.secret()),
+        "the shared-root session's audit file has no record of the denial: {r:?}"
+    );
+    later.assert_secret_intact();
+}
+
+#[test]
 fn the_access_check_ignores_landlock_but_not_file_modes_by_kernel() {
     // The probe's inference (vault-preload tool_layer/probe.rs): an open
     // refused while faccessat2(R_OK, AT_EACCESS) allows the read was

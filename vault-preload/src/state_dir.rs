@@ -8,8 +8,10 @@
 //!   `harness.pid`, unless its recorded harness is gone and a host-mode
 //!   directory exists ([`find`]: a stale root run never overrides a later
 //!   session);
-//! - else `/tmp/agent-vault-<uid>/` when owned by this uid or root and not
-//!   group- or world-writable;
+//! - else the host-mode directory, [`layout::HostStateDir`]:
+//!   `/var/lib/agent-vault/<uid>/` when it exists and `/var/lib/agent-vault`
+//!   is a root-owned directory (the images), else `/tmp/agent-vault-<uid>/`;
+//!   used when owned by this uid or root and not group- or world-writable;
 //! - else none (no session: the built-in policy, [`crate::builtin`]).
 //!
 //! The names come from the one contract, `policy_core::layout`, as byte
@@ -83,8 +85,8 @@ pub fn join(dir: &StatePath, name: &[u8]) -> Option<StatePath> {
 /// one, the stale directory's policy still applies (fail closed: its vault
 /// stays hidden), with no process trusted as the harness ([`harness_pid`]).
 /// The liveness check (one read of `/proc/<pid>/stat`) is made only when
-/// both directories exist; every other process pays one `lstat` of the
-/// host directory.
+/// both directories exist; every other process pays the host directory's
+/// lookup (`host_dir`: two or three `lstat`s).
 pub fn find(uid: u32) -> Option<(StatePath, Option<HarnessRecord>)> {
     let run = StatePath::new(&[STATE_DIR])?;
     let host = host_dir(uid);
@@ -106,11 +108,24 @@ pub fn find(uid: u32) -> Option<(StatePath, Option<HarnessRecord>)> {
     Some((h, harness_record(&h, None, uid)))
 }
 
-/// `/tmp/agent-vault-<uid>` when it is a directory owned by this uid or
-/// root and not group- or world-writable.
+/// The host-mode directory agent-init chose
+/// (`policy::session::host_state_dir`): the shared root's `<uid>` when it
+/// made one there and the root is a root-owned directory, else
+/// `/tmp/agent-vault-<uid>`; either only when it is a directory owned by
+/// this uid or root and not group- or world-writable.
 fn host_dir(uid: u32) -> Option<StatePath> {
-    let host = StatePath::new(&[layout::HostStateDir::new(uid).as_bytes()])?;
-    let st = sys::lstat(host.with_nul())?;
+    let root = StatePath::new(&[layout::SHARED_STATE_ROOT.as_bytes()])?;
+    let root_ok = sys::lstat(root.with_nul())
+        .is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR && st.st_uid == 0);
+    let shared = StatePath::new(&[layout::HostStateDir::new(uid, true).as_bytes()])?;
+    let (host, st) = match sys::lstat(shared.with_nul()) {
+        Some(st) if root_ok => (shared, st),
+        _ => {
+            let tmp = StatePath::new(&[layout::HostStateDir::new(uid, false).as_bytes()])?;
+            let st = sys::lstat(tmp.with_nul())?;
+            (tmp, st)
+        }
+    };
     let ok = st.st_mode & libc::S_IFMT == libc::S_IFDIR
         && (st.st_uid == uid || st.st_uid == 0)
         && st.st_mode & 0o022 == 0;

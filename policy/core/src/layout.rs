@@ -5,8 +5,14 @@
 //! else; `no_std` and allocation-free, so the preload uses it as is.
 //!
 //! Where: [`STATE_DIR`] (`/run/agent-vault`, root-owned, [`STATE_DIR_MODE`])
-//! when agent-init runs as root; else [`HostStateDir`] (`/tmp/agent-vault-UID`,
-//! host mode). What is in it, in the order agent-init writes it (step 3,
+//! when agent-init runs as root; else [`HostStateDir`]: `/var/lib/agent-vault/UID`
+//! when [`SHARED_STATE_ROOT`] is a root-owned directory that holds it or that
+//! this uid can write (the images make it, mode 1777, so any uid, OpenShift's
+//! arbitrary ones included, makes its own; a read-only root needs a tmpfs
+//! there), else `/tmp/agent-vault-UID` (host mode). The state directory is a vault
+//! entry for the tool layer, so its ancestors become list-only for tools: under
+//! `/var/lib` that costs nothing, under `/tmp` it stops tools from creating
+//! files in `/tmp`. What is in it, in the order agent-init writes it (step 3,
 //! *record*), and who reads each file:
 //!
 //! | entry | mode | written | read by |
@@ -52,22 +58,43 @@ pub const STATE_DIR: &str = "/run/agent-vault";
 /// its owner only (an existing one writable by others is refused).
 pub const STATE_DIR_MODE: u32 = 0o755;
 
-/// The host-mode state directory is this prefix followed by the uid in decimal.
+/// The host-mode state directory is this prefix followed by the uid in
+/// decimal, when [`SHARED_STATE_ROOT`] is not there.
 pub const HOST_STATE_PREFIX: &str = "/tmp/agent-vault-";
 
+/// Where a non-root agent-init keeps its state, one `<uid>` directory each:
+/// outside every `read_write` rule of the default policy, so the state
+/// directory's vault entry takes no write access from tools. The images
+/// create it with mode 1777 (sticky: no uid can remove or rename another's
+/// directory). It counts when it is a directory (not a link) owned by root
+/// and, for agent-init, writable by it or already holding `<uid>`; the
+/// preload takes `<uid>` there when that exists, else the `/tmp` one.
+pub const SHARED_STATE_ROOT: &str = "/var/lib/agent-vault";
+
 /// The state directory of an agent-init started as a user that is not
-/// root (host mode): [`HOST_STATE_PREFIX`] and the uid, in a fixed buffer.
+/// root: `SHARED_STATE_ROOT/<uid>` or `HOST_STATE_PREFIX<uid>`, in a fixed
+/// buffer.
 #[derive(Clone, Copy)]
 pub struct HostStateDir {
-    buf: [u8; HOST_STATE_PREFIX.len() + 10],
+    buf: [u8; SHARED_STATE_ROOT.len() + 1 + 10],
     len: usize,
 }
 
 impl HostStateDir {
+    /// `/var/lib/agent-vault/<uid>` when `shared_root` (the caller found
+    /// [`SHARED_STATE_ROOT`] usable, as its doc says), else
     /// `/tmp/agent-vault-<uid>`.
-    pub fn new(uid: u32) -> HostStateDir {
-        let mut buf = [0u8; HOST_STATE_PREFIX.len() + 10];
-        buf[..HOST_STATE_PREFIX.len()].copy_from_slice(HOST_STATE_PREFIX.as_bytes());
+    pub fn new(uid: u32, shared_root: bool) -> HostStateDir {
+        let mut buf = [0u8; SHARED_STATE_ROOT.len() + 1 + 10];
+        let prefix: &[u8] = if shared_root {
+            buf[..SHARED_STATE_ROOT.len()].copy_from_slice(SHARED_STATE_ROOT.as_bytes());
+            buf[SHARED_STATE_ROOT.len()] = b'/';
+            &buf[..SHARED_STATE_ROOT.len() + 1]
+        } else {
+            buf[..HOST_STATE_PREFIX.len()].copy_from_slice(HOST_STATE_PREFIX.as_bytes());
+            &buf[..HOST_STATE_PREFIX.len()]
+        };
+        let start = prefix.len();
         let mut digits = [0u8; 10];
         let mut n = uid;
         let mut i = digits.len();
@@ -80,8 +107,8 @@ impl HostStateDir {
             }
         }
         let d = &digits[i..];
-        let len = HOST_STATE_PREFIX.len() + d.len();
-        buf[HOST_STATE_PREFIX.len()..len].copy_from_slice(d);
+        let len = start + d.len();
+        buf[start..len].copy_from_slice(d);
         HostStateDir { buf, len }
     }
 
@@ -335,11 +362,30 @@ mod tests {
 
     #[test]
     fn host_state_dir_is_the_prefix_and_the_uid() {
-        assert_eq!(HostStateDir::new(0).as_str(), "/tmp/agent-vault-0");
-        assert_eq!(HostStateDir::new(1000).as_str(), "/tmp/agent-vault-1000");
+        assert_eq!(HostStateDir::new(0, false).as_str(), "/tmp/agent-vault-0");
         assert_eq!(
-            HostStateDir::new(u32::MAX).as_bytes(),
+            HostStateDir::new(1000, false).as_str(),
+            "/tmp/agent-vault-1000"
+        );
+        assert_eq!(
+            HostStateDir::new(u32::MAX, false).as_bytes(),
             b"/tmp/agent-vault-4294967295"
+        );
+    }
+
+    #[test]
+    fn shared_state_dir_is_the_root_and_the_uid() {
+        assert_eq!(
+            HostStateDir::new(1000, true).as_str(),
+            "/var/lib/agent-vault/1000"
+        );
+        assert_eq!(
+            HostStateDir::new(1000650000, true).as_str(),
+            "/var/lib/agent-vault/1000650000"
+        );
+        assert_eq!(
+            HostStateDir::new(u32::MAX, true).as_bytes(),
+            b"/var/lib/agent-vault/4294967295"
         );
     }
 
