@@ -76,16 +76,21 @@ fn a_stale_root_state_dir_is_not_used_by_a_later_session_by_preload() {
     let host_dir = policy::host_state_dir(HARNESS_UID);
     let later = World::with_state_at("required", "", host_dir.to_str().unwrap());
     chown_r(&later.state, HARNESS_UID);
+    // The helper programs and the preload copy live in /tmp: kept visible
+    // under the private tmpfs.
+    let bin = bin_dir();
     let script = format!(
         r#"set -e
 sh -c '{record}'
 mkdir /run/keep && mount --bind /tmp /run/keep
 mount -t tmpfs -o mode=1777 tmpfs /tmp
-mkdir /tmp/agent-vault-test-bin && mount --bind /run/keep/agent-vault-test-bin /tmp/agent-vault-test-bin
+mkdir {bin} && mount --bind /run/keep/{bin_name} {bin}
 mkdir {host} && mount --bind {later_state} {host}
 {tool} || true
 "#,
         record = RECORD_SELF.replace('\'', r"'\''"),
+        bin = bin.display(),
+        bin_name = bin.file_name().unwrap().to_str().unwrap(),
         host = host_dir.display(),
         later_state = later.state.display(),
         tool = as_tool(&format!("cat {}", later.secret())),
