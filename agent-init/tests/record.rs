@@ -157,10 +157,14 @@ fn vault_policy(d: &Dir, audit: &str) -> (std::path::PathBuf, std::path::PathBuf
     (p, cred)
 }
 
-/// The denial records on agent-init's stderr: whole lines, JSON objects.
+/// The denial records on agent-init's stderr, each a JSON object to the
+/// end of its line. Each is written whole, in one `write`, but the tools
+/// share that stderr: one that writes a line of its own in pieces (cat's
+/// `cat: <path>: Permission denied` is three writes) may have a record land
+/// inside it, so a record starts anywhere in a line.
 fn record_lines(err: &str) -> Vec<&str> {
     err.lines()
-        .filter(|l| l.starts_with("{\"time\":"))
+        .filter_map(|l| l.find("{\"time\":").map(|i| &l[i..]))
         .collect()
 }
 
