@@ -446,12 +446,14 @@ mod tests {
             assert_eq!(l.admit(at(i)), Admit::Suppress);
         }
         assert_eq!(l.report(at(500)), None, "the window is not over");
-        assert_eq!(
-            l.report_due_in(at(500)),
-            Some(Duration::from_millis(500))
-        );
+        assert_eq!(l.report_due_in(at(500)), Some(Duration::from_millis(500)));
         // The next record after the window: the count of 7 comes first.
-        assert_eq!(l.admit(at(1000)), Admit::Write { suppressed: Some(7) });
+        assert_eq!(
+            l.admit(at(1000)),
+            Admit::Write {
+                suppressed: Some(7)
+            }
+        );
         assert_eq!(l.report_due_in(at(1000)), None, "nothing suppressed");
         // Or the receiving thread wakes at the window's end and reports.
         for i in 1..3 {

@@ -238,8 +238,7 @@ fn the_log_sink_rate_limits_a_tool_looping_on_denials_and_reports_the_suppressed
         ),
     )
     .unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     std::os::unix::fs::chown(d.path(), Some(1000), Some(1000)).unwrap();
     let o = run_in_private_mounts(
         "0755",
@@ -275,7 +274,11 @@ fn the_log_sink_rate_limits_a_tool_looping_on_denials_and_reports_the_suppressed
     assert!(written < tries, "{ctx}");
     assert_eq!(
         lines.len() as u64,
-        written + lines.iter().filter(|l| l.contains("\"suppressed\"")).count() as u64,
+        written
+            + lines
+                .iter()
+                .filter(|l| l.contains("\"suppressed\""))
+                .count() as u64,
         "{ctx}"
     );
 }

@@ -7,8 +7,8 @@ use crate::raw::{
     RawAudit, RawFilesystem, RawHarness, RawPolicy, RawSeccomp, RawSeed, RawTools, RawVault,
 };
 use crate::resolved::{
-    AuditSink, DEFAULT_AUDIT_MAX_BYTES, Filesystem, GroupSpec, MIN_AUDIT_MAX_BYTES, Harness, Policy, Seccomp, Seed, SeedMode, Tools, UserSpec,
-    VaultEntry, VaultKind,
+    AuditSink, DEFAULT_AUDIT_MAX_BYTES, Filesystem, GroupSpec, Harness, MIN_AUDIT_MAX_BYTES,
+    Policy, Seccomp, Seed, SeedMode, Tools, UserSpec, VaultEntry, VaultKind,
 };
 use crate::syscalls;
 use policy_core::layout::STATE_DIR;
