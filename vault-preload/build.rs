@@ -96,8 +96,9 @@ fn main() {
     let audit = match &builtin.audit {
         AuditSink::Off => "Audit::Off".to_string(),
         AuditSink::Stderr => "Audit::Stderr".to_string(),
+        AuditSink::Log => "Audit::Log".to_string(),
         AuditSink::File(p) => format!(
-            "match CStr::new({}) {{ Some(p) => Audit::File(p), None => Audit::Off }}",
+            "match policy_core::image::CStr::new({}) {{ Some(p) => Audit::File(p), None => Audit::Off }}",
             bytes(&p.display().to_string())
         ),
     };

@@ -316,8 +316,15 @@ fn audit_section(o: &mut String, p: &Policy) {
         AuditSink::Stderr => writeln!(o, "  denials go to the denied program's stderr"),
         AuditSink::File(f) => writeln!(
             o,
-            "  denials are written to {} by agent-init (one JSON object a line, with the sender's pid and uid as the kernel gives them)",
+            "  denials are written to {} by agent-init (one JSON object a line, with the sender's pid and uid as the kernel gives them); past {} bytes it becomes {}.1",
+            f.display(),
+            p.audit_max_bytes,
             f.display()
+        ),
+        AuditSink::Log => writeln!(
+            o,
+            "  denials are written to agent-init's stderr, the container log, by agent-init (one JSON object a line, with the sender's pid and uid as the kernel gives them); at most {} a second, then one line saying how many were suppressed",
+            crate::audit_sink::LOG_RECORDS_PER_SECOND
         ),
     };
 }

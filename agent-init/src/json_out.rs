@@ -94,10 +94,21 @@ pub fn policy(l: &Loaded) -> Value {
             })
         })
         .collect();
+    // `max_bytes` bounds the file sink, `limit_per_second` the log sink.
     let audit = match &p.audit {
         AuditSink::Off => json!({"sink": "off", "path": null}),
         AuditSink::Stderr => json!({"sink": "stderr", "path": null}),
-        AuditSink::File(f) => json!({"sink": "file", "path": f.display().to_string()}),
+        AuditSink::File(f) => json!({
+            "sink": "file",
+            "path": f.display().to_string(),
+            "max_bytes": p.audit_max_bytes,
+            "rotated_path": format!("{}.1", f.display()),
+        }),
+        AuditSink::Log => json!({
+            "sink": "log",
+            "path": null,
+            "limit_per_second": crate::audit_sink::LOG_RECORDS_PER_SECOND,
+        }),
     };
     let x = &p.proxy;
     let routes: Vec<Value> = x

@@ -406,19 +406,24 @@ pub fn record_step(policy: &mut policy::Policy) -> Result<StateDir, RecordError>
     Ok(state)
 }
 
-/// Step 3 (before the fork): when the audit sink is a file, bind the
-/// state directory's audit socket, where every process sends its records
-/// (agent-init writes them: [`crate::audit_sink`]).
+/// Step 3 (before the fork): when the audit sink is a file or the log,
+/// bind the state directory's audit socket, where every process sends its
+/// records (agent-init writes them: [`crate::audit_sink`]).
 fn audit_step(
     policy: &policy::Policy,
     state: &StateDir,
 ) -> Result<Option<AuditSocket>, RecordError> {
-    match &policy.audit {
-        policy::AuditSink::File(f) => audit_sink::bind(&state.dir, f)
-            .map(Some)
-            .map_err(RecordError::AuditSocket),
-        _ => Ok(None),
-    }
+    let target = match &policy.audit {
+        policy::AuditSink::File(f) => audit_sink::Target::File {
+            path: f.clone(),
+            max_bytes: policy.audit_max_bytes,
+        },
+        policy::AuditSink::Log => audit_sink::Target::Log,
+        policy::AuditSink::Off | policy::AuditSink::Stderr => return Ok(None),
+    };
+    audit_sink::bind(&state.dir, &target)
+        .map(Some)
+        .map_err(RecordError::AuditSocket)
 }
 
 /// Everything the child needs.

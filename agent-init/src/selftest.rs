@@ -612,10 +612,10 @@ fn ownership_rows(r: &mut Report, p: &Policy, huid: Option<u32>) {
 }
 
 /// Positive control: a tool can reach agent-init's audit socket (it
-/// sends its denial records there; agent-init alone writes the file).
+/// sends its denial records there; agent-init alone writes the file or its log).
 /// `connect` on a datagram socket sends nothing: no record is written.
 fn audit_row(r: &mut Report, p: &Policy) {
-    if let AuditSink::File(_) = &p.audit {
+    if let AuditSink::File(_) | AuditSink::Log = &p.audit {
         let uid = nix::unistd::getuid().as_raw();
         let sock = [PathBuf::from(STATE_DIR), host_state_dir(uid)]
             .into_iter()

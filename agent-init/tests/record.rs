@@ -127,3 +127,158 @@ print("SENT", flush=True)
     );
     assert!(!rec.contains("\"pid\":1,"), "{rec}");
 }
+
+/// A policy with one vault entry, `pi` (a dir holding `auth.json`, the
+/// harness user's), and `audit` in place of the test policy's
+/// `[audit] sink = "off"` (empty: the policy says nothing of the audit,
+/// and the default applies).
+fn vault_policy(d: &Dir, audit: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let pi = d.join("st").join("pi");
+    std::fs::create_dir_all(&pi).unwrap();
+    let cred = pi.join("auth.json");
+    std::fs::write(&cred, "TOPSECRET-VALUE").unwrap();
+    for p in [&d.join("st"), &pi, &cred] {
+        std::os::unix::fs::chown(p, Some(1000), Some(1000)).unwrap();
+    }
+    let p = d.policy(
+        "1000:1000",
+        "required",
+        "required",
+        &format!(
+            "[[vault.entry]]\nname = \"pi\"\ndir = \"{}\"\n",
+            pi.display()
+        ),
+    );
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("[audit]\nsink = \"off\"", audit);
+    assert!(!text.contains("sink = \"off\""), "{text}");
+    std::fs::write(&p, text).unwrap();
+    (p, cred)
+}
+
+/// The denial records on agent-init's stderr, each a JSON object to the
+/// end of its line. Each is written whole, in one `write`, but the tools
+/// share that stderr: one that writes a line of its own in pieces (cat's
+/// `cat: <path>: Permission denied` is three writes) may have a record land
+/// inside it, so a record starts anywhere in a line.
+fn record_lines(err: &str) -> Vec<&str> {
+    err.lines()
+        .filter_map(|l| l.find("{\"time\":").map(|i| &l[i..]))
+        .collect()
+}
+
+#[test]
+fn by_default_a_tools_denial_is_one_json_line_on_agent_inits_stderr_with_the_kernels_pid() {
+    if skip_unless_root("by_default_a_tools_denial_is_one_json_line_on_agent_inits_stderr")
+        || skip_without("/usr/bin/unshare", "unshare")
+    {
+        return;
+    }
+    let so = built_preload();
+    let d = Dir::new();
+    let (policy, cred) = vault_policy(&d, "");
+    // The harness (sh) starts a tool (sh) that says its pid and becomes
+    // cat on the credential: the preload refuses and sends the record.
+    let o = run_in_private_mounts(
+        "0755",
+        "true",
+        "-q",
+        &policy,
+        &format!(
+            r#"sh -c "echo REAL=\$\$; exec cat {}"; ls /run/agent-vault"#,
+            cred.display()
+        ),
+        so.to_str().unwrap(),
+    );
+    let out = stdout(&o);
+    let err = stderr(&o);
+    let ctx = format!("stdout:\n{out}\nstderr:\n{err}");
+    assert!(!out.contains("TOPSECRET"), "{ctx}");
+    let real: i32 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("REAL="))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no REAL= line: {ctx}"));
+    let recs: Vec<&str> = record_lines(&err)
+        .into_iter()
+        .filter(|l| l.contains("auth.json"))
+        .collect();
+    assert_eq!(recs.len(), 1, "one record on agent-init's stderr: {ctx}");
+    let rec = recs[0];
+    assert!(
+        rec.contains(&format!(",\"pid\":{real},\"uid\":1000,\"gid\":1000,")),
+        "the kernel's pid and ids: {rec}"
+    );
+    assert!(rec.contains("\"action\":\"deny\""), "{rec}");
+    assert!(rec.contains("\"rule\":\"pi\""), "{rec}");
+    assert!(rec.ends_with("}}"), "one whole line: {rec}");
+    // Nothing else holds it: no audit file was made.
+    assert!(!out.contains("audit.jsonl"), "{ctx}");
+}
+
+#[test]
+fn the_log_sink_rate_limits_a_tool_looping_on_denials_and_reports_the_suppressed() {
+    if skip_unless_root("the_log_sink_rate_limits_a_tool_looping_on_denials")
+        || skip_without("/usr/bin/unshare", "unshare")
+        || skip_without("/usr/bin/python3", "python3")
+    {
+        return;
+    }
+    let so = built_preload();
+    let d = Dir::new();
+    let (policy, cred) = vault_policy(&d, "[audit]\nsink = \"log\"");
+    let tries = 100;
+    let script = d.join("loop.py");
+    std::fs::write(
+        &script,
+        format!(
+            "import os\nn = 0\nfor _ in range({tries}):\n    try:\n        open({:?}).read()\n    except PermissionError:\n        n += 1\nprint('DENIED=%d' % n, flush=True)\n",
+            cred.display().to_string()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::os::unix::fs::chown(d.path(), Some(1000), Some(1000)).unwrap();
+    let o = run_in_private_mounts(
+        "0755",
+        "true",
+        "-q",
+        &policy,
+        &format!("/usr/bin/python3 {}; true", script.display()),
+        so.to_str().unwrap(),
+    );
+    let out = stdout(&o);
+    let err = stderr(&o);
+    let ctx = format!("stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains(&format!("DENIED={tries}")), "{ctx}");
+    let lines = record_lines(&err);
+    let written = lines
+        .iter()
+        .filter(|l| l.contains("\"action\":\"deny\""))
+        .count() as u64;
+    let suppressed: u64 = lines
+        .iter()
+        .filter_map(|l| {
+            l.strip_prefix("{\"time\":\"")?
+                .split_once("\",\"action\":\"suppressed\",\"suppressed\":")?
+                .1
+                .strip_suffix(",\"limit_per_second\":20}")?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    // Every record is written or counted; at most 20 a second are written.
+    assert!(suppressed > 0, "no suppressed line: {ctx}");
+    assert_eq!(written + suppressed, tries, "{ctx}");
+    assert!(written < tries, "{ctx}");
+    assert_eq!(
+        lines.len() as u64,
+        written
+            + lines
+                .iter()
+                .filter(|l| l.contains("\"suppressed\""))
+                .count() as u64,
+        "{ctx}"
+    );
+}

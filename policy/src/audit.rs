@@ -81,6 +81,21 @@ pub fn record_line(
     s
 }
 
+/// The line the `log` sink writes in place of the records it dropped
+/// over its rate limit:
+/// `{"time":…,"action":"suppressed","suppressed":N,"limit_per_second":L}`.
+/// `time` is when the line is written (UTC, milliseconds).
+pub fn suppressed_line(time: SystemTime, suppressed: u64, limit_per_second: u32) -> String {
+    let mut s = String::with_capacity(128);
+    s.push_str("{\"time\":\"");
+    push_time(&mut s, time);
+    let _ = writeln!(
+        s,
+        "\",\"action\":\"suppressed\",\"suppressed\":{suppressed},\"limit_per_second\":{limit_per_second}}}"
+    );
+    s
+}
+
 fn push_opt(s: &mut String, v: Option<&[u8]>) {
     match v {
         Some(v) => push_str(s, v),
@@ -137,6 +152,15 @@ fn civil(days: i64) -> (i64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_suppressed_line_is_one_json_object() {
+        let l = suppressed_line(UNIX_EPOCH, 80, 20);
+        assert_eq!(
+            l,
+            "{\"time\":\"1970-01-01T00:00:00.000Z\",\"action\":\"suppressed\",\"suppressed\":80,\"limit_per_second\":20}\n"
+        );
+    }
     use policy_core::layout::AUDIT_DATAGRAM_MAX;
     use std::time::Duration;
 

@@ -41,6 +41,7 @@ impl Policy {
         };
         let audit = match (&self.audit, &audit_path) {
             (AuditSink::Stderr, _) => Audit::Stderr,
+            (AuditSink::Log, _) => Audit::Log,
             (AuditSink::File(_), Some(p)) => CStr::new(p).map_or(Audit::Off, Audit::File),
             _ => Audit::Off,
         };
@@ -117,10 +118,7 @@ mod tests {
         let bytes = p.to_image();
         let v = View::decode(&bytes).unwrap();
         assert_eq!(v.landlock, Mode::Required);
-        assert_eq!(
-            v.audit,
-            Audit::File(policy_core::image::CStr::new(b"/run/agent-vault/audit.jsonl\0").unwrap())
-        );
+        assert_eq!(v.audit, Audit::Log, "the default sink: agent-init's log");
         assert_eq!(
             v.probe.map(|p| s(p.bytes())).as_deref(),
             Some("/run/agent-vault/probe")
@@ -175,6 +173,13 @@ mod tests {
         let b = p.to_image();
         let v = View::decode(&b).unwrap();
         assert_eq!((v.audit, v.landlock), (Audit::Off, Mode::BestEffort));
+        p.audit = AuditSink::File("/run/agent-vault/audit.jsonl".into());
+        let b = p.to_image();
+        let v = View::decode(&b).unwrap();
+        assert_eq!(
+            v.audit,
+            Audit::File(policy_core::image::CStr::new(b"/run/agent-vault/audit.jsonl\0").unwrap())
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@ use crate::raw::{
     RawAudit, RawFilesystem, RawHarness, RawPolicy, RawSeccomp, RawSeed, RawTools, RawVault,
 };
 use crate::resolved::{
-    AuditSink, Filesystem, GroupSpec, Harness, Policy, Seccomp, Seed, SeedMode, Tools, UserSpec,
-    VaultEntry, VaultKind,
+    AuditSink, DEFAULT_AUDIT_MAX_BYTES, Filesystem, GroupSpec, Harness, MIN_AUDIT_MAX_BYTES,
+    Policy, Seccomp, Seed, SeedMode, Tools, UserSpec, VaultEntry, VaultKind,
 };
 use crate::syscalls;
 use policy_core::layout::STATE_DIR;
@@ -112,6 +112,7 @@ pub fn resolve(
         seccomp: resolve_seccomp(&raw.seccomp, src)?,
         seeds: resolve_seeds(&raw.seed, src, ctx)?,
         audit: resolve_audit(&raw.audit, src, ctx)?,
+        audit_max_bytes: resolve_audit_max_bytes(&raw.audit, src)?,
         proxy: Default::default(),
         tools: resolve_tools(&raw.tools),
     };
@@ -623,7 +624,7 @@ fn resolve_seeds(
     Ok(seeds)
 }
 
-/// `[audit]`: `off`, `stderr` or an absolute file path.
+/// `[audit] sink`: `log`, `off`, `stderr` or an absolute file path.
 fn resolve_audit(
     raw: &RawAudit,
     src: Source<'_>,
@@ -632,18 +633,37 @@ fn resolve_audit(
     let path = |s: &Spanned<String>| src.path(s, ctx);
     let sink = raw.sink.get_ref();
     let audit = match sink.as_str() {
+        "log" => AuditSink::Log,
         "off" => AuditSink::Off,
         "stderr" => AuditSink::Stderr,
         _ => AuditSink::File(path(&raw.sink).map_err(|mut e| {
             if let ErrorKind::RelativePath(p) = &e.kind {
                 e.kind = ErrorKind::Invalid(format!(
-                    "audit sink {p:?}: expected \"off\", \"stderr\" or an absolute file path"
+                    "audit sink {p:?}: expected \"log\", \"off\", \"stderr\" or an absolute file path"
                 ));
             }
             e
         })?),
     };
     Ok(audit)
+}
+
+/// `[audit] max_bytes`: at least [`MIN_AUDIT_MAX_BYTES`]; default
+/// [`DEFAULT_AUDIT_MAX_BYTES`].
+fn resolve_audit_max_bytes(raw: &RawAudit, src: Source<'_>) -> Result<u64, PolicyError> {
+    match &raw.max_bytes {
+        None => Ok(DEFAULT_AUDIT_MAX_BYTES),
+        Some(m) if *m.get_ref() >= MIN_AUDIT_MAX_BYTES => Ok(*m.get_ref()),
+        Some(m) => Err(PolicyError::at(
+            src.file,
+            src.text,
+            m.span().start,
+            ErrorKind::Invalid(format!(
+                "audit max_bytes {}: must be at least {MIN_AUDIT_MAX_BYTES}",
+                m.get_ref()
+            )),
+        )),
+    }
 }
 
 /// The raw strings that name paths, each with its expansion: where a limit

@@ -149,14 +149,25 @@ pub struct RawSeed {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAudit {
-    /// `"off"`, `"stderr"`, or an absolute file path.
+    /// `"log"` (agent-init's stderr, the default), `"off"`, `"stderr"`,
+    /// or an absolute file path.
+    #[serde(default = "default_audit_sink")]
     pub sink: Spanned<String>,
+    /// The file sink's size bound: past it the file is renamed to
+    /// `<file>.1` and a new one started.
+    #[serde(default)]
+    pub max_bytes: Option<Spanned<u64>>,
+}
+
+fn default_audit_sink() -> Spanned<String> {
+    Spanned::new(0..0, "log".to_string())
 }
 
 impl Default for RawAudit {
     fn default() -> Self {
         RawAudit {
-            sink: Spanned::new(0..0, policy_core::layout::DEFAULT_AUDIT_FILE.to_string()),
+            sink: default_audit_sink(),
+            max_bytes: None,
         }
     }
 }

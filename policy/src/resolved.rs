@@ -28,6 +28,8 @@ pub struct Policy {
     pub seccomp: Seccomp,
     pub seeds: Vec<Seed>,
     pub audit: AuditSink,
+    /// `[audit] max_bytes`: the file sink rotates past this size.
+    pub audit_max_bytes: u64,
     /// `[proxy]`: the credential proxy agent-init starts.
     pub proxy: crate::proxy::Proxy,
     pub tools: Tools,
@@ -188,9 +190,18 @@ pub enum AuditSink {
     Off,
     /// The denied program's own stderr.
     Stderr,
-    /// A JSON-lines file, appended by agent-init.
+    /// A JSON-lines file, appended by agent-init, rotated past
+    /// [`Policy::audit_max_bytes`].
     File(std::path::PathBuf),
+    /// agent-init's own stderr (PID 1's: the container log), rate-limited.
+    Log,
 }
+
+/// The file sink's default size bound (16 MiB).
+pub const DEFAULT_AUDIT_MAX_BYTES: u64 = 16 << 20;
+
+/// The smallest `[audit] max_bytes` a policy may set.
+pub const MIN_AUDIT_MAX_BYTES: u64 = 4096;
 
 impl Policy {
     /// The effective policy as TOML: every path expanded, so that loading it
@@ -310,8 +321,13 @@ impl Policy {
             AuditSink::Off => toml_string("off"),
             AuditSink::Stderr => toml_string("stderr"),
             AuditSink::File(p) => qp(p),
+            AuditSink::Log => toml_string("log"),
         };
-        let _ = writeln!(o, "\n[audit]\nsink = {sink}");
+        let _ = writeln!(
+            o,
+            "\n[audit]\nsink = {sink}\nmax_bytes = {}",
+            self.audit_max_bytes
+        );
         self.proxy.write_effective(&mut o, &q);
         let _ = writeln!(o, "\n[tools]\nkeep_terminal = {}", self.tools.keep_terminal);
         o

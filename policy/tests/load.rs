@@ -69,10 +69,8 @@ fn builtin_policy_protects_every_harness() {
     );
     assert_eq!(p.landlock, EnforceMode::Required);
     assert_eq!(p.seccomp.mode, EnforceMode::Required);
-    assert_eq!(
-        p.audit,
-        AuditSink::File("/run/agent-vault/audit.jsonl".into())
-    );
+    assert_eq!(p.audit, AuditSink::Log, "the default: agent-init's log");
+    assert_eq!(p.audit_max_bytes, 16 << 20);
     assert_eq!(p.seeds[0].source, PathBuf::from("/pi-agent-ro"));
     assert_eq!(p.seeds[0].target, PathBuf::from("/pi-agent"));
     assert_eq!(p.seeds[1].source, PathBuf::from("/claude/backups"));
@@ -266,7 +264,11 @@ fn validation_errors() {
         ),
         (
             "[harness]\nuser = \"u\"\n[vault]\n[filesystem]\n[audit]\nsink = \"audit.log\"\n",
-            "expected \"off\"",
+            "expected \"log\", \"off\"",
+        ),
+        (
+            "[harness]\nuser = \"u\"\n[vault]\n[filesystem]\n[audit]\nmax_bytes = 100\n",
+            "audit max_bytes 100: must be at least 4096",
         ),
         ("[vault]\n[filesystem]\n", "missing field `harness`"),
         (
@@ -414,15 +416,20 @@ fn a_path_the_preload_cannot_hold_is_refused_at_load() {
 
 #[test]
 fn limit_errors_point_at_the_first_item_past_the_limit() {
-    // 128 distinct read-only paths, one a line: with the default audit
-    // file's and the probe's rules, the 128th path (in path order) is the
-    // first past the limit.
+    // 128 distinct read-only paths, one a line: with an audit file's and
+    // the probe's rules, the 128th path (in path order) is the first past
+    // the limit.
     let mut read_only = String::from("read_only = [\n");
     for i in 0..128 {
         read_only.push_str(&format!("  \"/r/{i:03}\",\n"));
     }
     read_only.push(']');
-    let text = policy_toml("1000:1000", "", &read_only, "");
+    let text = policy_toml(
+        "1000:1000",
+        "",
+        &read_only,
+        "[audit]\nsink = \"/run/agent-vault/audit.jsonl\"",
+    );
     let e = load_str(&text, "rules.toml", &ctx()).unwrap_err();
     assert!(
         e.to_string()

@@ -1,8 +1,9 @@
 //! Denial records, written with raw system calls and without allocating
 //! (stack buffers), according to the policy's audit sink:
-//! - a file: the record goes, as an [`AuditDatagram`], to agent-init's
-//!   audit socket in the state directory ([`layout::AUDIT_SOCKET`]);
-//!   agent-init writes it to the file with the sender's pid, uid and gid as
+//! - a file or `log` (agent-init's stderr): the record goes, as an
+//!   [`AuditDatagram`], to agent-init's audit socket in the state directory
+//!   ([`layout::AUDIT_SOCKET`]); agent-init writes it to the file or its
+//!   stderr with the sender's pid, uid and gid as
 //!   the kernel gives them, so a process can claim anything but cannot
 //!   pass for another. The send never blocks on agent-init: when its
 //!   queue is full the process yields the CPU, then naps, for at most
@@ -134,7 +135,7 @@ fn record(st: &State, path: &[u8], rule: EntryId, op: &[u8], layer: &[u8]) {
     match &st.policy.audit {
         Audit::Off => {}
         Audit::Stderr => stderr_line(path, rule_name, op, exe, layer),
-        Audit::File(_) => send(st, path, rule_name, op, exe, layer),
+        Audit::File(_) | Audit::Log => send(st, path, rule_name, op, exe, layer),
     }
 }
 
@@ -223,7 +224,7 @@ fn stderr_line(path: &[u8], rule: &[u8], op: &[u8], exe: &[u8], layer: &[u8]) {
     sys::write_all(2, &b.b[..b.n]);
 }
 
-/// `<state dir>/audit.sock`, where the file sink sends.
+/// `<state dir>/audit.sock`, where the file and log sinks send.
 pub fn socket_path(dir: &crate::state_dir::StatePath) -> Option<crate::state_dir::StatePath> {
     crate::state_dir::join(dir, layout::AUDIT_SOCKET.name.as_bytes())
 }

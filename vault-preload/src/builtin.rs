@@ -18,7 +18,7 @@ use policy_core::{Access, View};
 /// The built-in policy's vault, as generated from `policy/default.toml`.
 mod table {
     use policy_core::VaultKind;
-    use policy_core::image::{Audit, CStr, Mode};
+    use policy_core::image::{Audit, Mode};
     include!(concat!(env!("OUT_DIR"), "/builtin.rs"));
 }
 

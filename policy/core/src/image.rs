@@ -8,7 +8,8 @@
 //! Layout, integers little-endian:
 //! - the magic `AGVP` and the version byte 6;
 //! - the Landlock mode: `u8` (0 required, 1 best-effort, 2 off);
-//! - the audit sink: `u8` (0 off, 1 stderr, 2 a file, followed by its path);
+//! - the audit sink: `u8` (0 off, 1 stderr, 2 a file, followed by its path,
+//!   3 agent-init's stderr, the container log);
 //! - the probe directory: `u8` (0 none, 1 followed by its path);
 //! - the tool options: `u8` bits (bit 0: tools keep the controlling
 //!   terminal, [`ToolOptions`]; other bits must be 0);
@@ -164,8 +165,13 @@ impl fmt::Debug for CStr<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Audit<'a> {
     Off,
+    /// The denied process's own stderr.
     Stderr,
+    /// Sent to agent-init's audit socket; agent-init appends to this file.
     File(CStr<'a>),
+    /// Sent to agent-init's audit socket; agent-init writes to its own
+    /// stderr (PID 1's: the container log).
+    Log,
 }
 
 /// One vault entry.
@@ -370,6 +376,7 @@ impl<'a> View<'a> {
             0 => Audit::Off,
             1 => Audit::Stderr,
             2 => Audit::File(r.path()?),
+            3 => Audit::Log,
             _ => return Err(r.bad("unknown audit sink")),
         };
         let probe = match r.u8()? {
@@ -756,6 +763,7 @@ impl<O: Out> Encoder<O> {
                 self.u8(2);
                 self.str(p.bytes());
             }
+            Audit::Log => self.u8(3),
         }
         match probe {
             None => self.u8(0),

@@ -21,7 +21,7 @@
 //! | [`POLICY_TOML`] | 0644 | at record | self-test, people |
 //! | [`POLICY_IMAGE`] | 0644 | at record | the preload, in every process |
 //! | [`AUDIT_FILE`] | 0600 | at record (created; when the sink is the default) | appended by agent-init only; read by people |
-//! | [`AUDIT_SOCKET`] | 0666 | at record (bound; when the sink is a file) | every process sends to it; agent-init receives |
+//! | [`AUDIT_SOCKET`] | 0666 | at record (bound; when the sink is a file or the log) | every process sends to it; agent-init receives |
 //! | [`HARNESS_PID`] | 0644 | after the fork, before the harness execs; removed when the harness exits | the preload (who is the harness; is this session live), self-test |
 //!
 //! Every file is written by root (or, in host mode, agent-init's own uid)
@@ -269,7 +269,7 @@ pub const AUDIT_FILE: StateFile = StateFile {
 };
 
 /// `audit.sock`: an `AF_UNIX` `SOCK_DGRAM` socket, bound by agent-init at
-/// record when the audit sink is a file; every process sends its denial
+/// record when the audit sink is a file or agent-init's log; every process sends its denial
 /// records to it ([`AuditDatagram`]), and agent-init (`SO_PASSCRED`)
 /// writes each with the sender's pid, uid and gid as the kernel gives them
 /// (`SCM_CREDENTIALS`), so no process can pass for another. Anyone may
