@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 fn seed_policy(d: &Dir, src: &Path, dst: &Path) -> std::path::PathBuf {
     d.policy(
@@ -23,24 +23,9 @@ fn seed_policy(d: &Dir, src: &Path, dst: &Path) -> std::path::PathBuf {
     )
 }
 
-/// `sh -c SCRIPT` as root in a private mount namespace with a fresh /run;
-/// `BIN` in SCRIPT is agent-init.
+/// [`common::in_private_mounts`], run to completion.
 fn in_private_mounts(script: &str) -> Output {
-    let script = format!("mount -t tmpfs -o mode=0755 tmpfs /run && BIN={BIN} && {script}");
-    Command::new("unshare")
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "/bin/sh",
-            "-c",
-            &script,
-        ])
-        .env("AGENT_VAULT_PRELOAD", "off")
-        .env("AGENT_VAULT_LOG", "debug")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    output(common::in_private_mounts(script))
 }
 
 fn the_error_line(o: &Output) -> String {

@@ -4,25 +4,14 @@
 
 mod common;
 use common::*;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-/// `sh -c SCRIPT` as root in a private mount namespace with a fresh /run
-/// (so /run/agent-vault is this test's); `$BIN` is agent-init.
+/// [`common::in_private_mounts`] with the release preload, run to completion.
 fn in_private_mounts(script: &str) -> Output {
-    let script = format!("mount -t tmpfs -o mode=0755 tmpfs /run || exit 99\nBIN={BIN}\n{script}");
-    Command::new("unshare")
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "/bin/sh",
-            "-c",
-            &script,
-        ])
-        .env("AGENT_VAULT_PRELOAD", built_preload())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    let mut c = common::in_private_mounts(script);
+    c.env("AGENT_VAULT_PRELOAD", built_preload())
+        .env_remove("AGENT_VAULT_LOG");
+    output(c)
 }
 
 #[test]

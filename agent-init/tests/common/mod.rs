@@ -215,3 +215,24 @@ pub fn built_preload() -> PathBuf {
     );
     so
 }
+
+/// `sh -c SCRIPT` as root in a private mount namespace with a fresh `/run`
+/// (so `/run/agent-vault` is this test's alone); `$BIN` in SCRIPT is
+/// agent-init. The preload is off and the log verbose unless the caller
+/// sets `AGENT_VAULT_PRELOAD` / `AGENT_VAULT_LOG` itself.
+pub fn in_private_mounts(script: &str) -> Command {
+    let script = format!("mount -t tmpfs -o mode=0755 tmpfs /run || exit 99\nBIN={BIN}\n{script}");
+    let mut c = Command::new("unshare");
+    c.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "/bin/sh",
+        "-c",
+        &script,
+    ])
+    .env("AGENT_VAULT_PRELOAD", "off")
+    .env("AGENT_VAULT_LOG", "debug")
+    .stdin(Stdio::null());
+    c
+}
