@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 #[test]
 fn the_harness_record_is_its_pid_and_start_time_and_is_removed_at_exit_by_agent_init() {
     if skip_unless_root("the_harness_record_is_..._removed_at_exit_by_agent_init")
-        || !has("/usr/bin/unshare")
+        || skip_without("/usr/bin/unshare", "unshare")
     {
         return;
     }
@@ -58,8 +58,8 @@ fn audit_policy(d: &Dir) -> std::path::PathBuf {
 #[test]
 fn a_forged_audit_record_gets_the_senders_real_pid_by_agent_init() {
     if skip_unless_root("a_forged_audit_record_gets_the_senders_real_pid_by_agent_init")
-        || !has("/usr/bin/unshare")
-        || !has("/usr/bin/python3")
+        || skip_without("/usr/bin/unshare", "unshare")
+        || skip_without("/usr/bin/python3", "python3")
     {
         return;
     }
