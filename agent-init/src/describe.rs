@@ -349,6 +349,20 @@ fn proxy_section(o: &mut String, p: &Policy) {
     }
     for r in &x.routes {
         let _ = writeln!(o, "  route /{} -> {}", r.name, r.upstream);
+        let group: Vec<&str> = x
+            .routes
+            .iter()
+            .filter(|g| g.path == r.path)
+            .map(|g| g.name.as_str())
+            .collect();
+        if group.len() > 1 {
+            let _ = writeln!(
+                o,
+                "    served at {} with {} (one base URL for all: the placeholder a request carries picks the route)",
+                r.path,
+                group.join(", ")
+            );
+        }
         let _ = writeln!(o, "    secret from {}", r.from);
         if let Some(h) = r.header {
             let _ = writeln!(
