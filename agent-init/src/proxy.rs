@@ -290,9 +290,15 @@ fn activate<'p>(
         Ok(Some((f, o))) => Supply::Found(f, o),
         Err(e @ ProxyError::Stale { oauth: true, .. }) if route.oauth.is_some() => {
             let stored = policy.proxy.state_dir.join(format!("{}.json", route.name));
-            if std::fs::symlink_metadata(&stored).is_ok() {
+            if let ProxyError::Stale { source, seed, .. } = &e
+                && std::fs::symlink_metadata(&stored).is_ok()
+            {
+                let seed = seed.as_ref().map_or_else(
+                    || "a copy-missing [[seed]] of it".to_string(),
+                    |s| s.display().to_string(),
+                );
                 warning!(
-                    "[proxy] route /{}: {e}; served with the session the proxy stored in {} (a newer login on the host replaces it)",
+                    "[proxy] route /{}: {source} holds a placeholder from a previous start and no seed has a login; served with the session the proxy stored in {} (a newer login mounted at {seed} replaces it)",
                     route.name,
                     stored.display()
                 );

@@ -196,6 +196,7 @@ impl OauthSession {
             .expect("validated token URL");
         let token_host =
             HeaderValue::from_str(&seed.token_url.authority).expect("validated authority");
+        let first = merged.tokens.clone();
         let session = OauthSession {
             route: route.to_string(),
             token_uri,
@@ -207,8 +208,7 @@ impl OauthSession {
             tokens: Mutex::new(merged.tokens),
         };
         if merged.origin == Origin::Seed {
-            let t = session.tokens.try_lock().expect("not shared yet");
-            session.store_tokens(&t, "taken from a new login");
+            session.store_tokens(&first, "taken from a new login");
         }
         Ok(Some((session, merged.origin)))
     }
