@@ -14,6 +14,8 @@ and what the upstream receives (the real key or token, on every request).
   proxy-claude-oauth  Claude Code, subscription `.credentials.json` seeded from
                       /claude-ro; three starts (seed, placeholder + seed,
                       no seed: the proxy's stored session)
+  proxy-claude-both   Claude Code with ANTHROPIC_API_KEY and a seeded login: one
+                      base URL, the placeholder picks the real credential
   proxy-sidecar       vault-proxy as its own container (agent-vault/proxy,
                       `--config FILE`), the agent container non-root with no
                       capabilities joining its network namespace
@@ -347,6 +349,56 @@ def case_proxy_claude_oauth(res):
     res.check(C.sha(os.path.join(seed, ".credentials.json")) == holder.get("seed_sha"), "the seed changed")
 
 
+def case_proxy_claude_both(res):
+    """ANTHROPIC_API_KEY in the environment AND a subscription login seeded
+    from /claude-ro: both routes are pointed by ANTHROPIC_BASE_URL, so they
+    are one group on the proxy. Whichever credential Claude Code chooses (its
+    own precedence), the upstream must get that credential's real value in
+    its header, never a placeholder, and no request may be refused. (In -p
+    mode Claude Code takes the API key; that a request carrying the login's
+    placeholder on the same path gets the real token is shown by
+    agent-init/tests/proxy.rs, a_group_serves_each_credential_...)"""
+    key = "sk-ant-api03-avtest" + secrets.token_hex(16)
+    token = "sk-ant-oat01-avtest" + secrets.token_hex(16)
+    refresh = "sk-ant-ort01-avtest" + secrets.token_hex(16)
+    art = C.artifact_dir("proxy-claude-both")
+    seed = os.path.join(art, "claude-ro")
+    os.makedirs(seed)
+    os.chmod(seed, 0o700)
+    C.write(os.path.join(seed, ".credentials.json"), json.dumps(
+        {"claudeAiOauth": {"accessToken": token, "refreshToken": refresh, "expiresAt": 4102444800000,
+                           "scopes": ["user:inference", "user:profile"], "subscriptionType": "pro"}}), 0o400)
+    script = [claude_read("/claude/.credentials.json")] + bash_steps(1, CLAUDE_BASH)
+    srv = C.MockServer(art, script)
+    try:
+        C.run_claude(res, art, srv.port, {"ANTHROPIC_API_KEY": key}, ["%s:/claude-ro:ro" % seed])
+    finally:
+        srv.stop()
+    with open(os.path.join(art, "claude.stderr")) as f:
+        line = proxy_started_line(res, f.read())
+    res.check("anthropic=api-key" in line and "claude=oauth(seed)" in line,
+              "vault-proxy does not serve both routes: %r" % line)
+    reqs = srv.requests()
+    anth = [r for r in reqs if r.get("api", "").startswith("anthropic")]
+    res.check(anth, "the upstream received no Anthropic request")
+    by_key = [r for r in anth if r.get("x_api_key") == key and not r.get("auth")]
+    by_login = [r for r in anth if r.get("auth") == "Bearer " + token and not r.get("x_api_key")]
+    res.check(len(by_key) + len(by_login) == len(anth),
+              "requests without exactly one real credential: %s"
+              % [(r.get("x_api_key") or "")[:24] + "|" + (r.get("auth") or "")[:30] for r in anth
+                 if r not in by_key and r not in by_login][:3])
+    res.note("Claude Code chose %s: %d requests with the real API key, %d with the real OAuth token"
+             % ("the API key" if len(by_key) >= len(by_login) else "the login", len(by_key), len(by_login)))
+    # (request bodies may quote a placeholder: the harness's tools read it)
+    res.check(not any("-av-" in "%s %s" % (r.get("x_api_key"), r.get("auth")) for r in reqs),
+              "a placeholder reached the upstream in a credential header")
+    results = final_results([r for r in reqs if r.get("main_loop")])
+    check_steps_ran(res, results, script)
+    for where, name in leaks(results, reqs, {"the API key": key, "the access token": token,
+                                             "the refresh token": refresh}):
+        res.check(False, "%s holds %s" % (where, name))
+
+
 # ---------------------------------------------------------------------------
 # Sidecar: vault-proxy in its own container, the agent non-root
 def free_port():
@@ -580,6 +632,7 @@ def cases(module):
         "proxy-pi-oauth": case_proxy_pi_oauth,
         "proxy-claude-key": case_proxy_claude_key,
         "proxy-claude-oauth": case_proxy_claude_oauth,
+        "proxy-claude-both": case_proxy_claude_both,
         "proxy-sidecar": case_proxy_sidecar,
         "proxy-nonroot": case_proxy_nonroot,
         "proxy-restart": case_proxy_restart,
