@@ -1010,6 +1010,31 @@ oauth = {{ placeholder = "sk-ant-oat01-", token_url = "http://127.0.0.1:{port}/t
         "{}",
         stdout(&o)
     );
+    let o = Command::new(BIN)
+        .args(["check", "--json", "--policy", policy.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    let j: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let paths: Vec<_> = j["proxy"]["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["path"].as_str().unwrap()))
+        .collect();
+    assert_eq!(paths, [("grp-key", "/grp-key"), ("grp-login", "/grp-key")]);
+    let o = Command::new(BIN)
+        .args(["explain", "--policy", policy.to_str().unwrap()])
+        .arg(vault.join(".credentials.json"))
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("proxy route /grp-login: its credential comes from here")
+            && stdout(&o).contains("served at /grp-key with grp-key, grp-login"),
+        "{}",
+        stdout(&o)
+    );
     // Two starts: the second finds placeholders in the vault and reads the seed again.
     for run in 1..=2 {
         let before = up.requests().len();
