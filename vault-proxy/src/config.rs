@@ -340,8 +340,8 @@ fn check_sharing(earlier: &[ValidRoute], v: &ValidRoute) -> Result<(), ConfigErr
                     "shares prefix {:?} with route {:?} but not its upstream ({} vs {}). Fix: routes sharing a prefix share one upstream; give this route its own prefix",
                     v.prefix,
                     o.name,
-                    v.upstream.origin(),
-                    o.upstream.origin()
+                    format_args!("{}{}", v.upstream.origin(), v.upstream.base_path),
+                    format_args!("{}{}", o.upstream.origin(), o.upstream.base_path),
                 ),
             ));
         }
