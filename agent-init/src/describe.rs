@@ -329,6 +329,17 @@ fn audit_section(o: &mut String, p: &Policy) {
     };
 }
 
+/// The names of the routes served at `r`'s path (its group; itself alone
+/// when no other route shares its `point`).
+fn group_of<'p>(p: &'p Policy, r: &policy::Route) -> Vec<&'p str> {
+    p.proxy
+        .routes
+        .iter()
+        .filter(|g| g.path == r.path)
+        .map(|g| g.name.as_str())
+        .collect()
+}
+
 /// The credential proxy: each route and where its secret comes from (never a value).
 fn proxy_section(o: &mut String, p: &Policy) {
     let x = &p.proxy;
@@ -349,6 +360,15 @@ fn proxy_section(o: &mut String, p: &Policy) {
     }
     for r in &x.routes {
         let _ = writeln!(o, "  route /{} -> {}", r.name, r.upstream);
+        let group = group_of(p, r);
+        if group.len() > 1 {
+            let _ = writeln!(
+                o,
+                "    served at {} with {} (one base URL for all: the placeholder a request carries picks the route)",
+                r.path,
+                group.join(", ")
+            );
+        }
         let _ = writeln!(o, "    secret from {}", r.from);
         if let Some(h) = r.header {
             let _ = writeln!(
@@ -492,6 +512,14 @@ pub fn explain(p: Option<&Path>, paths: &[PathBuf], json: bool) -> i32 {
                     "  proxy route /{}: its credential comes from here ({}); {now}",
                     r.name, r.from
                 );
+                let shared = group_of(&l.policy, r);
+                if shared.len() > 1 {
+                    println!(
+                        "    served at {} with {} (one base URL: the placeholder a request carries picks the route)",
+                        r.path,
+                        shared.join(", ")
+                    );
+                }
             }
         }
     }

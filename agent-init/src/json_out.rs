@@ -21,10 +21,12 @@
 //!             "prefix": null | "..."}],
 //!  "audit": {"sink": "off" | "stderr" | "file", "path": null | "..."},
 //!  "proxy": {"mode": "on" | "off", "uid": 999, "gid": 999, "state_dir": "...",
-//!            "routes": [{"name": "anthropic", "upstream": "https://...",
+//!            "routes": [{"name": "anthropic", "path": "/anthropic", "upstream": "https://...",
 //!                        "header": null | "x-api-key" | ..., "from": "env ANTHROPIC_API_KEY",
 //!                        "point": "..."}]}}
 //! ```
+//! `path`: where the proxy serves the route; routes sharing `point` share it
+//! (the placeholder a request carries picks the route).
 //! Secret values never appear, only where they come from.
 //! invalid policy or user (exit 1): `{"valid": false, "error": "file:line:column: message"}`.
 //!
@@ -117,6 +119,7 @@ pub fn policy(l: &Loaded) -> Value {
         .map(|r| {
             json!({
                 "name": r.name,
+                "path": r.path,
                 "upstream": r.upstream,
                 "header": r.header.map(|h| h.as_str()),
                 "from": r.from.to_string(),

@@ -27,9 +27,18 @@
 //! whose target holds it). For an OAuth login the proxy then prefers its own
 //! refreshed session in `state_dir` when it descends from that seed (the
 //! proxy keeps the SHA-256 of the seed's refresh token), and takes the seed
-//! when it is a newer login. When no seed has a real credential, the route
-//! is served with no credential (the proxy answers 503) and a warning says
-//! to log in on the host: never a fallback to the placeholder.
+//! when it is a newer login. When no seed has a real credential, an OAuth
+//! route is still served, with no login in the proxy's config: the proxy
+//! resumes the session it stored for that route (it stores a new login at
+//! start and every rotation), or answers 503 when it has none, and a warning
+//! says which (agent-init only checks that the state file exists; the proxy
+//! reads it). An API-key route is served with no credential (503). Never a
+//! fallback to the placeholder.
+//!
+//! **Routes sharing a base URL.** Routes pointed by the same variable (or
+//! the same `models.json` entry) are one group on the proxy: one path (the
+//! first route's name), one upstream, and the placeholder each request
+//! carries picks the route (policy `Route::path`).
 //!
 //! **Without root** there is no second uid: the proxy would share the
 //! harness's uid, and although a non-dumpable process under the harness's
@@ -48,7 +57,7 @@ use crate::log::{info, warning};
 use credential::{Found, Origin};
 use harness_view::Shown;
 use policy::{BaseUrl, FileFormat, KeyHeader, ProxyMode, Route, SecretSource};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -79,6 +88,8 @@ pub enum ProxyError {
     Stale {
         source: String,
         seed: Option<PathBuf>,
+        /// The placeholder is an OAuth login's (the proxy may hold its session).
+        oauth: bool,
     },
     /// The config the policy leads to is refused by vault-proxy's rules.
     Config(vault_proxy::config::ConfigError),
@@ -112,7 +123,7 @@ impl fmt::Display for ProxyError {
             ProxyError::Json { path, why } => write!(f, "{}: {why}", path.display()),
             ProxyError::Write(c) => write!(f, "{c}"),
             ProxyError::Random(c) => write!(f, "{c}"),
-            ProxyError::Stale { source, seed } => match seed {
+            ProxyError::Stale { source, seed, .. } => match seed {
                 Some(s) => write!(
                     f,
                     "{source} holds a placeholder from a previous start and {} has no real credential; log in on the host and mount the login there",
@@ -145,12 +156,21 @@ impl std::error::Error for ProxyError {
     }
 }
 
+/// Where the real credential of a route comes from this start.
+enum Supply {
+    /// Read from its source (or, after a placeholder, from the seed).
+    Found(Found, Origin),
+    /// Only a previous start's placeholder of an OAuth login, and no seed
+    /// with a login: the proxy resumes its stored session (or answers 503).
+    Resume,
+    /// Only a previous start's placeholder of an API key: 503.
+    Missing,
+}
+
 /// One route agent-init serves this start.
 struct Active<'p> {
     route: &'p Route,
-    /// `None`: only a stale placeholder was found (served with no credential).
-    found: Option<Found>,
-    origin: Option<Origin>,
+    supply: Supply,
     upstream: String,
     shown: Shown,
     placeholder: String,
@@ -204,12 +224,17 @@ pub fn proxy_step(
     let names: Vec<String> = active
         .iter()
         .map(|a| {
-            let from = match (&a.origin, &a.found) {
-                (_, None) => "no credential: 503".to_string(),
-                (Some(Origin::Seed(s)), _) => format!("seed {}", s.display()),
-                _ => a.route.from.to_string(),
+            let from = match &a.supply {
+                Supply::Missing => "no credential: 503".to_string(),
+                Supply::Resume => "the proxy's stored session".to_string(),
+                Supply::Found(_, Origin::Seed(s)) => format!("seed {}", s.display()),
+                Supply::Found(..) => a.route.from.to_string(),
             };
-            format!("/{} ({from})", a.route.name)
+            if a.route.path.strip_prefix('/') == Some(a.route.name.as_str()) {
+                format!("/{} ({from})", a.route.name)
+            } else {
+                format!("{} for {} ({from})", a.route.path, a.route.name)
+            }
         })
         .collect();
     info!(
@@ -260,46 +285,69 @@ fn activate<'p>(
     route: &'p Route,
     env: &BTreeMap<OsString, OsString>,
 ) -> Result<Option<Active<'p>>, ProxyError> {
-    let (found, origin) = match credential::read_with_seed(policy, &route.from, env) {
+    let supply = match credential::read_with_seed(policy, &route.from, env) {
         Ok(None) => return Ok(None),
-        Ok(Some((f, o))) => (Some(f), Some(o)),
+        Ok(Some((f, o))) => Supply::Found(f, o),
+        Err(e @ ProxyError::Stale { oauth: true, .. }) if route.oauth.is_some() => {
+            let stored = policy.proxy.state_dir.join(format!("{}.json", route.name));
+            if let ProxyError::Stale { source, seed, .. } = &e
+                && std::fs::symlink_metadata(&stored).is_ok()
+            {
+                let seed = seed.as_ref().map_or_else(
+                    || "a copy-missing [[seed]] of it".to_string(),
+                    |s| s.display().to_string(),
+                );
+                warning!(
+                    "[proxy] route /{}: {source} holds a placeholder from a previous start and no seed has a login; served with the session the proxy stored in {} (a newer login mounted at {seed} replaces it)",
+                    route.name,
+                    stored.display()
+                );
+            } else {
+                warning!(
+                    "[proxy] route /{}: {e}; the proxy has no stored session ({} is missing), so it answers 503",
+                    route.name,
+                    stored.display()
+                );
+            }
+            Supply::Resume
+        }
         Err(e @ ProxyError::Stale { .. }) => {
             warning!("[proxy] route /{}: {e}; it answers 503", route.name);
-            (None, None)
+            Supply::Missing
         }
         Err(e) => return Err(e),
     };
     let upstream = user_upstream(policy, route, env)?.unwrap_or_else(|| route.upstream.clone());
-    let (shown, placeholder) = match &found {
-        Some(Found::Oauth { .. }) => {
-            let Some(o) = &route.oauth else {
-                return Err(ProxyError::Json {
-                    path: source_path(&route.from),
-                    why: format!(
-                        "holds an OAuth login, but route /{} has no `oauth` (placeholder, token_url, client_id); add it to the policy",
-                        route.name
-                    ),
-                });
-            };
-            let access = credential::mint(&o.placeholder)?;
-            let refresh = credential::mint("")?;
-            (
-                Shown::Oauth {
-                    access: access.clone(),
-                    refresh,
-                },
-                access,
-            )
-        }
-        _ => {
-            let k = credential::mint(&route.placeholder)?;
-            (Shown::Key(k.clone()), k)
-        }
+    let oauth = matches!(
+        &supply,
+        Supply::Found(Found::Oauth { .. }, _) | Supply::Resume
+    );
+    let (shown, placeholder) = if oauth {
+        let Some(o) = &route.oauth else {
+            return Err(ProxyError::Json {
+                path: source_path(&route.from),
+                why: format!(
+                    "holds an OAuth login, but route /{} has no `oauth` (placeholder, token_url, client_id); add it to the policy",
+                    route.name
+                ),
+            });
+        };
+        let access = credential::mint(&o.placeholder)?;
+        let refresh = credential::mint("")?;
+        (
+            Shown::Oauth {
+                access: access.clone(),
+                refresh,
+            },
+            access,
+        )
+    } else {
+        let k = credential::mint(&route.placeholder)?;
+        (Shown::Key(k.clone()), k)
     };
     Ok(Some(Active {
         route,
-        found,
-        origin,
+        supply,
         upstream,
         shown,
         placeholder,
@@ -319,7 +367,7 @@ fn is_ours(url: &str, route: &Route) -> bool {
         return false;
     };
     let (port, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    port.parse::<u16>().is_ok() && path.trim_end_matches('/') == route.prefix()
+    port.parse::<u16>().is_ok() && path.trim_end_matches('/') == route.path
 }
 
 /// The base URL the user already gave the harness for this route. For
@@ -355,37 +403,39 @@ fn user_upstream(
 }
 
 fn route_config(a: &Active<'_>) -> RouteConfig {
-    let credential = match (&a.found, a.route.header) {
-        (None, _) => CredentialConfig::None {},
-        (Some(Found::Key(k)), h) => CredentialConfig::ApiKey {
-            header: match h.unwrap_or(KeyHeader::Authorization) {
+    let oauth = |login: Option<(&str, &str, u64)>| {
+        let o = a.route.oauth.as_ref().expect("checked in activate");
+        CredentialConfig::Oauth {
+            access: login.map(|l| Secret::new(l.0)),
+            refresh: login.map(|l| Secret::new(l.1)),
+            expires_at_ms: login.map(|l| l.2),
+            token_url: o.token_url.clone(),
+            client_id: o.client_id.clone(),
+        }
+    };
+    let credential = match &a.supply {
+        Supply::Missing => CredentialConfig::None {},
+        Supply::Resume => oauth(None),
+        Supply::Found(Found::Key(k), _) => CredentialConfig::ApiKey {
+            header: match a.route.header.unwrap_or(KeyHeader::Authorization) {
                 KeyHeader::XApiKey => ApiKeyHeader::XApiKey,
                 KeyHeader::Authorization => ApiKeyHeader::Authorization,
                 KeyHeader::XGoogApiKey => ApiKeyHeader::XGoogApiKey,
             },
             key: Secret::new(k.clone()),
         },
-        (
-            Some(Found::Oauth {
+        Supply::Found(
+            Found::Oauth {
                 access,
                 refresh,
                 expires_ms,
-            }),
+            },
             _,
-        ) => {
-            let o = a.route.oauth.as_ref().expect("checked in activate");
-            CredentialConfig::Oauth {
-                access: Secret::new(access.clone()),
-                refresh: Secret::new(refresh.clone()),
-                expires_at_ms: *expires_ms,
-                token_url: o.token_url.clone(),
-                client_id: o.client_id.clone(),
-            }
-        }
+        ) => oauth(Some((access, refresh, *expires_ms))),
     };
     RouteConfig {
         name: a.route.name.clone(),
-        prefix: a.route.prefix(),
+        prefix: a.route.path.clone(),
         upstream: a.upstream.clone(),
         upstream_ca_file: None,
         placeholder: Secret::new(a.placeholder.clone()),
@@ -429,10 +479,9 @@ fn show_placeholders(
     who: &Identity,
     env: &mut BTreeMap<OsString, OsString>,
 ) -> Result<(), ProxyError> {
-    let mut pointed: BTreeSet<String> = BTreeSet::new();
     for a in active {
-        let url = format!("http://{addr}{}", a.route.prefix());
-        if a.found.is_some() {
+        let url = format!("http://{addr}{}", a.route.path);
+        if !matches!(a.supply, Supply::Missing) {
             match (&a.route.from, &a.shown) {
                 (SecretSource::Env(v), Shown::Key(k)) => {
                     env.insert(v.into(), k.into());
@@ -440,16 +489,10 @@ fn show_placeholders(
                 (src, shown) => harness_view::write_placeholder(src, shown)?,
             }
         }
+        // Routes sharing a pointer share `path`: the same URL for each.
         match &a.route.point {
             BaseUrl::Env(v) => {
-                if pointed.insert(v.clone()) {
-                    env.insert(v.into(), url.into());
-                } else {
-                    warning!(
-                        "[proxy] route /{}: {v} already points at an earlier route; this route's placeholder works only through {v}'s route if the harness uses it",
-                        a.route.name
-                    );
-                }
+                env.insert(v.into(), url.into());
             }
             BaseUrl::PiModels { path, provider } => {
                 harness_view::set_pi_base_url(path, provider, &url, (who.uid, who.gid))?
@@ -507,6 +550,7 @@ mod tests {
             from: SecretSource::Env("X".into()),
             point: BaseUrl::Env("Y".into()),
             oauth: None,
+            path: "/pi-anthropic".into(),
         };
         assert!(is_ours("http://127.0.0.1:41234/pi-anthropic", &route));
         assert!(!is_ours("http://127.0.0.1:41234/other", &route));

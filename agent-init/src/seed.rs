@@ -301,8 +301,10 @@ fn vault_dir(
     // '/pi-agent/extensions'`). Another harness's vault directory that
     // cannot be created (a read-only root without a volume there) is
     // only a warning: it stays missing, and tools cannot create it either.
+    // A `copy-missing` seed whose source is not mounted here (Claude Code's
+    // /claude-ro in the Pi image) names another harness's directory.
     let needed = policy.seeds.iter().any(|s| match s.mode {
-        SeedMode::CopyMissing => s.target == e.path,
+        SeedMode::CopyMissing => s.target == e.path && std::fs::symlink_metadata(&s.source).is_ok(),
         SeedMode::NewestBackup => s.target.parent() == Some(e.path.as_path()),
     });
     match std::fs::symlink_metadata(&e.path) {

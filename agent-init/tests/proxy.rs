@@ -809,31 +809,306 @@ fn check_and_explain_show_each_route_and_its_source_never_a_value() {
     assert_no_canary(&w, "explain", &(out + &stderr(&o)));
 }
 
+/// The requests the upstream received after the first `before`.
+fn new_requests(w: &World, before: usize) -> Vec<serde_json::Value> {
+    w.up.requests().into_iter().skip(before).collect()
+}
+
 #[test]
-fn a_vault_placeholder_with_no_seed_behind_it_is_never_forwarded() {
-    if skip_unless_root("a_vault_placeholder_with_no_seed_behind_it_is_never_forwarded") {
+fn second_start_with_only_the_placeholder_keeps_working_with_the_stored_session() {
+    if skip_unless_root(
+        "second_start_with_only_the_placeholder_keeps_working_with_the_stored_session",
+    ) {
         return;
     }
     let w = World::new();
-    let (v, _) = w.run_harness();
-    assert_eq!(v["pi_openai"], 200);
+    let (v, err) = w.run_harness();
+    assert_eq!(v["pi_anthropic"], 200, "{v:#}\n{err}");
+    // The proxy stored the new login at start (it is the only copy left
+    // once the seed is gone), in its own state, out of the harness's reach.
+    assert!(w.state.join("pi-anthropic.json").exists());
     // The host login is gone: the vault holds only the last start's placeholders.
     std::fs::remove_file(w.seed.join("auth.json")).unwrap();
     let before = w.up.requests().len();
     let (v, err) = w.run_harness();
     assert!(
-        err.contains("holds a placeholder from a previous start"),
+        err.contains("holds a placeholder from a previous start")
+            && err.contains("served with the session the proxy stored in"),
         "{err}"
     );
     assert_eq!(v["env"], 200, "the env route is unaffected: {v:#}");
-    for k in ["pi_anthropic", "pi_openai"] {
-        let s = v[k].as_i64().unwrap_or(0);
-        assert!(s == 401 || s == 503, "{k}: {v:#}");
+    assert_eq!(
+        v["pi_anthropic"], 200,
+        "the OAuth route resumes the proxy's stored session: {v:#}\n{err}"
+    );
+    // An API key has no session to resume: refused, never forwarded.
+    let s = v["pi_openai"].as_i64().unwrap_or(0);
+    assert!(s == 401 || s == 503, "pi_openai: {v:#}");
+    // The harness got a fresh placeholder for the resumed login.
+    let access = v["seen"]["auth"]["anthropic"]["access"].as_str().unwrap();
+    assert!(access.starts_with("sk-ant-oat01-av-"), "{access}");
+    let new = new_requests(&w, before);
+    let paths: Vec<&str> = new.iter().map(|r| r["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["/env/v1/messages", "/pia/v1/messages"], "{new:#?}");
+    assert_eq!(
+        new[1]["headers"]["authorization"],
+        format!("Bearer {}", w.c.pi_oauth_access).as_str()
+    );
+    for r in &new {
+        assert!(
+            !r.to_string().contains("-av-"),
+            "a placeholder reached the upstream: {r}"
+        );
     }
-    let new: Vec<_> = w.up.requests().into_iter().skip(before).collect();
+    // No stored session and no seed: 503 and a log line naming the fix.
+    std::fs::remove_file(w.state.join("pi-anthropic.json")).unwrap();
+    let before = w.up.requests().len();
+    let (v, err) = w.run_harness();
+    assert!(
+        err.contains("the proxy has no stored session") && err.contains("log in on the host"),
+        "{err}"
+    );
+    assert_eq!(v["pi_anthropic"], 503, "{v:#}\n{err}");
+    let new = new_requests(&w, before);
     assert_eq!(
         new.len(),
         1,
         "only the env route reached the upstream: {new:#?}"
     );
+    assert_eq!(new[0]["path"], "/env/v1/messages");
+}
+
+#[test]
+fn a_newer_seed_wins_over_the_stored_session() {
+    if skip_unless_root("a_newer_seed_wins_over_the_stored_session") {
+        return;
+    }
+    let w = World::new();
+    let (v, err) = w.run_harness();
+    assert_eq!(v["pi_anthropic"], 200, "{v:#}\n{err}");
+    // A new login on the host: another refresh token.
+    let newer_access = format!("{}-NEWER", w.c.pi_oauth_access);
+    let newer_refresh = format!("{}-NEWER", w.c.pi_oauth_refresh);
+    let mut auth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.seed.join("auth.json")).unwrap()).unwrap();
+    auth["anthropic"]["access"] = newer_access.clone().into();
+    auth["anthropic"]["refresh"] = newer_refresh.clone().into();
+    std::fs::write(w.seed.join("auth.json"), auth.to_string()).unwrap();
+    let before = w.up.requests().len();
+    let (v, err) = w.run_harness();
+    assert_eq!(v["pi_anthropic"], 200, "{v:#}\n{err}");
+    let new = new_requests(&w, before);
+    let pia: Vec<_> = new
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap().starts_with("/pia/"))
+        .collect();
+    assert_eq!(pia.len(), 1, "{new:#?}");
+    assert_eq!(
+        pia[0]["headers"]["authorization"],
+        format!("Bearer {newer_access}").as_str()
+    );
+    // The proxy's copy now descends from the newer login.
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.state.join("pi-anthropic.json")).unwrap()).unwrap();
+    assert_eq!(stored["refresh_token"], newer_refresh.as_str());
+}
+
+/// The harness of the group test: one request with each credential it
+/// holds (the API key variable, the `.credentials.json` login) through the
+/// one base URL, and one with neither.
+const GROUP_HARNESS_PY: &str = r#"
+import json, os, sys, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+def call(headers):
+    req = urllib.request.Request(os.environ["AV_GROUP_BASE_URL"] + "/v1/messages",
+                                 data=b'{"hello":1}', headers=headers, method="POST")
+    try:
+        with opener.open(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except Exception as e:
+        return str(e)
+cred = json.load(open(sys.argv[1]))["claudeAiOauth"]
+res = {"seen": {"key": os.environ.get("AV_GROUP_KEY"), "base": os.environ.get("AV_GROUP_BASE_URL"),
+                "token": cred["accessToken"]}}
+res["key"] = call({"x-api-key": os.environ["AV_GROUP_KEY"]})
+res["oauth"] = call({"authorization": "Bearer " + cred["accessToken"]})
+res["neither"] = call({"x-api-key": "sk-ant-api03-guess"})
+print(json.dumps(res))
+"#;
+
+#[test]
+fn a_group_serves_each_credential_by_its_placeholder_and_never_forwards_one() {
+    if skip_unless_root("a_group_serves_each_credential_by_its_placeholder_and_never_forwards_one")
+    {
+        return;
+    }
+    ensure_proxy_binary();
+    let d = Dir::new();
+    let up = Upstream::start(&d);
+    let c = Canaries::new();
+    let key = c.env_key.clone();
+    let token = c.pi_oauth_access.clone();
+    let refresh = c.pi_oauth_refresh.clone();
+    // The host's login, mounted root-only; seeded into the harness's directory.
+    let seed = d.join("claude-ro");
+    let vault = d.join("claude");
+    let state = d.join("proxy-state");
+    std::fs::create_dir(&seed).unwrap();
+    std::fs::set_permissions(&seed, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let cred = serde_json::json!({"claudeAiOauth": {
+        "accessToken": token, "refreshToken": refresh, "expiresAt": 4_102_444_800_000u64,
+        "scopes": ["user:inference"], "subscriptionType": "pro"}});
+    std::fs::write(seed.join(".credentials.json"), cred.to_string()).unwrap();
+    std::fs::write(d.join("harness.py"), GROUP_HARNESS_PY).unwrap();
+    let extra = format!(
+        r#"[[vault.entry]]
+name = "claude"
+dir = "{vault}"
+
+[[seed]]
+source = "{seed}"
+target = "{vault}"
+mode = "copy-missing"
+
+[proxy]
+mode = "on"
+user = "{PROXY_UID}:{PROXY_UID}"
+state_dir = "{state}"
+
+[[proxy.route]]
+name = "grp-key"
+upstream = "http://127.0.0.1:{port}/grp"
+header = "x-api-key"
+placeholder = "sk-ant-api03-"
+from = {{ env = "AV_GROUP_KEY" }}
+point = {{ env = "AV_GROUP_BASE_URL" }}
+
+[[proxy.route]]
+name = "grp-login"
+upstream = "http://127.0.0.1:{port}/grp"
+placeholder = "sk-ant-oat01-"
+from = {{ file = "{vault}/.credentials.json", format = "claude-credentials" }}
+point = {{ env = "AV_GROUP_BASE_URL" }}
+oauth = {{ placeholder = "sk-ant-oat01-", token_url = "http://127.0.0.1:{port}/token", client_id = "test-client" }}
+"#,
+        vault = vault.display(),
+        seed = seed.display(),
+        state = state.display(),
+        port = up.port,
+    );
+    let policy = d.policy("65534:65534", "required", "required", &extra);
+    // `check` shows the grouping.
+    let o = Command::new(BIN)
+        .args(["check", "--policy", policy.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("served at /grp-key with grp-key, grp-login"),
+        "{}",
+        stdout(&o)
+    );
+    let o = Command::new(BIN)
+        .args(["check", "--json", "--policy", policy.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    let j: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let paths: Vec<_> = j["proxy"]["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["path"].as_str().unwrap()))
+        .collect();
+    assert_eq!(paths, [("grp-key", "/grp-key"), ("grp-login", "/grp-key")]);
+    let o = Command::new(BIN)
+        .args(["explain", "--policy", policy.to_str().unwrap()])
+        .arg(vault.join(".credentials.json"))
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("proxy route /grp-login: its credential comes from here")
+            && stdout(&o).contains("served at /grp-key with grp-key, grp-login"),
+        "{}",
+        stdout(&o)
+    );
+    // Two starts: the second finds placeholders in the vault and reads the seed again.
+    for run in 1..=2 {
+        let before = up.requests().len();
+        let mut cmd = run_cmd(
+            &policy,
+            &[],
+            &[
+                PYTHON,
+                d.join("harness.py").to_str().unwrap(),
+                vault.join(".credentials.json").to_str().unwrap(),
+            ],
+        );
+        cmd.env("AV_GROUP_KEY", &key);
+        let o = output(cmd);
+        assert_exit(&o, 0);
+        let err = stderr(&o);
+        let v: serde_json::Value = serde_json::from_str(stdout(&o).trim())
+            .unwrap_or_else(|e| panic!("run {run}: {e}: {}\n{err}", stdout(&o)));
+        assert_eq!(
+            (&v["key"], &v["oauth"], &v["neither"]),
+            (
+                &serde_json::json!(200),
+                &serde_json::json!(200),
+                &serde_json::json!(401)
+            ),
+            "run {run}: {v:#}\n{err}"
+        );
+        // One base URL for both, the first route's path.
+        assert!(
+            v["seen"]["base"].as_str().unwrap().ends_with("/grp-key"),
+            "{v:#}"
+        );
+        assert!(
+            v["seen"]["key"]
+                .as_str()
+                .unwrap()
+                .starts_with("sk-ant-api03-av-")
+        );
+        assert!(
+            v["seen"]["token"]
+                .as_str()
+                .unwrap()
+                .starts_with("sk-ant-oat01-av-")
+        );
+        assert!(
+            err.contains("/grp-key for grp-login"),
+            "run {run}: the start line names the shared path: {err}"
+        );
+        let new: Vec<_> = up.requests().into_iter().skip(before).collect();
+        assert_eq!(new.len(), 2, "run {run}: {new:#?}");
+        // Each request got its own real credential, and only that one.
+        let by_key = &new[0]["headers"];
+        assert_eq!(by_key["x-api-key"], key.as_str());
+        assert!(by_key.get("authorization").is_none(), "{by_key}");
+        let by_login = &new[1]["headers"];
+        assert_eq!(
+            by_login["authorization"],
+            format!("Bearer {token}").as_str()
+        );
+        assert!(by_login.get("x-api-key").is_none(), "{by_login}");
+        for r in &new {
+            assert_eq!(r["path"], "/grp/v1/messages");
+            let text = r.to_string();
+            assert!(
+                !text.contains("-av-"),
+                "a placeholder reached the upstream: {text}"
+            );
+            assert!(
+                !text.contains(&refresh),
+                "the refresh token reached the upstream"
+            );
+        }
+    }
+    // The vault holds placeholders only.
+    let text = std::fs::read_to_string(vault.join(".credentials.json")).unwrap();
+    assert!(!text.contains(&token) && !text.contains(&refresh), "{text}");
 }

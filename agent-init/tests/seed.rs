@@ -260,7 +260,8 @@ fn newest_backup_restores_claude_json() {
 
 /// A vault directory of a harness this container does not run, which cannot
 /// be created (read-only root, no volume there), is a warning; the harness's
-/// own seed target that cannot be created still stops the start.
+/// own seed target (its seed source is there) that cannot be created still
+/// stops the start.
 #[test]
 fn an_uncreatable_vault_dir_warns_unless_it_is_a_seed_target() {
     if skip_unless_root("an_uncreatable_vault_dir_warns_unless_it_is_a_seed_target") {
@@ -300,6 +301,14 @@ fn an_uncreatable_vault_dir_warns_unless_it_is_a_seed_target() {
     assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(!stdout(&o).contains("started"));
     assert_stderr_contains(&o, other.to_str().unwrap());
+
+    // A seed whose source is not mounted here (Claude Code's /claude-ro in
+    // the Pi image) does not make its target the harness's own: a warning.
+    let p = seed_policy(&d, &d.join("not-mounted"), &other);
+    let o = run(&p, "/bin/echo started");
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains("started"));
+    assert_stderr_contains(&o, "cannot be created");
 }
 
 /// The pid of `parent`'s child (from /proc), waiting up to 10 s for it.

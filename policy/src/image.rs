@@ -155,8 +155,8 @@ mod tests {
         let hidden: Vec<_> = v.hidden().map(|h| s(h.bytes())).collect();
         assert_eq!(
             hidden,
-            ["/pi-agent-ro"],
-            "the seed source outside the vault"
+            ["/pi-agent-ro", "/claude-ro"],
+            "the seed sources outside the vault"
         );
     }
 

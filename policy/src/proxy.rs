@@ -175,9 +175,14 @@ impl Default for Proxy {
     }
 }
 
-/// One route, validated: served at `/<name>`.
+/// One route, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
+    /// Where the proxy serves it: `/<name>`, or, for routes that share a
+    /// `point` (a group, like the three `ANTHROPIC_BASE_URL` routes), the
+    /// path of the first of them; the placeholder a request carries then
+    /// picks the route.
+    pub path: String,
     pub name: String,
     pub upstream: String,
     pub header: Option<KeyHeader>,
@@ -216,13 +221,6 @@ pub struct OauthSpec {
     pub placeholder: String,
     pub token_url: String,
     pub client_id: String,
-}
-
-impl Route {
-    /// The listener's path prefix for this route.
-    pub fn prefix(&self) -> String {
-        format!("/{}", self.name)
-    }
 }
 
 impl std::fmt::Display for SecretSource {
@@ -326,6 +324,7 @@ pub(crate) fn resolve(
         }
         routes.push(route);
     }
+    group_by_point(&mut routes, &raw.route, &invalid)?;
     Ok(Proxy {
         mode: raw.mode,
         uid,
@@ -333,6 +332,33 @@ pub(crate) fn resolve(
         state_dir,
         routes,
     })
+}
+
+/// Routes pointed by the same variable (or `models.json` entry) share one
+/// path on the proxy, the first one's: the harness has one base URL for all
+/// of them. So they must share the upstream too; a base URL the user sets in
+/// that variable becomes the upstream of all of them.
+fn group_by_point(
+    routes: &mut [Route],
+    raw: &[RawRoute],
+    invalid: &Invalid<'_>,
+) -> Result<(), PolicyError> {
+    for i in 0..routes.len() {
+        let Some(first) = routes[..i].iter().find(|o| o.point == routes[i].point) else {
+            continue;
+        };
+        if first.upstream != routes[i].upstream {
+            return Err(invalid(
+                &raw[i].upstream,
+                format!(
+                    "route {:?} is pointed by {} like route {:?}, so the harness reaches both through one path on the proxy, but its upstream {} differs from {}; give routes that share `point` the same upstream (a base URL the user sets there becomes the upstream of all of them), or point this one elsewhere",
+                    routes[i].name, routes[i].point, first.name, routes[i].upstream, first.upstream
+                ),
+            ));
+        }
+        routes[i].path = first.path.clone();
+    }
+    Ok(())
 }
 
 type Invalid<'a> = dyn Fn(&Spanned<String>, String) -> PolicyError + 'a;
@@ -404,6 +430,7 @@ fn resolve_route(
         ));
     }
     Ok(Route {
+        path: format!("/{name}"),
         name: name.clone(),
         upstream,
         header: if may_be_key { r.header } else { None },

@@ -73,9 +73,12 @@ fn builtin_policy_protects_every_harness() {
     assert_eq!(p.audit_max_bytes, 16 << 20);
     assert_eq!(p.seeds[0].source, PathBuf::from("/pi-agent-ro"));
     assert_eq!(p.seeds[0].target, PathBuf::from("/pi-agent"));
-    assert_eq!(p.seeds[1].source, PathBuf::from("/claude/backups"));
-    assert_eq!(p.seeds[1].target, PathBuf::from("/claude/.claude.json"));
-    assert_eq!(p.seeds[1].prefix.as_deref(), Some(".claude.json.backup."));
+    // Claude Code's host login, mounted read-only, into its config directory.
+    assert_eq!(p.seeds[1].source, PathBuf::from("/claude-ro"));
+    assert_eq!(p.seeds[1].target, PathBuf::from("/claude"));
+    assert_eq!(p.seeds[2].source, PathBuf::from("/claude/backups"));
+    assert_eq!(p.seeds[2].target, PathBuf::from("/claude/.claude.json"));
+    assert_eq!(p.seeds[2].prefix.as_deref(), Some(".claude.json.backup."));
 }
 
 #[test]
@@ -94,10 +97,15 @@ fn builtin_policy_defaults_without_the_variables() {
         PathBuf::from("/claude")
     );
     assert_eq!(
-        p.seeds[1].source,
+        p.seeds[1].target,
+        PathBuf::from("/home/agent/.claude"),
+        "the seed lands where the `claude` route reads .credentials.json"
+    );
+    assert_eq!(
+        p.seeds[2].source,
         PathBuf::from("/home/agent/.claude/backups")
     );
-    assert_eq!(p.seeds[1].target, PathBuf::from("/home/agent/.claude.json"));
+    assert_eq!(p.seeds[2].target, PathBuf::from("/home/agent/.claude.json"));
 }
 
 #[test]

@@ -160,3 +160,41 @@ fn proxy_errors_name_line_and_column() {
         assert!(shown.contains(needle), "{shown}");
     }
 }
+
+#[test]
+fn routes_sharing_a_point_share_one_path_and_must_share_the_upstream() {
+    let p = Policy::builtin(&ctx()).unwrap();
+    let path = |n: &str| {
+        p.proxy
+            .routes
+            .iter()
+            .find(|r| r.name == n)
+            .unwrap()
+            .path
+            .clone()
+    };
+    // ANTHROPIC_BASE_URL points all three: one path, the first one's.
+    assert_eq!(path("anthropic"), "/anthropic");
+    assert_eq!(path("claude-token"), "/anthropic");
+    assert_eq!(path("claude"), "/anthropic");
+    // A route alone keeps its own.
+    assert_eq!(path("openai"), "/openai");
+    assert_eq!(path("pi-anthropic"), "/pi-anthropic");
+    // Same point, another upstream: refused at the second route's upstream.
+    let second = ROUTE
+        .replace("name = \"a\"", "name = \"b\"")
+        .replace("api.anthropic.com", "gateway.example.com");
+    let text = with_proxy(&format!("{ROUTE}\n{second}"));
+    let e = load_str(&text, "p.toml", &ctx()).unwrap_err().to_string();
+    assert!(
+        e.contains(
+            "route \"b\" is pointed by environment variable ANTHROPIC_BASE_URL like route \"a\""
+        ) && e.contains("same upstream"),
+        "{e}"
+    );
+    let line = text[..text.find("gateway.example.com").unwrap()]
+        .matches('\n')
+        .count()
+        + 1;
+    assert!(e.contains(&format!(":{line}:")), "{line}: {e}");
+}

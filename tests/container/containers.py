@@ -601,18 +601,23 @@ def claude_prefix():
     return prefix
 
 
-def run_claude(res, art, port, attacks_env, extra_mounts):
-    """claude-start -p ... in agent-vault/claude against the mock on `port`."""
+def run_claude(res, art, port, attacks_env, extra_mounts, proxy_state=None, tag="claude"):
+    """claude-start -p ... in agent-vault/claude against the mock on `port`.
+    `art`/state is /claude and `art`/workspace /workspace (both kept across
+    runs of one case); `proxy_state`: a host folder for the proxy's
+    state_dir (else an anonymous volume); output in `tag`.stdout/.stderr."""
     prefix = claude_prefix()
     state = os.path.join(art, "state")
     ws = os.path.join(art, "workspace")
     os.makedirs(state, exist_ok=True)  # a case may have put a login there
-    os.makedirs(ws)
+    os.makedirs(ws, exist_ok=True)
     for d in (state, ws):
         os.chown(d, 1000, 1000)
     os.chmod(state, 0o700)
+    own = ["/claude", "/workspace"] + ([PROXY_STATE] if proxy_state else [])
     args = [ENGINE, "run", "--rm", "--name", "av-test-claude-%d" % os.getpid(), "--network", "host"] + \
-        secure_flags() + volumes_except("claude", "/claude", "/workspace") + [
+        secure_flags() + volumes_except("claude", *own) + \
+        (["-v", "%s:%s" % (proxy_state, PROXY_STATE)] if proxy_state else []) + [
         "-v", "%s:/home/agent/.local/claude-code" % prefix, "-v", "%s:/claude" % state,
         "-v", "%s:/workspace" % ws, "-v", "%s:/usr/local/bin/av-rawread:ro" % RAWREAD,
         "-e", "ANTHROPIC_BASE_URL=http://127.0.0.1:%d" % port,
@@ -626,11 +631,11 @@ def run_claude(res, art, port, attacks_env, extra_mounts):
         args += ["-v", "/etc/ssl/certs:/etc/ssl/certs:ro"]
     args += [image("claude"), "claude-start", "-p", "Run the scripted steps.", "--dangerously-skip-permissions"]
     rc, out, err, dt = sh(args, timeout=600)
-    write(os.path.join(art, "claude.stdout"), out)
-    write(os.path.join(art, "claude.stderr"), err)
-    res.note("claude run: rc=%s in %.1fs (includes the first-start npm install when not cached)" % (rc, dt))
-    res.check(rc == 0, "claude exited %s: %s" % (rc, why(err or out)))
-    res.check("All scripted steps done." in out, "claude did not print the final answer")
+    write(os.path.join(art, "%s.stdout" % tag), out)
+    write(os.path.join(art, "%s.stderr" % tag), err)
+    res.note("%s run: rc=%s in %.1fs (includes the first-start npm install when not cached)" % (tag, rc, dt))
+    res.check(rc == 0, "%s exited %s: %s" % (tag, rc, why(err or out)))
+    res.check("All scripted steps done." in out, "%s did not print the final answer" % tag)
     return prefix
 
 

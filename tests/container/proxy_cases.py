@@ -11,7 +11,11 @@ and what the upstream receives (the real key or token, on every request).
   proxy-pi-key        Pi, `anthropic` provider, API key in auth.json
   proxy-pi-oauth      Pi, `anthropic` provider, subscription (`oauth` entry)
   proxy-claude-key    Claude Code, ANTHROPIC_API_KEY in the environment
-  proxy-claude-oauth  Claude Code, subscription `.credentials.json` in /claude
+  proxy-claude-oauth  Claude Code, subscription `.credentials.json` seeded from
+                      /claude-ro; three starts (seed, placeholder + seed,
+                      no seed: the proxy's stored session)
+  proxy-claude-both   Claude Code with ANTHROPIC_API_KEY and a seeded login: one
+                      base URL, the placeholder picks the real credential
   proxy-sidecar       vault-proxy as its own container (agent-vault/proxy,
                       `--config FILE`), the agent container non-root with no
                       capabilities joining its network namespace
@@ -226,39 +230,55 @@ CLAUDE_BASH = [
 ]
 
 
-def claude_case(res, label, env, mounts, want_header, want_value, real, reads, state_setup=None):
+def claude_case(res, label, env, mounts, want_header, want_value, real, reads, state_setup=None,
+                starts=None, proxy_state=None):
+    """Run Claude Code once per entry of `starts` (each: the extra mounts of
+    that start; default one start with `mounts`), /claude and the workspace
+    kept across starts; every start must reach the upstream with the real
+    credential only. Returns the artifact dir, what state_setup returned,
+    and each start's agent-init stderr."""
     art = C.artifact_dir(label)
     script = [claude_read(p) for p, _ in reads] + bash_steps(len(reads), CLAUDE_BASH)
     srv = C.MockServer(art, script)
     state = None
+    starts = starts if starts is not None else [mounts]
+    errs = []
     try:
         if state_setup:
             state = state_setup(art)
-        C.run_claude(res, art, srv.port, env, mounts)
+        for n, start_mounts in enumerate(starts, 1):
+            tag = "claude" if len(starts) == 1 else "claude-%d" % n
+            before = len(srv.requests())
+            C.run_claude(res, art, srv.port, env, start_mounts, proxy_state=proxy_state, tag=tag)
+            with open(os.path.join(art, "%s.stderr" % tag)) as f:
+                errs.append(f.read())
+            proxy_started_line(res, errs[-1])
+            check_claude_start(res, art, tag, srv.requests()[before:], script, want_header, want_value,
+                               real, reads)
     finally:
         srv.stop()
-    with open(os.path.join(art, "claude.stderr")) as f:
-        proxy_started_line(res, f.read())
-    reqs = srv.requests()
+    return art, state, errs
+
+
+def check_claude_start(res, art, tag, reqs, script, want_header, want_value, real, reads):
     main = [r for r in reqs if r.get("main_loop")]
-    res.check(main, "the upstream received no main-loop request")
+    res.check(main, "%s: the upstream received no main-loop request" % tag)
     anth = [r for r in reqs if r.get("api", "").startswith("anthropic")]
     bad = [r.get(want_header) for r in anth if r.get(want_header) != want_value]
-    res.check(not bad, "requests the upstream received without the real credential in %s: %s"
-              % (want_header, [str(b)[:40] for b in bad[:3]]))
-    res.note("the upstream received %d Anthropic requests, each with the real credential in %s"
-             % (len(anth), want_header))
+    res.check(not bad, "%s: requests the upstream received without the real credential in %s: %s"
+              % (tag, want_header, [str(b)[:40] for b in bad[:3]]))
+    res.note("%s: the upstream received %d Anthropic requests, each with the real credential in %s"
+             % (tag, len(anth), want_header))
     results = final_results(main)
-    C.write(os.path.join(art, "tool_results.json"), json.dumps(results, indent=1))
+    C.write(os.path.join(art, "%s.tool_results.json" % tag), json.dumps(results, indent=1))
     check_steps_ran(res, results, script)
     for where, name in leaks(results, reqs, real):
-        res.check(False, "%s holds %s" % (where, name))
+        res.check(False, "%s: %s holds %s" % (tag, where, name))
     for i, (path, want) in enumerate(reads):
         text = results[i] if i < len(results) else ""
-        res.note("Claude Code Read %s -> %s" % (path, text.replace("\n", " ")[:140]))
+        res.note("%s: Claude Code Read %s -> %s" % (tag, path, text.replace("\n", " ")[:140]))
         if want:
-            res.check(want in text, "Claude Code's Read of %s shows no %r: %r" % (path, want, text[:300]))
-    return art, state
+            res.check(want in text, "%s: Claude Code's Read of %s shows no %r: %r" % (tag, path, want, text[:300]))
 
 
 def case_proxy_claude_key(res):
@@ -277,31 +297,106 @@ def case_proxy_claude_key(res):
 
 
 def case_proxy_claude_oauth(res):
-    """A subscription login in the /claude state volume (agent-init must be
-    able to replace the file, so it is not a read-only bind mount)."""
+    """A subscription login on the host, mounted read-only at /claude-ro
+    (root-owned 0400, as the README shows), seeded by agent-init into the
+    empty /claude state volume. Three starts, each authenticating with the
+    real token upstream while Claude Code's Read of .credentials.json shows
+    a placeholder: 1. the seed is copied, then replaced by placeholders;
+    2. /claude holds the last start's placeholder, the real login is read
+    from the mount again; 3. without the mount, the proxy resumes the
+    session it stored in its state volume at the first start."""
     token = "sk-ant-oat01-avtest" + secrets.token_hex(16)
     refresh = "sk-ant-ort01-avtest" + secrets.token_hex(16)
     cred = {"claudeAiOauth": {"accessToken": token, "refreshToken": refresh, "expiresAt": 4102444800000,
                               "scopes": ["user:inference", "user:profile"], "subscriptionType": "pro"}}
+    art = os.path.join(C.ARTIFACTS, "proxy-claude-oauth")   # claude_case makes it afresh
+    seed = os.path.join(art, "claude-ro")
+    proxy_state = os.path.join(art, "proxy-state")
+    holder = {}
 
-    def setup(art):
-        state = os.path.join(art, "state")
-        os.makedirs(state)
-        os.chown(state, 1000, 1000)
-        os.chmod(state, 0o700)
-        p = os.path.join(state, ".credentials.json")
-        C.write(p, json.dumps(cred), 0o600)
-        os.chown(p, 1000, 1000)
-        return state
+    def setup(art_):
+        os.makedirs(seed)
+        os.chmod(seed, 0o700)
+        C.write(os.path.join(seed, ".credentials.json"), json.dumps(cred), 0o400)
+        holder["seed_sha"] = C.sha(os.path.join(seed, ".credentials.json"))
+        os.makedirs(proxy_state)
+        os.chown(proxy_state, PROXY_UID, PROXY_UID)
+        os.chmod(proxy_state, 0o700)
+        return os.path.join(art_, "state")
 
     reads = [("/claude/.credentials.json", "sk-ant-oat01-av-"),
+             ("/claude-ro/.credentials.json", None),   # the seed: hidden from the harness
              ("/claude/.claude.json", None)]
-    art, state = claude_case(res, "proxy-claude-oauth", {}, [], "auth", "Bearer " + token,
-                             {"the access token": token, "the refresh token": refresh}, reads, setup)
+    seed_mount = "%s:/claude-ro:ro" % seed
+    _, state, errs = claude_case(res, "proxy-claude-oauth", {}, [], "auth", "Bearer " + token,
+                                 {"the access token": token, "the refresh token": refresh}, reads,
+                                 state_setup=setup, starts=[[seed_mount], [seed_mount], []],
+                                 proxy_state=proxy_state)
+    # vault-proxy's start line says where each start's session came from.
+    want = ["claude=oauth(seed)",             # 1: the login copied from /claude-ro
+            "claude=oauth(stored)",           # 2: the same login again: the proxy's copy
+            "claude=oauth(stored, no seed)"]  # 3: no login anywhere but the proxy's state
+    for n, (err, w) in enumerate(zip(errs, want), 1):
+        line = next((l for l in err.splitlines() if l.startswith("vault-proxy: serving")), "")
+        res.check(("routes %s;" % w) in line, "start %d: vault-proxy did not serve %s: %r" % (n, w, line))
+    if len(errs) == 3:
+        res.check("served with the session the proxy stored" in errs[2],
+                  "start 3: agent-init did not say it resumes the proxy's session: %s" % C.why(errs[2]))
     with open(os.path.join(state, ".credentials.json")) as f:
         after = f.read()
     res.check("sk-ant-oat01-av-" in after and token not in after and refresh not in after,
               "/claude/.credentials.json does not hold only placeholders: %s" % after[:200])
+    res.check(C.sha(os.path.join(seed, ".credentials.json")) == holder.get("seed_sha"), "the seed changed")
+
+
+def case_proxy_claude_both(res):
+    """ANTHROPIC_API_KEY in the environment AND a subscription login seeded
+    from /claude-ro: both routes are pointed by ANTHROPIC_BASE_URL, so they
+    are one group on the proxy. Whichever credential Claude Code chooses (its
+    own precedence), the upstream must get that credential's real value in
+    its header, never a placeholder, and no request may be refused. (In -p
+    mode Claude Code takes the API key; that a request carrying the login's
+    placeholder on the same path gets the real token is shown by
+    agent-init/tests/proxy.rs, a_group_serves_each_credential_...)"""
+    key = "sk-ant-api03-avtest" + secrets.token_hex(16)
+    token = "sk-ant-oat01-avtest" + secrets.token_hex(16)
+    refresh = "sk-ant-ort01-avtest" + secrets.token_hex(16)
+    art = C.artifact_dir("proxy-claude-both")
+    seed = os.path.join(art, "claude-ro")
+    os.makedirs(seed)
+    os.chmod(seed, 0o700)
+    C.write(os.path.join(seed, ".credentials.json"), json.dumps(
+        {"claudeAiOauth": {"accessToken": token, "refreshToken": refresh, "expiresAt": 4102444800000,
+                           "scopes": ["user:inference", "user:profile"], "subscriptionType": "pro"}}), 0o400)
+    script = [claude_read("/claude/.credentials.json")] + bash_steps(1, CLAUDE_BASH)
+    srv = C.MockServer(art, script)
+    try:
+        C.run_claude(res, art, srv.port, {"ANTHROPIC_API_KEY": key}, ["%s:/claude-ro:ro" % seed])
+    finally:
+        srv.stop()
+    with open(os.path.join(art, "claude.stderr")) as f:
+        line = proxy_started_line(res, f.read())
+    res.check("anthropic=api-key" in line and "claude=oauth(seed)" in line,
+              "vault-proxy does not serve both routes: %r" % line)
+    reqs = srv.requests()
+    anth = [r for r in reqs if r.get("api", "").startswith("anthropic")]
+    res.check(anth, "the upstream received no Anthropic request")
+    by_key = [r for r in anth if r.get("x_api_key") == key and not r.get("auth")]
+    by_login = [r for r in anth if r.get("auth") == "Bearer " + token and not r.get("x_api_key")]
+    res.check(len(by_key) + len(by_login) == len(anth),
+              "requests without exactly one real credential: %s"
+              % [(r.get("x_api_key") or "")[:24] + "|" + (r.get("auth") or "")[:30] for r in anth
+                 if r not in by_key and r not in by_login][:3])
+    res.note("Claude Code chose %s: %d requests with the real API key, %d with the real OAuth token"
+             % ("the API key" if len(by_key) >= len(by_login) else "the login", len(by_key), len(by_login)))
+    # (request bodies may quote a placeholder: the harness's tools read it)
+    res.check(not any("-av-" in "%s %s" % (r.get("x_api_key"), r.get("auth")) for r in reqs),
+              "a placeholder reached the upstream in a credential header")
+    results = final_results([r for r in reqs if r.get("main_loop")])
+    check_steps_ran(res, results, script)
+    for where, name in leaks(results, reqs, {"the API key": key, "the access token": token,
+                                             "the refresh token": refresh}):
+        res.check(False, "%s holds %s" % (where, name))
 
 
 # ---------------------------------------------------------------------------
@@ -537,6 +632,7 @@ def cases(module):
         "proxy-pi-oauth": case_proxy_pi_oauth,
         "proxy-claude-key": case_proxy_claude_key,
         "proxy-claude-oauth": case_proxy_claude_oauth,
+        "proxy-claude-both": case_proxy_claude_both,
         "proxy-sidecar": case_proxy_sidecar,
         "proxy-nonroot": case_proxy_nonroot,
         "proxy-restart": case_proxy_restart,

@@ -106,11 +106,20 @@ pub enum CredentialConfig {
     /// A static key.
     ApiKey { header: ApiKeyHeader, key: Secret },
     /// An OAuth session the proxy refreshes itself; injected as `authorization: Bearer`.
+    ///
+    /// `access`, `refresh` and `expires_at_ms` are the login agent-init read
+    /// (the harness's file or its seed), all three or none. None: the
+    /// harness's file held only a previous start's placeholder and no seed
+    /// has a login, so the proxy resumes the session in its `state_dir`, or
+    /// answers 503 when it has none.
     Oauth {
-        access: Secret,
-        refresh: Secret,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        access: Option<Secret>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refresh: Option<Secret>,
         /// Access token expiry, Unix milliseconds.
-        expires_at_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at_ms: Option<u64>,
         token_url: String,
         client_id: String,
     },
@@ -217,13 +226,20 @@ pub enum ValidCredential {
 /// The OAuth session as the config seeds it.
 #[derive(Debug, Clone)]
 pub struct OauthSeed {
-    pub access: Secret,
-    pub refresh: Secret,
-    pub expires_at_ms: u64,
+    /// The login agent-init read; `None`: resume the stored session only.
+    pub login: Option<OauthLogin>,
     pub token_url: UpstreamUrl,
     /// The token URL's path and query.
     pub token_path: String,
     pub client_id: String,
+}
+
+/// The tokens of a login as agent-init read them.
+#[derive(Debug, Clone)]
+pub struct OauthLogin {
+    pub access: Secret,
+    pub refresh: Secret,
+    pub expires_at_ms: u64,
 }
 
 /// A checked config, ready to serve.
@@ -285,19 +301,7 @@ impl ProxyConfig {
         let mut routes: Vec<ValidRoute> = Vec::new();
         for r in &self.routes {
             let v = validate_route(r)?;
-            if let Some(other) = routes
-                .iter()
-                .find(|o| o.name == v.name || o.prefix == v.prefix)
-            {
-                return Err(route_err(
-                    &r.name,
-                    "name/prefix",
-                    format!(
-                        "same name or prefix as route {:?}. Fix: give each route its own name and prefix",
-                        other.name
-                    ),
-                ));
-            }
+            check_sharing(&routes, &v)?;
             routes.push(v);
         }
         Ok(Validated {
@@ -310,6 +314,49 @@ impl ProxyConfig {
             routes,
         })
     }
+}
+
+/// Routes may share a prefix (a group: the variable that points the harness
+/// at the proxy is the same for all of them, e.g. `ANTHROPIC_BASE_URL`); the
+/// request's placeholder then picks the route. So they must go to the same
+/// upstream, and their placeholders must differ. Names never repeat.
+fn check_sharing(earlier: &[ValidRoute], v: &ValidRoute) -> Result<(), ConfigError> {
+    if let Some(other) = earlier.iter().find(|o| o.name == v.name) {
+        return Err(route_err(
+            &v.name,
+            "name",
+            format!(
+                "same name as route {:?}. Fix: give each route its own name",
+                other.name
+            ),
+        ));
+    }
+    for o in earlier.iter().filter(|o| o.prefix == v.prefix) {
+        if o.upstream != v.upstream || o.upstream_ca_file != v.upstream_ca_file {
+            return Err(route_err(
+                &v.name,
+                "upstream",
+                format!(
+                    "shares prefix {:?} with route {:?} but not its upstream ({} vs {}). Fix: routes sharing a prefix share one upstream; give this route its own prefix",
+                    v.prefix,
+                    o.name,
+                    format_args!("{}{}", v.upstream.origin(), v.upstream.base_path),
+                    format_args!("{}{}", o.upstream.origin(), o.upstream.base_path),
+                ),
+            ));
+        }
+        if o.placeholder == v.placeholder {
+            return Err(route_err(
+                &v.name,
+                "placeholder",
+                format!(
+                    "same placeholder as route {:?} on the shared prefix {:?}: the placeholder picks the route. Fix: mint one per route",
+                    o.name, v.prefix
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn route_err(route: &str, key: &'static str, why: impl Into<String>) -> ConfigError {
@@ -492,20 +539,35 @@ fn validate_route(r: &RouteConfig) -> Result<ValidRoute, ConfigError> {
         } => {
             let (tu, token_path) = parse_upstream(token_url)
                 .map_err(|why| route_err(name, "credential.token_url", why))?;
-            if refresh.expose().is_empty() {
-                return Err(route_err(name, "credential.refresh", "empty"));
-            }
-            if HeaderValue::from_str(&format!("Bearer {}", access.expose())).is_err() {
-                return Err(route_err(
-                    name,
-                    "credential.access",
-                    "not a valid header value",
-                ));
-            }
+            let login = match (access, refresh, expires_at_ms) {
+                (None, None, None) => None,
+                (Some(access), Some(refresh), Some(expires_at_ms)) => {
+                    if refresh.expose().is_empty() {
+                        return Err(route_err(name, "credential.refresh", "empty"));
+                    }
+                    if HeaderValue::from_str(&format!("Bearer {}", access.expose())).is_err() {
+                        return Err(route_err(
+                            name,
+                            "credential.access",
+                            "not a valid header value",
+                        ));
+                    }
+                    Some(OauthLogin {
+                        access: access.clone(),
+                        refresh: refresh.clone(),
+                        expires_at_ms: *expires_at_ms,
+                    })
+                }
+                _ => {
+                    return Err(route_err(
+                        name,
+                        "credential",
+                        "access, refresh and expires_at_ms go together (a login), or are all left out (resume the session stored in state_dir)",
+                    ));
+                }
+            };
             ValidCredential::Oauth(OauthSeed {
-                access: access.clone(),
-                refresh: refresh.clone(),
-                expires_at_ms: *expires_at_ms,
+                login,
                 token_url: tu,
                 token_path: if token_path.is_empty() {
                     "/".to_string()

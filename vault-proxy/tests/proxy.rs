@@ -651,6 +651,238 @@ fn restart_with_the_old_seed_uses_the_stored_rotation_and_a_new_seed_wins() {
     assert_eq!(token.calls.load(Ordering::SeqCst), 1);
 }
 
+/// `oauth_config` without a login: the harness's file held only a placeholder.
+fn oauth_config_without_login(state: &Path, upstream: &str, token: &TokenEndpoint) -> String {
+    let cfg = oauth_config(state, upstream, token, "x", "y", 1);
+    let cut: Vec<&str> = cfg
+        .lines()
+        .filter(|l| {
+            !l.starts_with("access =")
+                && !l.starts_with("refresh =")
+                && !l.starts_with("expires_at_ms =")
+        })
+        .collect();
+    assert_eq!(cut.len() + 3, cfg.lines().count());
+    cut.join("\n")
+}
+
+fn post_anthropic(proxy: std::net::SocketAddr) -> ClientResponse {
+    request(
+        proxy,
+        "POST",
+        "/anthropic/v1/messages",
+        &[("authorization", &format!("Bearer {PH}"))],
+        b"{}",
+    )
+}
+
+#[test]
+fn without_a_login_the_stored_session_is_resumed_and_the_old_login_never_rolls_it_back() {
+    let state = state_dir();
+    let state_file = state.path().join("claude.json");
+    let token = token_endpoint(Duration::ZERO);
+    let (up, _) = oauth_upstream(&["access-1"], state_file.clone());
+    // First start, with the host's login: a 401, one refresh, rotation stored.
+    let p1 = start_proxy(&oauth_config(
+        state.path(),
+        &up.url(),
+        &token,
+        "access-0",
+        "refresh-0",
+        FAR_FUTURE_MS,
+    ));
+    assert_eq!(post_anthropic(p1).status, 200);
+    assert_eq!(token.calls.load(Ordering::SeqCst), 1);
+    // Next start: the harness's file holds only a placeholder and no seed has
+    // a login. The stored session serves, without a refresh.
+    let n = up.received().len();
+    let p2 = start_proxy(&oauth_config_without_login(state.path(), &up.url(), &token));
+    let r = post_anthropic(p2);
+    let status = r.status;
+    assert_eq!(status, 200, "{}", r.text());
+    let after = &up.received()[n..];
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].header("authorization"), Some("Bearer access-1"));
+    assert_eq!(token.calls.load(Ordering::SeqCst), 1);
+    // The resumed session keeps its lineage: the host's old login seen again
+    // is recognised as spent, the rotated session stays.
+    let p3 = start_proxy(&oauth_config(
+        state.path(),
+        &up.url(),
+        &token,
+        "access-0",
+        "refresh-0",
+        FAR_FUTURE_MS,
+    ));
+    let n = up.received().len();
+    assert_eq!(post_anthropic(p3).status, 200);
+    assert_eq!(
+        up.received()[n].header("authorization"),
+        Some("Bearer access-1")
+    );
+    assert_eq!(token.calls.load(Ordering::SeqCst), 1);
+    // No stored session and no login: 503 naming the fix, nothing forwarded.
+    std::fs::remove_file(&state_file).unwrap();
+    let n = up.received().len();
+    let p4 = start_proxy(&oauth_config_without_login(state.path(), &up.url(), &token));
+    let r = post_anthropic(p4);
+    assert_eq!(r.status, 503);
+    let t = r.text();
+    assert!(
+        t.contains("no stored session") && t.contains("log in on the host"),
+        "{t}"
+    );
+    assert_eq!(
+        up.received().len(),
+        n,
+        "a route without a session forwarded"
+    );
+    assert_eq!(token.calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_new_login_is_stored_at_start_so_the_next_start_without_one_resumes_it() {
+    let state = state_dir();
+    let state_file = state.path().join("claude.json");
+    let token = token_endpoint(Duration::ZERO);
+    let (up, _) = oauth_upstream(&["access-0"], state_file.clone());
+    let p1 = start_proxy(&oauth_config(
+        state.path(),
+        &up.url(),
+        &token,
+        "access-0",
+        "refresh-0",
+        FAR_FUTURE_MS,
+    ));
+    // Stored at start (served before the first request), no refresh needed.
+    assert_eq!(post_anthropic(p1).status, 200);
+    let j = json(&std::fs::read(&state_file).unwrap());
+    assert_eq!(j["access_token"], "access-0");
+    assert_eq!(j["refresh_token"], "refresh-0");
+    let p2 = start_proxy(&oauth_config_without_login(state.path(), &up.url(), &token));
+    assert_eq!(post_anthropic(p2).status, 200);
+    assert_eq!(
+        up.received()[1].header("authorization"),
+        Some("Bearer access-0")
+    );
+    assert_eq!(token.calls.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn config_refuses_half_a_login() {
+    let token = token_endpoint(Duration::ZERO);
+    let cfg = oauth_config(
+        Path::new("/tmp/x"),
+        "http://127.0.0.1:9",
+        &token,
+        "a",
+        "r",
+        1,
+    );
+    let e = config_error(&cfg.replace("refresh = \"r\"\n", ""));
+    assert!(e.contains("go together"), "{e}");
+}
+
+const PH_TOKEN: &str = "sk-ant-oat01-av-PLACEHOLDER-fedcba9876543210";
+const REAL_TOKEN: &str = "sk-ant-oat01-REAL-SECRET-TOKEN";
+
+/// Two routes on one prefix: an API key (x-api-key) and a token (bearer).
+fn group_config(state: &Path, upstream: &str, second_upstream: &str) -> String {
+    format!(
+        r#"{}
+[[route]]
+name = "claude-token"
+prefix = "/anthropic"
+upstream = "{second_upstream}"
+placeholder = "{PH_TOKEN}"
+[route.credential]
+kind = "api-key"
+header = "authorization"
+key = "{REAL_TOKEN}"
+"#,
+        api_key_config(state, upstream, "x-api-key")
+    )
+}
+
+#[test]
+fn routes_sharing_a_prefix_are_picked_by_the_placeholder_the_request_carries() {
+    let up = Upstream::start(|ex| {
+        respond(ex.stream, "200 OK", "application/json", b"{}");
+        true
+    });
+    let state = state_dir();
+    let proxy = start_proxy(&group_config(state.path(), &up.url(), &up.url()));
+    let bearer = |p: &str| format!("Bearer {p}");
+    // Each placeholder, in the header the harness puts it in.
+    let r = request(
+        proxy,
+        "POST",
+        "/anthropic/v1/messages",
+        &[("x-api-key", PH)],
+        b"{}",
+    );
+    let status = r.status;
+    assert_eq!(status, 200, "{}", r.text());
+    let r = request(
+        proxy,
+        "POST",
+        "/anthropic/v1/messages",
+        &[("authorization", &bearer(PH_TOKEN))],
+        b"{}",
+    );
+    let status = r.status;
+    assert_eq!(status, 200, "{}", r.text());
+    // Neither placeholder (a guess, or the real key itself): 401, not forwarded.
+    for h in [
+        ("x-api-key", "guess".to_string()),
+        ("authorization", bearer(REAL_TOKEN)),
+    ] {
+        let r = request(
+            proxy,
+            "POST",
+            "/anthropic/v1/messages",
+            &[(h.0, &h.1)],
+            b"{}",
+        );
+        assert_eq!(r.status, 401, "{h:?}");
+        let t = r.text();
+        assert!(t.contains("anthropic, claude-token"), "{t}");
+    }
+    let got = up.received();
+    assert_eq!(got.len(), 2, "only the two requests with a placeholder");
+    assert_eq!(got[0].header("x-api-key"), Some(REAL));
+    assert_eq!(got[0].header("authorization"), None);
+    assert_eq!(
+        got[1].header("authorization"),
+        Some(format!("Bearer {REAL_TOKEN}").as_str())
+    );
+    assert_eq!(got[1].header("x-api-key"), None);
+    for r in &got {
+        assert!(!r.raw_head.contains("PLACEHOLDER"), "{}", r.raw_head);
+    }
+}
+
+#[test]
+fn routes_sharing_a_prefix_must_share_the_upstream_and_not_a_placeholder() {
+    let e = config_error(&group_config(
+        Path::new("/tmp/x"),
+        "https://api.anthropic.com",
+        "https://gateway.example.com",
+    ));
+    assert!(
+        e.contains("shares prefix") && e.contains("claude-token"),
+        "{e}"
+    );
+    let same = group_config(
+        Path::new("/tmp/x"),
+        "https://api.anthropic.com",
+        "https://api.anthropic.com",
+    )
+    .replace(PH_TOKEN, PH);
+    let e = config_error(&same);
+    assert!(e.contains("same placeholder"), "{e}");
+}
+
 // ---- config refusals ----
 
 fn config_error(toml: &str) -> String {

@@ -178,7 +178,8 @@ pub fn seed_source_of(policy: &policy::Policy, target: &Path) -> Option<PathBuf>
 /// The route's real credential: from the harness environment, or from the
 /// vault file, or, when the vault file holds a previous start's placeholder,
 /// from the seed source that file was copied from. `None`: not configured
-/// here (the route is not served); `Err(Stale)`: only placeholders found.
+/// here (the route is not served); `Err(Stale)`: only placeholders found
+/// (for an OAuth login the proxy then resumes its stored session).
 pub fn read_with_seed(
     policy: &policy::Policy,
     src: &SecretSource,
@@ -208,10 +209,12 @@ pub fn read_with_seed(
         return Ok(Some(found));
     }
     // A previous start's placeholder: the seed has the real credential.
+    let oauth = matches!(found.0, Found::Oauth { .. });
     let SecretSource::File { path, .. } = src else {
         return Err(ProxyError::Stale {
             source: src.to_string(),
             seed: None,
+            oauth,
         });
     };
     let seed = seed_source_of(policy, path);
@@ -227,6 +230,7 @@ pub fn read_with_seed(
         _ => Err(ProxyError::Stale {
             source: src.to_string(),
             seed,
+            oauth,
         }),
     }
 }

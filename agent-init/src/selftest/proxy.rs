@@ -79,8 +79,8 @@ pub(super) fn proxy_rows(r: &mut Report, p: &Policy) {
             format!("route /{}", route.name),
             Status::Pass,
             format!(
-                "upstream {}; secret from {}; harness pointed by {} (served only when the source exists)",
-                route.upstream, route.from, route.point
+                "upstream {}; secret from {}; harness pointed by {} at {} (served only when the source exists)",
+                route.upstream, route.from, route.point, route.path
             ),
         );
     }

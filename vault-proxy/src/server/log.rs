@@ -17,10 +17,19 @@ pub fn verbose() -> bool {
     VERBOSE.load(Ordering::Relaxed)
 }
 
+/// Write one line with one `write`: stderr is shared with agent-init and
+/// the harness (the container log), and `eprintln!` writes each formatted
+/// piece separately, so another process's line could land inside ours.
+pub fn line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let text = format!("vault-proxy: {args}\n");
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
 /// A start or rare-event line.
 macro_rules! info {
     ($($t:tt)*) => {{
-        eprintln!("vault-proxy: {}", format_args!($($t)*));
+        $crate::log::line(format_args!($($t)*));
     }};
 }
 
@@ -28,7 +37,7 @@ macro_rules! info {
 macro_rules! debug {
     ($($t:tt)*) => {{
         if $crate::log::verbose() {
-            eprintln!("vault-proxy: {}", format_args!($($t)*));
+            $crate::log::line(format_args!($($t)*));
         }
     }};
 }

@@ -15,7 +15,7 @@
 //! refreshed and it just retries with the new one).
 
 use crate::body::{self, ProxyBody};
-use crate::config::{OauthSeed, Secret};
+use crate::config::{OauthLogin, OauthSeed, Secret};
 use crate::log::info;
 use crate::state::{StateError, StateStore, StoredSession, seed_sha256};
 use crate::upstream::{UpstreamClient, error_chain};
@@ -55,37 +55,57 @@ pub struct Tokens {
 /// Which copy a start took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
-    /// No stored session, or one from another login: the config's seed.
+    /// No stored session, or one from another login: the config's login.
     Seed,
-    /// A stored session rotated from this same seed.
+    /// A stored session rotated from this same login.
     Stored,
+    /// The config has no login (the harness's file held only a placeholder):
+    /// the stored session, whatever login it descends from.
+    Resumed,
 }
 
-/// Merge the config's seed with the stored session.
+/// The session a start serves with, and the login it descends from.
+pub struct Merged {
+    pub tokens: Tokens,
+    pub origin: Origin,
+    /// Hex SHA-256 of the refresh token of the login the session descends
+    /// from (kept across rotations and resumed starts).
+    pub seed_sha256: String,
+}
+
+/// Merge the config's login with the stored session.
 ///
-/// The stored session wins when it descends from this same seed (its
-/// `seed_sha256` matches): the seed's refresh token was used up by the
-/// rotation, so rolling back to it would end the session. A different seed is
-/// a newer login on the host: take it.
-pub fn merge_seed(seed: &OauthSeed, stored: Option<StoredSession>) -> (Tokens, Origin) {
-    let hash = seed_sha256(seed.refresh.expose());
+/// The stored session wins when it descends from this same login (its
+/// `seed_sha256` matches): the login's refresh token was used up by the
+/// rotation, so rolling back to it would end the session. A different login
+/// is a newer login on the host: take it. No login: resume the stored
+/// session, keeping its lineage, so that the host's old login seen again
+/// later still does not roll it back. No login and nothing stored: `None`.
+pub fn merge_seed(login: Option<&OauthLogin>, stored: Option<StoredSession>) -> Option<Merged> {
+    let from_stored = |s: StoredSession, origin| Merged {
+        tokens: Tokens {
+            access: s.access_token,
+            refresh: s.refresh_token,
+            expires_at_ms: s.expires_at_ms,
+        },
+        origin,
+        seed_sha256: s.seed_sha256,
+    };
+    let Some(login) = login else {
+        return stored.map(|s| from_stored(s, Origin::Resumed));
+    };
+    let hash = seed_sha256(login.refresh.expose());
     match stored {
-        Some(s) if s.seed_sha256 == hash => (
-            Tokens {
-                access: s.access_token,
-                refresh: s.refresh_token,
-                expires_at_ms: s.expires_at_ms,
+        Some(s) if s.seed_sha256 == hash => Some(from_stored(s, Origin::Stored)),
+        _ => Some(Merged {
+            tokens: Tokens {
+                access: login.access.clone(),
+                refresh: login.refresh.clone(),
+                expires_at_ms: login.expires_at_ms,
             },
-            Origin::Stored,
-        ),
-        _ => (
-            Tokens {
-                access: seed.access.clone(),
-                refresh: seed.refresh.clone(),
-                expires_at_ms: seed.expires_at_ms,
-            },
-            Origin::Seed,
-        ),
+            origin: Origin::Seed,
+            seed_sha256: hash,
+        }),
     }
 }
 
@@ -158,32 +178,62 @@ pub struct OauthSession {
 }
 
 impl OauthSession {
-    /// Load the stored session and merge it with the seed.
+    /// Load the stored session and merge it with the config's login;
+    /// `None` when there is neither. A session taken from a new login is
+    /// stored at once, so that a later start whose harness file holds only
+    /// a placeholder (and no seed) resumes it.
     pub fn start(
         route: &str,
         seed: &OauthSeed,
         store: StateStore,
         client: UpstreamClient,
-    ) -> Result<(OauthSession, Origin), StateError> {
-        let (tokens, origin) = merge_seed(seed, store.load(route)?);
+    ) -> Result<Option<(OauthSession, Origin)>, StateError> {
+        let Some(merged) = merge_seed(seed.login.as_ref(), store.load(route)?) else {
+            return Ok(None);
+        };
         let token_uri: Uri = format!("{}{}", seed.token_url.origin(), seed.token_path)
             .parse()
             .expect("validated token URL");
         let token_host =
             HeaderValue::from_str(&seed.token_url.authority).expect("validated authority");
-        Ok((
-            OauthSession {
-                route: route.to_string(),
-                token_uri,
-                token_host,
-                client_id: seed.client_id.clone(),
-                seed_sha256: seed_sha256(seed.refresh.expose()),
-                store,
-                client,
-                tokens: Mutex::new(tokens),
-            },
-            origin,
-        ))
+        let first = merged.tokens.clone();
+        let session = OauthSession {
+            route: route.to_string(),
+            token_uri,
+            token_host,
+            client_id: seed.client_id.clone(),
+            seed_sha256: merged.seed_sha256,
+            store,
+            client,
+            tokens: Mutex::new(merged.tokens),
+        };
+        if merged.origin == Origin::Seed {
+            session.store_tokens(&first, "taken from a new login");
+        }
+        Ok(Some((session, merged.origin)))
+    }
+
+    /// Write the session to `STATE_DIR/<route>.json` (durably); a failure is
+    /// logged, and the session stays in memory until a restart.
+    fn store_tokens(&self, t: &Tokens, what: &str) {
+        let record = StoredSession {
+            seed_sha256: self.seed_sha256.clone(),
+            access_token: t.access.clone(),
+            refresh_token: t.refresh.clone(),
+            expires_at_ms: t.expires_at_ms,
+        };
+        match self.store.save(&self.route, &record) {
+            Ok(()) => info!(
+                "route {}: OAuth session {what}; stored in {}",
+                self.route,
+                self.store.path(&self.route).display()
+            ),
+            Err(e) => info!(
+                "route {}: OAuth session {what} but NOT stored ({}); it is lost on restart",
+                self.route,
+                error_chain(&e)
+            ),
+        }
     }
 
     /// The access token for a new request, refreshed first when it expires
@@ -223,27 +273,9 @@ impl OauthSession {
                     .saturating_mul(1000),
             ),
         };
-        let record = StoredSession {
-            seed_sha256: self.seed_sha256.clone(),
-            access_token: next.access.clone(),
-            refresh_token: next.refresh.clone(),
-            expires_at_ms: next.expires_at_ms,
-        };
         // The old refresh token is spent either way: when the store fails the
-        // new one is still the only live copy, so keep it in memory (the
-        // session survives until a restart) and say so.
-        match self.store.save(&self.route, &record) {
-            Ok(()) => info!(
-                "route {}: OAuth session refreshed; stored in {}",
-                self.route,
-                self.store.path(&self.route).display()
-            ),
-            Err(e) => info!(
-                "route {}: OAuth session refreshed but NOT stored ({}); it is lost on restart",
-                self.route,
-                error_chain(&e)
-            ),
-        }
+        // new one is still the only live copy, so it is kept in memory.
+        self.store_tokens(&next, "refreshed");
         *t = next;
         Ok(())
     }
@@ -310,16 +342,12 @@ impl OauthSession {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse_upstream;
 
-    fn seed(refresh: &str) -> OauthSeed {
-        OauthSeed {
+    fn login(refresh: &str) -> OauthLogin {
+        OauthLogin {
             access: Secret::new("seed-access"),
             refresh: Secret::new(refresh),
             expires_at_ms: 7,
-            token_url: parse_upstream("http://127.0.0.1:1/t").unwrap().0,
-            token_path: "/t".into(),
-            client_id: "c".into(),
         }
     }
 
@@ -334,17 +362,30 @@ mod tests {
 
     #[test]
     fn same_seed_keeps_the_stored_rotation() {
-        let (t, o) = merge_seed(&seed("r0"), Some(stored("r0")));
-        assert_eq!(o, Origin::Stored);
-        assert_eq!(t.refresh.expose(), "rotated-refresh");
+        let m = merge_seed(Some(&login("r0")), Some(stored("r0"))).unwrap();
+        assert_eq!(m.origin, Origin::Stored);
+        assert_eq!(m.tokens.refresh.expose(), "rotated-refresh");
+        assert_eq!(m.seed_sha256, seed_sha256("r0"));
     }
 
     #[test]
     fn new_seed_is_a_newer_login_and_wins() {
-        let (t, o) = merge_seed(&seed("r-new"), Some(stored("r0")));
-        assert_eq!(o, Origin::Seed);
-        assert_eq!(t.refresh.expose(), "r-new");
-        let (_, o) = merge_seed(&seed("r0"), None);
-        assert_eq!(o, Origin::Seed);
+        let m = merge_seed(Some(&login("r-new")), Some(stored("r0"))).unwrap();
+        assert_eq!(m.origin, Origin::Seed);
+        assert_eq!(m.tokens.refresh.expose(), "r-new");
+        assert_eq!(m.seed_sha256, seed_sha256("r-new"));
+        let m = merge_seed(Some(&login("r0")), None).unwrap();
+        assert_eq!(m.origin, Origin::Seed);
+    }
+
+    #[test]
+    fn no_login_resumes_the_stored_session_and_keeps_its_lineage() {
+        let m = merge_seed(None, Some(stored("r0"))).unwrap();
+        assert_eq!(m.origin, Origin::Resumed);
+        assert_eq!(m.tokens.refresh.expose(), "rotated-refresh");
+        // The lineage stays the host login's: seeing that login again later
+        // keeps the rotated session instead of rolling back to it.
+        assert_eq!(m.seed_sha256, seed_sha256("r0"));
+        assert!(merge_seed(None, None).is_none());
     }
 }

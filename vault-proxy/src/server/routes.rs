@@ -9,12 +9,22 @@
 //! | `CONNECT` | 405 |
 //! | absolute-form target (`GET http://host/…`) | 400 |
 //! | no route prefix matches, or a `.`/`..` segment | 404 / 400 |
-//! | the route's placeholder missing or wrong | 401 |
+//! | no placeholder of the prefix's routes | 401 |
 //! | WebSocket / any `upgrade` | 426 (harnesses fall back to SSE) |
 //! | route without a credential | 503 |
 //! | upstream unreachable, TLS failure, refresh failure | 502 |
 //!
 //! Refused requests never reach the upstream.
+//!
+//! **Groups.** Several routes may share one prefix (the harness has one base
+//! URL variable for them: `ANTHROPIC_BASE_URL` points Claude Code at the
+//! API-key, the `setup-token` and the subscription routes alike, and Claude
+//! Code picks the credential by its own precedence). The placeholder the
+//! request carries picks the route: it is compared, in constant time, with
+//! the placeholder of every route of the group, and the first route in
+//! config order whose placeholder is present is served. Every credential
+//! header is stripped before forwarding, so whichever placeholder the
+//! harness sent, the upstream sees only that route's real credential.
 
 use crate::body::{self, Buffered, ProxyBody, REPLAY_LIMIT};
 use crate::config::{Secret, ValidCredential, ValidRoute};
@@ -35,6 +45,9 @@ pub enum RouteAuth {
     Oauth(Box<OauthSession>),
     None,
 }
+
+/// Why a route answers 503, and the fix.
+const NO_CREDENTIAL: &str = "no credential: the harness's file holds only a placeholder and the proxy has no stored session, or the source is empty. Fix: log in on the host (or mount the host's login where the policy's seed reads it, e.g. /claude-ro or /pi-agent-ro) and restart";
 
 /// A route ready to serve.
 pub struct Route {
@@ -118,12 +131,37 @@ fn has_dot_segment(rest: &str) -> bool {
 }
 
 impl Routes {
-    /// The route whose prefix is `path` or a `/`-bounded start of it, and the rest.
-    fn find<'a>(&self, path: &'a str) -> Option<(&Route, &'a str)> {
+    /// The prefix that is `path` or a `/`-bounded start of it, and the rest.
+    fn find<'a>(&self, path: &'a str) -> Option<(&str, &'a str)> {
         self.routes.iter().find_map(|r| {
-            let rest = path.strip_prefix(r.config.prefix.as_str())?;
-            (rest.is_empty() || rest.starts_with('/')).then_some((r, rest))
+            let prefix = r.config.prefix.as_str();
+            let rest = path.strip_prefix(prefix)?;
+            (rest.is_empty() || rest.starts_with('/')).then_some((prefix, rest))
         })
+    }
+
+    /// The route of `prefix` whose placeholder the request presents: every
+    /// route of the group is compared (no early exit), the first in config
+    /// order wins.
+    fn select(&self, prefix: &str, headers: &HeaderMap) -> Option<&Route> {
+        let mut chosen = None;
+        for r in self.routes.iter().filter(|r| r.config.prefix == prefix) {
+            if presents_placeholder(headers, &r.config.placeholder) && chosen.is_none() {
+                chosen = Some(r);
+            }
+        }
+        chosen
+    }
+
+    /// The names of the routes served at `prefix`, for messages.
+    fn names(&self, prefix: &str) -> String {
+        let names: Vec<&str> = self
+            .routes
+            .iter()
+            .filter(|r| r.config.prefix == prefix)
+            .map(|r| r.config.name.as_str())
+            .collect();
+        names.join(", ")
     }
 
     /// Answer one request.
@@ -157,12 +195,13 @@ impl Routes {
             );
         }
         let path = req.uri().path().to_string();
-        let Some((route, rest)) = self.find(&path) else {
-            let known: Vec<&str> = self
+        let Some((prefix, rest)) = self.find(&path) else {
+            let mut known: Vec<&str> = self
                 .routes
                 .iter()
                 .map(|r| r.config.prefix.as_str())
                 .collect();
+            known.dedup();
             return text(
                 StatusCode::NOT_FOUND,
                 format!("no route for this path; routes: {}", known.join(", ")),
@@ -174,15 +213,15 @@ impl Routes {
                 "'.' and '..' path segments are refused",
             );
         }
-        if !presents_placeholder(req.headers(), &route.config.placeholder) {
+        let Some(route) = self.select(prefix, req.headers()) else {
             return text(
                 StatusCode::UNAUTHORIZED,
                 format!(
-                    "route {}: missing or wrong credential; send the placeholder agent-vault wrote for this harness (x-api-key, authorization: Bearer, or x-goog-api-key)",
-                    route.config.name
+                    "{prefix} (route {}): missing or wrong credential; send the placeholder agent-vault wrote for this harness (x-api-key, authorization: Bearer, or x-goog-api-key)",
+                    self.names(prefix)
                 ),
             );
-        }
+        };
         if is_upgrade(req.headers()) {
             return text(
                 StatusCode::UPGRADE_REQUIRED,
@@ -193,10 +232,7 @@ impl Routes {
         match &route.auth {
             RouteAuth::None => text(
                 StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "route {}: no credential is configured for this provider; log in on the host and restart",
-                    route.config.name
-                ),
+                format!("route {}: {NO_CREDENTIAL}", route.config.name),
             ),
             RouteAuth::ApiKey(name, value) => {
                 let (parts, incoming) = req.into_parts();
@@ -388,17 +424,29 @@ pub fn build(
                 RouteAuth::ApiKey(rewrite::api_key_header(*header), value.clone())
             }
             ValidCredential::Oauth(seed) => {
-                let (s, origin) =
-                    OauthSession::start(&r.name, seed, store.clone(), client.clone())?;
-                notes.push(format!(
-                    "{}=oauth({})",
-                    r.name,
-                    match origin {
-                        crate::oauth::Origin::Seed => "seed",
-                        crate::oauth::Origin::Stored => "stored",
+                match OauthSession::start(&r.name, seed, store.clone(), client.clone())? {
+                    Some((s, origin)) => {
+                        notes.push(format!(
+                            "{}=oauth({})",
+                            r.name,
+                            match origin {
+                                crate::oauth::Origin::Seed => "seed",
+                                crate::oauth::Origin::Stored => "stored",
+                                crate::oauth::Origin::Resumed => "stored, no seed",
+                            }
+                        ));
+                        RouteAuth::Oauth(Box::new(s))
                     }
-                ));
-                RouteAuth::Oauth(Box::new(s))
+                    None => {
+                        info!(
+                            "route {}: answers 503: {NO_CREDENTIAL} ({} has no session)",
+                            r.name,
+                            store.path(&r.name).display()
+                        );
+                        notes.push(format!("{}=none(no stored session)", r.name));
+                        RouteAuth::None
+                    }
+                }
             }
         };
         routes.push(Route {
