@@ -81,6 +81,10 @@
 //! launched by a trusted process is not a launcher: no registration, and
 //! the hook applies the tool layer as for any child.
 //!
+//! **Through a shell** (`sh -c pi`): the shell is the trusted process's
+//! child and a tool, so the launcher it starts is a tool's child and a
+//! tool. A runner must spawn the launcher itself.
+//!
 //! **What a launched harness gets** is what the harness gets: no tool
 //! layer, the vault files and the environment it inherits (placeholders
 //! only, when the credential proxy holds the real credentials); everything
