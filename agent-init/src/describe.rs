@@ -122,6 +122,7 @@ fn harness_section(o: &mut String, l: &config::Loaded) {
             p.harness.random_env.join(", ")
         );
     }
+    launchers_lines(o, p);
     let _ = writeln!(
         o,
         "{}",
@@ -131,6 +132,38 @@ fn harness_section(o: &mut String, l: &config::Loaded) {
             policy::Unhooked::Allow =>
                 "  may be one the preload's spawn hooks cannot follow (static, Go, musl): its tools would then run outside the tool layer with the secret variables (unhooked = \"allow\")",
         }
+    );
+}
+
+/// `[harness] launches`: each path and what is there now (agent-init
+/// identifies the file again at start, [`crate::launchers`]).
+fn launchers_lines(o: &mut String, p: &Policy) {
+    if p.harness.launches.is_empty() {
+        let _ = writeln!(
+            o,
+            "  launches no harness of its own: whatever it starts is a tool"
+        );
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "  may launch these harness programs, matched by the file agent-init finds there at start (device and inode, never a name):"
+    );
+    for path in &p.harness.launches {
+        let now = match crate::launchers::inspect(path) {
+            Ok(crate::launchers::Found::File(f)) => {
+                format!("now device {} inode {}", f.id.dev, f.id.ino)
+            }
+            Ok(crate::launchers::Found::Missing) => {
+                "nothing there now: if still so at start, launches nothing trusted".to_string()
+            }
+            Err(e) => format!("agent-init would refuse to start: {e}"),
+        };
+        let _ = writeln!(o, "    {} ({now})", path.display());
+    }
+    let _ = writeln!(
+        o,
+        "  not yet in force: this build's preload runs every launched program as a tool"
     );
 }
 

@@ -28,6 +28,7 @@ use crate::audit_sink::{self, AuditSocket};
 use crate::config::{self, Identity, LoadError};
 use crate::error::{Call, CallResult};
 use crate::landlock_layer::{self, LandlockError, Outcome};
+use crate::launchers::{self, LauncherError};
 use crate::log::{error, info, notice, warning};
 use crate::pid1::{self, Serve, ServeError};
 use crate::preflight::{self, MissingCaps, PreflightError};
@@ -81,6 +82,8 @@ pub enum RunError {
     SeedWithoutCaps(SeedError, MissingCaps),
     Sanitize(SanitizeError),
     Seed(SeedError),
+    /// A `[harness] launches` file unfit to be a launcher.
+    Launchers(LauncherError),
     Record(RecordError),
     Proxy(ProxyError),
     DropPrivileges(PrivError),
@@ -119,6 +122,7 @@ impl fmt::Display for RunError {
             }
             RunError::Sanitize(e) => write!(f, "step 1 (sanitize): {e}"),
             RunError::Seed(e) => write!(f, "step 2 (seed): {e}"),
+            RunError::Launchers(e) => write!(f, "step 3 (record): {e}"),
             RunError::Record(e) => write!(f, "step 3 (record): {e}"),
             RunError::Proxy(e) => write!(f, "step 3 (proxy): {e}"),
             RunError::DropPrivileges(e) => write!(f, "step 4 (drop privileges): {e}"),
@@ -139,6 +143,7 @@ impl std::error::Error for RunError {
             RunError::SeedWithoutCaps(e, _) => e,
             RunError::Sanitize(e) => e,
             RunError::Seed(e) => e,
+            RunError::Launchers(e) => e,
             RunError::Record(e) => e,
             RunError::Proxy(e) => e,
             RunError::DropPrivileges(e) => e,
@@ -479,6 +484,8 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
     })?;
     // 2 (the harness's program files that are there to protect)
     uninstalled_programs_step(&mut policy);
+    // 3 (the launchers' files, which the policy image carries)
+    launchers::identify_step(&mut policy).map_err(RunError::Launchers)?;
     // 3 (files)
     let state = record_step(&mut policy).map_err(RunError::Record)?;
     let audit = audit_step(&policy, &state).map_err(RunError::Record)?;
