@@ -27,6 +27,7 @@
 use crate::env::EnvCopy;
 use crate::real::{real, real_opt};
 use crate::state::State;
+use crate::launch::{self, ExecTarget};
 use crate::{guard, state, sys, terminal, tool_layer};
 use core::ffi::{c_char, c_int, c_uint, c_void};
 use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
@@ -112,8 +113,8 @@ pub unsafe extern "C" fn execve(
         // `env`: `envp` or a filtered copy alive for the call.
         unsafe { sys::execve(path, argv, env) }
     };
-    // SAFETY: `envp` is the caller's NULL-terminated array, alive for the call.
-    unsafe { exec_as_tool(envp, exec) }
+    // SAFETY: the caller's `path`, `argv` and `envp` (execve's contract), alive for the call.
+    unsafe { exec_as_tool(ExecTarget::Path(path), argv, envp, exec) }
 }
 
 /// Interposed: `execve` with the current environment.
@@ -153,8 +154,8 @@ pub unsafe extern "C" fn execvpe(
         // `env`: `envp` or a filtered copy alive for the call.
         unsafe { f(file, argv, env) }
     };
-    // SAFETY: `envp` is the caller's NULL-terminated array, alive for the call.
-    unsafe { exec_as_tool(envp, exec) }
+    // SAFETY: the caller's `file`, `argv` and `envp` (execvpe's contract), alive for the call.
+    unsafe { exec_as_tool(ExecTarget::Search(file), argv, envp, exec) }
 }
 
 /// Interposed; see the module documentation.
@@ -173,8 +174,8 @@ pub unsafe extern "C" fn fexecve(
         // `env`: `envp` or a filtered copy alive for the call.
         unsafe { f(fd, argv, env) }
     };
-    // SAFETY: `envp` is the caller's NULL-terminated array, alive for the call.
-    unsafe { exec_as_tool(envp, exec) }
+    // SAFETY: the caller's `argv` and `envp` (fexecve's contract), alive for the call.
+    unsafe { exec_as_tool(ExecTarget::Other, argv, envp, exec) }
 }
 
 /// Interposed; falls back to the raw system call when libc has no wrapper.
@@ -201,18 +202,23 @@ pub unsafe extern "C" fn execveat(
             }
         }
     };
-    // SAFETY: `envp` is the caller's NULL-terminated array.
-    unsafe { exec_as_tool(envp, call) }
+    // SAFETY: the caller's `argv` and `envp` (execveat's contract).
+    unsafe { exec_as_tool(ExecTarget::Other, argv, envp, call) }
 }
 
-/// The gate of every exec hook. In a forked child of the harness: the tool
-/// layer on this process, inherited vault fds closed, the secret variables
-/// dropped from `envp`; then `exec` with that environment. Anywhere else:
-/// `exec(envp)` unchanged.
+/// The gate of every exec hook. In a forked child of the harness: a
+/// launcher `target` is registered and run as a launched harness
+/// ([`launch`]); anything else gets the tool layer on this process,
+/// inherited vault fds closed, the secret variables dropped from `envp`;
+/// then `exec` with that environment. Anywhere else: `exec(envp)`
+/// unchanged.
 ///
 /// # Safety
-/// `envp` is NULL or a NULL-terminated array of C strings, alive for the call.
+/// `envp` is NULL or a NULL-terminated array of C strings, alive for the
+/// call; `argv` as execve(2) takes it; `target`'s pointer a C string.
 unsafe fn exec_as_tool(
+    target: ExecTarget,
+    argv: *const *const c_char,
     envp: *const *const c_char,
     exec: impl FnOnce(*const *const c_char) -> c_int,
 ) -> c_int {
@@ -223,7 +229,7 @@ unsafe fn exec_as_tool(
         return exec(envp);
     }
     // SAFETY: this function's contract.
-    unsafe { exec_in_harness_child(st, envp, exec) }
+    unsafe { exec_in_harness_child(st, target, argv, envp, exec) }
 }
 
 /// The harness child's half of [`exec_as_tool`], out of line, so that a
@@ -235,9 +241,17 @@ unsafe fn exec_as_tool(
 #[inline(never)]
 unsafe fn exec_in_harness_child(
     st: &State,
+    target: ExecTarget,
+    argv: *const *const c_char,
     envp: *const *const c_char,
     exec: impl FnOnce(*const *const c_char) -> c_int,
 ) -> c_int {
+    // SAFETY: `target`'s C string (this function's contract).
+    if let Some(l) = unsafe { launch::find(st, target) } {
+        // Returns only when agent-init did not accept: then a tool.
+        // SAFETY: `argv` and `envp` are the caller's (this function's contract).
+        unsafe { launch::register_and_exec(st, l, argv, envp) };
+    }
     prepare_child_exec(st);
     let mut e = EnvCopy::new();
     // SAFETY: `envp` is the caller's NULL-terminated array (this function's contract).
