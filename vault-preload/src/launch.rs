@@ -62,6 +62,13 @@ pub struct Launcher {
     script: bool,
 }
 
+impl Launcher {
+    /// Close it (a parent that only asked whether `target` is a launcher).
+    pub fn close(self) {
+        sys::close(self.fd);
+    }
+}
+
 /// The launcher `target` names, opened; `None`: none (not a launcher, not
 /// found, or a policy without launchers).
 ///
