@@ -182,7 +182,7 @@ fn assert_tools_get_nothing(o: &Output, w: &World, tag: &str) {
     assert_eq!(line(o, tag, "tool-env"), "0", "{all}");
     let tool_lines: String = stdout(o)
         .lines()
-        .filter(|l| l.starts_with(tag) && !l.starts_with(&format!("{tag} self ")))
+        .filter(|l| l.starts_with(&format!("{tag} ")) && !l.starts_with(&format!("{tag} self ")))
         .collect();
     assert!(!tool_lines.contains(&w.key), "a tool read the key: {all}");
 }
@@ -484,8 +484,8 @@ def env(tag):
     e = dict(os.environ); e["TAG"] = tag; return e
 subprocess.run([pi, "-c", probe], env=env("subprocess"))
 os.waitpid(os.posix_spawn(pi, ["pi", "-c", probe], env("spawn")), 0)
-e = env("spawnp"); e["PATH"] = os.path.dirname(pi) + ":/usr/bin:/bin"
-os.waitpid(os.posix_spawnp("pi", ["pi", "-c", probe], e), 0)
+os.environ["PATH"] = os.path.dirname(pi) + ":" + os.environ["PATH"]
+os.waitpid(os.posix_spawnp("pi", ["pi", "-c", probe], env("spawnp")), 0)
 bare = {k: v for k, v in env("nopreload").items() if k != "LD_PRELOAD"}
 subprocess.run([pi, "-c", probe], env=bare)
 os.environ["TAG"] = "system"
@@ -494,7 +494,7 @@ print("END")
 "#,
     )
     .unwrap();
-    let o = w.run(&format!("/usr/bin/python3 {}\necho END", py.display()));
+    let o = w.run(&format!("exec /usr/bin/python3 {}", py.display()));
     let all = format!("{}\n{}", stdout(&o), stderr(&o));
     assert_exit(&o, 0);
     for tag in ["subprocess", "spawn", "spawnp"] {
