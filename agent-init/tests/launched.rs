@@ -332,29 +332,31 @@ fn a_stale_launched_record_for_a_reused_pid_is_no_harness_by_start_time() {
     ) else {
         return;
     };
-    // In a private pid namespace: the runner waits on a fifo; root then
-    // sets `ns_last_pid` so that the runner's next child gets pid T, and
-    // plants a record for T naming the launcher with another start time,
-    // as one left by an exited launched harness would. The child is a
-    // tool (a shell) that execs the launcher in pid T.
+    if skip_without("/usr/bin/setpriv", "setpriv") {
+        return;
+    }
+    // In a private pid namespace, while a session runs (its harness waits
+    // on a fifo): root plants a record for pid T naming the launcher, with
+    // another start time, as one left by an exited launched harness would
+    // be; `ns_last_pid` then gives pid T to a process started outside the
+    // harness's tree as the harness user (as `docker exec` would: not
+    // under the tool layer until its preload applies it), which execs the
+    // launcher. Only the start time tells it from the recorded process.
     let go = w.d.join("go");
     let (dev, ino) = w.pi_id();
-    let runner = format!(
-        r#"read x < {go}; TAG=reused /bin/sh -c "exec \"\$PI\" -c \"\$PROBE\""; echo END"#,
-        go = go.display()
-    );
     let script = format!(
         r#"exec unshare --pid --fork --mount-proc /bin/sh -c '
 mkfifo {go} && chmod 666 {go}
-{bin} run --policy {policy} -- /bin/sh -c "$RUNNER" &
+{bin} run --policy {policy} -- /bin/sh -c "read x < {go}" &
 i=0; while [ ! -S /run/agent-vault/launch.sock ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
-sleep 0.5
+kill -0 $! || exit 1
+sleep 0.3
 read last < /proc/sys/kernel/ns_last_pid
 T=$((last + 20))
 echo $((T - 1)) > /proc/sys/kernel/ns_last_pid
 echo "$T 1 {dev} {ino}" > /run/agent-vault/launched/$T
 echo "STALE=$T"
-kill -0 $! || exit 1
+setpriv --reuid=65534 --regid=65534 --clear-groups env TAG=reused LD_PRELOAD="$SO" "$PI" -c "$PROBE"
 echo go > {go}
 wait
 '"#,
@@ -365,7 +367,7 @@ wait
     let mut c = in_private_mounts(&script);
     c.env("AGENT_VAULT_PRELOAD", built_preload())
         .env("AGENT_VAULT_LOG", "debug")
-        .env("RUNNER", &runner)
+        .env("SO", built_preload())
         .env("PI", &w.pi)
         .env("RAW", &w.raw)
         .env("AUTH", &w.auth)
@@ -379,7 +381,7 @@ wait
     assert_eq!(
         line(&o, "reused", "pid"),
         stale,
-        "the tool did not get the stale record's pid: {all}"
+        "the process did not get the stale record's pid: {all}"
     );
     assert_eq!(line(&o, "reused", "self"), "DENIED", "{all}");
     assert_tools_get_nothing(&o, &w, "reused");
