@@ -163,7 +163,7 @@ fn launchers_lines(o: &mut String, p: &Policy) {
     }
     let _ = writeln!(
         o,
-        "  not yet in force: this build's preload runs every launched program as a tool"
+        "  a launcher the harness (or a launched harness) starts itself (fork and exec, vfork, posix_spawn without file actions) runs as a launched harness: no tool layer, its own vault access, and what it starts is a tool; started through a shell (sh -c, system, popen) it is a tool's child and a tool; refused when Landlock is not enforced"
     );
 }
 

@@ -169,7 +169,11 @@ fn assert_proc_closed(o: &Output, tag: &str) {
         "DENIED Permission denied",
         "{all}"
     );
-    assert_eq!(line(o, tag, "proc-mem"), "DENIED Permission denied", "{all}");
+    assert_eq!(
+        line(o, tag, "proc-mem"),
+        "DENIED Permission denied",
+        "{all}"
+    );
 }
 
 /// Everything `tag` started is a tool: cat, the raw reader and the
@@ -320,7 +324,10 @@ fn a_failed_launcher_exec_is_not_retried_along_path_by_preload() {
     assert!(stdout(&o).contains("status 127"), "{all}");
     assert!(!stdout(&o).contains("retry self"), "b/pi ran: {all}");
     assert!(!stdout(&o).contains(&w.key), "{all}");
-    assert_stderr_contains(&o, "exec of a launcher agent-init recorded failed; exiting 127");
+    assert_stderr_contains(
+        &o,
+        "exec of a launcher agent-init recorded failed; exiting 127",
+    );
     assert_stderr_contains(&o, "recorded as a launched harness");
 }
 
@@ -440,7 +447,10 @@ fn a_forged_registration_from_a_tool_is_refused_by_agent_init() {
         2,
         "{all}"
     );
-    assert!(!stderr(&o).contains("recorded as a launched harness"), "{all}");
+    assert!(
+        !stderr(&o).contains("recorded as a launched harness"),
+        "{all}"
+    );
 }
 
 #[test]
@@ -500,7 +510,11 @@ print("END")
     let all = format!("{}\n{}", stdout(&o), stderr(&o));
     assert_exit(&o, 0);
     for tag in ["subprocess", "spawn", "spawnp"] {
-        assert_eq!(line(&o, tag, "self"), format!("READ {}", w.key), "{tag}: {all}");
+        assert_eq!(
+            line(&o, tag, "self"),
+            format!("READ {}", w.key),
+            "{tag}: {all}"
+        );
         assert_tools_get_nothing(&o, &w, tag);
         assert_proc_closed(&o, tag);
     }

@@ -241,8 +241,7 @@ pub fn in_private_mounts(script: &str) -> Command {
 /// preload: raw system calls only); `None` when gcc is missing and the
 /// skip `gcc` is declared.
 pub fn static_helper(d: &Dir, name: &str) -> Option<PathBuf> {
-    if !has("/usr/bin/gcc")
-        && declared_skip("gcc", &format!("the static helper {name} needs gcc"))
+    if !has("/usr/bin/gcc") && declared_skip("gcc", &format!("the static helper {name} needs gcc"))
     {
         return None;
     }
