@@ -395,6 +395,109 @@ wait
 }
 
 #[test]
+fn a_record_does_not_trust_an_image_that_is_not_its_launcher_by_preload() {
+    let Some(w) = world(
+        "a_record_does_not_trust_an_image_that_is_not_its_launcher_by_preload",
+        "required",
+    ) else {
+        return;
+    };
+    if skip_without("/usr/bin/setpriv", "setpriv") {
+        return;
+    }
+    // While a session runs, a process outside the harness's tree (as
+    // `docker exec`, not yet under the tool layer) as the harness user
+    // waits (without the preload, so nothing has put it under the tool
+    // layer yet) until root has planted a record naming it: its pid, its
+    // real start time and the launcher. Then it execs a program with the
+    // preload. The unlisted
+    // shell must stay a tool (its /proc/self/exe is not the launcher); the
+    // launcher itself, as the control, is trusted on the same kind of
+    // record, so the refusal is the exe check's.
+    let go = w.d.join("go");
+    let (dev, ino) = w.pi_id();
+    let one = |tag: &str, prog: &str| {
+        format!(
+            r#"setpriv --reuid=65534 --regid=65534 --clear-groups env TAG={tag} /bin/sh -c "while [ ! -e /run/agent-vault/launched/\$\$ ]; do :; done; export LD_PRELOAD=\"\$SO\"; exec \"{prog}\" -c \"\$PROBE\"" &
+p=$!
+read stat < /proc/$p/stat
+start=$(echo "${{stat##*)}}" | cut -d" " -f21)
+echo "$p $start {dev} {ino}" > /run/agent-vault/launched/$p.tmp && mv /run/agent-vault/launched/$p.tmp /run/agent-vault/launched/$p
+wait $p"#
+        )
+    };
+    let script = format!(
+        r#"mkfifo {go} && chmod 666 {go}
+{bin} run --policy {policy} -- /bin/sh -c "read x < {go}" &
+i=0; while [ ! -S /run/agent-vault/launch.sock ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+kill -0 $! || exit 1
+{other}
+{pi}
+echo go > {go}
+wait
+"#,
+        go = go.display(),
+        policy = w.policy.display(),
+        bin = BIN,
+        other = one("notlauncher", &w.other.display().to_string()),
+        pi = one("control", &w.pi.display().to_string()),
+    );
+    let mut c = in_private_mounts(&script);
+    c.env("AGENT_VAULT_PRELOAD", built_preload())
+        .env("AGENT_VAULT_LOG", "debug")
+        .env("SO", built_preload())
+        .env("RAW", &w.raw)
+        .env("AUTH", &w.auth)
+        .env("PROBE", PROBE);
+    let o = c.output().unwrap();
+    let all = format!("{}\n{}", stdout(&o), stderr(&o));
+    assert_eq!(
+        line(&o, "control", "self"),
+        format!("READ {}", w.key),
+        "the control: a record naming the launcher it runs is trusted: {all}"
+    );
+    assert_eq!(line(&o, "notlauncher", "self"), "DENIED", "{all}");
+    assert_tools_get_nothing(&o, &w, "notlauncher");
+}
+
+#[test]
+fn a_launched_harness_launches_a_harness_of_its_own_by_its_record() {
+    let Some(w) = world(
+        "a_launched_harness_launches_a_harness_of_its_own_by_its_record",
+        "required",
+    ) else {
+        return;
+    };
+    // runner -> pi (launched) -> pi-script (launched by a launched
+    // harness) -> its tools; and pi -> other (a tool).
+    let o = w.run(
+        r#"TAG=outer "$PI" -c 'TAG=inner "$PI_SCRIPT"; TAG=innerother "$OTHER" -c "$PROBE"; echo "outer pid $$"'
+echo END"#,
+    );
+    let all = format!("{}\n{}", stdout(&o), stderr(&o));
+    assert_exit(&o, 0);
+    assert_eq!(
+        line(&o, "inner", "self"),
+        format!("READ {}", w.key),
+        "{all}"
+    );
+    assert_tools_get_nothing(&o, &w, "inner");
+    assert_proc_closed(&o, "inner");
+    assert_eq!(line(&o, "innerother", "self"), "DENIED", "{all}");
+    assert_tools_get_nothing(&o, &w, "innerother");
+    let outer = line(&o, "outer", "pid");
+    let inner = line(&o, "inner", "pid");
+    assert_eq!(
+        line(&o, "inner", "record")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .len(),
+        2,
+        "both the outer ({outer}) and the inner ({inner}) launched harness are recorded: {all}"
+    );
+}
+
+#[test]
 fn a_forged_registration_from_a_tool_is_refused_by_agent_init() {
     let Some(w) = world(
         "a_forged_registration_from_a_tool_is_refused_by_agent_init",
