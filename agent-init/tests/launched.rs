@@ -573,6 +573,20 @@ fn launchers_without_landlock_are_refused_and_launched_programs_are_tools_by_pre
     );
     assert_eq!(line(&o, "pi", "self"), "DENIED", "{all}");
     assert_eq!(line(&o, "pi", "cat"), "DENIED", "{all}");
+    // `check` says so before any start.
+    let c = std::process::Command::new(BIN)
+        .args(["check", "--policy"])
+        .arg(&w.policy)
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&c).contains(
+            "WARNING: [landlock] mode is \"off\": agent-init refuses the launchers at start"
+        ),
+        "{}{}",
+        stdout(&c),
+        stderr(&c)
+    );
 }
 
 #[test]
