@@ -122,6 +122,7 @@ fn harness_section(o: &mut String, l: &config::Loaded) {
             p.harness.random_env.join(", ")
         );
     }
+    launchers_lines(o, p);
     let _ = writeln!(
         o,
         "{}",
@@ -132,6 +133,44 @@ fn harness_section(o: &mut String, l: &config::Loaded) {
                 "  may be one the preload's spawn hooks cannot follow (static, Go, musl): its tools would then run outside the tool layer with the secret variables (unhooked = \"allow\")",
         }
     );
+}
+
+/// `[harness] launches`: each path and what is there now (agent-init
+/// identifies the file again at start, [`crate::launchers`]).
+fn launchers_lines(o: &mut String, p: &Policy) {
+    if p.harness.launches.is_empty() {
+        let _ = writeln!(
+            o,
+            "  launches no harness of its own: whatever it starts is a tool"
+        );
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "  may launch these harness programs, matched by the file agent-init finds there at start (device and inode, never a name):"
+    );
+    for path in &p.harness.launches {
+        let now = match crate::launchers::inspect(path) {
+            Ok(crate::launchers::Found::File(f)) => {
+                format!("now device {} inode {}", f.id.dev, f.id.ino)
+            }
+            Ok(crate::launchers::Found::Missing) => {
+                "nothing there now: if still so at start, launches nothing trusted".to_string()
+            }
+            Err(e) => format!("agent-init would refuse to start: {e}"),
+        };
+        let _ = writeln!(o, "    {} ({now})", path.display());
+    }
+    let _ = writeln!(
+        o,
+        "  a launcher the harness (or a launched harness) starts itself (fork and exec, vfork, posix_spawn without file actions) runs as a launched harness: no tool layer, its own vault access, and what it starts is a tool; started through a shell (sh -c, system, popen) it is a tool's child and a tool; refused when Landlock is not enforced"
+    );
+    if p.landlock == EnforceMode::Off {
+        let _ = writeln!(
+            o,
+            "  WARNING: [landlock] mode is \"off\": agent-init refuses the launchers at start (nothing proves a process is outside the tool layer), so every launched program runs as a tool. Fix: [landlock] mode = \"required\""
+        );
+    }
 }
 
 /// The vault entries, their tool exceptions and the secret variables.

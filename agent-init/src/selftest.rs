@@ -58,7 +58,8 @@ fn find_context(explicit: Option<&Path>) -> Context {
     let uid = nix::unistd::getuid().as_raw();
     for dir in [PathBuf::from(STATE_DIR), host_state_dir(uid)] {
         let pf = dir.join(POLICY_TOML.name);
-        if let Ok(p) = policy::load_file(&pf, &policy::ExpandContext::default()) {
+        if let Ok(mut p) = policy::load_file(&pf, &policy::ExpandContext::default()) {
+            p.set_launcher_files(launchers_at_start(&dir));
             let harness_pid = std::fs::read(dir.join(HARNESS_PID.name))
                 .ok()
                 .and_then(|s| policy::layout::HarnessRecord::parse(&s))
@@ -82,6 +83,65 @@ fn find_context(explicit: Option<&Path>) -> Context {
             std::process::exit(2);
         }
     }
+}
+
+/// The launchers agent-init identified at start, from the session's policy
+/// image (the effective TOML holds only their paths); none when it cannot
+/// be read.
+fn launchers_at_start(dir: &Path) -> Vec<policy::LauncherFile> {
+    let Ok(bytes) = std::fs::read(dir.join(policy::layout::POLICY_IMAGE.name)) else {
+        return Vec::new();
+    };
+    let Ok(v) = policy::View::decode(&bytes) else {
+        return Vec::new();
+    };
+    v.launchers()
+        .map(|(p, id)| policy::LauncherFile {
+            path: PathBuf::from(std::ffi::OsStr::from_bytes(p.bytes())),
+            id,
+        })
+        .collect()
+}
+
+/// `[harness] launches`: each launcher, the file agent-init identified at
+/// start, and whether that file is still the one at its path (a replaced
+/// file is another file and launches nothing trusted), and whether the
+/// session's launch socket is there (`state_dir`: without it, agent-init
+/// refused launchers: Landlock is not enforced).
+fn launchers_row(r: &mut Report, p: &Policy, state_dir: Option<&Path>) {
+    if p.harness.launches.is_empty() {
+        return;
+    }
+    let mut detail = String::new();
+    for path in &p.harness.launches {
+        let at_start = p.harness.launcher_files.iter().find(|f| &f.path == path);
+        let now = std::fs::metadata(path).ok().map(|m| policy::FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+        });
+        let what = match (at_start, now) {
+            (None, _) => "not identified at start (nothing there, or no session)".to_string(),
+            (Some(f), Some(n)) if f.id == n => {
+                format!("device {} inode {}, unchanged", n.dev, n.ino)
+            }
+            (Some(f), _) => format!(
+                "identified at start as device {} inode {}; the file there now is another, which launches nothing trusted",
+                f.id.dev, f.id.ino
+            ),
+        };
+        let _ = write!(detail, "{}: {what}; ", path.display());
+    }
+    let socket = state_dir.map(|d| d.join(policy::layout::LAUNCH_SOCKET.name));
+    if socket.as_deref().is_some_and(Path::exists) {
+        detail.push_str(
+            "in force: a launcher the harness (or a launched harness) starts itself is a launched harness",
+        );
+    } else {
+        detail.push_str(
+            "not in force in this session (no launch socket: agent-init refuses launchers without Landlock); launched programs run as tools",
+        );
+    }
+    r.add("info", "launchers", Status::Pass, detail);
 }
 
 fn status_field(pid: &str, key: &str) -> Option<String> {
@@ -151,6 +211,7 @@ pub fn main(json: bool, as_tool: bool, policy: Option<&Path>) -> i32 {
     let harness = find_harness(&ctx, me);
     harness_dumpable_row(&mut r, harness);
     unhooked_row(&mut r, p, harness);
+    launchers_row(&mut r, p, Path::new(&ctx.policy_from).parent());
 
     // Attacks on the vault.
     for e in &p.vault {

@@ -50,7 +50,26 @@ impl Policy {
         let tools = ToolOptions {
             keep_terminal: self.tools.keep_terminal,
         };
-        e.header(mode(self.landlock), audit, probe.as_deref(), tools);
+        let launcher_paths: Vec<Vec<u8>> = self
+            .harness
+            .launcher_files
+            .iter()
+            .map(|l| bytes(&l.path))
+            .collect();
+        let launchers: Vec<Launcher<'_>> = self
+            .harness
+            .launcher_files
+            .iter()
+            .zip(&launcher_paths)
+            .map(|(l, path)| Launcher { path, id: l.id })
+            .collect();
+        e.header(
+            mode(self.landlock),
+            audit,
+            probe.as_deref(),
+            tools,
+            &launchers,
+        );
         e.count(self.vault.len());
         for v in &self.vault {
             e.entry(v.name.as_bytes(), &bytes(&v.path), v.kind);
@@ -105,6 +124,15 @@ mod tests {
         };
         let mut p = Policy::builtin(&ctx).unwrap();
         p.add_probe("/run/agent-vault/probe".into());
+        p.harness.launches = vec!["/usr/local/bin/pi".into(), "/usr/local/bin/gone".into()];
+        // As agent-init leaves it: the second launcher was not found.
+        p.set_launcher_files(vec![crate::LauncherFile {
+            path: "/usr/local/bin/pi".into(),
+            id: FileId {
+                dev: 0x803,
+                ino: 77,
+            },
+        }]);
         p
     }
 
@@ -157,6 +185,35 @@ mod tests {
             hidden,
             ["/pi-agent-ro", "/claude-ro"],
             "the seed sources outside the vault"
+        );
+    }
+
+    #[test]
+    fn the_image_carries_the_launchers_agent_init_found() {
+        let p = sample();
+        let b = p.to_image();
+        let v = View::decode(&b).unwrap();
+        let got: Vec<_> = v.launchers().map(|(p, id)| (s(p.bytes()), id)).collect();
+        assert_eq!(
+            got,
+            [(
+                "/usr/local/bin/pi".to_string(),
+                FileId {
+                    dev: 0x803,
+                    ino: 77
+                }
+            )],
+            "a launcher not found at start is not in the image"
+        );
+        assert!(v.is_launcher(FileId {
+            dev: 0x803,
+            ino: 77
+        }));
+        let mut none = p.clone();
+        none.set_launcher_files(Vec::new());
+        assert_eq!(
+            View::decode(&none.to_image()).unwrap().launchers().count(),
+            0
         );
     }
 

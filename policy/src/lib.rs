@@ -44,7 +44,7 @@ pub use policy_core::layout::{PROBE_ENTRY, STATE_DIR};
 pub use policy_core::{Access, FileId, VaultKind, View, access, layout, pathbuf};
 pub use proxy::{BaseUrl, FileFormat, KeyHeader, Proxy, ProxyMode, Route, SecretSource};
 pub use resolved::{
-    AuditSink, DEFAULT_AUDIT_MAX_BYTES, EnforceMode, Filesystem, GroupSpec, Harness, Policy,
-    Seccomp, Seed, SeedMode, Tools, Unhooked, UserSpec, VaultEntry,
+    AuditSink, DEFAULT_AUDIT_MAX_BYTES, EnforceMode, Filesystem, GroupSpec, Harness, LauncherFile,
+    Policy, Seccomp, Seed, SeedMode, Tools, Unhooked, UserSpec, VaultEntry,
 };
 pub use session::{SessionFile, host_state_dir};

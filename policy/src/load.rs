@@ -236,7 +236,41 @@ fn resolve_harness(
         env,
         unhooked: raw.unhooked,
         random_env: resolve_random_env(raw, src)?,
+        launches: resolve_launches(raw, src, ctx)?,
+        launcher_files: Vec::new(),
     })
+}
+
+/// `harness.launches`: absolute, clean paths of files, each once, at most
+/// as many as the policy image holds.
+fn resolve_launches(
+    raw: &RawHarness,
+    src: Source<'_>,
+    ctx: &ExpandContext,
+) -> Result<Vec<PathBuf>, PolicyError> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for s in &raw.launches {
+        let p = src.path(s, ctx)?;
+        if p == Path::new("/") {
+            return Err(src.err(
+                s,
+                ErrorKind::Invalid("a launcher is a program file, not `/`".into()),
+            ));
+        }
+        if !out.contains(&p) {
+            out.push(p);
+        }
+        if out.len() > policy_core::image::MAX_LAUNCHERS {
+            return Err(src.err(
+                s,
+                ErrorKind::Invalid(format!(
+                    "more than {} launchers; the preload holds at most that many",
+                    policy_core::image::MAX_LAUNCHERS
+                )),
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// `harness.random_env`: variable names, each once.

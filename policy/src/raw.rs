@@ -50,6 +50,10 @@ pub struct RawHarness {
     /// (a server password for its loopback services); secret for tools.
     #[serde(default)]
     pub random_env: Vec<Spanned<String>>,
+    /// Harness programs a trusted process may launch as a harness of their
+    /// own (paths; agent-init identifies each file at start).
+    #[serde(default)]
+    pub launches: Vec<Spanned<String>>,
 }
 
 /// `[vault]`: what only the harness may touch.

@@ -57,6 +57,23 @@ pub struct Harness {
     /// runs on loopback, such as `opencode serve`'s); tools lose them like
     /// every secret variable (load adds them to `secret_env`).
     pub random_env: Vec<String>,
+    /// `[harness] launches`: the harness programs a trusted process may
+    /// launch (absolute, clean, each once). A path says where to look, not
+    /// what to trust: agent-init identifies the file there at start
+    /// ([`Policy::set_launcher_files`]) and only that file counts.
+    pub launches: Vec<PathBuf>,
+    /// What agent-init found at each of `launches` at start: the file's
+    /// device and inode. Empty until agent-init fills it; a launcher
+    /// missing here (not found at start) launches nothing trusted.
+    pub launcher_files: Vec<LauncherFile>,
+}
+
+/// A launcher as agent-init found it at start: the policy's path and the
+/// identity (device, inode) of the file there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LauncherFile {
+    pub path: PathBuf,
+    pub id: policy_core::image::FileId,
 }
 
 /// `[harness] unhooked`: what agent-init does with a harness the preload's
@@ -245,6 +262,8 @@ impl Policy {
             .map(|s| toml_string(s))
             .collect();
         let _ = writeln!(o, "random_env = [{}]", random.join(", "));
+        let launches: Vec<String> = self.harness.launches.iter().map(|p| qp(p)).collect();
+        let _ = writeln!(o, "launches = [{}]", launches.join(", "));
         let _ = writeln!(o, "[harness.env]");
         for (k, v) in &self.harness.env {
             let _ = writeln!(o, "{k} = {}", q(v));
@@ -345,6 +364,14 @@ impl Policy {
                 tool_exceptions: Vec::new(),
             });
         }
+    }
+
+    /// Record what agent-init found at `[harness] launches` at start: each
+    /// file's identity, which the policy image carries. Called once, before
+    /// the image is written; a path of `launches` absent from `files` (not
+    /// found) is no launcher.
+    pub fn set_launcher_files(&mut self, files: Vec<LauncherFile>) {
+        self.harness.launcher_files = files;
     }
 
     /// The probe directory, when agent-init added one.

@@ -113,6 +113,7 @@ fn the_effective_policy_round_trips_whatever_the_environment() {
     let mut p = Policy::builtin(&ctx()).unwrap();
     p.add_probe("/run/agent-vault/probe".into());
     p.harness.env.insert("X".into(), "a$b~c\"\\".into());
+    p.harness.launches = vec!["/usr/local/bin/pi".into(), "/opt/a b/claude".into()];
     let text = p.to_effective_toml();
     // Another environment and home must not move anything.
     let other = ExpandContext {
@@ -123,6 +124,40 @@ fn the_effective_policy_round_trips_whatever_the_environment() {
     again.source = p.source.clone();
     assert_eq!(again, p);
     assert_eq!(again.probe_dir(), Some(Path::new("/run/agent-vault/probe")));
+}
+
+#[test]
+fn launchers_are_expanded_paths_each_once_and_bounded() {
+    let text = "[harness]\nuser = \"1000:1000\"\nlaunches = [\"~/bin/pi\", \"/usr/local/bin/claude\", \"/home/agent/bin/pi\"]\n[vault]\n[filesystem]\n";
+    let p = load_str(text, "l.toml", &ctx()).unwrap();
+    assert_eq!(
+        p.harness.launches,
+        [
+            PathBuf::from("/home/agent/bin/pi"),
+            PathBuf::from("/usr/local/bin/claude")
+        ]
+    );
+    assert!(
+        p.harness.launcher_files.is_empty(),
+        "only agent-init identifies the files, at start"
+    );
+    for (bad, why) in [
+        ("\"bin/pi\"", "absolute"),
+        ("\"/\"", "a launcher is a program file, not `/`"),
+    ] {
+        let text =
+            format!("[harness]\nuser = \"1000:1000\"\nlaunches = [{bad}]\n[vault]\n[filesystem]\n");
+        let e = load_str(&text, "l.toml", &ctx()).unwrap_err();
+        assert!(e.to_string().contains(why), "{bad}: {e}");
+        assert_eq!(e.line, 3, "{e}");
+    }
+    let many: Vec<String> = (0..17).map(|i| format!("\"/bin/h{i}\"")).collect();
+    let text = format!(
+        "[harness]\nuser = \"1000:1000\"\nlaunches = [{}]\n[vault]\n[filesystem]\n",
+        many.join(", ")
+    );
+    let e = load_str(&text, "l.toml", &ctx()).unwrap_err();
+    assert!(e.to_string().contains("more than 16 launchers"), "{e}");
 }
 
 #[test]

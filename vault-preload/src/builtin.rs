@@ -70,7 +70,8 @@ pub unsafe fn policy(
     let tools = ToolOptions {
         keep_terminal: table::KEEP_TERMINAL,
     };
-    e.header(table::LANDLOCK, table::audit(), None, tools);
+    // The built-in policy (no agent-init, no session) launches no harness.
+    e.header(table::LANDLOCK, table::audit(), None, tools, &[]);
     let mut path = FixedPath::new();
     // An entry is kept when it expands and no earlier entry expanded to the
     // same path (as agent-init merges them; `CLAUDE_CONFIG_DIR=~/.claude`).

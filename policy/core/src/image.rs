@@ -6,13 +6,17 @@
 //! layer minus the vault and minus the hidden paths).
 //!
 //! Layout, integers little-endian:
-//! - the magic `AGVP` and the version byte 6;
+//! - the magic `AGVP` and the version byte 7;
 //! - the Landlock mode: `u8` (0 required, 1 best-effort, 2 off);
 //! - the audit sink: `u8` (0 off, 1 stderr, 2 a file, followed by its path,
 //!   3 agent-init's stderr, the container log);
 //! - the probe directory: `u8` (0 none, 1 followed by its path);
 //! - the tool options: `u8` bits (bit 0: tools keep the controlling
 //!   terminal, [`ToolOptions`]; other bits must be 0);
+//! - the launchers (`[harness] launches`, as agent-init found them at
+//!   start): a `u32` count, then per launcher its path and its file's
+//!   device and inode numbers (two `u64`, [`FileId`]). A launched process
+//!   is matched by the file's identity, never by a name;
 //! - the vault: a `u32` count, then per entry its name, its path, its kind
 //!   (`u8`: 0 dir, 1 file) and its tool exceptions (a `u32` count and paths);
 //! - the secret variables: a `u32` count and names;
@@ -43,7 +47,7 @@ use crate::pathbuf::{is_within, last_component, split_last};
 use core::fmt;
 
 /// The magic and the format version.
-pub const MAGIC: &[u8; 5] = b"AGVP\x06";
+pub const MAGIC: &[u8; 5] = b"AGVP\x07";
 /// The largest image the preload reads (a real one is a few KiB).
 pub const MAX_IMAGE: usize = 64 * 1024;
 /// At most this many vault entries (the probe included).
@@ -58,6 +62,8 @@ pub const MAX_SECRET_PATTERNS: usize = 32;
 pub const MAX_KEEP_ENV: usize = 64;
 /// At most this many tool read-only paths.
 pub const MAX_TOOL_READ_ONLY: usize = 32;
+/// At most this many launchers.
+pub const MAX_LAUNCHERS: usize = 16;
 /// At most this many base-layer rules.
 pub const MAX_BASE_RULES: usize = 128;
 /// At most this many hidden paths.
@@ -72,6 +78,15 @@ pub const MAX_VAULT_DEPTH: usize = 64;
 pub struct FileId {
     pub dev: u64,
     pub ino: u64,
+}
+
+/// A harness program a trusted process may launch (`[harness] launches`):
+/// the path the policy names and the identity of the file agent-init found
+/// there at start. The encoder's input; [`View::launchers`] yields the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Launcher<'a> {
+    pub path: &'a [u8],
+    pub id: FileId,
 }
 
 /// Whether a vault entry is a directory (and everything under it) or one file.
@@ -208,6 +223,7 @@ pub struct View<'a> {
     pub probe: Option<CStr<'a>>,
     pub tools: ToolOptions,
     bytes: &'a [u8],
+    launchers: (usize, usize),
     vault: (usize, usize),
     secret_env: (usize, usize),
     secret_patterns: (usize, usize),
@@ -361,6 +377,26 @@ impl<'a> Iterator for Rules<'a> {
     }
 }
 
+/// The launchers of a decoded image, in policy order.
+pub struct Launchers<'a> {
+    r: Reader<'a>,
+    left: usize,
+}
+
+impl<'a> Iterator for Launchers<'a> {
+    type Item = (CStr<'a>, FileId);
+    fn next(&mut self) -> Option<(CStr<'a>, FileId)> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let path = self.r.trusted().ok()?;
+        let dev = self.r.u64().ok()?;
+        let ino = self.r.u64().ok()?;
+        Some((path, FileId { dev, ino }))
+    }
+}
+
 impl<'a> View<'a> {
     /// Check and read an image (see the module documentation).
     pub fn decode(bytes: &'a [u8]) -> Result<View<'a>, DecodeError> {
@@ -390,6 +426,15 @@ impl<'a> View<'a> {
             },
             _ => return Err(r.bad("unknown tool option bits")),
         };
+        let n = r.count(MAX_LAUNCHERS, "more launchers than the preload holds (16)")?;
+        let launchers = (r.at, n);
+        for _ in 0..n {
+            if r.path()?.bytes() == b"/" {
+                return Err(r.bad("a launcher cannot be `/`"));
+            }
+            r.u64()?;
+            r.u64()?;
+        }
         let n_vault = r.count(MAX_VAULT, "more vault entries than the preload holds (64)")?;
         let vault = (r.at, n_vault);
         let mut exceptions = 0;
@@ -550,6 +595,7 @@ impl<'a> View<'a> {
             probe,
             tools,
             bytes,
+            launchers,
             vault,
             secret_env,
             secret_patterns,
@@ -562,6 +608,20 @@ impl<'a> View<'a> {
 
     fn reader(&self, at: usize) -> Reader<'a> {
         Reader { b: self.bytes, at }
+    }
+
+    /// The launchers: each path with the identity of its file at start.
+    pub fn launchers(&self) -> Launchers<'a> {
+        Launchers {
+            r: self.reader(self.launchers.0),
+            left: self.launchers.1,
+        }
+    }
+
+    /// `id` is the file of a launcher (the one test of launcher-ness: a
+    /// path or a name proves nothing).
+    pub fn is_launcher(&self, id: FileId) -> bool {
+        self.launchers().any(|(_, l)| l == id)
     }
 
     /// The vault entries, in policy order (a rule index is a position here).
@@ -745,14 +805,15 @@ impl Out for SliceOut<'_> {
 pub struct Encoder<O: Out>(pub O);
 
 impl<O: Out> Encoder<O> {
-    /// The magic, the Landlock mode, the audit sink, the probe and the
-    /// tool options.
+    /// The magic, the Landlock mode, the audit sink, the probe, the
+    /// tool options and the launchers.
     pub fn header(
         &mut self,
         landlock: Mode,
         audit: Audit<'_>,
         probe: Option<&[u8]>,
         tools: ToolOptions,
+        launchers: &[Launcher<'_>],
     ) {
         self.0.put(MAGIC);
         self.u8(landlock.to_byte());
@@ -773,6 +834,12 @@ impl<O: Out> Encoder<O> {
             }
         }
         self.u8(tools.to_byte());
+        self.count(launchers.len());
+        for l in launchers {
+            self.str(l.path);
+            self.0.put(&l.id.dev.to_le_bytes());
+            self.0.put(&l.id.ino.to_le_bytes());
+        }
     }
 
     /// The count of a section (vault entries, secret variables, base rules)
@@ -941,7 +1008,13 @@ mod tests {
 
     fn sample() -> Vec<u8> {
         let mut e = Encoder(VecOut(Vec::new()));
-        e.header(Mode::Required, Audit::Stderr, None, ToolOptions::DEFAULT);
+        e.header(
+            Mode::Required,
+            Audit::Stderr,
+            None,
+            ToolOptions::DEFAULT,
+            &[],
+        );
         e.count(3);
         e.entry(b"pi", b"/pi-agent", VaultKind::Dir);
         e.count(0);
@@ -1011,7 +1084,7 @@ mod tests {
     fn tool_options_round_trip_and_unknown_bits_are_refused() {
         let image = |tools: ToolOptions| {
             let mut e = Encoder(VecOut(Vec::new()));
-            e.header(Mode::Off, Audit::Off, None, tools);
+            e.header(Mode::Off, Audit::Off, None, tools, &[]);
             (0..6).for_each(|_| e.count(0));
             e.count(0); // hidden paths
             e.0.0
@@ -1031,6 +1104,81 @@ mod tests {
     }
 
     #[test]
+    fn launchers_round_trip_by_file_identity_and_bad_ones_are_refused() {
+        let image = |launchers: &[Launcher<'_>]| {
+            let mut e = Encoder(VecOut(Vec::new()));
+            e.header(Mode::Off, Audit::Off, None, ToolOptions::DEFAULT, launchers);
+            (0..6).for_each(|_| e.count(0));
+            e.count(0); // hidden paths
+            e.0.0
+        };
+        let pi = Launcher {
+            path: b"/usr/local/bin/pi",
+            id: FileId {
+                dev: 0x803,
+                ino: 42,
+            },
+        };
+        let claude = Launcher {
+            path: b"/usr/local/bin/claude",
+            id: FileId {
+                dev: u64::MAX,
+                ino: u64::MAX - 1,
+            },
+        };
+        let b = image(&[pi, claude]);
+        let v = View::decode(&b).unwrap();
+        let got: Vec<_> = v.launchers().map(|(p, id)| (p.bytes(), id)).collect();
+        assert_eq!(got, [(pi.path, pi.id), (claude.path, claude.id)]);
+        assert!(v.is_launcher(pi.id));
+        assert!(v.is_launcher(claude.id));
+        // The same inode on another device, or another inode on the same
+        // device, is another file.
+        assert!(!v.is_launcher(FileId {
+            dev: 0x804,
+            ino: 42
+        }));
+        assert!(!v.is_launcher(FileId {
+            dev: 0x803,
+            ino: 43
+        }));
+        assert_eq!(View::decode(&image(&[])).unwrap().launchers().count(), 0);
+
+        let relative = Launcher {
+            path: b"bin/pi",
+            ..pi
+        };
+        assert_eq!(
+            View::decode(&image(&[relative])).unwrap_err().what,
+            "a path is not absolute and clean"
+        );
+        let root = Launcher { path: b"/", ..pi };
+        assert_eq!(
+            View::decode(&image(&[root])).unwrap_err().what,
+            "a launcher cannot be `/`"
+        );
+        let many = [pi; MAX_LAUNCHERS + 1];
+        assert_eq!(
+            View::decode(&image(&many)).unwrap_err().what,
+            "more launchers than the preload holds (16)"
+        );
+        assert!(View::decode(&image(&many[..MAX_LAUNCHERS])).is_ok());
+        // Cut inside a launcher's inode number: truncated, not another policy.
+        let cut = &b[..MAGIC.len() + 4 + 4 + 4 + pi.path.len() + 1 + 8 + 4];
+        assert_eq!(View::decode(cut).unwrap_err().what, "truncated");
+    }
+
+    #[test]
+    fn an_image_of_the_previous_version_is_refused() {
+        let mut b = sample();
+        b[MAGIC.len() - 1] = 6;
+        assert_eq!(
+            View::decode(&b).unwrap_err().what,
+            "not an agent-vault policy image (bad magic or version)"
+        );
+    }
+
+    #[test]
     fn tool_read_only_paths_are_read_and_overlaps_refused() {
         let b = sample();
         let v = View::decode(&b).unwrap();
@@ -1046,7 +1194,7 @@ mod tests {
         );
         let image = |ro: &[u8]| {
             let mut e = Encoder(VecOut(Vec::new()));
-            e.header(Mode::Off, Audit::Off, None, ToolOptions::DEFAULT);
+            e.header(Mode::Off, Audit::Off, None, ToolOptions::DEFAULT, &[]);
             e.count(1);
             e.entry(b"pi", b"/pi-agent", VaultKind::Dir);
             e.count(0);
@@ -1098,7 +1246,7 @@ mod tests {
     fn hidden_paths_that_are_root_or_touch_the_vault_are_refused() {
         let image = |hidden: &[u8]| {
             let mut e = Encoder(VecOut(Vec::new()));
-            e.header(Mode::Off, Audit::Off, None, ToolOptions::DEFAULT);
+            e.header(Mode::Off, Audit::Off, None, ToolOptions::DEFAULT, &[]);
             e.count(1);
             e.entry(b"claude", b"/claude", VaultKind::Dir);
             e.count(1);
@@ -1169,7 +1317,7 @@ mod tests {
     fn bad_entries_are_refused() {
         let image = |name: &[u8], path: &[u8], exc: &[u8]| {
             let mut e = Encoder(VecOut(Vec::new()));
-            e.header(Mode::Off, Audit::Off, None, ToolOptions::DEFAULT);
+            e.header(Mode::Off, Audit::Off, None, ToolOptions::DEFAULT, &[]);
             e.count(1);
             e.entry(name, path, VaultKind::Dir);
             if exc.is_empty() {
@@ -1208,7 +1356,7 @@ mod tests {
     #[test]
     fn an_entry_inside_another_entrys_exception_is_refused() {
         let mut e = Encoder(VecOut(Vec::new()));
-        e.header(Mode::Off, Audit::Off, None, ToolOptions::DEFAULT);
+        e.header(Mode::Off, Audit::Off, None, ToolOptions::DEFAULT, &[]);
         e.count(2);
         e.entry(b"claude", b"/claude", VaultKind::Dir);
         e.count(1);
@@ -1229,7 +1377,7 @@ mod tests {
     fn an_exception_inside_another_entry_and_duplicate_paths_are_refused() {
         let image = |second: &[u8], exc: &[u8]| {
             let mut e = Encoder(VecOut(Vec::new()));
-            e.header(Mode::Off, Audit::Off, None, ToolOptions::DEFAULT);
+            e.header(Mode::Off, Audit::Off, None, ToolOptions::DEFAULT, &[]);
             e.count(2);
             e.entry(b"outer", b"/secrets", VaultKind::Dir);
             e.count(0);
@@ -1255,7 +1403,7 @@ mod tests {
     fn root_and_overlong_paths_are_refused() {
         let image = |path: &[u8]| {
             let mut e = Encoder(VecOut(Vec::new()));
-            e.header(Mode::Off, Audit::Off, None, ToolOptions::DEFAULT);
+            e.header(Mode::Off, Audit::Off, None, ToolOptions::DEFAULT, &[]);
             e.count(1);
             e.entry(b"x", path, VaultKind::Dir);
             e.count(0);
@@ -1292,6 +1440,7 @@ mod tests {
             Audit::Off,
             Some(b"/run/agent-vault/probe"),
             ToolOptions::DEFAULT,
+            &[],
         );
         assert!(e.0.overflow);
         assert_eq!(
