@@ -349,19 +349,18 @@ fn proxy_section(o: &mut String, p: &Policy) {
     }
     for r in &x.routes {
         let _ = writeln!(o, "  route /{} -> {}", r.name, r.upstream);
-        let _ = writeln!(o, "    secret from {}", r.from);
-        if let Some(h) = r.header {
+        let _ = writeln!(o, "    secret from {}", r.source_label());
+        if let (Some(h), Some(p)) = (r.header, &r.placeholder) {
             let _ = writeln!(
                 o,
-                "    API key sent as {}; the harness sees {}av-<random>",
+                "    API key sent as {}; the harness sees {p}av-<random>",
                 h.as_str(),
-                r.placeholder
             );
         }
         if let Some(a) = &r.oauth {
             let _ = writeln!(
                 o,
-                "    OAuth login refreshed by the proxy at {}; the harness sees {}av-<random>, never expiring",
+                "    OAuth login refreshed by the proxy at {}; the harness sees {}, never expiring",
                 a.token_url, a.placeholder
             );
         }
@@ -490,7 +489,7 @@ pub fn explain(p: Option<&Path>, paths: &[PathBuf], json: bool) -> i32 {
                 };
                 println!(
                     "  proxy route /{}: its credential comes from here ({}); {now}",
-                    r.name, r.from
+                    r.name, r.source_label()
                 );
             }
         }

@@ -119,7 +119,7 @@ pub fn policy(l: &Loaded) -> Value {
                 "name": r.name,
                 "upstream": r.upstream,
                 "header": r.header.map(|h| h.as_str()),
-                "from": r.from.to_string(),
+                "from": r.source_label(),
                 "point": r.point.to_string(),
             })
         })

@@ -47,7 +47,7 @@ use crate::error::Call;
 use crate::log::{info, warning};
 use credential::{Found, Origin};
 use harness_view::Shown;
-use policy::{BaseUrl, FileFormat, KeyHeader, ProxyMode, Route, SecretSource};
+use policy::{BaseUrl, FileFormat, KeyHeader, OauthPlaceholder, ProxyMode, Route, SecretSource};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::fmt;
@@ -260,7 +260,8 @@ fn activate<'p>(
     route: &'p Route,
     env: &BTreeMap<OsString, OsString>,
 ) -> Result<Option<Active<'p>>, ProxyError> {
-    let (found, origin) = match credential::read_with_seed(policy, &route.from, env) {
+    let login = route.oauth.is_some();
+    let (found, origin) = match credential::read_with_seed(policy, &route.from, login, env) {
         Ok(None) => return Ok(None),
         Ok(Some((f, o))) => (Some(f), Some(o)),
         Err(e @ ProxyError::Stale { .. }) => {
@@ -271,7 +272,7 @@ fn activate<'p>(
     };
     let upstream = user_upstream(policy, route, env)?.unwrap_or_else(|| route.upstream.clone());
     let (shown, placeholder) = match &found {
-        Some(Found::Oauth { .. }) => {
+        Some(Found::Oauth { access: real, .. }) => {
             let Some(o) = &route.oauth else {
                 return Err(ProxyError::Json {
                     path: source_path(&route.from),
@@ -281,7 +282,15 @@ fn activate<'p>(
                     ),
                 });
             };
-            let access = credential::mint(&o.placeholder)?;
+            let access = match &o.placeholder {
+                OauthPlaceholder::Prefix(p) => credential::mint(p)?,
+                OauthPlaceholder::Jwt => {
+                    credential::mint_jwt(real).map_err(|why| ProxyError::Json {
+                        path: source_path(&route.from),
+                        why: format!("route /{}: {why}", route.name),
+                    })?
+                }
+            };
             let refresh = credential::mint("")?;
             (
                 Shown::Oauth {
@@ -292,7 +301,7 @@ fn activate<'p>(
             )
         }
         _ => {
-            let k = credential::mint(&route.placeholder)?;
+            let k = credential::mint(route.placeholder.as_deref().unwrap_or_default())?;
             (Shown::Key(k.clone()), k)
         }
     };
@@ -350,6 +359,10 @@ fn user_upstream(
                 Some(seed) => Ok(given(harness_view::pi_base_url(&seed, provider)?)),
                 None => Ok(None),
             }
+        }
+        BaseUrl::EnvJson { var, pointer } => {
+            let doc = env.get(std::ffi::OsStr::new(var)).and_then(|s| s.to_str());
+            Ok(given(harness_view::env_json_url(var, doc, pointer)?))
         }
     }
 }
@@ -454,22 +467,41 @@ fn show_placeholders(
             BaseUrl::PiModels { path, provider } => {
                 harness_view::set_pi_base_url(path, provider, &url, (who.uid, who.gid))?
             }
+            BaseUrl::EnvJson { var, pointer } => {
+                let doc = env.get(std::ffi::OsStr::new(var)).and_then(|s| s.to_str());
+                let next = harness_view::set_env_json_url(var, doc, pointer, &url)?;
+                env.insert(var.into(), next.into());
+            }
         }
     }
     Ok(())
 }
 
-/// A Pi `auth.json` entry no route covers keeps its real credential: say so.
+/// A Pi or OpenCode `auth.json` entry no route covers keeps its real
+/// credential: say so (OpenCode's OAuth entries cannot be routed at all).
 fn warn_unrouted(policy: &policy::Policy, active: &[Active<'_>]) {
     let mut files: BTreeMap<&Path, Vec<&str>> = BTreeMap::new();
     for r in &policy.proxy.routes {
         if let SecretSource::File {
             path,
-            format: FileFormat::PiAuth,
+            format: FileFormat::PiAuth | FileFormat::OpencodeAuth,
             provider: Some(p),
             ..
         } = &r.from
         {
+            let oauth = matches!(&r.from, SecretSource::File { format: FileFormat::OpencodeAuth, .. })
+                && credential::read_json(path)
+                    .ok()
+                    .flatten()
+                    .and_then(|v| v.get(p.as_str())?.get("type")?.as_str().map(|t| t != "api"))
+                    .unwrap_or(false);
+            if oauth {
+                warning!(
+                    "[proxy] {} entry {p:?} is an OpenCode OAuth login: it cannot be routed (OpenCode sends it to a fixed chatgpt.com URL and refreshes it itself), so the harness keeps the real token; use an API key for OpenCode, or Codex or Pi for a ChatGPT login",
+                    path.display()
+                );
+                continue;
+            }
             files.entry(path.as_path()).or_default().push(p);
         }
     }
@@ -503,7 +535,7 @@ mod tests {
             name: "pi-anthropic".into(),
             upstream: "https://api.anthropic.com".into(),
             header: Some(KeyHeader::XApiKey),
-            placeholder: "sk-ant-api03-".into(),
+            placeholder: Some("sk-ant-api03-".into()),
             from: SecretSource::Env("X".into()),
             point: BaseUrl::Env("Y".into()),
             oauth: None,

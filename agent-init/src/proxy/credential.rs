@@ -58,8 +58,25 @@ pub fn mint(prefix: &str) -> Result<String, ProxyError> {
     Ok(s)
 }
 
+/// A JWT-shaped placeholder for the real JWT `real`: its non-secret claims,
+/// `exp` in 2100, and `av-` + 64 random hex digits as the signature
+/// ([`vault_proxy::jwt::placeholder`]).
+pub fn mint_jwt(real: &str) -> Result<String, String> {
+    let claims = vault_proxy::jwt::claims(real).ok_or(
+        "the access token is not a JWT, but the route's `oauth` has jwt = true; log in again on the host",
+    )?;
+    let signature = mint("").map_err(|e| e.to_string())?;
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    vault_proxy::jwt::placeholder(&claims, now_s, FAR_FUTURE_MS / 1000, &signature)
+        .ok_or_else(|| "cannot build the JWT placeholder".to_string())
+}
+
 /// A string agent-init minted: ends in `av-` + 64 lowercase hex digits, the
-/// marker at the start or after a `-`.
+/// marker at the start, after a `-`, or after a `.` (the signature segment of
+/// a JWT-shaped placeholder).
 pub fn is_placeholder(s: &str) -> bool {
     let Some(head) = s.len().checked_sub(64 + MARKER.len()) else {
         return false;
@@ -69,7 +86,7 @@ pub fn is_placeholder(s: &str) -> bool {
         && rest[MARKER.len()..]
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        && (before.is_empty() || before.ends_with('-'))
+        && (before.is_empty() || before.ends_with('-') || before.ends_with('.'))
 }
 
 /// Read a JSON file as root, refusing a symlink (the harness owns the vault directories).
@@ -94,8 +111,14 @@ pub fn read_json(path: &Path) -> Result<Option<Value>, ProxyError> {
     Ok(Some(v))
 }
 
-/// The credential in a parsed file, by the source's format.
-pub fn extract(v: &Value, src: &SecretSource, path: &Path) -> Result<Option<Found>, ProxyError> {
+/// The credential in a parsed file, by the source's format. `login`: the
+/// route takes an OAuth login (Codex's `auth.json` holds a key or a login).
+pub fn extract(
+    v: &Value,
+    src: &SecretSource,
+    login: bool,
+    path: &Path,
+) -> Result<Option<Found>, ProxyError> {
     let SecretSource::File {
         format,
         pointer,
@@ -141,6 +164,44 @@ pub fn extract(v: &Value, src: &SecretSource, path: &Path) -> Result<Option<Foun
                 ))),
             }
         }
+        FileFormat::OpencodeAuth => {
+            let p = provider.as_deref().unwrap_or("");
+            let Some(e) = v.get(p) else { return Ok(None) };
+            match e.get("type").and_then(Value::as_str) {
+                Some("api") => s(e, "key")
+                    .map(|k| Some(Found::Key(k)))
+                    .ok_or_else(|| bad(format!("entry {p:?} (api) has no string \"key\""))),
+                // Not routable (see FileFormat::OpencodeAuth); `unrouted`
+                // warns that the harness keeps it.
+                Some("oauth" | "wellknown") => Ok(None),
+                _ => Err(bad(format!(
+                    "entry {p:?}: expected \"type\": \"api\", \"oauth\" or \"wellknown\""
+                ))),
+            }
+        }
+        FileFormat::CodexAuth if !login => match v.get("OPENAI_API_KEY") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(k)) if !k.is_empty() => Ok(Some(Found::Key(k.clone()))),
+            Some(Value::String(_)) => Ok(None),
+            Some(_) => Err(bad("\"OPENAI_API_KEY\" is not a string".into())),
+        },
+        FileFormat::CodexAuth => {
+            let Some(t) = v.get("tokens").filter(|t| !t.is_null()) else {
+                return Ok(None);
+            };
+            match (s(t, "access_token"), s(t, "refresh_token")) {
+                (Some(access), Some(refresh)) => Ok(Some(Found::Oauth {
+                    // The access token is a JWT; its `exp` is the expiry
+                    // (0 when absent: the proxy refreshes first).
+                    expires_ms: vault_proxy::jwt::expiry_ms(&access).unwrap_or(0),
+                    access,
+                    refresh,
+                })),
+                _ => Err(bad(
+                    "\"tokens\" needs string \"access_token\" and \"refresh_token\"".into(),
+                )),
+            }
+        }
         FileFormat::ClaudeCredentials => {
             let Some(e) = v.get("claudeAiOauth") else {
                 return Ok(None);
@@ -182,6 +243,7 @@ pub fn seed_source_of(policy: &policy::Policy, target: &Path) -> Option<PathBuf>
 pub fn read_with_seed(
     policy: &policy::Policy,
     src: &SecretSource,
+    login: bool,
     env: &BTreeMap<OsString, OsString>,
 ) -> Result<Option<(Found, Origin)>, ProxyError> {
     let found = match src {
@@ -198,7 +260,7 @@ pub fn read_with_seed(
             let Some(v) = read_json(path)? else {
                 return Ok(None);
             };
-            let Some(f) = extract(&v, src, path)? else {
+            let Some(f) = extract(&v, src, login, path)? else {
                 return Ok(None);
             };
             (f, Origin::Vault)
@@ -217,7 +279,7 @@ pub fn read_with_seed(
     let seed = seed_source_of(policy, path);
     let from_seed = match &seed {
         Some(s) => match read_json(s)? {
-            Some(v) => extract(&v, src, s)?,
+            Some(v) => extract(&v, src, login, s)?,
             None => None,
         },
         None => None,
@@ -263,13 +325,13 @@ mod tests {
         };
         let p = Path::new("/x");
         assert!(matches!(
-            extract(&pi, &src("anthropic"), p).unwrap(),
+            extract(&pi, &src("anthropic"), false, p).unwrap(),
             Some(Found::Oauth { expires_ms: 5, .. })
         ));
         assert!(
-            matches!(extract(&pi, &src("openai"), p).unwrap(), Some(Found::Key(k)) if k == "k")
+            matches!(extract(&pi, &src("openai"), false, p).unwrap(), Some(Found::Key(k)) if k == "k")
         );
-        assert!(extract(&pi, &src("google"), p).unwrap().is_none());
+        assert!(extract(&pi, &src("google"), false, p).unwrap().is_none());
         let cc: Value = serde_json::from_str(
             r#"{"claudeAiOauth":{"accessToken":"a","refreshToken":"r","expiresAt":7,"scopes":["user:inference"]}}"#,
         )
@@ -281,7 +343,7 @@ mod tests {
             provider: None,
         };
         assert!(matches!(
-            extract(&cc, &src, p).unwrap(),
+            extract(&cc, &src, true, p).unwrap(),
             Some(Found::Oauth { expires_ms: 7, .. })
         ));
     }
