@@ -489,7 +489,8 @@ pub fn explain(p: Option<&Path>, paths: &[PathBuf], json: bool) -> i32 {
                 };
                 println!(
                     "  proxy route /{}: its credential comes from here ({}); {now}",
-                    r.name, r.source_label()
+                    r.name,
+                    r.source_label()
                 );
             }
         }

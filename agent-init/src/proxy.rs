@@ -489,12 +489,17 @@ fn warn_unrouted(policy: &policy::Policy, active: &[Active<'_>]) {
             ..
         } = &r.from
         {
-            let oauth = matches!(&r.from, SecretSource::File { format: FileFormat::OpencodeAuth, .. })
-                && credential::read_json(path)
-                    .ok()
-                    .flatten()
-                    .and_then(|v| v.get(p.as_str())?.get("type")?.as_str().map(|t| t != "api"))
-                    .unwrap_or(false);
+            let oauth = matches!(
+                &r.from,
+                SecretSource::File {
+                    format: FileFormat::OpencodeAuth,
+                    ..
+                }
+            ) && credential::read_json(path)
+                .ok()
+                .flatten()
+                .and_then(|v| v.get(p.as_str())?.get("type")?.as_str().map(|t| t != "api"))
+                .unwrap_or(false);
             if oauth {
                 warning!(
                     "[proxy] {} entry {p:?} is an OpenCode OAuth login: it cannot be routed (OpenCode sends it to a fixed chatgpt.com URL and refreshes it itself), so the harness keeps the real token; use an API key for OpenCode, or Codex or Pi for a ChatGPT login",

@@ -620,7 +620,10 @@ fn resolve_point(
             ));
         }
         let pointer = ptr.get_ref();
-        if !pointer.starts_with('/') || pointer.len() < 2 || pointer.split('/').skip(1).any(str::is_empty) {
+        if !pointer.starts_with('/')
+            || pointer.len() < 2
+            || pointer.split('/').skip(1).any(str::is_empty)
+        {
             return Err(invalid(
                 ptr,
                 format!(
@@ -634,7 +637,10 @@ fn resolve_point(
         });
     }
     if let Some(ptr) = &p.pointer {
-        return Err(invalid(ptr, "`point.pointer` only goes with `env_json`".into()));
+        return Err(invalid(
+            ptr,
+            "`point.pointer` only goes with `env_json`".into(),
+        ));
     }
     match (&p.env, &p.pi_models, &p.provider) {
         (Some(e), None, None) => Ok(BaseUrl::Env(env_name(e, invalid)?)),

@@ -186,14 +186,20 @@ fn builtin_routes_opencode_and_codex_files_and_chatgpt_logins_with_jwt_placehold
     assert!(codex.source_label().ends_with("\"OPENAI_API_KEY\""));
     let chatgpt = route("codex-chatgpt");
     assert_eq!(chatgpt.upstream, "https://chatgpt.com/backend-api/codex");
-    assert_eq!((chatgpt.header, chatgpt.placeholder.as_deref()), (None, None));
+    assert_eq!(
+        (chatgpt.header, chatgpt.placeholder.as_deref()),
+        (None, None)
+    );
     let o = chatgpt.oauth.as_ref().unwrap();
     assert_eq!(o.placeholder, OauthPlaceholder::Jwt);
     assert_eq!(o.token_url, "https://auth.openai.com/oauth/token");
     assert_eq!(o.client_id, "app_EMoamEEZ73f0CkXaXp7hrann");
     assert!(chatgpt.source_label().contains("ChatGPT login"));
     let pi = route("pi-openai-codex");
-    assert_eq!(pi.oauth.as_ref().unwrap().placeholder, OauthPlaceholder::Jwt);
+    assert_eq!(
+        pi.oauth.as_ref().unwrap().placeholder,
+        OauthPlaceholder::Jwt
+    );
     assert_eq!(pi.upstream, "https://chatgpt.com/backend-api");
 }
 
@@ -210,7 +216,10 @@ fn env_json_points_and_jwt_logins_round_trip_through_the_effective_policy() {
     )
     .unwrap();
     assert_eq!(again.proxy, p.proxy);
-    assert_eq!(p.proxy.routes[1].oauth.as_ref().unwrap().placeholder, OauthPlaceholder::Jwt);
+    assert_eq!(
+        p.proxy.routes[1].oauth.as_ref().unwrap().placeholder,
+        OauthPlaceholder::Jwt
+    );
 }
 
 #[test]
@@ -218,47 +227,65 @@ fn new_formats_and_points_refuse_what_cannot_work_naming_the_fix() {
     let r = |rest: &str| format!("[[proxy.route]]\nname = \"a\"\nupstream = \"https://x\"\n{rest}");
     let cases: &[(String, usize, &str)] = &[
         (
-            r("header = \"authorization\"\nplaceholder = \"sk-\"\nfrom = { file = \"/a.json\", format = \"opencode-auth\", provider = \"openai\" }\npoint = { env = \"U\" }\noauth = { placeholder = \"x-\", token_url = \"https://t\", client_id = \"c\" }\n"),
+            r(
+                "header = \"authorization\"\nplaceholder = \"sk-\"\nfrom = { file = \"/a.json\", format = \"opencode-auth\", provider = \"openai\" }\npoint = { env = \"U\" }\noauth = { placeholder = \"x-\", token_url = \"https://t\", client_id = \"c\" }\n",
+            ),
             7,
             "OpenCode's OAuth logins cannot be routed",
         ),
         (
-            r("header = \"authorization\"\nfrom = { file = \"/a.json\", format = \"codex-auth\" }\npoint = { env = \"U\" }\noauth = { jwt = true, token_url = \"https://t\", client_id = \"c\" }\n"),
+            r(
+                "header = \"authorization\"\nfrom = { file = \"/a.json\", format = \"codex-auth\" }\npoint = { env = \"U\" }\noauth = { jwt = true, token_url = \"https://t\", client_id = \"c\" }\n",
+            ),
             7,
             "either the API key (`header`) or the ChatGPT login (`oauth`)",
         ),
         (
-            r("header = \"authorization\"\nfrom = { file = \"/a.json\", format = \"codex-auth\" }\npoint = { env = \"U\" }\n"),
+            r(
+                "header = \"authorization\"\nfrom = { file = \"/a.json\", format = \"codex-auth\" }\npoint = { env = \"U\" }\n",
+            ),
             7,
             "has no `placeholder`",
         ),
         (
-            r("from = { file = \"/a.json\", format = \"codex-auth\" }\npoint = { env = \"U\" }\noauth = { jwt = true, placeholder = \"x-\", token_url = \"https://t\", client_id = \"c\" }\n"),
+            r(
+                "from = { file = \"/a.json\", format = \"codex-auth\" }\npoint = { env = \"U\" }\noauth = { jwt = true, placeholder = \"x-\", token_url = \"https://t\", client_id = \"c\" }\n",
+            ),
             11,
             "exclude each other",
         ),
         (
-            r("from = { file = \"/a.json\", format = \"codex-auth\" }\npoint = { env = \"U\" }\noauth = { token_url = \"https://t\", client_id = \"c\" }\n"),
+            r(
+                "from = { file = \"/a.json\", format = \"codex-auth\" }\npoint = { env = \"U\" }\noauth = { token_url = \"https://t\", client_id = \"c\" }\n",
+            ),
             7,
             "or `jwt = true`",
         ),
         (
-            r("header = \"x-api-key\"\nplaceholder = \"sk-\"\nfrom = { file = \"/a.json\", format = \"opencode-auth\" }\npoint = { env = \"U\" }\n"),
+            r(
+                "header = \"x-api-key\"\nplaceholder = \"sk-\"\nfrom = { file = \"/a.json\", format = \"opencode-auth\" }\npoint = { env = \"U\" }\n",
+            ),
             11,
             "needs `provider",
         ),
         (
-            r("header = \"x-api-key\"\nplaceholder = \"sk-\"\nfrom = { env = \"K\" }\npoint = { env_json = \"C\" }\n"),
+            r(
+                "header = \"x-api-key\"\nplaceholder = \"sk-\"\nfrom = { env = \"K\" }\npoint = { env_json = \"C\" }\n",
+            ),
             12,
             "needs `pointer",
         ),
         (
-            r("header = \"x-api-key\"\nplaceholder = \"sk-\"\nfrom = { env = \"K\" }\npoint = { env_json = \"C\", pointer = \"provider\" }\n"),
+            r(
+                "header = \"x-api-key\"\nplaceholder = \"sk-\"\nfrom = { env = \"K\" }\npoint = { env_json = \"C\", pointer = \"provider\" }\n",
+            ),
             12,
             "JSON pointer \"provider\"",
         ),
         (
-            r("header = \"x-api-key\"\nplaceholder = \"sk-\"\nfrom = { env = \"K\" }\npoint = { env = \"U\", pointer = \"/a\" }\n"),
+            r(
+                "header = \"x-api-key\"\nplaceholder = \"sk-\"\nfrom = { env = \"K\" }\npoint = { env = \"U\", pointer = \"/a\" }\n",
+            ),
             12,
             "only goes with `env_json`",
         ),

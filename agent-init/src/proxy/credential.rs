@@ -312,6 +312,61 @@ mod tests {
     }
 
     #[test]
+    fn jwt_placeholders_are_recognised_by_their_signature_segment() {
+        let real = vault_proxy::jwt::encode(
+            &serde_json::json!({"exp": 1, "https://api.openai.com/auth": {"chatgpt_account_id": "a"}}),
+            "realsig",
+        );
+        assert!(!is_placeholder(&real));
+        let p = mint_jwt(&real).unwrap();
+        assert!(is_placeholder(&p), "{p}");
+        let c = vault_proxy::jwt::claims(&p).unwrap();
+        assert_eq!(c["https://api.openai.com/auth"]["chatgpt_account_id"], "a");
+        assert_eq!(c["exp"], FAR_FUTURE_MS / 1000);
+        assert_ne!(mint_jwt(&real).unwrap(), p, "a new capability each time");
+        assert!(mint_jwt("sk-not-a-jwt").unwrap_err().contains("not a JWT"));
+    }
+
+    #[test]
+    fn opencode_and_codex_formats_are_read() {
+        let p = Path::new("/x");
+        let oc: Value = serde_json::from_str(
+            r#"{"anthropic":{"type":"api","key":"k"},"openai":{"type":"oauth","access":"a","refresh":"r","expires":1},"w":{"type":"other"}}"#,
+        )
+        .unwrap();
+        let src = |pr: &str| SecretSource::File {
+            path: "/x".into(),
+            format: FileFormat::OpencodeAuth,
+            pointer: None,
+            provider: Some(pr.into()),
+        };
+        assert!(
+            matches!(extract(&oc, &src("anthropic"), false, p).unwrap(), Some(Found::Key(k)) if k == "k")
+        );
+        // OAuth entries are not routable: left alone (and warned about).
+        assert!(extract(&oc, &src("openai"), false, p).unwrap().is_none());
+        assert!(extract(&oc, &src("w"), false, p).is_err());
+        let codex = SecretSource::File {
+            path: "/x".into(),
+            format: FileFormat::CodexAuth,
+            pointer: None,
+            provider: None,
+        };
+        let access = vault_proxy::jwt::encode(&serde_json::json!({"exp": 1234}), "s");
+        let login = serde_json::json!({"OPENAI_API_KEY": null, "tokens": {"id_token": "i", "access_token": access, "refresh_token": "r", "account_id": "acct"}, "last_refresh": "2026-01-01T00:00:00Z"});
+        assert!(extract(&login, &codex, false, p).unwrap().is_none());
+        assert!(matches!(
+            extract(&login, &codex, true, p).unwrap(),
+            Some(Found::Oauth { expires_ms: 1_234_000, refresh, .. }) if refresh == "r"
+        ));
+        let key = serde_json::json!({"OPENAI_API_KEY": "sk-k"});
+        assert!(
+            matches!(extract(&key, &codex, false, p).unwrap(), Some(Found::Key(k)) if k == "sk-k")
+        );
+        assert!(extract(&key, &codex, true, p).unwrap().is_none());
+    }
+
+    #[test]
     fn pi_and_claude_formats_are_read() {
         let pi: Value = serde_json::from_str(
             r#"{"anthropic":{"type":"oauth","access":"a","refresh":"r","expires":5},"openai":{"type":"api_key","key":"k"}}"#,

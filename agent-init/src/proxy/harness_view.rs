@@ -173,9 +173,15 @@ pub fn set_pi_base_url(
 
 /// The string at `pointer` in the JSON document `doc` (an environment
 /// variable's value), or `None`; an unset or empty variable is `{}`.
-pub fn env_json_url(var: &str, doc: Option<&str>, pointer: &str) -> Result<Option<String>, ProxyError> {
+pub fn env_json_url(
+    var: &str,
+    doc: Option<&str>,
+    pointer: &str,
+) -> Result<Option<String>, ProxyError> {
     let v = parse_env_json(var, doc)?;
-    Ok(v.pointer(pointer).and_then(Value::as_str).map(str::to_string))
+    Ok(v.pointer(pointer)
+        .and_then(Value::as_str)
+        .map(str::to_string))
 }
 
 /// `doc` with the string at `pointer` set to `url`, objects created on the
@@ -203,12 +209,20 @@ pub fn set_env_json_url(
     for seg in parents {
         at = at
             .as_object_mut()
-            .ok_or_else(|| bad(format!("the value above {seg:?} in {pointer} is not an object")))?
+            .ok_or_else(|| {
+                bad(format!(
+                    "the value above {seg:?} in {pointer} is not an object"
+                ))
+            })?
             .entry(seg.clone())
             .or_insert_with(|| Value::Object(Map::new()));
     }
     at.as_object_mut()
-        .ok_or_else(|| bad(format!("the value above {last:?} in {pointer} is not an object")))?
+        .ok_or_else(|| {
+            bad(format!(
+                "the value above {last:?} in {pointer} is not an object"
+            ))
+        })?
         .insert(last.clone(), Value::String(url.to_string()));
     Ok(v.to_string())
 }
@@ -266,4 +280,72 @@ fn replace_json(
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(ProxyError::Write)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_json_url_is_set_at_the_pointer_keeping_every_other_key() {
+        let doc = r#"{"provider":{"anthropic":{"options":{"timeout":5}}},"model":"m"}"#;
+        let out = set_env_json_url(
+            "C",
+            Some(doc),
+            "/provider/anthropic/options/baseURL",
+            "http://127.0.0.1:1/oc",
+        )
+        .unwrap();
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            v["provider"]["anthropic"]["options"]["baseURL"],
+            "http://127.0.0.1:1/oc"
+        );
+        assert_eq!(v["provider"]["anthropic"]["options"]["timeout"], 5);
+        assert_eq!(v["model"], "m");
+        let fresh = set_env_json_url("C", None, "/provider/openai/options/baseURL", "u").unwrap();
+        assert_eq!(
+            env_json_url("C", Some(&fresh), "/provider/openai/options/baseURL").unwrap(),
+            Some("u".into())
+        );
+        assert_eq!(env_json_url("C", Some(""), "/a").unwrap(), None);
+        let e = set_env_json_url("C", Some("{nope"), "/a", "u")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("$C") && e.contains("not valid JSON"), "{e}");
+        let e = set_env_json_url("C", Some(r#"{"a":1}"#), "/a/b", "u")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not an object"), "{e}");
+    }
+
+    #[test]
+    fn codex_login_gets_jwt_placeholders_with_the_id_tokens_claims_and_a_fresh_last_refresh() {
+        let id = vault_proxy::jwt::encode(
+            &serde_json::json!({"email": "a@b", "https://api.openai.com/auth": {"chatgpt_plan_type": "pro", "chatgpt_account_id": "acct"}, "exp": 1}),
+            "realsig",
+        );
+        let mut v = serde_json::json!({"OPENAI_API_KEY": null, "tokens": {"id_token": id, "access_token": "real-a", "refresh_token": "real-r", "account_id": "acct"}, "last_refresh": "2020-01-01T00:00:00Z"});
+        show_codex_login(&mut v, "ACCESS", "REFRESH").unwrap();
+        let t = &v["tokens"];
+        assert_eq!(
+            (t["access_token"].as_str(), t["refresh_token"].as_str()),
+            (Some("ACCESS"), Some("REFRESH"))
+        );
+        assert_eq!(t["account_id"], "acct");
+        let idp = t["id_token"].as_str().unwrap();
+        assert!(super::super::credential::is_placeholder(idp), "{idp}");
+        let c = vault_proxy::jwt::claims(idp).unwrap();
+        assert_eq!(c["email"], "a@b");
+        assert_eq!(c["https://api.openai.com/auth"]["chatgpt_plan_type"], "pro");
+        assert_eq!(c["exp"], FAR_FUTURE_MS / 1000);
+        assert!(!v.to_string().contains("realsig"));
+        assert!(v["last_refresh"].as_str().unwrap() > "2026");
+        let mut bad = serde_json::json!({"tokens": {"id_token": "opaque"}});
+        assert!(
+            show_codex_login(&mut bad, "a", "r")
+                .unwrap_err()
+                .contains("codex login")
+        );
+    }
 }
