@@ -64,4 +64,3 @@ for pid in os.listdir("/proc"):
             pass
 print("\n".join(out))
 "#;
-
