@@ -177,6 +177,7 @@ pub fn proxy_step(
             active.push(a);
         }
     }
+    warn_unroutable_opencode_logins(policy);
     if active.is_empty() {
         info!("[proxy] no route has a credential here; vault-proxy not started");
         return Ok(None);
@@ -477,8 +478,36 @@ fn show_placeholders(
     Ok(())
 }
 
+/// An OpenCode `auth.json` entry a route names that is not an API key (an
+/// OAuth login, a `wellknown` token) keeps its real credential: OpenCode's
+/// ChatGPT plugin sends it to a fixed URL and refreshes it itself, so no
+/// base URL can bring it to the proxy. Say so, whether or not the proxy starts.
+fn warn_unroutable_opencode_logins(policy: &policy::Policy) {
+    for r in &policy.proxy.routes {
+        let SecretSource::File {
+            path,
+            format: FileFormat::OpencodeAuth,
+            provider: Some(p),
+            ..
+        } = &r.from
+        else {
+            continue;
+        };
+        let kind = credential::read_json(path)
+            .ok()
+            .flatten()
+            .and_then(|v| Some(v.get(p.as_str())?.get("type")?.as_str()?.to_string()));
+        if let Some(kind) = kind.filter(|k| k != "api") {
+            warning!(
+                "[proxy] {} entry {p:?} is an OpenCode {kind} login: it cannot be routed (OpenCode sends it to a fixed chatgpt.com URL and refreshes it itself), so the harness keeps the real token; use an API key with OpenCode, or Codex or Pi for a ChatGPT login",
+                path.display()
+            );
+        }
+    }
+}
+
 /// A Pi or OpenCode `auth.json` entry no route covers keeps its real
-/// credential: say so (OpenCode's OAuth entries cannot be routed at all).
+/// credential: say so.
 fn warn_unrouted(policy: &policy::Policy, active: &[Active<'_>]) {
     let mut files: BTreeMap<&Path, Vec<&str>> = BTreeMap::new();
     for r in &policy.proxy.routes {
@@ -489,24 +518,6 @@ fn warn_unrouted(policy: &policy::Policy, active: &[Active<'_>]) {
             ..
         } = &r.from
         {
-            let oauth = matches!(
-                &r.from,
-                SecretSource::File {
-                    format: FileFormat::OpencodeAuth,
-                    ..
-                }
-            ) && credential::read_json(path)
-                .ok()
-                .flatten()
-                .and_then(|v| v.get(p.as_str())?.get("type")?.as_str().map(|t| t != "api"))
-                .unwrap_or(false);
-            if oauth {
-                warning!(
-                    "[proxy] {} entry {p:?} is an OpenCode OAuth login: it cannot be routed (OpenCode sends it to a fixed chatgpt.com URL and refreshes it itself), so the harness keeps the real token; use an API key for OpenCode, or Codex or Pi for a ChatGPT login",
-                    path.display()
-                );
-                continue;
-            }
             files.entry(path.as_path()).or_default().push(p);
         }
     }

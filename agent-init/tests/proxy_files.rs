@@ -469,7 +469,7 @@ fn codex_opencode_and_pi_chatgpt_files_hold_only_placeholders_across_two_starts(
         // OpenCode's OAuth entry is not routable: left as it was, and said so.
         assert_eq!(seen["opencode"]["openai"]["access"], "oc-oauth-access");
         assert!(
-            err.contains("is an OpenCode OAuth login: it cannot be routed"),
+            err.contains("is an OpenCode oauth login: it cannot be routed"),
             "{err}"
         );
         let occ = &seen["OPENCODE_CONFIG_CONTENT"];
