@@ -472,6 +472,10 @@ fn codex_opencode_and_pi_chatgpt_files_hold_only_placeholders_across_two_starts(
             err.contains("is an OpenCode oauth login: it cannot be routed"),
             "{err}"
         );
+        assert!(
+            !err.contains("\"openai\" has no [[proxy.route]]"),
+            "said twice: {err}"
+        );
         let occ = &seen["OPENCODE_CONFIG_CONTENT"];
         assert_eq!(occ["model"], "anthropic/claude-sonnet-4-5", "{occ}");
         let base = occ["provider"]["anthropic"]["options"]["baseURL"]
