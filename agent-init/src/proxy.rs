@@ -497,11 +497,16 @@ fn warn_unroutable_opencode_logins(policy: &policy::Policy) {
             .ok()
             .flatten()
             .and_then(|v| Some(v.get(p.as_str())?.get("type")?.as_str()?.to_string()));
-        if let Some(kind) = kind.filter(|k| k != "api") {
-            warning!(
-                "[proxy] {} entry {p:?} is an OpenCode {kind} login: it cannot be routed (OpenCode sends it to a fixed chatgpt.com URL and refreshes it itself), so the harness keeps the real token; use an API key with OpenCode, or Codex or Pi for a ChatGPT login",
+        match kind.as_deref() {
+            None | Some("api") => {}
+            Some("oauth") => warning!(
+                "[proxy] {} entry {p:?} is an OpenCode oauth login: it cannot be routed (OpenCode sends it to a fixed chatgpt.com URL and refreshes it itself), so the harness keeps the real token; use an API key with OpenCode, or Codex or Pi for a ChatGPT login",
                 path.display()
-            );
+            ),
+            Some(other) => warning!(
+                "[proxy] {} entry {p:?} is an OpenCode {other:?} entry, not an API key: it is not routed and the harness keeps it; use an API key with OpenCode",
+                path.display()
+            ),
         }
     }
 }
