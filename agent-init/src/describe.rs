@@ -408,19 +408,18 @@ fn proxy_section(o: &mut String, p: &Policy) {
                 group.join(", ")
             );
         }
-        let _ = writeln!(o, "    secret from {}", r.from);
-        if let Some(h) = r.header {
+        let _ = writeln!(o, "    secret from {}", r.source_label());
+        if let (Some(h), Some(shape)) = (r.header, &r.placeholder) {
             let _ = writeln!(
                 o,
-                "    API key sent as {}; the harness sees {}av-<random>",
+                "    API key sent as {}; the harness sees {shape}av-<random>",
                 h.as_str(),
-                r.placeholder
             );
         }
         if let Some(a) = &r.oauth {
             let _ = writeln!(
                 o,
-                "    OAuth login refreshed by the proxy at {}; the harness sees {}av-<random>, never expiring",
+                "    OAuth login refreshed by the proxy at {}; the harness sees {}, never expiring",
                 a.token_url, a.placeholder
             );
         }
@@ -549,7 +548,8 @@ pub fn explain(p: Option<&Path>, paths: &[PathBuf], json: bool) -> i32 {
                 };
                 println!(
                     "  proxy route /{}: its credential comes from here ({}); {now}",
-                    r.name, r.from
+                    r.name,
+                    r.source_label()
                 );
                 let shared = group_of(&l.policy, r);
                 if shared.len() > 1 {

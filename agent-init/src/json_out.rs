@@ -123,7 +123,7 @@ pub fn policy(l: &Loaded) -> Value {
                 "path": r.path,
                 "upstream": r.upstream,
                 "header": r.header.map(|h| h.as_str()),
-                "from": r.from.to_string(),
+                "from": r.source_label(),
                 "point": r.point.to_string(),
             })
         })

@@ -56,7 +56,7 @@ use crate::error::Call;
 use crate::log::{info, warning};
 use credential::{Found, Origin};
 use harness_view::Shown;
-use policy::{BaseUrl, FileFormat, KeyHeader, ProxyMode, Route, SecretSource};
+use policy::{BaseUrl, FileFormat, KeyHeader, OauthPlaceholder, ProxyMode, Route, SecretSource};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
@@ -88,8 +88,10 @@ pub enum ProxyError {
     Stale {
         source: String,
         seed: Option<PathBuf>,
-        /// The placeholder is an OAuth login's (the proxy may hold its session).
-        oauth: bool,
+        /// The placeholder is an OAuth login's (the proxy may hold its
+        /// session): its access token (a placeholder: no secret; a JWT one
+        /// carries the login's non-secret claims).
+        login: Option<String>,
     },
     /// The config the policy leads to is refused by vault-proxy's rules.
     Config(vault_proxy::config::ConfigError),
@@ -162,7 +164,7 @@ enum Supply {
     Found(Found, Origin),
     /// Only a previous start's placeholder of an OAuth login, and no seed
     /// with a login: the proxy resumes its stored session (or answers 503).
-    Resume,
+    Resume { previous: String },
     /// Only a previous start's placeholder of an API key: 503.
     Missing,
 }
@@ -197,6 +199,8 @@ pub fn proxy_step(
             active.push(a);
         }
     }
+    warn_unroutable_opencode_logins(policy);
+    warn_unrouted_codex_login(policy);
     if active.is_empty() {
         info!("[proxy] no route has a credential here; vault-proxy not started");
         return Ok(None);
@@ -226,7 +230,7 @@ pub fn proxy_step(
         .map(|a| {
             let from = match &a.supply {
                 Supply::Missing => "no credential: 503".to_string(),
-                Supply::Resume => "the proxy's stored session".to_string(),
+                Supply::Resume { .. } => "the proxy's stored session".to_string(),
                 Supply::Found(_, Origin::Seed(s)) => format!("seed {}", s.display()),
                 Supply::Found(..) => a.route.from.to_string(),
             };
@@ -285,14 +289,17 @@ fn activate<'p>(
     route: &'p Route,
     env: &BTreeMap<OsString, OsString>,
 ) -> Result<Option<Active<'p>>, ProxyError> {
-    let supply = match credential::read_with_seed(policy, &route.from, env) {
+    let login = route.oauth.is_some();
+    let supply = match credential::read_with_seed(policy, &route.from, login, env) {
         Ok(None) => return Ok(None),
         Ok(Some((f, o))) => Supply::Found(f, o),
-        Err(e @ ProxyError::Stale { oauth: true, .. }) if route.oauth.is_some() => {
+        Err(ProxyError::Stale {
+            source,
+            seed,
+            login: Some(previous),
+        }) if route.oauth.is_some() => {
             let stored = policy.proxy.state_dir.join(format!("{}.json", route.name));
-            if let ProxyError::Stale { source, seed, .. } = &e
-                && std::fs::symlink_metadata(&stored).is_ok()
-            {
+            if std::fs::symlink_metadata(&stored).is_ok() {
                 let seed = seed.as_ref().map_or_else(
                     || "a copy-missing [[seed]] of it".to_string(),
                     |s| s.display().to_string(),
@@ -303,13 +310,18 @@ fn activate<'p>(
                     stored.display()
                 );
             } else {
+                let e = ProxyError::Stale {
+                    source,
+                    seed,
+                    login: None,
+                };
                 warning!(
                     "[proxy] route /{}: {e}; the proxy has no stored session ({} is missing), so it answers 503",
                     route.name,
                     stored.display()
                 );
             }
-            Supply::Resume
+            Supply::Resume { previous }
         }
         Err(e @ ProxyError::Stale { .. }) => {
             warning!("[proxy] route /{}: {e}; it answers 503", route.name);
@@ -318,11 +330,12 @@ fn activate<'p>(
         Err(e) => return Err(e),
     };
     let upstream = user_upstream(policy, route, env)?.unwrap_or_else(|| route.upstream.clone());
-    let oauth = matches!(
-        &supply,
-        Supply::Found(Found::Oauth { .. }, _) | Supply::Resume
-    );
-    let (shown, placeholder) = if oauth {
+    let oauth = match &supply {
+        Supply::Found(Found::Oauth { access, .. }, _) => Some(access.as_str()),
+        Supply::Resume { previous } => Some(previous.as_str()),
+        _ => None,
+    };
+    let (shown, placeholder) = if let Some(claims_from) = oauth {
         let Some(o) = &route.oauth else {
             return Err(ProxyError::Json {
                 path: source_path(&route.from),
@@ -332,7 +345,18 @@ fn activate<'p>(
                 ),
             });
         };
-        let access = credential::mint(&o.placeholder)?;
+        // A JWT placeholder carries the login's non-secret claims: from the
+        // real token, or (resuming) from the previous start's placeholder,
+        // which holds the same claims.
+        let access = match &o.placeholder {
+            OauthPlaceholder::Prefix(p) => credential::mint(p)?,
+            OauthPlaceholder::Jwt => {
+                credential::mint_jwt(claims_from).map_err(|why| ProxyError::Json {
+                    path: source_path(&route.from),
+                    why: format!("route /{}: {why}", route.name),
+                })?
+            }
+        };
         let refresh = credential::mint("")?;
         (
             Shown::Oauth {
@@ -342,7 +366,7 @@ fn activate<'p>(
             access,
         )
     } else {
-        let k = credential::mint(&route.placeholder)?;
+        let k = credential::mint(route.placeholder.as_deref().unwrap_or_default())?;
         (Shown::Key(k.clone()), k)
     };
     Ok(Some(Active {
@@ -399,6 +423,10 @@ fn user_upstream(
                 None => Ok(None),
             }
         }
+        BaseUrl::EnvJson { var, pointer } => {
+            let doc = env.get(std::ffi::OsStr::new(var)).and_then(|s| s.to_str());
+            Ok(given(harness_view::env_json_url(var, doc, pointer)?))
+        }
     }
 }
 
@@ -415,7 +443,7 @@ fn route_config(a: &Active<'_>) -> RouteConfig {
     };
     let credential = match &a.supply {
         Supply::Missing => CredentialConfig::None {},
-        Supply::Resume => oauth(None),
+        Supply::Resume { .. } => oauth(None),
         Supply::Found(Found::Key(k), _) => CredentialConfig::ApiKey {
             header: match a.route.header.unwrap_or(KeyHeader::Authorization) {
                 KeyHeader::XApiKey => ApiKeyHeader::XApiKey,
@@ -497,18 +525,57 @@ fn show_placeholders(
             BaseUrl::PiModels { path, provider } => {
                 harness_view::set_pi_base_url(path, provider, &url, (who.uid, who.gid))?
             }
+            BaseUrl::EnvJson { var, pointer } => {
+                let doc = env.get(std::ffi::OsStr::new(var)).and_then(|s| s.to_str());
+                let next = harness_view::set_env_json_url(var, doc, pointer, &url)?;
+                env.insert(var.into(), next.into());
+            }
         }
     }
     Ok(())
 }
 
-/// A Pi `auth.json` entry no route covers keeps its real credential: say so.
+/// An OpenCode `auth.json` entry a route names that is not an API key (an
+/// OAuth login, a `wellknown` token) keeps its real credential: OpenCode's
+/// ChatGPT plugin sends it to a fixed URL and refreshes it itself, so no
+/// base URL can bring it to the proxy. Say so, whether or not the proxy starts.
+fn warn_unroutable_opencode_logins(policy: &policy::Policy) {
+    for r in &policy.proxy.routes {
+        let SecretSource::File {
+            path,
+            format: FileFormat::OpencodeAuth,
+            provider: Some(p),
+            ..
+        } = &r.from
+        else {
+            continue;
+        };
+        let kind = credential::read_json(path)
+            .ok()
+            .flatten()
+            .and_then(|v| Some(v.get(p.as_str())?.get("type")?.as_str()?.to_string()));
+        match kind.as_deref() {
+            None | Some("api") => {}
+            Some("oauth") => warning!(
+                "[proxy] {} entry {p:?} is an OpenCode oauth login: it cannot be routed (OpenCode sends it to a fixed chatgpt.com URL and refreshes it itself), so the harness keeps the real token; use an API key with OpenCode, or Codex or Pi for a ChatGPT login",
+                path.display()
+            ),
+            Some(other) => warning!(
+                "[proxy] {} entry {p:?} is an OpenCode {other:?} entry, not an API key: it is not routed and the harness keeps it; use an API key with OpenCode",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// A Pi or OpenCode `auth.json` entry no route covers keeps its real
+/// credential: say so.
 fn warn_unrouted(policy: &policy::Policy, active: &[Active<'_>]) {
     let mut files: BTreeMap<&Path, Vec<&str>> = BTreeMap::new();
     for r in &policy.proxy.routes {
         if let SecretSource::File {
             path,
-            format: FileFormat::PiAuth,
+            format: FileFormat::PiAuth | FileFormat::OpencodeAuth,
             provider: Some(p),
             ..
         } = &r.from
@@ -536,6 +603,42 @@ fn warn_unrouted(policy: &policy::Policy, active: &[Active<'_>]) {
     }
 }
 
+/// A Codex `auth.json` holding a ChatGPT login (`"tokens"`) that no route
+/// with `oauth` reads keeps its real token (the built-in policy routes only
+/// its API-key mode: README, "Codex"). Say so, whether or not the proxy
+/// starts.
+fn warn_unrouted_codex_login(policy: &policy::Policy) {
+    let mut paths: BTreeMap<&Path, bool> = BTreeMap::new();
+    for r in &policy.proxy.routes {
+        if let SecretSource::File {
+            path,
+            format: FileFormat::CodexAuth,
+            ..
+        } = &r.from
+        {
+            *paths.entry(path.as_path()).or_default() |= r.oauth.is_some();
+        }
+    }
+    for (path, login_routed) in paths {
+        if login_routed {
+            continue;
+        }
+        let Ok(Some(v)) = credential::read_json(path) else {
+            continue;
+        };
+        let real = v
+            .pointer("/tokens/access_token")
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|t| !t.is_empty() && !credential::is_placeholder(t));
+        if real {
+            warning!(
+                "[proxy] {} holds a Codex ChatGPT login, which no route serves (a current Codex sends its requests past OPENAI_BASE_URL): Codex keeps its real token; use an API key with Codex to keep it out of the harness's reach",
+                path.display()
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -546,7 +649,7 @@ mod tests {
             name: "pi-anthropic".into(),
             upstream: "https://api.anthropic.com".into(),
             header: Some(KeyHeader::XApiKey),
-            placeholder: "sk-ant-api03-".into(),
+            placeholder: Some("sk-ant-api03-".into()),
             from: SecretSource::Env("X".into()),
             point: BaseUrl::Env("Y".into()),
             oauth: None,

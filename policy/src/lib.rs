@@ -42,7 +42,10 @@ pub use expand::ExpandContext;
 pub use load::{BUILTIN_NAME, DEFAULT_POLICY_PATH, DEFAULT_POLICY_TOML, load_file, load_str};
 pub use policy_core::layout::{PROBE_ENTRY, STATE_DIR};
 pub use policy_core::{Access, FileId, VaultKind, View, access, layout, pathbuf};
-pub use proxy::{BaseUrl, FileFormat, KeyHeader, Proxy, ProxyMode, Route, SecretSource};
+pub use proxy::{
+    BaseUrl, FileFormat, KeyHeader, OauthPlaceholder, OauthSpec, Proxy, ProxyMode, Route,
+    SecretSource,
+};
 pub use resolved::{
     AuditSink, DEFAULT_AUDIT_MAX_BYTES, EnforceMode, Filesystem, GroupSpec, Harness, LauncherFile,
     Policy, Seccomp, Seed, SeedMode, Tools, Unhooked, UserSpec, VaultEntry,

@@ -72,6 +72,18 @@ pub enum FileFormat {
     PiAuth,
     /// Claude Code's `.credentials.json`: `{"claudeAiOauth": {"accessToken", "refreshToken", "expiresAt", ...}}`.
     ClaudeCredentials,
+    /// OpenCode's `auth.json`: `{"<provider>": {"type": "api", "key"}}`
+    /// (sst/opencode `packages/opencode/src/auth/index.ts`). Its `"oauth"`
+    /// entries cannot be routed: OpenCode's ChatGPT plugin sends them to a
+    /// fixed `https://chatgpt.com/backend-api/codex/responses` whatever the
+    /// base URL, and refreshes them itself (`plugin/codex.ts`).
+    OpencodeAuth,
+    /// Codex's `auth.json` (openai/codex `codex-rs/login/src/auth/storage.rs`,
+    /// `token_data.rs`): `{"OPENAI_API_KEY": "...", "tokens": {"id_token",
+    /// "access_token", "refresh_token", "account_id"}, "last_refresh"}`. A
+    /// route with `oauth` takes the ChatGPT login (`tokens`), one without
+    /// takes the API key.
+    CodexAuth,
 }
 
 impl FileFormat {
@@ -80,6 +92,8 @@ impl FileFormat {
             FileFormat::Json => "json",
             FileFormat::PiAuth => "pi-auth",
             FileFormat::ClaudeCredentials => "claude-credentials",
+            FileFormat::OpencodeAuth => "opencode-auth",
+            FileFormat::CodexAuth => "codex-auth",
         }
     }
 }
@@ -108,8 +122,11 @@ pub struct RawRoute {
     /// For API keys: the header the real key goes in.
     #[serde(default)]
     pub header: Option<KeyHeader>,
-    /// For API keys: what the placeholder starts with (the provider's key shape).
-    pub placeholder: Spanned<String>,
+    /// For API keys: what the placeholder starts with (the provider's key
+    /// shape). Needed when the route can carry a key; a login's placeholder
+    /// is `oauth`'s.
+    #[serde(default)]
+    pub placeholder: Option<Spanned<String>>,
     pub from: RawFrom,
     pub point: RawPoint,
     #[serde(default)]
@@ -132,7 +149,8 @@ pub struct RawFrom {
     pub provider: Option<Spanned<String>>,
 }
 
-/// `point = { env = "NAME" }` or `point = { pi_models = "...", provider = "..." }`.
+/// `point = { env = "NAME" }`, `point = { pi_models = "...", provider = "..." }`
+/// or `point = { env_json = "NAME", pointer = "/..." }`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPoint {
@@ -142,13 +160,20 @@ pub struct RawPoint {
     pub pi_models: Option<Spanned<String>>,
     #[serde(default)]
     pub provider: Option<Spanned<String>>,
+    #[serde(default)]
+    pub env_json: Option<Spanned<String>>,
+    #[serde(default)]
+    pub pointer: Option<Spanned<String>>,
 }
 
-/// `oauth = { placeholder, token_url, client_id }`.
+/// `oauth = { placeholder | jwt = true, token_url, client_id }`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawOauth {
-    pub placeholder: Spanned<String>,
+    #[serde(default)]
+    pub placeholder: Option<Spanned<String>>,
+    #[serde(default)]
+    pub jwt: Option<Spanned<bool>>,
     pub token_url: Spanned<String>,
     pub client_id: Spanned<String>,
 }
@@ -186,7 +211,8 @@ pub struct Route {
     pub name: String,
     pub upstream: String,
     pub header: Option<KeyHeader>,
-    pub placeholder: String,
+    /// The API-key placeholder's prefix; `None` for a login-only route.
+    pub placeholder: Option<String>,
     pub from: SecretSource,
     pub point: BaseUrl,
     pub oauth: Option<OauthSpec>,
@@ -213,14 +239,60 @@ pub enum BaseUrl {
     Env(String),
     /// Pi's `models.json`: `providers.<provider>.baseUrl`.
     PiModels { path: PathBuf, provider: String },
+    /// A JSON document in an environment variable, the string at `pointer`
+    /// (objects created on the way): OpenCode's `OPENCODE_CONFIG_CONTENT`
+    /// `/provider/<id>/options/baseURL`, which OpenCode merges after the
+    /// global and the project `opencode.json`.
+    EnvJson { var: String, pointer: String },
+}
+
+/// What the harness's copy of an OAuth login looks like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OauthPlaceholder {
+    /// The provider's token prefix, `av-`, 64 hex digits.
+    Prefix(String),
+    /// A three-segment JWT carrying the real token's non-secret claims (the
+    /// ChatGPT account, plan, email) with a far-future `exp`; the signature
+    /// segment is `av-` and 64 hex digits. For harnesses that decode the
+    /// token (Codex, Pi's `openai-codex`).
+    Jwt,
 }
 
 /// What an OAuth session of this route needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OauthSpec {
-    pub placeholder: String,
+    pub placeholder: OauthPlaceholder,
     pub token_url: String,
     pub client_id: String,
+}
+
+impl std::fmt::Display for OauthPlaceholder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OauthPlaceholder::Prefix(p) => write!(f, "{p}av-<random>"),
+            OauthPlaceholder::Jwt => {
+                f.write_str("a JWT with the login's account claims and signature av-<random>")
+            }
+        }
+    }
+}
+
+impl Route {
+    /// Where the secret comes from, for `check` and `explain`: the source,
+    /// and for Codex's `auth.json` which of its two modes.
+    pub fn source_label(&self) -> String {
+        match &self.from {
+            SecretSource::File {
+                format: FileFormat::CodexAuth,
+                ..
+            } if self.oauth.is_some() => format!("{} \"tokens\" (ChatGPT login)", self.from),
+            SecretSource::File {
+                format: FileFormat::CodexAuth,
+                ..
+            } => format!("{} \"OPENAI_API_KEY\"", self.from),
+            _ => self.from.to_string(),
+        }
+    }
 }
 
 impl std::fmt::Display for SecretSource {
@@ -252,6 +324,9 @@ impl std::fmt::Display for BaseUrl {
             BaseUrl::Env(v) => write!(f, "environment variable {v}"),
             BaseUrl::PiModels { path, provider } => {
                 write!(f, "{} providers.{provider}.baseUrl", path.display())
+            }
+            BaseUrl::EnvJson { var, pointer } => {
+                write!(f, "environment variable {var} (JSON) at {pointer}")
             }
         }
     }
@@ -384,25 +459,55 @@ fn resolve_route(
         ));
     }
     let upstream = url(&r.upstream, invalid)?;
-    let placeholder = placeholder_prefix(&r.placeholder, invalid)?;
     let from = resolve_from(&r.from, &r.name, invalid, path)?;
     let point = resolve_point(&r.point, &r.name, invalid, path)?;
     let oauth = match &r.oauth {
         None => None,
         Some(o) => Some(OauthSpec {
-            placeholder: placeholder_prefix(&o.placeholder, invalid)?,
+            placeholder: oauth_placeholder(o, &r.name, invalid)?,
             token_url: url(&o.token_url, invalid)?,
             client_id: nonempty(&o.client_id, "oauth.client_id", invalid)?,
         }),
     };
-    let may_be_key = match &from {
-        SecretSource::Env(_) => true,
-        SecretSource::File { format, .. } => *format != FileFormat::ClaudeCredentials,
+    let format = match &from {
+        SecretSource::Env(_) => None,
+        SecretSource::File { format, .. } => Some(*format),
+    };
+    // A Codex auth.json route is one of its two modes: the API key, or
+    // (with `oauth`) the ChatGPT login.
+    let may_be_key = match format {
+        Some(FileFormat::ClaudeCredentials) => false,
+        Some(FileFormat::CodexAuth) => oauth.is_none(),
+        _ => true,
     };
     let may_be_oauth = matches!(
-        &from,
-        SecretSource::File { format, .. } if *format != FileFormat::Json
+        format,
+        Some(FileFormat::PiAuth | FileFormat::ClaudeCredentials | FileFormat::CodexAuth)
     );
+    if format == Some(FileFormat::CodexAuth)
+        && r.oauth.is_some()
+        && let Some(h) = r.header
+    {
+        return Err(invalid(
+            &r.name,
+            format!(
+                "route {name:?} reads Codex's ChatGPT login (it has `oauth`) but also sets header = {:?}; a codex-auth route is either the API key (`header`) or the ChatGPT login (`oauth`): make two routes",
+                h.as_str()
+            ),
+        ));
+    }
+    let placeholder = match (&r.placeholder, may_be_key) {
+        (Some(p), true) => Some(placeholder_prefix(p, invalid)?),
+        (None, true) => {
+            return Err(invalid(
+                &r.name,
+                format!(
+                    "route {name:?} can carry an API key but has no `placeholder`; add the provider's key prefix, like placeholder = \"sk-\""
+                ),
+            ));
+        }
+        (_, false) => None,
+    };
     if may_be_key && r.header.is_none() {
         return Err(invalid(
             &r.name,
@@ -423,11 +528,13 @@ fn resolve_route(
             ),
         ));
     }
-    if !may_be_oauth && let Some(o) = &r.oauth {
-        return Err(invalid(
-            &o.placeholder,
-            format!("route {name:?}: `oauth` only goes with a pi-auth or claude-credentials file"),
-        ));
+    if !may_be_oauth && r.oauth.is_some() {
+        let why = if format == Some(FileFormat::OpencodeAuth) {
+            "OpenCode's OAuth logins cannot be routed (its ChatGPT plugin sends requests to a fixed chatgpt.com URL and refreshes the token itself); route its `api` entries only"
+        } else {
+            "`oauth` only goes with a pi-auth, claude-credentials or codex-auth file"
+        };
+        return Err(invalid(&r.name, format!("route {name:?}: {why}")));
     }
     Ok(Route {
         path: format!("/{name}"),
@@ -487,21 +594,26 @@ fn resolve_from(
                 }
                 (None, _) => None,
             };
-            let provider = match (&f.provider, format) {
-                (Some(p), FileFormat::PiAuth) => Some(nonempty(p, "from.provider", invalid)?),
-                (None, FileFormat::PiAuth) => {
+            let by_provider = matches!(format, FileFormat::PiAuth | FileFormat::OpencodeAuth);
+            let provider = match &f.provider {
+                Some(p) if by_provider => Some(nonempty(p, "from.provider", invalid)?),
+                None if by_provider => {
                     return Err(invalid(
                         file,
-                        "a `format = \"pi-auth\"` source needs `provider = \"anthropic\"` (the auth.json entry)".into(),
+                        format!(
+                            "a `format = \"{}\"` source needs `provider = \"anthropic\"` (the auth.json entry)",
+                            format.as_str()
+                        ),
                     ));
                 }
-                (Some(p), _) => {
+                Some(p) => {
                     return Err(invalid(
                         p,
-                        "`provider` only goes with `format = \"pi-auth\"`".into(),
+                        "`provider` only goes with `format = \"pi-auth\"` or `\"opencode-auth\"`"
+                            .into(),
                     ));
                 }
-                (None, _) => None,
+                None => None,
             };
             Ok(SecretSource::File {
                 path: path(file)?,
@@ -523,6 +635,42 @@ fn resolve_point(
     invalid: &Invalid<'_>,
     path: &PathOf<'_>,
 ) -> Result<BaseUrl, PolicyError> {
+    if let Some(var) = &p.env_json {
+        let Some(ptr) = &p.pointer else {
+            return Err(invalid(
+                var,
+                "`point.env_json` needs `pointer = \"/provider/<id>/options/baseURL\"` (where the base URL goes in the JSON)".into(),
+            ));
+        };
+        if p.env.is_some() || p.pi_models.is_some() || p.provider.is_some() {
+            return Err(invalid(
+                var,
+                "`point.env_json` goes with `pointer` only".into(),
+            ));
+        }
+        let pointer = ptr.get_ref();
+        if !pointer.starts_with('/')
+            || pointer.len() < 2
+            || pointer.split('/').skip(1).any(str::is_empty)
+        {
+            return Err(invalid(
+                ptr,
+                format!(
+                    "JSON pointer {pointer:?}: expected non-empty segments after a leading `/`, like \"/provider/anthropic/options/baseURL\""
+                ),
+            ));
+        }
+        return Ok(BaseUrl::EnvJson {
+            var: env_name(var, invalid)?,
+            pointer: pointer.clone(),
+        });
+    }
+    if let Some(ptr) = &p.pointer {
+        return Err(invalid(
+            ptr,
+            "`point.pointer` only goes with `env_json`".into(),
+        ));
+    }
     match (&p.env, &p.pi_models, &p.provider) {
         (Some(e), None, None) => Ok(BaseUrl::Env(env_name(e, invalid)?)),
         (None, Some(m), Some(prov)) => Ok(BaseUrl::PiModels {
@@ -535,7 +683,7 @@ fn resolve_point(
         )),
         _ => Err(invalid(
             name,
-            "`point` needs exactly one of `env = \"NAME\"` or `pi_models = \"PATH\", provider = \"...\"`".into(),
+            "`point` needs exactly one of `env = \"NAME\"`, `pi_models = \"PATH\", provider = \"...\"` or `env_json = \"NAME\", pointer = \"/...\"`".into(),
         )),
     }
 }
@@ -552,6 +700,26 @@ fn url(s: &Spanned<String>, invalid: &Invalid<'_>) -> Result<String, PolicyError
         _ => Err(invalid(
             s,
             format!("URL {v:?}: expected https://HOST[/PATH] (http:// only to a loopback host)"),
+        )),
+    }
+}
+
+fn oauth_placeholder(
+    o: &RawOauth,
+    name: &Spanned<String>,
+    invalid: &Invalid<'_>,
+) -> Result<OauthPlaceholder, PolicyError> {
+    let jwt = o.jwt.as_ref().is_some_and(|j| *j.get_ref());
+    match (&o.placeholder, jwt) {
+        (Some(p), false) => Ok(OauthPlaceholder::Prefix(placeholder_prefix(p, invalid)?)),
+        (None, true) => Ok(OauthPlaceholder::Jwt),
+        (Some(p), true) => Err(invalid(
+            p,
+            "`oauth.placeholder` and `oauth.jwt = true` exclude each other: a JWT placeholder has no prefix".into(),
+        )),
+        (None, false) => Err(invalid(
+            name,
+            "`oauth` needs `placeholder = \"<token prefix>\"`, or `jwt = true` for a harness that decodes its access token".into(),
         )),
     }
 }
@@ -612,7 +780,9 @@ impl Proxy {
             if let Some(h) = r.header {
                 let _ = writeln!(o, "header = {}", s(h.as_str()));
             }
-            let _ = writeln!(o, "placeholder = {}", s(&r.placeholder));
+            if let Some(p) = &r.placeholder {
+                let _ = writeln!(o, "placeholder = {}", s(p));
+            }
             let from = match &r.from {
                 SecretSource::Env(v) => format!("env = {}", s(v)),
                 SecretSource::File {
@@ -643,13 +813,19 @@ impl Proxy {
                     q(&path.to_string_lossy()),
                     s(provider)
                 ),
+                BaseUrl::EnvJson { var, pointer } => {
+                    format!("env_json = {}, pointer = {}", s(var), s(pointer))
+                }
             };
             let _ = writeln!(o, "point = {{ {point} }}");
             if let Some(a) = &r.oauth {
+                let placeholder = match &a.placeholder {
+                    OauthPlaceholder::Prefix(p) => format!("placeholder = {}", s(p)),
+                    OauthPlaceholder::Jwt => "jwt = true".to_string(),
+                };
                 let _ = writeln!(
                     o,
-                    "oauth = {{ placeholder = {}, token_url = {}, client_id = {} }}",
-                    s(&a.placeholder),
+                    "oauth = {{ {placeholder}, token_url = {}, client_id = {} }}",
                     s(&a.token_url),
                     s(&a.client_id)
                 );

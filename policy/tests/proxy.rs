@@ -2,7 +2,9 @@
 //! effective policy's round trip.
 
 use policy::testing::policy_toml;
-use policy::{BaseUrl, ExpandContext, FileFormat, Policy, ProxyMode, SecretSource, load_str};
+use policy::{
+    BaseUrl, ExpandContext, FileFormat, OauthPlaceholder, Policy, ProxyMode, SecretSource, load_str,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -197,4 +199,160 @@ fn routes_sharing_a_point_share_one_path_and_must_share_the_upstream() {
         .count()
         + 1;
     assert!(e.contains(&format!(":{line}:")), "{line}: {e}");
+}
+
+#[test]
+fn builtin_routes_opencode_and_codex_files_and_the_documented_chatgpt_route() {
+    let p = Policy::builtin(&ctx()).unwrap();
+    let route = |n: &str| p.proxy.routes.iter().find(|r| r.name == n).unwrap();
+    let oc = route("opencode-anthropic");
+    assert!(matches!(
+        &oc.from,
+        SecretSource::File { path, format: FileFormat::OpencodeAuth, provider: Some(pr), .. }
+            if path == Path::new("/home/agent/.local/share/opencode/auth.json") && pr == "anthropic"
+    ));
+    assert_eq!(
+        oc.point,
+        BaseUrl::EnvJson {
+            var: "OPENCODE_CONFIG_CONTENT".into(),
+            pointer: "/provider/anthropic/options/baseURL".into()
+        }
+    );
+    assert_eq!(oc.upstream, "https://api.anthropic.com/v1");
+    let codex = route("codex");
+    assert!(codex.oauth.is_none() && codex.header.is_some());
+    assert!(codex.source_label().ends_with("\"OPENAI_API_KEY\""));
+    // Codex's ChatGPT login is not routed by default (Codex sends its
+    // requests past OPENAI_BASE_URL); the route default.toml documents in
+    // a comment is valid as written.
+    assert!(p.proxy.routes.iter().all(|r| r.name != "codex-chatgpt"));
+    let default = include_str!("../default.toml");
+    let example: String = default
+        .lines()
+        .skip_while(|l| *l != "# [[proxy.route]]")
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| format!("{}\n", l.trim_start_matches('#').trim_start()))
+        .collect();
+    assert!(example.contains("name = \"codex-chatgpt\""), "{example}");
+    let documented = load_str(
+        &with_proxy(&format!("[proxy]\nmode = \"on\"\n{example}")),
+        "p.toml",
+        &ctx(),
+    )
+    .unwrap();
+    let chatgpt = &documented.proxy.routes[0];
+    assert_eq!(chatgpt.upstream, "https://chatgpt.com/backend-api/codex");
+    assert_eq!(
+        (chatgpt.header, chatgpt.placeholder.as_deref()),
+        (None, None)
+    );
+    let o = chatgpt.oauth.as_ref().unwrap();
+    assert_eq!(o.placeholder, OauthPlaceholder::Jwt);
+    assert_eq!(o.token_url, "https://auth.openai.com/oauth/token");
+    assert_eq!(o.client_id, "app_EMoamEEZ73f0CkXaXp7hrann");
+    assert!(chatgpt.source_label().contains("ChatGPT login"));
+    let pi = route("pi-openai-codex");
+    assert_eq!(
+        pi.oauth.as_ref().unwrap().placeholder,
+        OauthPlaceholder::Jwt
+    );
+    assert_eq!(pi.upstream, "https://chatgpt.com/backend-api");
+}
+
+#[test]
+fn env_json_points_and_jwt_logins_round_trip_through_the_effective_policy() {
+    let text = with_proxy(
+        "[proxy]\nmode = \"on\"\n[[proxy.route]]\nname = \"oc\"\nupstream = \"https://api.openai.com/v1\"\nheader = \"authorization\"\nplaceholder = \"sk-\"\nfrom = { file = \"/oc/auth.json\", format = \"opencode-auth\", provider = \"openai\" }\npoint = { env_json = \"OPENCODE_CONFIG_CONTENT\", pointer = \"/provider/openai/options/baseURL\" }\n[[proxy.route]]\nname = \"cx\"\nupstream = \"https://chatgpt.com/backend-api/codex\"\nfrom = { file = \"/cx/auth.json\", format = \"codex-auth\" }\npoint = { env = \"OPENAI_BASE_URL\" }\noauth = { jwt = true, token_url = \"https://auth.openai.com/oauth/token\", client_id = \"c\" }\n",
+    );
+    let p = load_str(&text, "p.toml", &ctx()).unwrap();
+    let again = load_str(
+        &p.to_effective_toml(),
+        "effective",
+        &ExpandContext::default(),
+    )
+    .unwrap();
+    assert_eq!(again.proxy, p.proxy);
+    assert_eq!(
+        p.proxy.routes[1].oauth.as_ref().unwrap().placeholder,
+        OauthPlaceholder::Jwt
+    );
+}
+
+#[test]
+fn new_formats_and_points_refuse_what_cannot_work_naming_the_fix() {
+    let r = |rest: &str| format!("[[proxy.route]]\nname = \"a\"\nupstream = \"https://x\"\n{rest}");
+    let cases: &[(String, usize, &str)] = &[
+        (
+            r(
+                "header = \"authorization\"\nplaceholder = \"sk-\"\nfrom = { file = \"/a.json\", format = \"opencode-auth\", provider = \"openai\" }\npoint = { env = \"U\" }\noauth = { placeholder = \"x-\", token_url = \"https://t\", client_id = \"c\" }\n",
+            ),
+            7,
+            "OpenCode's OAuth logins cannot be routed",
+        ),
+        (
+            r(
+                "header = \"authorization\"\nfrom = { file = \"/a.json\", format = \"codex-auth\" }\npoint = { env = \"U\" }\noauth = { jwt = true, token_url = \"https://t\", client_id = \"c\" }\n",
+            ),
+            7,
+            "either the API key (`header`) or the ChatGPT login (`oauth`)",
+        ),
+        (
+            r(
+                "header = \"authorization\"\nfrom = { file = \"/a.json\", format = \"codex-auth\" }\npoint = { env = \"U\" }\n",
+            ),
+            7,
+            "has no `placeholder`",
+        ),
+        (
+            r(
+                "from = { file = \"/a.json\", format = \"codex-auth\" }\npoint = { env = \"U\" }\noauth = { jwt = true, placeholder = \"x-\", token_url = \"https://t\", client_id = \"c\" }\n",
+            ),
+            11,
+            "exclude each other",
+        ),
+        (
+            r(
+                "from = { file = \"/a.json\", format = \"codex-auth\" }\npoint = { env = \"U\" }\noauth = { token_url = \"https://t\", client_id = \"c\" }\n",
+            ),
+            7,
+            "or `jwt = true`",
+        ),
+        (
+            r(
+                "header = \"x-api-key\"\nplaceholder = \"sk-\"\nfrom = { file = \"/a.json\", format = \"opencode-auth\" }\npoint = { env = \"U\" }\n",
+            ),
+            11,
+            "needs `provider",
+        ),
+        (
+            r(
+                "header = \"x-api-key\"\nplaceholder = \"sk-\"\nfrom = { env = \"K\" }\npoint = { env_json = \"C\" }\n",
+            ),
+            12,
+            "needs `pointer",
+        ),
+        (
+            r(
+                "header = \"x-api-key\"\nplaceholder = \"sk-\"\nfrom = { env = \"K\" }\npoint = { env_json = \"C\", pointer = \"provider\" }\n",
+            ),
+            12,
+            "JSON pointer \"provider\"",
+        ),
+        (
+            r(
+                "header = \"x-api-key\"\nplaceholder = \"sk-\"\nfrom = { env = \"K\" }\npoint = { env = \"U\", pointer = \"/a\" }\n",
+            ),
+            12,
+            "only goes with `env_json`",
+        ),
+    ];
+    for (proxy, line, needle) in cases {
+        let e = load_str(&with_proxy(proxy), "p.toml", &ctx()).unwrap_err();
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with(&format!("p.toml:{line}:")),
+            "{proxy}\n{shown}"
+        );
+        assert!(shown.contains(needle), "{shown}");
+    }
 }

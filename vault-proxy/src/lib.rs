@@ -15,11 +15,12 @@
 //! [`config::ProxyConfig::to_toml`], write it to a pipe passed as
 //! `--config-fd`, and read `ready 127.0.0.1:PORT` from `--ready-fd`.
 //!
-//! Feature `server` (default) is the proxy; without it only [`config`], [`headers`]
-//! and [`rewrite`] are built (serde, toml, http), for agent-init.
+//! Feature `server` (default) is the proxy; without it only [`config`], [`headers`],
+//! [`jwt`] and [`rewrite`] are built (serde, serde_json, base64, toml, http), for agent-init.
 
 pub mod config;
 pub mod headers;
+pub mod jwt;
 pub mod rewrite;
 
 #[cfg(feature = "server")]

@@ -58,8 +58,25 @@ pub fn mint(prefix: &str) -> Result<String, ProxyError> {
     Ok(s)
 }
 
+/// A JWT-shaped placeholder for the real JWT `real`: its non-secret claims,
+/// `exp` in 2100, and `av-` + 64 random hex digits as the signature
+/// ([`vault_proxy::jwt::placeholder`]).
+pub fn mint_jwt(real: &str) -> Result<String, String> {
+    let claims = vault_proxy::jwt::claims(real).ok_or(
+        "the access token is not a JWT, but the route's `oauth` has jwt = true; log in again on the host",
+    )?;
+    let signature = mint("").map_err(|e| e.to_string())?;
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    vault_proxy::jwt::placeholder(&claims, now_s, FAR_FUTURE_MS / 1000, &signature)
+        .ok_or_else(|| "cannot build the JWT placeholder".to_string())
+}
+
 /// A string agent-init minted: ends in `av-` + 64 lowercase hex digits, the
-/// marker at the start or after a `-`.
+/// marker at the start, after a `-`, or after a `.` (the signature segment of
+/// a JWT-shaped placeholder).
 pub fn is_placeholder(s: &str) -> bool {
     let Some(head) = s.len().checked_sub(64 + MARKER.len()) else {
         return false;
@@ -69,7 +86,7 @@ pub fn is_placeholder(s: &str) -> bool {
         && rest[MARKER.len()..]
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        && (before.is_empty() || before.ends_with('-'))
+        && (before.is_empty() || before.ends_with('-') || before.ends_with('.'))
 }
 
 /// Read a JSON file as root, refusing a symlink (the harness owns the vault directories).
@@ -94,8 +111,14 @@ pub fn read_json(path: &Path) -> Result<Option<Value>, ProxyError> {
     Ok(Some(v))
 }
 
-/// The credential in a parsed file, by the source's format.
-pub fn extract(v: &Value, src: &SecretSource, path: &Path) -> Result<Option<Found>, ProxyError> {
+/// The credential in a parsed file, by the source's format. `login`: the
+/// route takes an OAuth login (Codex's `auth.json` holds a key or a login).
+pub fn extract(
+    v: &Value,
+    src: &SecretSource,
+    login: bool,
+    path: &Path,
+) -> Result<Option<Found>, ProxyError> {
     let SecretSource::File {
         format,
         pointer,
@@ -141,6 +164,44 @@ pub fn extract(v: &Value, src: &SecretSource, path: &Path) -> Result<Option<Foun
                 ))),
             }
         }
+        FileFormat::OpencodeAuth => {
+            let p = provider.as_deref().unwrap_or("");
+            let Some(e) = v.get(p) else { return Ok(None) };
+            match e.get("type").and_then(Value::as_str) {
+                Some("api") => s(e, "key")
+                    .map(|k| Some(Found::Key(k)))
+                    .ok_or_else(|| bad(format!("entry {p:?} (api) has no string \"key\""))),
+                // Not routable (see FileFormat::OpencodeAuth); `unrouted`
+                // warns that the harness keeps it.
+                Some("oauth" | "wellknown") => Ok(None),
+                _ => Err(bad(format!(
+                    "entry {p:?}: expected \"type\": \"api\", \"oauth\" or \"wellknown\""
+                ))),
+            }
+        }
+        FileFormat::CodexAuth if !login => match v.get("OPENAI_API_KEY") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(k)) if !k.is_empty() => Ok(Some(Found::Key(k.clone()))),
+            Some(Value::String(_)) => Ok(None),
+            Some(_) => Err(bad("\"OPENAI_API_KEY\" is not a string".into())),
+        },
+        FileFormat::CodexAuth => {
+            let Some(t) = v.get("tokens").filter(|t| !t.is_null()) else {
+                return Ok(None);
+            };
+            match (s(t, "access_token"), s(t, "refresh_token")) {
+                (Some(access), Some(refresh)) => Ok(Some(Found::Oauth {
+                    // The access token is a JWT; its `exp` is the expiry
+                    // (0 when absent: the proxy refreshes first).
+                    expires_ms: vault_proxy::jwt::expiry_ms(&access).unwrap_or(0),
+                    access,
+                    refresh,
+                })),
+                _ => Err(bad(
+                    "\"tokens\" needs string \"access_token\" and \"refresh_token\"".into(),
+                )),
+            }
+        }
         FileFormat::ClaudeCredentials => {
             let Some(e) = v.get("claudeAiOauth") else {
                 return Ok(None);
@@ -183,6 +244,7 @@ pub fn seed_source_of(policy: &policy::Policy, target: &Path) -> Option<PathBuf>
 pub fn read_with_seed(
     policy: &policy::Policy,
     src: &SecretSource,
+    login: bool,
     env: &BTreeMap<OsString, OsString>,
 ) -> Result<Option<(Found, Origin)>, ProxyError> {
     let found = match src {
@@ -199,7 +261,7 @@ pub fn read_with_seed(
             let Some(v) = read_json(path)? else {
                 return Ok(None);
             };
-            let Some(f) = extract(&v, src, path)? else {
+            let Some(f) = extract(&v, src, login, path)? else {
                 return Ok(None);
             };
             (f, Origin::Vault)
@@ -209,18 +271,21 @@ pub fn read_with_seed(
         return Ok(Some(found));
     }
     // A previous start's placeholder: the seed has the real credential.
-    let oauth = matches!(found.0, Found::Oauth { .. });
+    let previous = match &found.0 {
+        Found::Oauth { access, .. } => Some(access.clone()),
+        Found::Key(_) => None,
+    };
     let SecretSource::File { path, .. } = src else {
         return Err(ProxyError::Stale {
             source: src.to_string(),
             seed: None,
-            oauth,
+            login: previous,
         });
     };
     let seed = seed_source_of(policy, path);
     let from_seed = match &seed {
         Some(s) => match read_json(s)? {
-            Some(v) => extract(&v, src, s)?,
+            Some(v) => extract(&v, src, login, s)?,
             None => None,
         },
         None => None,
@@ -230,7 +295,7 @@ pub fn read_with_seed(
         _ => Err(ProxyError::Stale {
             source: src.to_string(),
             seed,
-            oauth,
+            login: previous,
         }),
     }
 }
@@ -254,6 +319,61 @@ mod tests {
     }
 
     #[test]
+    fn jwt_placeholders_are_recognised_by_their_signature_segment() {
+        let real = vault_proxy::jwt::encode(
+            &serde_json::json!({"exp": 1, "https://api.openai.com/auth": {"chatgpt_account_id": "a"}}),
+            "realsig",
+        );
+        assert!(!is_placeholder(&real));
+        let p = mint_jwt(&real).unwrap();
+        assert!(is_placeholder(&p), "{p}");
+        let c = vault_proxy::jwt::claims(&p).unwrap();
+        assert_eq!(c["https://api.openai.com/auth"]["chatgpt_account_id"], "a");
+        assert_eq!(c["exp"], FAR_FUTURE_MS / 1000);
+        assert_ne!(mint_jwt(&real).unwrap(), p, "a new capability each time");
+        assert!(mint_jwt("sk-not-a-jwt").unwrap_err().contains("not a JWT"));
+    }
+
+    #[test]
+    fn opencode_and_codex_formats_are_read() {
+        let p = Path::new("/x");
+        let oc: Value = serde_json::from_str(
+            r#"{"anthropic":{"type":"api","key":"k"},"openai":{"type":"oauth","access":"a","refresh":"r","expires":1},"w":{"type":"other"}}"#,
+        )
+        .unwrap();
+        let src = |pr: &str| SecretSource::File {
+            path: "/x".into(),
+            format: FileFormat::OpencodeAuth,
+            pointer: None,
+            provider: Some(pr.into()),
+        };
+        assert!(
+            matches!(extract(&oc, &src("anthropic"), false, p).unwrap(), Some(Found::Key(k)) if k == "k")
+        );
+        // OAuth entries are not routable: left alone (and warned about).
+        assert!(extract(&oc, &src("openai"), false, p).unwrap().is_none());
+        assert!(extract(&oc, &src("w"), false, p).is_err());
+        let codex = SecretSource::File {
+            path: "/x".into(),
+            format: FileFormat::CodexAuth,
+            pointer: None,
+            provider: None,
+        };
+        let access = vault_proxy::jwt::encode(&serde_json::json!({"exp": 1234}), "s");
+        let login = serde_json::json!({"OPENAI_API_KEY": null, "tokens": {"id_token": "i", "access_token": access, "refresh_token": "r", "account_id": "acct"}, "last_refresh": "2026-01-01T00:00:00Z"});
+        assert!(extract(&login, &codex, false, p).unwrap().is_none());
+        assert!(matches!(
+            extract(&login, &codex, true, p).unwrap(),
+            Some(Found::Oauth { expires_ms: 1_234_000, refresh, .. }) if refresh == "r"
+        ));
+        let key = serde_json::json!({"OPENAI_API_KEY": "sk-k"});
+        assert!(
+            matches!(extract(&key, &codex, false, p).unwrap(), Some(Found::Key(k)) if k == "sk-k")
+        );
+        assert!(extract(&key, &codex, true, p).unwrap().is_none());
+    }
+
+    #[test]
     fn pi_and_claude_formats_are_read() {
         let pi: Value = serde_json::from_str(
             r#"{"anthropic":{"type":"oauth","access":"a","refresh":"r","expires":5},"openai":{"type":"api_key","key":"k"}}"#,
@@ -267,13 +387,13 @@ mod tests {
         };
         let p = Path::new("/x");
         assert!(matches!(
-            extract(&pi, &src("anthropic"), p).unwrap(),
+            extract(&pi, &src("anthropic"), false, p).unwrap(),
             Some(Found::Oauth { expires_ms: 5, .. })
         ));
         assert!(
-            matches!(extract(&pi, &src("openai"), p).unwrap(), Some(Found::Key(k)) if k == "k")
+            matches!(extract(&pi, &src("openai"), false, p).unwrap(), Some(Found::Key(k)) if k == "k")
         );
-        assert!(extract(&pi, &src("google"), p).unwrap().is_none());
+        assert!(extract(&pi, &src("google"), false, p).unwrap().is_none());
         let cc: Value = serde_json::from_str(
             r#"{"claudeAiOauth":{"accessToken":"a","refreshToken":"r","expiresAt":7,"scopes":["user:inference"]}}"#,
         )
@@ -285,7 +405,7 @@ mod tests {
             provider: None,
         };
         assert!(matches!(
-            extract(&cc, &src, p).unwrap(),
+            extract(&cc, &src, true, p).unwrap(),
             Some(Found::Oauth { expires_ms: 7, .. })
         ));
     }

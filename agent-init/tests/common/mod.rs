@@ -6,6 +6,8 @@
 //! ([`declared_skip`]).
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -109,6 +109,19 @@ pub fn merge_seed(login: Option<&OauthLogin>, stored: Option<StoredSession>) -> 
     }
 }
 
+/// When a refreshed access token expires: `expires_in` when the endpoint
+/// gives it (Anthropic), else the token's own JWT `exp` (OpenAI's endpoint
+/// answers Codex's refresh with `id_token`, `access_token`, `refresh_token`
+/// only: openai/codex `codex-rs/login/src/auth/manager.rs`, `RefreshResponse`),
+/// else [`DEFAULT_EXPIRES_IN_S`].
+fn expiry_of(fresh: &TokenResponse, now_ms: u64) -> u64 {
+    match fresh.expires_in {
+        Some(s) => now_ms.saturating_add(s.saturating_mul(1000)),
+        None => crate::jwt::expiry_ms(&fresh.access_token)
+            .unwrap_or_else(|| now_ms.saturating_add(DEFAULT_EXPIRES_IN_S * 1000)),
+    }
+}
+
 /// A refresh failed.
 #[derive(Debug)]
 pub enum RefreshError {
@@ -260,18 +273,14 @@ impl OauthSession {
         let fresh = tokio::time::timeout(REFRESH_TIMEOUT, self.call_token_endpoint(&t.refresh))
             .await
             .map_err(|_| RefreshError::Timeout)??;
+        let expires_at_ms = expiry_of(&fresh, now_ms());
         let next = Tokens {
             access: Secret::new(fresh.access_token),
             refresh: fresh
                 .refresh_token
                 .map(Secret::new)
                 .unwrap_or_else(|| t.refresh.clone()),
-            expires_at_ms: now_ms().saturating_add(
-                fresh
-                    .expires_in
-                    .unwrap_or(DEFAULT_EXPIRES_IN_S)
-                    .saturating_mul(1000),
-            ),
+            expires_at_ms,
         };
         // The old refresh token is spent either way: when the store fails the
         // new one is still the only live copy, so it is kept in memory.
@@ -358,6 +367,25 @@ mod tests {
             refresh_token: Secret::new("rotated-refresh"),
             expires_at_ms: 9,
         }
+    }
+
+    fn fresh(access: &str, expires_in: Option<u64>) -> TokenResponse {
+        TokenResponse {
+            access_token: access.into(),
+            refresh_token: None,
+            expires_in,
+        }
+    }
+
+    #[test]
+    fn expiry_comes_from_expires_in_then_the_jwt_exp_then_the_default() {
+        let jwt = crate::jwt::encode(&serde_json::json!({"exp": 2_000}), "sig");
+        assert_eq!(expiry_of(&fresh(&jwt, Some(10)), 1_000), 11_000);
+        assert_eq!(expiry_of(&fresh(&jwt, None), 1_000), 2_000_000);
+        assert_eq!(
+            expiry_of(&fresh("opaque", None), 1_000),
+            1_000 + DEFAULT_EXPIRES_IN_S * 1000
+        );
     }
 
     #[test]
