@@ -588,3 +588,57 @@ fn check_shows_the_codex_mode_and_the_opencode_pointer_never_a_value() {
     }
     w.assert_no_canary("check", &(out + &stderr(&o)));
 }
+
+#[test]
+fn an_unrouted_codex_chatgpt_login_is_named_at_start_by_agent_init() {
+    if skip_unless_root("an_unrouted_codex_chatgpt_login_is_named_at_start_by_agent_init") {
+        return;
+    }
+    let d = Dir::new();
+    let c = Canaries::new();
+    let auth = d.join("codex/auth.json");
+    let v = d.path().display().to_string();
+    // The built-in shape: Codex's file is routed in API-key mode only.
+    let extra = format!(
+        r#"[[vault.entry]]
+name = "codex"
+dir = "{v}/codex"
+
+[proxy]
+mode = "on"
+user = "{PROXY_UID}:{PROXY_UID}"
+state_dir = "{v}/proxy-state"
+
+[[proxy.route]]
+name = "codex"
+upstream = "https://api.openai.com/v1"
+header = "authorization"
+placeholder = "sk-"
+from = {{ file = "{v}/codex/auth.json", format = "codex-auth" }}
+point = {{ env = "OPENAI_BASE_URL" }}
+"#
+    );
+    let policy = d.policy("65534:65534", "required", "required", &extra);
+    let start = |tokens: &Value| {
+        write_0600(
+            auth.clone(),
+            &json!({"OPENAI_API_KEY": null, "tokens": tokens}),
+        );
+        let o = output(run_cmd(&policy, &[], &["/bin/true"]));
+        assert_exit(&o, 0);
+        stderr(&o)
+    };
+    let login = json!({"id_token": c.codex_id, "access_token": c.codex_access,
+                       "refresh_token": c.codex_refresh, "account_id": ACCOUNT});
+    let err = start(&login);
+    assert!(
+        err.contains("holds a Codex ChatGPT login, which no route serves"),
+        "{err}"
+    );
+    c.all()
+        .iter()
+        .for_each(|s| assert!(!err.contains(s), "{s} in {err}"));
+    // A file without a login: nothing to say.
+    let err = start(&json!(null));
+    assert!(!err.contains("Codex ChatGPT login"), "{err}");
+}
