@@ -117,7 +117,19 @@ def task_output(out, name):
 
 
 def case_all_runner(res):
-    art = C.artifact_dir("all-runner")
+    """Pi and Claude Code launched by the scripted runner (the case this
+    image exists for)."""
+    harnesses_case(res, "all-runner", via_runner=True)
+
+
+def case_all_direct(res):
+    """The same harnesses, scripts and checks, each harness the container's
+    command with only its own login mounted: the control for all-runner."""
+    harnesses_case(res, "all-direct", via_runner=False)
+
+
+def harnesses_case(res, label, via_runner):
+    art = C.artifact_dir(label)
     pi_key = "sk-ant-api03-avtest" + secrets.token_hex(16)
     token = "sk-ant-oat01-avtest" + secrets.token_hex(16)
     refresh = "sk-ant-ort01-avtest" + secrets.token_hex(16)
@@ -130,7 +142,6 @@ def case_all_runner(res):
         os.makedirs(os.path.join(art, sub))
     pi_srv = C.MockServer(os.path.join(art, "pi-model"), pi_script)
     claude_srv = C.MockServer(os.path.join(art, "claude-model"), claude_script)
-    name = "av-test-all-runner-%d" % os.getpid()
     try:
         # Pi's login: the host's ~/.pi/agent, read-only (root's 0600 files)
         pi_seed = os.path.join(art, "pi-agent-ro")
@@ -153,6 +164,16 @@ def case_all_runner(res):
             os.chown(dirs[d], 1000, 1000)
         os.chmod(dirs["pi-agent"], 0o700)
         os.chmod(dirs["claude"], 0o700)
+        common = C.secure_flags() + [
+            "-v", C.PROXY_STATE, "-v", "%s:/workspace" % dirs["workspace"],
+            "-v", "%s:/usr/local/bin/av-rawread:ro" % C.RAWREAD]
+        pi_mounts = ["-v", "%s:/pi-agent-ro:ro" % pi_seed, "-v", "%s:/pi-agent" % dirs["pi-agent"]]
+        claude_mounts = ["-v", "%s:/claude-ro:ro" % claude_seed, "-v", "%s:/claude" % dirs["claude"],
+                         "-v", "/home/agent", "-v", "%s:/home/agent/.local/claude-code" % C.claude_prefix(),
+                         "-e", "ANTHROPIC_BASE_URL=http://127.0.0.1:%d" % claude_srv.port,
+                         "-e", "DISABLE_TELEMETRY=1", "-e", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1"]
+        if os.path.isdir("/etc/ssl/certs"):  # Claude Code's first start installs it from npm
+            claude_mounts += ["-v", "/etc/ssl/certs:/etc/ssl/certs:ro"]
         tasks = [
             # Pi is pointed by its models.json (the proxy rewrites it); the
             # runner's ANTHROPIC_BASE_URL is Claude Code's
@@ -161,33 +182,32 @@ def case_all_runner(res):
             {"name": "claude",
              "argv": [CLAUDE, "-p", "Run the scripted steps.", "--dangerously-skip-permissions"]},
         ]
-        args = [C.ENGINE, "run", "--rm", "--name", name, "--network", "host"] + C.secure_flags() + [
-            "-v", C.PROXY_STATE, "-v", "/home/agent",
-            "-v", "%s:/home/agent/.local/claude-code" % C.claude_prefix(),
-            "-v", "%s:/pi-agent-ro:ro" % pi_seed, "-v", "%s:/claude-ro:ro" % claude_seed,
-            "-v", "%s:/pi-agent" % dirs["pi-agent"], "-v", "%s:/claude" % dirs["claude"],
-            "-v", "%s:/workspace" % dirs["workspace"],
-            "-v", "%s:/usr/local/bin/av-rawread:ro" % C.RAWREAD,
-            "-v", "%s:/usr/local/lib/av-runner.js:ro" % RUNNER,
-            "-e", "ANTHROPIC_BASE_URL=http://127.0.0.1:%d" % claude_srv.port,
-            "-e", "DISABLE_TELEMETRY=1", "-e", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1",
-            "-e", "AV_RUNNER_TASKS=" + json.dumps(tasks)]
-        if os.path.isdir("/etc/ssl/certs"):  # Claude Code's first start installs it from npm
-            args += ["-v", "/etc/ssl/certs:/etc/ssl/certs:ro"]
-        args += [C.image(IMAGE), "node", "/usr/local/lib/av-runner.js"]
-        rc, out, err, dt = C.sh(args, timeout=900)
-        C.write(os.path.join(art, "runner.stdout"), out)
-        C.write(os.path.join(art, "runner.stderr"), err)
-        res.note("runner: rc=%s in %.1fs (includes Claude Code's first-start install when not cached)" % (rc, dt))
+        run = [C.ENGINE, "run", "--rm", "--network", "host"] + common
+        if via_runner:
+            rc, out, err, dt = C.sh(run + pi_mounts + claude_mounts + [
+                "-v", "%s:/usr/local/lib/av-runner.js:ro" % RUNNER, "-e", "AV_RUNNER_TASKS=" + json.dumps(tasks),
+                C.image(IMAGE), "node", "/usr/local/lib/av-runner.js"], timeout=900)
+            res.note("runner: rc=%s in %.1fs (includes Claude Code's first-start install when not cached)" % (rc, dt))
+        else:
+            # one container each, with its own login only (/pi-agent: every start)
+            rc, out, err = 0, "", ""
+            for task, mounts in zip(tasks, (pi_mounts, ["-v", "/pi-agent"] + claude_mounts)):
+                r, o, e, dt = C.sh(run + mounts + [C.image(IMAGE)] + task["argv"], timeout=900)
+                res.note("%s as the container's command: rc=%s in %.1fs" % (task["name"], r, dt))
+                rc = rc or r
+                out += "RUNNER-TASK %s start\n%sRUNNER-TASK %s exit %s\n" % (task["name"], o, task["name"], r)
+                err += e
+        C.write(os.path.join(art, "container.stdout"), out)
+        C.write(os.path.join(art, "container.stderr"), err)
     finally:
         pi_srv.stop()
         claude_srv.stop()
     P.proxy_started_line(res, err)
-    res.check(rc == 0, "the runner exited %s: %s" % (rc, C.why(err)))
+    res.check(rc == 0, "the container exited %s: %s" % (rc, C.why(err)))
     for task in ("pi", "claude"):
         text, how = task_output(out, task)
-        res.note("runner's %s task: %s" % (task, how))
-        res.check(how == "exit 0", "the runner's %s task ended with %s" % (task, how))
+        res.note("%s: %s" % (task, how))
+        res.check(how == "exit 0", "%s ended with %s" % (task, how))
         res.check("All scripted steps done." in text, "%s did not print the final answer" % task)
 
     # Pi: every request the upstream received carries the real key
@@ -200,8 +220,8 @@ def case_all_runner(res):
     C.write(os.path.join(art, "pi-tool-results.json"), json.dumps(pi_results, indent=1))
     P.check_steps_ran(res, pi_results, pi_script)
     shown = pi_results[0] if pi_results else ""
-    res.note("Pi (launched) read /pi-agent/auth.json -> %s" % shown.replace("\n", " ")[:150])
-    res.check("sk-ant-api03-av-" in shown, "Pi, launched by the runner, did not read its own auth.json "
+    res.note("Pi read /pi-agent/auth.json -> %s" % shown.replace("\n", " ")[:150])
+    res.check("sk-ant-api03-av-" in shown, "Pi did not read its own auth.json "
               "(placeholder expected): %r" % shown[:300])
 
     # Claude Code: every Anthropic request carries the real access token
@@ -217,17 +237,20 @@ def case_all_runner(res):
     C.write(os.path.join(art, "claude-tool-results.json"), json.dumps(claude_results, indent=1))
     P.check_steps_ran(res, claude_results, claude_script)
     shown = claude_results[0] if claude_results else ""
-    res.note("Claude Code (launched) Read /claude/.credentials.json -> %s" % shown.replace("\n", " ")[:150])
-    res.check("sk-ant-oat01-av-" in shown, "Claude Code, launched by the runner, did not read its own "
+    res.note("Claude Code Read /claude/.credentials.json -> %s" % shown.replace("\n", " ")[:150])
+    res.check("sk-ant-oat01-av-" in shown, "Claude Code did not read its own "
               ".credentials.json (placeholder expected): %r" % shown[:300])
 
     # no real credential in any tool result or request body
     for where, what in P.leaks(pi_results, pi_reqs, real) + P.leaks(claude_results, claude_reqs, real):
         res.check(False, "%s holds %s" % (where, what))
-    for i, cmd in enumerate(ATTACKS):
-        for label, results in (("pi", pi_results), ("claude", claude_results)):
+    for label, results in (("pi", pi_results), ("claude", claude_results)):
+        for i, cmd in enumerate(ATTACKS):
             text = results[i + 1] if i + 1 < len(results) else ""
             res.note("%s attack %d %-50.50s -> %s" % (label, i, cmd, C.summarize_attack(text)))
+        raw = results[2] if len(results) > 2 else ""
+        res.check(raw.count("RAWREAD-START") == 4, "%s: the static raw-syscall attacker did not run on the "
+                  "four files: %r" % (label, raw[:300]))
     # the vault files hold only placeholders; the seeds are untouched
     for path, placeholder in ((os.path.join(dirs["pi-agent"], "auth.json"), "sk-ant-api03-av-"),
                               (os.path.join(dirs["claude"], ".credentials.json"), "sk-ant-oat01-av-")):
@@ -247,5 +270,6 @@ def cases(module):
     C = module
     return {
         "all-commands": case_all_commands,
+        "all-direct": case_all_direct,
         "all-runner": case_all_runner,
     }
