@@ -12,6 +12,7 @@ mod error;
 mod health;
 mod json_out;
 mod landlock_layer;
+mod launch_registry;
 mod launchers;
 mod log;
 mod path_search;

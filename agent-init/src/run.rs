@@ -28,6 +28,7 @@ use crate::audit_sink::{self, AuditSocket};
 use crate::config::{self, Identity, LoadError};
 use crate::error::{Call, CallResult};
 use crate::landlock_layer::{self, LandlockError, Outcome};
+use crate::launch_registry::{self, LaunchError, Registry};
 use crate::launchers::{self, LauncherError};
 use crate::log::{error, info, notice, warning};
 use crate::pid1::{self, Serve, ServeError};
@@ -44,6 +45,7 @@ use crate::unhooked::{self, Unfollowable, Verdict};
 use crate::vault_links;
 use nix::sys::signal::SigSet;
 use nix::unistd::{ForkResult, Pid};
+use policy::layout::HarnessRecord;
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsString};
 use std::fmt;
@@ -84,6 +86,8 @@ pub enum RunError {
     Seed(SeedError),
     /// A `[harness] launches` file unfit to be a launcher.
     Launchers(LauncherError),
+    /// The launch registry (socket, `launched/`) could not be set up.
+    LaunchRegistry(LaunchError),
     Record(RecordError),
     Proxy(ProxyError),
     DropPrivileges(PrivError),
@@ -123,6 +127,7 @@ impl fmt::Display for RunError {
             RunError::Sanitize(e) => write!(f, "step 1 (sanitize): {e}"),
             RunError::Seed(e) => write!(f, "step 2 (seed): {e}"),
             RunError::Launchers(e) => write!(f, "step 3 (record): {e}"),
+            RunError::LaunchRegistry(e) => write!(f, "step 3 (record): {e}"),
             RunError::Record(e) => write!(f, "step 3 (record): {e}"),
             RunError::Proxy(e) => write!(f, "step 3 (proxy): {e}"),
             RunError::DropPrivileges(e) => write!(f, "step 4 (drop privileges): {e}"),
@@ -144,6 +149,7 @@ impl std::error::Error for RunError {
             RunError::Sanitize(e) => e,
             RunError::Seed(e) => e,
             RunError::Launchers(e) => e,
+            RunError::LaunchRegistry(e) => e,
             RunError::Record(e) => e,
             RunError::Proxy(e) => e,
             RunError::DropPrivileges(e) => e,
@@ -492,6 +498,8 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
     // Prepare 5 and 6 while privileged, so their errors stop us before the fork.
     let landlock = landlock_layer::prepare(&policy).map_err(RunError::Landlock)?;
     let seccomp = seccomp_layer::compile(&policy).map_err(RunError::Seccomp)?;
+    // 3 (launchers: where a trusted process's child asks to be recorded)
+    let registry = launch_step(&policy, &state, &landlock, who.uid).map_err(RunError::LaunchRegistry)?;
     // 3 (proxy: the real credentials leave the harness's reach)
     let mut proxy =
         proxy::proxy_step(&policy, &who, root, &mut sanitized.env).map_err(RunError::Proxy)?;
@@ -515,7 +523,7 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
     let child = fork_harness(plan).map_err(RunError::Start)?;
     let pid = child.pid;
     // 3 (pid)
-    record_pid_step(&state, pid).map_err(RunError::Record)?;
+    let harness = record_pid_step(&state, pid).map_err(RunError::Record)?;
     if let Some(code) = child.release() {
         return Ok(code);
     }
@@ -524,7 +532,17 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
         command.display()
     );
     // 8
-    let served = serve_step(&args, root, &set, pid, audit, proxy.as_mut());
+    let served = serve_step(
+        &args,
+        root,
+        &set,
+        harness,
+        Sinks {
+            audit,
+            launches: registry,
+        },
+        proxy.as_mut(),
+    );
     // The harness has exited: the record must not outlive it.
     if let Err(e) = state.remove_pid() {
         warning!(
@@ -640,18 +658,21 @@ fn fork_harness(plan: ChildPlan) -> Result<Forked, StartError> {
 
 /// Step 3's last file: the harness's pid. A child agent-init could not
 /// record is killed before it starts.
-fn record_pid_step(state: &StateDir, child: Pid) -> Result<(), RecordError> {
-    if let Err(e) = state.write_pid(child.as_raw()) {
-        let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(child, None);
-        return Err(e);
-    }
+fn record_pid_step(state: &StateDir, child: Pid) -> Result<HarnessRecord, RecordError> {
+    let record = match state.write_pid(child.as_raw()) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(child, None);
+            return Err(e);
+        }
+    };
     info!(
         "[3/8] record: harness pid {child} in {}; effective policy {}",
         state.pid_file().display(),
         state.policy_file().display()
     );
-    Ok(())
+    Ok(record)
 }
 
 impl Forked {
@@ -684,19 +705,67 @@ impl Forked {
     }
 }
 
+/// What agent-init receives on the state directory's sockets while it serves.
+struct Sinks {
+    audit: Option<AuditSocket>,
+    launches: Option<Registry>,
+}
+
+/// Step 3 (launchers): when `[harness] launches` identified a file, make
+/// `launched/` and bind the launch socket ([`launch_registry::bind`]).
+/// Without Landlock enforced the tool-layer probe proves nothing, so
+/// launchers are refused (a warning; the harness still starts, and every
+/// program it launches runs as a tool).
+fn launch_step(
+    policy: &policy::Policy,
+    state: &StateDir,
+    landlock: &Outcome,
+    harness_uid: u32,
+) -> Result<Option<Registry>, LaunchError> {
+    if policy.harness.launcher_files.is_empty() {
+        return Ok(None);
+    }
+    if !matches!(landlock, Outcome::Ready(_)) {
+        warning!(
+            "[harness] launches: refused, every launched program runs as a tool: Landlock is {}, and without it no process can prove it is outside the tool layer. Fix: set [landlock] mode = \"required\" on a kernel with Landlock (5.13+)",
+            if matches!(landlock, Outcome::Off) {
+                "off (policy)"
+            } else {
+                "not available on this kernel"
+            }
+        );
+        return Ok(None);
+    }
+    let r = launch_registry::bind(state, policy, harness_uid)?;
+    if r.is_some() {
+        info!(
+            "[3/8] record: launch socket {}; records in {}",
+            state.dir.join(policy::layout::LAUNCH_SOCKET.name).display(),
+            state.dir.join(policy::layout::LAUNCHED_DIR.name).display()
+        );
+    }
+    Ok(r)
+}
+
 /// Step 8: agent-init keeps only what it needs to signal and reap, then
 /// serves as PID 1 until the harness exits.
 fn serve_step(
     args: &RunArgs,
     root: bool,
     set: &SigSet,
-    child: Pid,
-    audit: Option<AuditSocket>,
+    harness: HarnessRecord,
+    sinks: Sinks,
     proxy: Option<&mut proxy::spawn::Supervisor>,
 ) -> Result<i32, ServeError> {
+    let child = Pid::from_raw(harness.pid);
     privs::restrict_self(proxy.is_some());
-    // After the drop: the receiving thread inherits the restricted state.
-    let sink = audit.and_then(|a| {
+    // After the drop: the receiving threads inherit the restricted state.
+    if let Some(r) = sinks.launches
+        && let Err(e) = r.serve(harness)
+    {
+        warning!("{e}; every launched program runs as a tool");
+    }
+    let sink = sinks.audit.and_then(|a| {
         a.serve()
             .map_err(|e| warning!("{e}; denial records are not written"))
             .ok()

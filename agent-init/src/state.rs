@@ -154,11 +154,28 @@ impl StateDir {
 
     /// Write `harness.pid`: the harness's pid and start time (read from
     /// `/proc/<pid>/stat` now, while the child waits to exec).
-    pub fn write_pid(&self, pid: i32) -> Result<(), RecordError> {
+    pub fn write_pid(&self, pid: i32) -> Result<HarnessRecord, RecordError> {
         let dir = self.dir_fd()?;
         let start = start_time(pid)?;
         let record = HarnessRecord { pid, start };
-        write_file(dir, &self.dir, &session::harness_pid_file(record))
+        write_file(dir, &self.dir, &session::harness_pid_file(record))?;
+        Ok(record)
+    }
+
+    /// `launched/` ([`layout::LAUNCHED_DIR`]), made (0755, ours) and
+    /// emptied: an earlier run's records name processes that are gone, and
+    /// a later process with one of their pids must not find one.
+    pub fn launched_dir(&self) -> Result<(PathBuf, OwnedFd), RecordError> {
+        let dir = self.dir_fd()?;
+        let path = self.dir.join(layout::LAUNCHED_DIR.name);
+        let fd = make_subdir(dir, &self.dir, layout::LAUNCHED_DIR)?;
+        for e in crate::sys::read_dir_fd(fd.as_fd()).call_at("list", &path)? {
+            match unlinkat(fd.as_fd(), e.name.as_os_str(), UnlinkatFlags::NoRemoveDir) {
+                Ok(()) | Err(Errno::ENOENT) => {}
+                Err(e2) => return Err(Call::at("unlink", &path.join(&e.name), e2).into()),
+            }
+        }
+        Ok((path, fd))
     }
 
     /// Remove `harness.pid`: the harness has exited, and the state
@@ -310,7 +327,7 @@ fn write_file(dir: BorrowedFd<'_>, dir_path: &Path, f: &SessionFile) -> Result<(
 
 /// Write `data` to `dir/name` via a temporary name and rename, all
 /// relative to `dir`.
-fn write_at(
+pub fn write_at(
     dir: BorrowedFd<'_>,
     dir_path: &Path,
     name: &str,

@@ -548,3 +548,112 @@ pub fn recv_with_creds(
     }
     Ok((n as usize, creds))
 }
+
+/// One request received on the launch socket ([`recv_with_creds_and_fds`]).
+pub struct Received {
+    /// Bytes written into the caller's buffer.
+    pub len: usize,
+    /// The sender as the kernel names it (`SCM_CREDENTIALS`).
+    pub creds: Option<libc::ucred>,
+    /// The descriptors passed (`SCM_RIGHTS`), now ours, close-on-exec.
+    pub fds: Vec<OwnedFd>,
+    /// The kernel cut the data or the control messages (`MSG_TRUNC`,
+    /// `MSG_CTRUNC`): the request is not whole.
+    pub truncated: bool,
+}
+
+/// One queued datagram into `buf`, its sender's credentials and the
+/// descriptors it passed; never waits (`EAGAIN` when the queue is empty).
+pub fn recv_with_creds_and_fds(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Received> {
+    // Room for SCM_CREDENTIALS and up to 8 descriptors (cmsg alignment included).
+    let mut control = [0u64; 16];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: msghdr is plain data; all zeroes is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: `msg` points at `iov` (into `buf`) and `control`, all live and
+    // writable for the call; the fd is open.
+    let n = check(unsafe {
+        libc::recvmsg(
+            fd.as_raw_fd(),
+            &raw mut msg,
+            libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT,
+        )
+    } as _)?;
+    let mut got = Received {
+        len: n as usize,
+        creds: None,
+        fds: Vec::new(),
+        truncated: msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0,
+    };
+    // SAFETY: `msg` was filled by recvmsg; CMSG_FIRSTHDR reads its control fields.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&raw const msg) };
+    while !cmsg.is_null() {
+        // SAFETY: a non-null cmsg from CMSG_FIRSTHDR/NXTHDR points into `control`.
+        let hdr = unsafe { &*cmsg };
+        // SAFETY: `cmsg` is a live control message in `control`.
+        let data = unsafe { libc::CMSG_DATA(cmsg) };
+        // SAFETY: CMSG_LEN(0) is arithmetic on a constant.
+        let payload = hdr.cmsg_len as usize - unsafe { libc::CMSG_LEN(0) } as usize;
+        if hdr.cmsg_level == libc::SOL_SOCKET && hdr.cmsg_type == libc::SCM_CREDENTIALS {
+            // SAFETY: an SCM_CREDENTIALS message's data is one ucred (in
+            // `control`, live); it may be unaligned, so it is read unaligned.
+            got.creds = Some(unsafe { data.cast::<libc::ucred>().read_unaligned() });
+        } else if hdr.cmsg_level == libc::SOL_SOCKET && hdr.cmsg_type == libc::SCM_RIGHTS {
+            for i in 0..payload / std::mem::size_of::<RawFd>() {
+                // SAFETY: an SCM_RIGHTS message's data is `payload` bytes of
+                // fds in `control` (live), read unaligned.
+                let raw = unsafe { data.cast::<RawFd>().add(i).read_unaligned() };
+                // SAFETY: the kernel installed `raw` in our table for us
+                // alone; nothing else owns it.
+                got.fds.push(unsafe { OwnedFd::from_raw_fd(raw) });
+            }
+        }
+        // SAFETY: `msg` and `cmsg` are the live header and current message.
+        cmsg = unsafe { libc::CMSG_NXTHDR(&raw const msg, cmsg) };
+    }
+    Ok(got)
+}
+
+/// `pidfd_open(pid, 0)`: a descriptor that names this very process (it
+/// polls readable once the process has exited).
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments only.
+    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    // SAFETY: the kernel just returned this fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `poll` for input on `fds` without a timeout; each entry's `revents`
+/// filled in.
+pub fn poll_readable(fds: &mut [libc::pollfd]) -> io::Result<usize> {
+    // SAFETY: `fds` is a live, exclusive slice of pollfd for the call.
+    check(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) } as _)
+        .map(|n| n as usize)
+}
+
+/// `send(fd, buf, MSG_DONTWAIT | MSG_NOSIGNAL)`.
+pub fn send_now(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a live slice borrowed for the call; the kernel copies it.
+    check(unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    } as _)
+    .map(|n| n as usize)
+}
+
+/// The file status flags of `fd` (`fcntl(F_GETFL)`: access mode, `O_PATH`...).
+pub fn status_flags(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    // SAFETY: integer arguments only.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) } as _).map(|v| v as i32)
+}

@@ -27,6 +27,7 @@
 use crate::env::EnvCopy;
 use crate::real::{real, real_opt};
 use crate::state::State;
+use crate::launch::{self, ExecTarget};
 use crate::{guard, state, sys, terminal, tool_layer};
 use core::ffi::{c_char, c_int, c_uint, c_void};
 use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
@@ -112,8 +113,8 @@ pub unsafe extern "C" fn execve(
         // `env`: `envp` or a filtered copy alive for the call.
         unsafe { sys::execve(path, argv, env) }
     };
-    // SAFETY: `envp` is the caller's NULL-terminated array, alive for the call.
-    unsafe { exec_as_tool(envp, exec) }
+    // SAFETY: the caller's `path`, `argv` and `envp` (execve's contract), alive for the call.
+    unsafe { exec_as_tool(ExecTarget::Path(path), argv, envp, exec) }
 }
 
 /// Interposed: `execve` with the current environment.
@@ -153,8 +154,8 @@ pub unsafe extern "C" fn execvpe(
         // `env`: `envp` or a filtered copy alive for the call.
         unsafe { f(file, argv, env) }
     };
-    // SAFETY: `envp` is the caller's NULL-terminated array, alive for the call.
-    unsafe { exec_as_tool(envp, exec) }
+    // SAFETY: the caller's `file`, `argv` and `envp` (execvpe's contract), alive for the call.
+    unsafe { exec_as_tool(ExecTarget::Search(file), argv, envp, exec) }
 }
 
 /// Interposed; see the module documentation.
@@ -173,8 +174,8 @@ pub unsafe extern "C" fn fexecve(
         // `env`: `envp` or a filtered copy alive for the call.
         unsafe { f(fd, argv, env) }
     };
-    // SAFETY: `envp` is the caller's NULL-terminated array, alive for the call.
-    unsafe { exec_as_tool(envp, exec) }
+    // SAFETY: the caller's `argv` and `envp` (fexecve's contract), alive for the call.
+    unsafe { exec_as_tool(ExecTarget::Other, argv, envp, exec) }
 }
 
 /// Interposed; falls back to the raw system call when libc has no wrapper.
@@ -201,18 +202,23 @@ pub unsafe extern "C" fn execveat(
             }
         }
     };
-    // SAFETY: `envp` is the caller's NULL-terminated array.
-    unsafe { exec_as_tool(envp, call) }
+    // SAFETY: the caller's `argv` and `envp` (execveat's contract).
+    unsafe { exec_as_tool(ExecTarget::Other, argv, envp, call) }
 }
 
-/// The gate of every exec hook. In a forked child of the harness: the tool
-/// layer on this process, inherited vault fds closed, the secret variables
-/// dropped from `envp`; then `exec` with that environment. Anywhere else:
-/// `exec(envp)` unchanged.
+/// The gate of every exec hook. In a forked child of the harness: a
+/// launcher `target` is registered and run as a launched harness
+/// ([`launch`]); anything else gets the tool layer on this process,
+/// inherited vault fds closed, the secret variables dropped from `envp`;
+/// then `exec` with that environment. Anywhere else: `exec(envp)`
+/// unchanged.
 ///
 /// # Safety
-/// `envp` is NULL or a NULL-terminated array of C strings, alive for the call.
+/// `envp` is NULL or a NULL-terminated array of C strings, alive for the
+/// call; `argv` as execve(2) takes it; `target`'s pointer a C string.
 unsafe fn exec_as_tool(
+    target: ExecTarget,
+    argv: *const *const c_char,
     envp: *const *const c_char,
     exec: impl FnOnce(*const *const c_char) -> c_int,
 ) -> c_int {
@@ -223,7 +229,7 @@ unsafe fn exec_as_tool(
         return exec(envp);
     }
     // SAFETY: this function's contract.
-    unsafe { exec_in_harness_child(st, envp, exec) }
+    unsafe { exec_in_harness_child(st, target, argv, envp, exec) }
 }
 
 /// The harness child's half of [`exec_as_tool`], out of line, so that a
@@ -235,9 +241,17 @@ unsafe fn exec_as_tool(
 #[inline(never)]
 unsafe fn exec_in_harness_child(
     st: &State,
+    target: ExecTarget,
+    argv: *const *const c_char,
     envp: *const *const c_char,
     exec: impl FnOnce(*const *const c_char) -> c_int,
 ) -> c_int {
+    // SAFETY: `target`'s C string (this function's contract).
+    if let Some(l) = unsafe { launch::find(st, target) } {
+        // Returns only when agent-init did not accept: then a tool.
+        // SAFETY: `argv` and `envp` are the caller's (this function's contract).
+        unsafe { launch::register_and_exec(st, l, argv, envp) };
+    }
     prepare_child_exec(st);
     let mut e = EnvCopy::new();
     // SAFETY: `envp` is the caller's NULL-terminated array (this function's contract).
@@ -539,8 +553,10 @@ fn in_helper_thread(st: &State, body: &mut dyn FnMut() -> c_int) -> c_int {
 ///
 /// # Safety
 /// `posix_spawn`'s C contract for all pointers.
+#[allow(clippy::too_many_arguments)]
 unsafe fn spawn_tool(
     f: SpawnFn,
+    search: bool,
     pid: *mut pid_t,
     path: *const c_char,
     fa: *const posix_spawn_file_actions_t,
@@ -554,6 +570,25 @@ unsafe fn spawn_tool(
     if st.privileged {
         // SAFETY: forwarded unchanged.
         return unsafe { f(pid, path, fa, attr, argv, envp) };
+    }
+    if st.launch_socket.is_some() && (st.is_harness() || st.is_harness_child()) {
+        let target = if search {
+            ExecTarget::Search(path)
+        } else {
+            ExecTarget::Path(path)
+        };
+        // SAFETY: `path` is the caller's C string; `fa` and `attr` null or
+        // initialised (posix_spawn's contract).
+        if unsafe { no_file_actions(fa) }
+            // SAFETY: as above.
+            && let Some(a) = unsafe { ChildAttr::read(attr) }
+            // SAFETY: as above.
+            && let Some(l) = unsafe { launch::find(st, target) }
+        {
+            l.close();
+            // SAFETY: the caller's pointers (posix_spawn's contract).
+            return unsafe { spawn_launcher(pid, target, a, argv, envp) };
+        }
     }
     let mut own_attr = core::mem::MaybeUninit::<posix_spawnattr_t>::uninit();
     let attr = if st.is_harness() {
@@ -590,6 +625,143 @@ unsafe fn spawn_tool(
     unsafe { f(pid, path, fa, attr, argv, envp) }
 }
 
+/// No file actions: `fa` is null or holds none. Ours cannot apply glibc's
+/// (their list is private), so a launcher spawned with some runs as a
+/// tool.
+///
+/// # Safety
+/// `fa` is null or an initialised `posix_spawn_file_actions_t`.
+unsafe fn no_file_actions(fa: *const posix_spawn_file_actions_t) -> bool {
+    // glibc's layout (its public <spawn.h>): `int __allocated; int __used;
+    // ...`; `__used` counts the actions.
+    // SAFETY: a non-null `fa` is initialised (this function's contract) and
+    // starts with two ints.
+    fa.is_null() || unsafe { *fa.cast::<c_int>().add(1) } == 0
+}
+
+/// The `posix_spawnattr_t` settings a forked child can apply itself.
+struct ChildAttr {
+    flags: c_int,
+    sigmask: libc::sigset_t,
+    sigdefault: libc::sigset_t,
+    pgroup: pid_t,
+}
+
+impl ChildAttr {
+    /// The settings in `attr` (null: none); `None` when it asks for one we
+    /// do not apply (a scheduler): the launcher then runs as a tool.
+    ///
+    /// # Safety
+    /// `attr` is null or an initialised `posix_spawnattr_t`.
+    unsafe fn read(attr: *const posix_spawnattr_t) -> Option<ChildAttr> {
+        // SAFETY: all-zero is a valid `sigset_t` (a bit array).
+        let empty: libc::sigset_t = unsafe { core::mem::zeroed() };
+        let mut a = ChildAttr {
+            flags: 0,
+            sigmask: empty,
+            sigdefault: empty,
+            pgroup: 0,
+        };
+        if attr.is_null() {
+            return Some(a);
+        }
+        let mut flags: libc::c_short = 0;
+        // SAFETY: `attr` is initialised (this function's contract); the
+        // out-pointers are ours, live for each call.
+        let ok = unsafe { libc::posix_spawnattr_getflags(attr, &mut flags) } == 0
+            // SAFETY: as above.
+            && unsafe { libc::posix_spawnattr_getsigmask(attr, &mut a.sigmask) } == 0
+            // SAFETY: as above.
+            && unsafe { libc::posix_spawnattr_getsigdefault(attr, &mut a.sigdefault) } == 0
+            // SAFETY: as above.
+            && unsafe { libc::posix_spawnattr_getpgroup(attr, &mut a.pgroup) } == 0;
+        a.flags = c_int::from(flags);
+        let known = libc::POSIX_SPAWN_SETSIGMASK
+            | libc::POSIX_SPAWN_SETSIGDEF
+            | libc::POSIX_SPAWN_SETPGROUP
+            | c_int::from(libc::POSIX_SPAWN_SETSID)
+            | libc::POSIX_SPAWN_RESETIDS;
+        (ok && a.flags & !known == 0).then_some(a)
+    }
+
+    /// Apply them in the forked child; false when one failed.
+    fn apply(&self) -> bool {
+        let on = |f: c_int| self.flags & f != 0;
+        // SAFETY: no arguments; in a fresh child.
+        if on(c_int::from(libc::POSIX_SPAWN_SETSID)) && unsafe { libc::setsid() } < 0 {
+            return false;
+        }
+        // SAFETY: integer arguments only.
+        if on(libc::POSIX_SPAWN_SETPGROUP) && unsafe { libc::setpgid(0, self.pgroup) } != 0 {
+            return false;
+        }
+        if on(libc::POSIX_SPAWN_RESETIDS) {
+            // SAFETY: no arguments / integer arguments only.
+            let g = unsafe { libc::setgid(libc::getgid()) };
+            // SAFETY: as above.
+            let u = unsafe { libc::setuid(libc::getuid()) };
+            if g != 0 || u != 0 {
+                return false;
+            }
+        }
+        if on(libc::POSIX_SPAWN_SETSIGDEF) {
+            for sig in 1..libc::SIGRTMAX() {
+                // SAFETY: `sigdefault` is an initialised set, borrowed.
+                if unsafe { libc::sigismember(&self.sigdefault, sig) } == 1 {
+                    // SAFETY: integer arguments; a default disposition.
+                    unsafe { libc::signal(sig, libc::SIG_DFL) };
+                }
+            }
+        }
+        // SAFETY: `sigmask` is an initialised set, borrowed; no old mask.
+        !(on(libc::POSIX_SPAWN_SETSIGMASK)
+            && unsafe {
+                libc::pthread_sigmask(libc::SIG_SETMASK, &self.sigmask, core::ptr::null_mut())
+            } != 0)
+    }
+}
+
+/// `posix_spawn` of a launcher by a trusted process: its child must run our
+/// exec hook (register with agent-init before the exec, [`launch`]), which
+/// glibc's spawn child never does. So: fork, apply `attr`'s settings, and
+/// exec through our own `execve`/`execvpe` (a launched harness when
+/// agent-init accepts, a tool otherwise). An exec failure is the child's
+/// exit 127, not the spawn's result.
+///
+/// # Safety
+/// `posix_spawn`'s C contract for `pid`, `argv`, `envp` and `target`'s string.
+unsafe fn spawn_launcher(
+    pid: *mut pid_t,
+    target: ExecTarget,
+    attr: ChildAttr,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    // SAFETY: fork has no arguments; the child below only makes system
+    // calls and runs our exec hooks (which do not allocate) before exec.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return sys::errno();
+    }
+    if child == 0 {
+        if attr.apply() {
+            match target {
+                // SAFETY: the caller's strings and arrays (this function's contract).
+                ExecTarget::Path(p) => unsafe { execve(p, argv, envp) },
+                // SAFETY: as above.
+                ExecTarget::Search(p) => unsafe { execvpe(p, argv, envp) },
+                ExecTarget::Other => -1,
+            };
+        }
+        sys::exit_now(127);
+    }
+    if !pid.is_null() {
+        // SAFETY: a non-null `pid` is the caller's out-pointer.
+        unsafe { *pid = child };
+    }
+    0
+}
+
 /// Interposed; see the module documentation.
 ///
 /// # Safety
@@ -605,7 +777,7 @@ pub unsafe extern "C" fn posix_spawn(
 ) -> c_int {
     let f = real!("posix_spawn", SpawnFn);
     // SAFETY: forwarded from our caller.
-    unsafe { spawn_tool(f, pid, path, fa, attr, argv, envp) }
+    unsafe { spawn_tool(f, false, pid, path, fa, attr, argv, envp) }
 }
 
 /// Interposed; see the module documentation.
@@ -623,7 +795,7 @@ pub unsafe extern "C" fn posix_spawnp(
 ) -> c_int {
     let f = real!("posix_spawnp", SpawnFn);
     // SAFETY: forwarded from our caller.
-    unsafe { spawn_tool(f, pid, file, fa, attr, argv, envp) }
+    unsafe { spawn_tool(f, true, pid, file, fa, attr, argv, envp) }
 }
 
 /// Whether `system`/`popen` must go through our implementation here.
@@ -735,6 +907,7 @@ fn spawn_shell_and_wait(command: *const c_char, mask: &libc::sigset_t) -> Result
         let r = unsafe {
             spawn_tool(
                 spawn,
+                false,
                 &mut pid,
                 c"/bin/sh".as_ptr(),
                 core::ptr::null(),
@@ -870,6 +1043,7 @@ fn spawn_shell_on(command: *const c_char, theirs: c_int, target: c_int) -> Resul
             let r = unsafe {
                 spawn_tool(
                     spawn,
+                    false,
                     &mut pid,
                     c"/bin/sh".as_ptr(),
                     &fa,

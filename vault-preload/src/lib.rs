@@ -1,7 +1,8 @@
 //! vault-preload: the guard that `/etc/ld.so.preload` (or `LD_PRELOAD` in
 //! host mode) maps into every dynamically linked process.
 //!
-//! - In **the harness** (the pid agent-init recorded): no file checks; the
+//! - In **the harness** (the pid agent-init recorded, or a launched harness
+//!   it recorded in `launched/`, [`launch`]): no file checks; the
 //!   process makes itself non-dumpable; every spawn path puts the child under
 //!   the tool layer ([`hooks_spawn`]).
 //! - In **every other process** (a tool): the open family denies vault
@@ -20,6 +21,8 @@
 //! - [`outside`] (files already found outside the vault), [`guard`] (the
 //!   open checks), [`audit`] (denial records), [`env`](mod@env) (secret variables),
 //!   [`tool_layer`] (the Landlock layer of the harness's children);
+//! - [`launch`]: a trusted process's child that execs a launcher
+//!   registers with agent-init and becomes a launched harness;
 //! - the hooks: [`hooks_open`], [`hooks_spawn`].
 //!
 //! Invariants: `no_std` and no allocator: nothing allocates, ever. Hooks take
@@ -37,6 +40,7 @@ pub mod hooks_attr;
 pub mod hooks_open;
 pub mod hooks_spawn;
 pub mod image_load;
+pub mod launch;
 pub mod outside;
 pub mod passwd;
 pub mod real;

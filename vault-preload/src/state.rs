@@ -21,6 +21,7 @@ use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, Ordering};
 use policy_core::image::{MAX_HIDDEN, MAX_IMAGE, MAX_VAULT, Strs};
+use policy_core::layout;
 use policy_core::pathbuf::FixedPath;
 use policy_core::pathbuf::is_within;
 use policy_core::{FileId, VaultKind, View};
@@ -28,7 +29,8 @@ use policy_core::{FileId, VaultKind, View};
 /// Everything the hooks need, built once per process image.
 pub struct State {
     /// The harness's pid when this process image started as the harness
-    /// (its pid and start time are the recorded ones); else 0.
+    /// (its pid and start time are the recorded ones) or as a launched
+    /// harness ([`state_dir::launched_pid`]: then its own pid); else 0.
     pub harness_pid: i32,
     /// Our pid when this state was built.
     pub init_pid: i32,
@@ -50,6 +52,9 @@ pub struct State {
     watched_devs: Table<u64, MAX_VAULT>,
     /// agent-init's audit socket in the state directory (none without one).
     pub audit_socket: Option<StatePath>,
+    /// agent-init's launch socket in the state directory, when the policy
+    /// has launchers (none otherwise: no launcher is looked for).
+    pub launch_socket: Option<StatePath>,
     /// A vault `file` entry has more than one link (a hard link elsewhere
     /// that Landlock would not catch): always use the full check.
     pub file_aliases: bool,
@@ -301,6 +306,7 @@ unsafe fn build(st: *mut State) {
     init_field!(st.privileged = privileged);
     let dir = state_dir::find(uid);
     init_field!(st.audit_socket = dir.as_ref().and_then(|(d, _)| crate::audit::socket_path(d)));
+    init_field!(st.launch_socket = None);
     let image = dir.as_ref().map(|(d, _)| {
         // SAFETY: BUILDER is held (this function's contract): nothing else
         // uses IMAGE; after this build it is never written again.
@@ -327,8 +333,15 @@ unsafe fn build(st: *mut State) {
     // SAFETY: `st` is SLOT, ours while BUILDER is held, and every field is
     // initialised now.
     let st = unsafe { &mut *st };
-    if let Some((_, record)) = &dir {
+    if let Some((d, record)) = &dir {
         st.harness_pid = state_dir::harness_pid(*record, init_pid);
+        // Only a policy with launchers: every other process pays nothing.
+        if st.policy.launchers().next().is_some() {
+            st.launch_socket = state_dir::join(d, layout::LAUNCH_SOCKET.name.as_bytes());
+            if st.harness_pid == 0 {
+                st.harness_pid = state_dir::launched_pid(d, uid, init_pid, &st.policy);
+            }
+        }
     }
 
     let policy: View<'static> = st.policy;

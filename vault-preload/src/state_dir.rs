@@ -19,7 +19,8 @@
 
 use crate::sys;
 
-use policy_core::layout::{self, HarnessRecord};
+use policy_core::layout::{self, HarnessRecord, LaunchedRecord};
+use policy_core::{FileId, View};
 
 /// agent-init's state directory when started as root ([`layout::STATE_DIR`]).
 pub const STATE_DIR: &[u8] = layout::STATE_DIR.as_bytes();
@@ -172,5 +173,68 @@ pub fn harness_pid(record: Option<HarnessRecord>, my_pid: i32) -> i32 {
     match record {
         Some(r) if r.pid == my_pid && start_time(b"/proc/self/stat\0") == Some(r.start) => r.pid,
         _ => 0,
+    }
+}
+
+/// Whether this process image is a launched harness: its pid as the
+/// harness pid, or 0. Called only when the policy has launchers (every
+/// other process pays nothing). It is one when all hold:
+/// - `<dir>/launched/<pid>` is a [`LaunchedRecord`] written by agent-init
+///   (owned by root or this uid, writable by no one else) for this pid;
+/// - its start time is this process's (`/proc/self/stat`): a later process
+///   with the same pid is not the one agent-init recorded;
+/// - its launcher is one of the policy image's;
+/// - this image runs that launcher: a binary's `/proc/self/exe` is that
+///   file, or, for a script, the descriptor the kernel handed to its
+///   interpreter (`/dev/fd/<fd>`) still is.
+pub fn launched_pid(dir: &StatePath, uid: u32, my_pid: i32, policy: &View<'_>) -> i32 {
+    let mut d = [0u8; 20];
+    let pid = sys::fmt_u64(u64::from(my_pid.unsigned_abs()), &mut d);
+    let Some(p) = StatePath::new(&[
+        dir.bytes(),
+        b"/",
+        layout::LAUNCHED_DIR.name.as_bytes(),
+        b"/",
+        pid,
+    ]) else {
+        return 0;
+    };
+    let Some(st) = sys::lstat(p.with_nul()) else {
+        return 0;
+    };
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG
+        || st.st_mode & 0o022 != 0
+        || (st.st_uid != 0 && st.st_uid != uid)
+    {
+        return 0;
+    }
+    let mut buf = [0u8; layout::LAUNCHED_RECORD_MAX];
+    let Some(r) = sys::read_file(p.with_nul(), &mut buf)
+        .ok()
+        .and_then(LaunchedRecord::parse)
+    else {
+        return 0;
+    };
+    let runs_launcher = match r.script_fd {
+        None => sys::stat(b"/proc/self/exe\0").map(|s| FileId {
+            dev: s.st_dev,
+            ino: s.st_ino,
+        }),
+        Some(fd) => {
+            let mut b = core::mem::MaybeUninit::uninit();
+            sys::fstat(fd as i32, &mut b).ok().map(|s| FileId {
+                dev: s.st_dev,
+                ino: s.st_ino,
+            })
+        }
+    } == Some(r.launcher);
+    if r.pid == my_pid
+        && policy.is_launcher(r.launcher)
+        && runs_launcher
+        && start_time(b"/proc/self/stat\0") == Some(r.start)
+    {
+        my_pid
+    } else {
+        0
     }
 }

@@ -396,6 +396,153 @@ pub unsafe fn execve(
     unsafe { libc::syscall(libc::SYS_execve, path, argv, envp) as c_int }
 }
 
+/// `socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC)`: 0 and both ends in
+/// `fds`, or the negated errno.
+pub fn seqpacket_pair(fds: &mut [c_int; 2]) -> c_int {
+    // SAFETY: `fds` is an exclusive array of two ints for the call; the
+    // kernel writes both.
+    ret(unsafe {
+        libc::syscall(
+            libc::SYS_socketpair,
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    }) as c_int
+}
+
+/// `sendmsg(fd, buf, MSG_DONTWAIT | MSG_NOSIGNAL)` to the pathname socket
+/// `path` (no NUL; at most 107 bytes), passing the two descriptors `fds`
+/// (`SCM_RIGHTS`): the bytes sent or the negated errno.
+pub fn sendmsg_fds_unix(fd: c_int, buf: &[u8], path: &[u8], fds: [c_int; 2]) -> isize {
+    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { core::mem::zeroed() };
+    if path.len() >= addr.sun_path.len() {
+        return -(libc::ENAMETOOLONG as isize);
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, &b) in addr.sun_path.iter_mut().zip(path) {
+        *d = b as libc::c_char;
+    }
+    let addr_len = core::mem::size_of::<libc::sa_family_t>() + path.len() + 1;
+    // One SCM_RIGHTS message of two ints: CMSG_SPACE(8) is 24 on 64-bit.
+    let mut control = [0u64; 4];
+    // SAFETY: CMSG_SPACE and CMSG_LEN are arithmetic on a constant.
+    let (space, len) = unsafe { (libc::CMSG_SPACE(8), libc::CMSG_LEN(8)) };
+    if space as usize > core::mem::size_of_val(&control) {
+        return -(libc::EINVAL as isize);
+    }
+    let mut iov = libc::iovec {
+        iov_base: buf.as_ptr() as *mut c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: msghdr is plain data; all zeroes is a valid value.
+    let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
+    msg.msg_name = (&raw mut addr).cast();
+    msg.msg_namelen = addr_len as libc::socklen_t;
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space as usize;
+    // SAFETY: `msg` points at `control`, which holds CMSG_SPACE(8) bytes:
+    // the first header is in it.
+    let cmsg = unsafe { libc::CMSG_FIRSTHDR(&raw const msg) };
+    if cmsg.is_null() {
+        return -(libc::EINVAL as isize);
+    }
+    // SAFETY: `cmsg` points to the first header inside `control` (live,
+    // exclusive, 8-byte aligned): no other reference to it exists.
+    let hdr = unsafe { &mut *cmsg };
+    hdr.cmsg_level = libc::SOL_SOCKET;
+    hdr.cmsg_type = libc::SCM_RIGHTS;
+    hdr.cmsg_len = len as _;
+    // SAFETY: `cmsg` is the live header in `control` (above).
+    let data = unsafe { libc::CMSG_DATA(cmsg) };
+    // SAFETY: the header's data has room for two ints (CMSG_SPACE(8) was
+    // checked against `control`); written unaligned.
+    unsafe { data.cast::<[c_int; 2]>().write_unaligned(fds) };
+    // SAFETY: `msg` and everything it points to (`addr`, `iov` into `buf`,
+    // `control`) is live for the call; the kernel copies them.
+    ret(unsafe {
+        libc::syscall(
+            libc::SYS_sendmsg,
+            fd,
+            &raw const msg,
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    }) as isize
+}
+
+/// Wait up to `timeout_ms` for `fd` to be readable (or closed): true when
+/// it is.
+pub fn wait_readable(fd: c_int, timeout_ms: i32) -> bool {
+    let mut p = [libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    let ts = libc::timespec {
+        tv_sec: i64::from(timeout_ms / 1000),
+        tv_nsec: i64::from(timeout_ms % 1000) * 1_000_000,
+    };
+    loop {
+        // SAFETY: `p` is an exclusive pollfd array for the call; `ts` lives
+        // across it; no signal mask (null).
+        let r = ret(unsafe {
+            libc::syscall(
+                libc::SYS_ppoll,
+                p.as_mut_ptr(),
+                1 as libc::nfds_t,
+                &ts as *const libc::timespec,
+                core::ptr::null::<libc::sigset_t>(),
+                0usize,
+            )
+        });
+        if r == -(libc::EINTR as c_long) {
+            continue;
+        }
+        return r > 0;
+    }
+}
+
+/// `pread(fd, buf, 0)`: the bytes read or the negated errno.
+pub fn pread_start(fd: c_int, buf: &mut [u8]) -> isize {
+    // SAFETY: `buf` is writable for `buf.len()` bytes for the call.
+    ret(unsafe { libc::syscall(libc::SYS_pread64, fd, buf.as_mut_ptr(), buf.len(), 0) }) as isize
+}
+
+/// Clear `FD_CLOEXEC` on `fd`: it stays open across `exec`.
+pub fn clear_cloexec(fd: c_int) -> c_int {
+    // SAFETY: integer arguments only.
+    ret(unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_SETFD, 0) }) as c_int
+}
+
+/// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)`: run the file open at
+/// `fd`. Returns only on failure (the negated errno).
+///
+/// # Safety
+/// `argv` and `envp` follow execve(2): NULL-terminated arrays of C
+/// strings, valid for the call.
+pub unsafe fn execveat_fd(
+    fd: c_int,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    // SAFETY: the caller's arrays go to the kernel unchanged; the path is
+    // a static empty C string; on success the call does not return.
+    ret(unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd,
+            c"".as_ptr(),
+            argv,
+            envp,
+            libc::AT_EMPTY_PATH,
+        )
+    }) as c_int
+}
+
 /// `poll(fds, 0)`: which of `fds` are ready, without waiting (`POLLNVAL`
 /// marks a number that is not an open fd).
 pub fn poll_now(fds: &mut [libc::pollfd]) -> c_int {

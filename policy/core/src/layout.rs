@@ -23,6 +23,8 @@
 //! | [`AUDIT_FILE`] | 0600 | at record (created; when the sink is the default) | appended by agent-init only; read by people |
 //! | [`AUDIT_SOCKET`] | 0666 | at record (bound; when the sink is a file or the log) | every process sends to it; agent-init receives |
 //! | [`HARNESS_PID`] | 0644 | after the fork, before the harness execs; removed when the harness exits | the preload (who is the harness; is this session live), self-test |
+//! | [`LAUNCH_SOCKET`] | 0600 (the harness's uid) | at record (bound; when `[harness] launches` names a file and Landlock is enforced) | a trusted process's child about to exec a launcher sends its [`LaunchRequest`]; agent-init receives |
+//! | [`LAUNCHED_DIR`]`/<pid>` | 0755 / [`LAUNCHED_RECORD_MODE`] | emptied at record; one [`LaunchedRecord`] per accepted request, removed when that process exits | the preload (is this process a launched harness) |
 //!
 //! Every file is written by root (or, in host mode, agent-init's own uid)
 //! and is never writable by anyone else; a reader refuses a file that is.
@@ -31,6 +33,8 @@
 //! constant here with a doc comment saying who writes it, when, and who
 //! reads it, add a row to the table above, and, when agent-init writes it
 //! at record, return it from the `policy` crate's `Policy::session_files`.
+
+use crate::FileId;
 
 /// One file of the state directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,6 +261,164 @@ fn put_decimal(v: u64, buf: &mut [u8], at: usize) -> usize {
     at + d.len()
 }
 
+/// `launch.sock`: an `AF_UNIX` `SOCK_DGRAM` socket, bound by agent-init at
+/// record when `[harness] launches` names a file and Landlock is enforced;
+/// owned by the harness's uid, mode 0600 (root keeps its access). A child
+/// of the harness (or of a launched harness), in the preload's exec hook
+/// before it execs a launcher, sends one [`LaunchRequest`] to it with, as
+/// `SCM_RIGHTS`, a read descriptor of [`PROBE_FILE`] (only a process outside
+/// the tool layer can open one) and one end of a `SOCK_SEQPACKET` pair for
+/// the reply ([`LAUNCH_REPLY_OK`]); the kernel adds its pid
+/// (`SCM_CREDENTIALS`). agent-init checks all of it and writes the
+/// sender's [`LaunchedRecord`].
+pub const LAUNCH_SOCKET: StateFile = StateFile {
+    dir: None,
+    name: "launch.sock",
+    mode: 0o600,
+};
+
+/// `launched/`: agent-init's records of the launched harnesses, one file
+/// per process, named by its pid in decimal ([`LaunchedRecord`]).
+/// Root-owned (agent-init's uid in host mode); emptied at record (an
+/// earlier run's records name processes that are gone).
+pub const LAUNCHED_DIR: StateSubdir = StateSubdir {
+    name: "launched",
+    mode: STATE_DIR_MODE,
+};
+
+/// The mode of a file in [`LAUNCHED_DIR`].
+pub const LAUNCHED_RECORD_MODE: u32 = 0o644;
+
+/// How long the child waits for agent-init's reply before it gives up and
+/// runs the program as a tool.
+pub const LAUNCH_REPLY_TIMEOUT_MS: i32 = 5000;
+
+/// agent-init's reply to an accepted [`LaunchRequest`] (a refusal is
+/// anything else, or the reply socket closed without a word).
+pub const LAUNCH_REPLY_OK: &[u8] = b"ok";
+
+/// What a process becoming a launched harness proves about itself, in
+/// `launched/<pid>`: one line, decimal fields separated by one space,
+/// `"<pid> <start> <dev> <ino>\n"` for a binary launcher and
+/// `"<pid> <start> <dev> <ino> <fd>\n"` for a script launcher.
+///
+/// - `pid` and `start`: the process, as [`HarnessRecord`] names the harness
+///   (a later process with the same pid has another start time);
+/// - `launcher`: the launcher file agent-init checked (one of the policy
+///   image's launchers) and the child then executed by descriptor;
+/// - `script_fd`: for a script (`#!`), the descriptor number through which
+///   the kernel hands the script to its interpreter (`/dev/fd/<fd>`, open
+///   without close-on-exec). A binary's image is checked by
+///   `/proc/self/exe`; a script's image is its interpreter's, so the
+///   preload checks the still-open script descriptor instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaunchedRecord {
+    pub pid: i32,
+    pub start: u64,
+    pub launcher: FileId,
+    pub script_fd: Option<u32>,
+}
+
+/// The longest [`LaunchedRecord`] line.
+pub const LAUNCHED_RECORD_MAX: usize = 96;
+
+impl LaunchedRecord {
+    /// Parse the record's line; `None` for anything else.
+    pub fn parse(bytes: &[u8]) -> Option<LaunchedRecord> {
+        let line = bytes.strip_suffix(b"\n")?;
+        let mut f = line.split(|&b| b == b' ');
+        let pid = i32::try_from(parse_decimal(f.next()?)?)
+            .ok()
+            .filter(|&p| p > 0)?;
+        let start = parse_decimal(f.next()?)?;
+        let dev = parse_decimal(f.next()?)?;
+        let ino = parse_decimal(f.next()?)?;
+        let script_fd = match f.next() {
+            None => None,
+            Some(fd) => Some(u32::try_from(parse_decimal(fd)?).ok()?),
+        };
+        if f.next().is_some() {
+            return None;
+        }
+        Some(LaunchedRecord {
+            pid,
+            start,
+            launcher: FileId { dev, ino },
+            script_fd,
+        })
+    }
+
+    /// The file's content, in `buf`.
+    pub fn format<'a>(&self, buf: &'a mut [u8; LAUNCHED_RECORD_MAX]) -> &'a [u8] {
+        let mut n = put_decimal(u64::from(self.pid.unsigned_abs()), buf, 0);
+        for v in [self.start, self.launcher.dev, self.launcher.ino]
+            .into_iter()
+            .chain(self.script_fd.map(u64::from))
+        {
+            buf[n] = b' ';
+            n = put_decimal(v, buf, n + 1);
+        }
+        buf[n] = b'\n';
+        &buf[..=n]
+    }
+}
+
+/// What a child sends to [`LAUNCH_SOCKET`]: [`LaunchRequest::MAGIC`], then
+/// the launcher's device and inode and the script descriptor (`-` for a
+/// binary), each decimal and ended by a NUL. Claims, all checked by
+/// agent-init: the identity must be a launcher of the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaunchRequest {
+    pub launcher: FileId,
+    pub script_fd: Option<u32>,
+}
+
+/// The longest [`LaunchRequest`].
+pub const LAUNCH_REQUEST_MAX: usize = 96;
+
+impl LaunchRequest {
+    /// The first field (a format version).
+    pub const MAGIC: &'static [u8] = b"agent-vault-launch-1";
+
+    /// Parse a received request; `None` when it is not in this format.
+    pub fn parse(bytes: &[u8]) -> Option<LaunchRequest> {
+        let mut f = bytes.split(|&b| b == 0);
+        if f.next()? != Self::MAGIC {
+            return None;
+        }
+        let dev = parse_decimal(f.next()?)?;
+        let ino = parse_decimal(f.next()?)?;
+        let script_fd = match f.next()? {
+            b"-" => None,
+            fd => Some(u32::try_from(parse_decimal(fd)?).ok()?),
+        };
+        (f.next() == Some(&[][..]) && f.next().is_none()).then_some(LaunchRequest {
+            launcher: FileId { dev, ino },
+            script_fd,
+        })
+    }
+
+    /// The bytes to send, in `buf`.
+    pub fn encode<'a>(&self, buf: &'a mut [u8; LAUNCH_REQUEST_MAX]) -> &'a [u8] {
+        let m = Self::MAGIC.len();
+        buf[..m].copy_from_slice(Self::MAGIC);
+        buf[m] = 0;
+        let mut n = put_decimal(self.launcher.dev, buf, m + 1);
+        buf[n] = 0;
+        n = put_decimal(self.launcher.ino, buf, n + 1);
+        buf[n] = 0;
+        n = match self.script_fd {
+            Some(fd) => put_decimal(u64::from(fd), buf, n + 1),
+            None => {
+                buf[n + 1] = b'-';
+                n + 2
+            }
+        };
+        buf[n] = 0;
+        &buf[..=n]
+    }
+}
+
 /// `audit.jsonl`: the default `[audit] sink`, denial records as JSON lines.
 /// Created by agent-init at record (root-owned when root); written by
 /// agent-init alone, from what arrives on [`AUDIT_SOCKET`], and read by
@@ -359,6 +521,68 @@ pub const DEFAULT_AUDIT_FILE: &str = "/run/agent-vault/audit.jsonl";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_launched_record_round_trips_and_a_malformed_one_is_refused() {
+        let id = FileId {
+            dev: u64::MAX,
+            ino: u64::MAX,
+        };
+        for script_fd in [None, Some(u32::MAX), Some(3)] {
+            let r = LaunchedRecord {
+                pid: i32::MAX,
+                start: u64::MAX,
+                launcher: id,
+                script_fd,
+            };
+            let mut buf = [0u8; LAUNCHED_RECORD_MAX];
+            let line = r.format(&mut buf);
+            assert_eq!(LaunchedRecord::parse(line), Some(r));
+        }
+        assert_eq!(
+            LaunchedRecord::parse(b"42 7 1 2\n"),
+            Some(LaunchedRecord {
+                pid: 42,
+                start: 7,
+                launcher: FileId { dev: 1, ino: 2 },
+                script_fd: None
+            })
+        );
+        for bad in [
+            &b"42 7\n"[..],
+            b"42 7 1 2",
+            b"0 7 1 2\n",
+            b"42 7 1 2 3 4\n",
+            b"42 7 1 x\n",
+            b"42 7 1 2 \n",
+            b"42 7 1 2 4294967296\n",
+        ] {
+            assert_eq!(LaunchedRecord::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_launch_request_round_trips_and_a_malformed_one_is_refused() {
+        for script_fd in [None, Some(0), Some(u32::MAX)] {
+            let r = LaunchRequest {
+                launcher: FileId {
+                    dev: u64::MAX,
+                    ino: 1,
+                },
+                script_fd,
+            };
+            let mut buf = [0u8; LAUNCH_REQUEST_MAX];
+            assert_eq!(LaunchRequest::parse(r.encode(&mut buf)), Some(r));
+        }
+        for bad in [
+            &b"agent-vault-launch-1\x001\x002\x00-"[..],
+            b"agent-vault-launch-1\x001\x002\x00-\x00x\x00",
+            b"agent-vault-launch-0\x001\x002\x00-\x00",
+            b"agent-vault-launch-1\x001\x00\x00-\x00",
+        ] {
+            assert_eq!(LaunchRequest::parse(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn host_state_dir_is_the_prefix_and_the_uid() {
