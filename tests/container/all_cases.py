@@ -16,7 +16,9 @@
                 is trusted), then makes its shell tool attack the vault:
                 the vault files and the seed mounts (cat, static raw
                 syscalls, node), /proc of the harness, the runner and PID 1
-                (environ, mem, fd), the environment, a grep everywhere.
+                (environ, mem, fd), the environment, a grep everywhere,
+                and runs Pi and Claude Code itself (a tool's launch: still
+                tools: neither reads its login).
                 Pass: each upstream receives the real key or token on every
                 request (the harness authenticated through the proxy), every
                 step ran, no tool result and no request body holds a real
@@ -58,7 +60,16 @@ ATTACKS = [
     "{ try { console.log(require(\"fs\").readFileSync(f, \"utf8\")) } catch (e) { console.log(f, e.code) } }' 2>&1",
     "env 2>&1; grep -rao --exclude-dir=claude-code 'sk-ant-[a-z0-9]*-avtest[0-9a-f]*' "
     "/tmp /run /workspace /home /pi-agent /claude /pi-agent-ro /claude-ro /var/lib/agent-vault 2>&1 | head",
+    # a tool that runs the launchers itself gets no trust: neither can read
+    # its login (Pi: no API key, Claude Code: not logged in)
+    "%s --provider anthropic --model %s --offline -p hi 2>&1 | grep -m1 -e EACCES -e 'No API key'; "
+    "timeout 60 %s -p hi 2>&1 | tail -2" % (PI, PI_MODEL, CLAUDE),
 ]
+# what the last attack must show: both launchers ran, as tools
+# (Pi stops at the first of its state it cannot open: its sessions
+# directory when no trusted Pi made it yet, else its auth.json)
+TOOL_LAUNCH_SHOWS = (("No API key found for anthropic", "EACCES: permission denied, mkdir '/pi-agent/"),
+                     ("Not logged in",))
 
 
 def volumes(*extra):
@@ -189,9 +200,12 @@ def harnesses_case(res, label, via_runner):
                 C.image(IMAGE), "node", "/usr/local/lib/av-runner.js"], timeout=900)
             res.note("runner: rc=%s in %.1fs (includes Claude Code's first-start install when not cached)" % (rc, dt))
         else:
-            # one container each, with its own login only (/pi-agent: every start)
+            # one container each, with its own login only (/pi-agent: every
+            # start); Pi's gets Claude Code's install read-only, for the
+            # attack that runs it as a tool
             rc, out, err = 0, "", ""
-            for task, mounts in zip(tasks, (pi_mounts, ["-v", "/pi-agent"] + claude_mounts)):
+            pi_only = pi_mounts + ["-v", "%s:/home/agent/.local/claude-code:ro" % C.claude_prefix()]
+            for task, mounts in zip(tasks, (pi_only, ["-v", "/pi-agent"] + claude_mounts)):
                 r, o, e, dt = C.sh(run + mounts + [C.image(IMAGE)] + task["argv"], timeout=900)
                 res.note("%s as the container's command: rc=%s in %.1fs" % (task["name"], r, dt))
                 rc = rc or r
@@ -248,6 +262,10 @@ def harnesses_case(res, label, via_runner):
         for i, cmd in enumerate(ATTACKS):
             text = results[i + 1] if i + 1 < len(results) else ""
             res.note("%s attack %d %-50.50s -> %s" % (label, i, cmd, C.summarize_attack(text)))
+        last = results[len(ATTACKS)] if len(results) > len(ATTACKS) else ""
+        for wants in TOOL_LAUNCH_SHOWS:
+            res.check(any(w in last for w in wants), "%s: a tool that ran the launchers did not get %s: %r"
+                      % (label, " or ".join(repr(w) for w in wants), last[:300]))
         raw = results[2] if len(results) > 2 else ""
         res.check(raw.count("RAWREAD-START") == 4, "%s: the static raw-syscall attacker did not run on the "
                   "four files: %r" % (label, raw[:300]))
