@@ -3,7 +3,9 @@
   all-commands  each harness as the container's command (`pi --version`,
                 `opencode --version`, `claude --version`, which installs
                 Claude Code at its first start), with only that harness's
-                writable mounts: no login mount asks for another's
+                writable mounts: no login mount asks for another's;
+                OpenCode's login mount (/opencode-ro) is seeded into its
+                vault directory; self-test shows the three launchers
   all-runner    a scripted runner (all_runner.js, node) is the container's
                 command, so the trusted harness; it launches the real Pi and
                 the real Claude Code (the policy's `[harness] launches`),
@@ -84,9 +86,18 @@ def case_all_commands(res):
     /home/agent; Claude Code: /claude, /home/agent and its install volume)."""
     art = C.artifact_dir("all-commands")
     prefix = C.claude_prefix()
+    # OpenCode's login mount (/opencode-ro: a directory with its auth.json,
+    # root's 0600) and its home, a fresh volume of the harness user's
+    oc_key = "sk-ant-api03-avtest" + secrets.token_hex(16)
+    oc_seed, oc_home = os.path.join(art, "opencode-ro"), os.path.join(art, "opencode-home")
+    os.makedirs(oc_seed)
+    os.makedirs(oc_home)
+    os.chown(oc_home, 1000, 1000)
+    C.write(os.path.join(oc_seed, "auth.json"), json.dumps({"anthropic": {"type": "api", "key": oc_key}}), 0o600)
     runs = [
         ("pi", volumes(), ["pi", "--version"]),
-        ("opencode", volumes("-v", "/home/agent"), ["opencode", "--version"]),
+        ("opencode", volumes("-v", "%s:/opencode-ro:ro" % oc_seed, "-v", "%s:/home/agent" % oc_home),
+         ["opencode", "--version"]),
         ("claude", volumes("-v", "/home/agent", "-v", "/claude", "-v", "%s:/home/agent/.local/claude-code" % prefix)
          + (["-v", "/etc/ssl/certs:/etc/ssl/certs:ro"] if os.path.isdir("/etc/ssl/certs") else []),
          ["claude", "--version"]),
@@ -103,6 +114,19 @@ def case_all_commands(res):
         res.note("`%s` as the command: rc=%s in %.1fs: %s" % (" ".join(cmd), rc, dt, version[0][-60:]))
         res.check(rc == 0 and re.search(r"\b\d+\.\d+\.\d+\b", version[0]),
                   "`%s` as the container's command exited %s without a version: %s" % (" ".join(cmd), rc, C.why(err)))
+    # the OpenCode login was seeded into its vault directory, the harness user's
+    auth = os.path.join(oc_home, ".local", "share", "opencode", "auth.json")
+    try:
+        st = os.stat(auth)
+        with open(auth) as f:
+            seeded = oc_key in f.read()
+        res.check(seeded and st.st_uid == 1000 and st.st_mode & 0o077 == 0,
+                  "~/.local/share/opencode/auth.json is not the seed, the harness user's, 0600: uid %d mode %o"
+                  % (st.st_uid, st.st_mode & 0o7777))
+        res.note("/opencode-ro seeded ~/.local/share/opencode/auth.json (uid %d, mode %o)"
+                 % (st.st_uid, st.st_mode & 0o7777))
+    except OSError as e:
+        res.check(False, "/opencode-ro was not seeded into ~/.local/share/opencode: %s" % e)
     # self-test names the launchers agent-init identified
     rc, out, err, _ = C.sh([C.ENGINE, "run", "--rm", "--network", "none"] + C.secure_flags() + volumes() +
                            [C.image(IMAGE), "bash", "-c", "agent-init self-test; exit $?"], timeout=120)
