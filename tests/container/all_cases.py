@@ -5,7 +5,9 @@
                 Claude Code at its first start), with only that harness's
                 writable mounts: no login mount asks for another's;
                 OpenCode's login mount (/opencode-ro) is seeded into its
-                vault directory; self-test shows the three launchers
+                vault directory; OpenCode launched by the runner lists its
+                login, started through `sh -c` (a tool) it cannot; self-test
+                shows the three launchers
   all-runner    a scripted runner (all_runner.js, node) is the container's
                 command, so the trusted harness; it launches the real Pi and
                 the real Claude Code (the policy's `[harness] launches`),
@@ -127,6 +129,27 @@ def case_all_commands(res):
                  % (st.st_uid, st.st_mode & 0o7777))
     except OSError as e:
         res.check(False, "/opencode-ro was not seeded into ~/.local/share/opencode: %s" % e)
+    # OpenCode launched by a runner reads its login (`auth list` names the
+    # seeded provider); started through a shell, it is a tool and cannot
+    oc_home2 = os.path.join(art, "opencode-home-runner")
+    os.makedirs(oc_home2)
+    os.chown(oc_home2, 1000, 1000)
+    tasks = [{"name": "launched", "argv": [OPENCODE, "auth", "list"]},
+             {"name": "via-shell", "argv": ["/bin/sh", "-c", OPENCODE + " auth list"]}]
+    rc, out, err, dt = C.sh([C.ENGINE, "run", "--rm", "--network", "none"] + C.secure_flags() + volumes(
+        "-v", "%s:/opencode-ro:ro" % oc_seed, "-v", "%s:/home/agent" % oc_home2,
+        "-v", "%s:/usr/local/lib/av-runner.js:ro" % RUNNER, "-e", "AV_RUNNER_TASKS=" + json.dumps(tasks)) +
+        [C.image(IMAGE), "node", "/usr/local/lib/av-runner.js"], timeout=120)
+    C.write(os.path.join(art, "opencode-runner.out"), out + err)
+    text, how = task_output(out, "launched")
+    res.note("runner -> opencode auth list: %s, %s" % (how, " ".join(text.split())[-80:]))
+    res.check(how == "exit 0" and "Anthropic" in text and "1 credentials" in text,
+              "OpenCode launched by the runner did not list its seeded login (%s): %r" % (how, text[-300:]))
+    text, how = task_output(out, "via-shell")
+    res.note("runner -> sh -c 'opencode auth list': %s" % how)
+    res.check(how != "exit 0" and "Anthropic" not in text,
+              "OpenCode started through a shell (a tool) read its login (%s): %r" % (how, text[-300:]))
+    res.check(oc_key not in out + err, "the OpenCode key shows in the runner's output")
     # self-test names the launchers agent-init identified
     rc, out, err, _ = C.sh([C.ENGINE, "run", "--rm", "--network", "none"] + C.secure_flags() + volumes() +
                            [C.image(IMAGE), "bash", "-c", "agent-init self-test; exit $?"], timeout=120)
