@@ -27,6 +27,9 @@
                 request (the harness authenticated through the proxy), every
                 step ran, no tool result and no request body holds a real
                 credential, the vault files hold only placeholders.
+  all-direct    the same scripts and checks with Pi and Claude Code each the
+                container's command, only its own login mounted (the control
+                for all-runner, which without trusted launchers fails)
 
 containers.py imports this module and adds `cases(module)` to its cases.
 """
