@@ -163,8 +163,14 @@ fn launchers_lines(o: &mut String, p: &Policy) {
     }
     let _ = writeln!(
         o,
-        "  not yet in force: this build's preload runs every launched program as a tool"
+        "  a launcher the harness (or a launched harness) starts itself (fork and exec, vfork, posix_spawn without file actions) runs as a launched harness: no tool layer, its own vault access, and what it starts is a tool; started through a shell (sh -c, system, popen) it is a tool's child and a tool; refused when Landlock is not enforced"
     );
+    if p.landlock == EnforceMode::Off {
+        let _ = writeln!(
+            o,
+            "  WARNING: [landlock] mode is \"off\": agent-init refuses the launchers at start (nothing proves a process is outside the tool layer), so every launched program runs as a tool. Fix: [landlock] mode = \"required\""
+        );
+    }
 }
 
 /// The vault entries, their tool exceptions and the secret variables.

@@ -95,7 +95,9 @@ pub enum Refusal {
     Malformed,
     NotALauncher(FileId),
     /// The sender's parent is neither the harness nor a launched harness.
-    UntrustedParent { ppid: i32 },
+    UntrustedParent {
+        ppid: i32,
+    },
     /// The sender is gone, or its `/proc` entry could not be read.
     Gone,
 }
@@ -146,12 +148,7 @@ pub fn bind(
     policy: &policy::Policy,
     harness_uid: u32,
 ) -> Result<Option<Registry>, LaunchError> {
-    let launchers: Vec<FileId> = policy
-        .harness
-        .launcher_files
-        .iter()
-        .map(|l| l.id)
-        .collect();
+    let launchers: Vec<FileId> = policy.harness.launcher_files.iter().map(|l| l.id).collect();
     if launchers.is_empty() {
         return Ok(None);
     }
@@ -288,9 +285,7 @@ impl Registry {
                     }
                 }
                 Err(why) => {
-                    warning!(
-                        "launch registry: refused pid {sender}: {why}; it runs as a tool"
-                    );
+                    warning!("launch registry: refused pid {sender}: {why}; it runs as a tool");
                 }
             }
         }

@@ -2,7 +2,7 @@
 //! as harnesses of their own (a runner that starts Pi or Claude Code per
 //! task), and the step that identifies them at start.
 //!
-//! # What this module does today
+//! # What this module does
 //!
 //! [`identify_step`] runs before the state directory is written: for each
 //! path of `launches` it finds the file there (following symlinks, as exec
@@ -14,18 +14,18 @@
 //! nothing there at start is left out, with a warning: a program installed
 //! there later is another file, unknown to agent-init, and runs as a tool.
 //!
-//! The preload does not yet act on the launchers: until the mechanism below
-//! is in place, a program a trusted process launches is a tool like any
-//! other (the state before `launches` existed; nothing is widened).
+//! The mechanism below is built: agent-init's half is
+//! [`crate::launch_registry`], the preload's is its `launch` module, the
+//! formats are `policy::layout`'s (`LaunchRequest`, `LaunchedRecord`).
 //!
-//! # How a launched harness is to be recognised (the design)
+//! # How a launched harness is recognised
 //!
 //! Trust is never read from a path, `argv`, `comm` or the environment. A
 //! process P is a *launched harness* when both hold:
 //! 1. agent-init recorded P in `launched/<pid>` of the state directory (a
-//!    root-owned directory, 0755, files 0644: the same `pid start` line as
-//!    `harness.pid`, `policy_core::layout::HarnessRecord`), and the record's
-//!    start time is P's own (`/proc/self/stat` field 22);
+//!    root-owned directory, 0755, files 0644: `pid start dev ino [fd]`,
+//!    `policy::layout::LaunchedRecord`), and the record's start time is P's
+//!    own (`/proc/self/stat` field 22);
 //! 2. the file P was started from is a launcher: the record also holds the
 //!    launcher's (device, inode) that was checked before the exec, and it is
 //!    one of the image's ([`policy::View::is_launcher`]).

@@ -499,7 +499,8 @@ fn run_inner(args: RunArgs) -> Result<i32, RunError> {
     let landlock = landlock_layer::prepare(&policy).map_err(RunError::Landlock)?;
     let seccomp = seccomp_layer::compile(&policy).map_err(RunError::Seccomp)?;
     // 3 (launchers: where a trusted process's child asks to be recorded)
-    let registry = launch_step(&policy, &state, &landlock, who.uid).map_err(RunError::LaunchRegistry)?;
+    let registry =
+        launch_step(&policy, &state, &landlock, who.uid).map_err(RunError::LaunchRegistry)?;
     // 3 (proxy: the real credentials leave the harness's reach)
     let mut proxy =
         proxy::proxy_step(&policy, &who, root, &mut sanitized.env).map_err(RunError::Proxy)?;

@@ -105,8 +105,10 @@ fn launchers_at_start(dir: &Path) -> Vec<policy::LauncherFile> {
 
 /// `[harness] launches`: each launcher, the file agent-init identified at
 /// start, and whether that file is still the one at its path (a replaced
-/// file is another file and launches nothing trusted).
-fn launchers_row(r: &mut Report, p: &Policy) {
+/// file is another file and launches nothing trusted), and whether the
+/// session's launch socket is there (`state_dir`: without it, agent-init
+/// refused launchers: Landlock is not enforced).
+fn launchers_row(r: &mut Report, p: &Policy, state_dir: Option<&Path>) {
     if p.harness.launches.is_empty() {
         return;
     }
@@ -129,7 +131,16 @@ fn launchers_row(r: &mut Report, p: &Policy) {
         };
         let _ = write!(detail, "{}: {what}; ", path.display());
     }
-    detail.push_str("not yet in force: launched programs run as tools");
+    let socket = state_dir.map(|d| d.join(policy::layout::LAUNCH_SOCKET.name));
+    if socket.as_deref().is_some_and(Path::exists) {
+        detail.push_str(
+            "in force: a launcher the harness (or a launched harness) starts itself is a launched harness",
+        );
+    } else {
+        detail.push_str(
+            "not in force in this session (no launch socket: agent-init refuses launchers without Landlock); launched programs run as tools",
+        );
+    }
     r.add("info", "launchers", Status::Pass, detail);
 }
 
@@ -200,7 +211,7 @@ pub fn main(json: bool, as_tool: bool, policy: Option<&Path>) -> i32 {
     let harness = find_harness(&ctx, me);
     harness_dumpable_row(&mut r, harness);
     unhooked_row(&mut r, p, harness);
-    launchers_row(&mut r, p);
+    launchers_row(&mut r, p, Path::new(&ctx.policy_from).parent());
 
     // Attacks on the vault.
     for e in &p.vault {

@@ -608,8 +608,10 @@ pub fn recv_with_creds_and_fds(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result
         } else if hdr.cmsg_level == libc::SOL_SOCKET && hdr.cmsg_type == libc::SCM_RIGHTS {
             for i in 0..payload / std::mem::size_of::<RawFd>() {
                 // SAFETY: an SCM_RIGHTS message's data is `payload` bytes of
-                // fds in `control` (live), read unaligned.
-                let raw = unsafe { data.cast::<RawFd>().add(i).read_unaligned() };
+                // fds in `control`: fd `i` is in bounds.
+                let at = unsafe { data.cast::<RawFd>().add(i) };
+                // SAFETY: `at` points into `control` (live); read unaligned.
+                let raw = unsafe { at.read_unaligned() };
                 // SAFETY: the kernel installed `raw` in our table for us
                 // alone; nothing else owns it.
                 got.fds.push(unsafe { OwnedFd::from_raw_fd(raw) });

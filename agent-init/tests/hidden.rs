@@ -10,30 +10,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// `tests/src/c/rawopen.c` built static into `d` (no libc open, no preload):
-/// a tool's raw `openat`.
-fn rawopen(d: &Dir) -> Option<PathBuf> {
-    if !has("/usr/bin/gcc") && declared_skip("gcc", "the static raw-openat reader needs gcc") {
-        return None;
-    }
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/src/c/rawopen.c");
-    let out = d.join("rawopen");
-    let o = Command::new("gcc")
-        .args(["-static", "-O2"])
-        .arg(&src)
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .expect("run gcc");
-    assert!(
-        o.status.success(),
-        "gcc rawopen: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o755)).unwrap();
-    Some(out)
-}
-
 /// A world-readable file, root's: `text` and a newline.
 fn canary(path: &Path, text: &str) {
     std::fs::write(path, format!("{text}\n")).unwrap();

@@ -25,9 +25,9 @@
 //! fails with `E2BIG`.
 
 use crate::env::EnvCopy;
+use crate::launch::{self, ExecTarget};
 use crate::real::{real, real_opt};
 use crate::state::State;
-use crate::launch::{self, ExecTarget};
 use crate::{guard, state, sys, terminal, tool_layer};
 use core::ffi::{c_char, c_int, c_uint, c_void};
 use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
@@ -634,9 +634,14 @@ unsafe fn spawn_tool(
 unsafe fn no_file_actions(fa: *const posix_spawn_file_actions_t) -> bool {
     // glibc's layout (its public <spawn.h>): `int __allocated; int __used;
     // ...`; `__used` counts the actions.
+    if fa.is_null() {
+        return true;
+    }
     // SAFETY: a non-null `fa` is initialised (this function's contract) and
-    // starts with two ints.
-    fa.is_null() || unsafe { *fa.cast::<c_int>().add(1) } == 0
+    // starts with two ints: the second is in bounds.
+    let used = unsafe { fa.cast::<c_int>().add(1) };
+    // SAFETY: `used` points to an initialised, aligned int of `*fa`.
+    unsafe { *used == 0 }
 }
 
 /// The `posix_spawnattr_t` settings a forked child can apply itself.
@@ -696,10 +701,14 @@ impl ChildAttr {
             return false;
         }
         if on(libc::POSIX_SPAWN_RESETIDS) {
-            // SAFETY: no arguments / integer arguments only.
-            let g = unsafe { libc::setgid(libc::getgid()) };
-            // SAFETY: as above.
-            let u = unsafe { libc::setuid(libc::getuid()) };
+            // SAFETY: no arguments.
+            let gid = unsafe { libc::getgid() };
+            // SAFETY: integer arguments only.
+            let g = unsafe { libc::setgid(gid) };
+            // SAFETY: no arguments.
+            let uid = unsafe { libc::getuid() };
+            // SAFETY: integer arguments only.
+            let u = unsafe { libc::setuid(uid) };
             if g != 0 || u != 0 {
                 return false;
             }

@@ -232,11 +232,9 @@ fn register(st: &State, req: &LaunchRequest) -> bool {
     let (Some(socket), Some(probe_dir)) = (st.launch_socket, st.policy.probe) else {
         return false;
     };
-    let Some(probe) = state_dir::StatePath::new(&[
-        probe_dir.bytes(),
-        b"/",
-        PROBE_FILE.name.as_bytes(),
-    ]) else {
+    let Some(probe) =
+        state_dir::StatePath::new(&[probe_dir.bytes(), b"/", PROBE_FILE.name.as_bytes()])
+    else {
         return false;
     };
     let probe_fd = sys::openat(
@@ -256,7 +254,8 @@ fn register(st: &State, req: &LaunchRequest) -> bool {
     let sock = sys::unix_dgram_socket();
     let mut buf = [0u8; LAUNCH_REQUEST_MAX];
     let bytes = req.encode(&mut buf);
-    let sent = sock >= 0 && sys::sendmsg_fds_unix(sock, bytes, socket.bytes(), [probe_fd, pair[1]]) > 0;
+    let sent =
+        sock >= 0 && sys::sendmsg_fds_unix(sock, bytes, socket.bytes(), [probe_fd, pair[1]]) > 0;
     if sock >= 0 {
         sys::close(sock);
     }

@@ -428,8 +428,10 @@ pub fn sendmsg_fds_unix(fd: c_int, buf: &[u8], path: &[u8], fds: [c_int; 2]) -> 
     let addr_len = core::mem::size_of::<libc::sa_family_t>() + path.len() + 1;
     // One SCM_RIGHTS message of two ints: CMSG_SPACE(8) is 24 on 64-bit.
     let mut control = [0u64; 4];
-    // SAFETY: CMSG_SPACE and CMSG_LEN are arithmetic on a constant.
-    let (space, len) = unsafe { (libc::CMSG_SPACE(8), libc::CMSG_LEN(8)) };
+    // SAFETY: CMSG_SPACE is arithmetic on a constant.
+    let space = unsafe { libc::CMSG_SPACE(8) };
+    // SAFETY: CMSG_LEN is arithmetic on a constant.
+    let len = unsafe { libc::CMSG_LEN(8) };
     if space as usize > core::mem::size_of_val(&control) {
         return -(libc::EINVAL as isize);
     }

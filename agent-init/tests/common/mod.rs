@@ -236,3 +236,34 @@ pub fn in_private_mounts(script: &str) -> Command {
     .stdin(Stdio::null());
     c
 }
+
+/// `tests/src/c/<name>.c` built static into `d` (no libc open, no
+/// preload: raw system calls only); `None` when gcc is missing and the
+/// skip `gcc` is declared.
+pub fn static_helper(d: &Dir, name: &str) -> Option<PathBuf> {
+    if !has("/usr/bin/gcc") && declared_skip("gcc", &format!("the static helper {name} needs gcc"))
+    {
+        return None;
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../tests/src/c/{name}.c"));
+    let out = d.join(name);
+    let o = Command::new("gcc")
+        .args(["-static", "-O2"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .expect("run gcc");
+    assert!(
+        o.status.success(),
+        "gcc {name}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o755)).unwrap();
+    Some(out)
+}
+
+/// [`static_helper`] `rawopen`: a tool's raw `openat`.
+pub fn rawopen(d: &Dir) -> Option<PathBuf> {
+    static_helper(d, "rawopen")
+}
