@@ -161,6 +161,7 @@ def case_all_commands(res):
     res.note("self-test: %s" % " ".join(row.split())[:300])
     for path in (PI, CLAUDE, OPENCODE):
         res.check(path + ": device" in row, "self-test does not show the launcher %s: %r" % (path, row[:400]))
+    res.check(re.search(r";\s*in force:", row), "self-test does not say the launchers are in force: %r" % row[:600])
     res.check(rc == 0, "self-test in agent-vault/all exited %s: %s" % (rc, "; ".join(C.failed_rows(out))[:700]))
 
 
