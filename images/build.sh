@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Build the agent-vault images, tagged agent-vault/<name>:latest.
 #
-#   images/build.sh [options] [NAME...]      NAME: base pi claude opencode proxy (default: all)
+#   images/build.sh [options] [NAME...]      NAME: base pi claude opencode all proxy (default: every one)
 #
-# A harness image (pi, claude, opencode) is built FROM agent-vault/base: base
+# A harness image (pi, claude, opencode, all) is built FROM agent-vault/base: base
 # is built first when it is missing (or when it is named too).
 #
 # Options:
@@ -54,7 +54,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ALL=(base pi claude opencode proxy)
+ALL=(base pi claude opencode all proxy)
 offline=0 prebuilt= from_source=0 quiet=0 engine=${CONTAINER_ENGINE:-} platform=
 build_args=() names=()
 

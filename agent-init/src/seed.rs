@@ -296,16 +296,20 @@ fn vault_dir(
     create_missing: bool,
     stats: &mut Stats,
 ) -> Result<(), SeedError> {
-    // The harness's own directories (seed targets) must exist and be
-    // writable, or the harness crashes later (Pi's `EACCES: mkdir
-    // '/pi-agent/extensions'`). Another harness's vault directory that
-    // cannot be created (a read-only root without a volume there) is
-    // only a warning: it stays missing, and tools cannot create it either.
-    // A `copy-missing` seed whose source is not mounted here (Claude Code's
-    // /claude-ro in the Pi image) names another harness's directory.
-    let needed = policy.seeds.iter().any(|s| match s.mode {
-        SeedMode::CopyMissing => s.target == e.path && std::fs::symlink_metadata(&s.source).is_ok(),
-        SeedMode::NewestBackup => s.target.parent() == Some(e.path.as_path()),
+    // The harness's own directories (targets of a seed that has something
+    // to copy) must exist and be writable, or the harness crashes later
+    // (Pi's `EACCES: mkdir '/pi-agent/extensions'`). Another harness's
+    // vault directory that cannot be created (a read-only root without a
+    // volume there) is only a warning: it stays missing, and tools cannot
+    // create it either. So is the target of a seed whose source is not
+    // there: an image for several harnesses (images/all) names every
+    // harness's login mount, and a start mounts only those it uses.
+    let needed = policy.seeds.iter().any(|s| {
+        let target = match s.mode {
+            SeedMode::CopyMissing => s.target == e.path,
+            SeedMode::NewestBackup => s.target.parent() == Some(e.path.as_path()),
+        };
+        target && std::fs::symlink_metadata(&s.source).is_ok()
     });
     match std::fs::symlink_metadata(&e.path) {
         Ok(_) => {

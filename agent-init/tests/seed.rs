@@ -259,9 +259,10 @@ fn newest_backup_restores_claude_json() {
 }
 
 /// A vault directory of a harness this container does not run, which cannot
-/// be created (read-only root, no volume there), is a warning; the harness's
-/// own seed target (its seed source is there) that cannot be created still
-/// stops the start.
+/// be created (read-only root, no volume there), is a warning, and so is the
+/// target of a seed whose source is not mounted (images/all names every
+/// harness's login mount); the target of a seed with a source that cannot be
+/// created still stops the start.
 #[test]
 fn an_uncreatable_vault_dir_warns_unless_it_is_a_seed_target() {
     if skip_unless_root("an_uncreatable_vault_dir_warns_unless_it_is_a_seed_target") {
@@ -295,20 +296,20 @@ fn an_uncreatable_vault_dir_warns_unless_it_is_a_seed_target() {
     assert_stderr_contains(&o, "cannot be created");
     assert_stderr_contains(&o, "(codex)");
 
+    // The same impossible directory as the target of a seed whose source is
+    // not there: nothing to copy, so only the warning.
+    let p = seed_policy(&d, &d.join("not-mounted"), &other);
+    let o = run(&p, "/bin/echo started");
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains("started"), "{}", stderr(&o));
+    assert_stderr_contains(&o, "cannot be created");
+
     // The same impossible directory as the harness's own seed target: no start.
     let p = seed_policy(&d, &src, &other);
     let o = run(&p, "/bin/echo started");
     assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(!stdout(&o).contains("started"));
     assert_stderr_contains(&o, other.to_str().unwrap());
-
-    // A seed whose source is not mounted here (Claude Code's /claude-ro in
-    // the Pi image) does not make its target the harness's own: a warning.
-    let p = seed_policy(&d, &d.join("not-mounted"), &other);
-    let o = run(&p, "/bin/echo started");
-    assert_exit(&o, 0);
-    assert!(stdout(&o).contains("started"));
-    assert_stderr_contains(&o, "cannot be created");
 }
 
 /// The pid of `parent`'s child (from /proc), waiting up to 10 s for it.

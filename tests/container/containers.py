@@ -28,6 +28,7 @@ Cases (default: all):
                       harness's exit status; orphaned zombies are reaped
   exec                processes started with `exec` into a running container
   proxy-*             the credential proxy's cases (proxy_cases.py)
+  all-*               agent-vault/all, the image for a runner (all_cases.py)
 """
 
 import argparse
@@ -52,7 +53,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 # AGENT_VAULT_TEST_CAPS=A,B,... overrides them (to find the minimal set).
 CAPS = [c for c in os.environ.get("AGENT_VAULT_TEST_CAPS",
                                   "CHOWN,DAC_OVERRIDE,FOWNER,SETUID,SETGID,SETPCAP,KILL").split(",") if c]
-IMAGES = ["base", "pi", "claude", "opencode"]
+IMAGES = ["base", "pi", "claude", "opencode", "all"]
 
 ENGINE = "podman"
 ARTIFACTS = None
@@ -221,6 +222,8 @@ STATE_VOLUMES = {
     "pi": ["-v", "/pi-agent", "-v", "/workspace", "-v", PROXY_STATE],
     "claude": ["-v", "/pi-agent", "-v", "/claude", "-v", "/home/agent", "-v", "/workspace", "-v", PROXY_STATE],
     "opencode": ["-v", "/pi-agent", "-v", "/home/agent", "-v", "/workspace", "-v", PROXY_STATE],
+    # every harness's login mount is a seed there, but an unmounted one asks nothing
+    "all": ["-v", "/pi-agent", "-v", "/workspace", "-v", PROXY_STATE],
 }
 
 
@@ -871,6 +874,7 @@ CASES = {
     "exec": case_exec,
 }
 CASES.update(__import__("proxy_cases").cases(sys.modules[__name__]))  # the credential proxy's cases
+CASES.update(__import__("all_cases").cases(sys.modules[__name__]))  # agent-vault/all: the runner image
 
 
 def main():

@@ -3,7 +3,7 @@
 #
 #   tests/container/run.sh [--engine podman|docker] [CASE...]
 #       cases: selftest nonroot adopt pi pi-restart claude claude-oauth stop exec proxy-*
-#       (proxy_cases.py)
+#       (proxy_cases.py) all-* (all_cases.py)
 #
 # The engine (default $CONTAINER_ENGINE, else podman, else a working docker)
 # builds the images (images/build.sh --engine) and runs every case; tests/run.sh
@@ -14,7 +14,7 @@
 # 2. `gcc -static` the raw-syscall attacker (tests/container/attack/rawread.c).
 # 3. `images/build.sh --offline --prebuilt`: local Debian base image from
 #    mmdebstrap (rootfs cached in tests/container/.cache), then base, pi,
-#    claude, opencode (layer cache keeps reruns fast).
+#    claude, opencode, all, proxy (layer cache keeps reruns fast).
 # 4. tests/container/containers.py runs the cases against the images.
 #
 # Needs: podman (or a working docker), mmdebstrap, gcc with static glibc,
