@@ -124,11 +124,16 @@ def case_all_commands(res):
     try:
         st = os.stat(auth)
         with open(auth) as f:
-            seeded = oc_key in f.read()
-        res.check(seeded and st.st_uid == 1000 and st.st_mode & 0o077 == 0,
-                  "~/.local/share/opencode/auth.json is not the seed, the harness user's, 0600: uid %d mode %o"
+            held = f.read()
+        # the proxy is on in the image: the seeded file holds the route's
+        # placeholder in the key's shape, never the real key
+        key = json.loads(held).get("anthropic", {}).get("key", "")
+        res.check(oc_key not in held and re.fullmatch(r"sk-ant-api03-av-[0-9a-f]{64}", key),
+                  "~/.local/share/opencode/auth.json holds %r, not the proxy's placeholder" % key[:24])
+        res.check(st.st_uid == 1000 and st.st_mode & 0o077 == 0,
+                  "~/.local/share/opencode/auth.json is not the harness user's, 0600: uid %d mode %o"
                   % (st.st_uid, st.st_mode & 0o7777))
-        res.note("/opencode-ro seeded ~/.local/share/opencode/auth.json (uid %d, mode %o)"
+        res.note("/opencode-ro seeded ~/.local/share/opencode/auth.json (uid %d, mode %o), a placeholder in it"
                  % (st.st_uid, st.st_mode & 0o7777))
     except OSError as e:
         res.check(False, "/opencode-ro was not seeded into ~/.local/share/opencode: %s" % e)
