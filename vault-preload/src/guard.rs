@@ -82,10 +82,14 @@ fn check_stat(st: &State, fd: c_int, s: &libc::stat, cached: bool) -> Option<Ent
         dev: s.st_dev,
         ino: s.st_ino,
     };
-    if let Some(r) = st.match_id(id) {
+    // Built on first use; `None`: re-entered while building them (deny).
+    let Some(ids) = st.identities() else {
+        return Some(INTERNAL);
+    };
+    if let Some(r) = ids.match_id(id) {
         return Some(r);
     }
-    if !st.watched(s.st_dev) {
+    if !ids.watched(s.st_dev) {
         return None;
     }
     if !cached {
