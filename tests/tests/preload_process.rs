@@ -540,6 +540,56 @@ run(R + ["second"])
     assert!(!r.stdout.contains("NEW-CREDENTIAL"), "{r:?}");
 }
 
+#[test]
+fn a_foreign_ruleset_at_the_cached_fd_number_is_not_applied_by_landlock() {
+    // The harness's cached tool-layer ruleset is an fd number. A harness
+    // that closes it (closing every fd, as daemons do) and then creates a
+    // Landlock ruleset of its own gets the same number back. Its children
+    // must not restrict themselves with that ruleset (here one that handles
+    // only device creation, so it would leave the vault readable), and the
+    // cache must not close the harness's own fd when it rebuilds. The tool
+    // is a static program: no preload constructor of its own would notice
+    // the missing layer and apply it.
+    if skip_without_landlock(1) {
+        return;
+    }
+    let w = World::new();
+    let py = PythonHarness::new(&w);
+    let raw = c_program("rawopen", &["-O2", "-static"]);
+    let harness = script(&format!(
+        r#"
+import ctypes, struct
+def ruleset_fds():
+    out = []
+    for f in os.listdir("/proc/self/fd"):
+        try:
+            if "landlock-ruleset" in os.readlink("/proc/self/fd/" + f):
+                out.append(int(f))
+        except OSError:
+            pass
+    return out
+R = ["{raw}", "openat", "{cred}"]
+run(R)
+(cached,) = ruleset_fds()
+os.close(cached)
+libc = ctypes.CDLL(None, use_errno=True)
+attr = ctypes.create_string_buffer(struct.pack("Q", 1 << 6))  # LANDLOCK_ACCESS_FS_MAKE_CHAR
+mine = libc.syscall(444, attr, 8, 0)
+print("SAME_NUMBER", mine == cached, flush=True)
+run(R)
+run(R)
+print("MINE_STILL_OPEN", "landlock-ruleset" in os.readlink("/proc/self/fd/%d" % mine), flush=True)
+"#,
+        raw = raw.display(),
+        cred = w.secret(),
+    ));
+    let r = py.run(&w, &harness, "");
+    assert!(r.stdout.contains("SAME_NUMBER True"), "{r:?}");
+    assert_eq!(r.stdout.matches("DENIED").count(), 3, "{r:?}");
+    w.assert_no_leak(&r);
+    assert!(r.stdout.contains("MINE_STILL_OPEN True"), "{r:?}");
+}
+
 /// Python: how many Landlock ruleset fds this process holds (the harness's
 /// cached tool-layer ruleset is one).
 const COUNT_RULESETS: &str = r#"
