@@ -29,6 +29,12 @@ pub struct Lazy<T> {
 // pointer (Acquire), and never written after publication.
 unsafe impl<T> Sync for Lazy<T> {}
 
+impl<T> Default for Lazy<T> {
+    fn default() -> Self {
+        Lazy::new()
+    }
+}
+
 impl<T> Lazy<T> {
     pub const fn new() -> Lazy<T> {
         Lazy {
