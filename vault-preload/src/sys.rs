@@ -546,17 +546,6 @@ pub fn clock_realtime() -> (i64, i64) {
 
 /// Anonymous private mapping of `len` bytes (no malloc: usable in a vfork child).
 pub fn mmap_anon(len: usize) -> *mut u8 {
-    mmap_anon_with(len, libc::MAP_PRIVATE)
-}
-
-/// A zeroed read-write anonymous mapping of `len` bytes that forked
-/// children share with this process (`MAP_SHARED`; an `exec` drops it);
-/// null on failure.
-pub fn mmap_shared_anon(len: usize) -> *mut u8 {
-    mmap_anon_with(len, libc::MAP_SHARED)
-}
-
-fn mmap_anon_with(len: usize, sharing: c_int) -> *mut u8 {
     // SAFETY: a fresh anonymous mapping aliases nothing.
     let p = unsafe {
         libc::syscall(
@@ -564,7 +553,7 @@ fn mmap_anon_with(len: usize, sharing: c_int) -> *mut u8 {
             0usize,
             len,
             libc::PROT_READ | libc::PROT_WRITE,
-            sharing | libc::MAP_ANONYMOUS,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
             -1,
             0usize,
         )

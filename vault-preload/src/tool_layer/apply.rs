@@ -7,7 +7,7 @@
 //! added: Landlock allows 16 layers, so a process must never stack one per
 //! attempt.
 
-use super::cache::{cached_fd, report_stale};
+use super::cache::cached_fd;
 use super::error::LandlockError;
 use super::probe::{Probe, probe, probe_file};
 use super::ruleset::build;
@@ -76,15 +76,13 @@ fn restrict(rs: c_int) -> Result<(), LandlockError> {
 }
 
 /// Restrict the calling thread with the tool layer: the harness's cached
-/// ruleset when still valid, else a fresh one (and the harness is told to
-/// rebuild its cache).
+/// ruleset when still valid (and ours), else a fresh one.
 pub fn apply(st: &State) -> Result<(), LandlockError> {
     if let Some(fd) = cached_fd()
         && restrict(fd).is_ok()
     {
         return Ok(());
     }
-    report_stale();
     let rs = build(st, None)?;
     let r = restrict(rs);
     sys::close(rs);

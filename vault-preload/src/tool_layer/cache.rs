@@ -7,31 +7,27 @@
 //! while written) guards the data; `BUSY` keeps two harness threads from
 //! rebuilding at once (the loser skips: a child then builds its own).
 //!
-//! Two costs kept off every spawn, neither of which decides what a child
-//! applies (the child's own re-validation does):
-//! - **Who validates.** The child re-validates the cache right before it
-//!   applies it (a forked worker may change the file system between fork
-//!   and exec). The harness does not validate it again before every fork:
-//!   a child that finds it stale says so in a page the harness shares with
-//!   its forked children only (`MAP_SHARED`, gone at `exec`, so no tool
-//!   can write it), and the harness rebuilds before its next fork. A wrong
-//!   word there costs a rebuild or a child's own walk, never a stale layer.
-//! - **Which fd.** The cache is an fd number in the harness's table, and
-//!   the harness may close it (Python's `close_fds`, a daemon closing
-//!   everything) and later get another Landlock ruleset at the same number
-//!   (a sandbox of its own). Rulesets share one anonymous inode, so `fstat`
-//!   cannot tell them apart; the cache marks its open file description with
-//!   `fcntl(F_SETSIG, cookie)` (a value nothing else sets on a ruleset, and
-//!   which a Landlock ruleset never uses: it raises no signal), and every
-//!   use checks the mark (`F_GETSIG`, one system call). An fd without it is
-//!   not ours: never applied, kept open or closed by the cache.
+//! The harness validates the cache before every fork (so that a change,
+//! say an atomic save in `~`, costs one rebuild, in the harness), and the
+//! child validates it again right before it applies it (a forked worker
+//! may change the file system between fork and exec).
+//!
+//! **Which fd.** The cache is an fd number in the harness's table, and
+//! the harness may close it (Python's `close_fds`, a daemon closing
+//! everything) and later get another Landlock ruleset at the same number
+//! (a sandbox of its own). Rulesets share one anonymous inode, so `fstat`
+//! cannot tell them apart; the cache marks its open file description with
+//! `fcntl(F_SETSIG, cookie)` (a value nothing else sets on a ruleset, and
+//! which a Landlock ruleset never uses: it raises no signal), and every use
+//! checks the mark (`F_GETSIG`, one system call). An fd without it is not
+//! ours: never applied, kept open or closed by the cache.
 
 use super::recorder::Recorder;
 use super::ruleset::build;
 use crate::state::State;
 use crate::sys;
 use core::ffi::c_int;
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64};
 
 struct CacheCell(core::cell::UnsafeCell<Recorder>);
 // SAFETY: writes happen only with BUSY held and GEN odd; readers check GEN
@@ -44,11 +40,6 @@ static CACHE_FD: AtomicI32 = AtomicI32::new(-1);
 static COOKIE: AtomicI32 = AtomicI32::new(0);
 static GEN: AtomicU64 = AtomicU64::new(0);
 static BUSY: AtomicBool = AtomicBool::new(false);
-/// The word in the page shared with forked children: non-zero when a child
-/// found the cache stale since the harness last looked (null: no page yet,
-/// or it could not be mapped: then the harness validates before every fork).
-static STALE_REPORT: AtomicPtr<AtomicU32> = AtomicPtr::new(core::ptr::null_mut());
-
 /// `fd` is the cache's ruleset: open and carrying the cookie.
 fn is_ours(fd: c_int, cookie: c_int) -> bool {
     fd >= 0 && cookie > 0 && sys::fd_sig(fd) == cookie
@@ -82,39 +73,8 @@ pub fn cache_fd() -> c_int {
     }
 }
 
-/// In a child of the harness that found the cache stale (or not ours): ask
-/// the harness to rebuild it before its next fork.
-pub(super) fn report_stale() {
-    let p = STALE_REPORT.load(core::sync::atomic::Ordering::Acquire);
-    if !p.is_null() && CACHE_FD.load(core::sync::atomic::Ordering::Acquire) >= 0 {
-        // SAFETY: a non-null STALE_REPORT points into a page mapped once by
-        // the harness and never unmapped; forked children share it.
-        unsafe { (*p).store(1, core::sync::atomic::Ordering::Release) };
-    }
-}
-
-/// In the harness: the shared report word, mapped on first use. `None`
-/// when it cannot be mapped.
-fn stale_report() -> Option<&'static AtomicU32> {
-    let mut p = STALE_REPORT.load(core::sync::atomic::Ordering::Acquire);
-    if p.is_null() {
-        // Called with BUSY held: no other thread maps it meanwhile.
-        let page = sys::mmap_shared_anon(4096);
-        if page.is_null() {
-            return None;
-        }
-        p = page.cast::<AtomicU32>();
-        STALE_REPORT.store(p, core::sync::atomic::Ordering::Release);
-        // A cache built before the page existed has not been watched.
-        // SAFETY: the page is fresh, zeroed, aligned and never unmapped.
-        unsafe { (*p).store(1, core::sync::atomic::Ordering::Release) };
-    }
-    // SAFETY: as in `report_stale`.
-    Some(unsafe { &*p })
-}
-
 /// In the harness: make sure the cache is current (rebuild when stale, or
-/// when a child reported it stale, or when the fd is no longer ours).
+/// when the fd is no longer ours).
 pub fn refresh_cache(st: &State) {
     use core::sync::atomic::Ordering::{AcqRel, Acquire, Release};
     if st.policy.landlock == policy_core::Mode::Off || BUSY.swap(true, AcqRel) {
@@ -122,9 +82,7 @@ pub fn refresh_cache(st: &State) {
     }
     let fd = CACHE_FD.load(Acquire);
     let ours = is_ours(fd, COOKIE.load(Acquire));
-    // Without the shared page, validate before every fork (as children do).
-    let suspect = stale_report().is_none_or(|r| r.swap(0, AcqRel) != 0);
-    if !ours || (suspect && cached_fd().is_none()) {
+    if !ours || cached_fd().is_none() {
         let mut rec = Recorder::new();
         // The next cookie: 1..=64 (F_SETSIG's range), a new one per build.
         let cookie = COOKIE.load(Acquire) % 64 + 1;
