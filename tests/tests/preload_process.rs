@@ -590,6 +590,50 @@ print("MINE_STILL_OPEN", "landlock-ruleset" in os.readlink("/proc/self/fd/%d" % 
     assert!(r.stdout.contains("MINE_STILL_OPEN True"), "{r:?}");
 }
 
+#[test]
+fn a_new_entry_beside_the_vault_reaches_the_next_tool_and_the_vault_stays_closed_by_landlock() {
+    // A new entry in a directory the walk listed (the harness saves a file
+    // next to the vault file, in `~`) makes the cached ruleset stale: the
+    // harness rebuilds it once, before its next spawn. The next tool gets a
+    // rule for the new entry (it can read it), still none for the vault,
+    // and the harness keeps one cached ruleset, not one per change.
+    if skip_without_landlock(1) {
+        return;
+    }
+    let w = World::new();
+    let home = w.cred_file.parent().unwrap().to_path_buf();
+    chown_r(&home, HARNESS_UID);
+    let py = PythonHarness::new(&w);
+    let reader = raw_script(&format!(
+        r#"
+raw("R", "{cred}")
+raw("N", sys.argv[1])
+"#,
+        cred = w.secret(),
+    ));
+    let harness = script(&format!(
+        r#"{COUNT_RULESETS}
+R = ["{PYTHON}", "{r}"]
+run(R + ["/nonexistent"])
+for i in range(3):
+    p = "{home}/saved-%d.txt" % i
+    with open(p, "w") as f:
+        f.write("SAVED-%d" % i)
+    run(R + [p])
+print("CACHED", rulesets(), flush=True)
+"#,
+        r = py.reader().display(),
+        home = home.display(),
+    ));
+    let r = py.run(&w, &harness, &reader);
+    w.assert_no_leak(&r);
+    assert_eq!(r.stdout.matches("R DENIED").count(), 4, "{r:?}");
+    for i in 0..3 {
+        assert!(r.stdout.contains(&format!("N READ b'SAVED-{i}'")), "{r:?}");
+    }
+    assert!(r.stdout.contains("CACHED 1"), "{r:?}");
+}
+
 /// Python: how many Landlock ruleset fds this process holds (the harness's
 /// cached tool-layer ruleset is one).
 const COUNT_RULESETS: &str = r#"
