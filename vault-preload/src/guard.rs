@@ -335,9 +335,10 @@ fn is_vault_fd(st: &State, fd: c_int) -> bool {
 /// [`close_vault_fds`] by `poll(2)`, for fds below `limit`. False when
 /// `poll` is refused (seccomp, say): then list `/proc/self/fd`.
 fn close_vault_fds_by_poll(st: &State, limit: u64, action: FdAction) -> bool {
-    // One `ppoll` for the common 1,024 limit (8 KiB of stack, in a child
-    // of the harness just before it execs): a call per 128 fds cost eight.
-    const BATCH: usize = 1024;
+    // Two `ppoll`s for the common 1,024 limit (a call per 128 fds cost
+    // eight), with 4 KiB of stack: this runs in a child of the harness on
+    // the stack of whichever harness thread forked, which may be small.
+    const BATCH: usize = 512;
     let mut fds = [libc::pollfd {
         fd: 0,
         events: 0,
