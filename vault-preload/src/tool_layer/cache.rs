@@ -80,9 +80,7 @@ pub fn refresh_cache(st: &State) {
     if st.policy.landlock == policy_core::Mode::Off || BUSY.swap(true, AcqRel) {
         return;
     }
-    let fd = CACHE_FD.load(Acquire);
-    let ours = is_ours(fd, COOKIE.load(Acquire));
-    if !ours || cached_fd().is_none() {
+    if cached_fd().is_none() {
         let mut rec = Recorder::new();
         // The next cookie: 1..=64 (F_SETSIG's range), a new one per build.
         let cookie = COOKIE.load(Acquire) % 64 + 1;
@@ -103,12 +101,13 @@ pub fn refresh_cache(st: &State) {
             // readers will discard what they see meanwhile.
             unsafe { *CACHE.0.get() = rec };
         }
+        let old_cookie = COOKIE.load(Acquire);
         let old = CACHE_FD.swap(fresh, AcqRel);
         COOKIE.store(if fresh >= 0 { cookie } else { 0 }, Release);
         GEN.fetch_add(1, AcqRel);
         // The old number is closed only while it is still ours: the
         // harness may have closed it and opened something else there.
-        if ours && old == fd {
+        if is_ours(old, old_cookie) {
             sys::close(old);
         }
     }
