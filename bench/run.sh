@@ -3,6 +3,7 @@
 #
 #   sudo bench/run.sh           # full run (several minutes)
 #   sudo bench/run.sh --quick   # smoke run (< 60 s after the build)
+#   sudo bench/run.sh --cpu     # only the CPU time per spawn, by variant (needs perf)
 #
 # Builds agent-init and the preload (release), then, inside a private mount
 # namespace (nothing on the host changes): tmpfs over /tmp, /srv (the vault's
@@ -25,6 +26,7 @@ if [ "${AV_BENCH_INNER:-}" != 1 ]; then
         command -v "$t" >/dev/null || missing+=("$t")
     done
     [ -x /usr/bin/python3 ] || missing+=("/usr/bin/python3")
+    case " $* " in *" --cpu "*) command -v perf >/dev/null || missing+=("perf (Debian: linux-perf)") ;; esac
     if [ ${#missing[@]} -gt 0 ]; then
         echo "bench/run.sh: missing: ${missing[*]} (Debian: apt-get install gcc make git nodejs strace autoconf util-linux python3)" >&2
         exit 1

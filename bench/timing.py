@@ -45,6 +45,8 @@ p.add_argument("--uid", required=True)
 p.add_argument("--gid", required=True)
 p.add_argument("--home", required=True)
 p.add_argument("--quick", action="store_true", help="short smoke run")
+p.add_argument("--cpu", action="store_true",
+               help="only the CPU-time breakdown of a spawn (perf stat -e task-clock)")
 a = p.parse_args()
 
 W = a.dir
@@ -282,6 +284,82 @@ def compact(names):
     return ", ".join(f"{n} {c}" for n, c in sorted(counts.items(), key=lambda x: (-x[1], x[0])))
 
 
+# --- CPU time per spawn (--cpu) ---------------------------------------------
+
+def cpu_once(cmd):
+    """CPU time (ms, task-clock: every process and thread of the run) of
+    one run of `cmd`, counted by `perf stat` in front of it."""
+    out = W + "/perf-stat.csv"
+    run_once(["perf", "stat", "-x,", "-e", "task-clock", "-o", out, "--", *cmd], "us_per_spawn")
+    for line in open(out):
+        f = line.split(",")
+        if len(f) > 2 and f[2] == "task-clock":
+            return float(f[0])
+    sys.exit(f"bench: no task-clock line in {out}: {open(out).read()}")
+
+
+def cpu_main():
+    """CPU time per spawn, by variant, at soft limit 1024: steadier than
+    wall time on a shared machine (a busy neighbour delays a process; it
+    does not make it execute more). Each variant runs N spawns and 1 spawn,
+    interleaved with the others round by round; per spawn = (median T(N) -
+    median T(1)) / (N - 1), which removes the start-up of agent-init,
+    unshare and the harness that every run pays once."""
+    t_start = time.time()
+    load = open("/proc/loadavg").read().split()[:3]
+    n, rounds = (300, 3) if a.quick else (1000, 9)
+    soft = 1024
+    sp = BIN + "/spawner"
+    variants = {
+        "without": lambda k: without_av([sp, "forkexec", str(k)], soft),
+        "empty": lambda k: without_av([sp, "forkexec", str(k)], soft, W + "/bin/empty.so"),
+        "with": lambda k: with_av([sp, "forkexec", str(k)], soft),
+        "landlock-off": lambda k: with_av([sp, "forkexec", str(k)], soft, W + "/landlock-off.toml"),
+        "seccomp-off": lambda k: with_av([sp, "forkexec", str(k)], soft, W + "/seccomp-off.toml"),
+        "tool-without": lambda k: without_av([sp, "run", "1", sp, "forkexec", str(k)], soft),
+        "tool-with": lambda k: with_av([sp, "run", "1", sp, "forkexec", str(k)], soft),
+    }
+    say(f"bench: CPU time per spawn, {n} and 1 spawns x {rounds} rounds; load average {' '.join(load)}")
+    big = {k: [] for k in variants}
+    one = {k: [] for k in variants}
+    for v in variants.values():
+        cpu_once(v(1))  # untimed round
+    for r in range(rounds):
+        for k, v in variants.items():
+            big[k].append(cpu_once(v(n)))
+            one[k].append(cpu_once(v(1)))
+        say(f"  round {r + 1}/{rounds} done")
+    med = statistics.median
+    per = {k: (med(big[k]) - med(one[k])) * 1000 / (n - 1) for k in variants}
+    print(f"\nCPU time per spawn (`perf stat -e task-clock`, all processes of the run), "
+          f"{'QUICK (smoke) run' if a.quick else 'full run'}; "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; kernel {os.uname().release}; "
+          f"{os.cpu_count()} CPUs; soft RLIMIT_NOFILE {soft}; C fork+exec of /bin/true; "
+          f"{rounds} interleaved rounds of {n} and of 1 spawn; per spawn = (median of {n} - median of 1) / {n - 1}.")
+    print("Command of a variant: `perf stat -x, -e task-clock -o FILE -- ` + the arm (see the wall-time tables).\n")
+    print("| variant | CPU µs per spawn | vs without |")
+    print("|---|---|---|")
+    for k, label in (("without", "without agent-vault"),
+                     ("empty", "without agent-vault, an EMPTY library in LD_PRELOAD (any preload's floor)"),
+                     ("with", "with agent-vault (built-in policy): the harness spawning"),
+                     ("landlock-off", "with agent-vault, `[landlock] mode = \"off\"`"),
+                     ("seccomp-off", "with agent-vault, `[seccomp] mode = \"off\"`"),
+                     ("tool-without", "a TOOL spawning, without agent-vault"),
+                     ("tool-with", "a TOOL spawning, with agent-vault")):
+        base = per["tool-without" if k.startswith("tool") else "without"]
+        print(f"| {label} | {per[k]:,.1f} | {per[k] - base:+,.1f} µs ({per[k] / base:.3f}) |")
+    print()
+    print(f"- any preloaded library (empty one): {per['empty'] - per['without']:+,.1f} µs")
+    print(f"- the preload's start-up in the new program (a tool spawning, with − without): "
+          f"{per['tool-with'] - per['tool-without']:+,.1f} µs")
+    print(f"- the harness child's work before exec (the harness spawning − a tool spawning, both with "
+          f"agent-vault): {per['with'] - per['tool-with']:+,.1f} µs")
+    print(f"- the kernel's Landlock (with − landlock off): {per['with'] - per['landlock-off']:+,.1f} µs")
+    print(f"- the kernel's seccomp filter (with − seccomp off): {per['with'] - per['seccomp-off']:+,.1f} µs")
+    load = open("/proc/loadavg").read().split()[:3]
+    print(f"\nTook {time.time() - t_start:.0f} s; load average at the end {' '.join(load)}.")
+
+
 # --- the figures ----------------------------------------------------------
 
 def main():
@@ -440,4 +518,7 @@ def print_tables(bd, rule_counts):
           f"bench/c/llreplay.c in a process without agent-vault.")
 
 
-main()
+if a.cpu:
+    cpu_main()
+else:
+    main()

@@ -540,6 +540,100 @@ run(R + ["second"])
     assert!(!r.stdout.contains("NEW-CREDENTIAL"), "{r:?}");
 }
 
+#[test]
+fn a_foreign_ruleset_at_the_cached_fd_number_is_not_applied_by_landlock() {
+    // The harness's cached tool-layer ruleset is an fd number. A harness
+    // that closes it (closing every fd, as daemons do) and then creates a
+    // Landlock ruleset of its own gets the same number back. Its children
+    // must not restrict themselves with that ruleset (here one that handles
+    // only device creation, so it would leave the vault readable), and the
+    // cache must not close the harness's own fd when it rebuilds. The tool
+    // is a static program: no preload constructor of its own would notice
+    // the missing layer and apply it.
+    if skip_without_landlock(1) {
+        return;
+    }
+    let w = World::new();
+    let py = PythonHarness::new(&w);
+    let raw = c_program("rawopen", &["-O2", "-static"]);
+    let harness = script(&format!(
+        r#"
+import ctypes, struct
+def ruleset_fds():
+    out = []
+    for f in os.listdir("/proc/self/fd"):
+        try:
+            if "landlock-ruleset" in os.readlink("/proc/self/fd/" + f):
+                out.append(int(f))
+        except OSError:
+            pass
+    return out
+R = ["{raw}", "openat", "{cred}"]
+run(R)
+(cached,) = ruleset_fds()
+os.close(cached)
+libc = ctypes.CDLL(None, use_errno=True)
+attr = ctypes.create_string_buffer(struct.pack("Q", 1 << 6))  # LANDLOCK_ACCESS_FS_MAKE_CHAR
+mine = libc.syscall(444, attr, 8, 0)
+print("SAME_NUMBER", mine == cached, flush=True)
+run(R)
+run(R)
+print("MINE_STILL_OPEN", "landlock-ruleset" in os.readlink("/proc/self/fd/%d" % mine), flush=True)
+"#,
+        raw = raw.display(),
+        cred = w.secret(),
+    ));
+    let r = py.run(&w, &harness, "");
+    assert!(r.stdout.contains("SAME_NUMBER True"), "{r:?}");
+    assert_eq!(r.stdout.matches("DENIED").count(), 3, "{r:?}");
+    w.assert_no_leak(&r);
+    assert!(r.stdout.contains("MINE_STILL_OPEN True"), "{r:?}");
+}
+
+#[test]
+fn a_new_entry_beside_the_vault_reaches_the_next_tool_and_the_vault_stays_closed_by_landlock() {
+    // A new entry in a directory the walk listed (the harness saves a file
+    // next to the vault file, in `~`) makes the cached ruleset stale: the
+    // harness rebuilds it once, before its next spawn. The next tool gets a
+    // rule for the new entry (it can read it), still none for the vault,
+    // and the harness keeps one cached ruleset, not one per change.
+    if skip_without_landlock(1) {
+        return;
+    }
+    let w = World::new();
+    let home = w.cred_file.parent().unwrap().to_path_buf();
+    chown_r(&home, HARNESS_UID);
+    let py = PythonHarness::new(&w);
+    let reader = raw_script(&format!(
+        r#"
+raw("R", "{cred}")
+raw("N", sys.argv[1])
+"#,
+        cred = w.secret(),
+    ));
+    let harness = script(&format!(
+        r#"{COUNT_RULESETS}
+R = ["{PYTHON}", "{r}"]
+run(R + ["/nonexistent"])
+for i in range(3):
+    p = "{home}/saved-%d.txt" % i
+    with open(p, "w") as f:
+        f.write("SAVED-%d" % i)
+    run(R + [p])
+print("CACHED", rulesets(), flush=True)
+"#,
+        r = py.reader().display(),
+        home = home.display(),
+    ));
+    let r = py.run(&w, &harness, &reader);
+    w.assert_no_leak(&r);
+    assert_eq!(r.stdout.matches("R DENIED").count(), 4, "{r:?}");
+    for i in 0..3 {
+        assert!(r.stdout.contains(&format!("N READ b'SAVED-{i}'")), "{r:?}");
+    }
+    assert!(r.stdout.contains("CACHED 1"), "{r:?}");
+}
+
 /// Python: how many Landlock ruleset fds this process holds (the harness's
 /// cached tool-layer ruleset is one).
 const COUNT_RULESETS: &str = r#"

@@ -82,10 +82,14 @@ fn check_stat(st: &State, fd: c_int, s: &libc::stat, cached: bool) -> Option<Ent
         dev: s.st_dev,
         ino: s.st_ino,
     };
-    if let Some(r) = st.match_id(id) {
+    // Built on first use; `None`: re-entered while building them (deny).
+    let Some(ids) = st.identities() else {
+        return Some(INTERNAL);
+    };
+    if let Some(r) = ids.match_id(id) {
         return Some(r);
     }
-    if !st.watched(s.st_dev) {
+    if !ids.watched(s.st_dev) {
         return None;
     }
     if !cached {
@@ -331,7 +335,10 @@ fn is_vault_fd(st: &State, fd: c_int) -> bool {
 /// [`close_vault_fds`] by `poll(2)`, for fds below `limit`. False when
 /// `poll` is refused (seccomp, say): then list `/proc/self/fd`.
 fn close_vault_fds_by_poll(st: &State, limit: u64, action: FdAction) -> bool {
-    const BATCH: usize = 128;
+    // Two `ppoll`s for the common 1,024 limit (a call per 128 fds cost
+    // eight), with 4 KiB of stack: this runs in a child of the harness on
+    // the stack of whichever harness thread forked, which may be small.
+    const BATCH: usize = 512;
     let mut fds = [libc::pollfd {
         fd: 0,
         events: 0,

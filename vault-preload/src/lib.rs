@@ -14,6 +14,7 @@
 //! Modules, each using only those listed before it:
 //! - [`sys`]: raw system calls and libc's globals (`errno`, `environ`);
 //!   [`real`]: the interposed functions' next definitions (`dlsym(RTLD_NEXT)`);
+//!   [`lazy`]: a value built on first use, in place in a static;
 //! - [`state_dir`]: where agent-init's state is, who the harness is;
 //!   [`image_load`]: its policy image; [`passwd`] and [`builtin`]: the
 //!   built-in policy, without one; [`state`]: the process state, built once
@@ -41,6 +42,7 @@ pub mod hooks_open;
 pub mod hooks_spawn;
 pub mod image_load;
 pub mod launch;
+pub mod lazy;
 pub mod outside;
 pub mod passwd;
 pub mod real;

@@ -6,7 +6,15 @@
 //! ([`state_dir`]), loads agent-init's policy image ([`image_load`]) or,
 //! without one, encodes the built-in policy ([`builtin`]), into a static
 //! buffer; the view keeps slices into that buffer. It then unpacks the vault
-//! entries once, with their identities, so that no hook parses the image.
+//! entries once, so that no hook parses the image.
+//!
+//! The vault entries' identities ([`Identities`]: one `stat` per entry and
+//! hidden path) are built on first use, not at start-up: only the full open
+//! check and the tool-layer walk need them, and a tool under the tool layer
+//! (every process a build starts) uses neither. Start-up only `stat`s the
+//! vault `file` entries, to know whether one has another link
+//! ([`State::light`]).
+//!
 //! Nothing allocates, here or later. Files are read with raw system calls,
 //! so initialisation never re-enters our own `open` hooks.
 //!
@@ -15,11 +23,12 @@
 //! unprivileged process: a tool never guesses the vault.
 
 use crate::image_load::{self, Image};
+use crate::lazy::Lazy;
 use crate::state_dir::{self, PROBE_ENTRY, StatePath};
 use crate::{builtin, passwd, sys};
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 use policy_core::image::{MAX_HIDDEN, MAX_IMAGE, MAX_VAULT, Strs};
 use policy_core::layout;
 use policy_core::pathbuf::FixedPath;
@@ -42,14 +51,8 @@ pub struct State {
     /// The policy: slices into the image buffer (or the built-in's).
     pub policy: View<'static>,
     /// Each vault entry, unpacked from the image once (the open hooks'
-    /// matcher: no parsing per open), with its identity when it exists.
+    /// matcher: no parsing per open).
     entries: Table<VaultRef, MAX_VAULT>,
-    /// The identities of the vault entries and hidden paths that exist,
-    /// packed (for the tool-layer walk).
-    existing: Table<FileId, { MAX_VAULT + MAX_HIDDEN }>,
-    /// Devices on which a vault entry (or, for a missing one, its nearest
-    /// existing ancestor) lives: an fd on one of these is checked by path.
-    watched_devs: Table<u64, MAX_VAULT>,
     /// agent-init's audit socket in the state directory (none without one).
     pub audit_socket: Option<StatePath>,
     /// agent-init's launch socket in the state directory, when the policy
@@ -68,7 +71,42 @@ struct VaultRef {
     basename: &'static [u8],
     kind: VaultKind,
     exceptions: Strs<'static>,
-    id: Option<FileId>,
+}
+
+/// The identities of the vault entries and hidden paths, and the devices
+/// they live on: what the full open check ([`crate::guard`]) and the
+/// tool-layer walk need. Built on first use ([`State::identities`]), from
+/// the file system as it is then.
+pub struct Identities {
+    /// Per vault entry, in the image's order: its identity when it exists.
+    ids: Table<Option<FileId>, MAX_VAULT>,
+    /// The identities of the vault entries and hidden paths that exist,
+    /// packed (for the tool-layer walk).
+    existing: Table<FileId, { MAX_VAULT + MAX_HIDDEN }>,
+    /// Devices on which a vault entry (or, for a missing one, its nearest
+    /// existing ancestor) lives: an fd on one of these is checked by path.
+    watched_devs: Table<u64, MAX_VAULT>,
+}
+
+impl Identities {
+    /// The vault entry whose own inode this is (the entry itself, or a hard
+    /// link or symlink target of it).
+    #[inline]
+    pub fn match_id(&self, id: FileId) -> Option<usize> {
+        self.ids.as_slice().iter().position(|e| *e == Some(id))
+    }
+
+    /// The identities of the vault entries and hidden paths that exist.
+    pub fn vault_ids(&self) -> &[FileId] {
+        self.existing.as_slice()
+    }
+
+    /// An fd on this device may be a vault entry under another name: check
+    /// its real path.
+    #[inline]
+    pub fn watched(&self, dev: u64) -> bool {
+        self.watched_devs.as_slice().contains(&dev)
+    }
 }
 
 /// A fixed-capacity list that writes only the slots it uses: the state
@@ -168,29 +206,20 @@ impl State {
         })
     }
 
-    /// The vault entry whose own inode this is (the entry itself, or a hard
-    /// link or symlink target of it).
-    #[inline]
-    pub fn match_id(&self, id: FileId) -> Option<usize> {
-        self.entries
-            .as_slice()
-            .iter()
-            .position(|e| e.id == Some(id))
-    }
-
     /// The rule name of vault entry `i`.
     pub fn rule_name(&self, i: usize) -> &'static [u8] {
         self.policy.entry(i).map_or(b"?", |e| e.name.bytes())
     }
 
-    /// The identities of the vault entries and hidden paths that exist.
-    pub fn vault_ids(&self) -> &[FileId] {
-        self.existing.as_slice()
-    }
-
-    #[inline]
-    pub fn watched(&self, dev: u64) -> bool {
-        self.watched_devs.as_slice().contains(&dev)
+    /// The vault's identities, built on first use (see the module
+    /// documentation). `None` only when called while they are being built
+    /// by this thread: callers fail closed.
+    pub fn identities(&self) -> Option<&'static Identities> {
+        IDENTITIES.get(|ids| {
+            // SAFETY: `ids` is IDENTITIES's slot, held by this thread until
+            // it is published (Lazy's contract).
+            unsafe { build_identities(ids, &self.policy) }
+        })
     }
 
     /// Where the tool-layer probe looks, NUL-terminated: agent-init's probe
@@ -206,87 +235,50 @@ impl State {
     }
 }
 
-/// A static the builder fills before publication.
+/// A static the state's builder fills before publication.
 struct Cell<T>(UnsafeCell<T>);
-// SAFETY: written only by the thread that holds BUILDER, before STATE is
-// published (Release); read only through the published pointer (Acquire).
+// SAFETY: written only by the thread building STATE, before it is
+// published; read only through the published state's slices.
 unsafe impl<T> Sync for Cell<T> {}
 
-static SLOT: Cell<MaybeUninit<State>> = Cell(UnsafeCell::new(MaybeUninit::uninit()));
+static STATE: Lazy<State> = Lazy::new();
+static IDENTITIES: Lazy<Identities> = Lazy::new();
 /// The policy image, as read from `policy.bin`.
 static IMAGE: Cell<[u8; MAX_IMAGE]> = Cell(UnsafeCell::new([0; MAX_IMAGE]));
 /// `/etc/passwd`, read for the built-in policy's home (no session only).
 static PASSWD: Cell<[u8; passwd::BUF_SIZE]> = Cell(UnsafeCell::new([0; passwd::BUF_SIZE]));
 
-static STATE: AtomicPtr<State> = AtomicPtr::new(core::ptr::null_mut());
-/// 0: not started; > 0: the tid of the thread building the state.
-static BUILDER: AtomicI64 = AtomicI64::new(0);
-
 /// The process state, built on first use. `None` only when called again by
 /// the thread that is building it (re-entry): callers fail closed.
 #[inline]
 pub fn get() -> Option<&'static State> {
-    let p = STATE.load(Ordering::Acquire);
-    if !p.is_null() {
-        // SAFETY: a non-null STATE points to SLOT, fully written before
-        // publication and never written again.
-        return Some(unsafe { &*p });
-    }
-    slow_get()
+    STATE.get(|slot| {
+        // SAFETY: `slot` is STATE's, held by this thread until it is
+        // published (Lazy's contract): nothing else reads or writes it,
+        // IMAGE or PASSWD now.
+        unsafe { build(slot) }
+    })
 }
 
-#[cold]
-fn slow_get() -> Option<&'static State> {
-    let me = i64::from(sys::gettid());
-    loop {
-        let p = STATE.load(Ordering::Acquire);
-        if !p.is_null() {
-            // SAFETY: as in `get`.
-            return Some(unsafe { &*p });
-        }
-        match BUILDER.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => {
-                let slot = SLOT.0.get().cast::<State>();
-                // SAFETY: this thread holds BUILDER and STATE is unpublished:
-                // nothing else reads or writes SLOT, IMAGE or PASSWD now.
-                unsafe { build(slot) };
-                STATE.store(slot, Ordering::Release);
-                // SAFETY: just written and published.
-                return Some(unsafe { &*slot });
-            }
-            Err(owner) if owner == me => return None,
-            Err(owner) => {
-                // Is the builder still a thread of this process? After a
-                // fork during initialisation it is not: take over.
-                if !sys::thread_exists(owner as i32) {
-                    let _ = BUILDER.compare_exchange(owner, 0, Ordering::AcqRel, Ordering::Acquire);
-                } else {
-                    // SAFETY: sched_yield has no arguments.
-                    unsafe { libc::sched_yield() };
-                }
-            }
-        }
-    }
-}
-
-/// Write `$value` into a field of the State being built at `$st` (SLOT),
+/// Write `$value` into a field of the value being built at `$st` (a Lazy slot),
 /// through raw pointers: no reference to the whole State exists before
 /// every field has a value. Only for [`build`].
 macro_rules! init_field {
     ($st:ident . $($field:ident).+ = $value:expr) => {{
-        // SAFETY: `$st` is SLOT (`build`'s contract: BUILDER is held), a
-        // static valid for writes: the field is in bounds.
+        // SAFETY: `$st` is a Lazy slot held by this thread (`build`'s and
+        // `build_identities`' contract), a static valid for writes: the
+        // field is in bounds.
         let field = unsafe { &raw mut (*$st).$($field).+ };
-        // SAFETY: `field` points into SLOT, valid for writes and aligned;
-        // nothing reads it until STATE is published.
+        // SAFETY: `field` points into the slot, valid for writes and
+        // aligned; nothing reads it until the slot is published.
         unsafe { field.write($value) };
     }};
 }
 
-/// Fill `st` (the uninitialised SLOT).
+/// Fill `st` (STATE's uninitialised slot).
 ///
 /// # Safety
-/// The caller holds BUILDER.
+/// The caller holds STATE's builder role (so also IMAGE and PASSWD).
 unsafe fn build(st: *mut State) {
     let uid = sys::getuid();
     let init_pid = sys::getpid();
@@ -298,8 +290,6 @@ unsafe fn build(st: *mut State) {
     let privileged = sys::cap_effective_low() & (1 << 21) != 0 || init_pid == 1;
     // Empty tables: only `len` is written (slots past it are never read).
     init_field!(st.entries.len = 0);
-    init_field!(st.existing.len = 0);
-    init_field!(st.watched_devs.len = 0);
     init_field!(st.file_aliases = false);
     init_field!(st.harness_pid = 0);
     init_field!(st.init_pid = init_pid);
@@ -308,7 +298,7 @@ unsafe fn build(st: *mut State) {
     init_field!(st.audit_socket = dir.as_ref().and_then(|(d, _)| crate::audit::socket_path(d)));
     init_field!(st.launch_socket = None);
     let image = dir.as_ref().map(|(d, _)| {
-        // SAFETY: BUILDER is held (this function's contract): nothing else
+        // SAFETY: STATE's builder role is held (this function's contract): nothing else
         // uses IMAGE; after this build it is never written again.
         let buf = unsafe { &mut *IMAGE.0.get() };
         image_load::load(d, buf)
@@ -319,18 +309,18 @@ unsafe fn build(st: *mut State) {
         // the vault. (The privileged are exempt from the checks anyway.)
         Some(Image::Damaged) if !privileged => sys::exit_now(126),
         _ => {
-            // SAFETY: IMAGE's cell, 'static; BUILDER is held, so nothing
+            // SAFETY: IMAGE's cell, 'static; STATE's builder role is held, so nothing
             // else uses it, and the load above returned no view into it.
             let image = unsafe { &mut *IMAGE.0.get() };
-            // SAFETY: PASSWD's cell, 'static; BUILDER is held, so nothing
+            // SAFETY: PASSWD's cell, 'static; STATE's builder role is held, so nothing
             // else uses it, and nothing has used it before.
             let passwd = unsafe { &mut *PASSWD.0.get() };
-            // SAFETY: the state is being built (BUILDER is held).
+            // SAFETY: the state is being built (STATE's builder role is held).
             unsafe { builtin::policy(uid, image, passwd) }
         }
     };
     init_field!(st.policy = policy); // the last field
-    // SAFETY: `st` is SLOT, ours while BUILDER is held, and every field is
+    // SAFETY: `st` is STATE's slot, ours while its builder role is held, and every field is
     // initialised now.
     let st = unsafe { &mut *st };
     if let Some((d, record)) = &dir {
@@ -347,34 +337,54 @@ unsafe fn build(st: *mut State) {
     let policy: View<'static> = st.policy;
     for e in policy.vault() {
         let p = e.path.bytes();
-        let s = sys::stat(e.path.with_nul());
-        if e.kind == VaultKind::File && s.is_some_and(|s| s.st_nlink > 1) {
+        // A vault `file` with another link: see `file_aliases`. The only
+        // `stat` at start-up; the rest waits for `identities`.
+        if e.kind == VaultKind::File && sys::stat(e.path.with_nul()).is_some_and(|s| s.st_nlink > 1)
+        {
             st.file_aliases = true;
         }
-        let id = s.map(|s| FileId {
-            dev: s.st_dev,
-            ino: s.st_ino,
-        });
         // The image holds at most MAX_VAULT entries: the pushes fit.
         st.entries.push(VaultRef {
             path: p,
             basename: policy_core::pathbuf::last_component(p),
             kind: e.kind,
             exceptions: e.exceptions,
-            id,
         });
+    }
+}
+
+/// Fill `ids` (IDENTITIES's uninitialised slot) from `policy`: one `stat`
+/// per vault entry and hidden path.
+///
+/// # Safety
+/// The caller holds IDENTITIES's builder role.
+unsafe fn build_identities(ids: *mut Identities, policy: &View<'static>) {
+    // Empty tables: only `len` is written (slots past it are never read).
+    init_field!(ids.ids.len = 0);
+    init_field!(ids.existing.len = 0);
+    init_field!(ids.watched_devs.len = 0);
+    // SAFETY: `ids` is IDENTITIES's slot, ours while its builder role is
+    // held, and every field is initialised now.
+    let ids = unsafe { &mut *ids };
+    for e in policy.vault() {
+        let id = sys::stat(e.path.with_nul()).map(|s| FileId {
+            dev: s.st_dev,
+            ino: s.st_ino,
+        });
+        // The image holds at most MAX_VAULT entries: the pushes fit.
+        ids.ids.push(id);
         let dev = match id {
             Some(id) => {
-                st.existing.push(id);
+                ids.existing.push(id);
                 Some(id.dev)
             }
             // The nearest existing ancestor's device: the entry may appear there.
-            None => nearest_ancestor_dev(p),
+            None => nearest_ancestor_dev(e.path.bytes()),
         };
         if let Some(d) = dev
-            && !st.watched_devs.as_slice().contains(&d)
+            && !ids.watched_devs.as_slice().contains(&d)
         {
-            st.watched_devs.push(d);
+            ids.watched_devs.push(d);
         }
     }
     // The hidden paths (seed sources, `[filesystem] hidden`): the tool-layer
@@ -382,7 +392,7 @@ unsafe fn build(st: *mut State) {
     for h in policy.hidden() {
         if let Some(s) = sys::stat(h.with_nul()) {
             // The image holds at most MAX_HIDDEN of them: the pushes fit.
-            st.existing.push(FileId {
+            ids.existing.push(FileId {
                 dev: s.st_dev,
                 ino: s.st_ino,
             });

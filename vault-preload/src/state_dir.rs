@@ -87,7 +87,7 @@ pub fn join(dir: &StatePath, name: &[u8]) -> Option<StatePath> {
 /// stays hidden), with no process trusted as the harness ([`harness_pid`]).
 /// The liveness check (one read of `/proc/<pid>/stat`) is made only when
 /// both directories exist; every other process pays the host directory's
-/// lookup (`host_dir`: two or three `lstat`s).
+/// lookup (`host_dir`: two `lstat`s, three when `<root>/<uid>` exists).
 pub fn find(uid: u32) -> Option<(StatePath, Option<HarnessRecord>)> {
     let run = StatePath::new(&[STATE_DIR])?;
     let host = host_dir(uid);
@@ -116,11 +116,15 @@ pub fn find(uid: u32) -> Option<(StatePath, Option<HarnessRecord>)> {
 /// this uid or root and not group- or world-writable.
 fn host_dir(uid: u32) -> Option<StatePath> {
     let root = StatePath::new(&[layout::SHARED_STATE_ROOT.as_bytes()])?;
-    let root_ok = sys::lstat(root.with_nul())
-        .is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR && st.st_uid == 0);
     let shared = StatePath::new(&[layout::HostStateDir::new(uid, true).as_bytes()])?;
+    // The root is looked at only when `<root>/<uid>` exists: without it
+    // (the common case) this costs two `lstat`s, not three.
+    let root_ok = || {
+        sys::lstat(root.with_nul())
+            .is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR && st.st_uid == 0)
+    };
     let (host, st) = match sys::lstat(shared.with_nul()) {
-        Some(st) if root_ok => (shared, st),
+        Some(st) if root_ok() => (shared, st),
         _ => {
             let tmp = StatePath::new(&[layout::HostStateDir::new(uid, false).as_bytes()])?;
             let st = sys::lstat(tmp.with_nul())?;

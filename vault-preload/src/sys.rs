@@ -599,6 +599,25 @@ pub fn set_cloexec(fd: c_int) -> c_int {
     }) as c_int
 }
 
+/// `fcntl` commands the libc crate does not name (`<asm-generic/fcntl.h>`,
+/// the same on x86_64 and aarch64).
+const F_SETSIG: c_int = 10;
+const F_GETSIG: c_int = 11;
+
+/// `fcntl(fd, F_SETSIG, sig)`: a signal number stored in the open file
+/// description (shared by its dups and across fork); 0 or -errno.
+pub fn set_fd_sig(fd: c_int, sig: c_int) -> c_int {
+    // SAFETY: integer arguments only.
+    ret(unsafe { libc::syscall(libc::SYS_fcntl, fd, F_SETSIG, sig as c_long) }) as c_int
+}
+
+/// `fcntl(fd, F_GETSIG)`: the number [`set_fd_sig`] stored (0 when none),
+/// or -errno (`EBADF`: not open).
+pub fn fd_sig(fd: c_int) -> c_int {
+    // SAFETY: integer arguments only.
+    ret(unsafe { libc::syscall(libc::SYS_fcntl, fd, F_GETSIG) }) as c_int
+}
+
 /// The soft limit on open fds (`RLIMIT_NOFILE`); `u64::MAX` when unknown.
 pub fn nofile_limit() -> u64 {
     let mut r = libc::rlimit64 {

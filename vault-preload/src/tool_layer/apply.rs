@@ -76,7 +76,7 @@ fn restrict(rs: c_int) -> Result<(), LandlockError> {
 }
 
 /// Restrict the calling thread with the tool layer: the harness's cached
-/// ruleset when still valid, else a fresh one.
+/// ruleset when still valid (and ours), else a fresh one.
 pub fn apply(st: &State) -> Result<(), LandlockError> {
     if let Some(fd) = cached_fd()
         && restrict(fd).is_ok()

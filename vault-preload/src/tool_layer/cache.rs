@@ -6,12 +6,28 @@
 //! Lock-free, since a fork can happen at any moment: a seqlock (`GEN`, odd
 //! while written) guards the data; `BUSY` keeps two harness threads from
 //! rebuilding at once (the loser skips: a child then builds its own).
+//!
+//! The harness validates the cache before every fork (so that a change,
+//! say an atomic save in `~`, costs one rebuild, in the harness), and the
+//! child validates it again right before it applies it (a forked worker
+//! may change the file system between fork and exec).
+//!
+//! **Which fd.** The cache is an fd number in the harness's table, and
+//! the harness may close it (Python's `close_fds`, a daemon closing
+//! everything) and later get another Landlock ruleset at the same number
+//! (a sandbox of its own). Rulesets share one anonymous inode, so `fstat`
+//! cannot tell them apart; the cache marks its open file description with
+//! `fcntl(F_SETSIG, cookie)` (a value nothing else sets on a ruleset, and
+//! which a Landlock ruleset never uses: it raises no signal), and every use
+//! checks the mark (`F_GETSIG`, one system call). An fd without it is not
+//! ours: never applied, kept open or closed by the cache.
 
 use super::recorder::Recorder;
 use super::ruleset::build;
 use crate::state::State;
 use crate::sys;
 use core::ffi::c_int;
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64};
 
 struct CacheCell(core::cell::UnsafeCell<Recorder>);
 // SAFETY: writes happen only with BUSY held and GEN odd; readers check GEN
@@ -19,16 +35,23 @@ struct CacheCell(core::cell::UnsafeCell<Recorder>);
 unsafe impl Sync for CacheCell {}
 
 static CACHE: CacheCell = CacheCell(core::cell::UnsafeCell::new(Recorder::new()));
-static CACHE_FD: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(-1);
-static GEN: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-static BUSY: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+static CACHE_FD: AtomicI32 = AtomicI32::new(-1);
+/// The `F_SETSIG` mark of CACHE_FD's open file description (1..=64).
+static COOKIE: AtomicI32 = AtomicI32::new(0);
+static GEN: AtomicU64 = AtomicU64::new(0);
+static BUSY: AtomicBool = AtomicBool::new(false);
+/// `fd` is the cache's ruleset: open and carrying the cookie.
+fn is_ours(fd: c_int, cookie: c_int) -> bool {
+    fd >= 0 && cookie > 0 && sys::fd_sig(fd) == cookie
+}
 
-/// The cached ruleset fd when its dependencies are unchanged.
+/// The cached ruleset fd when it is ours and its dependencies are unchanged.
 pub(super) fn cached_fd() -> Option<c_int> {
     use core::sync::atomic::Ordering::Acquire;
     let g1 = GEN.load(Acquire);
     let fd = CACHE_FD.load(Acquire);
-    if g1 % 2 == 1 || fd < 0 {
+    let cookie = COOKIE.load(Acquire);
+    if g1 % 2 == 1 || !is_ours(fd, cookie) {
         return None;
     }
     // SAFETY: a shared read of the cache; a concurrent writer makes GEN
@@ -37,22 +60,32 @@ pub(super) fn cached_fd() -> Option<c_int> {
     (ok && GEN.load(Acquire) == g1).then_some(fd)
 }
 
-/// The cached ruleset's fd number, unchecked (-1: none): the fd a child of
-/// the harness must keep open until it execs (it is close-on-exec).
+/// The cached ruleset's fd number when it is still ours (-1: none): the fd
+/// a child of the harness must keep open until it execs (it is
+/// close-on-exec). Another file at that number is not kept.
 pub fn cache_fd() -> c_int {
-    CACHE_FD.load(core::sync::atomic::Ordering::Acquire)
+    use core::sync::atomic::Ordering::Acquire;
+    let fd = CACHE_FD.load(Acquire);
+    if is_ours(fd, COOKIE.load(Acquire)) {
+        fd
+    } else {
+        -1
+    }
 }
 
-/// In the harness: make sure the cache is current (rebuild when stale).
+/// In the harness: make sure the cache is current (rebuild when stale, or
+/// when the fd is no longer ours).
 pub fn refresh_cache(st: &State) {
-    use core::sync::atomic::Ordering::{AcqRel, Release};
+    use core::sync::atomic::Ordering::{AcqRel, Acquire, Release};
     if st.policy.landlock == policy_core::Mode::Off || BUSY.swap(true, AcqRel) {
         return;
     }
     if cached_fd().is_none() {
         let mut rec = Recorder::new();
+        // The next cookie: 1..=64 (F_SETSIG's range), a new one per build.
+        let cookie = COOKIE.load(Acquire) % 64 + 1;
         let fresh = match build(st, Some(&mut rec)) {
-            Ok(fd) if rec.overflow => {
+            Ok(fd) if rec.overflow || sys::set_fd_sig(fd, cookie) < 0 => {
                 sys::close(fd);
                 -1
             }
@@ -68,9 +101,13 @@ pub fn refresh_cache(st: &State) {
             // readers will discard what they see meanwhile.
             unsafe { *CACHE.0.get() = rec };
         }
+        let old_cookie = COOKIE.load(Acquire);
         let old = CACHE_FD.swap(fresh, AcqRel);
+        COOKIE.store(if fresh >= 0 { cookie } else { 0 }, Release);
         GEN.fetch_add(1, AcqRel);
-        if old >= 0 {
+        // The old number is closed only while it is still ours: the
+        // harness may have closed it and opened something else there.
+        if is_ours(old, old_cookie) {
             sys::close(old);
         }
     }

@@ -216,20 +216,29 @@ pub(super) fn build(st: &State, rec: Option<&mut Recorder>) -> Result<c_int, Lan
             errno: -rs,
         });
     }
+    // The vault's identities: built on first use; `None` only on re-entry
+    // while building them (cannot happen here: their build makes no hook call).
+    let Some(vault_ids) = st.identities().map(|i| i.vault_ids()) else {
+        sys::close(rs);
+        return Err(LandlockError {
+            what: "reading the vault entries' identities (re-entered)",
+            errno: libc::EDEADLK,
+        });
+    };
     // With a recorder, the walk's view and sink share it, borrowed in turn.
     let r = match rec {
         Some(r) => {
             let cell = core::cell::RefCell::new(r);
             tool_layer(
                 &st.policy,
-                st.vault_ids(),
+                vault_ids,
                 &mut SharedFs(&cell),
                 &mut SharedSink(&cell, rs, handled),
             )
         }
         None => tool_layer(
             &st.policy,
-            st.vault_ids(),
+            vault_ids,
             &mut RawFs,
             &mut RawSink {
                 ruleset: rs,
