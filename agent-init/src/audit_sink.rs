@@ -222,13 +222,15 @@ impl Inner {
         }
         let mut buf = vec![0u8; AUDIT_DATAGRAM_MAX];
         loop {
-            let (n, creds) = match sys::recv_with_creds(self.socket.as_fd(), &mut buf) {
+            // Descriptors a sender passed are dropped (closed) with `got`.
+            let got = match sys::recv_with_creds_and_fds(self.socket.as_fd(), &mut buf) {
                 Ok(r) => r,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => return Err(e),
             };
             // SO_PASSCRED is set: the kernel always attaches them.
-            let Some(c) = creds else { continue };
+            let Some(c) = got.creds else { continue };
+            let n = got.len;
             let line = || {
                 record_line(
                     SystemTime::now(),
