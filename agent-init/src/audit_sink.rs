@@ -25,16 +25,14 @@
 //! child that makes only async-signal-safe calls. When the
 //! harness has exited, [`Running::flush`] writes what is still queued.
 
-use crate::sys;
+use crate::{socket_file, sys};
 use policy::audit::{Sender, SenderProc, record_line, suppressed_line};
 use policy::layout::{AUDIT_DATAGRAM_MAX, AUDIT_FILE, AUDIT_SOCKET};
-use std::ffi::CString;
 use std::fmt;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -128,16 +126,8 @@ fn call<'a>(
 /// for appending, or agent-init's stderr.
 pub fn bind(state_dir: &Path, target: &Target) -> Result<AuditSocket, AuditSinkError> {
     let path = state_dir.join(AUDIT_SOCKET.name);
-    match std::fs::remove_file(&path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(call("unlink", &path)(e)),
-    }
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| call("bind", &path)(std::io::ErrorKind::InvalidInput.into()))?;
-    let socket = sys::bind_unix_dgram(&c).map_err(call("bind", &path))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(AUDIT_SOCKET.mode))
-        .map_err(call("chmod", &path))?;
+    let socket =
+        socket_file::bind(&path, AUDIT_SOCKET.mode).map_err(|f| call(f.call, &path)(f.err))?;
     let out = match target {
         Target::Log => Output::Log(RateLimit::new(LOG_RECORDS_PER_SECOND)),
         Target::File { path, max_bytes } => {
@@ -222,13 +212,15 @@ impl Inner {
         }
         let mut buf = vec![0u8; AUDIT_DATAGRAM_MAX];
         loop {
-            let (n, creds) = match sys::recv_with_creds(self.socket.as_fd(), &mut buf) {
+            // Descriptors a sender passed are dropped (closed) with `got`.
+            let got = match sys::recv_with_creds_and_fds(self.socket.as_fd(), &mut buf) {
                 Ok(r) => r,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => return Err(e),
             };
             // SO_PASSCRED is set: the kernel always attaches them.
-            let Some(c) = creds else { continue };
+            let Some(c) = got.creds else { continue };
+            let n = got.len;
             let line = || {
                 record_line(
                     SystemTime::now(),

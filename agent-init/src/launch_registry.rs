@@ -25,18 +25,16 @@
 
 use crate::log::{info, warning};
 use crate::state::{RecordError, StateDir};
-use crate::sys;
+use crate::{socket_file, sys};
 use policy::FileId;
 use policy::layout::{
     HarnessRecord, LAUNCH_REPLY_OK, LAUNCH_REQUEST_MAX, LAUNCH_SOCKET, LAUNCHED_RECORD_MAX,
     LAUNCHED_RECORD_MODE, LaunchRequest, LaunchedRecord, PROBE_FILE,
 };
 use std::collections::BTreeMap;
-use std::ffi::CString;
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
@@ -160,19 +158,8 @@ pub fn bind(
         ino: m.ino(),
     };
     let socket_path = state.dir.join(LAUNCH_SOCKET.name);
-    match std::fs::remove_file(&socket_path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(call("unlink", &socket_path)(e)),
-    }
-    let c = CString::new(socket_path.as_os_str().as_bytes())
-        .map_err(|_| call("bind", &socket_path)(std::io::ErrorKind::InvalidInput.into()))?;
-    let socket = sys::bind_unix_dgram(&c).map_err(call("bind", &socket_path))?;
-    std::fs::set_permissions(
-        &socket_path,
-        std::fs::Permissions::from_mode(LAUNCH_SOCKET.mode),
-    )
-    .map_err(call("chmod", &socket_path))?;
+    let socket = socket_file::bind(&socket_path, LAUNCH_SOCKET.mode)
+        .map_err(|f| call(f.call, &socket_path)(f.err))?;
     if state.root {
         std::os::unix::fs::lchown(&socket_path, Some(harness_uid), None)
             .map_err(call("chown", &socket_path))?;
@@ -409,6 +396,8 @@ fn parent_and_start(pid: i32) -> Option<(i32, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
 
     #[test]
     fn parent_and_start_of_this_process_match_proc() {

@@ -26,6 +26,7 @@ mod safe_path;
 mod seccomp_layer;
 mod seed;
 mod selftest;
+mod socket_file;
 mod state;
 mod stop;
 mod sys;

@@ -502,54 +502,8 @@ pub fn wait_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> io::Result<bool> {
     check(unsafe { libc::poll(&raw mut p, 1, timeout_ms) } as _).map(|n| n > 0)
 }
 
-/// One queued datagram into `buf` and its sender's credentials as the
-/// kernel gave them (`SCM_CREDENTIALS`); never waits (`EAGAIN` when the
-/// queue is empty). `(len, None)`: no credentials came.
-pub fn recv_with_creds(
-    fd: BorrowedFd<'_>,
-    buf: &mut [u8],
-) -> io::Result<(usize, Option<libc::ucred>)> {
-    // Room for one SCM_CREDENTIALS message (and a few more bytes: cmsg alignment).
-    let mut control = [0u64; 8];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: msghdr is plain data; all zeroes is a valid value.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &raw mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control);
-    // SAFETY: `msg` points at `iov` (into `buf`) and `control`, all live and
-    // writable for the call; the fd is open.
-    let n = check(unsafe {
-        libc::recvmsg(
-            fd.as_raw_fd(),
-            &raw mut msg,
-            libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT,
-        )
-    } as _)?;
-    // SAFETY: `msg` was filled by recvmsg; CMSG_FIRSTHDR reads its control fields.
-    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&raw const msg) };
-    let mut creds = None;
-    while !cmsg.is_null() {
-        // SAFETY: a non-null cmsg from CMSG_FIRSTHDR/NXTHDR points into `control`.
-        let hdr = unsafe { &*cmsg };
-        if hdr.cmsg_level == libc::SOL_SOCKET && hdr.cmsg_type == libc::SCM_CREDENTIALS {
-            // SAFETY: `cmsg` is a live control message in `control`.
-            let data = unsafe { libc::CMSG_DATA(cmsg) };
-            // SAFETY: an SCM_CREDENTIALS message's data is one ucred (in
-            // `control`, live); it may be unaligned, so it is read unaligned.
-            creds = Some(unsafe { data.cast::<libc::ucred>().read_unaligned() });
-        }
-        // SAFETY: `msg` and `cmsg` are the live header and current message.
-        cmsg = unsafe { libc::CMSG_NXTHDR(&raw const msg, cmsg) };
-    }
-    Ok((n as usize, creds))
-}
-
-/// One request received on the launch socket ([`recv_with_creds_and_fds`]).
+/// One datagram received by [`recv_with_creds_and_fds`] (a launch
+/// request, an audit record).
 pub struct Received {
     /// Bytes written into the caller's buffer.
     pub len: usize,
@@ -562,8 +516,10 @@ pub struct Received {
     pub truncated: bool,
 }
 
-/// One queued datagram into `buf`, its sender's credentials and the
-/// descriptors it passed; never waits (`EAGAIN` when the queue is empty).
+/// One queued datagram into `buf`, its sender's credentials as the kernel
+/// gave them (`SCM_CREDENTIALS`) and the descriptors it passed; never waits
+/// (`EAGAIN` when the queue is empty). A receiver that takes no descriptors
+/// drops [`Received::fds`], which closes them.
 pub fn recv_with_creds_and_fds(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Received> {
     // Room for SCM_CREDENTIALS and up to 8 descriptors (cmsg alignment included).
     let mut control = [0u64; 16];

@@ -13,7 +13,7 @@ mod common;
 use common::*;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 
 /// One test's world.
 struct World {
@@ -108,11 +108,20 @@ fn world(test: &str, landlock: &str) -> Option<World> {
     })
 }
 
+/// [`world`] with Landlock required, for a test that starts a process
+/// outside the harness's tree as the harness user (`setpriv`).
+fn world_with_setpriv(test: &str) -> Option<World> {
+    let w = world(test, "required")?;
+    if skip_without("/usr/bin/setpriv", "setpriv") {
+        return None;
+    }
+    Some(w)
+}
+
 impl World {
     /// `agent-init run -- /bin/sh -c RUNNER` (the shell is the runner, the
     /// trusted harness), with the preload, `AV_TEST_SECRET` set (a secret
-    /// variable), and `$PI`, `$PI_SCRIPT`, `$OTHER`, `$RAW`, `$AUTH`,
-    /// `$PROBE` (the shell lines above) in its environment.
+    /// variable), and the environment of [`World::private_mounts`].
     fn run(&self, runner: &str) -> Output {
         let script = format!(
             "exec $BIN run --policy {} -- /bin/sh -c '{}'",
@@ -123,19 +132,48 @@ impl World {
     }
 
     /// `sh -c SCRIPT` as root in a private mount namespace (fresh `/run`),
-    /// with the environment of [`World::run`].
+    /// with `AV_TEST_SECRET` set and the environment of
+    /// [`World::private_mounts`].
     fn sh(&self, script: &str) -> Output {
+        let mut c = self.private_mounts(script);
+        c.env("AV_TEST_SECRET", "sk-test-launched");
+        c.output().unwrap()
+    }
+
+    /// `sh -c SCRIPT` as root in a private mount namespace (fresh `/run`),
+    /// with the preload (also as `$SO`) and `$PI`, `$PI_SCRIPT`, `$OTHER`,
+    /// `$RAW`, `$AUTH`, `$PROBE` (the shell lines above) in its environment.
+    fn private_mounts(&self, script: &str) -> Command {
         let mut c = in_private_mounts(script);
         c.env("AGENT_VAULT_PRELOAD", built_preload())
             .env("AGENT_VAULT_LOG", "debug")
-            .env("AV_TEST_SECRET", "sk-test-launched")
+            .env("SO", built_preload())
             .env("PI", &self.pi)
             .env("PI_SCRIPT", &self.pi_script)
             .env("OTHER", &self.other)
             .env("RAW", &self.raw)
             .env("AUTH", &self.auth)
             .env("PROBE", PROBE);
-        c.output().unwrap()
+        c
+    }
+
+    /// A shell script: a session starts whose harness waits on a fifo;
+    /// once its launch socket is up, `during` runs (as root, outside the
+    /// harness's tree); then the harness is let go and the session ends.
+    fn session_script(&self, during: &str) -> String {
+        format!(
+            r#"mkfifo {go} && chmod 666 {go}
+{bin} run --policy {policy} -- /bin/sh -c "read x < {go}" &
+i=0; while [ ! -S /run/agent-vault/launch.sock ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+kill -0 $! || exit 1
+{during}
+echo go > {go}
+wait
+"#,
+            go = self.d.join("go").display(),
+            policy = self.policy.display(),
+            bin = BIN,
+        )
     }
 
     /// The launcher's identity, as agent-init records it.
@@ -159,11 +197,37 @@ fn line(o: &Output, tag: &str, what: &str) -> String {
         .unwrap_or_else(|| panic!("no line {head:?}:\n{out}\n{}", stderr(o)))
 }
 
+/// stdout and stderr, for a failure message.
+fn all(o: &Output) -> String {
+    format!("{}\n{}", stdout(o), stderr(o))
+}
+
+/// `tag` ran as a launched harness: it read its own credential, its tools
+/// got nothing, its `/proc` files are closed to them.
+#[track_caller]
+fn assert_launched(o: &Output, w: &World, tag: &str) {
+    assert_eq!(
+        line(o, tag, "self"),
+        format!("READ {}", w.key),
+        "{tag}: {}",
+        all(o)
+    );
+    assert_tools_get_nothing(o, w, tag);
+    assert_proc_closed(o, tag);
+}
+
+/// `tag` ran as a tool: its own read was denied, and so was everything it started.
+#[track_caller]
+fn assert_a_tool(o: &Output, w: &World, tag: &str) {
+    assert_eq!(line(o, tag, "self"), "DENIED", "{tag}: {}", all(o));
+    assert_tools_get_nothing(o, w, tag);
+}
+
 /// A launched harness's `/proc/<pid>/{environ,mem}` are closed to its
 /// tools (it is not dumpable, as the harness).
 #[track_caller]
 fn assert_proc_closed(o: &Output, tag: &str) {
-    let all = format!("{}\n{}", stdout(o), stderr(o));
+    let all = all(o);
     assert_eq!(
         line(o, tag, "proc-environ"),
         "DENIED Permission denied",
@@ -180,7 +244,7 @@ fn assert_proc_closed(o: &Output, tag: &str) {
 /// environment give nothing.
 #[track_caller]
 fn assert_tools_get_nothing(o: &Output, w: &World, tag: &str) {
-    let all = format!("{}\n{}", stdout(o), stderr(o));
+    let all = all(o);
     assert_eq!(line(o, tag, "cat"), "DENIED", "{all}");
     assert_eq!(line(o, tag, "raw"), "DENIED Permission denied", "{all}");
     assert_eq!(line(o, tag, "tool-env"), "0", "{all}");
@@ -207,16 +271,14 @@ for i in 1 2 3 4 5 6 7 8 9 10; do [ -z "$(ls /run/agent-vault/launched)" ] && br
 echo "after $(ls /run/agent-vault/launched | wc -l) records"
 echo END"#,
     );
-    let all = format!("{}\n{}", stdout(&o), stderr(&o));
+    let all = all(&o);
     assert_exit(&o, 0);
-    assert_eq!(line(&o, "pi", "self"), format!("READ {}", w.key), "{all}");
+    assert_launched(&o, &w, "pi");
     assert_eq!(
         line(&o, "pi", "self-env"),
         "sk-test-launched",
         "a launched harness keeps its own variables: {all}"
     );
-    assert_tools_get_nothing(&o, &w, "pi");
-    assert_proc_closed(&o, "pi");
     let pid = line(&o, "pi", "pid");
     assert_eq!(
         line(&o, "pi", "record").trim(),
@@ -245,15 +307,8 @@ fn a_script_launcher_is_a_launched_harness_and_its_tools_get_nothing_by_landlock
         return;
     };
     let o = w.run("TAG=script \"$PI_SCRIPT\"\necho END");
-    let all = format!("{}\n{}", stdout(&o), stderr(&o));
     assert_exit(&o, 0);
-    assert_eq!(
-        line(&o, "script", "self"),
-        format!("READ {}", w.key),
-        "{all}"
-    );
-    assert_tools_get_nothing(&o, &w, "script");
-    assert_proc_closed(&o, "script");
+    assert_launched(&o, &w, "script");
 }
 
 #[test]
@@ -267,11 +322,10 @@ fn a_tool_that_execs_the_listed_program_is_still_a_tool_by_landlock_and_preload(
     // The runner's child is a shell (a tool) that execs the launcher: the
     // way `sh -c pi` reaches it.
     let o = w.run("TAG=viatool /bin/sh -c 'exec \"$PI\" -c \"$PROBE\"'\necho END");
-    let all = format!("{}\n{}", stdout(&o), stderr(&o));
+    let all = all(&o);
     assert_exit(&o, 0);
-    assert_eq!(line(&o, "viatool", "self"), "DENIED", "{all}");
+    assert_a_tool(&o, &w, "viatool");
     assert_eq!(line(&o, "viatool", "self-env"), "unset", "{all}");
-    assert_tools_get_nothing(&o, &w, "viatool");
     assert_eq!(line(&o, "viatool", "record").trim(), "", "{all}");
 }
 
@@ -284,10 +338,9 @@ fn an_unlisted_program_launched_by_the_runner_is_a_tool_by_landlock_and_preload(
         return;
     };
     let o = w.run("TAG=other \"$OTHER\" -c \"$PROBE\"\necho END");
-    let all = format!("{}\n{}", stdout(&o), stderr(&o));
+    let all = all(&o);
     assert_exit(&o, 0);
-    assert_eq!(line(&o, "other", "self"), "DENIED", "{all}");
-    assert_tools_get_nothing(&o, &w, "other");
+    assert_a_tool(&o, &w, "other");
     assert_eq!(line(&o, "other", "record").trim(), "", "{all}");
 }
 
@@ -320,7 +373,7 @@ fn a_failed_launcher_exec_is_not_retried_along_path_by_preload() {
         a.display(),
         b.display()
     ));
-    let all = format!("{}\n{}", stdout(&o), stderr(&o));
+    let all = all(&o);
     assert!(stdout(&o).contains("status 127"), "{all}");
     assert!(!stdout(&o).contains("retry self"), "b/pi ran: {all}");
     assert!(!stdout(&o).contains(&w.key), "{all}");
@@ -333,15 +386,11 @@ fn a_failed_launcher_exec_is_not_retried_along_path_by_preload() {
 
 #[test]
 fn a_stale_launched_record_for_a_reused_pid_is_no_harness_by_start_time() {
-    let Some(w) = world(
-        "a_stale_launched_record_for_a_reused_pid_is_no_harness_by_start_time",
-        "required",
-    ) else {
+    let Some(w) =
+        world_with_setpriv("a_stale_launched_record_for_a_reused_pid_is_no_harness_by_start_time")
+    else {
         return;
     };
-    if skip_without("/usr/bin/setpriv", "setpriv") {
-        return;
-    }
     // In a private pid namespace, while a session runs (its harness waits
     // on a fifo): root plants a record for pid T naming the launcher, with
     // another start time, as one left by an exited launched harness would
@@ -349,38 +398,22 @@ fn a_stale_launched_record_for_a_reused_pid_is_no_harness_by_start_time() {
     // harness's tree as the harness user (as `docker exec` would: not
     // under the tool layer until its preload applies it), which execs the
     // launcher. Only the start time tells it from the recorded process.
-    let go = w.d.join("go");
     let (dev, ino) = w.pi_id();
-    let script = format!(
-        r#"exec unshare --pid --fork --mount-proc /bin/sh -c '
-mkfifo {go} && chmod 666 {go}
-{bin} run --policy {policy} -- /bin/sh -c "read x < {go}" &
-i=0; while [ ! -S /run/agent-vault/launch.sock ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
-kill -0 $! || exit 1
-sleep 0.3
+    let during = format!(
+        r#"sleep 0.3
 read last < /proc/sys/kernel/ns_last_pid
 T=$((last + 20))
 echo $((T - 1)) > /proc/sys/kernel/ns_last_pid
 echo "$T 1 {dev} {ino}" > /run/agent-vault/launched/$T
 echo "STALE=$T"
-setpriv --reuid=65534 --regid=65534 --clear-groups env TAG=reused LD_PRELOAD="$SO" "$PI" -c "$PROBE"
-echo go > {go}
-wait
-'"#,
-        go = go.display(),
-        policy = w.policy.display(),
-        bin = BIN,
+setpriv --reuid=65534 --regid=65534 --clear-groups env TAG=reused LD_PRELOAD="$SO" "$PI" -c "$PROBE""#
     );
-    let mut c = in_private_mounts(&script);
-    c.env("AGENT_VAULT_PRELOAD", built_preload())
-        .env("AGENT_VAULT_LOG", "debug")
-        .env("SO", built_preload())
-        .env("PI", &w.pi)
-        .env("RAW", &w.raw)
-        .env("AUTH", &w.auth)
-        .env("PROBE", PROBE);
-    let o = c.output().unwrap();
-    let all = format!("{}\n{}", stdout(&o), stderr(&o));
+    let script = format!(
+        "exec unshare --pid --fork --mount-proc /bin/sh -c '\n{}'",
+        w.session_script(&during)
+    );
+    let o = w.private_mounts(&script).output().unwrap();
+    let all = all(&o);
     let stale = stdout(&o)
         .lines()
         .find_map(|l| l.strip_prefix("STALE=").map(str::to_string))
@@ -390,21 +423,16 @@ wait
         stale,
         "the process did not get the stale record's pid: {all}"
     );
-    assert_eq!(line(&o, "reused", "self"), "DENIED", "{all}");
-    assert_tools_get_nothing(&o, &w, "reused");
+    assert_a_tool(&o, &w, "reused");
 }
 
 #[test]
 fn a_record_does_not_trust_an_image_that_is_not_its_launcher_by_preload() {
-    let Some(w) = world(
-        "a_record_does_not_trust_an_image_that_is_not_its_launcher_by_preload",
-        "required",
-    ) else {
+    let Some(w) =
+        world_with_setpriv("a_record_does_not_trust_an_image_that_is_not_its_launcher_by_preload")
+    else {
         return;
     };
-    if skip_without("/usr/bin/setpriv", "setpriv") {
-        return;
-    }
     // While a session runs, a process outside the harness's tree (as
     // `docker exec`, not yet under the tool layer) as the harness user
     // waits (without the preload, so nothing has put it under the tool
@@ -414,7 +442,6 @@ fn a_record_does_not_trust_an_image_that_is_not_its_launcher_by_preload() {
     // shell must stay a tool (its /proc/self/exe is not the launcher); the
     // launcher itself, as the control, is trusted on the same kind of
     // record, so the refusal is the exe check's.
-    let go = w.d.join("go");
     let (dev, ino) = w.pi_id();
     let one = |tag: &str, prog: &str| {
         format!(
@@ -426,38 +453,19 @@ echo "$p $start {dev} {ino}" > /run/agent-vault/launched/$p.tmp && mv /run/agent
 wait $p"#
         )
     };
-    let script = format!(
-        r#"mkfifo {go} && chmod 666 {go}
-{bin} run --policy {policy} -- /bin/sh -c "read x < {go}" &
-i=0; while [ ! -S /run/agent-vault/launch.sock ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
-kill -0 $! || exit 1
-{other}
-{pi}
-echo go > {go}
-wait
-"#,
-        go = go.display(),
-        policy = w.policy.display(),
-        bin = BIN,
-        other = one("notlauncher", &w.other.display().to_string()),
-        pi = one("control", &w.pi.display().to_string()),
-    );
-    let mut c = in_private_mounts(&script);
-    c.env("AGENT_VAULT_PRELOAD", built_preload())
-        .env("AGENT_VAULT_LOG", "debug")
-        .env("SO", built_preload())
-        .env("RAW", &w.raw)
-        .env("AUTH", &w.auth)
-        .env("PROBE", PROBE);
-    let o = c.output().unwrap();
-    let all = format!("{}\n{}", stdout(&o), stderr(&o));
+    let script = w.session_script(&format!(
+        "{}\n{}",
+        one("notlauncher", &w.other.display().to_string()),
+        one("control", &w.pi.display().to_string()),
+    ));
+    let o = w.private_mounts(&script).output().unwrap();
+    let all = all(&o);
     assert_eq!(
         line(&o, "control", "self"),
         format!("READ {}", w.key),
         "the control: a record naming the launcher it runs is trusted: {all}"
     );
-    assert_eq!(line(&o, "notlauncher", "self"), "DENIED", "{all}");
-    assert_tools_get_nothing(&o, &w, "notlauncher");
+    assert_a_tool(&o, &w, "notlauncher");
 }
 
 #[test]
@@ -474,17 +482,10 @@ fn a_launched_harness_launches_a_harness_of_its_own_by_its_record() {
         r#"TAG=outer "$PI" -c 'TAG=inner "$PI_SCRIPT"; TAG=innerother "$OTHER" -c "$PROBE"; echo "outer pid $$"'
 echo END"#,
     );
-    let all = format!("{}\n{}", stdout(&o), stderr(&o));
+    let all = all(&o);
     assert_exit(&o, 0);
-    assert_eq!(
-        line(&o, "inner", "self"),
-        format!("READ {}", w.key),
-        "{all}"
-    );
-    assert_tools_get_nothing(&o, &w, "inner");
-    assert_proc_closed(&o, "inner");
-    assert_eq!(line(&o, "innerother", "self"), "DENIED", "{all}");
-    assert_tools_get_nothing(&o, &w, "innerother");
+    assert_launched(&o, &w, "inner");
+    assert_a_tool(&o, &w, "innerother");
     let outer = line(&o, "outer", "pid");
     let inner = line(&o, "inner", "pid");
     assert_eq!(
@@ -530,7 +531,7 @@ fn a_forged_registration_from_a_tool_is_refused_by_agent_init() {
     ]
     .join("\n");
     let o = w.run(&runner);
-    let all = format!("{}\n{}", stdout(&o), stderr(&o));
+    let all = all(&o);
     assert_exit(&o, 0);
     let out = stdout(&o);
     let lines: Vec<&str> = out.lines().collect();
@@ -565,7 +566,7 @@ fn launchers_without_landlock_are_refused_and_launched_programs_are_tools_by_pre
         return;
     };
     let o = w.run("TAG=pi \"$PI\" -c \"$PROBE\"\necho END");
-    let all = format!("{}\n{}", stdout(&o), stderr(&o));
+    let all = all(&o);
     assert_exit(&o, 0);
     assert_stderr_contains(
         &o,
@@ -624,16 +625,10 @@ print("END")
     )
     .unwrap();
     let o = w.run(&format!("exec /usr/bin/python3 {}", py.display()));
-    let all = format!("{}\n{}", stdout(&o), stderr(&o));
+    let all = all(&o);
     assert_exit(&o, 0);
     for tag in ["subprocess", "spawn", "spawnp"] {
-        assert_eq!(
-            line(&o, tag, "self"),
-            format!("READ {}", w.key),
-            "{tag}: {all}"
-        );
-        assert_tools_get_nothing(&o, &w, tag);
-        assert_proc_closed(&o, tag);
+        assert_launched(&o, &w, tag);
     }
     for tag in ["nopreload", "system"] {
         assert_eq!(line(&o, tag, "self"), "DENIED", "{tag}: {all}");

@@ -7,20 +7,13 @@
 mod common;
 use common::proxy::*;
 use common::*;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A scripted upstream on 127.0.0.1: answers every request 200 and records
-/// its method, path and headers, one JSON object a line.
-struct Upstream {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
+/// The scripted upstream on 127.0.0.1 ([`start_upstream`]): answers every
+/// request 200 and logs its method, path, headers and body.
 const UPSTREAM_PY: &str = r#"
 import http.server, json, sys
 log = open(sys.argv[1], "a")
@@ -46,38 +39,8 @@ print(s.server_address[1], flush=True)
 s.serve_forever()
 "#;
 
-impl Upstream {
-    fn start(d: &Dir) -> Upstream {
-        let log = d.join("upstream.jsonl");
-        let mut child = Command::new(PYTHON)
-            .args(["-c", UPSTREAM_PY])
-            .arg(&log)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 for the scripted upstream");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().parse().expect("upstream port");
-        Upstream { child, port, log }
-    }
-
-    /// Every recorded request.
-    fn requests(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start_upstream(d: &Dir) -> ScriptedServer {
+    ScriptedServer::start("upstream", UPSTREAM_PY, d.join("upstream.jsonl"), &[])
 }
 
 /// Canary credentials, unique per test run.
@@ -90,14 +53,7 @@ struct Canaries {
 
 impl Canaries {
     fn new() -> Canaries {
-        let n = format!(
-            "{}{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        );
+        let n = canary_nonce();
         Canaries {
             env_key: format!("sk-ant-api03-CANARYENV{n}"),
             pi_oauth_access: format!("sk-ant-oat01-CANARYACCESS{n}"),
@@ -150,7 +106,7 @@ print(json.dumps(res))
 /// A test world: seed (root-only), vault, proxy state, upstream, policy.
 struct World {
     d: Dir,
-    up: Upstream,
+    up: ScriptedServer,
     c: Canaries,
     seed: PathBuf,
     vault: PathBuf,
@@ -161,13 +117,12 @@ struct World {
 impl World {
     fn new() -> World {
         let d = Dir::new();
-        let up = Upstream::start(&d);
+        let up = start_upstream(&d);
         let c = Canaries::new();
         let seed = d.join("seed");
         let vault = d.join("pi-agent");
         let state = d.join("proxy-state");
-        std::fs::create_dir(&seed).unwrap();
-        std::fs::set_permissions(&seed, std::fs::Permissions::from_mode(0o700)).unwrap();
+        create_root_only_dir(&seed);
         let far = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -194,20 +149,7 @@ impl World {
         std::fs::write(d.join("harness.py"), HARNESS_PY).unwrap();
         std::fs::write(d.join("tool.py"), TOOL_PY).unwrap();
         let extra = format!(
-            r#"[[vault.entry]]
-name = "pi"
-dir = "{vault}"
-
-[[seed]]
-source = "{seed}"
-target = "{vault}"
-mode = "copy-missing"
-
-[proxy]
-mode = "on"
-user = "{PROXY_UID}:{PROXY_UID}"
-state_dir = "{state}"
-
+            r#"{vault_and_proxy}
 [[proxy.route]]
 name = "env-key"
 upstream = "http://127.0.0.1:{port}/env"
@@ -233,9 +175,8 @@ placeholder = "sk-"
 from = {{ file = "{vault}/auth.json", format = "pi-auth", provider = "openai" }}
 point = {{ pi_models = "{vault}/models.json", provider = "openai" }}
 "#,
+            vault_and_proxy = seeded_vault_entry("pi", &vault, &seed) + "\n" + &proxy_on(&state),
             vault = vault.display(),
-            seed = seed.display(),
-            state = state.display(),
             port = up.port,
         );
         let policy = d.policy("65534:65534", "required", "required", &extra);
@@ -267,13 +208,7 @@ point = {{ pi_models = "{vault}/models.json", provider = "openai" }}
             ],
         );
         cmd.env("AV_TEST_KEY", &self.c.env_key);
-        let o = output(cmd);
-        assert_exit(&o, 0);
-        let out = stdout(&o);
-        let v = serde_json::from_str(out.trim()).unwrap_or_else(|e| {
-            panic!("harness output {out:?}: {e}\n{}", stderr(&o));
-        });
-        (v, stderr(&o))
+        run_harness_json(cmd)
     }
 }
 
@@ -322,12 +257,6 @@ fn assert_upstream_got_only_real_credentials(w: &World, runs: usize) {
     }
 }
 
-fn assert_no_canary(w: &World, what: &str, text: &str) {
-    for c in w.c.all() {
-        assert!(!text.contains(c), "canary {c} found in {what}:\n{text}");
-    }
-}
-
 #[test]
 fn harness_sees_only_placeholders_and_upstream_gets_the_real_keys() {
     if skip_unless_root("harness_sees_only_placeholders_and_upstream_gets_the_real_keys") {
@@ -373,7 +302,7 @@ fn harness_sees_only_placeholders_and_upstream_gets_the_real_keys() {
         seen["models"]["providers"]["anthropic"]["models"][0]["id"],
         "kept"
     );
-    assert_no_canary(&w, "what the harness saw", &seen.to_string());
+    assert_no_secret(w.c.all(), "what the harness saw", &seen.to_string());
     assert_upstream_got_only_real_credentials(&w, 1);
     assert!(err.contains("[proxy] vault-proxy pid"), "{err}");
 }
@@ -413,9 +342,9 @@ fn canary_appears_nowhere_the_harness_uid_can_look_across_two_starts() {
             tool.contains(&format!("DENIED {}", w.seed.display())),
             "{tool}"
         );
-        assert_no_canary(&w, &format!("run {run}: the tool's output"), tool);
-        assert_no_canary(
-            &w,
+        assert_no_secret(w.c.all(), &format!("run {run}: the tool's output"), tool);
+        assert_no_secret(
+            w.c.all(),
             &format!("run {run}: the harness's output"),
             &v.to_string(),
         );
@@ -438,7 +367,7 @@ fn canary_appears_nowhere_the_harness_uid_can_look_across_two_starts() {
     assert_upstream_got_only_real_credentials(&w, 2);
     // As root: the vault holds placeholders only, and the state dir is the proxy's alone.
     let vault_text = std::fs::read_to_string(w.vault.join("auth.json")).unwrap();
-    assert_no_canary(&w, "the vault's auth.json", &vault_text);
+    assert_no_secret(w.c.all(), "the vault's auth.json", &vault_text);
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(&w.state).unwrap();
     assert_eq!((m.uid(), m.mode() & 0o777), (PROXY_UID, 0o700));
@@ -691,7 +620,7 @@ fn self_test_reports_the_proxy_uid_and_routes_without_values() {
             "{rows:?}"
         );
     }
-    assert_no_canary(&w, "self-test's output", &stdout(&o));
+    assert_no_secret(w.c.all(), "self-test's output", &stdout(&o));
     assert!(
         !stdout(&o).contains("-av-"),
         "self-test printed a placeholder"
@@ -731,7 +660,7 @@ fn check_and_explain_show_each_route_and_its_source_never_a_value() {
         "{out}"
     );
     assert!(out.contains("OAuth login refreshed by the proxy"), "{out}");
-    assert_no_canary(&w, "check", &(out + &stderr(&o)));
+    assert_no_secret(w.c.all(), "check", &(out + &stderr(&o)));
     let o = Command::new(BIN)
         .args(["explain", "--policy", w.policy.to_str().unwrap()])
         .arg(w.vault.join("auth.json"))
@@ -748,7 +677,7 @@ fn check_and_explain_show_each_route_and_its_source_never_a_value() {
         out.contains("the harness sees only a placeholder here"),
         "{out}"
     );
-    assert_no_canary(&w, "explain", &(out + &stderr(&o)));
+    assert_no_secret(w.c.all(), "explain", &(out + &stderr(&o)));
 }
 
 /// The requests the upstream received after the first `before`.
@@ -888,7 +817,7 @@ fn a_group_serves_each_credential_by_its_placeholder_and_never_forwards_one() {
     }
     ensure_proxy_binary();
     let d = Dir::new();
-    let up = Upstream::start(&d);
+    let up = start_upstream(&d);
     let c = Canaries::new();
     let key = c.env_key.clone();
     let token = c.pi_oauth_access.clone();
@@ -897,28 +826,14 @@ fn a_group_serves_each_credential_by_its_placeholder_and_never_forwards_one() {
     let seed = d.join("claude-ro");
     let vault = d.join("claude");
     let state = d.join("proxy-state");
-    std::fs::create_dir(&seed).unwrap();
-    std::fs::set_permissions(&seed, std::fs::Permissions::from_mode(0o700)).unwrap();
+    create_root_only_dir(&seed);
     let cred = serde_json::json!({"claudeAiOauth": {
         "accessToken": token, "refreshToken": refresh, "expiresAt": 4_102_444_800_000u64,
         "scopes": ["user:inference"], "subscriptionType": "pro"}});
     std::fs::write(seed.join(".credentials.json"), cred.to_string()).unwrap();
     std::fs::write(d.join("harness.py"), GROUP_HARNESS_PY).unwrap();
     let extra = format!(
-        r#"[[vault.entry]]
-name = "claude"
-dir = "{vault}"
-
-[[seed]]
-source = "{seed}"
-target = "{vault}"
-mode = "copy-missing"
-
-[proxy]
-mode = "on"
-user = "{PROXY_UID}:{PROXY_UID}"
-state_dir = "{state}"
-
+        r#"{vault_and_proxy}
 [[proxy.route]]
 name = "grp-key"
 upstream = "http://127.0.0.1:{port}/grp"
@@ -935,9 +850,8 @@ from = {{ file = "{vault}/.credentials.json", format = "claude-credentials" }}
 point = {{ env = "AV_GROUP_BASE_URL" }}
 oauth = {{ placeholder = "sk-ant-oat01-", token_url = "http://127.0.0.1:{port}/token", client_id = "test-client" }}
 "#,
+        vault_and_proxy = seeded_vault_entry("claude", &vault, &seed) + "\n" + &proxy_on(&state),
         vault = vault.display(),
-        seed = seed.display(),
-        state = state.display(),
         port = up.port,
     );
     let policy = d.policy("65534:65534", "required", "required", &extra);
@@ -990,11 +904,7 @@ oauth = {{ placeholder = "sk-ant-oat01-", token_url = "http://127.0.0.1:{port}/t
             ],
         );
         cmd.env("AV_GROUP_KEY", &key);
-        let o = output(cmd);
-        assert_exit(&o, 0);
-        let err = stderr(&o);
-        let v: serde_json::Value = serde_json::from_str(stdout(&o).trim())
-            .unwrap_or_else(|e| panic!("run {run}: {e}: {}\n{err}", stdout(&o)));
+        let (v, err) = run_harness_json(cmd);
         assert_eq!(
             (&v["key"], &v["oauth"], &v["neither"]),
             (

@@ -12,10 +12,8 @@ mod common;
 use common::proxy::*;
 use common::*;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 const CLIENT_ID: &str = "app_EMoamEEZ73f0CkXaXp7hrann";
 const ACCOUNT: &str = "acct-7f3e";
@@ -163,14 +161,7 @@ struct Canaries {
 
 impl Canaries {
     fn new() -> Canaries {
-        let n = format!(
-            "{}x{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        );
+        let n = canary_nonce();
         let claims = json!({"https://api.openai.com/auth": {"chatgpt_account_id": ACCOUNT, "chatgpt_plan_type": "plus"}, "email": "dev@example.com", "session_id": format!("CANARYSESSION{n}")});
         let mut expired = claims.clone();
         expired["exp"] = json!(1_000_000_000u64);
@@ -205,83 +196,44 @@ impl Canaries {
     }
 }
 
-struct Provider {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Provider {
-    fn requests(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
 struct World {
     d: Dir,
-    p: Provider,
+    p: ScriptedServer,
     c: Canaries,
     seed: PathBuf,
     state: PathBuf,
     policy: PathBuf,
 }
 
-fn write_0600(path: PathBuf, v: &Value) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, v.to_string()).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
-
 impl World {
     fn new() -> World {
         let d = Dir::new();
         let c = Canaries::new();
-        let log = d.join("provider.jsonl");
-        let mut child = Command::new(PYTHON)
-            .args([
-                "-c",
-                &PROVIDER_PY
-                    .replace("\"ACCOUNT\"", &format!("{ACCOUNT:?}"))
-                    .replace("\"CLIENT_ID\"", &format!("{CLIENT_ID:?}")),
-            ])
-            .arg(&log)
-            .arg(format!("{},{}", c.codex_access, c.pi_access))
-            .arg(&c.opencode_key)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 for the scripted provider");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().parse().expect("provider port");
-        let p = Provider { child, port, log };
+        let p = ScriptedServer::start(
+            "provider",
+            &PROVIDER_PY
+                .replace("\"ACCOUNT\"", &format!("{ACCOUNT:?}"))
+                .replace("\"CLIENT_ID\"", &format!("{CLIENT_ID:?}")),
+            d.join("provider.jsonl"),
+            &[
+                &format!("{},{}", c.codex_access, c.pi_access),
+                &c.opencode_key,
+            ],
+        );
         let seed = d.join("seed");
-        std::fs::create_dir(&seed).unwrap();
-        std::fs::set_permissions(&seed, std::fs::Permissions::from_mode(0o700)).unwrap();
+        create_root_only_dir(&seed);
         write_0600(
-            seed.join("codex/auth.json"),
+            &seed.join("codex/auth.json"),
             &json!({"OPENAI_API_KEY": null, "tokens": {"id_token": c.codex_id, "access_token": c.codex_access,
                     "refresh_token": c.codex_refresh, "account_id": ACCOUNT}, "last_refresh": "2026-01-01T00:00:00Z"}),
         );
         write_0600(
-            seed.join("opencode/auth.json"),
+            &seed.join("opencode/auth.json"),
             &json!({"anthropic": {"type": "api", "key": c.opencode_key},
                     "openai": {"type": "oauth", "access": "oc-oauth-access", "refresh": "oc-oauth-refresh", "expires": 1}}),
         );
         write_0600(
-            seed.join("pi/auth.json"),
+            &seed.join("pi/auth.json"),
             &json!({"openai-codex": {"type": "oauth", "access": c.pi_access, "refresh": c.pi_refresh,
                     "expires": 4_000_000_000_000u64, "accountId": ACCOUNT}}),
         );
@@ -290,38 +242,7 @@ impl World {
         let state = d.join("proxy-state");
         let v = d.path().display().to_string();
         let extra = format!(
-            r#"[[vault.entry]]
-name = "codex"
-dir = "{v}/codex"
-
-[[vault.entry]]
-name = "opencode"
-dir = "{v}/opencode"
-
-[[vault.entry]]
-name = "pi"
-dir = "{v}/pi"
-
-[[seed]]
-source = "{seed}/codex"
-target = "{v}/codex"
-mode = "copy-missing"
-
-[[seed]]
-source = "{seed}/opencode"
-target = "{v}/opencode"
-mode = "copy-missing"
-
-[[seed]]
-source = "{seed}/pi"
-target = "{v}/pi"
-mode = "copy-missing"
-
-[proxy]
-mode = "on"
-user = "{PROXY_UID}:{PROXY_UID}"
-state_dir = "{state}"
-
+            r#"{vaults_and_proxy}
 [[proxy.route]]
 name = "codex-chatgpt"
 upstream = "http://127.0.0.1:{port}/backend-api/codex"
@@ -354,8 +275,10 @@ from = {{ file = "{v}/pi/auth.json", format = "pi-auth", provider = "openai-code
 point = {{ pi_models = "{v}/pi/models.json", provider = "openai-codex" }}
 oauth = {{ jwt = true, token_url = "http://127.0.0.1:{port}/oauth/token", client_id = "{CLIENT_ID}" }}
 "#,
-            seed = seed.display(),
-            state = state.display(),
+            vaults_and_proxy = ["codex", "opencode", "pi"]
+                .map(|h| seeded_vault_entry(h, &d.join(h), &seed.join(h)) + "\n")
+                .concat()
+                + &proxy_on(&state),
             port = p.port,
         );
         let policy = d.policy("65534:65534", "required", "required", &extra);
@@ -394,18 +317,7 @@ oauth = {{ jwt = true, token_url = "http://127.0.0.1:{port}/oauth/token", client
             "OPENCODE_CONFIG_CONTENT",
             r#"{"model":"anthropic/claude-sonnet-4-5"}"#,
         );
-        let o = output(cmd);
-        assert_exit(&o, 0);
-        let out = stdout(&o);
-        let v = serde_json::from_str(out.trim())
-            .unwrap_or_else(|e| panic!("harness output {out:?}: {e}\n{}", stderr(&o)));
-        (v, stderr(&o))
-    }
-
-    fn assert_no_canary(&self, what: &str, text: &str) {
-        for c in self.c.all() {
-            assert!(!text.contains(&c), "secret {c} found in {what}:\n{text}");
-        }
+        run_harness_json(cmd)
     }
 }
 
@@ -499,7 +411,8 @@ fn codex_opencode_and_pi_chatgpt_files_hold_only_placeholders_across_two_starts(
             tool.contains(&format!("DENIED {}", w.seed.display())),
             "{tool}"
         );
-        w.assert_no_canary(
+        assert_no_secret(
+            w.c.all(),
             &format!("run {run}: what the harness and its tool saw"),
             &v.to_string(),
         );
@@ -561,7 +474,7 @@ fn codex_opencode_and_pi_chatgpt_files_hold_only_placeholders_across_two_starts(
     // As root: the vault's files hold placeholders only.
     for f in ["codex/auth.json", "pi/auth.json", "opencode/auth.json"] {
         let text = std::fs::read_to_string(w.d.path().join(f)).unwrap();
-        w.assert_no_canary(f, &text);
+        assert_no_secret(w.c.all(), f, &text);
     }
 }
 
@@ -586,7 +499,7 @@ fn check_shows_the_codex_mode_and_the_opencode_pointer_never_a_value() {
     ] {
         assert!(out.contains(&needle), "{needle}\n{out}");
     }
-    w.assert_no_canary("check", &(out + &stderr(&o)));
+    assert_no_secret(w.c.all(), "check", &(out + &stderr(&o)));
 }
 
 #[test]
@@ -604,11 +517,7 @@ fn an_unrouted_codex_chatgpt_login_is_named_at_start_by_agent_init() {
 name = "codex"
 dir = "{v}/codex"
 
-[proxy]
-mode = "on"
-user = "{PROXY_UID}:{PROXY_UID}"
-state_dir = "{v}/proxy-state"
-
+{proxy}
 [[proxy.route]]
 name = "codex"
 upstream = "https://api.openai.com/v1"
@@ -616,14 +525,12 @@ header = "authorization"
 placeholder = "sk-"
 from = {{ file = "{v}/codex/auth.json", format = "codex-auth" }}
 point = {{ env = "OPENAI_BASE_URL" }}
-"#
+"#,
+        proxy = proxy_on(&d.join("proxy-state")),
     );
     let policy = d.policy("65534:65534", "required", "required", &extra);
     let start = |tokens: &Value| {
-        write_0600(
-            auth.clone(),
-            &json!({"OPENAI_API_KEY": null, "tokens": tokens}),
-        );
+        write_0600(&auth, &json!({"OPENAI_API_KEY": null, "tokens": tokens}));
         let o = output(run_cmd(&policy, &[], &["/bin/true"]));
         assert_exit(&o, 0);
         stderr(&o)
@@ -635,9 +542,7 @@ point = {{ env = "OPENAI_BASE_URL" }}
         err.contains("holds a Codex ChatGPT login, which no route serves"),
         "{err}"
     );
-    c.all()
-        .iter()
-        .for_each(|s| assert!(!err.contains(s), "{s} in {err}"));
+    assert_no_secret(c.all(), "agent-init's stderr", &err);
     // A file without a login: nothing to say.
     let err = start(&json!(null));
     assert!(!err.contains("Codex ChatGPT login"), "{err}");

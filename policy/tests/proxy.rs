@@ -15,6 +15,16 @@ fn ctx() -> ExpandContext {
     }
 }
 
+/// `p`'s effective policy, loaded again (with no context: it is expanded).
+fn reload_effective(p: &Policy) -> Policy {
+    load_str(
+        &p.to_effective_toml(),
+        "effective",
+        &ExpandContext::default(),
+    )
+    .unwrap()
+}
+
 fn with_proxy(proxy: &str) -> String {
     policy_toml("1000:1000", "", "read_write = [\"/tmp\"]", proxy)
 }
@@ -75,12 +85,7 @@ fn proxy_on_grants_its_state_dir_and_round_trips_through_the_effective_policy() 
             .contains(&PathBuf::from("/home/agent/proxy"))
     );
     assert_eq!(p.proxy.routes[1].upstream, "https://api.anthropic.com");
-    let again = load_str(
-        &p.to_effective_toml(),
-        "effective",
-        &ExpandContext::default(),
-    )
-    .unwrap();
+    let again = reload_effective(&p);
     assert_eq!(again.proxy, p.proxy);
     assert_eq!(again.filesystem, p.filesystem);
 }
@@ -265,12 +270,7 @@ fn env_json_points_and_jwt_logins_round_trip_through_the_effective_policy() {
         "[proxy]\nmode = \"on\"\n[[proxy.route]]\nname = \"oc\"\nupstream = \"https://api.openai.com/v1\"\nheader = \"authorization\"\nplaceholder = \"sk-\"\nfrom = { file = \"/oc/auth.json\", format = \"opencode-auth\", provider = \"openai\" }\npoint = { env_json = \"OPENCODE_CONFIG_CONTENT\", pointer = \"/provider/openai/options/baseURL\" }\n[[proxy.route]]\nname = \"cx\"\nupstream = \"https://chatgpt.com/backend-api/codex\"\nfrom = { file = \"/cx/auth.json\", format = \"codex-auth\" }\npoint = { env = \"OPENAI_BASE_URL\" }\noauth = { jwt = true, token_url = \"https://auth.openai.com/oauth/token\", client_id = \"c\" }\n",
     );
     let p = load_str(&text, "p.toml", &ctx()).unwrap();
-    let again = load_str(
-        &p.to_effective_toml(),
-        "effective",
-        &ExpandContext::default(),
-    )
-    .unwrap();
+    let again = reload_effective(&p);
     assert_eq!(again.proxy, p.proxy);
     assert_eq!(
         p.proxy.routes[1].oauth.as_ref().unwrap().placeholder,

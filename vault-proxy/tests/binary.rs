@@ -16,8 +16,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use support::*;
 
-const PH: &str = "sk-ant-api03-av-PLACEHOLDER-0123456789abcdef";
-const REAL: &str = "sk-ant-api03-REAL-SECRET-KEY";
 /// The uid the proxy runs as when the test is root (like agent-init's dedicated uid).
 const PROXY_UID: u32 = 65534;
 
@@ -123,26 +121,6 @@ fn proxy_state_dir(base: &Path, uid: Option<u32>) -> std::path::PathBuf {
     d
 }
 
-fn config(state: &Path, upstream: &str) -> String {
-    format!(
-        r#"
-listen = "127.0.0.1:0"
-state_dir = "{}"
-
-[[route]]
-name = "anthropic"
-prefix = "/anthropic"
-upstream = "{upstream}"
-placeholder = "{PH}"
-[route.credential]
-kind = "api-key"
-header = "x-api-key"
-key = "{REAL}"
-"#,
-        state.display()
-    )
-}
-
 fn status_field(pid: u32, field: &str) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
@@ -164,7 +142,7 @@ fn binary_reads_config_from_a_pipe_reports_its_port_and_serves_confined() {
     let uid = is_root().then_some(PROXY_UID);
     let state = proxy_state_dir(tmp.path(), uid);
     let run = spawn(
-        &config(&state, &up.url()),
+        &api_key_config(&state, &up.url(), "x-api-key"),
         &[],
         uid,
         &tmp.path().join("stderr"),
@@ -179,13 +157,7 @@ fn binary_reads_config_from_a_pipe_reports_its_port_and_serves_confined() {
         .unwrap();
     assert!(addr.ip().is_loopback() && addr.port() != 0);
 
-    let r = request(
-        addr,
-        "POST",
-        "/anthropic/v1/messages",
-        &[("x-api-key", PH)],
-        b"{}",
-    );
+    let r = post_messages(addr, &[("x-api-key", PH)], b"{}");
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), r#"{"ok":true}"#);
     assert_eq!(up.received()[0].header("x-api-key"), Some(REAL));
@@ -236,7 +208,7 @@ fn binary_refuses_uid_0_without_allow_root() {
     let tmp = tempfile::tempdir().unwrap();
     let state = proxy_state_dir(tmp.path(), None);
     let res = spawn(
-        &config(&state, &up.url()),
+        &api_key_config(&state, &up.url(), "x-api-key"),
         &[],
         None,
         &tmp.path().join("stderr"),
@@ -250,7 +222,7 @@ fn binary_refuses_uid_0_without_allow_root() {
         );
         // And --allow-root lets it start.
         let ok = spawn(
-            &config(&state, &up.url()),
+            &api_key_config(&state, &up.url(), "x-api-key"),
             &["--allow-root"],
             None,
             &tmp.path().join("stderr2"),
@@ -268,7 +240,8 @@ fn binary_config_error_is_one_line_naming_the_fix() {
     let path = tmp.path().join("proxy.toml");
     std::fs::write(
         &path,
-        config(tmp.path(), "http://api.anthropic.com").replace("127.0.0.1:0", "0.0.0.0:8080"),
+        api_key_config(tmp.path(), "http://api.anthropic.com", "x-api-key")
+            .replace("127.0.0.1:0", "0.0.0.0:8080"),
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_vault-proxy"))
@@ -306,27 +279,14 @@ fn binary_under_landlock_resolves_localhost_and_stores_a_refresh_in_state_dir() 
     let tmp = tempfile::tempdir().unwrap();
     let uid = is_root().then_some(PROXY_UID);
     let state = proxy_state_dir(tmp.path(), uid);
-    let cfg = format!(
-        r#"
-listen = "127.0.0.1:0"
-state_dir = "{}"
-
-[[route]]
-name = "claude"
-prefix = "/anthropic"
-upstream = "http://localhost:{}"
-placeholder = "{PH}"
-[route.credential]
-kind = "oauth"
-access = "access-0"
-refresh = "refresh-0"
-expires_at_ms = 4102444800000
-token_url = "http://localhost:{}/v1/oauth/token"
-client_id = "c"
-"#,
-        state.display(),
-        up.addr.port(),
-        token.addr.port()
+    // localhost, not 127.0.0.1: the proxy resolves the name under Landlock.
+    let cfg = oauth_config(
+        &state,
+        &format!("http://localhost:{}", up.addr.port()),
+        &format!("http://localhost:{}", token.addr.port()),
+        "access-0",
+        "refresh-0",
+        FAR_FUTURE_MS,
     );
     let run = spawn(&cfg, &["--allow-root"], uid, &tmp.path().join("stderr"))
         .unwrap_or_else(|(code, err)| panic!("vault-proxy exited {code}: {err}"));
@@ -337,13 +297,7 @@ client_id = "c"
         .unwrap()
         .parse()
         .unwrap();
-    let r = request(
-        addr,
-        "POST",
-        "/anthropic/v1/messages",
-        &[("x-api-key", PH)],
-        b"{}",
-    );
+    let r = post_messages(addr, &[("x-api-key", PH)], b"{}");
     let status = r.status;
     let text = r.text();
     let log = std::fs::read_to_string(&run.stderr_path).unwrap();

@@ -12,29 +12,6 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 use support::*;
 
-const PH: &str = "sk-ant-api03-av-PLACEHOLDER-0123456789abcdef";
-const REAL: &str = "sk-ant-api03-REAL-SECRET-KEY";
-
-fn api_key_config(state: &Path, upstream: &str, header: &str) -> String {
-    format!(
-        r#"
-listen = "127.0.0.1:0"
-state_dir = "{}"
-
-[[route]]
-name = "anthropic"
-prefix = "/anthropic"
-upstream = "{upstream}"
-placeholder = "{PH}"
-[route.credential]
-kind = "api-key"
-header = "{header}"
-key = "{REAL}"
-"#,
-        state.display()
-    )
-}
-
 fn sse_upstream(events: &'static [&'static str]) -> Upstream {
     Upstream::start(move |ex| {
         sse_head(ex.stream);
@@ -165,13 +142,7 @@ fn slow_sse_client_sees_event_1_before_the_server_sends_event_2() {
     });
     let state = state_dir();
     let proxy = start_proxy(&api_key_config(state.path(), &up.url(), "x-api-key"));
-    let mut r = request(
-        proxy,
-        "POST",
-        "/anthropic/v1/messages",
-        &[("x-api-key", PH)],
-        b"{}",
-    );
+    let mut r = post_messages(proxy, &[("x-api-key", PH)], b"{}");
     assert_eq!(r.status, 200);
     assert_eq!(read_chunk(&mut r.reader).unwrap(), b"data: one\n\n");
     release_tx.send(()).unwrap();
@@ -209,13 +180,7 @@ fn client_disconnect_mid_stream_closes_the_upstream_connection() {
     });
     let state = state_dir();
     let proxy = start_proxy(&api_key_config(state.path(), &up.url(), "x-api-key"));
-    let mut r = request(
-        proxy,
-        "POST",
-        "/anthropic/v1/messages",
-        &[("x-api-key", PH)],
-        b"{}",
-    );
+    let mut r = post_messages(proxy, &[("x-api-key", PH)], b"{}");
     assert_eq!(read_chunk(&mut r.reader).unwrap(), b"data: one\n\n");
     drop(r);
     let took = closed_rx
@@ -301,7 +266,7 @@ fn unknown_route_is_404_and_prefix_must_end_at_a_slash() {
 #[test]
 fn missing_or_wrong_placeholder_is_401_and_nothing_is_forwarded() {
     let (up, _s, proxy) = refusal_setup("key");
-    let r = request(proxy, "POST", "/anthropic/v1/messages", &[], b"{}");
+    let r = post_messages(proxy, &[], b"{}");
     assert_refused(&up, r, 401, "placeholder");
     let wrong = format!("{}x", &PH[..PH.len() - 1]);
     for (k, v) in [
@@ -311,7 +276,7 @@ fn missing_or_wrong_placeholder_is_401_and_nothing_is_forwarded() {
         ("x-goog-api-key", wrong.clone()),
         ("cookie", PH.to_string()),
     ] {
-        let r = request(proxy, "POST", "/anthropic/v1/messages", &[(k, &v)], b"{}");
+        let r = post_messages(proxy, &[(k, &v)], b"{}");
         assert_refused(&up, r, 401, "placeholder");
     }
 }
@@ -319,13 +284,7 @@ fn missing_or_wrong_placeholder_is_401_and_nothing_is_forwarded() {
 #[test]
 fn route_without_credential_is_503_and_nothing_is_forwarded() {
     let (up, _s, proxy) = refusal_setup("none");
-    let r = request(
-        proxy,
-        "POST",
-        "/anthropic/v1/messages",
-        &[("x-api-key", PH)],
-        b"{}",
-    );
+    let r = post_messages(proxy, &[("x-api-key", PH)], b"{}");
     assert_refused(&up, r, 503, "no credential");
 }
 
@@ -387,38 +346,22 @@ fn token_endpoint(delay: Duration) -> TokenEndpoint {
     TokenEndpoint { up, calls }
 }
 
-fn oauth_config(
+/// The proxy, started on `up` with the host's login: `access-0`,
+/// `refresh-0`, not expiring.
+fn start_with_host_login(
     state: &Path,
-    upstream: &str,
+    up: &Upstream,
     token: &TokenEndpoint,
-    access: &str,
-    refresh: &str,
-    expires_at_ms: u64,
-) -> String {
-    format!(
-        r#"
-listen = "127.0.0.1:0"
-state_dir = "{}"
-
-[[route]]
-name = "claude"
-prefix = "/anthropic"
-upstream = "{upstream}"
-placeholder = "{PH}"
-[route.credential]
-kind = "oauth"
-access = "{access}"
-refresh = "{refresh}"
-expires_at_ms = {expires_at_ms}
-token_url = "{}/v1/oauth/token"
-client_id = "client-x"
-"#,
-        state.display(),
-        token.up.url()
-    )
+) -> std::net::SocketAddr {
+    start_proxy(&oauth_config(
+        state,
+        &up.url(),
+        &token.up.url(),
+        "access-0",
+        "refresh-0",
+        FAR_FUTURE_MS,
+    ))
 }
-
-const FAR_FUTURE_MS: u64 = 4_102_444_800_000;
 
 /// A provider that accepts `valid` bearer tokens and answers 401 to others;
 /// on each accepted request it records what the state file held at that moment.
@@ -455,23 +398,14 @@ fn oauth_401_refreshes_once_for_concurrent_requests_stores_the_rotation_first_th
     let state_file = state.path().join("claude.json");
     let token = token_endpoint(Duration::from_millis(300));
     let (up, seen_on_disk) = oauth_upstream(&["access-1"], state_file.clone());
-    let proxy = start_proxy(&oauth_config(
-        state.path(),
-        &up.url(),
-        &token,
-        "access-0",
-        "refresh-0",
-        FAR_FUTURE_MS,
-    ));
+    let proxy = start_with_host_login(state.path(), &up, &token);
     const N: usize = 8;
     let handles: Vec<_> = (0..N)
         .map(|i| {
             std::thread::spawn(move || {
                 let body = format!(r#"{{"n":{i}}}"#);
-                let r = request(
+                let r = post_messages(
                     proxy,
-                    "POST",
-                    "/anthropic/v1/messages",
                     &[("authorization", &format!("Bearer {PH}"))],
                     body.as_bytes(),
                 );
@@ -524,18 +458,12 @@ fn oauth_token_expiring_within_5_minutes_is_refreshed_before_the_request() {
     let proxy = start_proxy(&oauth_config(
         state.path(),
         &up.url(),
-        &token,
+        &token.up.url(),
         "access-0",
         "refresh-0",
         soon,
     ));
-    let r = request(
-        proxy,
-        "POST",
-        "/anthropic/v1/messages",
-        &[("x-api-key", PH)],
-        b"{}",
-    );
+    let r = post_messages(proxy, &[("x-api-key", PH)], b"{}");
     assert_eq!(r.status, 200);
     assert_eq!(token.calls.load(Ordering::SeqCst), 1);
     let got = up.received();
@@ -551,18 +479,12 @@ fn oauth_refresh_failure_is_502_naming_the_cause_and_the_fix() {
     let proxy = start_proxy(&oauth_config(
         state.path(),
         &up.url(),
-        &token,
+        &token.up.url(),
         "access-0",
         "dead-refresh",
         FAR_FUTURE_MS,
     ));
-    let r = request(
-        proxy,
-        "POST",
-        "/anthropic/v1/messages",
-        &[("x-api-key", PH)],
-        b"{}",
-    );
+    let r = post_messages(proxy, &[("x-api-key", PH)], b"{}");
     assert_eq!(r.status, 502);
     let t = r.text();
     assert!(
@@ -579,48 +501,14 @@ fn restart_with_the_old_seed_uses_the_stored_rotation_and_a_new_seed_wins() {
     let token = token_endpoint(Duration::ZERO);
     let (up, _) = oauth_upstream(&["access-1", "access-new"], state_file.clone());
     // First run: 401 on the seed's token, refresh, rotation stored.
-    let p1 = start_proxy(&oauth_config(
-        state.path(),
-        &up.url(),
-        &token,
-        "access-0",
-        "refresh-0",
-        FAR_FUTURE_MS,
-    ));
-    assert_eq!(
-        request(
-            p1,
-            "POST",
-            "/anthropic/v1/messages",
-            &[("x-api-key", PH)],
-            b"{}"
-        )
-        .status,
-        200
-    );
+    let p1 = start_with_host_login(state.path(), &up, &token);
+    assert_eq!(post_messages(p1, &[("x-api-key", PH)], b"{}").status, 200);
     assert_eq!(token.calls.load(Ordering::SeqCst), 1);
     // Restart with the same (old) seed: the stored rotation is used, no refresh,
     // and the dead seed token is never sent again.
     let n_before = up.received().len();
-    let p2 = start_proxy(&oauth_config(
-        state.path(),
-        &up.url(),
-        &token,
-        "access-0",
-        "refresh-0",
-        FAR_FUTURE_MS,
-    ));
-    assert_eq!(
-        request(
-            p2,
-            "POST",
-            "/anthropic/v1/messages",
-            &[("x-api-key", PH)],
-            b"{}"
-        )
-        .status,
-        200
-    );
+    let p2 = start_with_host_login(state.path(), &up, &token);
+    assert_eq!(post_messages(p2, &[("x-api-key", PH)], b"{}").status, 200);
     let after = &up.received()[n_before..];
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].header("authorization"), Some("Bearer access-1"));
@@ -630,22 +518,12 @@ fn restart_with_the_old_seed_uses_the_stored_rotation_and_a_new_seed_wins() {
     let p3 = start_proxy(&oauth_config(
         state.path(),
         &up.url(),
-        &token,
+        &token.up.url(),
         "access-new",
         "refresh-100",
         FAR_FUTURE_MS,
     ));
-    assert_eq!(
-        request(
-            p3,
-            "POST",
-            "/anthropic/v1/messages",
-            &[("x-api-key", PH)],
-            b"{}"
-        )
-        .status,
-        200
-    );
+    assert_eq!(post_messages(p3, &[("x-api-key", PH)], b"{}").status, 200);
     let after = &up.received()[n_before..];
     assert_eq!(after[0].header("authorization"), Some("Bearer access-new"));
     assert_eq!(token.calls.load(Ordering::SeqCst), 1);
@@ -653,7 +531,7 @@ fn restart_with_the_old_seed_uses_the_stored_rotation_and_a_new_seed_wins() {
 
 /// `oauth_config` without a login: the harness's file held only a placeholder.
 fn oauth_config_without_login(state: &Path, upstream: &str, token: &TokenEndpoint) -> String {
-    let cfg = oauth_config(state, upstream, token, "x", "y", 1);
+    let cfg = oauth_config(state, upstream, &token.up.url(), "x", "y", 1);
     let cut: Vec<&str> = cfg
         .lines()
         .filter(|l| {
@@ -667,13 +545,7 @@ fn oauth_config_without_login(state: &Path, upstream: &str, token: &TokenEndpoin
 }
 
 fn post_anthropic(proxy: std::net::SocketAddr) -> ClientResponse {
-    request(
-        proxy,
-        "POST",
-        "/anthropic/v1/messages",
-        &[("authorization", &format!("Bearer {PH}"))],
-        b"{}",
-    )
+    post_messages(proxy, &[("authorization", &format!("Bearer {PH}"))], b"{}")
 }
 
 #[test]
@@ -683,14 +555,7 @@ fn without_a_login_the_stored_session_is_resumed_and_the_old_login_never_rolls_i
     let token = token_endpoint(Duration::ZERO);
     let (up, _) = oauth_upstream(&["access-1"], state_file.clone());
     // First start, with the host's login: a 401, one refresh, rotation stored.
-    let p1 = start_proxy(&oauth_config(
-        state.path(),
-        &up.url(),
-        &token,
-        "access-0",
-        "refresh-0",
-        FAR_FUTURE_MS,
-    ));
+    let p1 = start_with_host_login(state.path(), &up, &token);
     assert_eq!(post_anthropic(p1).status, 200);
     assert_eq!(token.calls.load(Ordering::SeqCst), 1);
     // Next start: the harness's file holds only a placeholder and no seed has
@@ -698,22 +563,14 @@ fn without_a_login_the_stored_session_is_resumed_and_the_old_login_never_rolls_i
     let n = up.received().len();
     let p2 = start_proxy(&oauth_config_without_login(state.path(), &up.url(), &token));
     let r = post_anthropic(p2);
-    let status = r.status;
-    assert_eq!(status, 200, "{}", r.text());
+    assert_status(r, 200);
     let after = &up.received()[n..];
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].header("authorization"), Some("Bearer access-1"));
     assert_eq!(token.calls.load(Ordering::SeqCst), 1);
     // The resumed session keeps its lineage: the host's old login seen again
     // is recognised as spent, the rotated session stays.
-    let p3 = start_proxy(&oauth_config(
-        state.path(),
-        &up.url(),
-        &token,
-        "access-0",
-        "refresh-0",
-        FAR_FUTURE_MS,
-    ));
+    let p3 = start_with_host_login(state.path(), &up, &token);
     let n = up.received().len();
     assert_eq!(post_anthropic(p3).status, 200);
     assert_eq!(
@@ -746,14 +603,7 @@ fn a_new_login_is_stored_at_start_so_the_next_start_without_one_resumes_it() {
     let state_file = state.path().join("claude.json");
     let token = token_endpoint(Duration::ZERO);
     let (up, _) = oauth_upstream(&["access-0"], state_file.clone());
-    let p1 = start_proxy(&oauth_config(
-        state.path(),
-        &up.url(),
-        &token,
-        "access-0",
-        "refresh-0",
-        FAR_FUTURE_MS,
-    ));
+    let p1 = start_with_host_login(state.path(), &up, &token);
     // Stored at start (served before the first request), no refresh needed.
     assert_eq!(post_anthropic(p1).status, 200);
     let j = json(&std::fs::read(&state_file).unwrap());
@@ -774,7 +624,7 @@ fn config_refuses_half_a_login() {
     let cfg = oauth_config(
         Path::new("/tmp/x"),
         "http://127.0.0.1:9",
-        &token,
+        &token.up.url(),
         "a",
         "r",
         1,
@@ -814,36 +664,16 @@ fn routes_sharing_a_prefix_are_picked_by_the_placeholder_the_request_carries() {
     let proxy = start_proxy(&group_config(state.path(), &up.url(), &up.url()));
     let bearer = |p: &str| format!("Bearer {p}");
     // Each placeholder, in the header the harness puts it in.
-    let r = request(
-        proxy,
-        "POST",
-        "/anthropic/v1/messages",
-        &[("x-api-key", PH)],
-        b"{}",
-    );
-    let status = r.status;
-    assert_eq!(status, 200, "{}", r.text());
-    let r = request(
-        proxy,
-        "POST",
-        "/anthropic/v1/messages",
-        &[("authorization", &bearer(PH_TOKEN))],
-        b"{}",
-    );
-    let status = r.status;
-    assert_eq!(status, 200, "{}", r.text());
+    let r = post_messages(proxy, &[("x-api-key", PH)], b"{}");
+    assert_status(r, 200);
+    let r = post_messages(proxy, &[("authorization", &bearer(PH_TOKEN))], b"{}");
+    assert_status(r, 200);
     // Neither placeholder (a guess, or the real key itself): 401, not forwarded.
     for h in [
         ("x-api-key", "guess".to_string()),
         ("authorization", bearer(REAL_TOKEN)),
     ] {
-        let r = request(
-            proxy,
-            "POST",
-            "/anthropic/v1/messages",
-            &[(h.0, &h.1)],
-            b"{}",
-        );
+        let r = post_messages(proxy, &[(h.0, &h.1)], b"{}");
         assert_eq!(r.status, 401, "{h:?}");
         let t = r.text();
         assert!(t.contains("anthropic, claude-token"), "{t}");

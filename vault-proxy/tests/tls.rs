@@ -21,9 +21,6 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use support::*;
 
-const PH: &str = "sk-ant-api03-av-PLACEHOLDER-0123456789abcdef";
-const REAL: &str = "sk-ant-api03-REAL-SECRET-KEY";
-
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .args(args)
@@ -163,27 +160,20 @@ fn tls_upstream(dir: &Path) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
     (addr, seen)
 }
 
+/// The API-key route to `https://upstream`, trusting `ca` for it when given.
 fn config(state: &Path, upstream: SocketAddr, ca: Option<&Path>) -> String {
-    format!(
-        r#"
-listen = "127.0.0.1:0"
-state_dir = "{}"
-
-[[route]]
-name = "anthropic"
-prefix = "/anthropic"
-upstream = "https://{upstream}"
-{}
-placeholder = "{PH}"
-[route.credential]
-kind = "api-key"
-header = "x-api-key"
-key = "{REAL}"
-"#,
-        state.display(),
-        ca.map(|c| format!("upstream_ca_file = \"{}\"", c.display()))
-            .unwrap_or_default()
-    )
+    let cfg = api_key_config(state, &format!("https://{upstream}"), "x-api-key");
+    match ca {
+        Some(ca) => cfg.replacen(
+            "[route.credential]",
+            &format!(
+                "upstream_ca_file = \"{}\"\n[route.credential]",
+                ca.display()
+            ),
+            1,
+        ),
+        None => cfg,
+    }
 }
 
 #[test]
@@ -198,13 +188,7 @@ fn tls_upstream_is_trusted_via_upstream_ca_file() {
         Some(&pki.path().join("ca.pem")),
     ));
     for _ in 0..2 {
-        let r = request(
-            proxy,
-            "POST",
-            "/anthropic/v1/messages",
-            &[("x-api-key", PH)],
-            b"{\"a\":1}",
-        );
+        let r = post_messages(proxy, &[("x-api-key", PH)], b"{\"a\":1}");
         assert_eq!(r.status, 200);
         assert_eq!(r.text(), "tls-ok:{\"a\":1}");
     }
@@ -221,13 +205,7 @@ fn tls_upstream_without_its_ca_is_502_naming_the_certificate_error() {
     let (addr, seen) = tls_upstream(pki.path());
     let state = state_dir();
     let proxy = start_proxy(&config(state.path(), addr, None));
-    let r = request(
-        proxy,
-        "POST",
-        "/anthropic/v1/messages",
-        &[("x-api-key", PH)],
-        b"{}",
-    );
+    let r = post_messages(proxy, &[("x-api-key", PH)], b"{}");
     assert_eq!(r.status, 502);
     let t = r.text();
     assert!(
@@ -248,14 +226,7 @@ fn missing_ca_file_is_refused_at_start_naming_the_file() {
         "127.0.0.1:9".parse().unwrap(),
         Some(Path::new("/nonexistent/ca.pem")),
     );
-    let v = vault_proxy::config::ProxyConfig::from_toml(&cfg)
-        .unwrap()
-        .validate()
-        .unwrap();
-    let e = match vault_proxy::prepare(v) {
-        Ok(_) => panic!("started without its CA file"),
-        Err(e) => e.to_string(),
-    };
+    let e = prepare_error(&cfg);
     assert!(
         e.contains("/nonexistent/ca.pem") && e.contains("Fix:"),
         "{e}"
@@ -269,14 +240,7 @@ fn missing_system_trust_store_is_refused_at_start_naming_the_file_and_fix() {
         "[[route]]",
         "system_trust_file = \"/nonexistent/ca-certificates.crt\"\n[[route]]",
     );
-    let v = vault_proxy::config::ProxyConfig::from_toml(&cfg)
-        .unwrap()
-        .validate()
-        .unwrap();
-    let e = match vault_proxy::prepare(v) {
-        Ok(_) => panic!("started without a trust store"),
-        Err(e) => e.to_string(),
-    };
+    let e = prepare_error(&cfg);
     assert!(
         e.contains("system trust store /nonexistent/ca-certificates.crt")
             && e.contains("install the ca-certificates package"),

@@ -1,12 +1,14 @@
 //! Test support: the proxy in a thread, scripted providers on 127.0.0.1
-//! (plain std sockets, so each byte on the wire is the test's), and a raw
-//! HTTP/1.1 client that reads chunked bodies piece by piece.
+//! (plain std sockets, so each byte on the wire is the test's), a raw
+//! HTTP/1.1 client that reads chunked bodies piece by piece, and the
+//! API-key route most tests configure.
 
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -280,6 +282,96 @@ pub fn request(
     let mut bytes = raw.into_bytes();
     bytes.extend_from_slice(body);
     raw_request(addr, &bytes)
+}
+
+/// The placeholder the harness holds for the API-key route ([`api_key_config`]).
+pub const PH: &str = "sk-ant-api03-av-PLACEHOLDER-0123456789abcdef";
+/// The real API key the proxy sends upstream in its place.
+pub const REAL: &str = "sk-ant-api03-REAL-SECRET-KEY";
+
+/// A proxy config with one route, `anthropic` at `/anthropic` to
+/// `upstream`: a request carrying [`PH`] goes out with [`REAL`] in `header`.
+pub fn api_key_config(state: &Path, upstream: &str, header: &str) -> String {
+    format!(
+        r#"
+listen = "127.0.0.1:0"
+state_dir = "{}"
+
+[[route]]
+name = "anthropic"
+prefix = "/anthropic"
+upstream = "{upstream}"
+placeholder = "{PH}"
+[route.credential]
+kind = "api-key"
+header = "{header}"
+key = "{REAL}"
+"#,
+        state.display()
+    )
+}
+
+/// Far enough ahead that a login expiring then never needs a refresh in a test.
+pub const FAR_FUTURE_MS: u64 = 4_102_444_800_000;
+
+/// A proxy config with one OAuth route, `claude` at `/anthropic` to
+/// `upstream`, holding the login `access`/`refresh` (expiring at
+/// `expires_at_ms`) and refreshing it at `token_origin`'s
+/// `/v1/oauth/token`; a request carrying [`PH`] goes out with the access token.
+pub fn oauth_config(
+    state: &Path,
+    upstream: &str,
+    token_origin: &str,
+    access: &str,
+    refresh: &str,
+    expires_at_ms: u64,
+) -> String {
+    format!(
+        r#"
+listen = "127.0.0.1:0"
+state_dir = "{}"
+
+[[route]]
+name = "claude"
+prefix = "/anthropic"
+upstream = "{upstream}"
+placeholder = "{PH}"
+[route.credential]
+kind = "oauth"
+access = "{access}"
+refresh = "{refresh}"
+expires_at_ms = {expires_at_ms}
+token_url = "{token_origin}/v1/oauth/token"
+client_id = "client-x"
+"#,
+        state.display(),
+    )
+}
+
+/// `POST /anthropic/v1/messages` to the proxy at `addr` with `headers` and `body`.
+pub fn post_messages(addr: SocketAddr, headers: &[(&str, &str)], body: &[u8]) -> ClientResponse {
+    request(addr, "POST", "/anthropic/v1/messages", headers, body)
+}
+
+/// The error the proxy refuses to start with on `toml`, a config that
+/// parses and validates (what it names is found only when preparing).
+pub fn prepare_error(toml: &str) -> String {
+    let v = ProxyConfig::from_toml(toml)
+        .and_then(|c| c.validate())
+        .unwrap_or_else(|e| panic!("test config: {e}"));
+    match vault_proxy::prepare(v) {
+        Ok(_) => panic!("started:\n{toml}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Assert `r`'s status is `status` (its body in the message); its body.
+#[track_caller]
+pub fn assert_status(r: ClientResponse, status: u16) -> String {
+    let got = r.status;
+    let text = r.text();
+    assert_eq!(got, status, "{text}");
+    text
 }
 
 /// A fresh state directory (0700: the proxy refuses one others can enter).
