@@ -287,15 +287,19 @@ def compact(names):
 # --- CPU time per spawn (--cpu) ---------------------------------------------
 
 def cpu_once(cmd):
-    """CPU time (ms, task-clock: every process and thread of the run) of
-    one run of `cmd`, counted by `perf stat` in front of it."""
+    """CPU time (ms, task-clock: every process and thread of the run) and
+    page faults of one run of `cmd`, counted by `perf stat` in front of it."""
     out = W + "/perf-stat.csv"
-    run_once(["perf", "stat", "-x,", "-e", "task-clock", "-o", out, "--", *cmd], "us_per_spawn")
+    run_once(["perf", "stat", "-x,", "-e", "task-clock,page-faults", "-o", out, "--", *cmd],
+             "us_per_spawn")
+    got = {}
     for line in open(out):
         f = line.split(",")
-        if len(f) > 2 and f[2] == "task-clock":
-            return float(f[0])
-    sys.exit(f"bench: no task-clock line in {out}: {open(out).read()}")
+        if len(f) > 2 and f[2] in ("task-clock", "page-faults"):
+            got[f[2]] = float(f[0])
+    if len(got) != 2:
+        sys.exit(f"bench: no task-clock or page-faults line in {out}: {open(out).read()}")
+    return got["task-clock"], got["page-faults"]
 
 
 def cpu_main():
@@ -330,15 +334,19 @@ def cpu_main():
             one[k].append(cpu_once(v(1)))
         say(f"  round {r + 1}/{rounds} done")
     med = statistics.median
-    per = {k: (med(big[k]) - med(one[k])) * 1000 / (n - 1) for k in variants}
-    print(f"\nCPU time per spawn (`perf stat -e task-clock`, all processes of the run), "
+    per = {k: (med(t for t, _ in big[k]) - med(t for t, _ in one[k])) * 1000 / (n - 1)
+           for k in variants}
+    faults = {k: (med(f for _, f in big[k]) - med(f for _, f in one[k])) / (n - 1)
+              for k in variants}
+    print(f"\nCPU time and page faults per spawn (`perf stat -e task-clock,page-faults`, all processes of the run), "
           f"{'QUICK (smoke) run' if a.quick else 'full run'}; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; kernel {os.uname().release}; "
           f"{os.cpu_count()} CPUs; soft RLIMIT_NOFILE {soft}; C fork+exec of /bin/true; "
           f"{rounds} interleaved rounds of {n} and of 1 spawn; per spawn = (median of {n} - median of 1) / {n - 1}.")
-    print("Command of a variant: `perf stat -x, -e task-clock -o FILE -- ` + the arm (see the wall-time tables).\n")
-    print("| variant | CPU µs per spawn | vs without |")
-    print("|---|---|---|")
+    print("Command of a variant: `perf stat -x, -e task-clock,page-faults -o FILE -- ` + the arm "
+          "(see the wall-time tables).\n")
+    print("| variant | CPU µs per spawn | vs without | page faults per spawn |")
+    print("|---|---|---|---|")
     for k, label in (("without", "without agent-vault"),
                      ("empty", "without agent-vault, an EMPTY library in LD_PRELOAD (any preload's floor)"),
                      ("with", "with agent-vault (built-in policy): the harness spawning"),
@@ -347,7 +355,7 @@ def cpu_main():
                      ("tool-without", "a TOOL spawning, without agent-vault"),
                      ("tool-with", "a TOOL spawning, with agent-vault")):
         base = per["tool-without" if k.startswith("tool") else "without"]
-        print(f"| {label} | {per[k]:,.1f} | {per[k] - base:+,.1f} µs ({per[k] / base:.3f}) |")
+        print(f"| {label} | {per[k]:,.1f} | {per[k] - base:+,.1f} µs ({per[k] / base:.3f}) | {faults[k]:.1f} |")
     print()
     print(f"- any preloaded library (empty one): {per['empty'] - per['without']:+,.1f} µs")
     print(f"- the preload's start-up in the new program (a tool spawning, with − without): "
