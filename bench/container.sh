@@ -47,10 +47,16 @@ podman build -q --build-arg "BASE_IMAGE=$runtime" -f "$ROOT/bench/container/Dock
     -t agent-vault/bench-tools:latest "$ROOT/bench/container" >/dev/null
 revision=$(git -C "$ROOT" rev-parse --short HEAD)
 # images/build.sh --offline left the release binaries in images/.prebuilt/.
+# The image this replaces (new binaries, new labels) is removed, not left
+# behind untagged on every run.
+old_id=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 podman build -q --ignorefile "$ROOT/images/base/Dockerfile.dockerignore" \
     --build-arg BINARIES=prebuilt --build-arg BASE_IMAGE=localhost/agent-vault/bench-tools:latest \
     --build-arg BUILDER_IMAGE="$runtime" --build-arg "REVISION=$revision" \
     -f "$ROOT/images/base/Dockerfile" -t "$IMAGE" "$ROOT" >/dev/null
+if [ -n "$old_id" ] && [ "$old_id" != "$(podman image inspect --format '{{.Id}}' "$IMAGE")" ]; then
+    podman rmi "$old_id" >/dev/null 2>&1 || true
+fi
 
 # The scratch directory (removed on exit).
 W=$(mktemp -d /var/tmp/av-bench-container.XXXXXX)
