@@ -4,6 +4,8 @@
 #   sudo bench/run.sh           # full run (several minutes)
 #   sudo bench/run.sh --quick   # smoke run (< 60 s after the build)
 #   sudo bench/run.sh --cpu     # only the CPU time per spawn, by variant (needs perf)
+#   sudo bench/run.sh --container [--quick]   # the same figures in a container
+#                                             # built from images/ (bench/container.sh)
 #
 # Builds agent-init and the preload (release), then, inside a private mount
 # namespace (nothing on the host changes): tmpfs over /tmp, /srv (the vault's
@@ -18,6 +20,12 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH_UID=${BENCH_UID:-1000}
+
+case " $* " in *" --container "*)
+    args=()
+    for x in "$@"; do [ "$x" = --container ] || args+=("$x"); done
+    exec "$ROOT/bench/container.sh" "${args[@]}" ;;
+esac
 
 if [ "${AV_BENCH_INNER:-}" != 1 ]; then
     [ "$(id -u)" = 0 ] || { echo "bench/run.sh: needs root (agent-init switches users; the run uses mount namespaces)" >&2; exit 1; }

@@ -8,6 +8,12 @@ prints its own timing (the harness or the tool measures itself), so the
 start-up of agent-init, unshare and prlimit is never in a figure. Each figure
 is printed as min and median over the samples, and the ratio of the medians
 (and of the minimums) from this run only.
+
+With --container IMAGE (bench/container.sh) every arm is a `podman run` of
+that image instead, as users start one: "with" through the image's
+ENTRYPOINT (`agent-init run --`, the image's policy), "without" the same
+image with `--entrypoint` the harness, the same user, and an empty file over
+/etc/ld.so.preload; both under `--ulimit nofile=SOFT:SOFT`.
 """
 
 import argparse
@@ -28,16 +34,6 @@ import shlex
 # /proc/self/fd instead of polling above 4096 (vault-preload/src/guard.rs
 # POLL_LIMIT), so any limit above that takes the same path.
 WANT_LARGE = 1048576
-_, HARD_NOFILE = resource.getrlimit(resource.RLIMIT_NOFILE)
-if subprocess.run(["prlimit", f"--nofile={WANT_LARGE}:{WANT_LARGE}", "--", "true"],
-                  stderr=subprocess.DEVNULL).returncode == 0:
-    HARD_NOFILE = WANT_LARGE
-LIMITS = (1024, min(WANT_LARGE, HARD_NOFILE))
-LIMIT_NOTE = ("" if LIMITS[1] == WANT_LARGE else
-              f"NOTE: the hard RLIMIT_NOFILE here is {HARD_NOFILE} and cannot be raised (no "
-              f"CAP_SYS_RESOURCE), so the large-limit figures use a soft limit of {LIMITS[1]}, "
-              f"not {WANT_LARGE} (the preload takes its /proc/self/fd path above 4096 either way).")
-
 p = argparse.ArgumentParser()
 p.add_argument("--root", required=True)
 p.add_argument("--dir", required=True)
@@ -47,13 +43,45 @@ p.add_argument("--home", required=True)
 p.add_argument("--quick", action="store_true", help="short smoke run")
 p.add_argument("--cpu", action="store_true",
                help="only the CPU-time breakdown of a spawn (perf stat -e task-clock)")
+p.add_argument("--container", metavar="IMAGE",
+               help="run every arm as a podman container of IMAGE (bench/container.sh)")
 a = p.parse_args()
+if a.container and a.cpu:
+    sys.exit("bench: --cpu is host-only (perf stat counts its own descendants; a container's processes are "
+             "conmon's); run `bench/run.sh --cpu` on the host")
+
+_, HARD_NOFILE = resource.getrlimit(resource.RLIMIT_NOFILE)
+# The container runtime (runc, started by podman as this process's child) has
+# no more capabilities than this process: a container gets --ulimit
+# nofile=N:N only when this process could raise its own hard limit to N.
+if subprocess.run(["prlimit", f"--nofile={WANT_LARGE}:{WANT_LARGE}", "--", "true"],
+                  stderr=subprocess.DEVNULL).returncode == 0:
+    HARD_NOFILE = WANT_LARGE
+LIMITS = (1024, min(WANT_LARGE, HARD_NOFILE))
+LIMIT_NOTE = ("" if LIMITS[1] == WANT_LARGE else
+              f"NOTE: the hard RLIMIT_NOFILE here is {HARD_NOFILE} and cannot be raised (no "
+              f"CAP_SYS_RESOURCE), so the large-limit figures use a soft limit of {LIMITS[1]}, "
+              f"not {WANT_LARGE} (the preload takes its /proc/self/fd path above 4096 either way)."
+              + (" podman's runtime (runc) inherits this process's capabilities, so a container "
+                 "cannot get more either." if a.container else ""))
+# An explicit --ulimit makes podman 4 set RLIMIT_NPROC to 1048576 as well,
+# which runc cannot set without CAP_SYS_RESOURCE: the containers get podman's
+# default instead (containers.conf default_ulimits, "nproc=1000:1000"). No arm
+# runs more than a few processes at a time.
+NPROC = "1000:1000"
+
 
 W = a.dir
-BIN = W + "/bin"
 AGENT_INIT = a.root + "/target/release/agent-init"
-PRELOAD = a.root + "/target/release/libvault_preload.so"
-WS = W + "/ws"
+if a.container:
+    # Paths inside the container (bench/container.sh mounts them).
+    BIN = "/bench/bin"
+    WS = "/workspace"
+    OUT, OUT_HOST = "/bench/out", W + "/out"   # strace logs, written in the container
+else:
+    BIN = W + "/bin"
+    WS = W + "/ws"
+    OUT = OUT_HOST = W
 
 # Sample counts and loop sizes.
 if a.quick:
@@ -69,14 +97,22 @@ ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
     "HOME": a.home,
     "LANG": "C.UTF-8",
+}
+if a.container:
+    # The arms' environment goes in with `-e`; the image keeps its vault
+    # directories (/pi-agent, /claude). podman itself runs with this
+    # process's environment (CONTAINERS_STORAGE_CONF).
+    ENV["USER"] = ENV["LOGNAME"] = "agent"
+    RUN_ENV = dict(os.environ)
+else:
     # The built-in policy's vault directories default to /pi-agent and
     # /claude; agent-init creates them, so they are moved to /srv (a tmpfs
     # in the namespace, see run.sh) to leave the host untouched.
-    "PI_CODING_AGENT_DIR": "/srv/pi-agent",
-    "CLAUDE_CONFIG_DIR": "/srv/claude",
-}
-user = subprocess.run(["getent", "passwd", a.uid], capture_output=True, text=True).stdout.split(":")[0]
-ENV["USER"] = ENV["LOGNAME"] = user
+    ENV["PI_CODING_AGENT_DIR"] = "/srv/pi-agent"
+    ENV["CLAUDE_CONFIG_DIR"] = "/srv/claude"
+    user = subprocess.run(["getent", "passwd", a.uid], capture_output=True, text=True).stdout.split(":")[0]
+    ENV["USER"] = ENV["LOGNAME"] = user
+    RUN_ENV = ENV
 
 
 def prefix(etc, soft):
@@ -88,13 +124,45 @@ def prefix(etc, soft):
     ]
 
 
+def podman_run(soft, extra):
+    """`podman run` of the bench image as the images' runtime contract has
+    it (images/base/Dockerfile: read-only root, tmpfs /run and /tmp, the
+    capability set, no-new-privileges), the workspace bind-mounted as
+    /workspace, the bench's programs read-only at /bench/bin, and
+    `--ulimit nofile=SOFT:SOFT`. `extra` goes before the image name."""
+    return [
+        "podman", "run", "--rm", "--network=none", "--read-only", "--tmpfs", "/run", "--tmpfs", "/tmp",
+        "--tmpfs", "/pi-agent",
+        "--cap-drop=ALL", "--cap-add=CHOWN,DAC_OVERRIDE,FOWNER,SETUID,SETGID,SETPCAP,KILL",
+        "--security-opt=no-new-privileges",
+        "-v", f"{W}/ws:/workspace", "-v", f"{W}/bin:/bench/bin:ro",
+        "-v", f"{OUT_HOST}:/bench/out",
+        "--ulimit", f"nofile={soft}:{soft}", "--ulimit", f"nproc={NPROC}",
+        *[x for k, v in ENV.items() for x in ("-e", f"{k}={v}")],
+        *extra,
+    ]
+
+
+# The "without" arm in a container: an empty file over the image's
+# /etc/ld.so.preload (bench/container.sh makes it).
+NO_PRELOAD = ["-v", f"{W}/empty-preload:/etc/ld.so.preload:ro"]
+
+
 def with_av(cmd, soft, policy=None):
+    if a.container:
+        # the image's policy with one layer off, over the image's policy
+        pol = ["-v", f"{W}/policies/{os.path.basename(policy)}:/etc/agent-vault/policy.toml:ro"] if policy else []
+        return podman_run(soft, pol) + [a.container, *cmd]
     pol = ["--policy", policy] if policy else []
     return prefix(W + "/etc-vault", soft) + [
         AGENT_INIT, "run", "-q", "--user", f"{a.uid}:{a.gid}", *pol, "--", *cmd]
 
 
 def without_av(cmd, soft, preload=None):
+    if a.container:
+        env = ["-e", f"LD_PRELOAD={preload}"] if preload else []
+        return podman_run(soft, [*NO_PRELOAD, "--user", f"{a.uid}:{a.gid}", *env,
+                                 "--entrypoint", cmd[0]]) + [a.container, *cmd[1:]]
     env = ["env", f"LD_PRELOAD={preload}"] if preload else []
     return prefix(W + "/etc-plain", soft) + [
         "setpriv", "--reuid", a.uid, "--regid", a.gid, "--clear-groups", "--", *env, *cmd]
@@ -102,11 +170,38 @@ def without_av(cmd, soft, preload=None):
 
 def replayed(cmd, soft, rules):
     """Without agent-vault, under the recorded Landlock layers."""
+    if a.container:
+        return podman_run(soft, [*NO_PRELOAD, "--entrypoint", BIN + "/llreplay"]) + [
+            a.container, rules, a.uid, a.gid, *cmd]
     return prefix(W + "/etc-plain", soft) + [BIN + "/llreplay", rules, a.uid, a.gid, *cmd]
 
 
+def traced(arm, strace, with_arm):
+    """The arm `arm` (built by with_av or without_av) with `strace` in front
+    of agent-init (with) or of the harness's user switch (without), as root
+    on the host (the tracee may not write the log); in a container, strace
+    is the entrypoint (CAP_SYS_PTRACE added for this run only), in front of
+    `agent-init run --` or, as the same user, of the harness. There
+    agent-init is not PID 1, so it also gets CAP_SYS_ADMIN: the preload
+    trusts PID 1 or CAP_SYS_ADMIN to seed the vault (vault-preload/src/
+    state.rs); agent-init drops every capability before the harness starts,
+    and the layers it builds come from the policy alone."""
+    if a.container:
+        i = arm.index(a.container)
+        head = arm[:i] + ["--cap-add=SYS_PTRACE"] + (["--cap-add=SYS_ADMIN"] if with_arm else [])
+        if with_arm:
+            return head + ["--entrypoint", strace[0], a.container, *strace[1:],
+                           "/usr/local/bin/agent-init", "run", "--", *arm[i + 1:]]
+        j = head.index("--entrypoint")
+        harness = head[j + 1]
+        head[j + 1] = strace[0]
+        return head + [a.container, *strace[1:], harness, *arm[i + 1:]]
+    i = arm.index(AGENT_INIT if with_arm else "setpriv")
+    return arm[:i] + strace + arm[i:]
+
+
 def run_once(cmd, key):
-    r = subprocess.run(cmd, env=ENV, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    r = subprocess.run(cmd, env=RUN_ENV, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     vals = [float(m.group(1)) for m in re.finditer(rf"^{key} ([0-9.]+)$", r.stdout, re.M)]
     if r.returncode != 0 or not vals:
         sys.exit(f"bench: failed (exit {r.returncode}, no '{key}' line): {' '.join(cmd)}\n"
@@ -188,14 +283,13 @@ def record_layers(file):
     The base layer's handled network rights and scopes are taken as none
     (agent-init/src/landlock_layer.rs: the base layer has no scopes and the
     policy no network rules); strace prints neither."""
-    log = W + "/landlock.strace"
+    log = OUT_HOST + "/landlock.strace"
     cmd = with_av([BIN + "/spawner", "run", "1", BIN + "/openloop", file, "10"], LIMITS[0])
-    strace = ["strace", "-f", "-qq", "-y", "-s", "4096", "-o", log,
+    strace = ["strace", "-f", "-qq", "-y", "-s", "4096", "-o", OUT + "/landlock.strace",
               "-e", "trace=landlock_create_ruleset,landlock_add_rule,landlock_restrict_self"]
     # strace goes after the namespace prefix, so that the bind mount of /etc
     # is in place and agent-init is traced from its start.
-    i = cmd.index(AGENT_INIT)
-    run_once(cmd[:i] + strace + cmd[i:], "ns_per_open")
+    run_once(traced(cmd, strace, True), "ns_per_open")
     created = {}   # fd -> [handled, [(access, path)]]
     layers = []
     for line in open(log):
@@ -217,13 +311,13 @@ def record_layers(file):
             layers.append(created[m.group(1)])
     if len(layers) != 2:
         sys.exit(f"bench: expected 2 Landlock layers on a tool (base + tool layer), saw {len(layers)}; see {log}")
-    rules = W + "/tool-layers.rules"
+    rules = OUT_HOST + "/tool-layers.rules"
     with open(rules, "w") as f:
         for n, (handled, rs) in enumerate(layers):
             f.write(f"layer {handled} {0 if n == 0 else TOOL_SCOPES}\n")
             for acc, path in rs:
                 f.write(f"rule {acc} {path}\n")
-    return rules, [len(rs) for _, rs in layers]
+    return OUT + "/tool-layers.rules", [len(rs) for _, rs in layers]
 
 
 # --- the per-step breakdown of a harness spawn ----------------------------
@@ -232,13 +326,10 @@ def strace_children(cmd_prefix_until, tail, soft, with_arm):
     """strace -f -ttt a harness doing N_STRACE fork+execs of /bin/true and
     return (median µs fork->execve, median syscalls before execve, one
     child's syscall names before execve, median syscalls after execve)."""
-    log = W + f"/spawn-{'with' if with_arm else 'without'}-{soft}.strace"
-    strace = ["strace", "-f", "-ttt", "-qq", "-o", log]
-    # strace as root, in front of agent-init or setpriv (the tracee may not
-    # write the log).
-    cmd = cmd_prefix_until
-    i = cmd.index(AGENT_INIT if with_arm else "setpriv")
-    run_once(cmd[:i] + strace + cmd[i:], "us_per_spawn")
+    name = f"/spawn-{'with' if with_arm else 'without'}-{soft}.strace"
+    log = OUT_HOST + name
+    strace = ["strace", "-f", "-ttt", "-qq", "-o", OUT + name]
+    run_once(traced(cmd_prefix_until, strace, with_arm), "us_per_spawn")
     lines = [ln.split(None, 2) for ln in open(log) if ln.strip()]
     spawner = None
     clone_at = {}   # child pid -> clone entry time
@@ -316,7 +407,7 @@ def cpu_main():
     sp = BIN + "/spawner"
     variants = {
         "without": lambda k: without_av([sp, "forkexec", str(k)], soft),
-        "empty": lambda k: without_av([sp, "forkexec", str(k)], soft, W + "/bin/empty.so"),
+        "empty": lambda k: without_av([sp, "forkexec", str(k)], soft, BIN + "/empty.so"),
         "with": lambda k: with_av([sp, "forkexec", str(k)], soft),
         "landlock-off": lambda k: with_av([sp, "forkexec", str(k)], soft, W + "/landlock-off.toml"),
         "seccomp-off": lambda k: with_av([sp, "forkexec", str(k)], soft, W + "/seccomp-off.toml"),
@@ -431,7 +522,7 @@ def main():
         in_tool = [sp, "run", "1", *fe]
         r = measure({
             "without": without_av(fe, soft),
-            "empty": without_av(fe, soft, W + "/bin/empty.so"),
+            "empty": without_av(fe, soft, BIN + "/empty.so"),
             "with": with_av(fe, soft),
             "landlock-off": with_av(fe, soft, W + "/landlock-off.toml"),
             "seccomp-off": with_av(fe, soft, W + "/seccomp-off.toml"),
@@ -454,6 +545,9 @@ def print_tables(bd, rule_counts):
     print(f"agent-vault overhead, {'QUICK (smoke) run' if a.quick else 'full run'}; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; kernel {os.uname().release}; "
           f"{os.cpu_count()} CPUs")
+    if a.container:
+        print(f"In containers: image {a.container} ({os.environ.get('BENCH_IMAGE_NOTE', '')}), engine "
+              f"{os.environ.get('BENCH_ENGINE', 'podman')}; every arm is one `podman run`.")
     print("Interleaved samples (A B A B ...), all from this run. without, with: medians. "
           "ratio: the median of the per-sample ratios (each sample's with / its without, run "
           "back to back); in brackets: the ratio of the minimums.")
@@ -470,7 +564,7 @@ def print_tables(bd, rule_counts):
         4: "4. open+read+close of a workspace file in a tool; \"without\" = the same Landlock layers alone",
     }
     for soft in LIMITS:
-        print(f"\n### soft RLIMIT_NOFILE = {soft} (hard {HARD_NOFILE})\n")
+        print(f"\n### soft RLIMIT_NOFILE = {soft} (hard {soft if a.container else HARD_NOFILE})\n")
         print("| figure | without | with | ratio | goal |")
         print("|---|---|---|---|---|")
         section = None

@@ -11,9 +11,13 @@
 #   grep       `grep -r` over a copy of /usr/include (~8,000 files here)
 #   python     20 `python3 -c "import MODULE"` (20 standard modules)
 #   pipelines  100 small shell pipelines (echo | tr | wc, sort | head, ...)
+#
+# $3 (optional) is the path the work scripts will see the workspace at
+# (bench/container.sh: /workspace in the container); default $1.
 set -euo pipefail
 WS=$1
 ROOT=$2
+AT=${3:-$1}
 mkdir -p "$WS"/{conf,proj/src,tree,gitsrc}
 
 # configure
@@ -93,20 +97,20 @@ for i in $(seq 1 19); do seq 1 200 | sed "s/^/line $i /" > "$WS/gitsrc/notes$i.t
 cp -a /usr/include/. "$WS/tree/"
 
 cat > "$WS/work-configure.sh" <<S
-cd "$WS/conf" && ./configure -q >/dev/null
+cd "$AT/conf" && ./configure -q >/dev/null
 S
 cat > "$WS/work-make.sh" <<S
-cd "$WS/proj" && make -s -B -j2 >/dev/null
+cd "$AT/proj" && make -s -B -j2 >/dev/null
 S
 cat > "$WS/work-git.sh" <<S
 set -e
-cd "$WS"
+cd "$AT"
 rm -rf repo
 mkdir repo
 cd repo
 g() { git -c user.name=bench -c user.email=bench@example.invalid -c init.defaultBranch=main "\$@"; }
 g init -q
-cp "$WS"/gitsrc/* .
+cp "$AT"/gitsrc/* .
 g add -A
 g commit -q -m initial
 echo '/* edited */' >> f01.c
@@ -119,7 +123,7 @@ g log --oneline --stat >/dev/null
 g status >/dev/null
 S
 cat > "$WS/work-grep.sh" <<S
-grep -r -c -e ioctl -e struct "$WS/tree" >/dev/null
+grep -r -c -e ioctl -e struct "$AT/tree" >/dev/null
 S
 cat > "$WS/work-python.sh" <<'S'
 for m in json re subprocess pathlib argparse collections datetime hashlib base64 typing \
