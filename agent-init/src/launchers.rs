@@ -212,7 +212,8 @@ mod tests {
 
     #[test]
     fn a_launcher_is_identified_by_device_and_inode_and_a_missing_one_is_left_out() {
-        let dir = tempfile_dir("ok");
+        let tmp = tempfile_dir("ok");
+        let dir = tmp.path();
         let pi = dir.join("pi");
         std::fs::write(&pi, b"#!/bin/sh\n").unwrap();
         std::fs::set_permissions(&pi, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -247,7 +248,8 @@ mod tests {
 
     #[test]
     fn a_launcher_others_could_rewrite_or_a_directory_is_refused() {
-        let dir = tempfile_dir("bad");
+        let tmp = tempfile_dir("bad");
+        let dir = tmp.path().to_path_buf();
         let pi = dir.join("pi");
         std::fs::write(&pi, b"#!/bin/sh\n").unwrap();
         std::fs::set_permissions(&pi, std::fs::Permissions::from_mode(0o775)).unwrap();
@@ -270,14 +272,12 @@ mod tests {
         assert!(matches!(e, LauncherError::NotAFile(_)), "{e}");
     }
 
-    /// A fresh directory for one test, root-owned when we are root.
-    fn tempfile_dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "agent-init-launchers-{}-{name}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    /// A fresh directory for one test, root-owned when we are root,
+    /// removed when the test ends.
+    fn tempfile_dir(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("agent-init-launchers-{name}."))
+            .tempdir()
+            .unwrap()
     }
 }

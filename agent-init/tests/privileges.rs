@@ -225,7 +225,7 @@ try:
 except OSError as e:
     print("etc", errno.errorcode[e.errno])
 m, s = pty.openpty(); os.write(m, b"hi\n"); print("pty", os.read(s, 3))
-open("/tmp/agent-init-test-ok-%d" % os.getpid(), "w").close(); print("tmp ok")
+t = "/tmp/agent-init-test-ok-%d" % os.getpid(); open(t, "w").close(); os.unlink(t); print("tmp ok")
 "#;
     let o = output(run_cmd(&p, &[], &["/usr/bin/python3", "-c", py]));
     assert_eq!(

@@ -459,14 +459,28 @@ print("after", r, flush=True)
     cmd.env("AV_TEST_KEY", &w.c.env_key)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let child = cmd.spawn().unwrap();
+    let mut child = cmd.spawn().unwrap();
+    // agent-init's log (every base-layer rule with -v) can outgrow a pipe's
+    // buffer before the harness is ready: drain it meanwhile.
+    let mut log = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut log, &mut v);
+        v
+    });
     let init_pid = child.id();
     let t0 = Instant::now();
     while !sync.join("ready").exists() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "the harness never got ready"
-        );
+        if t0.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let mut o = child.wait_with_output().unwrap();
+            o.stderr = log.join().unwrap();
+            panic!(
+                "the harness never got ready:\n{}\n{}",
+                stdout(&o),
+                stderr(&o)
+            );
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     let (proxy, uid) = proxy_child_of(init_pid).expect("vault-proxy is agent-init's child");
@@ -492,7 +506,8 @@ print("after", r, flush=True)
     )
     .unwrap();
     std::fs::write(&go, "").unwrap();
-    let o = child.wait_with_output().unwrap();
+    let mut o = child.wait_with_output().unwrap();
+    o.stderr = log.join().unwrap();
     assert_exit(&o, 0);
     let out = stdout(&o);
     assert!(out.contains("first 200"), "{out}\n{}", stderr(&o));
