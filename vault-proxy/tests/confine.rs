@@ -45,6 +45,18 @@ credential = {{ kind = "none" }}
         allowed.local_addr().unwrap().port()
     );
     let cfg = ProxyConfig::from_toml(&cfg).unwrap().validate().unwrap();
+    // Once confined, this process cannot remove its temporary directory:
+    // an unconfined watcher removes it when the process exits.
+    let dir = tmp.keep();
+    std::process::Command::new("/bin/sh")
+        .args(["-c", "tail --pid=\"$0\" -f /dev/null; rm -rf \"$1\""])
+        .arg(std::process::id().to_string())
+        .arg(&dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
 
     confine::no_new_privs().unwrap();
     let summary = confine::landlock_layer(&cfg).unwrap();
