@@ -48,7 +48,9 @@ credential = {{ kind = "none" }}
     // Once confined, this process cannot remove its temporary directory:
     // an unconfined watcher removes it when the process exits.
     let dir = tmp.keep();
-    std::process::Command::new("/bin/sh")
+    // The watcher outlives this process, so nothing here waits for it.
+    #[allow(clippy::zombie_processes)]
+    let _watcher = std::process::Command::new("/bin/sh")
         .args(["-c", "tail --pid=\"$0\" -f /dev/null; rm -rf \"$1\""])
         .arg(std::process::id().to_string())
         .arg(&dir)
