@@ -14,8 +14,7 @@ use super::report::{Report, Status, errno_name};
 use crate::sys;
 use policy::landlock_plan::{HiddenPath, hidden_paths};
 use policy::{EnforceMode, Policy};
-use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// One row per attack on every hidden path.
 pub(super) fn hidden_rows(r: &mut Report, p: &Policy) {
@@ -40,7 +39,7 @@ fn attack_hidden(r: &mut Report, h: &HiddenPath, landlock: bool) {
         read_rows(r, &name, &h.path, note);
         return;
     }
-    match first_file(&h.path) {
+    match super::vault::first_file(&h.path, |_| false) {
         Ok(f) => read_rows(r, &name, &f, note),
         Err(why) => r.add(
             "hidden",
@@ -49,28 +48,6 @@ fn attack_hidden(r: &mut Report, h: &HiddenPath, landlock: bool) {
             format!("skipped: no file to attack ({why})"),
         ),
     }
-}
-
-/// The first regular file (by name) directly inside `dir`, listed with a
-/// raw `openat` (no preload hook decides).
-fn first_file(dir: &Path) -> Result<PathBuf, String> {
-    let fd = sys::raw_openat(
-        libc::AT_FDCWD,
-        &cpath(dir),
-        libc::O_RDONLY | libc::O_DIRECTORY,
-    )
-    .map_err(|e| format!("cannot list the directory: {}", errno_name(&e)))?;
-    let mut names: Vec<_> = sys::read_dir_fd(fd.as_fd())
-        .map_err(|e| format!("cannot list the directory: {}", errno_name(&e)))?
-        .into_iter()
-        .map(|d| d.name)
-        .collect();
-    names.sort();
-    names
-        .into_iter()
-        .map(|n| dir.join(n))
-        .find(|f| std::fs::symlink_metadata(f).is_ok_and(|m| m.file_type().is_file()))
-        .ok_or_else(|| "the directory holds no regular file".to_string())
 }
 
 /// Read `f` with libc and with a raw `openat`.

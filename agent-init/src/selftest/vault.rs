@@ -22,17 +22,18 @@ pub(super) fn unique_name(prefix: &str) -> String {
     )
 }
 
-/// The first regular file (by name) directly inside the vault directory of
-/// `e`, outside its tool exceptions. Listing is allowed under the tool
-/// layer; the listing uses a raw `openat` so no preload hook decides.
-fn first_file(e: &VaultEntry) -> Result<PathBuf, String> {
-    let dir = sys::raw_openat(
+/// The first regular file (by name) directly inside `dir` that `skip` does
+/// not exclude (a vault directory's tool exceptions). Listing is allowed
+/// under the tool layer; the listing uses a raw `openat` so no preload hook
+/// decides.
+pub(super) fn first_file(dir: &Path, skip: impl Fn(&Path) -> bool) -> Result<PathBuf, String> {
+    let fd = sys::raw_openat(
         libc::AT_FDCWD,
-        &cpath(&e.path),
+        &cpath(dir),
         libc::O_RDONLY | libc::O_DIRECTORY,
     )
     .map_err(|x| format!("cannot list the directory: {}", errno_name(&x)))?;
-    let mut names: Vec<_> = sys::read_dir_fd(dir.as_fd())
+    let mut names: Vec<_> = sys::read_dir_fd(fd.as_fd())
         .map_err(|x| format!("cannot list the directory: {}", errno_name(&x)))?
         .into_iter()
         .map(|d| d.name)
@@ -40,11 +41,8 @@ fn first_file(e: &VaultEntry) -> Result<PathBuf, String> {
     names.sort();
     names
         .into_iter()
-        .map(|n| e.path.join(n))
-        .find(|f| {
-            !e.tool_exceptions.iter().any(|x| f.starts_with(x))
-                && std::fs::symlink_metadata(f).is_ok_and(|m| m.file_type().is_file())
-        })
+        .map(|n| dir.join(n))
+        .find(|f| !skip(f) && std::fs::symlink_metadata(f).is_ok_and(|m| m.file_type().is_file()))
         .ok_or_else(|| "the directory holds no regular file".to_string())
 }
 
@@ -67,7 +65,9 @@ pub(super) fn attack_entry(r: &mut Report, e: &VaultEntry, seccomp_on: bool) {
     let outside = path.parent().unwrap_or(Path::new("/"));
     let target = match e.kind {
         VaultKind::File => Ok(path.clone()),
-        VaultKind::Dir => first_file(e),
+        VaultKind::Dir => first_file(&e.path, |f| {
+            e.tool_exceptions.iter().any(|x| f.starts_with(x))
+        }),
     };
     match target {
         Ok(f) => attack_file(r, e, &f, outside, seccomp_on),

@@ -99,20 +99,7 @@ impl HostStateDir {
             &buf[..HOST_STATE_PREFIX.len()]
         };
         let start = prefix.len();
-        let mut digits = [0u8; 10];
-        let mut n = uid;
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        let d = &digits[i..];
-        let len = start + d.len();
-        buf[start..len].copy_from_slice(d);
+        let len = put_decimal(u64::from(uid), &mut buf, start);
         HostStateDir { buf, len }
     }
 
