@@ -4,7 +4,9 @@
 #   images/build.sh [options] [NAME...]      NAME: base pi claude opencode all proxy (default: every one)
 #
 # A harness image (pi, claude, opencode, all) is built FROM agent-vault/base: base
-# is built first when it is missing (or when it is named too).
+# is built first when it is missing (or when it is named too). The image a
+# rebuilt tag pointed at before is removed once nothing uses it (one line
+# says so); build stages stay as the engine's cache.
 #
 # Options:
 #   --offline          build without any container registry: first build local
@@ -248,15 +250,35 @@ else
 fi
 
 # --- build -------------------------------------------------------------------
+# A rebuilt tag leaves its previous image untagged; those are removed once
+# every image is built (children first: an older harness image holds the
+# older base), so rebuilding does not fill the disk.
+image_id() { "$engine" image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
+previous=()
 for n in "${ordered[@]}"; do
     file="$ROOT/images/$n/Dockerfile"
     ignore=()
     if is_podman && [ -f "$file.dockerignore" ]; then
         ignore=(--ignorefile "$file.dockerignore")
     fi
+    previous+=("$n=$(image_id "agent-vault/$n:latest")")
     log "building agent-vault/$n:latest with $engine"
     t0=$SECONDS
     "$engine" build "${common[@]}" "${ignore[@]}" "${build_args[@]}" \
         -f "$file" -t "agent-vault/$n:latest" "$ROOT"
     log "agent-vault/$n:latest built in $((SECONDS - t0))s"
+done
+
+for ((i = ${#previous[@]} - 1; i >= 0; i--)); do
+    n=${previous[$i]%%=*} old=${previous[$i]#*=}
+    [ -n "$old" ] && [ "$old" != "$(image_id "agent-vault/$n:latest")" ] || continue
+    # still tagged elsewhere (another name for the same image): not ours to remove
+    tags=$("$engine" image inspect --format '{{len .RepoTags}}' "$old" 2>/dev/null || echo gone)
+    [ "$tags" = 0 ] || continue
+    short=${old#sha256:} && short=${short:0:12}
+    if out=$("$engine" rmi "$old" 2>&1); then
+        log "removed the previous agent-vault/$n:latest ($short)"
+    else
+        log "kept the previous agent-vault/$n:latest ($short): $engine rmi: ${out##*$'\n'}"
+    fi
 done

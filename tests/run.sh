@@ -13,7 +13,8 @@
 # (they run under both engines). `tests/setup.sh` (as root) installs and starts
 # all of it (.ci/run calls it); anything missing stops this script at once
 # with one line naming it. AGENT_VAULT_ALLOW_SKIP=docker runs the container
-# tests under podman only.
+# tests under podman only. A full run writes up to 11 GB (target/ and both
+# engines' images); too little free space stops it first, naming where.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,6 +52,30 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "tests/run.sh: missing: ${list%; }. Install and start them with: tests/setup.sh (as root)" >&2
   exit 1
 fi
+
+# Disk: what a run writes at most (measured: target/ 2.6 GB without
+# incremental builds; podman's images 3 GB; Docker's images and build
+# cache 2.7 GB), summed per file system, checked before anything is built.
+declare -A need_gb=() where=() dir_of=()
+need() {  # need DIR GB: DIR (or its nearest existing parent) gets GB more
+  local d=$1
+  while [ ! -e "$d" ]; do d=$(dirname "$d"); done
+  local dev; dev=$(stat -c %d "$d")
+  need_gb[$dev]=$(( ${need_gb[$dev]:-0} + $2 )); where[$dev]="${where[$dev]:+${where[$dev]}, }$1"
+  [ -n "${dir_of[$dev]:-}" ] || dir_of[$dev]=$d
+}
+need "${CARGO_TARGET_DIR:-$PWD/target}" 3
+if [ "$containers" = 1 ] && ! declared containers; then
+  need "$(podman info --format '{{.Store.GraphRoot}}' 2>/dev/null || echo /var/lib/containers)" 4
+  declared docker || need "$(docker info --format '{{.DockerRootDir}}' 2>/dev/null || echo /var/lib/docker)" 4
+fi
+for dev in "${!need_gb[@]}"; do
+  free=$(df -B1G --output=avail "${dir_of[$dev]}" | tail -1 | tr -d ' ')
+  if [ "$free" -lt "${need_gb[$dev]}" ]; then
+    echo "tests/run.sh: ${free} GB free on the file system of ${where[$dev]}; this run writes up to ${need_gb[$dev]} GB there. Free space first (old images: podman image prune; docker image prune; docker builder prune; an old target/: cargo clean)" >&2
+    exit 1
+  fi
+done
 
 step "format and lints"
 cargo fmt --all -- --check
