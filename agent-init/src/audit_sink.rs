@@ -261,7 +261,7 @@ fn write_log(line: &str) {
 /// window is over (at the next record, when the receiving thread wakes
 /// for it, or at the flush).
 #[derive(Debug)]
-struct RateLimit {
+pub(crate) struct RateLimit {
     per_window: u32,
     window_start: Option<Instant>,
     written: u32,
@@ -270,7 +270,7 @@ struct RateLimit {
 
 /// What [`RateLimit::admit`] decided for one record.
 #[derive(Debug, PartialEq, Eq)]
-enum Admit {
+pub(crate) enum Admit {
     /// Write it, after a line for the records suppressed in the window
     /// that has just ended, if any were.
     Write { suppressed: Option<u64> },
@@ -279,7 +279,7 @@ enum Admit {
 }
 
 impl RateLimit {
-    fn new(per_window: u32) -> RateLimit {
+    pub(crate) fn new(per_window: u32) -> RateLimit {
         RateLimit {
             per_window,
             window_start: None,
@@ -288,7 +288,7 @@ impl RateLimit {
         }
     }
 
-    fn admit(&mut self, now: Instant) -> Admit {
+    pub(crate) fn admit(&mut self, now: Instant) -> Admit {
         let ended = self.report(now);
         if self.window_start.is_none() {
             self.window_start = Some(now);

@@ -23,6 +23,7 @@
 //! warning, `run`'s `launch_step`) and every launched program runs as a
 //! tool.
 
+use crate::audit_sink::{Admit, LOG_RECORDS_PER_SECOND, RateLimit};
 use crate::log::{info, warning};
 use crate::state::{RecordError, StateDir};
 use crate::{socket_file, sys};
@@ -37,6 +38,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 /// Why the registry could not be set up.
 #[derive(Debug)]
@@ -198,6 +200,9 @@ impl Registry {
 
     fn run(self, harness: HarnessRecord) {
         let mut records: BTreeMap<i32, Launched> = BTreeMap::new();
+        // Any process of the harness user can send to the socket: refusals
+        // are logged at the audit log's rate, the rest counted.
+        let mut refusals = RateLimit::new(LOG_RECORDS_PER_SECOND);
         loop {
             let mut fds: Vec<libc::pollfd> = std::iter::once(&self.socket)
                 .chain(records.values().map(|l| &l.pidfd))
@@ -229,13 +234,18 @@ impl Registry {
                 self.remove(pid);
             }
             if fds[0].revents != 0 {
-                self.drain(harness, &mut records);
+                self.drain(harness, &mut records, &mut refusals);
             }
         }
     }
 
     /// Every queued request, answered.
-    fn drain(&self, harness: HarnessRecord, records: &mut BTreeMap<i32, Launched>) {
+    fn drain(
+        &self,
+        harness: HarnessRecord,
+        records: &mut BTreeMap<i32, Launched>,
+        refusals: &mut RateLimit,
+    ) {
         let mut buf = [0u8; LAUNCH_REQUEST_MAX + 1];
         loop {
             let got = match sys::recv_with_creds_and_fds(self.socket.as_fd(), &mut buf) {
@@ -268,12 +278,26 @@ impl Registry {
                     if let Some(r) = reply
                         && let Err(e) = sys::send_now(r, LAUNCH_REPLY_OK)
                     {
-                        warning!("launch registry: reply to pid {sender}: {e}");
+                        // It stopped waiting (its time ran out) and went
+                        // on as a tool: no record may name it.
+                        warning!(
+                            "launch registry: reply to pid {sender}: {e}; its record is removed (it runs as a tool)"
+                        );
+                        records.remove(&sender);
+                        self.remove(sender);
                     }
                 }
-                Err(why) => {
-                    warning!("launch registry: refused pid {sender}: {why}; it runs as a tool");
-                }
+                Err(why) => match refusals.admit(Instant::now()) {
+                    Admit::Write { suppressed } => {
+                        if let Some(n) = suppressed {
+                            warning!(
+                                "launch registry: {n} more refusals in the last second, not logged"
+                            );
+                        }
+                        warning!("launch registry: refused pid {sender}: {why}; it runs as a tool");
+                    }
+                    Admit::Suppress => {}
+                },
             }
         }
     }

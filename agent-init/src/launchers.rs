@@ -8,7 +8,9 @@
 //! path of `launches` it finds the file there (following symlinks, as exec
 //! does), refuses one that the harness user or its tools could rewrite in
 //! place (it must be a regular file owned by root and writable by no group
-//! or other), and records the file's identity, device and inode, in the
+//! or other) or delete (its directory, symlinks resolved, must be root's
+//! and writable by no group or other unless sticky: a file a tool creates
+//! after deleting the launcher can get the freed inode number), and records the file's identity, device and inode, in the
 //! policy ([`policy::Policy::set_launcher_files`]); the policy image
 //! (`policy.bin`, root-owned) carries it to every preload. A path with
 //! nothing there at start is left out, with a warning: a program installed
@@ -112,6 +114,15 @@ pub enum LauncherError {
     /// Owned by another user than root, or writable by its group or others:
     /// a tool could rewrite the launcher in place and keep its identity.
     Writable { path: PathBuf, uid: u32, mode: u32 },
+    /// The directory holding the file (symlinks resolved) is writable by
+    /// another user than root and not sticky: a tool could delete the
+    /// launcher, and a file it creates could get the freed inode number.
+    DirWritable {
+        path: PathBuf,
+        dir: PathBuf,
+        uid: u32,
+        mode: u32,
+    },
 }
 
 impl fmt::Display for LauncherError {
@@ -129,6 +140,18 @@ impl fmt::Display for LauncherError {
                 path.display(),
                 mode & 0o7777
             ),
+            LauncherError::DirWritable {
+                path,
+                dir,
+                uid,
+                mode,
+            } => write!(
+                f,
+                "[harness] launches: {} is in {}, owned by uid {uid} with mode {:o}; a launcher's directory must be owned by root and writable by no one else (or sticky), or a tool could delete the launcher and put a file of its own under the freed inode number. Fix: install the launcher in a root-owned directory such as /usr/local/bin",
+                path.display(),
+                dir.display(),
+                mode & 0o7777
+            ),
         }
     }
 }
@@ -137,7 +160,9 @@ impl std::error::Error for LauncherError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             LauncherError::Stat(c) => Some(c),
-            LauncherError::NotAFile(_) | LauncherError::Writable { .. } => None,
+            LauncherError::NotAFile(_)
+            | LauncherError::Writable { .. }
+            | LauncherError::DirWritable { .. } => None,
         }
     }
 }
@@ -152,7 +177,8 @@ pub enum Found {
 }
 
 /// Look at one launcher path: `stat` (following symlinks, as exec does),
-/// a regular file owned by root and writable by no one else.
+/// a regular file owned by root and writable by no one else, in a
+/// directory only root can change (or a sticky one).
 pub fn inspect(path: &std::path::Path) -> Result<Found, LauncherError> {
     let m = match std::fs::metadata(path) {
         Ok(m) => m,
@@ -167,6 +193,18 @@ pub fn inspect(path: &std::path::Path) -> Result<Found, LauncherError> {
             path: path.to_path_buf(),
             uid: m.uid(),
             mode: m.mode(),
+        });
+    }
+    let real = std::fs::canonicalize(path)
+        .map_err(|e| LauncherError::Stat(Call::at("realpath", path, e)))?;
+    let dir = real.parent().unwrap_or(std::path::Path::new("/"));
+    let d = std::fs::metadata(dir).map_err(|e| LauncherError::Stat(Call::at("stat", dir, e)))?;
+    if d.uid() != 0 || (d.mode() & 0o022 != 0 && d.mode() & 0o1000 == 0) {
+        return Err(LauncherError::DirWritable {
+            path: path.to_path_buf(),
+            dir: dir.to_path_buf(),
+            uid: d.uid(),
+            mode: d.mode(),
         });
     }
     Ok(Found::File(policy::LauncherFile {
@@ -270,6 +308,44 @@ mod tests {
         }
         let e = identify_step(&mut policy_with(vec![dir.clone()])).unwrap_err();
         assert!(matches!(e, LauncherError::NotAFile(_)), "{e}");
+    }
+
+    #[test]
+    fn a_launcher_in_a_directory_a_tool_could_write_is_refused_by_agent_init() {
+        // The inode-reuse attack needs the launcher deleted: a directory the
+        // harness user owns, or one anyone may write that is not sticky.
+        let tmp = tempfile_dir("dir");
+        let dir = tmp.path().join("bin");
+        std::fs::create_dir(&dir).unwrap();
+        let pi = dir.join("pi");
+        std::fs::write(&pi, b"#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&pi, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let link = tmp.path().join("pi-link");
+        std::os::unix::fs::symlink(&pi, &link).unwrap();
+        let refused = |mode: u32| {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+            identify_step(&mut policy_with(vec![link.clone()])).err()
+        };
+        let e = refused(0o777).expect("a world-writable directory");
+        assert!(
+            matches!(&e, LauncherError::DirWritable { dir: d, .. } if *d == dir),
+            "the symlink's target's directory is named: {e}"
+        );
+        assert!(e.to_string().contains("/usr/local/bin"), "{e}");
+        if !nix::unistd::geteuid().is_root() {
+            return; // the rest needs a root-owned launcher
+        }
+        assert!(
+            refused(0o1777).is_none(),
+            "a sticky directory keeps root's file"
+        );
+        assert!(refused(0o755).is_none());
+        std::os::unix::fs::chown(&dir, Some(1000), None).unwrap();
+        let e = refused(0o755).expect("a directory the harness user owns");
+        assert!(
+            matches!(&e, LauncherError::DirWritable { uid: 1000, .. }),
+            "{e}"
+        );
     }
 
     /// A fresh directory for one test, root-owned when we are root,

@@ -636,3 +636,170 @@ print("END")
     }
     assert_stderr_contains(&o, "its environment drops LD_PRELOAD");
 }
+
+#[test]
+fn a_runner_that_searches_path_itself_launches_the_harness_after_missing_candidates_by_preload() {
+    let Some(w) = world(
+        "a_runner_that_searches_path_itself_launches_the_harness_after_missing_candidates_by_preload",
+        "required",
+    ) else {
+        return;
+    };
+    if skip_without("/usr/bin/python3", "python3") || skip_without("/usr/bin/node", "node") {
+        return;
+    }
+    // Python's subprocess and Node's spawn look a bare name up on PATH
+    // themselves: one execve per PATH entry, in the same child. The
+    // entries before the launcher's name nothing (a missing directory, an
+    // empty one); those attempts must not put the child under the tool
+    // layer, or the launcher found next runs as a tool.
+    let empty = w.d.join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let path = format!(
+        "{}:{}:{}:/usr/bin:/bin",
+        w.d.join("missing").display(),
+        empty.display(),
+        w.pi.parent().unwrap().display()
+    );
+    let py = w.d.join("runner.py");
+    std::fs::write(
+        &py,
+        r#"import os, subprocess
+e = dict(os.environ); e["TAG"] = "python"
+subprocess.run(["pi", "-c", os.environ["PROBE"]], env=e)
+"#,
+    )
+    .unwrap();
+    let js = w.d.join("runner.js");
+    std::fs::write(
+        &js,
+        r#"require("child_process").spawnSync("pi", ["-c", process.env.PROBE],
+  { stdio: "inherit", env: { ...process.env, TAG: "node" } });
+"#,
+    )
+    .unwrap();
+    for (tag, runner) in [("python", "/usr/bin/python3"), ("node", "/usr/bin/node")] {
+        let file = if tag == "python" { &py } else { &js };
+        // The runner is the harness itself (exec), as in a runner image.
+        let o = w.run(&format!(
+            "export PATH={path}\nexec {runner} {}",
+            file.display()
+        ));
+        assert_exit(&o, 0);
+        assert_launched(&o, &w, tag);
+    }
+}
+
+#[test]
+fn a_launcher_given_to_the_harness_user_after_start_runs_as_a_tool_by_preload() {
+    let Some(w) = world(
+        "a_launcher_given_to_the_harness_user_after_start_runs_as_a_tool_by_preload",
+        "required",
+    ) else {
+        return;
+    };
+    // Same device and inode as agent-init identified, but no longer
+    // root's: the shape of a file a tool made under a freed inode number
+    // (the launcher deleted from a directory the tool could write). Only
+    // the owner tells them apart.
+    let go = w.d.join("go");
+    let script = format!(
+        r#"mkfifo {go} && chmod 666 {go}
+$BIN run --policy {policy} -- /bin/sh -c 'read x < {go}; TAG=chowned "$PI" -c "$PROBE"; echo END' &
+i=0; while [ ! -S /run/agent-vault/launch.sock ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+kill -0 $! || exit 1
+chown 65534 "$PI"
+echo go > {go}
+wait $!
+"#,
+        go = go.display(),
+        policy = w.policy.display(),
+    );
+    let o = w.sh(&script);
+    let all = all(&o);
+    assert_exit(&o, 0);
+    assert_a_tool(&o, &w, "chowned");
+    assert_eq!(line(&o, "chowned", "record").trim(), "", "{all}");
+}
+
+#[test]
+fn a_tool_flooding_the_launch_socket_is_logged_at_the_audit_rate_by_agent_init() {
+    let Some(w) = world(
+        "a_tool_flooding_the_launch_socket_is_logged_at_the_audit_rate_by_agent_init",
+        "required",
+    ) else {
+        return;
+    };
+    let Some(forge) = static_helper(&w.d, "forge_launch") else {
+        return;
+    };
+    let (dev, ino) = w.pi_id();
+    // A tool sends 200 refused registrations, waits out the window, sends
+    // one more: agent-init's log (the container's log) gets at most the
+    // audit rate of lines, and a count of the rest.
+    let forge = format!(
+        "{} /run/agent-vault/launch.sock {dev} {ino} none - >/dev/null",
+        forge.display()
+    );
+    let o = w.run(&format!(
+        "i=0; while [ $i -lt 200 ]; do {forge}; i=$((i+1)); done; sleep 1.2; {forge}; echo END"
+    ));
+    let all = all(&o);
+    assert_exit(&o, 0);
+    let err = stderr(&o);
+    let logged = err.matches("launch registry: refused pid").count();
+    let counted: usize = err
+        .lines()
+        .filter_map(|l| {
+            l.split("launch registry: ")
+                .nth(1)?
+                .strip_suffix(" more refusals in the last second, not logged")?
+                .parse::<usize>()
+                .ok()
+        })
+        .sum();
+    assert!(logged < 200, "{logged} lines for 201 refusals: {all}");
+    assert!(counted > 0, "no count of the lines left out: {all}");
+    assert_eq!(
+        logged + counted,
+        201,
+        "every refusal logged or counted: {all}"
+    );
+}
+
+#[test]
+fn a_launcher_environment_whose_last_ld_preload_is_empty_runs_as_a_tool_by_preload() {
+    let Some(w) = world(
+        "a_launcher_environment_whose_last_ld_preload_is_empty_runs_as_a_tool_by_preload",
+        "required",
+    ) else {
+        return;
+    };
+    if skip_without("/usr/bin/python3", "python3") {
+        return;
+    }
+    // Two LD_PRELOAD entries: getenv reads the first (the preload), the
+    // loader takes the last (empty). Trusted, the launched harness would
+    // start its tools with no preload to put them under the tool layer.
+    let py = w.d.join("dup.py");
+    std::fs::write(
+        &py,
+        r#"import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+def arr(items):
+    return (ctypes.c_char_p * (len(items) + 1))(*items, None)
+env = [f"{k}={v}".encode() for k, v in os.environ.items()] + [b"TAG=dup", b"LD_PRELOAD="]
+pid = os.fork()
+if pid == 0:
+    libc.execve(os.environ["PI"].encode(), arr([b"pi", b"-c", os.environ["PROBE"].encode()]), arr(env))
+    os._exit(127)
+os.waitpid(pid, 0)
+print("END")
+"#,
+    )
+    .unwrap();
+    let o = w.run(&format!("exec /usr/bin/python3 {}", py.display()));
+    assert_exit(&o, 0);
+    assert_a_tool(&o, &w, "dup");
+    assert_stderr_contains(&o, "its environment drops LD_PRELOAD");
+}

@@ -247,10 +247,17 @@ unsafe fn exec_in_harness_child(
     exec: impl FnOnce(*const *const c_char) -> c_int,
 ) -> c_int {
     // SAFETY: `target`'s C string (this function's contract).
-    if let Some(l) = unsafe { launch::find(st, target) } {
-        // Returns only when agent-init did not accept: then a tool.
-        // SAFETY: `argv` and `envp` are the caller's (this function's contract).
-        unsafe { launch::register_and_exec(st, l, argv, envp) };
+    match unsafe { launch::find(st, target) } {
+        launch::Found::Launcher(l) => {
+            // Returns only when agent-init did not accept: then a tool.
+            // SAFETY: `argv` and `envp` are the caller's (this function's contract).
+            unsafe { launch::register_and_exec(st, l, argv, envp) };
+        }
+        launch::Found::Nothing(errno) => {
+            sys::set_errno(errno);
+            return -1;
+        }
+        launch::Found::Other => {}
     }
     prepare_child_exec(st);
     let mut e = EnvCopy::new();
@@ -583,7 +590,7 @@ unsafe fn spawn_tool(
             // SAFETY: as above.
             && let Some(a) = unsafe { ChildAttr::read(attr) }
             // SAFETY: as above.
-            && let Some(l) = unsafe { launch::find(st, target) }
+            && let launch::Found::Launcher(l) = unsafe { launch::find(st, target) }
         {
             l.close();
             // SAFETY: the caller's pointers (posix_spawn's contract).

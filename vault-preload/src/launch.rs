@@ -69,29 +69,52 @@ impl Launcher {
     }
 }
 
-/// The launcher `target` names, opened; `None`: none (not a launcher, not
-/// found, or a policy without launchers).
+/// What an exec's target is, for the launcher check.
+pub enum Found {
+    /// A launcher, opened.
+    Launcher(Launcher),
+    /// A path that names nothing (`ENOENT`, `ENOTDIR`: the errno): the
+    /// exec would fail without running anything. A runner that searches
+    /// `PATH` itself (Python's `subprocess`, Node's `spawn`) tries such
+    /// paths before the one that exists; the hook fails them as exec
+    /// would, before it puts the process under the tool layer, so the
+    /// launcher found later on `PATH` is still launched.
+    Nothing(c_int),
+    /// Anything else: the hook goes on as for a tool.
+    Other,
+}
+
+/// The launcher `target` names, opened ([`Found`]); a policy without
+/// launchers finds nothing here and makes no system call.
 ///
 /// # Safety
 /// The pointers in `target` are C strings valid for the call.
-pub unsafe fn find(st: &State, target: ExecTarget) -> Option<Launcher> {
-    st.launch_socket?;
+pub unsafe fn find(st: &State, target: ExecTarget) -> Found {
+    if st.launch_socket.is_none() {
+        return Found::Other;
+    }
     let (name, search) = match target {
         // SAFETY: the caller's C string (this function's contract).
         ExecTarget::Path(p) if !p.is_null() => (unsafe { sys::cstr_bytes(p) }, false),
         // SAFETY: as above.
         ExecTarget::Search(p) if !p.is_null() => (unsafe { sys::cstr_bytes(p) }, true),
-        _ => return None,
+        _ => return Found::Other,
     };
     if name.is_empty() {
-        return None;
+        return Found::Other;
     }
     let mut path = FixedPath::default();
     if !search || name.contains(&b'/') {
         if !path.set(name) {
-            return None;
+            return Found::Other;
         }
-        return open_launcher(st, &path);
+        return match open_launcher(st, &path) {
+            Ok(Some(l)) => Found::Launcher(l),
+            // Only a path given as is: an `execvp`-style search that finds
+            // nothing is glibc's to report.
+            Err(e) if !search && (e == libc::ENOENT || e == libc::ENOTDIR) => Found::Nothing(e),
+            _ => Found::Other,
+        };
     }
     // As glibc's execvp: `PATH` of this process, `/bin:/usr/bin` without
     // one; an empty element is the current directory. The first regular,
@@ -108,42 +131,47 @@ pub unsafe fn find(st: &State, target: ExecTarget) -> Option<Launcher> {
             && s.st_mode & libc::S_IFMT == libc::S_IFREG
             && s.st_mode & 0o111 != 0
         {
-            return open_launcher(st, &path);
+            return match open_launcher(st, &path) {
+                Ok(Some(l)) => Found::Launcher(l),
+                _ => Found::Other,
+            };
         }
     }
-    None
+    Found::Other
 }
 
-/// Open `path` (read, else path-only: a binary need not be readable) and
-/// keep it when its file is a launcher.
-fn open_launcher(st: &State, path: &FixedPath) -> Option<Launcher> {
+/// Open `path` (read, else path-only: a binary need not be readable;
+/// non-blocking, so a FIFO put there never hangs the caller) and keep it
+/// when its file is a launcher. Err: the negated-errno of the open.
+fn open_launcher(st: &State, path: &FixedPath) -> Result<Option<Launcher>, c_int> {
     let p = path.as_bytes_with_nul();
-    let mut fd = sys::openat(libc::AT_FDCWD, p, libc::O_RDONLY | libc::O_CLOEXEC, 0);
+    let flags = libc::O_CLOEXEC | libc::O_NONBLOCK;
+    let mut fd = sys::openat(libc::AT_FDCWD, p, libc::O_RDONLY | flags, 0);
     let readable = fd >= 0;
     if !readable {
         fd = sys::openat(libc::AT_FDCWD, p, libc::O_PATH | libc::O_CLOEXEC, 0);
     }
     if fd < 0 {
-        return None;
+        return Err(-fd);
     }
     let mut buf = MaybeUninit::uninit();
     let id = match sys::fstat(fd, &mut buf) {
-        Ok(s) if s.st_mode & libc::S_IFMT == libc::S_IFREG => FileId {
+        Ok(s) if state_dir::fit_launcher(s) => FileId {
             dev: s.st_dev,
             ino: s.st_ino,
         },
         _ => {
             sys::close(fd);
-            return None;
+            return Ok(None);
         }
     };
     if !st.policy.is_launcher(id) {
         sys::close(fd);
-        return None;
+        return Ok(None);
     }
     let mut magic = [0u8; 2];
     let script = readable && sys::pread_start(fd, &mut magic) == 2 && magic == *b"#!";
-    Some(Launcher { fd, id, script })
+    Ok(Some(Launcher { fd, id, script }))
 }
 
 /// Register with agent-init and exec `l`. Returns only when agent-init did
@@ -209,18 +237,23 @@ unsafe fn keeps_preload(envp: *const *const c_char) -> bool {
     if envp.is_null() {
         return false;
     }
-    let mut i = 0;
+    // Every `LD_PRELOAD=` entry: the loader takes the last one, `getenv`
+    // the first.
+    let (mut i, mut seen) = (0, false);
     loop {
         // SAFETY: a NULL-terminated array (this function's contract), read
         // up to its terminator.
         let e = unsafe { sys::c_array_at(envp, i) };
         if e.is_null() {
-            return false;
+            return seen;
         }
         // SAFETY: a non-null entry is a C string.
         let b = unsafe { sys::cstr_bytes(e) };
         if let Some(v) = b.strip_prefix(b"LD_PRELOAD=") {
-            return v == ours;
+            if v != ours {
+                return false;
+            }
+            seen = true;
         }
         i += 1;
     }

@@ -219,17 +219,17 @@ pub fn launched_pid(dir: &StatePath, uid: u32, my_pid: i32, policy: &View<'_>) -
     else {
         return 0;
     };
-    let runs_launcher = match r.script_fd {
-        None => sys::stat(b"/proc/self/exe\0").map(|s| FileId {
+    let id_of = |s: &libc::stat| {
+        fit_launcher(s).then_some(FileId {
             dev: s.st_dev,
             ino: s.st_ino,
-        }),
+        })
+    };
+    let runs_launcher = match r.script_fd {
+        None => sys::stat(b"/proc/self/exe\0").and_then(|s| id_of(&s)),
         Some(fd) => {
             let mut b = core::mem::MaybeUninit::uninit();
-            sys::fstat(fd as i32, &mut b).ok().map(|s| FileId {
-                dev: s.st_dev,
-                ino: s.st_ino,
-            })
+            sys::fstat(fd as i32, &mut b).ok().and_then(id_of)
         }
     } == Some(r.launcher);
     if r.pid == my_pid
@@ -241,4 +241,12 @@ pub fn launched_pid(dir: &StatePath, uid: u32, my_pid: i32, policy: &View<'_>) -
     } else {
         0
     }
+}
+
+/// A launcher's file as it must be to run trusted: a regular file owned by
+/// root and writable by no one else (as agent-init checked at start). The
+/// device and inode alone are not enough: an inode number freed by
+/// deleting the launcher can come back as a file a tool creates.
+pub fn fit_launcher(s: &libc::stat) -> bool {
+    s.st_mode & libc::S_IFMT == libc::S_IFREG && s.st_uid == 0 && s.st_mode & 0o022 == 0
 }
