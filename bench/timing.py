@@ -412,6 +412,15 @@ def compact(names):
 
 FLOOR_LABEL = ("the FLOOR of a harness spawn: base layer on the harness, the tool layer applied in "
                "each child, an empty preload (no agent-vault)")
+TOOL_FLOOR_LABEL = ("the FLOOR of a spawn inside a TOOL: both layers on the spawning program, an empty "
+                    "preload (no agent-vault)")
+
+
+def tool_floor(n, soft, rules):
+    """The floor of a spawn inside a tool: the spawning program under both
+    recorded layers (as a tool is), the execve of /bin/true with an empty
+    library in LD_PRELOAD; no seccomp filter (see harness_floor)."""
+    return replayed([BIN + "/spawner", "forkexec", str(n)], soft, rules, BIN + "/empty.so")
 
 
 def floor_lines(per, rule_counts):
@@ -425,7 +434,13 @@ def floor_lines(per, rule_counts):
             f"filter): {fl:,.1f} µs, {fl - wo:+,.1f} µs over without ({fl / wo:.3f}; goal ≤ 1.25)\n"
             f"- how close: with − floor {w - fl:+,.1f} µs (with / floor {w / fl:.3f}); of it, agent-init's "
             f"seccomp filters (with − seccomp off) {w - per['seccomp-off']:+,.1f} µs, and the rest the "
-            f"preload's work (its start-up in the new program and its spawn hook in the harness child)")
+            f"preload's work (its start-up in the new program and its spawn hook in the harness child)\n"
+            f"- the floor of a spawn inside a tool (tool_floor(): `llreplay` with both recorded layers, an "
+            f"empty library in LD_PRELOAD): {per['tool-floor']:,.1f} µs, "
+            f"{per['tool-floor'] - per['tool-without']:+,.1f} µs over a tool spawning without agent-vault "
+            f"({per['tool-floor'] / per['tool-without']:.3f}; goal ≤ 1.12); how close: a tool spawning with "
+            f"agent-vault − floor {per['tool-with'] - per['tool-floor']:+,.1f} µs "
+            f"(with / floor {per['tool-with'] / per['tool-floor']:.3f})")
 
 
 # --- CPU time per spawn (--cpu) ---------------------------------------------
@@ -471,6 +486,7 @@ def cpu_main():
     say(f"bench: recorded a tool's Landlock layers: base layer {rule_counts[0]} rules, "
         f"tool layer {rule_counts[1]} rules ({rules})")
     variants["floor"] = lambda k: harness_floor(k, soft, rules)
+    variants["tool-floor"] = lambda k: tool_floor(k, soft, rules)
     say(f"bench: CPU time per spawn, {n} and 1 spawns x {rounds} rounds; load average {' '.join(load)}")
     big = {k: [] for k in variants}
     one = {k: [] for k in variants}
@@ -502,7 +518,8 @@ def cpu_main():
                      ("seccomp-off", "with agent-vault, `[seccomp] mode = \"off\"`"),
                      ("tool-without", "a TOOL spawning, without agent-vault"),
                      ("tool-with", "a TOOL spawning, with agent-vault"),
-                     ("floor", FLOOR_LABEL)):
+                     ("floor", FLOOR_LABEL),
+                     ("tool-floor", TOOL_FLOOR_LABEL)):
         base = per["tool-without" if k.startswith("tool") else "without"]
         print(f"| {label} | {per[k]:,.1f} | {per[k] - base:+,.1f} µs ({per[k] / base:.3f}) | {faults[k]:.1f} |")
     print()
@@ -593,6 +610,7 @@ def main():
             "tool-without": without_av(in_tool, soft),
             "tool-with": with_av(in_tool, soft),
             "floor": harness_floor(N_C, soft, rules),
+            "tool-floor": tool_floor(N_C, soft, rules),
         }, "us_per_spawn", S_SPAWN)
         breakdown[(soft, "variants")] = r
         st = {}
@@ -670,7 +688,8 @@ def print_tables(bd, rule_counts):
                          ("seccomp-off", "with agent-vault, `[seccomp] mode = \"off\"`"),
                          ("tool-without", "a TOOL spawning (figure 3's loop), without agent-vault"),
                          ("tool-with", "a TOOL spawning (figure 3's loop), with agent-vault"),
-                         ("floor", FLOOR_LABEL)):
+                         ("floor", FLOOR_LABEL),
+                         ("tool-floor", TOOL_FLOOR_LABEL)):
             print(f"| {label} | {b[k]:,.1f} | {b[k] - b['without']:+,.1f} µs ({b[k] / b['without']:.3f}) |")
         st = bd[(soft, "strace")]
         print()
