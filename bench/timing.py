@@ -168,12 +168,41 @@ def without_av(cmd, soft, preload=None):
         "setpriv", "--reuid", a.uid, "--regid", a.gid, "--clear-groups", "--", *env, *cmd]
 
 
-def replayed(cmd, soft, rules):
-    """Without agent-vault, under the recorded Landlock layers."""
+# The fd at which `llreplay --last-layer-fd` leaves the tool layer's ruleset
+# for `spawner forkexec-layer` (the fd the preload's cached ruleset has in a
+# harness started by agent-init; any free fd would do).
+LAST_LAYER_FD = "3"
+
+
+def replayed(cmd, soft, rules, preload=None, last_layer_in_children=False):
+    """Without agent-vault, under the recorded Landlock layers; `preload`: a
+    library in LD_PRELOAD (the empty one: the floors). With
+    `last_layer_in_children`, llreplay enforces the base layer only and
+    leaves the tool layer's ruleset open at LAST_LAYER_FD for `cmd`
+    (`spawner forkexec-layer N 3`) to enforce in each child."""
+    keep = ["--last-layer-fd", LAST_LAYER_FD] if last_layer_in_children else []
     if a.container:
-        return podman_run(soft, [*NO_PRELOAD, "--entrypoint", BIN + "/llreplay"]) + [
-            a.container, rules, a.uid, a.gid, *cmd]
-    return prefix(W + "/etc-plain", soft) + [BIN + "/llreplay", rules, a.uid, a.gid, *cmd]
+        env = ["-e", f"LD_PRELOAD={preload}"] if preload else []
+        return podman_run(soft, [*NO_PRELOAD, *env, "--entrypoint", BIN + "/llreplay"]) + [
+            a.container, *keep, rules, a.uid, a.gid, *cmd]
+    env = ["env", f"LD_PRELOAD={preload}"] if preload else []
+    return prefix(W + "/etc-plain", soft) + [*env, BIN + "/llreplay", *keep, rules, a.uid, a.gid, *cmd]
+
+
+def harness_floor(n, soft, rules):
+    """The floor of a harness spawn, what any design of this shape pays per
+    spawn from the harness: the harness under the base layer (as agent-init
+    leaves it, with no_new_privs), and each child, before its execve, doing
+    what agent-vault's harness child does (strace -f of a harness spawn:
+    prctl(PR_SET_NO_NEW_PRIVS) and landlock_restrict_self of the tool
+    layer's ruleset, built once in the harness as the preload's cache has
+    it; no seccomp call), then the execve of /bin/true with an empty
+    library in LD_PRELOAD (any preload's floor). Not in it: agent-init's
+    seccomp filters on the harness (three, inherited by every child; their
+    length is this policy's choice, not a floor of the shape: their cost is
+    the `[seccomp] mode = "off"` row) and the preload's own work."""
+    return replayed([BIN + "/spawner", "forkexec-layer", str(n), LAST_LAYER_FD], soft, rules,
+                    BIN + "/empty.so", last_layer_in_children=True)
 
 
 def traced(arm, strace, with_arm):
@@ -203,7 +232,9 @@ def traced(arm, strace, with_arm):
 def run_once(cmd, key):
     r = subprocess.run(cmd, env=RUN_ENV, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     vals = [float(m.group(1)) for m in re.finditer(rf"^{key} ([0-9.]+)$", r.stdout, re.M)]
-    if r.returncode != 0 or not vals:
+    # ld.so only warns when an LD_PRELOAD library cannot be loaded (say, the
+    # tool layer denies reading it): a floor without its library is no floor.
+    if r.returncode != 0 or not vals or "cannot be preloaded" in r.stderr:
         sys.exit(f"bench: failed (exit {r.returncode}, no '{key}' line): {' '.join(cmd)}\n"
                  f"stdout: {r.stdout[-2000:]}\nstderr: {r.stderr[-2000:]}")
     return vals
@@ -221,7 +252,7 @@ def measure(arms, key, samples):
     return out
 
 
-ROWS = []  # (limit, section, name, without, with, goal, unit)
+ROWS = []  # (limit, section, name, without, with, goal, unit, floor or None)
 
 
 def stat(v):
@@ -242,12 +273,14 @@ def fmt(x, unit):
     return f"{x:,.0f} ns"
 
 
-def row(limit, section, name, without, with_, goal, unit):
-    ROWS.append((limit, section, name, without, with_, goal, unit))
+def row(limit, section, name, without, with_, goal, unit, floor=None):
+    ROWS.append((limit, section, name, without, with_, goal, unit, floor))
     (wmin, wmed), (amin, amed) = stat(without), stat(with_)
+    fl = (f", floor {fmt(statistics.median(floor), unit)} (floor/without {paired(without, floor):.3f})"
+          if floor else "")
     print(f"  [{limit}] {name}: without {fmt(wmed, unit)} (min {fmt(wmin, unit)}), "
           f"with {fmt(amed, unit)} (min {fmt(amin, unit)}), ratio {paired(without, with_):.3f} "
-          f"(of minimums {amin / wmin:.3f})", file=sys.stderr, flush=True)
+          f"(of minimums {amin / wmin:.3f}){fl}", file=sys.stderr, flush=True)
 
 
 def say(s):
@@ -375,6 +408,41 @@ def compact(names):
     return ", ".join(f"{n} {c}" for n, c in sorted(counts.items(), key=lambda x: (-x[1], x[0])))
 
 
+# --- the floor of a harness spawn ------------------------------------------
+
+FLOOR_LABEL = ("the FLOOR of a harness spawn: base layer on the harness, the tool layer applied in "
+               "each child, an empty preload (no agent-vault)")
+TOOL_FLOOR_LABEL = ("the FLOOR of a spawn inside a TOOL: both layers on the spawning program, an empty "
+                    "preload (no agent-vault)")
+
+
+def tool_floor(n, soft, rules):
+    """The floor of a spawn inside a tool: the spawning program under both
+    recorded layers (as a tool is), the execve of /bin/true with an empty
+    library in LD_PRELOAD; no seccomp filter (see harness_floor)."""
+    return replayed([BIN + "/spawner", "forkexec", str(n)], soft, rules, BIN + "/empty.so")
+
+
+def floor_lines(per, rule_counts):
+    """The derived lines about the floor of a harness spawn (`per`: figure per
+    variant, µs per spawn)."""
+    fl, w, wo = per["floor"], per["with"], per["without"]
+    return (f"- the floor of a harness spawn (harness_floor() in bench/timing.py: `llreplay --last-layer-fd` "
+            f"with the recorded base layer, {rule_counts[0]} rules, on the harness; in each child "
+            f"prctl(PR_SET_NO_NEW_PRIVS) + landlock_restrict_self of the recorded tool layer, "
+            f"{rule_counts[1]} rules, built once; exec with an empty library in LD_PRELOAD; no seccomp "
+            f"filter): {fl:,.1f} µs, {fl - wo:+,.1f} µs over without ({fl / wo:.3f}; goal ≤ 1.25)\n"
+            f"- how close: with − floor {w - fl:+,.1f} µs (with / floor {w / fl:.3f}); of it, agent-init's "
+            f"seccomp filters (with − seccomp off) {w - per['seccomp-off']:+,.1f} µs, and the rest the "
+            f"preload's work (its start-up in the new program and its spawn hook in the harness child)\n"
+            f"- the floor of a spawn inside a tool (tool_floor(): `llreplay` with both recorded layers, an "
+            f"empty library in LD_PRELOAD): {per['tool-floor']:,.1f} µs, "
+            f"{per['tool-floor'] - per['tool-without']:+,.1f} µs over a tool spawning without agent-vault "
+            f"({per['tool-floor'] / per['tool-without']:.3f}; goal ≤ 1.12); how close: a tool spawning with "
+            f"agent-vault − floor {per['tool-with'] - per['tool-floor']:+,.1f} µs "
+            f"(with / floor {per['tool-with'] / per['tool-floor']:.3f})")
+
+
 # --- CPU time per spawn (--cpu) ---------------------------------------------
 
 def cpu_once(cmd):
@@ -414,6 +482,11 @@ def cpu_main():
         "tool-without": lambda k: without_av([sp, "run", "1", sp, "forkexec", str(k)], soft),
         "tool-with": lambda k: with_av([sp, "run", "1", sp, "forkexec", str(k)], soft),
     }
+    rules, rule_counts = record_layers(WS + "/proj/src/f01.c")
+    say(f"bench: recorded a tool's Landlock layers: base layer {rule_counts[0]} rules, "
+        f"tool layer {rule_counts[1]} rules ({rules})")
+    variants["floor"] = lambda k: harness_floor(k, soft, rules)
+    variants["tool-floor"] = lambda k: tool_floor(k, soft, rules)
     say(f"bench: CPU time per spawn, {n} and 1 spawns x {rounds} rounds; load average {' '.join(load)}")
     big = {k: [] for k in variants}
     one = {k: [] for k in variants}
@@ -444,7 +517,9 @@ def cpu_main():
                      ("landlock-off", "with agent-vault, `[landlock] mode = \"off\"`"),
                      ("seccomp-off", "with agent-vault, `[seccomp] mode = \"off\"`"),
                      ("tool-without", "a TOOL spawning, without agent-vault"),
-                     ("tool-with", "a TOOL spawning, with agent-vault")):
+                     ("tool-with", "a TOOL spawning, with agent-vault"),
+                     ("floor", FLOOR_LABEL),
+                     ("tool-floor", TOOL_FLOOR_LABEL)):
         base = per["tool-without" if k.startswith("tool") else "without"]
         print(f"| {label} | {per[k]:,.1f} | {per[k] - base:+,.1f} µs ({per[k] / base:.3f}) | {faults[k]:.1f} |")
     print()
@@ -455,6 +530,7 @@ def cpu_main():
           f"agent-vault): {per['with'] - per['tool-with']:+,.1f} µs")
     print(f"- the kernel's Landlock (with − landlock off): {per['with'] - per['landlock-off']:+,.1f} µs")
     print(f"- the kernel's seccomp filter (with − seccomp off): {per['with'] - per['seccomp-off']:+,.1f} µs")
+    print(floor_lines(per, rule_counts))
     load = open("/proc/loadavg").read().split()[:3]
     print(f"\nTook {time.time() - t_start:.0f} s; load average at the end {' '.join(load)}.")
 
@@ -478,8 +554,13 @@ def main():
         # 1. tool work, run by the C harness as its child.
         for w in WORK:
             cmd = [sp, "run", "1", "/bin/sh", f"{WS}/work-{w}.sh"]
-            r = measure({"without": without_av(cmd, soft), "with": with_av(cmd, soft)}, "ns", S_WORK)
-            row(soft, 1, f"tool work: {w}", r["without"], r["with"], 1.03, "ms")
+            arms = {"without": without_av(cmd, soft), "with": with_av(cmd, soft)}
+            if not a.quick:
+                # The floor of the tool work: the same work under the
+                # recorded layers (both) with an empty library preloaded.
+                arms["floor"] = replayed(cmd, soft, rules, BIN + "/empty.so")
+            r = measure(arms, "ns", S_WORK)
+            row(soft, 1, f"tool work: {w}", r["without"], r["with"], 1.03, "ms", r.get("floor"))
         # 2. spawn from the harness.
         py = ("import subprocess,sys,time\nn=int(sys.argv[1])\n"
               "for _ in range(20): subprocess.run(['/bin/true'], check=True)\n"
@@ -528,6 +609,8 @@ def main():
             "seccomp-off": with_av(fe, soft, W + "/seccomp-off.toml"),
             "tool-without": without_av(in_tool, soft),
             "tool-with": with_av(in_tool, soft),
+            "floor": harness_floor(N_C, soft, rules),
+            "tool-floor": tool_floor(N_C, soft, rules),
         }, "us_per_spawn", S_SPAWN)
         breakdown[(soft, "variants")] = r
         st = {}
@@ -565,25 +648,33 @@ def print_tables(bd, rule_counts):
     }
     for soft in LIMITS:
         print(f"\n### soft RLIMIT_NOFILE = {soft} (hard {soft if a.container else HARD_NOFILE})\n")
-        print("| figure | without | with | ratio | goal |")
-        print("|---|---|---|---|---|")
+        # Figure 1's floor (full runs): the same work under the recorded
+        # layers with an empty library preloaded, as two more columns.
+        floors = any(r[7] for r in ROWS if r[0] == soft)
+        fh, fs, fe = (" floor | floor / without |", "---|---|", " | |") if floors else ("", "", "")
+        print(f"| figure | without | with | ratio | goal |{fh}")
+        print(f"|---|---|---|---|---|{fs}")
         section = None
-        tot_wo = tot_w = 0
-        for limit, sec, name, wo, w, goal, unit in ROWS:
+        tot_wo = tot_w = tot_fl = 0
+        for limit, sec, name, wo, w, goal, unit, fl in ROWS:
             if limit != soft:
                 continue
             if sec != section:
                 if section == 1 and len(WORK) > 1:
+                    fsum = f" {tot_fl / 1e6:,.1f} ms | {tot_fl / tot_wo:.3f} |" if floors else ""
                     print(f"| tool work: all of the above (sum of medians) | {tot_wo / 1e6:,.1f} ms | "
-                          f"{tot_w / 1e6:,.1f} ms | {tot_w / tot_wo:.3f} | ≤ 1.03 |")
-                print(f"| **{titles[sec]}** | | | | |")
+                          f"{tot_w / 1e6:,.1f} ms | {tot_w / tot_wo:.3f} | ≤ 1.03 |{fsum}")
+                print(f"| **{titles[sec]}** | | | | |{fe}")
                 section = sec
             if sec == 1:
                 tot_wo += med(wo)
                 tot_w += med(w)
+                tot_fl += med(fl) if fl else 0
             g = f"≤ {goal:.2f}" if goal else "(for scale)"
+            fcol = (f" {fmt(med(fl), unit)} | **{paired(wo, fl):.3f}** ({min(fl) / min(wo):.3f}) |" if fl
+                    else fe)
             print(f"| {name.split(': ', 1)[-1]} | {fmt(med(wo), unit)} | {fmt(med(w), unit)} | "
-                  f"**{paired(wo, w):.3f}** ({min(w) / min(wo):.3f}) | {g} |")
+                  f"**{paired(wo, w):.3f}** ({min(w) / min(wo):.3f}) | {g} |{fcol}")
         v = bd[(soft, "variants")]
         b = {k: med(x) for k, x in v.items()}
         print(f"\nWhere a harness spawn's time goes (C harness, fork+exec of /bin/true, µs per spawn, "
@@ -596,7 +687,9 @@ def print_tables(bd, rule_counts):
                          ("landlock-off", "with agent-vault, `[landlock] mode = \"off\"` (no base or tool layer)"),
                          ("seccomp-off", "with agent-vault, `[seccomp] mode = \"off\"`"),
                          ("tool-without", "a TOOL spawning (figure 3's loop), without agent-vault"),
-                         ("tool-with", "a TOOL spawning (figure 3's loop), with agent-vault")):
+                         ("tool-with", "a TOOL spawning (figure 3's loop), with agent-vault"),
+                         ("floor", FLOOR_LABEL),
+                         ("tool-floor", TOOL_FLOOR_LABEL)):
             print(f"| {label} | {b[k]:,.1f} | {b[k] - b['without']:+,.1f} µs ({b[k] / b['without']:.3f}) |")
         st = bd[(soft, "strace")]
         print()
@@ -614,6 +707,13 @@ def print_tables(bd, rule_counts):
         print(f"- the kernel's Landlock (both layers; includes the tool layer's construction): "
               f"{b['with'] - b['landlock-off']:+,.1f} µs per spawn (with − landlock off)")
         print(f"- the kernel's seccomp filter: {b['with'] - b['seccomp-off']:+,.1f} µs per spawn (with − seccomp off)")
+        print(floor_lines(b, rule_counts))
+    if any(r[7] for r in ROWS):
+        print("\nFigure 1's floor: the same work, run the same way (the C harness's child), under the "
+              "recorded layers (both, `llreplay`) with an empty library in LD_PRELOAD and no agent-vault: "
+              "what any design of this shape pays (Landlock and any preload), without the preload's own "
+              "work and agent-init's seccomp filters. floor / without: the median of the per-sample "
+              "ratios, (of the minimums).")
     print(f"\nFigure 4's \"same shape\": the Landlock layers a tool is really under, recorded with strace "
           f"from a tool started through agent-init (the base layer: {rule_counts[0]} rules; the tool "
           f"layer: {rule_counts[1]} rules, same handled rights, same paths), replayed by "

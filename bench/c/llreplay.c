@@ -1,7 +1,7 @@
 /* Replays Landlock layers recorded from a real agent-vault tool, then runs a
  * command under them without agent-vault (figure 4's comparison arm).
  *
- *   llreplay RULES UID GID CMD ARG...
+ *   llreplay [--last-layer-fd FD] RULES UID GID CMD ARG...
  *
  * RULES, one item a line (written by bench/timing.py from an strace of a
  * tool started through agent-init):
@@ -13,7 +13,14 @@
  * Any failure exits 1: a replay that skipped a rule would not be the same
  * shape. One exception: a path that no longer exists (a file of the session
  * that ended with it, such as agent-init's harness record) is skipped and
- * counted on stderr: a rule on a file that is gone grants nothing. */
+ * counted on stderr: a rule on a file that is gone grants nothing.
+ *
+ * --last-layer-fd FD: enforce every layer but the last, and leave the last
+ * (the tool layer) built but not enforced, open as fd FD across the exec,
+ * for CMD to enforce in each of its children: `spawner forkexec-layer N FD`,
+ * the floor of a harness spawn (the harness under the base layer, each
+ * child under the tool layer, as agent-init and the preload's ruleset cache
+ * have it). Needs at least two layers. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -39,7 +46,14 @@ static void die(const char *what, const char *arg) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 5) { fprintf(stderr, "usage: llreplay RULES UID GID CMD...\n"); return 2; }
+  int keep_fd = -1;
+  if (argc > 2 && strcmp(argv[1], "--last-layer-fd") == 0) {
+    keep_fd = atoi(argv[2]);
+    if (keep_fd < 3) { fprintf(stderr, "llreplay: --last-layer-fd needs an fd >= 3\n"); return 2; }
+    argv += 2;
+    argc -= 2;
+  }
+  if (argc < 5) { fprintf(stderr, "usage: llreplay [--last-layer-fd FD] RULES UID GID CMD...\n"); return 2; }
   FILE *f = fopen(argv[1], "r");
   if (!f) die("open", argv[1]);
   char line[8192];
@@ -77,6 +91,15 @@ int main(int argc, char **argv) {
   }
   fclose(f);
   if (layers == 0) { fprintf(stderr, "llreplay: no layer in %s\n", argv[1]); return 1; }
+  if (keep_fd >= 0) {
+    if (layers < 2) { fprintf(stderr, "llreplay: --last-layer-fd needs two layers in %s\n", argv[1]); return 1; }
+    for (int i = 0; i < layers - 1; i++)
+      if (layer_fd[i] == keep_fd) { fprintf(stderr, "llreplay: fd %d holds an earlier layer; pick another\n", keep_fd); return 1; }
+    /* Ruleset fds are close-on-exec; the copy at keep_fd must not be. */
+    if (dup2(layer_fd[layers - 1], keep_fd) < 0) die("dup2 of the last layer's ruleset", NULL);
+    if (fcntl(keep_fd, F_SETFD, 0) != 0) die("fcntl(F_SETFD, 0) of the last layer's ruleset", NULL);
+    layers--;
+  }
   uid_t uid = atoi(argv[2]);
   gid_t gid = atoi(argv[3]);
   if (setgroups(0, NULL) != 0) die("setgroups", NULL);

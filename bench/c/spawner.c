@@ -3,6 +3,22 @@
  *   spawner forkexec N       N x fork + execve("/bin/true") + waitpid;
  *                            prints "us_per_spawn <mean microseconds>"
  *   spawner posix_spawn N    the same with posix_spawn(3)
+ *   spawner forkexec-layer N FD
+ *                            the same as forkexec, but each child, before its
+ *                            execve, does what agent-vault's harness child
+ *                            does (strace -f of a harness spawn through
+ *                            agent-init: prctl(PR_SET_NO_NEW_PRIVS) and
+ *                            landlock_restrict_self of the tool layer's
+ *                            ruleset, built once in the parent, as the
+ *                            preload's cache has it; no seccomp call) and
+ *                            nothing else. FD is that ruleset, left open by
+ *                            `llreplay --last-layer-fd FD`; the parent makes
+ *                            it close-on-exec, as the preload's cached one is,
+ *                            so /bin/true does not inherit it. Started under
+ *                            llreplay's base layer with an empty library in
+ *                            LD_PRELOAD, it is the floor of a harness spawn
+ *                            (bench/timing.py). Any failure in a child exits
+ *                            126 and fails the run.
  *   spawner run K CMD ARG... K x fork + execvp(CMD) + waitpid, timing each
  *                            child from fork to reap; prints "ns <t>" per run.
  *                            A non-zero exit of CMD fails the run.
@@ -10,10 +26,13 @@
  * Started by `agent-init run` it is the harness and what it spawns is a tool;
  * started by a tool it is itself a tool spawning tools. */
 #include <errno.h>
+#include <fcntl.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,9 +57,20 @@ static int reap(pid_t pid, const char *what) {
   return 0;
 }
 
-static pid_t fork_exec(char *const argv[]) {
+/* layer_fd >= 0: the child enforces that Landlock ruleset before execvp. */
+static pid_t fork_exec(char *const argv[], int layer_fd) {
   pid_t pid = fork();
   if (pid == 0) {
+    if (layer_fd >= 0) {
+      if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+        fprintf(stderr, "spawner: prctl(PR_SET_NO_NEW_PRIVS): %s\n", strerror(errno));
+        _exit(126);
+      }
+      if (syscall(SYS_landlock_restrict_self, layer_fd, 0) != 0) {
+        fprintf(stderr, "spawner: landlock_restrict_self(fd %d): %s\n", layer_fd, strerror(errno));
+        _exit(126);
+      }
+    }
     execvp(argv[0], argv);
     fprintf(stderr, "spawner: execvp %s: %s\n", argv[0], strerror(errno));
     _exit(127);
@@ -51,7 +81,7 @@ static pid_t fork_exec(char *const argv[]) {
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: spawner forkexec|posix_spawn N | run K CMD...\n");
+    fprintf(stderr, "usage: spawner forkexec|posix_spawn N | forkexec-layer N FD | run K CMD...\n");
     return 2;
   }
   long n = atol(argv[2]);
@@ -59,7 +89,7 @@ int main(int argc, char **argv) {
     if (argc < 4) return 2;
     for (long i = 0; i < n; i++) {
       double t = now_ns();
-      pid_t pid = fork_exec(argv + 3);
+      pid_t pid = fork_exec(argv + 3, -1);
       if (pid < 0 || reap(pid, argv[3]) < 0) return 1;
       printf("ns %.0f\n", now_ns() - t);
       fflush(stdout);
@@ -68,10 +98,21 @@ int main(int argc, char **argv) {
   }
   char *true_argv[] = {"/bin/true", NULL};
   int spawn = strcmp(argv[1], "posix_spawn") == 0;
-  if (!spawn && strcmp(argv[1], "forkexec") != 0) return 2;
+  int layer_fd = -1;
+  if (strcmp(argv[1], "forkexec-layer") == 0) {
+    if (argc < 4) return 2;
+    layer_fd = atoi(argv[3]);
+    if (fcntl(layer_fd, F_SETFD, FD_CLOEXEC) != 0) {
+      fprintf(stderr, "spawner: fcntl(fd %d, F_SETFD, FD_CLOEXEC): %s (no ruleset left open by llreplay?)\n",
+              layer_fd, strerror(errno));
+      return 1;
+    }
+  } else if (!spawn && strcmp(argv[1], "forkexec") != 0) {
+    return 2;
+  }
   /* Warm-up: page in /bin/true and the loader. */
   for (int w = 0; w < 20; w++) {
-    pid_t pid = fork_exec(true_argv);
+    pid_t pid = fork_exec(true_argv, layer_fd);
     if (pid < 0 || reap(pid, "/bin/true") < 0) return 1;
   }
   double t = now_ns();
@@ -81,7 +122,7 @@ int main(int argc, char **argv) {
       int e = posix_spawn(&pid, "/bin/true", NULL, NULL, true_argv, environ);
       if (e != 0) { fprintf(stderr, "posix_spawn: %s\n", strerror(e)); return 1; }
     } else {
-      pid = fork_exec(true_argv);
+      pid = fork_exec(true_argv, layer_fd);
       if (pid < 0) return 1;
     }
     if (reap(pid, "/bin/true") < 0) return 1;
