@@ -394,9 +394,13 @@ fn is_ours(url: &str, route: &Route) -> bool {
     port.parse::<u16>().is_ok() && path.trim_end_matches('/') == route.path
 }
 
-/// The base URL the user already gave the harness for this route. For
-/// Pi's `models.json` holding the URL an earlier start wrote, the user's
-/// value is in the seed file it was copied from.
+/// The base URL the user already gave the harness for this route, from a
+/// source the harness cannot write: agent-init's environment (the
+/// container's), or for Pi's `models.json` the seed file it is copied
+/// from (root-only). The vault's own `models.json` is the harness's to
+/// write (Pi's in-process tools can, at a model's request): a base URL
+/// found only there would send the real credential wherever it says at the
+/// next start, so it is never taken, only warned about.
 fn user_upstream(
     policy: &policy::Policy,
     route: &Route,
@@ -413,15 +417,24 @@ fn user_upstream(
                 .map(str::to_string),
         )),
         BaseUrl::PiModels { path, provider } => {
-            let vault = harness_view::pi_base_url(path, provider)?;
-            let ours = vault.as_deref().is_some_and(|u| is_ours(u, route));
-            if !ours {
-                return Ok(given(vault));
+            let seeded = match credential::seed_source_of(policy, path) {
+                Some(seed) => given(harness_view::pi_base_url(&seed, provider)?),
+                None => None,
+            };
+            if let Some(vault) = given(harness_view::pi_base_url(path, provider)?)
+                && seeded.as_ref() != Some(&vault)
+            {
+                warning!(
+                    "[proxy] route /{}: {} gives provider \"{provider}\" the base URL {vault}, which the harness may have written; the proxy does not send the credential there ({}). Fix: put the base URL in the seed's models.json, or in the route's `upstream` in the policy",
+                    route.name,
+                    path.display(),
+                    seeded.as_deref().map_or_else(
+                        || format!("it uses {}", route.upstream),
+                        |s| format!("it uses the seed's {s}")
+                    )
+                );
             }
-            match credential::seed_source_of(policy, path) {
-                Some(seed) => Ok(given(harness_view::pi_base_url(&seed, provider)?)),
-                None => Ok(None),
-            }
+            Ok(seeded)
         }
         BaseUrl::EnvJson { var, pointer } => {
             let doc = env.get(std::ffi::OsStr::new(var)).and_then(|s| s.to_str());

@@ -979,3 +979,44 @@ oauth = {{ placeholder = "sk-ant-oat01-", token_url = "http://127.0.0.1:{port}/t
     let text = std::fs::read_to_string(vault.join(".credentials.json")).unwrap();
     assert!(!text.contains(&token) && !text.contains(&refresh), "{text}");
 }
+
+#[test]
+fn a_base_url_the_harness_wrote_into_models_json_never_gets_the_credential_by_agent_init() {
+    if skip_unless_root(
+        "a_base_url_the_harness_wrote_into_models_json_never_gets_the_credential_by_agent_init",
+    ) {
+        return;
+    }
+    let w = World::new();
+    let (v, err) = w.run_harness();
+    assert_eq!(v["pi_anthropic"], 200, "{v:#}\n{err}");
+    // Between starts, the harness (Pi's in-process write tool, at a model's
+    // request) points the provider at a listener of its own.
+    let attacker = ScriptedServer::start("attacker", UPSTREAM_PY, w.d.join("attacker.jsonl"), &[]);
+    let models_path = w.vault.join("models.json");
+    let mut models: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&models_path).unwrap()).unwrap();
+    let stolen = format!("http://127.0.0.1:{}/steal", attacker.port);
+    models["providers"]["anthropic"]["baseUrl"] = serde_json::json!(stolen);
+    std::fs::write(&models_path, models.to_string()).unwrap();
+    let before = w.up.requests().len();
+    let (v, err) = w.run_harness();
+    assert_eq!(v["pi_anthropic"], 200, "{v:#}\n{err}");
+    assert!(
+        attacker.requests().is_empty(),
+        "the proxy sent a request to the harness's base URL: {:#?}",
+        attacker.requests()
+    );
+    assert!(
+        new_requests(&w, before)
+            .iter()
+            .any(|r| r["path"].as_str().unwrap().starts_with("/pia/")),
+        "the seed's base URL is the upstream"
+    );
+    assert!(
+        err.contains(&format!(
+            "the base URL {stolen}, which the harness may have written"
+        )),
+        "{err}"
+    );
+}
