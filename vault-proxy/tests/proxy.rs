@@ -862,3 +862,86 @@ fn client_disconnect_before_the_response_head_closes_the_upstream_connection() {
         .recv_timeout(Duration::from_secs(12))
         .expect("the upstream request was not cancelled");
 }
+
+/// Like [`token_endpoint`], but a refresh token works once: a second use
+/// is `invalid_grant`, as real providers that rotate answer.
+fn single_use_token_endpoint(delay: Duration) -> TokenEndpoint {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let used = Arc::new(Mutex::new(std::collections::HashSet::<String>::new()));
+    let up = Upstream::start(move |ex| {
+        c.fetch_add(1, Ordering::SeqCst);
+        let j = json(&ex.req.body);
+        let rt = j["refresh_token"].as_str().unwrap_or("").to_string();
+        let fresh = used.lock().unwrap().insert(rt.clone());
+        // The rotation happens here, before the answer is sent: a client
+        // that is gone by then has lost the new refresh token.
+        std::thread::sleep(delay);
+        match rt
+            .strip_prefix("refresh-")
+            .and_then(|n| n.parse::<u32>().ok())
+        {
+            Some(n) if fresh => {
+                let b = format!(
+                    r#"{{"access_token":"access-{0}","refresh_token":"refresh-{0}","expires_in":3600}}"#,
+                    n + 1
+                );
+                respond(ex.stream, "200 OK", "application/json", b.as_bytes());
+            }
+            _ => respond(
+                ex.stream,
+                "400 Bad Request",
+                "application/json",
+                br#"{"error":"invalid_grant"}"#,
+            ),
+        }
+        true
+    });
+    TokenEndpoint { up, calls }
+}
+
+#[test]
+fn a_client_gone_during_the_oauth_refresh_does_not_lose_the_rotated_token() {
+    let state = state_dir();
+    let token = single_use_token_endpoint(Duration::from_millis(1500));
+    let (up, _) = oauth_upstream(&["access-1"], state.path().join("claude.json"));
+    let soon = vault_proxy::oauth::now_ms() + 60_000;
+    let proxy = start_proxy(&oauth_config(
+        state.path(),
+        &up.url(),
+        &token.up.url(),
+        "access-0",
+        "refresh-0",
+        soon,
+    ));
+    // A request that needs the refresh; its client hangs up after 300 ms,
+    // while the token endpoint is rotating (Esc in the harness, or a tool
+    // that connects and leaves on purpose).
+    {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(proxy).unwrap();
+        let body = b"{}";
+        write!(
+            s,
+            "POST /anthropic/v1/messages HTTP/1.1\r\nhost: {proxy}\r\nx-api-key: {PH}\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        s.write_all(body).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // The refresh finishes without its client: the next request uses the
+    // rotated token, with no second refresh (which would be refused).
+    std::thread::sleep(Duration::from_millis(2000));
+    let r = post_messages(proxy, &[("x-api-key", PH)], b"{}");
+    let status = r.status;
+    assert_eq!(status, 200, "{}", r.text());
+    assert_eq!(token.calls.load(Ordering::SeqCst), 1, "one refresh");
+    let got = up.received();
+    assert_eq!(
+        got.last().unwrap().header("authorization"),
+        Some("Bearer access-1")
+    );
+    let stored = json(&std::fs::read(state.path().join("claude.json")).unwrap());
+    assert_eq!(stored["refresh_token"], "refresh-1");
+}

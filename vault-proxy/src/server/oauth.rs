@@ -24,6 +24,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
 use serde::Deserialize;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Mutex;
 
@@ -133,6 +134,8 @@ pub enum RefreshError {
     Body(String),
     Parse(String),
     Timeout,
+    /// The refresh task did not finish (the runtime is shutting down).
+    Task(String),
 }
 
 impl fmt::Display for RefreshError {
@@ -158,6 +161,7 @@ impl fmt::Display for RefreshError {
                 "OAuth refresh: no answer from the token endpoint in {}s",
                 REFRESH_TIMEOUT.as_secs()
             ),
+            RefreshError::Task(e) => write!(f, "OAuth refresh: the refresh task ended early: {e}"),
         }
     }
 }
@@ -251,22 +255,51 @@ impl OauthSession {
 
     /// The access token for a new request, refreshed first when it expires
     /// within [`REFRESH_MARGIN_MS`].
-    pub async fn access_token(&self) -> Result<Secret, RefreshError> {
-        let mut t = self.tokens.lock().await;
-        if now_ms().saturating_add(REFRESH_MARGIN_MS) >= t.expires_at_ms {
-            self.refresh_locked(&mut t).await?;
+    pub async fn access_token(self: &Arc<Self>) -> Result<Secret, RefreshError> {
+        {
+            let t = self.tokens.lock().await;
+            if now_ms().saturating_add(REFRESH_MARGIN_MS) < t.expires_at_ms {
+                return Ok(t.access.clone());
+            }
         }
-        Ok(t.access.clone())
+        self.refresh_detached(None).await
     }
 
     /// After the upstream refused `rejected` with 401: refresh, unless another
     /// request already did, and return the token to retry with.
-    pub async fn access_token_after_401(&self, rejected: &Secret) -> Result<Secret, RefreshError> {
-        let mut t = self.tokens.lock().await;
-        if t.access == *rejected {
-            self.refresh_locked(&mut t).await?;
-        }
-        Ok(t.access.clone())
+    pub async fn access_token_after_401(
+        self: &Arc<Self>,
+        rejected: &Secret,
+    ) -> Result<Secret, RefreshError> {
+        self.refresh_detached(Some(rejected.clone())).await
+    }
+
+    /// Refresh on a task of its own, which the request only waits for: a
+    /// request dropped while the token endpoint rotates the refresh token
+    /// (its client went away) must not drop the answer with it, or the
+    /// session would be left holding a spent refresh token. The task takes
+    /// the session's lock (one refresh at a time), checks again whether a
+    /// refresh is still due (another request may have done it: `rejected`
+    /// is no longer the access token, or the expiry moved), refreshes and
+    /// stores the rotation.
+    async fn refresh_detached(
+        self: &Arc<Self>,
+        rejected: Option<Secret>,
+    ) -> Result<Secret, RefreshError> {
+        let session = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut t = session.tokens.lock().await;
+            let due = match &rejected {
+                Some(r) => t.access == *r,
+                None => now_ms().saturating_add(REFRESH_MARGIN_MS) >= t.expires_at_ms,
+            };
+            if due {
+                session.refresh_locked(&mut t).await?;
+            }
+            Ok(t.access.clone())
+        })
+        .await
+        .map_err(|e| RefreshError::Task(e.to_string()))?
     }
 
     async fn refresh_locked(&self, t: &mut Tokens) -> Result<(), RefreshError> {

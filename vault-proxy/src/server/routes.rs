@@ -42,7 +42,7 @@ use std::time::Instant;
 /// How a route authenticates upstream.
 pub enum RouteAuth {
     ApiKey(HeaderName, HeaderValue),
-    Oauth(Box<OauthSession>),
+    Oauth(Arc<OauthSession>),
     None,
 }
 
@@ -353,7 +353,7 @@ fn refresh_failed(route: &Route, e: &crate::oauth::RefreshError) -> Response<Pro
 /// (after a refresh, so the next request works).
 async fn forward_oauth(
     route: &Route,
-    session: &OauthSession,
+    session: &Arc<OauthSession>,
     head: Head,
     incoming: Incoming,
 ) -> Response<ProxyBody> {
@@ -435,7 +435,7 @@ pub fn build(
                                 crate::oauth::Origin::Resumed => "stored, no seed",
                             }
                         ));
-                        RouteAuth::Oauth(Box::new(s))
+                        RouteAuth::Oauth(Arc::new(s))
                     }
                     None => {
                         info!(
