@@ -419,8 +419,10 @@ fn proxy_section(o: &mut String, p: &Policy) {
         if let Some(a) = &r.oauth {
             let _ = writeln!(
                 o,
-                "    OAuth login refreshed by the proxy at {}; the harness sees {}, never expiring",
-                a.token_url, a.placeholder
+                "    OAuth login refreshed by the proxy at {}; the harness sees {}, never expiring; used only for {}",
+                a.token_url,
+                a.placeholder,
+                a.paths.join(", ")
             );
         }
         let _ = writeln!(o, "    harness pointed at the proxy by {}", r.point);

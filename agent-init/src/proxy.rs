@@ -452,6 +452,7 @@ fn route_config(a: &Active<'_>) -> RouteConfig {
             expires_at_ms: login.map(|l| l.2),
             token_url: o.token_url.clone(),
             client_id: o.client_id.clone(),
+            paths: o.paths.clone(),
         }
     };
     let credential = match &a.supply {

@@ -248,7 +248,7 @@ name = "codex-chatgpt"
 upstream = "http://127.0.0.1:{port}/backend-api/codex"
 from = {{ file = "{v}/codex/auth.json", format = "codex-auth" }}
 point = {{ env = "OPENAI_BASE_URL" }}
-oauth = {{ jwt = true, token_url = "http://127.0.0.1:{port}/oauth/token", client_id = "{CLIENT_ID}" }}
+oauth = {{ jwt = true, token_url = "http://127.0.0.1:{port}/oauth/token", client_id = "{CLIENT_ID}", paths = ["/responses"] }}
 
 [[proxy.route]]
 name = "opencode-anthropic"
@@ -273,7 +273,7 @@ header = "authorization"
 placeholder = "sk-"
 from = {{ file = "{v}/pi/auth.json", format = "pi-auth", provider = "openai-codex" }}
 point = {{ pi_models = "{v}/pi/models.json", provider = "openai-codex" }}
-oauth = {{ jwt = true, token_url = "http://127.0.0.1:{port}/oauth/token", client_id = "{CLIENT_ID}" }}
+oauth = {{ jwt = true, token_url = "http://127.0.0.1:{port}/oauth/token", client_id = "{CLIENT_ID}", paths = ["/codex/"] }}
 "#,
             vaults_and_proxy = ["codex", "opencode", "pi"]
                 .map(|h| seeded_vault_entry(h, &d.join(h), &seed.join(h)) + "\n")

@@ -166,7 +166,7 @@ pub struct RawPoint {
     pub pointer: Option<Spanned<String>>,
 }
 
-/// `oauth = { placeholder | jwt = true, token_url, client_id }`.
+/// `oauth = { placeholder | jwt = true, token_url, client_id, paths }`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawOauth {
@@ -176,7 +176,13 @@ pub struct RawOauth {
     pub jwt: Option<Spanned<bool>>,
     pub token_url: Spanned<String>,
     pub client_id: Spanned<String>,
+    #[serde(default)]
+    pub paths: Option<Spanned<Vec<String>>>,
 }
+
+/// The request paths an OAuth login is used for when a route names none:
+/// the provider's versioned API.
+pub const DEFAULT_OAUTH_PATHS: &[&str] = &["/v1/"];
 
 /// `[proxy]`, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,6 +270,11 @@ pub struct OauthSpec {
     pub placeholder: OauthPlaceholder,
     pub token_url: String,
     pub client_id: String,
+    /// Path prefixes (after the route's own path) the proxy forwards with
+    /// this login; every other request gets 403. A subscription login can
+    /// do more than the harness needs (an endpoint that creates an API key
+    /// and returns it in the answer): only the inference API is reached.
+    pub paths: Vec<String>,
 }
 
 impl std::fmt::Display for OauthPlaceholder {
@@ -467,6 +478,7 @@ fn resolve_route(
             placeholder: oauth_placeholder(o, &r.name, invalid)?,
             token_url: url(&o.token_url, invalid)?,
             client_id: nonempty(&o.client_id, "oauth.client_id", invalid)?,
+            paths: oauth_paths(o, &r.name, invalid)?,
         }),
     };
     let format = match &from {
@@ -724,6 +736,44 @@ fn oauth_placeholder(
     }
 }
 
+/// `oauth.paths`: absolute path prefixes, without `.`/`..` segments or
+/// percent signs (an encoded separator or dot could reach another path
+/// upstream); default [`DEFAULT_OAUTH_PATHS`].
+fn oauth_paths(
+    o: &RawOauth,
+    name: &Spanned<String>,
+    invalid: &Invalid<'_>,
+) -> Result<Vec<String>, PolicyError> {
+    let Some(paths) = &o.paths else {
+        return Ok(DEFAULT_OAUTH_PATHS.iter().map(|p| p.to_string()).collect());
+    };
+    let at = Spanned::new(paths.span(), String::new());
+    if paths.get_ref().is_empty() {
+        return Err(invalid(
+            &at,
+            format!(
+                "route {:?}: empty `oauth.paths`; list the API paths the harness calls, like [\"/v1/\"]",
+                name.get_ref()
+            ),
+        ));
+    }
+    for p in paths.get_ref() {
+        let bad = !p.starts_with('/')
+            || p.contains('%')
+            || p.contains('\\')
+            || p.split('/').any(|seg| seg == "." || seg == "..");
+        if bad {
+            return Err(invalid(
+                &at,
+                format!(
+                    "oauth.paths entry {p:?}: expected an absolute path prefix without `%`, `\\`, `.` or `..` segments, like \"/v1/\""
+                ),
+            ));
+        }
+    }
+    Ok(paths.get_ref().clone())
+}
+
 fn placeholder_prefix(s: &Spanned<String>, invalid: &Invalid<'_>) -> Result<String, PolicyError> {
     let v = s.get_ref();
     if v.is_empty() || v.len() > 32 || !v.bytes().all(|b| b.is_ascii_graphic()) {
@@ -823,11 +873,13 @@ impl Proxy {
                     OauthPlaceholder::Prefix(p) => format!("placeholder = {}", s(p)),
                     OauthPlaceholder::Jwt => "jwt = true".to_string(),
                 };
+                let paths: Vec<String> = a.paths.iter().map(|p| s(p)).collect();
                 let _ = writeln!(
                     o,
-                    "oauth = {{ {placeholder}, token_url = {}, client_id = {} }}",
+                    "oauth = {{ {placeholder}, token_url = {}, client_id = {}, paths = [{}] }}",
                     s(&a.token_url),
-                    s(&a.client_id)
+                    s(&a.client_id),
+                    paths.join(", ")
                 );
             }
         }

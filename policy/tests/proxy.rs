@@ -356,3 +356,23 @@ fn new_formats_and_points_refuse_what_cannot_work_naming_the_fix() {
         assert!(shown.contains(needle), "{shown}");
     }
 }
+
+#[test]
+fn oauth_paths_default_to_the_versioned_api_and_refuse_what_could_reach_another_path() {
+    let route = |oauth: &str| {
+        with_proxy(&format!(
+            "[[proxy.route]]\nname = \"a\"\nupstream = \"https://x\"\nheader = \"x-api-key\"\nplaceholder = \"sk-\"\nfrom = {{ file = \"/a.json\", format = \"pi-auth\", provider = \"anthropic\" }}\npoint = {{ env = \"U\" }}\noauth = {{ placeholder = \"sk-ant-oat01-\", token_url = \"https://t\", client_id = \"c\"{oauth} }}\n"
+        ))
+    };
+    let p = load_str(&route(""), "p.toml", &ctx()).unwrap();
+    assert_eq!(p.proxy.routes[0].oauth.as_ref().unwrap().paths, ["/v1/"]);
+    let p = load_str(&route(", paths = [\"/codex/\"]"), "p.toml", &ctx()).unwrap();
+    assert_eq!(p.proxy.routes[0].oauth.as_ref().unwrap().paths, ["/codex/"]);
+    assert_eq!(reload_effective(&p).proxy, p.proxy);
+    for bad in ["[]", "[\"v1/\"]", "[\"/v1/%2e%2e/\"]", "[\"/v1/../api/\"]"] {
+        let e = load_str(&route(&format!(", paths = {bad}")), "p.toml", &ctx()).unwrap_err();
+        let shown = e.to_string();
+        assert!(shown.starts_with("p.toml:"), "{bad}: {shown}");
+        assert!(shown.contains("paths"), "{bad}: {shown}");
+    }
+}

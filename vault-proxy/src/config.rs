@@ -122,10 +122,19 @@ pub enum CredentialConfig {
         expires_at_ms: Option<u64>,
         token_url: String,
         client_id: String,
+        /// Path prefixes (after the route's prefix) forwarded with this
+        /// login; any other request is refused with 403. Default
+        /// `["/v1/"]`, the versioned API.
+        #[serde(default = "default_oauth_paths")]
+        paths: Vec<String>,
     },
     /// No credential: the route answers 503 and never forwards. (A struct
     /// variant, so that unknown keys next to `kind = "none"` are refused too.)
     None {},
+}
+
+fn default_oauth_paths() -> Vec<String> {
+    vec!["/v1/".to_string()]
 }
 
 /// A config that failed to load or validate. Each message names the key and the fix.
@@ -232,6 +241,8 @@ pub struct OauthSeed {
     /// The token URL's path and query.
     pub token_path: String,
     pub client_id: String,
+    /// Path prefixes forwarded with this login (see `CredentialConfig::Oauth`).
+    pub paths: Vec<String>,
 }
 
 /// The tokens of a login as agent-init read them.
@@ -536,9 +547,23 @@ fn validate_route(r: &RouteConfig) -> Result<ValidRoute, ConfigError> {
             expires_at_ms,
             token_url,
             client_id,
+            paths,
         } => {
             let (tu, token_path) = parse_upstream(token_url)
                 .map_err(|why| route_err(name, "credential.token_url", why))?;
+            if paths.is_empty()
+                || paths.iter().any(|p| {
+                    !p.starts_with('/')
+                        || p.contains('%')
+                        || p.split('/').any(|seg| seg == "." || seg == "..")
+                })
+            {
+                return Err(route_err(
+                    name,
+                    "credential.paths",
+                    "expected one or more absolute path prefixes without `%`, `.` or `..` segments, like [\"/v1/\"]",
+                ));
+            }
             let login = match (access, refresh, expires_at_ms) {
                 (None, None, None) => None,
                 (Some(access), Some(refresh), Some(expires_at_ms)) => {
@@ -575,6 +600,7 @@ fn validate_route(r: &RouteConfig) -> Result<ValidRoute, ConfigError> {
                     token_path
                 },
                 client_id: client_id.clone(),
+                paths: paths.clone(),
             })
         }
     };

@@ -153,6 +153,7 @@ refresh = "refresh-0"
 expires_at_ms = {expires}
 token_url = "{token}/oauth/token"
 client_id = "{CLIENT_ID}"
+paths = ["/responses"]
 "#,
         state = state.path().display(),
         backend = backend.url(),

@@ -945,3 +945,39 @@ fn a_client_gone_during_the_oauth_refresh_does_not_lose_the_rotated_token() {
     let stored = json(&std::fs::read(state.path().join("claude.json")).unwrap());
     assert_eq!(stored["refresh_token"], "refresh-1");
 }
+
+#[test]
+fn an_oauth_login_is_not_forwarded_to_an_endpoint_that_would_mint_an_api_key() {
+    let state = state_dir();
+    let token = token_endpoint(Duration::ZERO);
+    let (up, _) = oauth_upstream(&["access-0"], state.path().join("claude.json"));
+    let proxy = start_with_host_login(state.path(), &up, &token);
+    // A model makes the harness (or a tool) call the provider's account API
+    // with the placeholder: with the real login injected, the answer would
+    // carry a new, durable API key.
+    for target in [
+        "/anthropic/api/oauth/claude_cli/create_api_key",
+        "/anthropic/v1/%2e%2e/api/oauth/claude_cli/create_api_key",
+        "/anthropic/v1%2f..%2fapi/oauth/claude_cli/create_api_key",
+        "/anthropic/v1/messages;/../../api/oauth/claude_cli/create_api_key",
+    ] {
+        let r = request(proxy, "POST", target, &[("x-api-key", PH)], b"{}");
+        let status = r.status;
+        let text = r.text();
+        // 403 (not one of the login's paths), or 400 for a dot segment.
+        assert!(status == 403 || status == 400, "{target}: {status} {text}");
+        if !target.contains('%') && !target.contains(';') {
+            assert!(text.contains("oauth.paths"), "{target}: {text}");
+        }
+    }
+    assert!(
+        up.received().is_empty(),
+        "forwarded: {:?}",
+        up.received().len()
+    );
+    assert_eq!(token.calls.load(Ordering::SeqCst), 0);
+    // The inference API still works.
+    let r = post_messages(proxy, &[("x-api-key", PH)], b"{}");
+    assert_eq!(r.status, 200);
+    assert_eq!(up.received().len(), 1);
+}

@@ -192,6 +192,7 @@ pub struct OauthSession {
     store: StateStore,
     client: UpstreamClient,
     tokens: Mutex<Tokens>,
+    paths: Vec<String>,
 }
 
 impl OauthSession {
@@ -223,6 +224,7 @@ impl OauthSession {
             store,
             client,
             tokens: Mutex::new(merged.tokens),
+            paths: seed.paths.clone(),
         };
         if merged.origin == Origin::Seed {
             session.store_tokens(&first, "taken from a new login");
@@ -251,6 +253,20 @@ impl OauthSession {
                 error_chain(&e)
             ),
         }
+    }
+
+    /// This login is used for a request to `rest` (the path after the
+    /// route's prefix): it starts with one of the route's paths and holds
+    /// no `%`, `\` or `;`, which an upstream could decode or normalize into
+    /// another path. Everything else (an endpoint that would mint an API
+    /// key from the login, say) is refused before the token is touched.
+    pub fn forwards(&self, rest: &str) -> bool {
+        !rest.contains(['%', '\\', ';']) && self.paths.iter().any(|p| rest.starts_with(p.as_str()))
+    }
+
+    /// The paths this login is used for, for a refusal's message.
+    pub fn paths(&self) -> &[String] {
+        &self.paths
     }
 
     /// The access token for a new request, refreshed first when it expires

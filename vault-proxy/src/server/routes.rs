@@ -244,6 +244,21 @@ impl Routes {
                 send(route, &head, cred, body::stream(incoming)).await
             }
             RouteAuth::Oauth(session) => {
+                if !session.forwards(&rest) {
+                    info!(
+                        "route {}: refused {} {rest}: not one of the login's paths",
+                        route.config.name,
+                        req.method()
+                    );
+                    return text(
+                        StatusCode::FORBIDDEN,
+                        format!(
+                            "route {}: {rest} is not one of the paths this login is used for ({}); a subscription login reaches only the API the harness calls. Fix: add the path to the route's `oauth.paths` in the policy",
+                            route.config.name,
+                            session.paths().join(", ")
+                        ),
+                    );
+                }
                 let (parts, incoming) = req.into_parts();
                 let head = match upstream_head(route, parts, &rest) {
                     Ok(h) => h,
