@@ -46,12 +46,24 @@ fn builtin_proxy_is_off_and_routes_pi_claude_and_the_api_key_variables() {
             _ => None,
         })
         .collect();
+    // Every credential variable Claude Code, Codex and OpenCode read.
     for v in [
         "ANTHROPIC_API_KEY",
+        "ANTHROPIC_AUTH_TOKEN",
         "OPENAI_API_KEY",
         "CLAUDE_CODE_OAUTH_TOKEN",
     ] {
         assert!(env_sources.contains(&v), "{env_sources:?}");
+    }
+    // Every OAuth route says which paths its login is used for.
+    for r in p.proxy.routes.iter().filter(|r| r.oauth.is_some()) {
+        let paths = &r.oauth.as_ref().unwrap().paths;
+        let want: &[&str] = if r.name == "pi-openai-codex" {
+            &["/codex/"]
+        } else {
+            &["/v1/"]
+        };
+        assert_eq!(paths, want, "{}", r.name);
     }
     let claude = p.proxy.routes.iter().find(|r| r.name == "claude").unwrap();
     assert!(matches!(
