@@ -1020,3 +1020,43 @@ fn a_base_url_the_harness_wrote_into_models_json_never_gets_the_credential_by_ag
         "{err}"
     );
 }
+
+#[test]
+fn a_login_the_harness_wrote_into_its_vault_file_does_not_replace_the_seeded_session_by_agent_init()
+{
+    if skip_unless_root(
+        "a_login_the_harness_wrote_into_its_vault_file_does_not_replace_the_seeded_session_by_agent_init",
+    ) {
+        return;
+    }
+    let w = World::new();
+    let (v, err) = w.run_harness();
+    assert_eq!(v["pi_anthropic"], 200, "{v:#}\n{err}");
+    // Between starts the harness overwrites its auth.json (a model asked
+    // Pi's write tool to): a "login" that is junk.
+    let mut auth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.vault.join("auth.json")).unwrap()).unwrap();
+    auth["anthropic"]["access"] = "sk-ant-oat01-JUNK-FROM-THE-HARNESS".into();
+    auth["anthropic"]["refresh"] = "sk-ant-ort01-JUNK-FROM-THE-HARNESS".into();
+    std::fs::write(w.vault.join("auth.json"), auth.to_string()).unwrap();
+    let before = w.up.requests().len();
+    let (v, err) = w.run_harness();
+    assert_eq!(v["pi_anthropic"], 200, "{v:#}\n{err}");
+    let pia: Vec<_> = new_requests(&w, before)
+        .into_iter()
+        .filter(|r| r["path"].as_str().unwrap().starts_with("/pia/"))
+        .collect();
+    assert_eq!(pia.len(), 1);
+    assert_eq!(
+        pia[0]["headers"]["authorization"],
+        format!("Bearer {}", w.c.pi_oauth_access).as_str(),
+        "the seed's login, not the harness's"
+    );
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.state.join("pi-anthropic.json")).unwrap()).unwrap();
+    assert_eq!(stored["refresh_token"], w.c.pi_oauth_refresh.as_str());
+    assert!(
+        err.contains("holds a login that is not the one in its seed"),
+        "{err}"
+    );
+}

@@ -236,6 +236,54 @@ pub fn seed_source_of(policy: &policy::Policy, target: &Path) -> Option<PathBuf>
     })
 }
 
+/// A subscription login found in the vault file that is not its seed's:
+/// the harness can write that file (at a model's request), and a login
+/// taken from it replaces the session the proxy stored, so junk written
+/// there would log the container out for good. When the seed holds a real
+/// login, the seed is the authority (the proxy then keeps its own rotation
+/// of it, or takes it as the newer login); the vault's is not used, and a
+/// warning says so. Without a seed the vault's login is taken (a login made
+/// inside the container).
+fn seed_over_vault_login(
+    policy: &policy::Policy,
+    src: &SecretSource,
+    login: bool,
+    found: (Found, Origin),
+) -> Result<(Found, Origin), ProxyError> {
+    let (
+        Found::Oauth {
+            refresh: vault_refresh,
+            ..
+        },
+        Origin::Vault,
+        SecretSource::File { path, .. },
+    ) = (&found.0, &found.1, src)
+    else {
+        return Ok(found);
+    };
+    let Some(seed) = seed_source_of(policy, path) else {
+        return Ok(found);
+    };
+    let from_seed = match read_json(&seed)? {
+        Some(v) => extract(&v, src, login, &seed)?,
+        None => None,
+    };
+    match from_seed {
+        Some(f @ Found::Oauth { .. }) if !f.is_placeholder() => {
+            if matches!(&f, Found::Oauth { refresh, .. } if refresh == vault_refresh) {
+                return Ok(found); // the seed's own login, copied
+            }
+            crate::log::warning!(
+                "[proxy] {} holds a login that is not the one in its seed {}; the seed's is used (the harness can write the vault file). To use a new login, log in on the host",
+                path.display(),
+                seed.display()
+            );
+            Ok((f, Origin::Seed(seed)))
+        }
+        _ => Ok(found),
+    }
+}
+
 /// The route's real credential: from the harness environment, or from the
 /// vault file, or, when the vault file holds a previous start's placeholder,
 /// from the seed source that file was copied from. `None`: not configured
@@ -268,7 +316,7 @@ pub fn read_with_seed(
         }
     };
     if !found.0.is_placeholder() {
-        return Ok(Some(found));
+        return Ok(Some(seed_over_vault_login(policy, src, login, found)?));
     }
     // A previous start's placeholder: the seed has the real credential.
     let previous = match &found.0 {
