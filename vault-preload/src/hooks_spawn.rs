@@ -696,8 +696,9 @@ impl ChildAttr {
         (ok && a.flags & !known == 0).then_some(a)
     }
 
-    /// Apply them in the forked child; false when one failed.
-    fn apply(&self) -> bool {
+    /// Apply them in the forked child; false when one failed. `mask`: the
+    /// signal mask the child gets unless `attr` sets one (the caller's).
+    fn apply(&self, mask: &libc::sigset_t) -> bool {
         let on = |f: c_int| self.flags & f != 0;
         // SAFETY: no arguments; in a fresh child.
         if on(c_int::from(libc::POSIX_SPAWN_SETSID)) && unsafe { libc::setsid() } < 0 {
@@ -729,11 +730,29 @@ impl ChildAttr {
                 }
             }
         }
-        // SAFETY: `sigmask` is an initialised set, borrowed; no old mask.
-        !(on(libc::POSIX_SPAWN_SETSIGMASK)
-            && unsafe {
-                libc::pthread_sigmask(libc::SIG_SETMASK, &self.sigmask, core::ptr::null_mut())
-            } != 0)
+        let mask = if on(libc::POSIX_SPAWN_SETSIGMASK) {
+            &self.sigmask
+        } else {
+            mask
+        };
+        // SAFETY: `mask` is an initialised set, borrowed; no old mask.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, mask, core::ptr::null_mut()) == 0 }
+    }
+}
+
+/// In a forked spawn child: every signal the caller handles gets its
+/// default action (the handlers are the caller's, about its own state), as
+/// glibc's `posix_spawn` child does; ignored ones stay ignored.
+fn reset_handlers() {
+    for sig in 1..libc::SIGRTMAX() {
+        // SAFETY: all-zero is a valid `sigaction` (plain data).
+        let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
+        // SAFETY: a query: no new action, `old` is ours for the call.
+        let r = unsafe { libc::sigaction(sig, core::ptr::null(), &mut old) };
+        if r == 0 && old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN {
+            // SAFETY: integer arguments; a default disposition.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
     }
 }
 
@@ -753,14 +772,33 @@ unsafe fn spawn_launcher(
     argv: *const *const c_char,
     envp: *const *const c_char,
 ) -> c_int {
+    // As glibc's posix_spawn: every signal blocked across the fork, so the
+    // child runs none of the caller's handlers before it has reset them
+    // (it waits up to LAUNCH_REPLY_TIMEOUT_MS for agent-init before exec).
+    // SAFETY: all-zero is a valid `sigset_t`; sigfillset initialises it.
+    let mut all: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    let mut caller: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: `all` is ours, borrowed for the call.
+    unsafe { libc::sigfillset(&mut all) };
+    // SAFETY: both sets are ours, borrowed for the call.
+    if unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut caller) } != 0 {
+        return libc::EAGAIN;
+    }
     // SAFETY: fork has no arguments; the child below only makes system
     // calls and runs our exec hooks (which do not allocate) before exec.
     let child = unsafe { libc::fork() };
-    if child < 0 {
-        return sys::errno();
+    if child != 0 {
+        let errno = sys::errno();
+        // SAFETY: `caller` is the mask saved above, borrowed.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &caller, core::ptr::null_mut()) };
+        if child < 0 {
+            return errno;
+        }
     }
     if child == 0 {
-        if attr.apply() {
+        reset_handlers();
+        if attr.apply(&caller) {
             match target {
                 // SAFETY: the caller's strings and arrays (this function's contract).
                 ExecTarget::Path(p) => unsafe { execve(p, argv, envp) },
