@@ -140,7 +140,13 @@ fn default_oauth_paths() -> Vec<String> {
 /// A config that failed to load or validate. Each message names the key and the fix.
 #[derive(Debug)]
 pub enum ConfigError {
-    Parse(toml::de::Error),
+    /// The TOML does not parse or fit the schema: where, and the parser's
+    /// message, never the line itself (it may hold a key).
+    Parse {
+        line: usize,
+        column: usize,
+        source: toml::de::Error,
+    },
     Serialize(toml::ser::Error),
     Listen {
         value: String,
@@ -158,7 +164,15 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::Parse(e) => write!(f, "config: {}", e.to_string().trim_end()),
+            ConfigError::Parse {
+                line,
+                column,
+                source,
+            } => write!(
+                f,
+                "config: line {line}, column {column}: {}",
+                source.message()
+            ),
             ConfigError::Serialize(e) => write!(f, "config: cannot write TOML: {e}"),
             ConfigError::Listen { value, why } => write!(
                 f,
@@ -179,7 +193,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ConfigError::Parse(e) => Some(e),
+            ConfigError::Parse { source, .. } => Some(source),
             ConfigError::Serialize(e) => Some(e),
             _ => None,
         }
@@ -289,7 +303,22 @@ impl Validated {
 impl ProxyConfig {
     /// Parse a TOML document (unknown keys are errors).
     pub fn from_toml(text: &str) -> Result<ProxyConfig, ConfigError> {
-        toml::from_str(text).map_err(ConfigError::Parse)
+        toml::from_str(text).map_err(|source: toml::de::Error| {
+            let at = source.span().map_or(0, |r| r.start).min(text.len());
+            let before = &text.as_bytes()[..at];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            let column = at
+                - before
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1)
+                + 1;
+            ConfigError::Parse {
+                line,
+                column,
+                source,
+            }
+        })
     }
 
     /// Serialize for the proxy's `--config-fd` pipe (agent-init's side).

@@ -981,3 +981,19 @@ fn an_oauth_login_is_not_forwarded_to_an_endpoint_that_would_mint_an_api_key() {
     assert_eq!(r.status, 200);
     assert_eq!(up.received().len(), 1);
 }
+
+#[test]
+fn a_config_that_does_not_parse_names_the_line_but_never_shows_it() {
+    // The sidecar's config file holds the real key: a typo next to it must
+    // not put the key in the container log.
+    let state = state_dir();
+    let toml = api_key_config(state.path(), "http://127.0.0.1:9", "x-api-key").replace(
+        &format!("key = \"{REAL}\""),
+        &format!("key = \"{REAL}\" oops"),
+    );
+    assert!(toml.contains("oops"), "{toml}");
+    let e = config_error(&toml);
+    assert!(!e.contains(REAL) && !e.contains("oops"), "{e}");
+    let line = toml.lines().position(|l| l.contains("oops")).unwrap() + 1;
+    assert!(e.contains(&format!("line {line}, column")), "{e}");
+}
