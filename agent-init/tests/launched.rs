@@ -118,6 +118,16 @@ fn world_with_setpriv(test: &str) -> Option<World> {
     Some(w)
 }
 
+/// [`world`] with Landlock required, for a test whose runner is a Python
+/// program.
+fn world_with_python(test: &str) -> Option<World> {
+    let w = world(test, "required")?;
+    if skip_without("/usr/bin/python3", "python3") {
+        return None;
+    }
+    Some(w)
+}
+
 impl World {
     /// `agent-init run -- /bin/sh -c RUNNER` (the shell is the runner, the
     /// trusted harness), with the preload, `AV_TEST_SECRET` set (a secret
@@ -592,15 +602,11 @@ fn launchers_without_landlock_are_refused_and_launched_programs_are_tools_by_pre
 
 #[test]
 fn every_spawn_path_of_a_python_runner_launches_a_harness_but_a_shell_command_is_a_tool() {
-    let Some(w) = world(
+    let Some(w) = world_with_python(
         "every_spawn_path_of_a_python_runner_launches_a_harness_but_a_shell_command_is_a_tool",
-        "required",
     ) else {
         return;
     };
-    if skip_without("/usr/bin/python3", "python3") {
-        return;
-    }
     // subprocess (fork or vfork, then execve), posix_spawn, posix_spawnp
     // over PATH, and env= without LD_PRELOAD (then a tool: the preload
     // would not guard what it starts); os.system goes through `sh -c`
@@ -769,15 +775,11 @@ fn a_tool_flooding_the_launch_socket_is_logged_at_the_audit_rate_by_agent_init()
 
 #[test]
 fn a_launcher_environment_whose_last_ld_preload_is_empty_runs_as_a_tool_by_preload() {
-    let Some(w) = world(
+    let Some(w) = world_with_python(
         "a_launcher_environment_whose_last_ld_preload_is_empty_runs_as_a_tool_by_preload",
-        "required",
     ) else {
         return;
     };
-    if skip_without("/usr/bin/python3", "python3") {
-        return;
-    }
     // Two LD_PRELOAD entries: getenv reads the first (the preload), the
     // loader takes the last (empty). Trusted, the launched harness would
     // start its tools with no preload to put them under the tool layer.

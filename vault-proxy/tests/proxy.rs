@@ -316,18 +316,34 @@ struct TokenEndpoint {
 
 /// Rotates: refresh-N -> access-(N+1), refresh-(N+1); anything else -> 400 invalid_grant.
 fn token_endpoint(delay: Duration) -> TokenEndpoint {
+    scripted_token_endpoint(delay, false)
+}
+
+/// Like [`token_endpoint`], but a refresh token works once: a second use
+/// is `invalid_grant`, as real providers that rotate answer.
+fn single_use_token_endpoint(delay: Duration) -> TokenEndpoint {
+    scripted_token_endpoint(delay, true)
+}
+
+fn scripted_token_endpoint(delay: Duration, single_use: bool) -> TokenEndpoint {
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
+    let used = Mutex::new(std::collections::HashSet::<String>::new());
     let up = Upstream::start(move |ex| {
         c.fetch_add(1, Ordering::SeqCst);
-        std::thread::sleep(delay);
         let j = json(&ex.req.body);
-        let rt = j["refresh_token"].as_str().unwrap_or("");
+        let rt = j["refresh_token"].as_str().unwrap_or("").to_string();
+        // The rotation happens here, before the answer is sent: a client
+        // that is gone by then has lost the new refresh token.
+        let fresh = used.lock().unwrap().insert(rt.clone()) || !single_use;
+        std::thread::sleep(delay);
         match rt
             .strip_prefix("refresh-")
             .and_then(|n| n.parse::<u32>().ok())
         {
-            Some(n) if j["grant_type"] == "refresh_token" && j["client_id"] == "client-x" => {
+            Some(n)
+                if fresh && j["grant_type"] == "refresh_token" && j["client_id"] == "client-x" =>
+            {
                 let b = format!(
                     r#"{{"access_token":"access-{0}","refresh_token":"refresh-{0}","expires_in":3600,"token_type":"Bearer"}}"#,
                     n + 1
@@ -360,6 +376,20 @@ fn start_with_host_login(
         "access-0",
         "refresh-0",
         FAR_FUTURE_MS,
+    ))
+}
+
+/// The proxy, started on `up` with a login whose access token expires in
+/// a minute (inside the refresh margin: the first request refreshes).
+fn start_expiring_soon(state: &Path, up: &Upstream, token: &TokenEndpoint) -> std::net::SocketAddr {
+    let soon = vault_proxy::oauth::now_ms() + 60_000;
+    start_proxy(&oauth_config(
+        state,
+        &up.url(),
+        &token.up.url(),
+        "access-0",
+        "refresh-0",
+        soon,
     ))
 }
 
@@ -454,15 +484,7 @@ fn oauth_token_expiring_within_5_minutes_is_refreshed_before_the_request() {
     let state = state_dir();
     let token = token_endpoint(Duration::ZERO);
     let (up, _) = oauth_upstream(&["access-1"], state.path().join("claude.json"));
-    let soon = vault_proxy::oauth::now_ms() + 60_000;
-    let proxy = start_proxy(&oauth_config(
-        state.path(),
-        &up.url(),
-        &token.up.url(),
-        "access-0",
-        "refresh-0",
-        soon,
-    ));
+    let proxy = start_expiring_soon(state.path(), &up, &token);
     let r = post_messages(proxy, &[("x-api-key", PH)], b"{}");
     assert_eq!(r.status, 200);
     assert_eq!(token.calls.load(Ordering::SeqCst), 1);
@@ -863,57 +885,12 @@ fn client_disconnect_before_the_response_head_closes_the_upstream_connection() {
         .expect("the upstream request was not cancelled");
 }
 
-/// Like [`token_endpoint`], but a refresh token works once: a second use
-/// is `invalid_grant`, as real providers that rotate answer.
-fn single_use_token_endpoint(delay: Duration) -> TokenEndpoint {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let c = calls.clone();
-    let used = Arc::new(Mutex::new(std::collections::HashSet::<String>::new()));
-    let up = Upstream::start(move |ex| {
-        c.fetch_add(1, Ordering::SeqCst);
-        let j = json(&ex.req.body);
-        let rt = j["refresh_token"].as_str().unwrap_or("").to_string();
-        let fresh = used.lock().unwrap().insert(rt.clone());
-        // The rotation happens here, before the answer is sent: a client
-        // that is gone by then has lost the new refresh token.
-        std::thread::sleep(delay);
-        match rt
-            .strip_prefix("refresh-")
-            .and_then(|n| n.parse::<u32>().ok())
-        {
-            Some(n) if fresh => {
-                let b = format!(
-                    r#"{{"access_token":"access-{0}","refresh_token":"refresh-{0}","expires_in":3600}}"#,
-                    n + 1
-                );
-                respond(ex.stream, "200 OK", "application/json", b.as_bytes());
-            }
-            _ => respond(
-                ex.stream,
-                "400 Bad Request",
-                "application/json",
-                br#"{"error":"invalid_grant"}"#,
-            ),
-        }
-        true
-    });
-    TokenEndpoint { up, calls }
-}
-
 #[test]
 fn a_client_gone_during_the_oauth_refresh_does_not_lose_the_rotated_token() {
     let state = state_dir();
     let token = single_use_token_endpoint(Duration::from_millis(1500));
     let (up, _) = oauth_upstream(&["access-1"], state.path().join("claude.json"));
-    let soon = vault_proxy::oauth::now_ms() + 60_000;
-    let proxy = start_proxy(&oauth_config(
-        state.path(),
-        &up.url(),
-        &token.up.url(),
-        "access-0",
-        "refresh-0",
-        soon,
-    ));
+    let proxy = start_expiring_soon(state.path(), &up, &token);
     // A request that needs the refresh; its client hangs up after 300 ms,
     // while the token endpoint is rotating (Esc in the harness, or a tool
     // that connects and leaves on purpose).
