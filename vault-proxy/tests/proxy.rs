@@ -369,27 +369,29 @@ fn start_with_host_login(
     up: &Upstream,
     token: &TokenEndpoint,
 ) -> std::net::SocketAddr {
-    start_proxy(&oauth_config(
-        state,
-        &up.url(),
-        &token.up.url(),
-        "access-0",
-        "refresh-0",
-        FAR_FUTURE_MS,
-    ))
+    start_with_login_expiring(state, up, token, FAR_FUTURE_MS)
 }
 
 /// The proxy, started on `up` with a login whose access token expires in
 /// a minute (inside the refresh margin: the first request refreshes).
 fn start_expiring_soon(state: &Path, up: &Upstream, token: &TokenEndpoint) -> std::net::SocketAddr {
-    let soon = vault_proxy::oauth::now_ms() + 60_000;
+    start_with_login_expiring(state, up, token, vault_proxy::oauth::now_ms() + 60_000)
+}
+
+/// The proxy on `up` with the login `access-0`, `refresh-0`, expiring at `at_ms`.
+fn start_with_login_expiring(
+    state: &Path,
+    up: &Upstream,
+    token: &TokenEndpoint,
+    at_ms: u64,
+) -> std::net::SocketAddr {
     start_proxy(&oauth_config(
         state,
         &up.url(),
         &token.up.url(),
         "access-0",
         "refresh-0",
-        soon,
+        at_ms,
     ))
 }
 
