@@ -976,3 +976,58 @@ fn a_config_that_does_not_parse_names_the_line_but_never_shows_it() {
     let line = toml.lines().position(|l| l.contains("oops")).unwrap() + 1;
     assert!(e.contains(&format!("line {line}, column")), "{e}");
 }
+
+#[test]
+fn many_large_oauth_bodies_at_once_stream_past_the_buffer_budget() {
+    use std::io::{BufReader, Write};
+    // The upstream reports each request head it sees.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up_addr = listener.local_addr().unwrap();
+    let (head_tx, head_rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(s) = s else { continue };
+            let tx = head_tx.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s);
+                if let Some((first, _)) = read_head(&mut r) {
+                    let _ = tx.send(first);
+                }
+                // Hold the connection until the proxy drops it.
+                let _ = std::io::copy(&mut r, &mut std::io::sink());
+            });
+        }
+    });
+    let state = state_dir();
+    let token = token_endpoint(Duration::ZERO);
+    let proxy = start_proxy(&oauth_config(
+        state.path(),
+        &format!("http://{up_addr}"),
+        &token.up.url(),
+        "access-0",
+        "refresh-0",
+        FAR_FUTURE_MS,
+    ));
+    // Clients that each send most of a body at the replay limit and never
+    // finish (any process of the harness uid can): past the budget, the
+    // proxy must stream instead of buffering more.
+    let limit = vault_proxy::body::REPLAY_LIMIT;
+    let chunk = vec![b'x'; limit - (1 << 20)];
+    let mut clients = Vec::new();
+    let n = vault_proxy::body::BUFFER_BUDGET / limit + 1;
+    for _ in 0..n {
+        let mut c = std::net::TcpStream::connect(proxy).unwrap();
+        write!(
+            c,
+            "POST /anthropic/v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: {PH}\r\ncontent-length: {limit}\r\n\r\n"
+        )
+        .unwrap();
+        c.write_all(&chunk).unwrap();
+        clients.push(c);
+    }
+    let head = head_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("every body was held in memory: nothing reached the upstream");
+    assert!(head.starts_with("POST /v1/messages"), "{head}");
+    drop(clients);
+}
