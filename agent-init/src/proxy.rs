@@ -205,8 +205,16 @@ pub fn proxy_step(
         info!("[proxy] no route has a credential here; vault-proxy not started");
         return Ok(None);
     }
+    // agent-init holds the listening socket and hands it to every start of
+    // the proxy: the port is never free while the container runs, so no
+    // tool can take it while a proxy that died is restarted.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| ProxyError::Spawn(Call::of("bind 127.0.0.1:0", crate::error::io_errno(&e))))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ProxyError::Spawn(Call::of("getsockname", crate::error::io_errno(&e))))?;
     let config = ProxyConfig {
-        listen: "127.0.0.1:0".into(),
+        listen: addr.to_string(),
         state_dir: px.state_dir.clone(),
         system_trust_file: None,
         routes: active.iter().map(route_config).collect(),
@@ -219,6 +227,7 @@ pub fn proxy_step(
         gid: px.gid,
         config,
         policy: policy.clone(),
+        listener: listener.into(),
     };
     let started = spawn::start(&launch)?;
     let (pid, addr) = (started.pid, started.addr);

@@ -400,8 +400,10 @@ fn proxy_child_of(parent: u32) -> Option<(u32, u32)> {
 }
 
 #[test]
-fn killed_proxy_is_restarted_on_the_same_port_and_the_next_request_works() {
-    if skip_unless_root("killed_proxy_is_restarted_on_the_same_port_and_the_next_request_works") {
+fn killed_proxy_is_restarted_on_a_port_no_one_can_take_meanwhile_and_the_next_request_works() {
+    if skip_unless_root(
+        "killed_proxy_is_restarted_on_a_port_no_one_can_take_meanwhile_and_the_next_request_works",
+    ) {
         return;
     }
     let w = World::new();
@@ -436,7 +438,8 @@ def call():
     except Exception as e:
         return str(e)
 print("first", call(), flush=True)
-open("{ready}", "w").close()
+open("{ready}.tmp", "w").write(os.environ["AV_TEST_BASE_URL"])
+os.rename("{ready}.tmp", "{ready}")
 while not os.path.exists("{go}"):
     time.sleep(0.05)
 deadline = time.time() + 20
@@ -500,15 +503,35 @@ print("after", r, flush=True)
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    let base = std::fs::read_to_string(sync.join("ready")).unwrap();
+    let port: u16 = base
+        .strip_prefix("http://127.0.0.1:")
+        .and_then(|r| r.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("base URL {base:?}"));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(proxy as i32),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
+    // Between the proxy's death and its restart (100 ms later), a tool
+    // binds the port to answer the harness itself: agent-init holds the
+    // listening socket, so the port is never free.
+    let t2 = Instant::now();
+    let mut taken = None;
+    while t2.elapsed() < Duration::from_millis(80) {
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            taken = Some(t2.elapsed());
+            drop(l);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
     std::fs::write(&go, "").unwrap();
     let mut o = child.wait_with_output().unwrap();
     o.stderr = log.join().unwrap();
     assert_exit(&o, 0);
+    assert_eq!(taken, None, "the port was free after the proxy died");
     let out = stdout(&o);
     assert!(out.contains("first 200"), "{out}\n{}", stderr(&o));
     assert!(out.contains("after 200"), "{out}\n{}", stderr(&o));

@@ -39,6 +39,10 @@ struct Cli {
     /// After binding, write `ready 127.0.0.1:PORT\n` to this inherited fd and close it.
     #[arg(long, value_name = "FD")]
     ready_fd: Option<i32>,
+    /// Serve on this inherited listening socket (bound to `listen`) instead of
+    /// binding one (agent-init holds the port across restarts of the proxy).
+    #[arg(long, value_name = "FD")]
+    listen_fd: Option<i32>,
     /// Allow running as uid 0 (the proxy should run under its own non-root uid).
     #[arg(long)]
     allow_root: bool,
@@ -80,7 +84,15 @@ fn run(cli: Cli) -> Result<(), String> {
         return Ok(());
     }
     confine::refuse_root(cli.allow_root).map_err(|e| e.to_string())?;
-    let prepared = vault_proxy::prepare(config).map_err(|e| e.to_string())?;
+    let prepared = match cli.listen_fd {
+        Some(fd) => {
+            let f = sys::take_fd(fd).map_err(|e| format!("--listen-fd {fd}: {e}"))?;
+            let listener = std::net::TcpListener::from(std::os::fd::OwnedFd::from(f));
+            vault_proxy::prepare_on(config, listener)
+        }
+        None => vault_proxy::prepare(config),
+    }
+    .map_err(|e| e.to_string())?;
     confine::not_dumpable().map_err(|e| e.to_string())?;
     confine::no_new_privs().map_err(|e| e.to_string())?;
     let note = confine::landlock_layer(&prepared.config).map_err(|e| e.to_string())?;

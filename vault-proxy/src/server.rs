@@ -29,6 +29,9 @@ pub enum StartError {
         addr: SocketAddr,
         err: std::io::Error,
     },
+    /// The inherited listening socket (`--listen-fd`) is not a loopback
+    /// listener on `listen`.
+    ListenFd(String),
 }
 
 impl fmt::Display for StartError {
@@ -40,6 +43,7 @@ impl fmt::Display for StartError {
                 f,
                 "bind {addr}: {err}. Fix: choose a free port in `listen` (or port 0)"
             ),
+            StartError::ListenFd(why) => write!(f, "--listen-fd: {why}"),
         }
     }
 }
@@ -50,6 +54,7 @@ impl std::error::Error for StartError {
             StartError::Trust(e) => Some(e),
             StartError::State(e) => Some(e),
             StartError::Bind { err, .. } => Some(err),
+            StartError::ListenFd(_) => None,
         }
     }
 }
@@ -66,6 +71,32 @@ pub struct Prepared {
 /// Load trust anchors (only when a route needs TLS), open the state
 /// directory, bind the listener. No runtime needed; nothing served yet.
 pub fn prepare(config: Validated) -> Result<Prepared, StartError> {
+    let listener = std::net::TcpListener::bind(config.listen).map_err(|err| StartError::Bind {
+        addr: config.listen,
+        err,
+    })?;
+    prepare_on(config, listener)
+}
+
+/// [`prepare`] on a listening socket bound by the caller (agent-init's,
+/// inherited: it keeps the port across restarts of the proxy). It must be a
+/// loopback listener on `listen` (any port when `listen` asks for 0).
+pub fn prepare_on(
+    config: Validated,
+    listener: std::net::TcpListener,
+) -> Result<Prepared, StartError> {
+    let at = listener
+        .local_addr()
+        .map_err(|e| StartError::ListenFd(format!("not a bound TCP socket: {e}")))?;
+    let want = config.listen;
+    if !at.ip().is_loopback()
+        || at.ip() != want.ip()
+        || (want.port() != 0 && at.port() != want.port())
+    {
+        return Err(StartError::ListenFd(format!(
+            "the socket is bound to {at}, not to `listen` ({want})"
+        )));
+    }
     let system = config.needs_tls().then(|| config.system_trust_file.clone());
     let mut tls = Vec::new();
     for r in &config.routes {
@@ -82,10 +113,6 @@ pub fn prepare(config: Validated) -> Result<Prepared, StartError> {
         }
     }
     let store = StateStore::open(&config.state_dir).map_err(StartError::State)?;
-    let listener = std::net::TcpListener::bind(config.listen).map_err(|err| StartError::Bind {
-        addr: config.listen,
-        err,
-    })?;
     let local_addr = listener.local_addr().map_err(|err| StartError::Bind {
         addr: config.listen,
         err,

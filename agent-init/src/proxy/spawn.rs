@@ -13,11 +13,15 @@
 //! only, an error being a fixed message and the errno ([`sys::fork_for_exec`]).
 //! agent-init writes the config (the only copy of the secrets outside its
 //! own memory) into fd 3's pipe and waits for `ready 127.0.0.1:PORT` on fd 4.
+//! The listening socket is agent-init's (bound once, [`Launch::listener`])
+//! and handed to the proxy at fd 5.
 //!
 //! [`Supervisor`] restarts a proxy that died, from agent-init's serve loop,
-//! with the same config on the same port, after a backoff (0.1 s doubling to
-//! 10 s; reset after a minute of uptime). Meanwhile the harness's requests
-//! are refused (connection refused): fail closed.
+//! with the same config and the same listening socket, after a backoff
+//! (0.1 s doubling to 10 s; reset after a minute of uptime). Meanwhile the
+//! port stays bound, so no other process can take it: the harness's
+//! connections wait in its queue and are served by the next proxy (nothing
+//! is forwarded without it: fail closed).
 
 use super::ProxyError;
 use crate::error::{Call, io_errno};
@@ -50,6 +54,9 @@ pub struct Launch {
     pub config: ProxyConfig,
     /// For the seccomp filters (the harness's).
     pub policy: policy::Policy,
+    /// The listening socket on `config.listen`, bound once by agent-init
+    /// and handed to every start (fd 5, `--listen-fd 5`).
+    pub listener: OwnedFd,
 }
 
 /// A started proxy.
@@ -80,10 +87,18 @@ impl Prepared {
         let binary = CString::new(l.binary.as_os_str().as_bytes()).map_err(|_| {
             ProxyError::Spawn(Call::at("exec", &l.binary, nix::errno::Errno::EINVAL))
         })?;
-        let args: Vec<CString> = ["vault-proxy", "--config-fd", "3", "--ready-fd", "4"]
-            .iter()
-            .map(|a| CString::new(*a).expect("no NUL"))
-            .collect();
+        let args: Vec<CString> = [
+            "vault-proxy",
+            "--config-fd",
+            "3",
+            "--ready-fd",
+            "4",
+            "--listen-fd",
+            "5",
+        ]
+        .iter()
+        .map(|a| CString::new(*a).expect("no NUL"))
+        .collect();
         let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
         argv.push(std::ptr::null());
         let devnull = std::fs::File::open("/dev/null")
@@ -118,7 +133,12 @@ pub fn start(l: &Launch) -> Result<Started, ProxyError> {
     // SAFETY: `child` makes only async-signal-safe calls on `prepared` and
     // the pipe fds, then execs or `_exit`s (see its doc).
     let pid = match unsafe { sys::fork_for_exec() } {
-        Ok(ForkResult::Child) => child(&prepared, cfg_r.as_raw_fd(), ready_w.as_raw_fd()),
+        Ok(ForkResult::Child) => child(
+            &prepared,
+            cfg_r.as_raw_fd(),
+            ready_w.as_raw_fd(),
+            l.listener.as_raw_fd(),
+        ),
         Ok(ForkResult::Parent { child }) => child,
         Err(e) => return Err(ProxyError::Spawn(Call::of("fork", e))),
     };
@@ -192,7 +212,7 @@ fn read_ready(fd: OwnedFd) -> Result<SocketAddr, ProxyError> {
 /// allocation, lock, formatting or logging (agent-init's audit thread may
 /// hold any of those at the fork). An error writes a fixed message naming
 /// the step and its errno, then `_exit`s.
-fn child(p: &Prepared, cfg: RawFd, ready: RawFd) -> ! {
+fn child(p: &Prepared, cfg: RawFd, ready: RawFd, listen: RawFd) -> ! {
     let fail = |step: &[u8], e: std::io::Error| -> ! {
         let mut digits = [0u8; 12];
         let mut n = digits.len();
@@ -284,24 +304,27 @@ fn child(p: &Prepared, cfg: RawFd, ready: RawFd) -> ! {
             }
         }
     }
-    if let Err(e) = place_fds(p.devnull.as_raw_fd(), cfg, ready) {
+    if let Err(e) = place_fds(p.devnull.as_raw_fd(), cfg, ready, listen) {
         fail(b"placing fds (dup2/close_range)", e);
     }
     let e = sys::execve(&p.binary, &p.argv, &p.envp);
     fail(b"execve of the vault-proxy binary", e)
 }
 
-/// stdin `/dev/null`, the config pipe at fd 3, the ready pipe at fd 4,
-/// everything above closed. Raw calls only (the child's).
-fn place_fds(null: RawFd, cfg: RawFd, ready: RawFd) -> std::io::Result<()> {
-    // Out of the way of 0, 3 and 4 first, then into place (dup2 clears CLOEXEC).
+/// stdin `/dev/null`, the config pipe at fd 3, the ready pipe at fd 4, the
+/// listening socket at fd 5, everything above closed. Raw calls only (the
+/// child's).
+fn place_fds(null: RawFd, cfg: RawFd, ready: RawFd, listen: RawFd) -> std::io::Result<()> {
+    // Out of the way of 0 and 3-5 first, then into place (dup2 clears CLOEXEC).
     let high_cfg = sys::dup_above(cfg, 10)?;
     let high_ready = sys::dup_above(ready, 10)?;
+    let high_listen = sys::dup_above(listen, 10)?;
     sys::dup_to(null, 0)?;
     sys::dup_to(high_cfg, 3)?;
     sys::dup_to(high_ready, 4)?;
-    // Everything from 5 up goes, the originals and the high copies with it.
-    sys::close_from(5)?;
+    sys::dup_to(high_listen, 5)?;
+    // Everything from 6 up goes, the originals and the high copies with it.
+    sys::close_from(6)?;
     Ok(())
 }
 
@@ -317,9 +340,8 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// A proxy [`start`]ed with `launch`; restarts bind `started.addr` again.
-    pub fn new(mut launch: Launch, started: Started) -> Supervisor {
-        launch.config.listen = started.addr.to_string();
+    /// A proxy [`start`]ed with `launch`; restarts get the same listening socket.
+    pub fn new(launch: Launch, started: Started) -> Supervisor {
         Supervisor {
             launch,
             pid: Some(started.pid),
@@ -343,7 +365,7 @@ impl pid1::Supervised for Supervisor {
             self.backoff = BACKOFF_FIRST;
         }
         warning!(
-            "proxy: vault-proxy exited ({}); restarting in {:?} on {} (requests are refused until then)",
+            "proxy: vault-proxy exited ({}); restarting in {:?} on {} (requests wait until then)",
             describe(ws),
             self.backoff,
             self.addr
