@@ -80,6 +80,12 @@ pub enum ProxyError {
     Read(Call<std::io::Error>),
     /// A credential file is not what its format says.
     Json { path: PathBuf, why: String },
+    /// The way to a credential file is a symlink the harness could have
+    /// made: root would read or write where the harness points.
+    Untrusted {
+        path: PathBuf,
+        why: crate::safe_path::WalkError,
+    },
     /// Writing a harness file failed.
     Write(Call<std::io::Error>),
     /// `getrandom` failed.
@@ -123,6 +129,11 @@ impl fmt::Display for ProxyError {
             ),
             ProxyError::Read(c) => write!(f, "{c}"),
             ProxyError::Json { path, why } => write!(f, "{}: {why}", path.display()),
+            ProxyError::Untrusted { path, why } => write!(
+                f,
+                "{}: {why}; agent-init reads and rewrites credential files as root only through directories the harness cannot redirect. Fix: put the directory itself there, not a symlink",
+                path.display()
+            ),
             ProxyError::Write(c) => write!(f, "{c}"),
             ProxyError::Random(c) => write!(f, "{c}"),
             ProxyError::Stale { source, seed, .. } => match seed {

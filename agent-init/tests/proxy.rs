@@ -1083,3 +1083,54 @@ fn a_login_the_harness_wrote_into_its_vault_file_does_not_replace_the_seeded_ses
         "{err}"
     );
 }
+
+#[test]
+fn a_credential_directory_the_harness_swapped_for_a_symlink_is_not_followed_by_agent_init() {
+    if skip_unless_root(
+        "a_credential_directory_the_harness_swapped_for_a_symlink_is_not_followed_by_agent_init",
+    ) {
+        return;
+    }
+    ensure_proxy_binary();
+    let d = Dir::new();
+    let state = d.join("proxy-state");
+    // A root-only file of the same shape elsewhere (say another service's
+    // mounted secret), and the harness's credential directory replaced by a
+    // symlink to it (the harness owns the link, as one it made would be).
+    let secret = d.join("secret");
+    create_root_only_dir(&secret);
+    let other = r#"{"key":"sk-ROOT-ONLY-NOT-THE-HARNESS"}"#;
+    std::fs::write(secret.join("auth.json"), other).unwrap();
+    let creds = d.join("creds");
+    std::os::unix::fs::symlink(&secret, &creds).unwrap();
+    nix::unistd::fchownat(
+        nix::fcntl::AT_FDCWD,
+        &creds,
+        Some(nix::unistd::Uid::from_raw(NOBODY)),
+        None,
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .unwrap();
+    let extra = format!(
+        r#"{proxy}
+[[proxy.route]]
+name = "file-key"
+upstream = "http://127.0.0.1:9/k"
+header = "x-api-key"
+placeholder = "sk-"
+from = {{ file = "{creds}/auth.json", pointer = "/key" }}
+point = {{ env = "AV_TEST_BASE_URL" }}
+"#,
+        proxy = proxy_on(&state),
+        creds = creds.display(),
+    );
+    let policy = d.policy("65534:65534", "required", "required", &extra);
+    let o = output(run_cmd(&policy, &[], &["/bin/true"]));
+    assert_eq!(
+        std::fs::read_to_string(secret.join("auth.json")).unwrap(),
+        other,
+        "root rewrote the file behind the harness's symlink"
+    );
+    assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_stderr_contains(&o, "an untrusted symlink, not followed");
+}

@@ -91,24 +91,68 @@ pub fn is_placeholder(s: &str) -> bool {
 
 /// Read a JSON file as root, refusing a symlink (the harness owns the vault directories).
 pub fn read_json(path: &Path) -> Result<Option<Value>, ProxyError> {
-    match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(ProxyError::Read(Call::at("lstat", path, e))),
-        Ok(m) if !m.file_type().is_file() => {
-            return Err(ProxyError::Json {
-                path: path.to_path_buf(),
-                why: "not a regular file (a symlink or a directory)".into(),
-            });
-        }
-        Ok(_) => {}
+    let Some((dir, name)) = open_parent(path)? else {
+        return Ok(None);
+    };
+    let fd = match nix::fcntl::openat(
+        &dir,
+        name.as_os_str(),
+        nix::fcntl::OFlag::O_RDONLY
+            | nix::fcntl::OFlag::O_NOFOLLOW
+            | nix::fcntl::OFlag::O_NONBLOCK
+            | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => return Ok(None),
+        Err(nix::errno::Errno::ELOOP) => return Err(not_a_file(path)),
+        Err(e) => return Err(ProxyError::Read(Call::at("open", path, e.into()))),
+    };
+    let st = nix::sys::stat::fstat(&fd)
+        .map_err(|e| ProxyError::Read(Call::at("fstat", path, e.into())))?;
+    if !crate::safe_path::is_type(&st, nix::sys::stat::SFlag::S_IFREG) {
+        return Err(not_a_file(path));
     }
-    let text = std::fs::read(path).map_err(|e| ProxyError::Read(Call::at("read", path, e)))?;
+    let mut text = Vec::new();
+    std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut text)
+        .map_err(|e| ProxyError::Read(Call::at("read", path, e)))?;
     let v = serde_json::from_slice(&text).map_err(|e| ProxyError::Json {
         path: path.to_path_buf(),
         // Line and column only: serde_json's messages never quote the value.
         why: format!("not valid JSON (line {}, column {})", e.line(), e.column()),
     })?;
     Ok(Some(v))
+}
+
+fn not_a_file(path: &Path) -> ProxyError {
+    ProxyError::Json {
+        path: path.to_path_buf(),
+        why: "not a regular file (a symlink or a directory)".into(),
+    }
+}
+
+/// The directory holding `path`, opened from `/` without following a
+/// symlink the harness could have made (root-owned ones in root-only
+/// directories, as an image's, are followed: `safe_path`), and the file's
+/// name in it. `None`: the directory does not exist.
+pub fn open_parent(
+    path: &Path,
+) -> Result<Option<(std::os::fd::OwnedFd, std::ffi::OsString)>, ProxyError> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(not_a_file(path));
+    };
+    let walk = crate::safe_path::Walk {
+        follow_last: true,
+        ..Default::default()
+    };
+    match crate::safe_path::open_dir(dir, walk) {
+        Ok(o) => Ok(Some((o.fd, name.to_os_string()))),
+        Err(e) if e.errno() == nix::errno::Errno::ENOENT => Ok(None),
+        Err(why) => Err(ProxyError::Untrusted {
+            path: path.to_path_buf(),
+            why,
+        }),
+    }
 }
 
 /// The credential in a parsed file, by the source's format. `login`: the

@@ -10,12 +10,11 @@
 //! under the harness's uid.
 
 use super::ProxyError;
-use super::credential::{FAR_FUTURE_MS, read_json};
+use super::credential::{FAR_FUTURE_MS, open_parent, read_json};
 use crate::error::Call;
 use policy::{FileFormat, SecretSource};
 use serde_json::{Map, Value};
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 /// The placeholders of one route, as the harness gets them.
@@ -245,25 +244,42 @@ fn replace_json(
     v: &Value,
     create_owner: Option<(u32, u32)>,
 ) -> Result<(), ProxyError> {
+    use nix::fcntl::{AtFlags, OFlag, openat, renameat};
+    use nix::sys::stat::{Mode, fstatat};
+    use nix::unistd::{UnlinkatFlags, unlinkat};
+    // Every call below is relative to the directory opened without
+    // following a symlink the harness could have made.
+    let Some((dir, name)) = open_parent(path)? else {
+        return Err(ProxyError::Write(Call::at(
+            "open",
+            path.parent().unwrap_or(Path::new("/")),
+            std::io::Error::from_raw_os_error(libc::ENOENT),
+        )));
+    };
+    let io = |e: nix::errno::Errno| std::io::Error::from(e);
     let (uid, gid, mode) = match create_owner {
         Some((u, g)) => (u, g, 0o600),
         None => {
-            let m = std::fs::symlink_metadata(path)
-                .map_err(|e| ProxyError::Write(Call::at("lstat", path, e)))?;
-            (m.uid(), m.gid(), m.mode() & 0o7777)
+            let m = fstatat(&dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+                .map_err(|e| ProxyError::Write(Call::at("lstat", path, io(e))))?;
+            (m.st_uid, m.st_gid, m.st_mode & 0o7777)
         }
     };
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{name}.agent-vault.{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .map_err(|e| ProxyError::Write(Call::at("open", &tmp, e)))?;
+    let tmp_name = format!(
+        ".{}.agent-vault.{}",
+        name.to_string_lossy(),
+        std::process::id()
+    );
+    let tmp = path.with_file_name(&tmp_name);
+    let _ = unlinkat(&dir, tmp_name.as_str(), UnlinkatFlags::NoRemoveDir);
+    let fd = openat(
+        &dir,
+        tmp_name.as_str(),
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )
+    .map_err(|e| ProxyError::Write(Call::at("open", &tmp, io(e))))?;
+    let mut f = std::fs::File::from(fd);
     let result = (|| {
         std::os::unix::fs::fchown(&f, Some(uid), Some(gid))
             .map_err(|e| Call::at("fchown", &tmp, e))?;
@@ -274,10 +290,11 @@ fn replace_json(
         f.write_all(&bytes)
             .map_err(|e| Call::at("write", &tmp, e))?;
         f.sync_all().map_err(|e| Call::at("fsync", &tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Call::at("rename", path, e))
+        renameat(&dir, tmp_name.as_str(), &dir, name.as_os_str())
+            .map_err(|e| Call::at("rename", path, io(e)))
     })();
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = unlinkat(&dir, tmp_name.as_str(), UnlinkatFlags::NoRemoveDir);
     }
     result.map_err(ProxyError::Write)
 }
