@@ -60,7 +60,7 @@ use policy::{BaseUrl, FileFormat, KeyHeader, OauthPlaceholder, ProxyMode, Route,
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use vault_proxy::config::{ApiKeyHeader, CredentialConfig, ProxyConfig, RouteConfig, Secret};
 
@@ -131,7 +131,7 @@ impl fmt::Display for ProxyError {
             ProxyError::Json { path, why } => write!(f, "{}: {why}", path.display()),
             ProxyError::Untrusted { path, why } => write!(
                 f,
-                "{}: {why}; agent-init reads and rewrites credential files as root only through directories the harness cannot redirect. Fix: put the directory itself there, not a symlink",
+                "{}: {why}; agent-init works on credential files and the proxy's state as root only through directories the harness cannot change or redirect. Fix: a real directory, not a symlink the harness made (and for [proxy] state_dir, a path whose directories are root's, such as the default /var/lib/agent-vault/proxy)",
                 path.display()
             ),
             ProxyError::Write(c) => write!(f, "{c}"),
@@ -508,29 +508,62 @@ fn route_config(a: &Active<'_>) -> RouteConfig {
 
 /// `state_dir` exists, is a directory (not a link), owned by the proxy, 0700.
 /// Its parents are created root-owned 0755 when missing.
+/// The proxy's state directory, created (parents root's, 0755) and made the
+/// proxy uid's, 0700. Every directory above it must be one only root can
+/// change (`safe_path`): the harness must not be able to rename it, swap it
+/// or plant files in it, and root must not chown where a symlink points.
 fn prepare_state_dir(dir: &Path, uid: u32, gid: u32) -> Result<(), ProxyError> {
-    let err = |c: &'static str, e| ProxyError::StateDir(Call::at(c, dir, e));
-    if let Some(parent) = dir.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| err("mkdir -p", e))?;
+    use crate::safe_path::{Create, Walk, open_dir};
+    use nix::fcntl::{OFlag, openat};
+    use nix::sys::stat::{Mode, mkdirat};
+    let err = |c: &'static str, e: nix::errno::Errno| {
+        ProxyError::StateDir(Call::at(c, dir, std::io::Error::from(e)))
+    };
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return Err(err("mkdir", nix::errno::Errno::EINVAL));
+    };
+    let walk = Walk {
+        create: Some(Create {
+            mode: 0o755,
+            owner: None,
+        }),
+        require_trusted: Some(0),
+        follow_last: true,
+    };
+    let untrusted = |why| ProxyError::Untrusted {
+        path: dir.to_path_buf(),
+        why,
+    };
+    let opened = open_dir(parent, walk).map_err(untrusted)?;
+    // `require_trusted` covers the directories above `parent`; the state
+    // directory's own parent must be root's too.
+    let st = nix::sys::stat::fstat(&opened.fd).map_err(|e| err("fstat", e))?;
+    if !crate::safe_path::dir_is_trusted(&st) {
+        return Err(untrusted(crate::safe_path::WalkError::UntrustedDir {
+            path: parent.to_path_buf(),
+            uid: st.st_uid,
+            mode: st.st_mode & 0o7777,
+        }));
     }
-    match std::fs::create_dir(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+    let parent = opened;
+    match mkdirat(&parent.fd, name, Mode::from_bits_truncate(0o700)) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
         Err(e) => return Err(err("mkdir", e)),
     }
-    let m = std::fs::symlink_metadata(dir).map_err(|e| err("lstat", e))?;
-    if !m.file_type().is_dir() {
-        return Err(err(
-            "lstat",
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "not a directory (a symlink?); expected a directory for the proxy's state",
-            ),
-        ));
-    }
-    std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).map_err(|e| err("chown", e))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| err("chmod", e))?;
+    let fd = openat(
+        &parent.fd,
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| err("open (a directory, not a symlink)", e))?;
+    nix::unistd::fchown(
+        &fd,
+        Some(nix::unistd::Uid::from_raw(uid)),
+        Some(nix::unistd::Gid::from_raw(gid)),
+    )
+    .map_err(|e| err("chown", e))?;
+    nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o700)).map_err(|e| err("chmod", e))?;
     Ok(())
 }
 

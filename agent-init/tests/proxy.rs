@@ -1134,3 +1134,42 @@ point = {{ env = "AV_TEST_BASE_URL" }}
     assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_stderr_contains(&o, "an untrusted symlink, not followed");
 }
+
+#[test]
+fn a_proxy_state_dir_inside_a_directory_the_harness_owns_is_refused_by_agent_init() {
+    if skip_unless_root(
+        "a_proxy_state_dir_inside_a_directory_the_harness_owns_is_refused_by_agent_init",
+    ) {
+        return;
+    }
+    ensure_proxy_binary();
+    // The harness could rename the state directory away, or swap in one of
+    // its own holding a session it wrote, between starts.
+    let d = Dir::new();
+    let home = d.join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(NOBODY), Some(NOBODY)).unwrap();
+    let state = home.join("proxy-state");
+    let extra = format!(
+        r#"{proxy}
+[[proxy.route]]
+name = "env-key"
+upstream = "http://127.0.0.1:9/k"
+header = "x-api-key"
+placeholder = "sk-"
+from = {{ env = "AV_TEST_KEY" }}
+point = {{ env = "AV_TEST_BASE_URL" }}
+"#,
+        proxy = proxy_on(&state),
+    );
+    let policy = d.policy("65534:65534", "required", "required", &extra);
+    let mut cmd = run_cmd(&policy, &[], &["/bin/true"]);
+    cmd.env("AV_TEST_KEY", "sk-ant-api03-STATE-DIR-TEST");
+    let o = output(cmd);
+    assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_stderr_contains(&o, "not trusted");
+    assert!(
+        !state.exists(),
+        "agent-init created the state directory there"
+    );
+}
