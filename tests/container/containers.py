@@ -77,6 +77,16 @@ def sh(args, timeout=300, input=None, check=False):
     return rc, out, err, dt
 
 
+def remove_container(name):
+    """Stop and remove a container now. Docker's `rm` has no `-t`; its `-f`
+    kills at once. A container left behind is an error (it would keep
+    running after the tests)."""
+    args = [ENGINE, "rm", "-f"] + (["-t", "0"] if ENGINE == "podman" else []) + [name]
+    rc, out, err, _ = sh(args, timeout=30)
+    if rc != 0 and "no such container" not in (out + err).lower():
+        raise RuntimeError("%s failed (%s): %s" % (" ".join(args), rc, (out + err)[-500:]))
+
+
 def secure_flags(user=None):
     """The hardened run flags every case uses."""
     # (podman 4.3 with --read-only mounts its own /run tmpfs, root 0755,

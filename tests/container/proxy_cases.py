@@ -480,7 +480,7 @@ def case_proxy_sidecar(res):
         _, plog, perr, _ = C.sh([C.ENGINE, "logs", proxy], timeout=30)
         C.write(os.path.join(art, "proxy.log"), plog + perr)
         if not C.KEEP:
-            C.sh([C.ENGINE, "rm", "-f", "-t", "0", proxy], timeout=30)
+            C.remove_container(proxy)
     reqs = [r for r in srv.requests() if r.get("api", "").startswith("anthropic")]
     res.check(reqs, "the upstream received no request")
     bad = [r.get("x_api_key") for r in reqs if r.get("x_api_key") != key]
@@ -617,7 +617,7 @@ def case_proxy_restart(res):
         _, out, err, _ = C.sh([C.ENGINE, "logs", name], timeout=30)
         C.write(os.path.join(art, "container.log"), out + err)
         if not C.KEEP:
-            C.sh([C.ENGINE, "rm", "-f", "-t", "0", name], timeout=30)
+            C.remove_container(name)
     reqs = [r for r in srv.requests() if r.get("api", "").startswith("anthropic")]
     res.check(len(reqs) >= 2, "the upstream received %d requests, want 2 (before and after)" % len(reqs))
     res.check(all(r.get("x_api_key") == key for r in reqs), "a request reached the upstream without the real key")
