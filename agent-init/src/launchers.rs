@@ -10,8 +10,9 @@
 //! place (it must be a regular file owned by root and writable by no group
 //! or other) or delete (its directory, symlinks resolved, must be root's
 //! and writable by no group or other unless sticky: a file a tool creates
-//! after deleting the launcher can get the freed inode number), and records the file's identity, device and inode, in the
-//! policy ([`policy::Policy::set_launcher_files`]); the policy image
+//! after deleting the launcher can get the freed inode number), and
+//! records the file's identity, device and inode, in the policy
+//! ([`policy::Policy::set_launcher_files`]); the policy image
 //! (`policy.bin`, root-owned) carries it to every preload. A path with
 //! nothing there at start is left out, with a warning: a program installed
 //! there later is another file, unknown to agent-init, and runs as a tool.
@@ -198,13 +199,14 @@ pub fn inspect(path: &std::path::Path) -> Result<Found, LauncherError> {
     let real = std::fs::canonicalize(path)
         .map_err(|e| LauncherError::Stat(Call::at("realpath", path, e)))?;
     let dir = real.parent().unwrap_or(std::path::Path::new("/"));
-    let d = std::fs::metadata(dir).map_err(|e| LauncherError::Stat(Call::at("stat", dir, e)))?;
-    if d.uid() != 0 || (d.mode() & 0o022 != 0 && d.mode() & 0o1000 == 0) {
+    let d = nix::sys::stat::stat(dir)
+        .map_err(|e| LauncherError::Stat(Call::at("stat", dir, std::io::Error::from(e))))?;
+    if !crate::safe_path::dir_is_trusted(&d) {
         return Err(LauncherError::DirWritable {
             path: path.to_path_buf(),
             dir: dir.to_path_buf(),
-            uid: d.uid(),
-            mode: d.mode(),
+            uid: d.st_uid,
+            mode: d.st_mode,
         });
     }
     Ok(Found::File(policy::LauncherFile {

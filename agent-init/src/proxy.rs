@@ -506,21 +506,17 @@ fn route_config(a: &Active<'_>) -> RouteConfig {
     }
 }
 
-/// `state_dir` exists, is a directory (not a link), owned by the proxy, 0700.
-/// Its parents are created root-owned 0755 when missing.
-/// The proxy's state directory, created (parents root's, 0755) and made the
-/// proxy uid's, 0700. Every directory above it must be one only root can
-/// change (`safe_path`): the harness must not be able to rename it, swap it
-/// or plant files in it, and root must not chown where a symlink points.
+/// The proxy's state directory, created when missing (parents root's,
+/// 0755) and made the proxy uid's, 0700. Every directory above it must be
+/// one only root can change (`safe_path`'s `require_trusted`): the harness
+/// must not be able to rename it, swap it or plant files in it, and root
+/// must not chown where a symlink points (the last component is never
+/// followed).
 fn prepare_state_dir(dir: &Path, uid: u32, gid: u32) -> Result<(), ProxyError> {
-    use crate::safe_path::{Create, Walk, open_dir};
-    use nix::fcntl::{OFlag, openat};
-    use nix::sys::stat::{Mode, mkdirat};
+    use crate::safe_path::{Create, Walk, WalkError, open_dir};
+    use nix::sys::stat::Mode;
     let err = |c: &'static str, e: nix::errno::Errno| {
         ProxyError::StateDir(Call::at(c, dir, std::io::Error::from(e)))
-    };
-    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
-        return Err(err("mkdir", nix::errno::Errno::EINVAL));
     };
     let walk = Walk {
         create: Some(Create {
@@ -528,42 +524,23 @@ fn prepare_state_dir(dir: &Path, uid: u32, gid: u32) -> Result<(), ProxyError> {
             owner: None,
         }),
         require_trusted: Some(0),
-        follow_last: true,
+        follow_last: false,
     };
-    let untrusted = |why| ProxyError::Untrusted {
-        path: dir.to_path_buf(),
-        why,
-    };
-    let opened = open_dir(parent, walk).map_err(untrusted)?;
-    // `require_trusted` covers the directories above `parent`; the state
-    // directory's own parent must be root's too.
-    let st = nix::sys::stat::fstat(&opened.fd).map_err(|e| err("fstat", e))?;
-    if !crate::safe_path::dir_is_trusted(&st) {
-        return Err(untrusted(crate::safe_path::WalkError::UntrustedDir {
-            path: parent.to_path_buf(),
-            uid: st.st_uid,
-            mode: st.st_mode & 0o7777,
-        }));
-    }
-    let parent = opened;
-    match mkdirat(&parent.fd, name, Mode::from_bits_truncate(0o700)) {
-        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
-        Err(e) => return Err(err("mkdir", e)),
-    }
-    let fd = openat(
-        &parent.fd,
-        name,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| err("open (a directory, not a symlink)", e))?;
+    let opened = open_dir(dir, walk).map_err(|why| match why {
+        WalkError::Errno { errno, .. } => err("open or create", errno),
+        why => ProxyError::Untrusted {
+            path: dir.to_path_buf(),
+            why,
+        },
+    })?;
     nix::unistd::fchown(
-        &fd,
+        &opened.fd,
         Some(nix::unistd::Uid::from_raw(uid)),
         Some(nix::unistd::Gid::from_raw(gid)),
     )
     .map_err(|e| err("chown", e))?;
-    nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o700)).map_err(|e| err("chmod", e))?;
+    nix::sys::stat::fchmod(&opened.fd, Mode::from_bits_truncate(0o700))
+        .map_err(|e| err("chmod", e))?;
     Ok(())
 }
 
