@@ -180,9 +180,7 @@ pub struct RawOauth {
     pub paths: Option<Spanned<Vec<String>>>,
 }
 
-/// The request paths an OAuth login is used for when a route names none:
-/// the provider's versioned API.
-pub const DEFAULT_OAUTH_PATHS: &[&str] = &["/v1/"];
+pub use policy_core::proxy_path::DEFAULT_OAUTH_PATHS;
 
 /// `[proxy]`, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -736,9 +734,9 @@ fn oauth_placeholder(
     }
 }
 
-/// `oauth.paths`: absolute path prefixes, without `.`/`..` segments or
-/// percent signs (an encoded separator or dot could reach another path
-/// upstream); default [`DEFAULT_OAUTH_PATHS`].
+/// `oauth.paths`: path prefixes that are plain paths
+/// ([`policy_core::proxy_path::is_plain_path`]: an encoded separator or dot
+/// could reach another path upstream); default [`DEFAULT_OAUTH_PATHS`].
 fn oauth_paths(
     o: &RawOauth,
     name: &Spanned<String>,
@@ -758,15 +756,11 @@ fn oauth_paths(
         ));
     }
     for p in paths.get_ref() {
-        let bad = !p.starts_with('/')
-            || p.contains('%')
-            || p.contains('\\')
-            || p.split('/').any(|seg| seg == "." || seg == "..");
-        if bad {
+        if !policy_core::proxy_path::is_plain_path(p) {
             return Err(invalid(
                 &at,
                 format!(
-                    "oauth.paths entry {p:?}: expected an absolute path prefix without `%`, `\\`, `.` or `..` segments, like \"/v1/\""
+                    "oauth.paths entry {p:?}: expected an absolute path prefix without `%`, `\\`, `;`, `.` or `..` segments, like \"/v1/\""
                 ),
             ));
         }

@@ -134,7 +134,10 @@ pub enum CredentialConfig {
 }
 
 fn default_oauth_paths() -> Vec<String> {
-    vec!["/v1/".to_string()]
+    policy_core::proxy_path::DEFAULT_OAUTH_PATHS
+        .iter()
+        .map(|p| p.to_string())
+        .collect()
 }
 
 /// A config that failed to load or validate. Each message names the key and the fix.
@@ -581,16 +584,14 @@ fn validate_route(r: &RouteConfig) -> Result<ValidRoute, ConfigError> {
             let (tu, token_path) = parse_upstream(token_url)
                 .map_err(|why| route_err(name, "credential.token_url", why))?;
             if paths.is_empty()
-                || paths.iter().any(|p| {
-                    !p.starts_with('/')
-                        || p.contains('%')
-                        || p.split('/').any(|seg| seg == "." || seg == "..")
-                })
+                || !paths
+                    .iter()
+                    .all(|p| policy_core::proxy_path::is_plain_path(p))
             {
                 return Err(route_err(
                     name,
                     "credential.paths",
-                    "expected one or more absolute path prefixes without `%`, `.` or `..` segments, like [\"/v1/\"]",
+                    "expected one or more absolute path prefixes without `%`, `\\`, `;`, `.` or `..` segments, like [\"/v1/\"]",
                 ));
             }
             let login = match (access, refresh, expires_at_ms) {

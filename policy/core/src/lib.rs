@@ -19,6 +19,8 @@
 //! - [`walk`]: the tool layer's allocation-free walk.
 //! - [`expand`]: `~` and `${VAR:-default}` into a fixed buffer (the preload's
 //!   built-in policy, when no agent-init session exists).
+//! - [`proxy_path`]: which request paths an OAuth route forwards (the
+//!   policy's and vault-proxy's one rule).
 
 #![no_std]
 
@@ -27,6 +29,7 @@ pub mod expand;
 pub mod image;
 pub mod layout;
 pub mod pathbuf;
+pub mod proxy_path;
 pub mod walk;
 
 pub use access::Access;

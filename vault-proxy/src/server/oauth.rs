@@ -256,12 +256,14 @@ impl OauthSession {
     }
 
     /// This login is used for a request to `rest` (the path after the
-    /// route's prefix): it starts with one of the route's paths and holds
-    /// no `%`, `\` or `;`, which an upstream could decode or normalize into
-    /// another path. Everything else (an endpoint that would mint an API
-    /// key from the login, say) is refused before the token is touched.
+    /// route's prefix): a plain path (`policy_core::proxy_path`: nothing an
+    /// upstream could decode or normalize into another path) that starts
+    /// with one of the route's paths. Everything else (an endpoint that
+    /// would mint an API key from the login, say) is refused before the
+    /// token is touched.
     pub fn forwards(&self, rest: &str) -> bool {
-        !rest.contains(['%', '\\', ';']) && self.paths.iter().any(|p| rest.starts_with(p.as_str()))
+        policy_core::proxy_path::is_plain_path(rest)
+            && self.paths.iter().any(|p| rest.starts_with(p.as_str()))
     }
 
     /// The paths this login is used for, for a refusal's message.
