@@ -189,7 +189,7 @@ pub fn inspect(path: &std::path::Path) -> Result<Found, LauncherError> {
     if !m.file_type().is_file() {
         return Err(LauncherError::NotAFile(path.to_path_buf()));
     }
-    if m.uid() != 0 || m.mode() & 0o022 != 0 {
+    if !policy::layout::launcher_owner_and_mode_fit(m.uid(), m.mode()) {
         return Err(LauncherError::Writable {
             path: path.to_path_buf(),
             uid: m.uid(),

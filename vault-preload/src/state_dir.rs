@@ -248,5 +248,6 @@ pub fn launched_pid(dir: &StatePath, uid: u32, my_pid: i32, policy: &View<'_>) -
 /// device and inode alone are not enough: an inode number freed by
 /// deleting the launcher can come back as a file a tool creates.
 pub fn fit_launcher(s: &libc::stat) -> bool {
-    s.st_mode & libc::S_IFMT == libc::S_IFREG && s.st_uid == 0 && s.st_mode & 0o022 == 0
+    s.st_mode & libc::S_IFMT == libc::S_IFREG
+        && layout::launcher_owner_and_mode_fit(s.st_uid, s.st_mode)
 }

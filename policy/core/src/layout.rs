@@ -276,6 +276,15 @@ pub const LAUNCHED_DIR: StateSubdir = StateSubdir {
 /// The mode of a file in [`LAUNCHED_DIR`].
 pub const LAUNCHED_RECORD_MODE: u32 = 0o644;
 
+/// A launcher's owner and mode as they must be to run trusted: root's and
+/// writable by no one else (agent-init refuses any other at start; the
+/// preload checks again at each launch and in the launched image, since
+/// the device and inode alone could be a file a tool made under a freed
+/// inode number).
+pub const fn launcher_owner_and_mode_fit(uid: u32, mode: u32) -> bool {
+    uid == 0 && mode & 0o022 == 0
+}
+
 /// How long the child waits for agent-init's reply before it gives up and
 /// runs the program as a tool.
 pub const LAUNCH_REPLY_TIMEOUT_MS: i32 = 5000;
