@@ -505,6 +505,47 @@ os.waitpid(pid, 0)
 }
 
 #[test]
+fn an_atomic_save_right_after_a_spawn_is_caught_by_the_next_child_by_landlock() {
+    // The harness validates its cached ruleset before a fork only when its
+    // last validation is older than 50 ms (a burst of spawns pays for one);
+    // the check that counts is each child's own, right before it applies
+    // the ruleset. Here the harness spawns, then at once renames a file the
+    // walk gave a rule (`save.tmp`, beside the vault file) over the vault
+    // file, and spawns a reader: within that window the harness does not
+    // look again, so only the child's check keeps the stale ruleset (which
+    // grants the renamed file) from giving the reader the new credential.
+    if skip_without_landlock(1) {
+        return;
+    }
+    let w = World::new();
+    let home = w.cred_file.parent().unwrap().to_path_buf();
+    std::fs::write(home.join("save.tmp"), "NEW-CREDENTIAL").unwrap();
+    chown_r(&home, HARNESS_UID);
+    let py = PythonHarness::new(&w);
+    let reader = raw_reader("R", &w.cred_file);
+    let harness = script(&format!(
+        r#"
+t0 = time.monotonic()
+first = spawn(["/bin/true"])
+os.rename("{home}/save.tmp", "{cred}")
+second = spawn(["{PYTHON}", "{r}"])
+print("WITHIN_WINDOW", time.monotonic() - t0 < 0.05, flush=True)
+os.waitpid(first, 0)
+os.waitpid(second, 0)
+"#,
+        r = py.reader().display(),
+        home = home.display(),
+        cred = w.cred_file.display()
+    ));
+    let r = py.run(&w, &harness, &reader);
+    assert!(r.stdout.contains("R DENIED"), "{r:?}");
+    assert!(!r.stdout.contains("NEW-CREDENTIAL"), "{r:?}");
+    // Both spawns fell in one validation window (else the harness would
+    // have validated again, and this test would not try the child's check).
+    assert!(r.stdout.contains("WITHIN_WINDOW True"), "{r:?}");
+}
+
+#[test]
 fn a_failed_ruleset_rebuild_is_not_replaced_by_the_stale_one_by_landlock() {
     // When the cached ruleset is stale and its rebuild cannot be cached (a
     // base rule path cannot be opened: here a symlink loop), children must

@@ -280,12 +280,28 @@ except PermissionError:
 
 #[test]
 fn inherited_vault_fds_are_closed_by_the_exec_hook_under_any_fd_limit() {
-    // The exec hook finds the harness child's open fds with poll(2) under a
-    // small fd limit (a container's 1024) and by listing /proc/self/fd
-    // above 4096: a leaked credential fd is closed either way, at a low
-    // number and near the top of the limit.
+    // The exec hook finds the harness child's open fds with poll(2) over
+    // its fd table when the table is small (up to 4096 numbers, whatever
+    // the limit) and by listing /proc/self/fd when it is larger: a leaked
+    // credential fd is closed either way, at a low number, at the edges of
+    // the table sizes, and near the top of the limit.
     let w = World::new();
-    for (nofile, fd) in [(1024u64, "7"), (1024, "1000"), (8192, "7"), (8192, "5000")] {
+    // The hook polls the fd table's size, found by probing 64, 128, 256...
+    // (the smallest table is 64, larger ones multiples of 128): a leaked fd
+    // on either side of each size tried, and one past the largest polled
+    // table (4096: then /proc/self/fd is listed).
+    for (nofile, fd) in [
+        (1024u64, "7"),
+        (1024, "63"),
+        (1024, "64"),
+        (1024, "1000"),
+        (8192, "7"),
+        (8192, "127"),
+        (8192, "128"),
+        (8192, "4095"),
+        (8192, "4096"),
+        (8192, "5000"),
+    ] {
         let probe = format!(
             "if [ -e /proc/self/fd/{fd} ]; then echo FD_OPEN; else echo FD_CLOSED; fi; cat /proc/self/fd/{fd}"
         );
@@ -304,8 +320,8 @@ fn inherited_vault_fds_are_closed_by_the_exec_hook_under_any_fd_limit() {
             "limit {nofile}, fd {fd}: {r:?}"
         );
     }
-    // An fd above a soft limit lowered after it was opened: past the poll
-    // range, so it is marked close-on-exec.
+    // An fd above a soft limit lowered after it was opened: still in the
+    // table, so polled and closed.
     let probe = "if [ -e /proc/self/fd/3000 ]; then echo FD_OPEN; else echo FD_CLOSED; fi; cat /proc/self/fd/3000";
     let r = w.harness_with_nofile(&["leakfd-lowered", w.secret(), "3000", "1024", probe], 8192);
     w.assert_no_leak(&r);

@@ -5,6 +5,7 @@
 use crate::state::State;
 use crate::sys;
 use core::ffi::c_char;
+use core::mem::MaybeUninit;
 
 fn is_secret(st: &State, entry: &[u8]) -> bool {
     let name = match entry.iter().position(|&b| b == b'=') {
@@ -15,9 +16,11 @@ fn is_secret(st: &State, entry: &[u8]) -> bool {
 }
 
 /// A filtered copy of an `envp` array, in a stack array or (when large) an
-/// anonymous mapping: no malloc, so it works in a vfork child.
+/// anonymous mapping: no malloc, so it works in a vfork child. Only the
+/// entries used are written (a harness child's stack pages are page
+/// faults: an array zeroed up front wrote 2 KiB in every spawn).
 pub struct EnvCopy {
-    small: [*const c_char; 256],
+    small: [MaybeUninit<*const c_char>; 256],
     big: *mut u8,
     big_len: usize,
 }
@@ -25,7 +28,7 @@ pub struct EnvCopy {
 impl EnvCopy {
     pub fn new() -> EnvCopy {
         EnvCopy {
-            small: [core::ptr::null(); 256],
+            small: [const { MaybeUninit::uninit() }; 256],
             big: core::ptr::null_mut(),
             big_len: 0,
         }
@@ -51,7 +54,7 @@ impl EnvCopy {
         while !unsafe { sys::c_array_at(envp, n) }.is_null() {
             n += 1;
         }
-        let out: &mut [*const c_char] = if n < self.small.len() {
+        let out: &mut [MaybeUninit<*const c_char>] = if n < self.small.len() {
             &mut self.small[..]
         } else {
             let len = (n + 1) * core::mem::size_of::<*const c_char>();
@@ -62,8 +65,10 @@ impl EnvCopy {
             self.big = p;
             self.big_len = len;
             // SAFETY: a fresh mapping of `len` bytes, suitably aligned (page),
-            // exclusively ours until `Drop`.
-            unsafe { core::slice::from_raw_parts_mut(p.cast::<*const c_char>(), n + 1) }
+            // exclusively ours until `Drop`; MaybeUninit<T> has T's layout.
+            unsafe {
+                core::slice::from_raw_parts_mut(p.cast::<MaybeUninit<*const c_char>>(), n + 1)
+            }
         };
         let mut k = 0;
         for i in 0..n {
@@ -72,12 +77,14 @@ impl EnvCopy {
             // SAFETY: `e` is a valid C string (caller's contract).
             let bytes = unsafe { sys::cstr_bytes(e) };
             if !is_secret(st, bytes) {
-                out[k] = e;
+                out[k].write(e);
                 k += 1;
             }
         }
-        out[k] = core::ptr::null();
-        out.as_ptr()
+        // `k <= n < out.len()`: the terminator fits. Entries 0..=k are
+        // written, and only they are read (up to the terminator).
+        out[k].write(core::ptr::null());
+        out.as_ptr().cast::<*const c_char>()
     }
 }
 

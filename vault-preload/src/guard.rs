@@ -277,14 +277,11 @@ fn act(fd: c_int, action: FdAction) {
 /// Allocation-free. `Err(errno)` when the fds could not be listed: the
 /// caller must not exec then.
 pub fn close_vault_fds(st: &State, action: FdAction) -> Result<(), c_int> {
-    let limit = sys::nofile_limit();
-    // An fd opened before the soft limit was lowered stays open above it,
-    // out of the poll's range: mark every fd from the limit up
-    // close-on-exec (no program can have opened one there under its
-    // current limit), or list /proc/self/fd when that cannot be done.
-    if limit <= POLL_LIMIT
-        && sys::cloexec_from(limit as c_uint) >= 0
-        && close_vault_fds_by_poll(st, limit, action)
+    // Every open fd is below the fd table's size, whatever the soft limit
+    // (an fd opened before the limit was lowered included): poll that
+    // range when the table is small, else list /proc/self/fd.
+    if let Some(size) = fd_table_size()
+        && close_vault_fds_by_poll(st, size, action)
     {
         return Ok(());
     }
@@ -313,11 +310,29 @@ pub fn close_vault_fds(st: &State, action: FdAction) -> Result<(), c_int> {
     Err(libc::EMFILE) // more than 16,384 vault fds
 }
 
-/// The highest fd limit worth polling for: under a small limit (a
-/// container's 1024), [`close_vault_fds`] asks `poll(2)` which numbers
-/// below it are open instead of listing `/proc/self/fd` (which costs a
-/// fresh child tens of microseconds: procfs builds an entry per fd).
-const POLL_LIMIT: u64 = 4096;
+/// The largest fd table worth polling: for a table up to this size,
+/// [`close_vault_fds`] asks `poll(2)` which numbers in it are open instead
+/// of listing `/proc/self/fd` (which costs a fresh child tens of
+/// microseconds: procfs builds an entry per fd).
+const POLL_LIMIT: c_uint = 4096;
+
+/// The size of this process's fd table, rounded up to a power of two from
+/// 64 (the smallest table; a table grows to multiples of 128), when it is
+/// at most [`POLL_LIMIT`]: every open fd is below it. A harness's child
+/// has a small table whatever its fd limit (Kubernetes's 1,048,576
+/// included), so it polls 64 or 128 numbers, not the limit's 1,024 (10 µs
+/// of `poll` alone here, bench/RESULTS.md run 10). One or two system calls
+/// per size tried ([`sys::fd_within_table`]).
+fn fd_table_size() -> Option<c_uint> {
+    let mut size: c_uint = 64;
+    while size <= POLL_LIMIT {
+        if !sys::fd_within_table(size) {
+            return Some(size);
+        }
+        size *= 2;
+    }
+    None
+}
 
 /// Check the fd `fd` (open, `s` its `fstat`): a vault file or directory.
 fn is_vault_fd(st: &State, fd: c_int) -> bool {
@@ -334,35 +349,36 @@ fn is_vault_fd(st: &State, fd: c_int) -> bool {
 
 /// [`close_vault_fds`] by `poll(2)`, for fds below `limit`. False when
 /// `poll` is refused (seccomp, say): then list `/proc/self/fd`.
-fn close_vault_fds_by_poll(st: &State, limit: u64, action: FdAction) -> bool {
-    // Two `ppoll`s for the common 1,024 limit (a call per 128 fds cost
-    // eight), with 4 KiB of stack: this runs in a child of the harness on
-    // the stack of whichever harness thread forked, which may be small.
+fn close_vault_fds_by_poll(st: &State, limit: c_uint, action: FdAction) -> bool {
+    // At most 4 KiB of stack, and only the entries used are written (a
+    // small table's 64 take 512 bytes): this runs in a child of the
+    // harness on the stack of whichever harness thread forked, which may
+    // be small, and every stack page written there is a page fault.
     const BATCH: usize = 512;
-    let mut fds = [libc::pollfd {
-        fd: 0,
-        events: 0,
-        revents: 0,
-    }; BATCH];
-    let mut base: u64 = 0;
+    let mut fds = [const { MaybeUninit::<libc::pollfd>::uninit() }; BATCH];
+    let mut base: c_uint = 0;
     while base < limit {
-        let n = (limit - base).min(BATCH as u64) as usize;
+        let n = (limit - base).min(BATCH as c_uint) as usize;
         for (i, p) in fds[..n].iter_mut().enumerate() {
-            *p = libc::pollfd {
+            p.write(libc::pollfd {
                 fd: (base as usize + i) as c_int,
                 events: 0,
                 revents: 0,
-            };
+            });
         }
-        if sys::poll_now(&mut fds[..n]) < 0 {
+        // SAFETY: the first `n` entries were written just above;
+        // MaybeUninit<pollfd> has pollfd's layout.
+        let used =
+            unsafe { core::slice::from_raw_parts_mut(fds.as_mut_ptr().cast::<libc::pollfd>(), n) };
+        if sys::poll_now(used) < 0 {
             return false;
         }
-        for p in &fds[..n] {
+        for p in used.iter() {
             if p.revents & libc::POLLNVAL == 0 && is_vault_fd(st, p.fd) {
                 act(p.fd, action);
             }
         }
-        base += n as u64;
+        base += n as c_uint;
     }
     true
 }

@@ -107,14 +107,14 @@ fn audit_kernel_denial(st: &state::State, dirfd: c_int, p: &[u8], flags: c_int, 
 }
 
 macro_rules! open_hook {
-    ($name:ident, $sym:literal) => {
+    ($name:ident, $sym:literal, $slot:path) => {
         /// Interposed; see the module documentation.
         ///
         /// # Safety
         /// C contract of the libc function of the same name.
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
-            let f = real!($sym, OpenFn);
+            let f = real!(static $slot, OpenFn);
             // SAFETY: arguments forwarded unchanged from our caller.
             unsafe {
                 guarded_fd($sym.as_bytes(), libc::AT_FDCWD, path, flags, || {
@@ -130,7 +130,7 @@ macro_rules! open_hook {
 }
 
 macro_rules! openat_hook {
-    ($name:ident, $sym:literal) => {
+    ($name:ident, $sym:literal, $slot:path) => {
         /// Interposed; see the module documentation.
         ///
         /// # Safety
@@ -142,7 +142,7 @@ macro_rules! openat_hook {
             flags: c_int,
             mode: mode_t,
         ) -> c_int {
-            let f = real!($sym, OpenAtFn);
+            let f = real!(static $slot, OpenAtFn);
             // SAFETY: arguments forwarded unchanged from our caller.
             unsafe {
                 guarded_fd($sym.as_bytes(), dirfd, path, flags, || {
@@ -215,10 +215,12 @@ macro_rules! creat_hook {
     };
 }
 
-open_hook!(open, "open");
-open_hook!(open64, "open64");
-openat_hook!(openat, "openat");
-openat_hook!(openat64, "openat64");
+// Resolved before a fork (`crate::real::BEFORE_EXEC`): a forked shell
+// opens its redirections with these.
+open_hook!(open, "open", crate::real::OPEN);
+open_hook!(open64, "open64", crate::real::OPEN64);
+openat_hook!(openat, "openat", crate::real::OPENAT);
+openat_hook!(openat64, "openat64", crate::real::OPENAT64);
 open2_hook!(__open_2, "__open_2");
 open2_hook!(__open64_2, "__open64_2");
 openat2_fortify_hook!(__openat_2, "__openat_2");

@@ -148,7 +148,7 @@ pub unsafe extern "C" fn execvpe(
     argv: *const *const c_char,
     envp: *const *const c_char,
 ) -> c_int {
-    let f = real!("execvpe", ExecveFn);
+    let f = real!(static crate::real::EXECVPE, ExecveFn);
     let exec = |env| {
         // SAFETY: the caller's `file` and `argv` (execvpe's contract), and
         // `env`: `envp` or a filtered copy alive for the call.
@@ -333,13 +333,13 @@ list_exec!(
 
 // vfork.
 
-/// Before the harness vforks: `vfork` runs no `pthread_atfork` handler, so
-/// without this a harness that spawns only with `vfork` (Python's
-/// `subprocess`) never has a cached ruleset, and every child walks the
-/// vault's ancestors itself. In the harness: the cache brought up to date
-/// (the child still re-validates it). Returns the real `vfork`, which the
-/// interposed `vfork` jumps to.
-extern "C" fn before_vfork() -> VforkFn {
+/// `pthread_atfork` prepare handler, registered by the constructor in every
+/// process it guards: what the child will call before its exec resolved
+/// here, once ([`crate::real::resolve_before_fork`]), and in the harness the
+/// tool-layer ruleset cache brought up to date, so that a forked child only
+/// re-validates it (a few `stat`s) instead of walking.
+pub extern "C" fn before_fork() {
+    crate::real::resolve_before_fork();
     if let Some(st) = state::get()
         && !st.privileged
         // Tools skip the `getpid`: a process that did not start as the
@@ -349,6 +349,15 @@ extern "C" fn before_vfork() -> VforkFn {
     {
         tool_layer::refresh_cache(st);
     }
+}
+
+/// Before a vfork: `vfork` runs no `pthread_atfork` handler, so this does
+/// what [`before_fork`] does (without it a harness that spawns only with
+/// `vfork`, Python's `subprocess`, would never have a cached ruleset, and
+/// every child would walk the vault's ancestors itself). Returns the real
+/// `vfork`, which the interposed `vfork` jumps to.
+extern "C" fn before_vfork() -> VforkFn {
+    before_fork();
     real!("vfork", VforkFn)
 }
 
@@ -399,20 +408,13 @@ pub unsafe extern "C" fn vfork() -> pid_t {
 
 // close_range.
 
-type CloseRangeFn = unsafe extern "C" fn(c_uint, c_uint, c_int) -> c_int;
-
-/// `close_range(2)` through libc's wrapper when there is one, else the
-/// raw system call.
+/// `close_range(2)`: glibc's `close_range` is the bare system call (not a
+/// cancellation point), so it is made here, as `execve` is: a child that
+/// closes its fds before exec (Python's `subprocess`) makes no `dlsym`.
 fn close_range_real(first: c_uint, last: c_uint, flags: c_int) -> c_int {
-    match real_opt!("close_range", CloseRangeFn) {
-        // SAFETY: integer arguments only.
-        Some(f) => unsafe { f(first, last, flags) },
-        None => {
-            // SAFETY: integer arguments only; the kernel touches no memory of ours.
-            let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) };
-            r as c_int
-        }
-    }
+    // SAFETY: integer arguments only; the kernel touches no memory of ours.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) };
+    r as c_int
 }
 
 /// Interposed. A child of the harness that closes every fd but a few

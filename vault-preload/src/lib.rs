@@ -61,13 +61,13 @@ extern "C" fn vault_preload_init() {
     if st.privileged {
         return;
     }
+    // Before every fork: what the child calls before exec looked up in the
+    // parent, and in the harness the tool-layer ruleset kept current.
+    // SAFETY: registering a handler that is a plain `extern "C" fn()`.
+    unsafe { libc::pthread_atfork(Some(hooks_spawn::before_fork), None, None) };
     if st.is_harness() {
         // No core dump; /proc/<pid>/{mem,environ,fd} closed to same-uid processes.
         sys::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
-        // Keep the tool-layer ruleset current before every fork, so a forked
-        // child only revalidates it (a few stats) instead of walking.
-        // SAFETY: registering a handler that is a plain `extern "C" fn()`.
-        unsafe { libc::pthread_atfork(Some(tool_layer::before_fork), None, None) };
         return;
     }
     env::scrub_own(st);

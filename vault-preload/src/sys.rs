@@ -44,6 +44,22 @@ pub fn getpid() -> i32 {
     unsafe { libc::syscall(libc::SYS_getpid) as i32 }
 }
 
+/// CLOCK_MONOTONIC in nanoseconds, through the vDSO (no system call); 0
+/// if the clock cannot be read.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a local timespec, exclusively borrowed for the call.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
+}
+
 pub fn gettid() -> i32 {
     // SAFETY: gettid takes no arguments and cannot fail.
     unsafe { libc::syscall(libc::SYS_gettid) as i32 }
@@ -566,19 +582,51 @@ pub fn poll_now(fds: &mut [libc::pollfd]) -> c_int {
     }) as c_int
 }
 
-/// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`: every fd from `first` up
-/// is closed at the next `exec` (Linux 5.11; `-ENOSYS`/`-EINVAL` before).
-pub fn cloexec_from(first: c_uint) -> c_int {
-    const CLOSE_RANGE_CLOEXEC: c_uint = 1 << 2;
-    // SAFETY: integer arguments only; the kernel touches no memory of ours.
-    ret(unsafe {
+/// Whether `fd` (a multiple of 64, at most 4096) lies within this
+/// process's fd table, open or not: every open fd is below the table's
+/// size, so the first such number that does not bounds them all.
+///
+/// `pselect6` lowers its first argument to the table's size and fails with
+/// `EBADF` for a closed fd below it (POSIX requires that for any closed fd
+/// in a set), so a set holding only `fd` gives `EBADF` when `fd` is within
+/// the table and closed, and 0 when it is past the table or open (then
+/// `F_GETFD` tells which). Any other answer counts as within: a caller then
+/// looks at more numbers, never fewer. 520 bytes of stack.
+pub fn fd_within_table(fd: c_uint) -> bool {
+    if !fd.is_multiple_of(64) || fd > 4096 {
+        return true;
+    }
+    let mut set = [0u64; 4096 / 64 + 1];
+    set[fd as usize / 64] = 1;
+    let ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `set` is a local bitmap of fd + 1 bits or more, exclusively
+    // borrowed for the call (the kernel writes the result back into it);
+    // `ts` lives across it; no other set, no signal mask (null).
+    let r = ret(unsafe {
         libc::syscall(
-            libc::SYS_close_range,
-            first,
-            c_uint::MAX,
-            CLOSE_RANGE_CLOEXEC,
+            libc::SYS_pselect6,
+            fd as c_long + 1,
+            set.as_mut_ptr(),
+            core::ptr::null_mut::<u64>(),
+            core::ptr::null_mut::<u64>(),
+            &ts as *const libc::timespec,
+            core::ptr::null::<c_void>(),
         )
-    }) as c_int
+    });
+    match r {
+        r if r == -libc::EBADF as c_long => true,
+        r if r >= 0 => fd_is_open(fd as c_int),
+        _ => true,
+    }
+}
+
+/// `fd` is open (`fcntl(F_GETFD)` succeeds).
+fn fd_is_open(fd: c_int) -> bool {
+    // SAFETY: integer arguments only.
+    unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETFD) >= 0 }
 }
 
 /// Set `FD_CLOEXEC` on `fd` (its other fd flags kept).

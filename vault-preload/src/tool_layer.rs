@@ -8,7 +8,8 @@
 //! - [`recorder`]: what a built ruleset depends on (listed directories'
 //!   identity and mtime, base rule paths' identity);
 //! - [`cache`]: the harness keeps one built ruleset and rebuilds it only
-//!   when a dependency changed (checked before every fork and spawn);
+//!   when a dependency changed (checked before a fork or spawn, at most
+//!   every 50 ms);
 //!   children apply the cached ruleset after re-validating it (a few
 //!   `stat`s), or build a fresh one when it is stale or missing;
 //! - [`probe`]: is this process already under the tool layer?
@@ -23,5 +24,5 @@ pub mod recorder;
 pub mod ruleset;
 
 pub use apply::{apply, ensure, ensure_in_harness_child};
-pub use cache::{before_fork, cache_fd, refresh_cache};
+pub use cache::{cache_fd, refresh_cache};
 pub use error::{LandlockError, report};

@@ -7,10 +7,12 @@
 //! while written) guards the data; `BUSY` keeps two harness threads from
 //! rebuilding at once (the loser skips: a child then builds its own).
 //!
-//! The harness validates the cache before every fork (so that a change,
-//! say an atomic save in `~`, costs one rebuild, in the harness), and the
-//! child validates it again right before it applies it (a forked worker
-//! may change the file system between fork and exec).
+//! Every child validates the cache right before it applies it (the check
+//! that counts: a forked worker may change the file system between fork
+//! and exec). The harness validates it before a fork too, so that a
+//! change, say an atomic save in `~`, costs one rebuild, in the harness,
+//! rather than one in each child; a validation there stands for 50 ms
+//! (`VALIDATION_STANDS_NS`), so a burst of spawns pays it once.
 //!
 //! **Which fd.** The cache is an fd number in the harness's table, and
 //! the harness may close it (Python's `close_fds`, a daemon closing
@@ -73,14 +75,40 @@ pub fn cache_fd() -> c_int {
     }
 }
 
+/// How long the harness trusts its last validation of the cache before a
+/// spawn validates it again. Only an economy: every child validates the
+/// cache itself right before it applies it ([`cached_fd`]), so a cache
+/// that went stale meanwhile is never applied; its children build their
+/// own ruleset until the harness validates again, at most this much later.
+/// Without it the harness made its 14 or so `stat`s before every fork, the
+/// child the same again (about 19 µs a spawn, bench/RESULTS.md run 10).
+const VALIDATION_STANDS_NS: u64 = 50_000_000;
+
+/// When the harness last found the cache current (CLOCK_MONOTONIC, ns; 0:
+/// never).
+static VALIDATED_AT: AtomicU64 = AtomicU64::new(0);
+
 /// In the harness: make sure the cache is current (rebuild when stale, or
-/// when the fd is no longer ours).
+/// when the fd is no longer ours). A validation made less than
+/// `VALIDATION_STANDS_NS` ago stands while the fd is still ours.
 pub fn refresh_cache(st: &State) {
-    use core::sync::atomic::Ordering::{AcqRel, Acquire, Release};
-    if st.policy.landlock == policy_core::Mode::Off || BUSY.swap(true, AcqRel) {
+    use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+    if st.policy.landlock == policy_core::Mode::Off {
         return;
     }
-    if cached_fd().is_none() {
+    let now = sys::monotonic_ns();
+    let at = VALIDATED_AT.load(Relaxed);
+    if at != 0
+        && now.wrapping_sub(at) < VALIDATION_STANDS_NS
+        && is_ours(CACHE_FD.load(Acquire), COOKIE.load(Acquire))
+    {
+        return;
+    }
+    if BUSY.swap(true, AcqRel) {
+        return;
+    }
+    let current = cached_fd().is_some();
+    if !current {
         let mut rec = Recorder::new();
         // The next cookie: 1..=64 (F_SETSIG's range), a new one per build.
         let cookie = COOKIE.load(Acquire) % 64 + 1;
@@ -110,15 +138,11 @@ pub fn refresh_cache(st: &State) {
         if is_ours(old, old_cookie) {
             sys::close(old);
         }
+        if fresh >= 0 {
+            VALIDATED_AT.store(now, Relaxed);
+        }
+    } else {
+        VALIDATED_AT.store(now, Relaxed);
     }
     BUSY.store(false, Release);
-}
-
-/// `pthread_atfork` prepare handler, registered by the harness.
-pub extern "C" fn before_fork() {
-    if let Some(st) = crate::state::get()
-        && st.is_harness()
-    {
-        refresh_cache(st);
-    }
 }
