@@ -61,7 +61,8 @@ LIMITS = (1024, min(WANT_LARGE, HARD_NOFILE))
 LIMIT_NOTE = ("" if LIMITS[1] == WANT_LARGE else
               f"NOTE: the hard RLIMIT_NOFILE here is {HARD_NOFILE} and cannot be raised (no "
               f"CAP_SYS_RESOURCE), so the large-limit figures use a soft limit of {LIMITS[1]}, "
-              f"not {WANT_LARGE} (the preload takes its /proc/self/fd path above 4096 either way)."
+              f"not {WANT_LARGE} (the preload's scan of a harness child's fds depends on the size of "
+              f"its fd table, not on the limit, so a larger limit costs a spawn nothing more)."
               + (" podman's runtime (runc) inherits this process's capabilities, so a container "
                  "cannot get more either." if a.container else ""))
 # An explicit --ulimit makes podman 4 set RLIMIT_NPROC to 1048576 as well,
@@ -174,13 +175,16 @@ def without_av(cmd, soft, preload=None):
 LAST_LAYER_FD = "3"
 
 
-def replayed(cmd, soft, rules, preload=None, last_layer_in_children=False):
+def replayed(cmd, soft, rules, preload=None, last_layer_in_children=False, allow_filter=False):
     """Without agent-vault, under the recorded Landlock layers; `preload`: a
     library in LD_PRELOAD (the empty one: the floors). With
     `last_layer_in_children`, llreplay enforces the base layer only and
     leaves the tool layer's ruleset open at LAST_LAYER_FD for `cmd`
-    (`spawner forkexec-layer N 3`) to enforce in each child."""
-    keep = ["--last-layer-fd", LAST_LAYER_FD] if last_layer_in_children else []
+    (`spawner forkexec-layer N 3`) to enforce in each child. With
+    `allow_filter`, also a seccomp filter that allows everything (what any
+    seccomp filter costs a system call: figure 4's floor)."""
+    keep = (["--allow-filter"] if allow_filter else []) + (
+        ["--last-layer-fd", LAST_LAYER_FD] if last_layer_in_children else [])
     if a.container:
         env = ["-e", f"LD_PRELOAD={preload}"] if preload else []
         return podman_run(soft, [*NO_PRELOAD, *env, "--entrypoint", BIN + "/llreplay"]) + [
@@ -592,10 +596,16 @@ def main():
         r = measure({
             "nothing": without_av(loop, soft),
             "layers": replayed(loop, soft, rules),
+            "layers+filter": replayed(loop, soft, rules, allow_filter=True),
             "with": with_av([sp, "run", "1", *loop], soft),
+            "seccomp-off": with_av([sp, "run", "1", *loop], soft, W + "/seccomp-off.toml"),
         }, "ns_per_open", S_OPEN)
         row(soft, 4, "open+read+close in a tool vs the same Landlock layers alone",
             r["layers"], r["with"], 1.05, "ns")
+        row(soft, 4, "the floor: the same layers and a seccomp filter that allows everything, "
+            "vs the layers alone", r["layers"], r["layers+filter"], 1.05, "ns")
+        row(soft, 4, "in a tool with `[seccomp] mode = \"off\"` vs the same Landlock layers alone",
+            r["layers"], r["seccomp-off"], None, "ns")
         row(soft, 4, "(for scale) the same Landlock layers alone vs no Landlock",
             r["nothing"], r["layers"], None, "ns")
         # Breakdown of a harness spawn (C harness, fork+exec).

@@ -1,7 +1,7 @@
 /* Replays Landlock layers recorded from a real agent-vault tool, then runs a
  * command under them without agent-vault (figure 4's comparison arm).
  *
- *   llreplay [--last-layer-fd FD] RULES UID GID CMD ARG...
+ *   llreplay [--allow-filter] [--last-layer-fd FD] RULES UID GID CMD ARG...
  *
  * RULES, one item a line (written by bench/timing.py from an strace of a
  * tool started through agent-init):
@@ -20,12 +20,21 @@
  * for CMD to enforce in each of its children: `spawner forkexec-layer N FD`,
  * the floor of a harness spawn (the harness under the base layer, each
  * child under the tool layer, as agent-init and the preload's ruleset cache
- * have it). Needs at least two layers. */
+ * have it). Needs at least two layers.
+ *
+ * --allow-filter: after the layers, install a seccomp filter of one
+ * instruction that allows every system call: what any seccomp filter costs
+ * a system call here (the kernel's seccomp entry path, with the filter's
+ * answer cached), and nothing of what it denies. The floor of figure 4:
+ * agent-vault's filters deny only what its policy lists and are cached the
+ * same way for open, read and close. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/filter.h>
 #include <linux/landlock.h>
+#include <linux/seccomp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,14 +55,19 @@ static void die(const char *what, const char *arg) {
 }
 
 int main(int argc, char **argv) {
-  int keep_fd = -1;
+  int keep_fd = -1, allow_filter = 0;
+  if (argc > 1 && strcmp(argv[1], "--allow-filter") == 0) {
+    allow_filter = 1;
+    argv++;
+    argc--;
+  }
   if (argc > 2 && strcmp(argv[1], "--last-layer-fd") == 0) {
     keep_fd = atoi(argv[2]);
     if (keep_fd < 3) { fprintf(stderr, "llreplay: --last-layer-fd needs an fd >= 3\n"); return 2; }
     argv += 2;
     argc -= 2;
   }
-  if (argc < 5) { fprintf(stderr, "usage: llreplay [--last-layer-fd FD] RULES UID GID CMD...\n"); return 2; }
+  if (argc < 5) { fprintf(stderr, "usage: llreplay [--allow-filter] [--last-layer-fd FD] RULES UID GID CMD...\n"); return 2; }
   FILE *f = fopen(argv[1], "r");
   if (!f) die("open", argv[1]);
   char line[8192];
@@ -108,6 +122,11 @@ int main(int argc, char **argv) {
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die("prctl(PR_SET_NO_NEW_PRIVS)", NULL);
   for (int i = 0; i < layers; i++)
     if (syscall(SYS_landlock_restrict_self, layer_fd[i], 0) != 0) die("landlock_restrict_self", NULL);
+  if (allow_filter) {
+    struct sock_filter allow[] = {BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+    struct sock_fprog prog = {.len = 1, .filter = allow};
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) die("seccomp(SECCOMP_SET_MODE_FILTER)", NULL);
+  }
   execvp(argv[4], argv + 4);
   die("execvp", argv[4]);
 }
