@@ -4,6 +4,9 @@
 #   sudo bench/run.sh           # full run (several minutes)
 #   sudo bench/run.sh --quick   # smoke run (< 60 s after the build)
 #   sudo bench/run.sh --cpu     # only the CPU time per spawn, by variant (needs perf)
+#   sudo bench/run.sh --cpu --ab a=A.so,b=B.so [--rounds N]
+#                               # the same for a harness and a tool spawning, per preload
+#                               # build (each copied over the release preload in turn)
 #   sudo bench/run.sh --container [--quick]   # the same figures in a container
 #                                             # built from images/ (bench/container.sh)
 #

@@ -45,7 +45,13 @@ p.add_argument("--cpu", action="store_true",
                help="only the CPU-time breakdown of a spawn (perf stat -e task-clock)")
 p.add_argument("--container", metavar="IMAGE",
                help="run every arm as a podman container of IMAGE (bench/container.sh)")
+p.add_argument("--ab", metavar="NAME=LIB,...",
+               help="with --cpu: compare preload builds: each LIB (a libvault_preload.so) is copied "
+                    "over the release preload in turn, for a harness and a tool spawning")
+p.add_argument("--rounds", type=int, help="with --cpu: interleaved rounds (default 9, --quick 3)")
 a = p.parse_args()
+if a.ab and not a.cpu:
+    sys.exit("bench: --ab needs --cpu")
 if a.container and a.cpu:
     sys.exit("bench: --cpu is host-only (perf stat counts its own descendants; a container's processes are "
              "conmon's); run `bench/run.sh --cpu` on the host")
@@ -475,8 +481,11 @@ def cpu_main():
     t_start = time.time()
     load = open("/proc/loadavg").read().split()[:3]
     n, rounds = (300, 3) if a.quick else (1000, 9)
+    rounds = a.rounds or rounds
     soft = 1024
     sp = BIN + "/spawner"
+    if a.ab:
+        return ab_main(n, rounds, soft, sp, t_start, load)
     variants = {
         "without": lambda k: without_av([sp, "forkexec", str(k)], soft),
         "empty": lambda k: without_av([sp, "forkexec", str(k)], soft, BIN + "/empty.so"),
@@ -728,6 +737,69 @@ def print_tables(bd, rule_counts):
           f"from a tool started through agent-init (the base layer: {rule_counts[0]} rules; the tool "
           f"layer: {rule_counts[1]} rules, same handled rights, same paths), replayed by "
           f"bench/c/llreplay.c in a process without agent-vault.")
+
+
+def ab_main(n, rounds, soft, sp, t_start, load):
+    """--cpu --ab: CPU time per spawn of a harness and of a tool spawning,
+    with each preload build in turn (copied over the release preload that
+    the session's /etc/ld.so.preload names, before each sample; the
+    release build is put back at the end), interleaved round by round with
+    the baselines and the floors. How this run's A/B of the spawn path was
+    measured (bench/RESULTS.md, run 10)."""
+    import shutil
+    target = a.root + "/target/release/libvault_preload.so"
+    saved = W + "/release-preload.so"
+    shutil.copyfile(target, saved)
+    builds = []
+    for item in a.ab.split(","):
+        name, sep, lib = item.partition("=")
+        if not sep or not os.path.isfile(lib):
+            sys.exit(f"bench: --ab wants NAME=LIB,... with LIB an existing file; got {item!r}")
+        builds.append((name, lib))
+
+    def use(lib):
+        shutil.copyfile(lib or saved, target + ".ab")
+        os.chmod(target + ".ab", 0o755)
+        os.rename(target + ".ab", target)
+
+    rules, _ = record_layers(WS + "/proj/src/f01.c")
+    variants = {
+        "without": (None, lambda k: without_av([sp, "forkexec", str(k)], soft)),
+        "tool-without": (None, lambda k: without_av([sp, "run", "1", sp, "forkexec", str(k)], soft)),
+        "floor": (None, lambda k: harness_floor(k, soft, rules)),
+        "tool-floor": (None, lambda k: tool_floor(k, soft, rules)),
+    }
+    for name, lib in builds:
+        variants["harness: " + name] = (lib, lambda k: with_av([sp, "forkexec", str(k)], soft))
+        variants["tool: " + name] = (lib, lambda k: with_av([sp, "run", "1", sp, "forkexec", str(k)], soft))
+    say(f"bench: A/B of {len(builds)} preload builds, {n} and 1 spawns x {rounds} rounds; "
+        f"load average {' '.join(load)}")
+    big = {k: [] for k in variants}
+    one = {k: [] for k in variants}
+    try:
+        for lib, v in variants.values():
+            use(lib)
+            cpu_once(v(1))  # untimed round
+        for r in range(rounds):
+            for k, (lib, v) in variants.items():
+                use(lib)
+                big[k].append(cpu_once(v(n)))
+                one[k].append(cpu_once(v(1)))
+            say(f"  round {r + 1}/{rounds} done")
+    finally:
+        use(None)
+    med = statistics.median
+    per = {k: (med(t for t, _ in big[k]) - med(t for t, _ in one[k])) * 1000 / (n - 1) for k in variants}
+    faults = {k: (med(f for _, f in big[k]) - med(f for _, f in one[k])) / (n - 1) for k in variants}
+    print(f"\nA/B of preload builds: CPU time and page faults per spawn (C fork+exec of /bin/true, soft "
+          f"RLIMIT_NOFILE {soft}, {rounds} interleaved rounds of {n} and of 1 spawn); "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print("Builds: " + ", ".join(f"{name} = `{lib}`" for name, lib in builds))
+    print("\n| variant | CPU µs per spawn | vs its without | page faults per spawn |\n|---|---|---|---|")
+    for k in variants:
+        base = per["tool-without"] if k.startswith("tool") else per["without"]
+        print(f"| {k} | {per[k]:.1f} | {per[k] / base:.3f} | {faults[k]:.1f} |")
+    print(f"\nTook {time.time() - t_start:.0f} s.")
 
 
 if a.cpu:

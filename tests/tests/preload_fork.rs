@@ -69,12 +69,19 @@ fn check(r: &Run, prefix: &std::path::Path) {
     );
 }
 
-#[test]
-fn a_tools_forked_child_makes_no_symbol_lookup_before_exec() {
+/// A world whose workspace the harness user owns, the test program, and
+/// where `LD_DEBUG_OUTPUT` writes (`<prefix>.<pid>`).
+fn setup() -> (World, std::path::PathBuf, std::path::PathBuf) {
     let w = World::new();
     chown_r(&w.ws, HARNESS_UID);
     let prog = c_program("forkexecvp", &["-O2", "-Wl,-z,now"]);
     let prefix = w.ws.join("lddebug");
+    (w, prog, prefix)
+}
+
+#[test]
+fn a_tools_forked_child_makes_no_symbol_lookup_before_exec() {
+    let (w, prog, prefix) = setup();
     let r = w.tool(&format!(
         "LD_DEBUG=symbols LD_DEBUG_OUTPUT={} {}",
         prefix.display(),
@@ -85,10 +92,7 @@ fn a_tools_forked_child_makes_no_symbol_lookup_before_exec() {
 
 #[test]
 fn a_harness_forked_child_makes_no_symbol_lookup_before_exec() {
-    let w = World::new();
-    chown_r(&w.ws, HARNESS_UID);
-    let prog = c_program("forkexecvp", &["-O2", "-Wl,-z,now"]);
-    let prefix = w.ws.join("lddebug");
+    let (w, prog, prefix) = setup();
     let mut c = w.harness_cmd(&prog, &[]);
     c.env("LD_DEBUG", "symbols").env("LD_DEBUG_OUTPUT", &prefix);
     let r = Run::from(c.output().expect("run forkexecvp as the harness"));

@@ -466,6 +466,21 @@ fn a_damaged_policy_image_refuses_to_run_tools() {
     w.assert_no_leak(&r);
 }
 
+/// The atomic-save tests' world: `save.tmp` (holding `NEW-CREDENTIAL`)
+/// beside the vault file, in a directory the harness user owns; a Python
+/// harness; and a reader that opens the vault file with a raw `openat`
+/// (`R READ ...` or `R DENIED ...`). Returns the world, that directory,
+/// the harness and the reader's script.
+fn atomic_save_world() -> (World, std::path::PathBuf, PythonHarness, String) {
+    let w = World::new();
+    let home = w.cred_file.parent().unwrap().to_path_buf();
+    std::fs::write(home.join("save.tmp"), "NEW-CREDENTIAL").unwrap();
+    chown_r(&home, HARNESS_UID);
+    let py = PythonHarness::new(&w);
+    let reader = raw_reader("R", &w.cred_file);
+    (w, home, py, reader)
+}
+
 #[test]
 fn a_harness_fork_child_that_execs_later_gets_a_current_ruleset_from_landlock() {
     // The harness caches the tool layer's ruleset. A sibling of a vault
@@ -478,12 +493,7 @@ fn a_harness_fork_child_that_execs_later_gets_a_current_ruleset_from_landlock() 
     if skip_without_landlock(1) {
         return;
     }
-    let w = World::new();
-    let home = w.cred_file.parent().unwrap().to_path_buf();
-    std::fs::write(home.join("save.tmp"), "NEW-CREDENTIAL").unwrap();
-    chown_r(&home, HARNESS_UID);
-    let py = PythonHarness::new(&w);
-    let reader = raw_reader("R", &w.cred_file);
+    let (w, home, py, reader) = atomic_save_world();
     let harness = script(&format!(
         r#"
 R = ["{PYTHON}", "{r}"]
@@ -517,12 +527,7 @@ fn an_atomic_save_right_after_a_spawn_is_caught_by_the_next_child_by_landlock() 
     if skip_without_landlock(1) {
         return;
     }
-    let w = World::new();
-    let home = w.cred_file.parent().unwrap().to_path_buf();
-    std::fs::write(home.join("save.tmp"), "NEW-CREDENTIAL").unwrap();
-    chown_r(&home, HARNESS_UID);
-    let py = PythonHarness::new(&w);
-    let reader = raw_reader("R", &w.cred_file);
+    let (w, home, py, reader) = atomic_save_world();
     let harness = script(&format!(
         r#"
 t0 = time.monotonic()
@@ -555,12 +560,7 @@ fn a_failed_ruleset_rebuild_is_not_replaced_by_the_stale_one_by_landlock() {
     if skip_without_landlock(1) {
         return;
     }
-    let w = World::new();
-    let home = w.cred_file.parent().unwrap().to_path_buf();
-    std::fs::write(home.join("save.tmp"), "NEW-CREDENTIAL").unwrap();
-    chown_r(&home, HARNESS_UID);
-    let py = PythonHarness::new(&w);
-    let reader = raw_reader("R", &w.cred_file);
+    let (w, home, py, reader) = atomic_save_world();
     let harness = script(&format!(
         r#"
 R = ["{PYTHON}", "{r}"]
@@ -765,12 +765,7 @@ fn a_vfork_child_of_the_harness_gets_a_current_cached_ruleset_from_landlock() {
     if skip_without_landlock(1) {
         return;
     }
-    let w = World::new();
-    let home = w.cred_file.parent().unwrap().to_path_buf();
-    std::fs::write(home.join("save.tmp"), "NEW-CREDENTIAL").unwrap();
-    chown_r(&home, HARNESS_UID);
-    let py = PythonHarness::new(&w);
-    let reader = raw_reader("R", &w.cred_file);
+    let (w, home, py, reader) = atomic_save_world();
     let harness = script(&format!(
         r#"{COUNT_RULESETS}
 import subprocess
