@@ -3,7 +3,9 @@
 //! A module of its own because its outcome decides whether a process may
 //! run at all: an image that is there but cannot be used (unreadable, too
 //! large, damaged, of another version) makes every unprivileged process
-//! refuse to run (exit 126), since a tool never guesses the vault; a
+//! refuse to run (exit 126), since a tool never guesses the vault (a
+//! process that starts under the tool layer loads it at its first hook
+//! call, and refuses there: until then the kernel's rules hold it); a
 //! missing one means the built-in policy ([`crate::builtin`]). Either gets
 //! one line on stderr. The image is read with raw system calls into a
 //! buffer the caller gives (a static: the view keeps slices into it) and

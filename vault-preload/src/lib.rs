@@ -6,10 +6,13 @@
 //!   process makes itself non-dumpable; every spawn path puts the child under
 //!   the tool layer ([`hooks_spawn`]).
 //! - In **every other process** (a tool): the open family denies vault
-//!   entries with `EACCES` and writes an audit record ([`hooks_open`]); the
-//!   constructor wipes secret variables from its own environment and, when
-//!   the process is not under the tool layer yet (started outside the
-//!   harness tree), applies it ([`tool_layer`]).
+//!   entries with `EACCES` and writes an audit record ([`hooks_open`]). A
+//!   process that starts under the tool layer (every program a tool runs)
+//!   gets only the probe that says so from the constructor, and its state
+//!   at its first hook call; one that is not under it yet (started outside
+//!   the harness tree) has its secret variables wiped from its own
+//!   environment and the tool layer applied by the constructor
+//!   ([`tool_layer`]).
 //!
 //! Modules, each using only those listed before it:
 //! - [`sys`]: raw system calls and libc's globals (`errno`, `environ`);
@@ -57,14 +60,15 @@ use policy_core::Mode as EnforceMode;
 /// The constructor, run by the dynamic loader (after the constructors of
 /// the program's own libraries: every hook also initialises lazily).
 extern "C" fn vault_preload_init() {
+    if under_tool_layer_at_start() {
+        register_before_fork();
+        return;
+    }
     let Some(st) = state::get() else { return };
     if st.privileged {
         return;
     }
-    // Before every fork: what the child calls before exec looked up in the
-    // parent, and in the harness the tool-layer ruleset kept current.
-    // SAFETY: registering a handler that is a plain `extern "C" fn()`.
-    unsafe { libc::pthread_atfork(Some(hooks_spawn::before_fork), None, None) };
+    register_before_fork();
     if st.is_harness() {
         // No core dump; /proc/<pid>/{mem,environ,fd} closed to same-uid processes.
         sys::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -81,6 +85,51 @@ extern "C" fn vault_preload_init() {
         }
         tool_layer::report(e, b"; running with the preload's checks only");
     }
+}
+
+/// Before every fork: what the child calls before exec looked up in the
+/// parent, and in the harness the tool-layer ruleset kept current
+/// ([`hooks_spawn::before_fork`]).
+fn register_before_fork() {
+    // SAFETY: registering a handler that is a plain `extern "C" fn()`.
+    unsafe { libc::pthread_atfork(Some(hooks_spawn::before_fork), None, None) };
+}
+
+/// A process that starts under the tool layer (every program a tool runs)
+/// needs nothing from the constructor: it is not the harness, the kernel
+/// already refuses it the vault, and its environment is what its parent
+/// gave it (a harness's child filters the secret variables at `exec`; a
+/// tool can only pass on what it holds). So the constructor only finds the
+/// state directory and probes its `probe/probe` (two system calls: the tool
+/// layer refuses it, its mode does not); the rest of the process state (the
+/// policy image and its check, the vault entries) is built by the first
+/// hook call ([`state::get`]), if one comes. A damaged policy image then
+/// stops such a process at its first hook call rather than at start: until
+/// then it runs under the kernel's rules, which do not depend on the image.
+/// Anything else (the harness, a process started outside the harness tree,
+/// a privileged one, no session) takes the full path.
+fn under_tool_layer_at_start() -> bool {
+    let pid = sys::getpid();
+    if state::privileged(pid) {
+        return false;
+    }
+    let Some((dir, record)) = state::find_early(sys::getuid()) else {
+        return false;
+    };
+    // The harness by its record (`/proc/self/stat` only when the pid is
+    // the recorded one); a launched harness is never under the tool layer.
+    if state_dir::harness_pid(record, pid) != 0 {
+        return false;
+    }
+    let Some(probe_dir) = state_dir::join(&dir, policy_core::layout::PROBE_DIR.name.as_bytes())
+    else {
+        return false;
+    };
+    if tool_layer::probe_file(probe_dir.bytes()) != tool_layer::Probe::Under {
+        return false;
+    }
+    state::UNDER_TOOL_LAYER.store(true, core::sync::atomic::Ordering::Relaxed);
+    true
 }
 
 /// A bug: there is no unwinding across the FFI boundary, and no formatting

@@ -8,6 +8,13 @@
 //! buffer; the view keeps slices into that buffer. It then unpacks the vault
 //! entries once, so that no hook parses the image.
 //!
+//! A process already under the tool layer when it starts (every program a
+//! tool runs) has its state built by its first hook call, not by the
+//! constructor: the constructor only finds
+//! the state directory ([`find_early`], kept here for that build) and
+//! probes the tool layer, so a program that never calls a hook (`true`,
+//! `expr`, a pipeline's `tr`) reads no policy image.
+//!
 //! The vault entries' identities ([`Identities`]: one `stat` per entry and
 //! hidden path) are built on first use, not at start-up: only the full open
 //! check and the tool-layer walk need them, and a tool under the tool layer
@@ -243,6 +250,40 @@ struct Cell<T>(UnsafeCell<T>);
 // published; read only through the published state's slices.
 unsafe impl<T> Sync for Cell<T> {}
 
+/// The state directory and harness record the constructor found
+/// ([`find_early`]), for the state's build to use instead of looking again;
+/// valid once `EARLY_SET` is (written once, before the flag).
+static EARLY: Cell<MaybeUninit<Found>> = Cell(UnsafeCell::new(MaybeUninit::uninit()));
+
+/// What [`state_dir::find`] gives: the state directory and its harness
+/// record, when there is one.
+pub type Found = Option<(StatePath, Option<layout::HarnessRecord>)>;
+static EARLY_SET: AtomicBool = AtomicBool::new(false);
+
+/// For the constructor: the state directory and harness record
+/// ([`state_dir::find`]), kept for the state's build. Called once, before
+/// the constructor builds anything else.
+pub fn find_early(uid: u32) -> Found {
+    let found = state_dir::find(uid);
+    if !EARLY_SET.load(Ordering::Acquire) {
+        // SAFETY: written once, by the constructor, before EARLY_SET is
+        // published (Release); read only after EARLY_SET (Acquire).
+        unsafe { (*EARLY.0.get()).write(found) };
+        EARLY_SET.store(true, Ordering::Release);
+    }
+    found
+}
+
+/// Whether a process with pid `pid` is privileged: it holds CAP_SYS_ADMIN
+/// (it can rewrite `/etc/ld.so.preload`, so checking it is theatre), or it
+/// is PID 1, the container's init, agent-init itself, which must seed the
+/// vault as root before any harness exists (default Docker grants no
+/// CAP_SYS_ADMIN). No tool can become PID 1: seccomp denies new PID
+/// namespaces, and `docker exec` never starts one.
+pub fn privileged(pid: i32) -> bool {
+    sys::cap_effective_low() & (1 << 21) != 0 || pid == 1
+}
+
 /// In `.data`, not `.bss`: every new program's start-up writes the state
 /// and its flags. In `.bss` that took three page faults (two pages, and
 /// the first read of `ptr` maps the zero page, so the write after it
@@ -292,19 +333,22 @@ macro_rules! init_field {
 unsafe fn build(st: *mut State) {
     let uid = sys::getuid();
     let init_pid = sys::getpid();
-    // CAP_SYS_ADMIN: can rewrite /etc/ld.so.preload, so checking it is theatre.
-    // PID 1: the container's init, agent-init itself, which must seed the
-    // vault as root before any harness exists (default Docker grants no
-    // CAP_SYS_ADMIN). No tool can become PID 1: seccomp denies new PID
-    // namespaces, and `docker exec` never starts one.
-    let privileged = sys::cap_effective_low() & (1 << 21) != 0 || init_pid == 1;
+    let privileged = privileged(init_pid);
     // Empty tables: only `len` is written (slots past it are never read).
     init_field!(st.entries.len = 0);
     init_field!(st.file_aliases = false);
     init_field!(st.harness_pid = 0);
     init_field!(st.init_pid = init_pid);
     init_field!(st.privileged = privileged);
-    let dir = state_dir::find(uid);
+    let dir = if EARLY_SET.load(Ordering::Acquire) {
+        // SAFETY: EARLY's cell, 'static; after EARLY_SET it is never written
+        // again, so a shared reference is sound.
+        let early = unsafe { &*EARLY.0.get() };
+        // SAFETY: EARLY_SET is set only after EARLY was written (find_early).
+        unsafe { early.assume_init() }
+    } else {
+        state_dir::find(uid)
+    };
     init_field!(st.audit_socket = dir.as_ref().and_then(|(d, _)| crate::audit::socket_path(d)));
     init_field!(st.launch_socket = None);
     let image = dir.as_ref().map(|(d, _)| {

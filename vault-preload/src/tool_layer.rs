@@ -26,3 +26,4 @@ pub mod ruleset;
 pub use apply::{apply, ensure, ensure_in_harness_child};
 pub use cache::{cache_fd, refresh_cache};
 pub use error::{LandlockError, report};
+pub use probe::{Probe, probe_file};

@@ -55,7 +55,7 @@ pub fn probe(st: &State) -> Probe {
 }
 
 /// Read-open `<dir>/probe`, the file agent-init puts in its probe directory.
-pub(super) fn probe_file(dir: &[u8]) -> Probe {
+pub fn probe_file(dir: &[u8]) -> Probe {
     // A short buffer: this runs in every tool's constructor, on a fresh stack.
     let Some(p) = StatePath::new(&[dir, b"/", PROBE_FILE]) else {
         return Probe::Nothing;
