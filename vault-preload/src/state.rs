@@ -31,7 +31,7 @@
 
 use crate::image_load::{self, Image};
 use crate::lazy::Lazy;
-use crate::state_dir::{self, PROBE_ENTRY, StatePath};
+use crate::state_dir::{self, Found, PROBE_ENTRY, StatePath};
 use crate::{builtin, passwd, sys};
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
@@ -255,9 +255,6 @@ unsafe impl<T> Sync for Cell<T> {}
 /// valid once `EARLY_SET` is (written once, before the flag).
 static EARLY: Cell<MaybeUninit<Found>> = Cell(UnsafeCell::new(MaybeUninit::uninit()));
 
-/// What [`state_dir::find`] gives: the state directory and its harness
-/// record, when there is one.
-pub type Found = Option<(StatePath, Option<layout::HarnessRecord>)>;
 static EARLY_SET: AtomicBool = AtomicBool::new(false);
 
 /// For the constructor: the state directory and harness record

@@ -76,6 +76,10 @@ pub fn join(dir: &StatePath, name: &[u8]) -> Option<StatePath> {
     StatePath::new(&[dir.bytes(), b"/", name])
 }
 
+/// What [`find`] gives: the state directory and its harness record, when
+/// there is one.
+pub type Found = Option<(StatePath, Option<HarnessRecord>)>;
+
 /// The state directory, found without trusting the environment, and its
 /// harness record when it holds a well-formed one.
 ///
@@ -88,7 +92,7 @@ pub fn join(dir: &StatePath, name: &[u8]) -> Option<StatePath> {
 /// The liveness check (one read of `/proc/<pid>/stat`) is made only when
 /// both directories exist; every other process pays the host directory's
 /// lookup (`host_dir`: two `lstat`s, three when `<root>/<uid>` exists).
-pub fn find(uid: u32) -> Option<(StatePath, Option<HarnessRecord>)> {
+pub fn find(uid: u32) -> Found {
     let run = StatePath::new(&[STATE_DIR])?;
     let host = host_dir(uid);
     if let Some(st) = sys::lstat(run.with_nul())

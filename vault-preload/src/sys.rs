@@ -666,26 +666,6 @@ pub fn fd_sig(fd: c_int) -> c_int {
     ret(unsafe { libc::syscall(libc::SYS_fcntl, fd, F_GETSIG) }) as c_int
 }
 
-/// The soft limit on open fds (`RLIMIT_NOFILE`); `u64::MAX` when unknown.
-pub fn nofile_limit() -> u64 {
-    let mut r = libc::rlimit64 {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `r` is an exclusive rlimit64 for the call; pid 0 is ourselves;
-    // no new limit (null).
-    let v = ret(unsafe {
-        libc::syscall(
-            libc::SYS_prlimit64,
-            0,
-            libc::RLIMIT_NOFILE,
-            core::ptr::null::<libc::rlimit64>(),
-            &mut r as *mut libc::rlimit64,
-        )
-    });
-    if v < 0 { u64::MAX } else { r.rlim_cur }
-}
-
 /// `_exit`: leave without running atexit handlers or flushing stdio.
 pub fn exit_now(code: c_int) -> ! {
     // SAFETY: exit_group never returns.

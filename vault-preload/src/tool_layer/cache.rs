@@ -107,8 +107,7 @@ pub fn refresh_cache(st: &State) {
     if BUSY.swap(true, AcqRel) {
         return;
     }
-    let current = cached_fd().is_some();
-    if !current {
+    if cached_fd().is_none() {
         let mut rec = Recorder::new();
         // The next cookie: 1..=64 (F_SETSIG's range), a new one per build.
         let cookie = COOKIE.load(Acquire) % 64 + 1;
