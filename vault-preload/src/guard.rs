@@ -106,7 +106,10 @@ fn check_stat(st: &State, fd: c_int, s: &libc::stat, cached: bool) -> Option<Ent
     r
 }
 
-/// The fd's real path against the vault paths.
+/// The fd's real path against the vault paths. Out of line: its path
+/// buffer (4 KiB) stays off the stack of [`check_stat`]'s callers unless a
+/// path is read.
+#[inline(never)]
 fn check_real_path(st: &State, fd: c_int) -> Option<EntryId> {
     let mut p = FixedPath::new();
     if !fd_path(fd, &mut p) {
@@ -285,6 +288,14 @@ pub fn close_vault_fds(st: &State, action: FdAction) -> Result<(), c_int> {
     {
         return Ok(());
     }
+    close_vault_fds_by_listing(st, action)
+}
+
+/// [`close_vault_fds`] by listing `/proc/self/fd`. Out of line, like every
+/// buffer the poll path does not need: a harness child's stack pages are
+/// copy-on-write, one page fault each written.
+#[inline(never)]
+fn close_vault_fds_by_listing(st: &State, action: FdAction) -> Result<(), c_int> {
     if action == FdAction::CloseOnExec {
         // Marking does not change the listing: one pass sees every fd.
         return list_vault_fds(st, &mut |fd| act(fd, action));
@@ -350,11 +361,21 @@ fn is_vault_fd(st: &State, fd: c_int) -> bool {
 /// [`close_vault_fds`] by `poll(2)`, for fds below `limit`. False when
 /// `poll` is refused (seccomp, say): then list `/proc/self/fd`.
 fn close_vault_fds_by_poll(st: &State, limit: c_uint, action: FdAction) -> bool {
-    // At most 4 KiB of stack, and only the entries used are written (a
-    // small table's 64 take 512 bytes): this runs in a child of the
-    // harness on the stack of whichever harness thread forked, which may
-    // be small, and every stack page written there is a page fault.
-    const BATCH: usize = 512;
+    // A batch of 512 bytes for the smallest table (a harness child's
+    // usual), 4 KiB for the rest: this runs in a child of the harness on
+    // the stack of whichever harness thread forked, which may be small,
+    // and every stack page written there is a page fault (a frame's stack
+    // probes write each page it spans, used or not).
+    if limit <= 64 {
+        poll_vault_fds::<64>(st, limit, action)
+    } else {
+        poll_vault_fds::<512>(st, limit, action)
+    }
+}
+
+/// [`close_vault_fds_by_poll`] in batches of `BATCH` fds.
+#[inline(never)]
+fn poll_vault_fds<const BATCH: usize>(st: &State, limit: c_uint, action: FdAction) -> bool {
     let mut fds = [const { MaybeUninit::<libc::pollfd>::uninit() }; BATCH];
     let mut base: c_uint = 0;
     while base < limit {

@@ -89,10 +89,23 @@ pub enum Found {
 ///
 /// # Safety
 /// The pointers in `target` are C strings valid for the call.
+#[inline]
 pub unsafe fn find(st: &State, target: ExecTarget) -> Found {
     if st.launch_socket.is_none() {
         return Found::Other;
     }
+    // SAFETY: this function's contract.
+    unsafe { find_launcher(st, target) }
+}
+
+/// [`find`] in a policy with launchers. Out of line: its path buffer's
+/// stack pages are then touched only there (every stack page a harness
+/// child writes is a page fault, bench/RESULTS.md run 12).
+///
+/// # Safety
+/// As [`find`].
+#[inline(never)]
+unsafe fn find_launcher(st: &State, target: ExecTarget) -> Found {
     let (name, search) = match target {
         // SAFETY: the caller's C string (this function's contract).
         ExecTarget::Path(p) if !p.is_null() => (unsafe { sys::cstr_bytes(p) }, false),

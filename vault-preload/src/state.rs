@@ -252,9 +252,15 @@ unsafe impl<T> Sync for Cell<T> {}
 
 /// The state directory and harness record the constructor found
 /// ([`find_early`]), for the state's build to use instead of looking again;
-/// valid once `EARLY_SET` is (written once, before the flag).
-static EARLY: Cell<MaybeUninit<Found>> = Cell(UnsafeCell::new(MaybeUninit::uninit()));
+/// valid once `EARLY_SET` is (written once, before the flag). Both in
+/// `.data`, next to the state, for the reason given there: in `.bss` the
+/// constructor's read of the flag mapped the zero page and its writes
+/// faulted on two more pages, three page faults in every new program
+/// (bench/RESULTS.md run 12).
+#[unsafe(link_section = ".data.vault_preload_startup")]
+static EARLY: Cell<MaybeUninit<Found>> = Cell(UnsafeCell::new(MaybeUninit::zeroed()));
 
+#[unsafe(link_section = ".data.vault_preload_startup")]
 static EARLY_SET: AtomicBool = AtomicBool::new(false);
 
 /// For the constructor: the state directory and harness record

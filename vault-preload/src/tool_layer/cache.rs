@@ -108,40 +108,53 @@ pub fn refresh_cache(st: &State) {
         return;
     }
     if cached_fd().is_none() {
-        let mut rec = Recorder::new();
-        // The next cookie: 1..=64 (F_SETSIG's range), a new one per build.
-        let cookie = COOKIE.load(Acquire) % 64 + 1;
-        let fresh = match build(st, Some(&mut rec)) {
-            Ok(fd) if rec.overflow || sys::set_fd_sig(fd, cookie) < 0 => {
-                sys::close(fd);
-                -1
-            }
-            Ok(fd) => fd,
-            Err(_) => -1,
-        };
-        // Publish the fresh ruleset, or (when it could not be built or
-        // cannot be validated later) no cache at all: a stale one must
-        // never outlive a failed rebuild.
-        GEN.fetch_add(1, AcqRel);
-        if fresh >= 0 {
-            // SAFETY: BUSY is held and GEN is odd: no other writer, and
-            // readers will discard what they see meanwhile.
-            unsafe { *CACHE.0.get() = rec };
-        }
-        let old_cookie = COOKIE.load(Acquire);
-        let old = CACHE_FD.swap(fresh, AcqRel);
-        COOKIE.store(if fresh >= 0 { cookie } else { 0 }, Release);
-        GEN.fetch_add(1, AcqRel);
-        // The old number is closed only while it is still ours: the
-        // harness may have closed it and opened something else there.
-        if is_ours(old, old_cookie) {
-            sys::close(old);
-        }
-        if fresh >= 0 {
-            VALIDATED_AT.store(now, Relaxed);
-        }
+        rebuild(st, now);
     } else {
         VALIDATED_AT.store(now, Relaxed);
     }
     BUSY.store(false, Release);
+}
+
+/// [`refresh_cache`]'s rebuild, with `BUSY` held. Out of line: its
+/// recorder (about 17 KiB) is then on the stack only when a rebuild runs.
+/// `refresh_cache` runs before every fork in the harness, and each stack
+/// page a frame touches there is written again after the fork, a page
+/// fault each (five a spawn with the recorder in `refresh_cache`'s own
+/// frame, bench/RESULTS.md run 12).
+#[inline(never)]
+#[cold]
+fn rebuild(st: &State, now: u64) {
+    use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+    let mut rec = Recorder::new();
+    // The next cookie: 1..=64 (F_SETSIG's range), a new one per build.
+    let cookie = COOKIE.load(Acquire) % 64 + 1;
+    let fresh = match build(st, Some(&mut rec)) {
+        Ok(fd) if rec.overflow || sys::set_fd_sig(fd, cookie) < 0 => {
+            sys::close(fd);
+            -1
+        }
+        Ok(fd) => fd,
+        Err(_) => -1,
+    };
+    // Publish the fresh ruleset, or (when it could not be built or
+    // cannot be validated later) no cache at all: a stale one must
+    // never outlive a failed rebuild.
+    GEN.fetch_add(1, AcqRel);
+    if fresh >= 0 {
+        // SAFETY: BUSY is held (this function's caller) and GEN is odd: no
+        // other writer, and readers will discard what they see meanwhile.
+        unsafe { *CACHE.0.get() = rec };
+    }
+    let old_cookie = COOKIE.load(Acquire);
+    let old = CACHE_FD.swap(fresh, AcqRel);
+    COOKIE.store(if fresh >= 0 { cookie } else { 0 }, Release);
+    GEN.fetch_add(1, AcqRel);
+    // The old number is closed only while it is still ours: the
+    // harness may have closed it and opened something else there.
+    if is_ours(old, old_cookie) {
+        sys::close(old);
+    }
+    if fresh >= 0 {
+        VALIDATED_AT.store(now, Relaxed);
+    }
 }
