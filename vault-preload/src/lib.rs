@@ -106,21 +106,20 @@ fn register_before_fork() {
 /// hook call ([`state::get`]), if one comes. A damaged policy image then
 /// stops such a process at its first hook call rather than at start: until
 /// then it runs under the kernel's rules, which do not depend on the image.
+///
+/// The harness record is not read first: the probe is a vault entry, which
+/// the harness's base layer lets it read, and a launched harness runs
+/// without the tool layer, so a process the probe finds under the tool
+/// layer is neither (and its state never needs the record, [`state_dir::Record`]).
 /// Anything else (the harness, a process started outside the harness tree,
 /// a privileged one, no session) takes the full path.
 fn under_tool_layer_at_start() -> bool {
-    let pid = sys::getpid();
-    if state::privileged(pid) {
+    if state::privileged(sys::getpid()) {
         return false;
     }
-    let Some((dir, record)) = state::find_early(sys::getuid()) else {
+    let Some((dir, _)) = state::find_early(sys::getuid()) else {
         return false;
     };
-    // The harness by its record (`/proc/self/stat` only when the pid is
-    // the recorded one); a launched harness is never under the tool layer.
-    if state_dir::harness_pid(record, pid) != 0 {
-        return false;
-    }
     let Some(probe_dir) = state_dir::join(&dir, policy_core::layout::PROBE_DIR.name.as_bytes())
     else {
         return false;

@@ -250,8 +250,9 @@ struct Cell<T>(UnsafeCell<T>);
 // published; read only through the published state's slices.
 unsafe impl<T> Sync for Cell<T> {}
 
-/// The state directory and harness record the constructor found
-/// ([`find_early`]), for the state's build to use instead of looking again;
+/// The state directory the constructor found, with its harness record when
+/// finding it took one ([`find_early`]), for the state's build to use
+/// instead of looking again;
 /// valid once `EARLY_SET` is (written once, before the flag). Both in
 /// `.data`, next to the state, for the reason given there: in `.bss` the
 /// constructor's read of the flag mapped the zero page and its writes
@@ -263,8 +264,8 @@ static EARLY: Cell<MaybeUninit<Found>> = Cell(UnsafeCell::new(MaybeUninit::zeroe
 #[unsafe(link_section = ".data.vault_preload_startup")]
 static EARLY_SET: AtomicBool = AtomicBool::new(false);
 
-/// For the constructor: the state directory and harness record
-/// ([`state_dir::find`]), kept for the state's build. Called once, before
+/// For the constructor: the state directory ([`state_dir::find`]), kept
+/// for the state's build. Called once, before
 /// the constructor builds anything else.
 pub fn find_early(uid: u32) -> Found {
     let found = state_dir::find(uid);
@@ -381,7 +382,16 @@ unsafe fn build(st: *mut State) {
     // initialised now.
     let st = unsafe { &mut *st };
     if let Some((d, record)) = &dir {
-        st.harness_pid = state_dir::harness_pid(*record, init_pid);
+        // A program that started under the tool layer is not the harness,
+        // nor a launched one (neither is ever under it: the constructor's
+        // probe, a vault entry, is theirs to read): its harness pid is 0
+        // whatever the record says, so the record is not read.
+        let record = if UNDER_TOOL_LAYER.load(Ordering::Relaxed) {
+            None
+        } else {
+            record.get(d, uid)
+        };
+        st.harness_pid = state_dir::harness_pid(record, init_pid);
         // Only a policy with launchers: every other process pays nothing.
         if st.policy.launchers().next().is_some() {
             st.launch_socket = state_dir::join(d, layout::LAUNCH_SOCKET.name.as_bytes());

@@ -76,12 +76,32 @@ pub fn join(dir: &StatePath, name: &[u8]) -> Option<StatePath> {
     StatePath::new(&[dir.bytes(), b"/", name])
 }
 
-/// What [`find`] gives: the state directory and its harness record, when
-/// there is one.
-pub type Found = Option<(StatePath, Option<HarnessRecord>)>;
+/// A state directory's harness record: read, or left for whoever needs it.
+#[derive(Clone, Copy)]
+pub enum Record {
+    /// Read (`None`: none, malformed, or writable by someone else).
+    Read(Option<HarnessRecord>),
+    /// Not read yet: [`find`] chose the directory without it. A program
+    /// that starts under the tool layer never needs it (its harness pid is
+    /// 0 whatever the record says: the harness and a launched harness are
+    /// never under the tool layer), so the constructor does not read it.
+    Unread,
+}
 
-/// The state directory, found without trusting the environment, and its
-/// harness record when it holds a well-formed one.
+impl Record {
+    /// The record of `dir`, reading it when not read yet.
+    pub fn get(self, dir: &StatePath, uid: u32) -> Option<HarnessRecord> {
+        match self {
+            Record::Read(r) => r,
+            Record::Unread => harness_record(dir, None, uid),
+        }
+    }
+}
+
+/// What [`find`] gives: the state directory and its harness record.
+pub type Found = Option<(StatePath, Record)>;
+
+/// The state directory, found without trusting the environment.
 ///
 /// A root state directory whose recorded harness is gone (agent-init died
 /// without removing `harness.pid`, or the record is unreadable) belongs to
@@ -89,9 +109,11 @@ pub type Found = Option<(StatePath, Option<HarnessRecord>)>;
 /// session is the one in force and the stale directory is ignored. Without
 /// one, the stale directory's policy still applies (fail closed: its vault
 /// stays hidden), with no process trusted as the harness ([`harness_pid`]).
-/// The liveness check (one read of `/proc/<pid>/stat`) is made only when
-/// both directories exist; every other process pays the host directory's
-/// lookup (`host_dir`: two `lstat`s, three when `<root>/<uid>` exists).
+/// So the record is read here only when both directories exist, and the
+/// liveness check (one read of `/proc/<pid>/stat`) is made only then too;
+/// every other process pays the host directory's lookup (`host_dir`: two
+/// `lstat`s, three when `<root>/<uid>` exists) and the root directory's
+/// two `lstat`s, and reads the record when it needs it ([`Record::get`]).
 pub fn find(uid: u32) -> Found {
     let run = StatePath::new(&[STATE_DIR])?;
     let host = host_dir(uid);
@@ -101,16 +123,17 @@ pub fn find(uid: u32) -> Found {
         && let Some(pidf) = join(&run, HARNESS_PID)
         && let Some(pid_st) = sys::lstat(pidf.with_nul())
     {
+        let Some(h) = host else {
+            return Some((run, Record::Unread));
+        };
         let record = harness_record(&run, Some(pid_st), uid);
-        match host {
-            Some(h) if !record.is_some_and(|r| alive(&r)) => {
-                return Some((h, harness_record(&h, None, uid)));
-            }
-            _ => return Some((run, record)),
+        if !record.is_some_and(|r| alive(&r)) {
+            return Some((h, Record::Unread));
         }
+        return Some((run, Record::Read(record)));
     }
     let h = host?;
-    Some((h, harness_record(&h, None, uid)))
+    Some((h, Record::Unread))
 }
 
 /// The host-mode directory agent-init chose
