@@ -805,3 +805,48 @@ print("END")
     assert_a_tool(&o, &w, "dup");
     assert_stderr_contains(&o, "its environment drops LD_PRELOAD");
 }
+
+/// The preload's constructor takes a process that its probe finds under
+/// the tool layer for a tool without reading the harness record
+/// (`vault-preload/src/lib.rs`, `under_tool_layer_at_start`). That holds
+/// only while the harness and a launched harness may read the probe (a
+/// vault entry: their base layer grants it, and the tool layer is never
+/// theirs). Both read it here, under agent-init's real base layer, and both
+/// start as the harness: not dumpable (their `/proc/<pid>` files are
+/// root's), and a tool they start is refused the probe.
+#[test]
+fn the_harness_and_a_launched_harness_read_their_probe_and_start_as_the_harness_by_preload() {
+    let Some(w) = world(
+        "the_harness_and_a_launched_harness_read_their_probe_and_start_as_the_harness_by_preload",
+        "required",
+    ) else {
+        return;
+    };
+    let check = w.d.join("check.sh");
+    std::fs::write(
+        &check,
+        // `true` is a regular builtin: a refused redirection fails it
+        // without ending the shell, and the open is the shell's own.
+        r#"if true < /run/agent-vault/probe/probe 2>/dev/null; then echo "$TAG probe OPENED"; else echo "$TAG probe REFUSED"; fi
+echo "$TAG proc-owner $(stat -c %u /proc/$$/environ)"
+if /bin/sh -c 'true < /run/agent-vault/probe/probe' 2>/dev/null; then echo "$TAG tool-probe OPENED"; else echo "$TAG tool-probe REFUSED"; fi
+"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&check, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = w.run(&format!(
+        "TAG=runner . {c}\nTAG=pi \"$PI\" {c}\necho END",
+        c = check.display()
+    ));
+    let all = all(&o);
+    for tag in ["runner", "pi"] {
+        assert_eq!(line(&o, tag, "probe"), "OPENED", "{tag}: {all}");
+        assert_eq!(
+            line(&o, tag, "proc-owner"),
+            "0",
+            "{tag} is dumpable: the preload did not take it for the harness: {all}"
+        );
+        assert_eq!(line(&o, tag, "tool-probe"), "REFUSED", "{tag}: {all}");
+    }
+    assert_exit(&o, 0);
+}
