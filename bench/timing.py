@@ -450,9 +450,10 @@ def floor_lines(per, rule_counts):
             f"{per['tool-floor'] - per['tool-without']:+,.1f} µs over a tool spawning without agent-vault "
             f"({per['tool-floor'] / per['tool-without']:.3f}; goal ≤ 1.12); how close: a tool spawning with "
             f"agent-vault − floor {per['tool-with'] - per['tool-floor']:+,.1f} µs "
-            f"(with / floor {per['tool-with'] / per['tool-floor']:.3f}); of it, agent-init's seccomp "
-            f"filters {per['tool-with'] - per['tool-seccomp-off']:+,.1f} µs, and the rest the preload's "
-            f"start-up in the new program")
+            f"(with / floor {per['tool-with'] / per['tool-floor']:.3f})"
+            + (f"; of it, agent-init's seccomp filters {per['tool-with'] - per['tool-seccomp-off']:+,.1f} µs "
+               f"(a tool spawning with − with `[seccomp] mode = \"off\"`), and the rest the preload's "
+               f"start-up in the new program" if "tool-seccomp-off" in per else ""))
 
 
 # --- CPU time per spawn (--cpu) ---------------------------------------------
