@@ -264,11 +264,15 @@ unsafe fn exec_in_harness_child(
     // SAFETY: `envp` is the caller's NULL-terminated array (this function's contract).
     let env = unsafe { e.filter(st, envp) };
     if env.is_null() && !envp.is_null() {
+        tool_layer::note_applied();
         sys::set_errno(libc::ENOMEM);
         return -1;
     }
     // `env` points into `e`, which outlives the call.
-    exec(env)
+    let r = exec(env);
+    // The exec failed: the caller may try again (a `PATH` search).
+    tool_layer::note_applied();
+    r
 }
 
 macro_rules! list_exec {
@@ -628,6 +632,7 @@ unsafe fn spawn_tool(
             tool_layer::report(e, b"; not spawning the command");
             return libc::EPERM;
         }
+        tool_layer::note_applied();
         return body();
     }
     // SAFETY: forwarded unchanged (a tool: already under the tool layer).

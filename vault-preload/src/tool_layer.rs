@@ -23,7 +23,7 @@ pub mod probe;
 pub mod recorder;
 pub mod ruleset;
 
-pub use apply::{apply, ensure, ensure_in_harness_child};
+pub use apply::{apply, ensure, ensure_in_harness_child, note_applied};
 pub use cache::{cache_fd, refresh_cache};
 pub use error::{LandlockError, report};
 pub use probe::{Probe, probe_file};

@@ -41,20 +41,29 @@ static APPLIED_PID: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI3
 /// In a child of the harness: apply the layer, once per process. The first
 /// `exec` attempt applies it without probing. A later attempt in the same
 /// process (an `exec` that failed, as `execvp`-style loops over `PATH`
-/// make: Landlock refuses a 17th layer) skips it only when the probe
-/// (agent-init's `probe/probe`) confirms the process is under a layer.
+/// make: Landlock refuses a 17th layer) skips it only when this process
+/// noted it applied the layer ([`note_applied`]) and the probe (agent-init's
+/// `probe/probe`) confirms the process is under a layer.
 pub fn ensure_in_harness_child(st: &State) -> Result<bool, LandlockError> {
     use core::sync::atomic::Ordering::Relaxed;
-    let me = sys::getpid();
-    if APPLIED_PID.load(Relaxed) == me
+    if APPLIED_PID.load(Relaxed) == sys::getpid()
         && let Some(dir) = st.policy.probe
         && probe_file(dir.bytes()) == Probe::Under
     {
         return Ok(false);
     }
     apply(st)?;
-    APPLIED_PID.store(me, Relaxed);
     Ok(true)
+}
+
+/// In a child of the harness that goes on after [`ensure_in_harness_child`]
+/// (it spawned, or its `exec` failed and it may try again): remember that
+/// this process applied the layer. Not before an `exec` that succeeds: the
+/// new image starts afresh, and this write would be the child's only one
+/// to the library's data, a page fault in every spawn from the harness
+/// (bench/RESULTS.md run 12).
+pub fn note_applied() {
+    APPLIED_PID.store(sys::getpid(), core::sync::atomic::Ordering::Relaxed);
 }
 
 fn restrict(rs: c_int) -> Result<(), LandlockError> {
