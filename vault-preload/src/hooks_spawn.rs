@@ -263,14 +263,16 @@ unsafe fn exec_in_harness_child(
     let mut e = EnvCopy::new();
     // SAFETY: `envp` is the caller's NULL-terminated array (this function's contract).
     let env = unsafe { e.filter(st, envp) };
-    if env.is_null() && !envp.is_null() {
-        tool_layer::note_applied();
+    let r = if env.is_null() && !envp.is_null() {
         sys::set_errno(libc::ENOMEM);
-        return -1;
-    }
-    // `env` points into `e`, which outlives the call.
-    let r = exec(env);
-    // The exec failed: the caller may try again (a `PATH` search).
+        -1
+    } else {
+        // `env` points into `e`, which outlives the call.
+        exec(env)
+    };
+    // No exec (no room for the environment, or the exec failed): the
+    // caller may try again (a `PATH` search) in this process, which is
+    // under the layer already.
     tool_layer::note_applied();
     r
 }

@@ -10,10 +10,10 @@
 //!
 //! A process already under the tool layer when it starts (every program a
 //! tool runs) has its state built by its first hook call, not by the
-//! constructor: the constructor only finds
-//! the state directory ([`find_early`], kept here for that build) and
-//! probes the tool layer, so a program that never calls a hook (`true`,
-//! `expr`, a pipeline's `tr`) reads no policy image.
+//! constructor: the constructor only finds the state directory
+//! ([`find_early`], kept here for that build) and probes the tool layer, so
+//! a program that never calls a hook (`true`, `expr`, a pipeline's `tr`)
+//! reads no policy image.
 //!
 //! The vault entries' identities ([`Identities`]: one `stat` per entry and
 //! hidden path) are built on first use, not at start-up: only the full open
@@ -252,8 +252,8 @@ unsafe impl<T> Sync for Cell<T> {}
 
 /// The state directory the constructor found, with its harness record when
 /// finding it took one ([`find_early`]), for the state's build to use
-/// instead of looking again;
-/// valid once `EARLY_SET` is (written once, before the flag). Both in
+/// instead of looking again; valid once `EARLY_SET` is (written once,
+/// before the flag). Both in
 /// `.data`, next to the state, for the reason given there: in `.bss` the
 /// constructor's read of the flag mapped the zero page and its writes
 /// faulted on two more pages, three page faults in every new program
@@ -265,8 +265,8 @@ static EARLY: Cell<MaybeUninit<Found>> = Cell(UnsafeCell::new(MaybeUninit::zeroe
 static EARLY_SET: AtomicBool = AtomicBool::new(false);
 
 /// For the constructor: the state directory ([`state_dir::find`]), kept
-/// for the state's build. Called once, before
-/// the constructor builds anything else.
+/// for the state's build. Called once, before the constructor builds
+/// anything else.
 pub fn find_early(uid: u32) -> Found {
     let found = state_dir::find(uid);
     if !EARLY_SET.load(Ordering::Acquire) {
