@@ -7,12 +7,14 @@ use crate::sys;
 use core::ffi::c_char;
 use core::mem::MaybeUninit;
 
+/// `entry` (`NAME=value`) is a secret variable. While this thread is
+/// unpacking the secret names (a re-entry) every variable counts as secret.
 fn is_secret(st: &State, entry: &[u8]) -> bool {
     let name = match entry.iter().position(|&b| b == b'=') {
         Some(i) => &entry[..i],
         None => entry,
     };
-    st.policy.is_secret_env(name)
+    st.secret_env().is_none_or(|s| s.is_secret(name))
 }
 
 /// A filtered copy of an `envp` array, in a stack array or (when large) an

@@ -343,7 +343,9 @@ list_exec!(
 /// process it guards: what the child will call before its exec resolved
 /// here, once ([`crate::real::resolve_before_fork`]), and in the harness the
 /// tool-layer ruleset cache brought up to date, so that a forked child only
-/// re-validates it (a few `stat`s) instead of walking.
+/// re-validates it (a few `stat`s) instead of walking, and the secret
+/// variables unpacked ([`State::secret_env`](crate::state::State::secret_env)),
+/// so that no child writes them out again.
 pub extern "C" fn before_fork() {
     crate::real::resolve_before_fork();
     if let Some(st) = state::get()
@@ -354,6 +356,7 @@ pub extern "C" fn before_fork() {
         && st.is_harness()
     {
         tool_layer::refresh_cache(st);
+        st.secret_env();
     }
 }
 

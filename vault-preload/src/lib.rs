@@ -113,10 +113,14 @@ fn register_before_fork() {
 /// layer is neither (and its state never needs the record, [`state_dir::Record`]).
 /// Anything else (the harness, a process started outside the harness tree,
 /// a privileged one, no session) takes the full path.
+///
+/// Whether the process is privileged is not asked first: a process under
+/// the tool layer never is (no tool holds a capability, and
+/// `no_new_privs` keeps it so; PID 1 is agent-init), and a privileged one
+/// is not under the layer, so its probe reads and it takes the full path,
+/// which asks. Two system calls (`getpid`, `capget`) fewer in every
+/// program a tool runs.
 fn under_tool_layer_at_start() -> bool {
-    if state::privileged(sys::getpid()) {
-        return false;
-    }
     let Some((dir, _)) = state::find_early(sys::getuid()) else {
         return false;
     };
@@ -127,7 +131,7 @@ fn under_tool_layer_at_start() -> bool {
     if tool_layer::probe_file(probe_dir.bytes()) != tool_layer::Probe::Under {
         return false;
     }
-    state::UNDER_TOOL_LAYER.store(true, core::sync::atomic::Ordering::Relaxed);
+    state::mark_under_tool_layer();
     true
 }
 

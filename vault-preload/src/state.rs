@@ -40,6 +40,7 @@ use policy_core::image::{MAX_HIDDEN, MAX_IMAGE, MAX_VAULT, Strs};
 use policy_core::layout;
 use policy_core::pathbuf::FixedPath;
 use policy_core::pathbuf::is_within;
+use policy_core::secret_env::SecretEnv;
 use policy_core::{FileId, VaultKind, View};
 
 /// Everything the hooks need, built once per process image.
@@ -145,9 +146,15 @@ impl<T: Copy, const N: usize> Table<T, N> {
 /// Set when this process is known to be under the tool layer (the
 /// constructor's probe said so, or this process applied it). Inherited by
 /// fork, as the Landlock domain is; reset by exec (a new image).
-/// In `.data`, next to the state, for the reason given there.
-#[unsafe(link_section = ".data.vault_preload_startup")]
-pub static UNDER_TOOL_LAYER: AtomicBool = AtomicBool::new(false);
+pub fn mark_under_tool_layer() {
+    STARTUP.under_tool_layer.store(true, Ordering::Relaxed);
+}
+
+/// [`mark_under_tool_layer`] was called in this process image.
+#[inline]
+pub fn under_tool_layer() -> bool {
+    STARTUP.under_tool_layer.load(Ordering::Relaxed)
+}
 
 impl State {
     /// This process is the harness (checked every time: never cached across fork).
@@ -185,7 +192,7 @@ impl State {
     /// device, read the fd's real path.
     #[inline]
     pub fn light(&self) -> bool {
-        !self.file_aliases && UNDER_TOOL_LAYER.load(Ordering::Relaxed)
+        !self.file_aliases && under_tool_layer()
     }
 
     /// False when `path` cannot name a vault entry lexically: it holds no
@@ -231,6 +238,19 @@ impl State {
         })
     }
 
+    /// The policy's secret variables, unpacked for the environment filter
+    /// ([`crate::env`]) on first use: in the harness, before its first fork
+    /// ([`crate::hooks_spawn::before_fork`]), so that its children inherit
+    /// them built instead of each writing the pages. `None` only when
+    /// called while this thread builds them: callers fail closed.
+    pub fn secret_env(&self) -> Option<&'static SecretEnv<'static>> {
+        SECRET_ENV.get(|slot| {
+            // SAFETY: `slot` is SECRET_ENV's, held by this thread until it is
+            // published (Lazy's contract); `write` initialises all of it.
+            unsafe { slot.write(SecretEnv::new(self.policy)) };
+        })
+    }
+
     /// Where the tool-layer probe looks, NUL-terminated: agent-init's probe
     /// directory, then each vault directory.
     pub fn probe_candidates(&self) -> impl Iterator<Item = &'static [u8]> + '_ {
@@ -246,34 +266,20 @@ impl State {
 
 /// A static the state's builder fills before publication.
 struct Cell<T>(UnsafeCell<T>);
-// SAFETY: written only by the thread building STATE, before it is
+// SAFETY: written only by the thread building the state (or, for `early`, the constructor), before it is
 // published; read only through the published state's slices.
 unsafe impl<T> Sync for Cell<T> {}
-
-/// The state directory the constructor found, with its harness record when
-/// finding it took one ([`find_early`]), for the state's build to use
-/// instead of looking again; valid once `EARLY_SET` is (written once,
-/// before the flag). Both in
-/// `.data`, next to the state, for the reason given there: in `.bss` the
-/// constructor's read of the flag mapped the zero page and its writes
-/// faulted on two more pages, three page faults in every new program
-/// (bench/RESULTS.md run 12).
-#[unsafe(link_section = ".data.vault_preload_startup")]
-static EARLY: Cell<MaybeUninit<Found>> = Cell(UnsafeCell::new(MaybeUninit::zeroed()));
-
-#[unsafe(link_section = ".data.vault_preload_startup")]
-static EARLY_SET: AtomicBool = AtomicBool::new(false);
 
 /// For the constructor: the state directory ([`state_dir::find`]), kept
 /// for the state's build. Called once, before the constructor builds
 /// anything else.
 pub fn find_early(uid: u32) -> Found {
     let found = state_dir::find(uid);
-    if !EARLY_SET.load(Ordering::Acquire) {
-        // SAFETY: written once, by the constructor, before EARLY_SET is
-        // published (Release); read only after EARLY_SET (Acquire).
-        unsafe { (*EARLY.0.get()).write(found) };
-        EARLY_SET.store(true, Ordering::Release);
+    if !STARTUP.early_set.load(Ordering::Acquire) {
+        // SAFETY: written once, by the constructor, before `early_set` is
+        // published (Release); read only after `early_set` (Acquire).
+        unsafe { (*STARTUP.early.0.get()).write(found) };
+        STARTUP.early_set.store(true, Ordering::Release);
     }
     found
 }
@@ -288,16 +294,38 @@ pub fn privileged(pid: i32) -> bool {
     sys::cap_effective_low() & (1 << 21) != 0 || pid == 1
 }
 
-/// In `.data`, not `.bss`: every new program's start-up writes the state
-/// and its flags. In `.bss` that took three page faults (two pages, and
-/// the first read of `ptr` maps the zero page, so the write after it
-/// faults again); in `.data` it shares the pages the loader makes private
-/// anyway (it relocates `.data` and zeroes the start of `.bss` in its last
-/// page): about two faults fewer in every new program (bench/RESULTS.md,
-/// run 8). The file grows by the state's size (about 5 KiB).
+/// What a new program's start-up writes, and the state, in one block of
+/// `.data`, the flags last. In `.bss` the constructor's first read of a
+/// flag mapped the zero page and its writes faulted again, on each page
+/// (bench/RESULTS.md runs 8 and 12). In `.data` they share the page the
+/// loader makes private anyway: it zeroes the start of `.bss`, in the page
+/// where `.data` ends, and the block holds all of `.data` but the
+/// cache's fd number, so its flags, at its end, are in that page. The
+/// state (about 5 KiB) comes first, and its other page is written only
+/// when a hook builds it. With the RW segments page-aligned (build.rs), a
+/// program that starts under the tool layer writes two pages of this
+/// library: the relocations' and this one (bench/RESULTS.md run 13).
+#[repr(C)]
+struct Startup {
+    state: Lazy<State>,
+    /// The state directory the constructor found, with its harness record
+    /// when finding it took one ([`find_early`]), for the state's build to
+    /// use instead of looking again; valid once `early_set` is (written
+    /// once, before the flag).
+    early: Cell<MaybeUninit<Found>>,
+    early_set: AtomicBool,
+    under_tool_layer: AtomicBool,
+}
+
 #[unsafe(link_section = ".data.vault_preload_startup")]
-static STATE: Lazy<State> = Lazy::new();
+static STARTUP: Startup = Startup {
+    state: Lazy::new(),
+    early: Cell(UnsafeCell::new(MaybeUninit::zeroed())),
+    early_set: AtomicBool::new(false),
+    under_tool_layer: AtomicBool::new(false),
+};
 static IDENTITIES: Lazy<Identities> = Lazy::new();
+static SECRET_ENV: Lazy<SecretEnv<'static>> = Lazy::new();
 /// The policy image, as read from `policy.bin`.
 static IMAGE: Cell<[u8; MAX_IMAGE]> = Cell(UnsafeCell::new([0; MAX_IMAGE]));
 /// `/etc/passwd`, read for the built-in policy's home (no session only).
@@ -307,8 +335,8 @@ static PASSWD: Cell<[u8; passwd::BUF_SIZE]> = Cell(UnsafeCell::new([0; passwd::B
 /// the thread that is building it (re-entry): callers fail closed.
 #[inline]
 pub fn get() -> Option<&'static State> {
-    STATE.get(|slot| {
-        // SAFETY: `slot` is STATE's, held by this thread until it is
+    STARTUP.state.get(|slot| {
+        // SAFETY: `slot` is the state's, held by this thread until it is
         // published (Lazy's contract): nothing else reads or writes it,
         // IMAGE or PASSWD now.
         unsafe { build(slot) }
@@ -330,10 +358,10 @@ macro_rules! init_field {
     }};
 }
 
-/// Fill `st` (STATE's uninitialised slot).
+/// Fill `st` (the state's uninitialised slot).
 ///
 /// # Safety
-/// The caller holds STATE's builder role (so also IMAGE and PASSWD).
+/// The caller holds the state's builder role (so also IMAGE and PASSWD).
 unsafe fn build(st: *mut State) {
     let uid = sys::getuid();
     let init_pid = sys::getpid();
@@ -344,11 +372,11 @@ unsafe fn build(st: *mut State) {
     init_field!(st.harness_pid = 0);
     init_field!(st.init_pid = init_pid);
     init_field!(st.privileged = privileged);
-    let dir = if EARLY_SET.load(Ordering::Acquire) {
-        // SAFETY: EARLY's cell, 'static; after EARLY_SET it is never written
-        // again, so a shared reference is sound.
-        let early = unsafe { &*EARLY.0.get() };
-        // SAFETY: EARLY_SET is set only after EARLY was written (find_early).
+    let dir = if STARTUP.early_set.load(Ordering::Acquire) {
+        // SAFETY: `early`'s cell, 'static; after `early_set` it is never
+        // written again, so a shared reference is sound.
+        let early = unsafe { &*STARTUP.early.0.get() };
+        // SAFETY: `early_set` is set only after `early` was written (find_early).
         unsafe { early.assume_init() }
     } else {
         state_dir::find(uid)
@@ -356,7 +384,7 @@ unsafe fn build(st: *mut State) {
     init_field!(st.audit_socket = dir.as_ref().and_then(|(d, _)| crate::audit::socket_path(d)));
     init_field!(st.launch_socket = None);
     let image = dir.as_ref().map(|(d, _)| {
-        // SAFETY: STATE's builder role is held (this function's contract): nothing else
+        // SAFETY: the state's builder role is held (this function's contract): nothing else
         // uses IMAGE; after this build it is never written again.
         let buf = unsafe { &mut *IMAGE.0.get() };
         image_load::load(d, buf)
@@ -367,18 +395,18 @@ unsafe fn build(st: *mut State) {
         // the vault. (The privileged are exempt from the checks anyway.)
         Some(Image::Damaged) if !privileged => sys::exit_now(126),
         _ => {
-            // SAFETY: IMAGE's cell, 'static; STATE's builder role is held, so nothing
+            // SAFETY: IMAGE's cell, 'static; the state's builder role is held, so nothing
             // else uses it, and the load above returned no view into it.
             let image = unsafe { &mut *IMAGE.0.get() };
-            // SAFETY: PASSWD's cell, 'static; STATE's builder role is held, so nothing
+            // SAFETY: PASSWD's cell, 'static; the state's builder role is held, so nothing
             // else uses it, and nothing has used it before.
             let passwd = unsafe { &mut *PASSWD.0.get() };
-            // SAFETY: the state is being built (STATE's builder role is held).
+            // SAFETY: the state is being built (the state's builder role is held).
             unsafe { builtin::policy(uid, image, passwd) }
         }
     };
     init_field!(st.policy = policy); // the last field
-    // SAFETY: `st` is STATE's slot, ours while its builder role is held, and every field is
+    // SAFETY: `st` is the state's slot, ours while its builder role is held, and every field is
     // initialised now.
     let st = unsafe { &mut *st };
     if let Some((d, record)) = &dir {
@@ -386,7 +414,7 @@ unsafe fn build(st: *mut State) {
         // nor a launched one (neither is ever under it: the constructor's
         // probe, a vault entry, is theirs to read): its harness pid is 0
         // whatever the record says, so the record is not read.
-        let record = if UNDER_TOOL_LAYER.load(Ordering::Relaxed) {
+        let record = if under_tool_layer() {
             None
         } else {
             record.get(d, uid)

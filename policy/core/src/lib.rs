@@ -21,6 +21,8 @@
 //!   built-in policy, when no agent-init session exists).
 //! - [`proxy_path`]: which request paths an OAuth route forwards (the
 //!   policy's and vault-proxy's one rule).
+//! - [`secret_env`]: which environment variables are secret, unpacked
+//!   for the harness's children, which ask for every variable they pass on.
 
 #![no_std]
 
@@ -30,6 +32,7 @@ pub mod image;
 pub mod layout;
 pub mod pathbuf;
 pub mod proxy_path;
+pub mod secret_env;
 pub mod walk;
 
 pub use access::Access;

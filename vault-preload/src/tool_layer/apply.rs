@@ -28,7 +28,7 @@ pub fn ensure(st: &State) -> Result<bool, LandlockError> {
         }
     };
     if under {
-        crate::state::UNDER_TOOL_LAYER.store(true, core::sync::atomic::Ordering::Relaxed);
+        crate::state::mark_under_tool_layer();
     }
     Ok(under)
 }
