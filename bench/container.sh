@@ -69,7 +69,8 @@ for p in spawner openloop llreplay; do
 done
 gcc -O2 -shared -fPIC -o "$W/bin/empty.so" "$ROOT/bench/c/empty.c"
 : > "$W/empty-preload"
-chmod 0644 "$W/empty-preload"
+echo /bench/bin/empty.so > "$W/empty-lib-preload"
+chmod 0644 "$W/empty-preload" "$W/empty-lib-preload"
 
 # The image's policy (the built-in one with the proxy on) with one layer off.
 podman run --rm --network=none -v "$W/empty-preload:/etc/ld.so.preload:ro" --entrypoint cat "$IMAGE" \

@@ -12,10 +12,11 @@
 #
 # Builds agent-init and the preload (release), then, inside a private mount
 # namespace (nothing on the host changes): tmpfs over /tmp, /srv (the vault's
-# parent), /run/agent-vault and the harness user's home; two copies of /etc, one plain and one with an
-# /etc/ld.so.preload naming the release preload (as the images have it).
+# parent), /run/agent-vault and the harness user's home; three copies of /etc: one plain, one with an
+# /etc/ld.so.preload naming the release preload (as the images have it), one naming an empty
+# library (the floors).
 # Every sample starts each arm in its own nested mount namespace with one of
-# the two /etc copies bind-mounted, so the arms differ only by agent-vault:
+# the /etc copies bind-mounted, so the arms differ only by agent-vault:
 #   with:    agent-init run -q --user UID:GID -- HARNESS ...  (/etc with ld.so.preload)
 #   without: setpriv --reuid UID --regid GID --clear-groups -- HARNESS ...
 # and both under the same `prlimit --nofile=SOFT:1048576`, for SOFT = 1024
@@ -63,12 +64,15 @@ W=/tmp/av-bench
 mkdir -m 0755 "$W" "$W/bin"
 
 echo "setting up $W" >&2
-mkdir "$W/etc-plain" "$W/etc-vault"
+mkdir "$W/etc-plain" "$W/etc-vault" "$W/etc-empty"
 cp -a /etc/. "$W/etc-plain/"
 cp -a /etc/. "$W/etc-vault/"
+cp -a /etc/. "$W/etc-empty/"
 rm -f "$W/etc-plain/ld.so.preload"
 echo "$ROOT/target/release/libvault_preload.so" > "$W/etc-vault/ld.so.preload"
-chmod 0644 "$W/etc-vault/ld.so.preload"
+# The floors: an empty library, preloaded the way agent-vault's is.
+echo "$W/bin/empty.so" > "$W/etc-empty/ld.so.preload"
+chmod 0644 "$W/etc-vault/ld.so.preload" "$W/etc-empty/ld.so.preload"
 
 for p in spawner openloop llreplay; do
     gcc -O2 -Wall -o "$W/bin/$p" "$ROOT/bench/c/$p.c"

@@ -153,6 +153,19 @@ def podman_run(soft, extra):
 # The "without" arm in a container: an empty file over the image's
 # /etc/ld.so.preload (bench/container.sh makes it).
 NO_PRELOAD = ["-v", f"{W}/empty-preload:/etc/ld.so.preload:ro"]
+# The floors' arm in a container: an /etc/ld.so.preload naming the empty
+# library, loaded the way agent-vault's is (see `etc_for`).
+EMPTY_PRELOAD = ["-v", f"{W}/empty-lib-preload:/etc/ld.so.preload:ro"]
+
+
+def etc_for(empty_lib):
+    """The /etc of an arm without agent-vault: the plain one, or (the
+    floors, `empty_lib`) one whose /etc/ld.so.preload names the empty
+    library. The floors load it as agent-vault's library is loaded: the
+    loader reads /etc/ld.so.preload in every new program (an `access`, an
+    `open`, a `mmap`: about 16 µs a spawn here over `LD_PRELOAD`, bench/
+    RESULTS.md run 13), which any design that preloads this way pays."""
+    return W + ("/etc-empty" if empty_lib else "/etc-plain")
 
 
 def with_av(cmd, soft, policy=None):
@@ -165,14 +178,12 @@ def with_av(cmd, soft, policy=None):
         AGENT_INIT, "run", "-q", "--user", f"{a.uid}:{a.gid}", *pol, "--", *cmd]
 
 
-def without_av(cmd, soft, preload=None):
+def without_av(cmd, soft, empty_lib=False):
     if a.container:
-        env = ["-e", f"LD_PRELOAD={preload}"] if preload else []
-        return podman_run(soft, [*NO_PRELOAD, "--user", f"{a.uid}:{a.gid}", *env,
+        return podman_run(soft, [*(EMPTY_PRELOAD if empty_lib else NO_PRELOAD), "--user", f"{a.uid}:{a.gid}",
                                  "--entrypoint", cmd[0]]) + [a.container, *cmd[1:]]
-    env = ["env", f"LD_PRELOAD={preload}"] if preload else []
-    return prefix(W + "/etc-plain", soft) + [
-        "setpriv", "--reuid", a.uid, "--regid", a.gid, "--clear-groups", "--", *env, *cmd]
+    return prefix(etc_for(empty_lib), soft) + [
+        "setpriv", "--reuid", a.uid, "--regid", a.gid, "--clear-groups", "--", *cmd]
 
 
 # The fd at which `llreplay --last-layer-fd` leaves the tool layer's ruleset
@@ -181,9 +192,9 @@ def without_av(cmd, soft, preload=None):
 LAST_LAYER_FD = "3"
 
 
-def replayed(cmd, soft, rules, preload=None, last_layer_in_children=False, allow_filter=False):
-    """Without agent-vault, under the recorded Landlock layers; `preload`: a
-    library in LD_PRELOAD (the empty one: the floors). With
+def replayed(cmd, soft, rules, empty_lib=False, last_layer_in_children=False, allow_filter=False):
+    """Without agent-vault, under the recorded Landlock layers; `empty_lib`:
+    with the empty library preloaded (the floors, `etc_for`). With
     `last_layer_in_children`, llreplay enforces the base layer only and
     leaves the tool layer's ruleset open at LAST_LAYER_FD for `cmd`
     (`spawner forkexec-layer N 3`) to enforce in each child. With
@@ -192,11 +203,9 @@ def replayed(cmd, soft, rules, preload=None, last_layer_in_children=False, allow
     keep = (["--allow-filter"] if allow_filter else []) + (
         ["--last-layer-fd", LAST_LAYER_FD] if last_layer_in_children else [])
     if a.container:
-        env = ["-e", f"LD_PRELOAD={preload}"] if preload else []
-        return podman_run(soft, [*NO_PRELOAD, *env, "--entrypoint", BIN + "/llreplay"]) + [
-            a.container, *keep, rules, a.uid, a.gid, *cmd]
-    env = ["env", f"LD_PRELOAD={preload}"] if preload else []
-    return prefix(W + "/etc-plain", soft) + [*env, BIN + "/llreplay", *keep, rules, a.uid, a.gid, *cmd]
+        return podman_run(soft, [*(EMPTY_PRELOAD if empty_lib else NO_PRELOAD), "--entrypoint",
+                                 BIN + "/llreplay"]) + [a.container, *keep, rules, a.uid, a.gid, *cmd]
+    return prefix(etc_for(empty_lib), soft) + [BIN + "/llreplay", *keep, rules, a.uid, a.gid, *cmd]
 
 
 def harness_floor(n, soft, rules):
@@ -207,12 +216,12 @@ def harness_floor(n, soft, rules):
     prctl(PR_SET_NO_NEW_PRIVS) and landlock_restrict_self of the tool
     layer's ruleset, built once in the harness as the preload's cache has
     it; no seccomp call), then the execve of /bin/true with an empty
-    library in LD_PRELOAD (any preload's floor). Not in it: agent-init's
+    library in /etc/ld.so.preload (any preload's floor). Not in it: agent-init's
     seccomp filters on the harness (three, inherited by every child; their
     length is this policy's choice, not a floor of the shape: their cost is
     the `[seccomp] mode = "off"` row) and the preload's own work."""
     return replayed([BIN + "/spawner", "forkexec-layer", str(n), LAST_LAYER_FD], soft, rules,
-                    BIN + "/empty.so", last_layer_in_children=True)
+                    empty_lib=True, last_layer_in_children=True)
 
 
 def traced(arm, strace, with_arm):
@@ -242,7 +251,7 @@ def traced(arm, strace, with_arm):
 def run_once(cmd, key):
     r = subprocess.run(cmd, env=RUN_ENV, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     vals = [float(m.group(1)) for m in re.finditer(rf"^{key} ([0-9.]+)$", r.stdout, re.M)]
-    # ld.so only warns when an LD_PRELOAD library cannot be loaded (say, the
+    # ld.so only warns when a preloaded library cannot be loaded (say, the
     # tool layer denies reading it): a floor without its library is no floor.
     if r.returncode != 0 or not vals or "cannot be preloaded" in r.stderr:
         sys.exit(f"bench: failed (exit {r.returncode}, no '{key}' line): {' '.join(cmd)}\n"
@@ -429,8 +438,8 @@ TOOL_FLOOR_LABEL = ("the FLOOR of a spawn inside a TOOL: both layers on the spaw
 def tool_floor(n, soft, rules):
     """The floor of a spawn inside a tool: the spawning program under both
     recorded layers (as a tool is), the execve of /bin/true with an empty
-    library in LD_PRELOAD; no seccomp filter (see harness_floor)."""
-    return replayed([BIN + "/spawner", "forkexec", str(n)], soft, rules, BIN + "/empty.so")
+    library in /etc/ld.so.preload; no seccomp filter (see harness_floor)."""
+    return replayed([BIN + "/spawner", "forkexec", str(n)], soft, rules, empty_lib=True)
 
 
 def floor_lines(per, rule_counts):
@@ -440,13 +449,13 @@ def floor_lines(per, rule_counts):
     return (f"- the floor of a harness spawn (harness_floor() in bench/timing.py: `llreplay --last-layer-fd` "
             f"with the recorded base layer, {rule_counts[0]} rules, on the harness; in each child "
             f"prctl(PR_SET_NO_NEW_PRIVS) + landlock_restrict_self of the recorded tool layer, "
-            f"{rule_counts[1]} rules, built once; exec with an empty library in LD_PRELOAD; no seccomp "
+            f"{rule_counts[1]} rules, built once; exec with an empty library in /etc/ld.so.preload; no seccomp "
             f"filter): {fl:,.1f} µs, {fl - wo:+,.1f} µs over without ({fl / wo:.3f}; goal ≤ 1.25)\n"
             f"- how close: with − floor {w - fl:+,.1f} µs (with / floor {w / fl:.3f}); of it, agent-init's "
             f"seccomp filters (with − seccomp off) {w - per['seccomp-off']:+,.1f} µs, and the rest the "
             f"preload's work (its start-up in the new program and its spawn hook in the harness child)\n"
             f"- the floor of a spawn inside a tool (tool_floor(): `llreplay` with both recorded layers, an "
-            f"empty library in LD_PRELOAD): {per['tool-floor']:,.1f} µs, "
+            f"empty library in /etc/ld.so.preload): {per['tool-floor']:,.1f} µs, "
             f"{per['tool-floor'] - per['tool-without']:+,.1f} µs over a tool spawning without agent-vault "
             f"({per['tool-floor'] / per['tool-without']:.3f}; goal ≤ 1.12); how close: a tool spawning with "
             f"agent-vault − floor {per['tool-with'] - per['tool-floor']:+,.1f} µs "
@@ -491,7 +500,7 @@ def cpu_main():
         return ab_main(n, rounds, soft, sp, t_start, load)
     variants = {
         "without": lambda k: without_av([sp, "forkexec", str(k)], soft),
-        "empty": lambda k: without_av([sp, "forkexec", str(k)], soft, BIN + "/empty.so"),
+        "empty": lambda k: without_av([sp, "forkexec", str(k)], soft, empty_lib=True),
         "with": lambda k: with_av([sp, "forkexec", str(k)], soft),
         "landlock-off": lambda k: with_av([sp, "forkexec", str(k)], soft, W + "/landlock-off.toml"),
         "seccomp-off": lambda k: with_av([sp, "forkexec", str(k)], soft, W + "/seccomp-off.toml"),
@@ -530,7 +539,7 @@ def cpu_main():
     print("| variant | CPU µs per spawn | vs without | page faults per spawn |")
     print("|---|---|---|---|")
     for k, label in (("without", "without agent-vault"),
-                     ("empty", "without agent-vault, an EMPTY library in LD_PRELOAD (any preload's floor)"),
+                     ("empty", "without agent-vault, an EMPTY library in /etc/ld.so.preload (any preload's floor)"),
                      ("with", "with agent-vault (built-in policy): the harness spawning"),
                      ("landlock-off", "with agent-vault, `[landlock] mode = \"off\"`"),
                      ("seccomp-off", "with agent-vault, `[seccomp] mode = \"off\"`"),
@@ -578,7 +587,7 @@ def main():
             if not a.quick:
                 # The floor of the tool work: the same work under the
                 # recorded layers (both) with an empty library preloaded.
-                arms["floor"] = replayed(cmd, soft, rules, BIN + "/empty.so")
+                arms["floor"] = replayed(cmd, soft, rules, empty_lib=True)
             r = measure(arms, "ns", S_WORK)
             row(soft, 1, f"tool work: {w}", r["without"], r["with"], 1.03, "ms", r.get("floor"))
         # 2. spawn from the harness.
@@ -629,7 +638,7 @@ def main():
         in_tool = [sp, "run", "1", *fe]
         r = measure({
             "without": without_av(fe, soft),
-            "empty": without_av(fe, soft, BIN + "/empty.so"),
+            "empty": without_av(fe, soft, empty_lib=True),
             "with": with_av(fe, soft),
             "landlock-off": with_av(fe, soft, W + "/landlock-off.toml"),
             "seccomp-off": with_av(fe, soft, W + "/seccomp-off.toml"),
@@ -708,7 +717,7 @@ def print_tables(bd, rule_counts):
         print("| variant | µs per spawn | vs without |")
         print("|---|---|---|")
         for k, label in (("without", "without agent-vault"),
-                         ("empty", "without agent-vault, an EMPTY library in LD_PRELOAD (any preload's floor)"),
+                         ("empty", "without agent-vault, an EMPTY library in /etc/ld.so.preload (any preload's floor)"),
                          ("with", "with agent-vault (built-in policy)"),
                          ("landlock-off", "with agent-vault, `[landlock] mode = \"off\"` (no base or tool layer)"),
                          ("seccomp-off", "with agent-vault, `[seccomp] mode = \"off\"`"),
@@ -736,7 +745,7 @@ def print_tables(bd, rule_counts):
         print(floor_lines(b, rule_counts))
     if any(r[7] for r in ROWS):
         print("\nFigure 1's floor: the same work, run the same way (the C harness's child), under the "
-              "recorded layers (both, `llreplay`) with an empty library in LD_PRELOAD and no agent-vault: "
+              "recorded layers (both, `llreplay`) with an empty library in /etc/ld.so.preload and no agent-vault: "
               "what any design of this shape pays (Landlock and any preload), without the preload's own "
               "work and agent-init's seccomp filters. floor / without: the median of the per-sample "
               "ratios, (of the minimums).")
