@@ -143,9 +143,9 @@ impl<T: Copy, const N: usize> Table<T, N> {
     }
 }
 
-/// Set when this process is known to be under the tool layer (the
-/// constructor's probe said so, or this process applied it). Inherited by
-/// fork, as the Landlock domain is; reset by exec (a new image).
+/// Note that this process is under the tool layer (the constructor's probe
+/// said so, or this process applied it). The mark is inherited by fork, as
+/// the Landlock domain is, and gone after exec (a new image).
 pub fn mark_under_tool_layer() {
     STARTUP.under_tool_layer.store(true, Ordering::Relaxed);
 }
@@ -266,8 +266,9 @@ impl State {
 
 /// A static the state's builder fills before publication.
 struct Cell<T>(UnsafeCell<T>);
-// SAFETY: written only by the thread building the state (or, for `early`, the constructor), before it is
-// published; read only through the published state's slices.
+// SAFETY: written only by the thread building the state (or, for
+// `early`, by the constructor), before it is published; read only through
+// the published state's slices (`early`: after `early_set`).
 unsafe impl<T> Sync for Cell<T> {}
 
 /// For the constructor: the state directory ([`state_dir::find`]), kept
