@@ -7,6 +7,8 @@
 #   sudo bench/run.sh --cpu --ab a=A.so,b=B.so [--rounds N]
 #                               # the same for a harness and a tool spawning, per preload
 #                               # build (each copied over the release preload in turn)
+#   sudo bench/run.sh --profile # where a spawn's CPU time goes, by process, library and
+#                               # symbol, against the floors (perf record; needs perf)
 #   sudo bench/run.sh --container [--quick]   # the same figures in a container
 #                                             # built from images/ (bench/container.sh)
 #
@@ -38,7 +40,7 @@ if [ "${AV_BENCH_INNER:-}" != 1 ]; then
         command -v "$t" >/dev/null || missing+=("$t")
     done
     [ -x /usr/bin/python3 ] || missing+=("/usr/bin/python3")
-    case " $* " in *" --cpu "*) command -v perf >/dev/null || missing+=("perf (Debian: linux-perf)") ;; esac
+    case " $* " in *" --cpu "*|*" --profile "*) command -v perf >/dev/null || missing+=("perf (Debian: linux-perf)") ;; esac
     if [ ${#missing[@]} -gt 0 ]; then
         echo "bench/run.sh: missing: ${missing[*]} (Debian: apt-get install gcc make git nodejs strace autoconf util-linux python3)" >&2
         exit 1

@@ -48,8 +48,14 @@ p.add_argument("--container", metavar="IMAGE",
 p.add_argument("--ab", metavar="NAME=LIB,...",
                help="with --cpu: compare preload builds: each LIB (a libvault_preload.so) is copied "
                     "over the release preload in turn, for a harness and a tool spawning")
-p.add_argument("--rounds", type=int, help="with --cpu: interleaved rounds (default 9, --quick 3)")
+p.add_argument("--rounds", type=int, help="with --cpu: interleaved rounds (default 9, --quick 3); "
+                                          "with --profile: profiles per arm (default 5, --quick 1)")
+p.add_argument("--profile", action="store_true",
+               help="where a spawn's CPU time goes, by process, library and symbol: a sampled profile "
+                    "(perf record) of the harness and a tool spawning, each against its floor")
 a = p.parse_args()
+if a.profile and (a.container or a.ab):
+    sys.exit("bench: --profile is host-only and takes no --ab")
 if a.ab and not a.cpu:
     sys.exit("bench: --ab needs --cpu")
 if a.container and a.cpu:
@@ -818,7 +824,80 @@ def ab_main(n, rounds, soft, sp, t_start, load):
     print(f"\nTook {time.time() - t_start:.0f} s.")
 
 
-if a.cpu:
+# --- where a spawn's CPU time goes (--profile) -------------------------------
+
+PROFILE_HZ = 20000
+
+
+def profile_once(cmd, out):
+    """`perf record` of `cmd` (every process it starts) at PROFILE_HZ
+    samples a second of CPU time; returns {(process, library, symbol):
+    samples}."""
+    run_once(["perf", "record", "-q", "-F", str(PROFILE_HZ), "-e", "cpu-clock", "-o", out, "--", *cmd],
+             "us_per_spawn")
+    r = subprocess.run(["perf", "script", "-i", out, "-F", "comm,ip,sym,dso"],
+                       capture_output=True, text=True, check=True)
+    got = {}
+    for line in r.stdout.splitlines():
+        f = line.split()
+        if len(f) < 3:
+            continue
+        # comm, ip, symbol (may hold spaces, or be "[unknown]"), (library)
+        key = (f[0], f[-1].strip("()").rsplit("/", 1)[-1], " ".join(f[2:-1]) or "?")
+        got[key] = got.get(key, 0) + 1
+    return got
+
+
+def profile_main():
+    """Sampled profiles of four `--cpu` variants (a harness and a tool
+    spawning, with agent-vault and at their floors), N spawns each, and
+    where they differ, in µs per spawn: samples / PROFILE_HZ / N. perf's
+    sampling slows what it samples, so read the figures as shares of the
+    difference, not as times (`--cpu` gives those). The release preload is
+    stripped, so its own functions show as `[unknown]`; `sudo
+    CARGO_PROFILE_RELEASE_STRIP=none bench/run.sh --profile` names them
+    (rebuild without it afterwards). How run 13 found the environment
+    filter's 5 µs (bench/RESULTS.md)."""
+    t_start = time.time()
+    n, soft = (500 if a.quick else 2000), 1024
+    rounds = a.rounds or (1 if a.quick else 5)
+    sp = BIN + "/spawner"
+    rules, _ = record_layers(WS + "/proj/src/f01.c")
+    pairs = [
+        ("the harness spawning", with_av([sp, "forkexec", str(n)], soft), harness_floor(n, soft, rules)),
+        ("a tool spawning", with_av([sp, "run", "1", sp, "forkexec", str(n)], soft), tool_floor(n, soft, rules)),
+    ]
+    per = 1e6 / PROFILE_HZ / n / rounds
+    print(f"\nWhere a spawn's CPU time goes: `perf record -F {PROFILE_HZ} -e cpu-clock` of {n} C fork+execs of "
+          f"/bin/true, {rounds} interleaved rounds, soft RLIMIT_NOFILE {soft}; µs per spawn = samples / "
+          f"{PROFILE_HZ} / {n} / {rounds}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. In a VM, "
+          f"the loader's CPU-feature setup (`init_cpu_features`, `handle_amd`: `cpuid`, which traps) is "
+          f"the same in every arm but lands on its samples unevenly: a difference there is noise.")
+    for i, (name, with_cmd, floor_cmd) in enumerate(pairs):
+        say(f"bench: profiling {name}, with agent-vault and at the floor, {rounds} rounds")
+        w, f = {}, {}
+        for r in range(rounds):
+            for acc, cmd, arm in ((w, with_cmd, "with"), (f, floor_cmd, "floor")):
+                for k, c in profile_once(cmd, f"{W}/profile-{i}-{arm}.data").items():
+                    acc[k] = acc.get(k, 0) + c
+        diff = {k: (w.get(k, 0) - f.get(k, 0)) * per for k in set(w) | set(f)}
+        by_lib = {}
+        for (comm, lib, _), d in diff.items():
+            by_lib[(comm, lib)] = by_lib.get((comm, lib), 0) + d
+        print(f"\n{name}: with agent-vault {sum(w.values()) * per:,.1f} µs per spawn, floor "
+              f"{sum(f.values()) * per:,.1f} (both as sampled)\n")
+        print("| process | library | with − floor, µs per spawn |\n|---|---|---|")
+        for (comm, lib), d in sorted(by_lib.items(), key=lambda x: -abs(x[1]))[:8]:
+            print(f"| {comm} | {lib} | {d:+.1f} |")
+        print("\n| process | library | symbol | with − floor, µs per spawn |\n|---|---|---|---|")
+        for (comm, lib, sym), d in sorted(diff.items(), key=lambda x: -x[1])[:20]:
+            print(f"| {comm} | {lib} | `{sym}` | {d:+.2f} |")
+    print(f"\nTook {time.time() - t_start:.0f} s.")
+
+
+if a.profile:
+    profile_main()
+elif a.cpu:
     cpu_main()
 else:
     main()
