@@ -16,7 +16,7 @@
 //! that of [`View::is_secret_env`] (`policy/tests/secret_env_agrees.rs`
 //! checks it against random names and patterns).
 
-use crate::image::{MAX_SECRET_ENV, MAX_SECRET_PATTERNS, View, glob_match};
+use crate::image::{MAX_SECRET_ENV, MAX_SECRET_PATTERNS, Strs, View, glob_match};
 
 /// The bigram signature of `s`: bit `h(a, b) % 64` for each pair of
 /// adjacent bytes `a b`. For a pattern, its literal runs only (a `*` starts
@@ -41,6 +41,21 @@ struct Signed<'a> {
 
 const NONE: Signed<'static> = Signed { sig: 0, text: &[] };
 
+/// Fill `slots` with `from`'s strings and their signatures; returns how
+/// many. View::decode holds each section to its limit (the slots' number),
+/// so nothing is dropped; `zip` stops at the slots' end regardless.
+fn unpack<'a>(slots: &mut [Signed<'a>], from: Strs<'a>) -> usize {
+    let mut n = 0;
+    for (slot, s) in slots.iter_mut().zip(from) {
+        *slot = Signed {
+            sig: signature(s.bytes()),
+            text: s.bytes(),
+        };
+        n += 1;
+    }
+    n
+}
+
 /// The policy's secret names and patterns, unpacked with their
 /// signatures. Fixed size (the image's limits: 64 names, 32 patterns),
 /// no allocation.
@@ -56,30 +71,15 @@ pub struct SecretEnv<'a> {
 impl<'a> SecretEnv<'a> {
     /// Unpack `view`'s secret names and patterns.
     pub fn new(view: View<'a>) -> SecretEnv<'a> {
-        let mut s = SecretEnv {
+        let mut names = [NONE; MAX_SECRET_ENV];
+        let mut patterns = [NONE; MAX_SECRET_PATTERNS];
+        SecretEnv {
             view,
-            names: [NONE; MAX_SECRET_ENV],
-            n_names: 0,
-            patterns: [NONE; MAX_SECRET_PATTERNS],
-            n_patterns: 0,
-        };
-        // View::decode holds each section to its limit, so neither loop
-        // drops an entry; `zip` stops at the array's end regardless.
-        for (slot, name) in s.names.iter_mut().zip(view.secret_env()) {
-            *slot = Signed {
-                sig: signature(name.bytes()),
-                text: name.bytes(),
-            };
-            s.n_names += 1;
+            n_names: unpack(&mut names, view.secret_env()),
+            names,
+            n_patterns: unpack(&mut patterns, view.secret_patterns()),
+            patterns,
         }
-        for (slot, p) in s.patterns.iter_mut().zip(view.secret_patterns()) {
-            *slot = Signed {
-                sig: signature(p.bytes()),
-                text: p.bytes(),
-            };
-            s.n_patterns += 1;
-        }
-        s
     }
 
     /// [`View::is_secret_env`]'s answer for `name`.
