@@ -19,6 +19,22 @@
  *                            LD_PRELOAD, it is the floor of a harness spawn
  *                            (bench/timing.py). Any failure in a child exits
  *                            126 and fails the run.
+ *   spawner posix_spawn-layer N FD
+ *                            the same as posix_spawn, but each spawn, as
+ *                            agent-vault's harness does it (strace -f of a
+ *                            harness's posix_spawn through agent-init),
+ *                            runs in a new thread (1 MiB stack, joined
+ *                            before the next) that enforces FD's ruleset
+ *                            on itself (prctl(PR_SET_NO_NEW_PRIVS),
+ *                            landlock_restrict_self) and then calls
+ *                            posix_spawn: glibc's posix_spawn child execs
+ *                            without going through any interposed function,
+ *                            so a preload can restrict it only by
+ *                            restricting the thread that spawns it. Under
+ *                            llreplay's base layer with an empty library in
+ *                            /etc/ld.so.preload, it is the floor of a
+ *                            harness's posix_spawn (bench/timing.py). Any
+ *                            failure fails the run.
  *   spawner run K CMD ARG... K x fork + execvp(CMD) + waitpid, timing each
  *                            child from fork to reap; prints "ns <t>" per run.
  *                            A non-zero exit of CMD fails the run.
@@ -27,6 +43,7 @@
  * started by a tool it is itself a tool spawning tools. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,9 +96,55 @@ static pid_t fork_exec(char *const argv[], int layer_fd) {
   return pid;
 }
 
+struct layered_spawn {
+  int layer_fd;
+  char **argv;
+  pid_t pid;
+  int err; /* 0, or an errno; `what` names the call that failed */
+  const char *what;
+};
+
+/* posix_spawn-layer's thread: restrict itself, then spawn. */
+static void *layered_spawn_main(void *arg) {
+  struct layered_spawn *s = arg;
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    s->err = errno;
+    s->what = "prctl(PR_SET_NO_NEW_PRIVS)";
+  } else if (syscall(SYS_landlock_restrict_self, s->layer_fd, 0) != 0) {
+    s->err = errno;
+    s->what = "landlock_restrict_self";
+  } else {
+    s->err = posix_spawn(&s->pid, s->argv[0], NULL, NULL, s->argv, environ);
+    s->what = "posix_spawn";
+  }
+  return NULL;
+}
+
+/* One posix_spawn from a thread under the ruleset `layer_fd`; the pid, or
+ * -1 after printing why. */
+static pid_t layered_spawn(char **argv, int layer_fd) {
+  struct layered_spawn s = {layer_fd, argv, -1, 0, NULL};
+  pthread_attr_t attr;
+  pthread_t tid;
+  int e = pthread_attr_init(&attr);
+  if (e == 0) e = pthread_attr_setstacksize(&attr, 1 << 20);
+  if (e == 0) e = pthread_create(&tid, &attr, layered_spawn_main, &s);
+  pthread_attr_destroy(&attr);
+  if (e == 0) e = pthread_join(tid, NULL);
+  if (e != 0) {
+    fprintf(stderr, "spawner: the spawning thread: %s\n", strerror(e));
+    return -1;
+  }
+  if (s.err != 0) {
+    fprintf(stderr, "spawner: %s (fd %d): %s\n", s.what, layer_fd, strerror(s.err));
+    return -1;
+  }
+  return s.pid;
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: spawner forkexec|posix_spawn N | forkexec-layer N FD | run K CMD...\n");
+    fprintf(stderr, "usage: spawner forkexec|posix_spawn N | forkexec-layer|posix_spawn-layer N FD | run K CMD...\n");
     return 2;
   }
   long n = atol(argv[2]);
@@ -98,8 +161,9 @@ int main(int argc, char **argv) {
   }
   char *true_argv[] = {"/bin/true", NULL};
   int spawn = strcmp(argv[1], "posix_spawn") == 0;
+  int layered_spawns = strcmp(argv[1], "posix_spawn-layer") == 0;
   int layer_fd = -1;
-  if (strcmp(argv[1], "forkexec-layer") == 0) {
+  if (strcmp(argv[1], "forkexec-layer") == 0 || layered_spawns) {
     if (argc < 4) return 2;
     layer_fd = atoi(argv[3]);
     if (fcntl(layer_fd, F_SETFD, FD_CLOEXEC) != 0) {
@@ -112,13 +176,16 @@ int main(int argc, char **argv) {
   }
   /* Warm-up: page in /bin/true and the loader. */
   for (int w = 0; w < 20; w++) {
-    pid_t pid = fork_exec(true_argv, layer_fd);
+    pid_t pid = layered_spawns ? layered_spawn(true_argv, layer_fd) : fork_exec(true_argv, layer_fd);
     if (pid < 0 || reap(pid, "/bin/true") < 0) return 1;
   }
   double t = now_ns();
   for (long i = 0; i < n; i++) {
     pid_t pid;
-    if (spawn) {
+    if (layered_spawns) {
+      pid = layered_spawn(true_argv, layer_fd);
+      if (pid < 0) return 1;
+    } else if (spawn) {
       int e = posix_spawn(&pid, "/bin/true", NULL, NULL, true_argv, environ);
       if (e != 0) { fprintf(stderr, "posix_spawn: %s\n", strerror(e)); return 1; }
     } else {
